@@ -1,0 +1,251 @@
+//! Keeps each VM's previous sample, derives the seed's `vm_features` from it, and hands
+//! `vm_metrics` and `vm_features` lines to the writer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::messages::{GetFeatureStatus, HostCollected, WriteLines};
+use crate::influx::line_protocol::{self, EncodeError, Line};
+use crate::sample::{DomainSample, HostSample, MemoryFeatures};
+
+pub struct FeatureActor {
+    /// Previous sample per host URI, then per VM UUID: two hosts never mix, and a host's map is
+    /// replaced by each of its cycles, so VMs that disappeared are forgotten.
+    previous: HashMap<Arc<str>, HashMap<String, DomainSample>>,
+    writer: Recipient<WriteLines>,
+    status: FeatureStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeatureStatus {
+    pub vms_tracked: usize,
+    pub lines_produced: u64,
+    /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
+    pub unencodable_lines: u64,
+}
+
+impl FeatureActor {
+    pub fn new(writer: Recipient<WriteLines>) -> Self {
+        FeatureActor {
+            previous: HashMap::new(),
+            writer,
+            status: FeatureStatus::default(),
+        }
+    }
+
+    fn lines_for(&mut self, sample: HostSample) -> Vec<Line> {
+        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
+        let previous = self.previous.remove(&sample.uri).unwrap_or_default();
+        let mut current = HashMap::with_capacity(sample.domains.len());
+        for domain in sample.domains {
+            self.keep(line_protocol::vm_metrics(&sample.host, &domain), &mut lines);
+            let features = previous
+                .get(&domain.uuid)
+                .and_then(|before| MemoryFeatures::between(before, &domain));
+            if let Some(features) = features {
+                self.keep(
+                    line_protocol::vm_features(&sample.host, &domain, &features),
+                    &mut lines,
+                );
+            }
+            current.insert(domain.uuid.clone(), domain);
+        }
+        self.previous.insert(sample.uri, current);
+        self.status.vms_tracked = self.previous.values().map(HashMap::len).sum();
+        lines
+    }
+
+    fn keep(&mut self, encoded: Result<Line, EncodeError>, lines: &mut Vec<Line>) {
+        match encoded {
+            Ok(line) => {
+                self.status.lines_produced += 1;
+                lines.push(line);
+            }
+            Err(error) => {
+                self.status.unencodable_lines += 1;
+                tracing::error!(%error, "line not written");
+            }
+        }
+    }
+}
+
+impl Actor for FeatureActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for FeatureActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        // Only the previous samples are lost: the next cycle writes no features, as after start-up.
+        self.previous.clear();
+        self.status.vms_tracked = 0;
+    }
+}
+
+impl Handler<HostCollected> for FeatureActor {
+    type Result = ();
+
+    fn handle(&mut self, HostCollected(sample): HostCollected, _: &mut Self::Context) {
+        let lines = self.lines_for(sample);
+        if !lines.is_empty() {
+            self.writer.do_send(WriteLines(lines));
+        }
+    }
+}
+
+impl Handler<GetFeatureStatus> for FeatureActor {
+    type Result = MessageResult<GetFeatureStatus>;
+
+    fn handle(&mut self, _: GetFeatureStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.status.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::VmState;
+    use influxdb_line_protocol::{FieldValue, parse_lines};
+
+    /// Collects what the feature actor sends to the writer.
+    #[derive(Default)]
+    struct Sink(Vec<Vec<Line>>);
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<WriteLines> for Sink {
+        type Result = ();
+        fn handle(&mut self, WriteLines(lines): WriteLines, _: &mut Self::Context) {
+            self.0.push(lines);
+        }
+    }
+    #[derive(Message)]
+    #[rtype(result = "Vec<Vec<Line>>")]
+    struct Take;
+    impl Handler<Take> for Sink {
+        type Result = MessageResult<Take>;
+        fn handle(&mut self, _: Take, _: &mut Self::Context) -> Self::Result {
+            MessageResult(std::mem::take(&mut self.0))
+        }
+    }
+
+    fn vm(uuid: &str, timestamp_ns: i64, memory_used_kb: u64) -> DomainSample {
+        DomainSample {
+            id: Some(7),
+            name: format!("vm-{uuid}"),
+            uuid: uuid.into(),
+            state: VmState::Running,
+            cpu_count: 1,
+            memory_max_kb: 1 << 20,
+            memory_used_kb,
+            cputime_ns: 1,
+            timestamp_ns,
+        }
+    }
+
+    fn host(uri: &str, domains: Vec<DomainSample>) -> HostCollected {
+        HostCollected(HostSample {
+            uri: uri.into(),
+            host: "h".into(),
+            domains,
+        })
+    }
+
+    /// (measurement, uuid, memory_rate_kb_per_sec) of every line sent.
+    fn summary(batches: Vec<Vec<Line>>) -> Vec<(String, String, Option<f64>)> {
+        let text: String = batches
+            .into_iter()
+            .flatten()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect();
+        parse_lines(&text)
+            .map(|line| {
+                let line = line.unwrap();
+                let rate = match line.field_value("memory_rate_kb_per_sec") {
+                    Some(FieldValue::F64(rate)) => Some(*rate),
+                    _ => None,
+                };
+                (
+                    line.series.measurement.to_string(),
+                    line.tag_value("uuid").unwrap().to_string(),
+                    rate,
+                )
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn features_need_a_previous_sample_and_follow_memory() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient()).start();
+        features
+            .send(host("a", vec![vm("1", 0, 1000)]))
+            .await
+            .unwrap();
+        features
+            .send(host("a", vec![vm("1", 2_000_000_000, 3000)]))
+            .await
+            .unwrap();
+        let lines = summary(sink.send(Take).await.unwrap());
+        assert_eq!(
+            lines,
+            vec![
+                ("vm_metrics".into(), "1".into(), None),
+                ("vm_metrics".into(), "1".into(), None),
+                ("vm_features".into(), "1".into(), Some(1000.0)),
+            ]
+        );
+    }
+
+    #[actix_rt::test]
+    async fn hosts_never_mix_and_vanished_vms_are_forgotten() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient()).start();
+        // The same UUID on two hosts: each keeps its own previous sample.
+        features
+            .send(host("a", vec![vm("1", 0, 100)]))
+            .await
+            .unwrap();
+        features
+            .send(host("b", vec![vm("1", 0, 900)]))
+            .await
+            .unwrap();
+        features
+            .send(host("a", vec![vm("1", 1_000_000_000, 200)]))
+            .await
+            .unwrap();
+        // VM 1 leaves host b, then comes back: no features from the stale sample.
+        features.send(host("b", vec![])).await.unwrap();
+        features
+            .send(host("b", vec![vm("1", 3_000_000_000, 100)]))
+            .await
+            .unwrap();
+        let lines = summary(sink.send(Take).await.unwrap());
+        let features_lines: Vec<_> = lines.iter().filter(|l| l.0 == "vm_features").collect();
+        assert_eq!(
+            features_lines,
+            vec![&("vm_features".into(), "1".into(), Some(100.0))]
+        );
+        let status = features.send(GetFeatureStatus).await.unwrap();
+        assert_eq!(status.vms_tracked, 2);
+        assert_eq!(status.lines_produced, 5);
+    }
+
+    #[actix_rt::test]
+    async fn an_unencodable_vm_is_counted_and_the_others_still_flow() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient()).start();
+        let mut bad = vm("2", 0, 1);
+        bad.name = "tab\tname".into();
+        features
+            .send(host("a", vec![vm("1", 0, 1), bad]))
+            .await
+            .unwrap();
+        let lines = summary(sink.send(Take).await.unwrap());
+        assert_eq!(lines, vec![("vm_metrics".into(), "1".into(), None)]);
+        let status = features.send(GetFeatureStatus).await.unwrap();
+        assert_eq!(status.unencodable_lines, 1);
+    }
+}

@@ -1,0 +1,13 @@
+//! The actor system: a supervisor, one host actor per libvirt URI, a feature actor and a writer.
+//! A sample flows host → features → writer as plain data (see `messages`).
+
+pub mod features;
+pub mod host;
+pub mod messages;
+pub mod supervisor;
+pub mod writer;
+
+pub use features::FeatureActor;
+pub use host::HostActor;
+pub use supervisor::TelemetrySupervisor;
+pub use writer::WriterActor;

@@ -1,0 +1,396 @@
+//! Settings: the embedded `config/default.toml`, then an optional file, then the environment.
+//! `Settings` is what the files say; `validate` turns it into typed values or one error naming the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "VMTELEMETRY";
+
+/// The settings as written in the files and the environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub poll_interval: f64,
+    pub batch_max_lines: i64,
+    pub batch_max_sec: f64,
+    pub libvirt_uri: String,
+    pub libvirt_timeout: f64,
+    pub influx_url: String,
+    pub influx_db: String,
+    pub max_queue: i64,
+    pub influx_api: String,
+    pub influx_timeout: f64,
+    pub influx_token: Option<SecretString>,
+    pub hosts: Option<Vec<HostEntry>>,
+    pub listen: String,
+    pub log_format: String,
+}
+
+/// A host as written: a bare URI, or a URI with a name for the `host` tag.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum HostEntry {
+    Uri(String),
+    Named { uri: String, name: Option<String> },
+}
+
+/// Validated settings, in the units the service uses.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub poll_interval: Duration,
+    pub libvirt_timeout: Duration,
+    pub hosts: Vec<HostConfig>,
+    pub writer: WriterConfig,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub uri: String,
+    /// Overrides the hostname libvirt reports, for the `host` tag.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub influx_url: Url,
+    pub influx_db: String,
+    pub influx_api: InfluxApi,
+    pub influx_token: Option<SecretString>,
+    pub request_timeout: Duration,
+    pub batch_max_lines: usize,
+    pub batch_max_age: Duration,
+    pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfluxApi {
+    V1,
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Reads the embedded defaults, `file` if given, and the environment, then validates.
+pub fn load(file: Option<&Path>) -> Result<AppConfig, ConfigError> {
+    load_with_env(file, std::env::vars())
+}
+
+/// As `load`, with the environment passed in, so tests need not touch the process's.
+pub fn load_with_env(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<AppConfig, ConfigError> {
+    let mut env: config::Map<String, String> = env.into_iter().collect();
+    // The token also comes from the variable InfluxDB's own tools use.
+    if let Some(token) = env.remove("INFLUX_TOKEN") {
+        env.entry(format!("{ENV_PREFIX}_INFLUX_TOKEN"))
+            .or_insert(token);
+    }
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+    if let Some(path) = file {
+        builder = builder.add_source(config::File::from(path).required(true));
+    }
+    let settings: Settings = builder
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("hosts")
+                .source(Some(env)),
+        )
+        .build()?
+        .try_deserialize()?;
+    settings.validate()
+}
+
+impl Settings {
+    pub fn validate(self) -> Result<AppConfig, ConfigError> {
+        let poll_interval = positive_seconds("poll_interval", self.poll_interval)?;
+        let batch_max_age = positive_seconds("batch_max_sec", self.batch_max_sec)?;
+        let libvirt_timeout = positive_seconds("libvirt_timeout", self.libvirt_timeout)?;
+        let request_timeout = positive_seconds("influx_timeout", self.influx_timeout)?;
+        let batch_max_lines = positive_count("batch_max_lines", self.batch_max_lines)?;
+        let max_queue = positive_count("max_queue", self.max_queue)?;
+        if batch_max_lines > max_queue {
+            return Err(invalid(
+                "batch_max_lines",
+                format!("{batch_max_lines} is larger than max_queue ({max_queue})"),
+            ));
+        }
+        let influx_url = Url::parse(&self.influx_url)
+            .map_err(|e| invalid("influx_url", format!("`{}`: {e}", self.influx_url)))?;
+        if !matches!(influx_url.scheme(), "http" | "https") || influx_url.host().is_none() {
+            return Err(invalid(
+                "influx_url",
+                format!("`{}` is not an http(s) URL", self.influx_url),
+            ));
+        }
+        let influx_api = match self.influx_api.as_str() {
+            "v1" => InfluxApi::V1,
+            "v2" => InfluxApi::V2,
+            "v3" => InfluxApi::V3,
+            other => {
+                return Err(invalid(
+                    "influx_api",
+                    format!("unknown value `{other}` (expected v1, v2 or v3)"),
+                ));
+            }
+        };
+        if self.influx_db.is_empty() {
+            return Err(invalid("influx_db", "must not be empty"));
+        }
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("unknown value `{other}` (expected text or json)"),
+                ));
+            }
+        };
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|e| invalid("listen", format!("`{}`: {e}", self.listen)))?;
+        let hosts = host_list(self.hosts, self.libvirt_uri)?;
+        Ok(AppConfig {
+            poll_interval,
+            libvirt_timeout,
+            hosts,
+            writer: WriterConfig {
+                influx_url,
+                influx_db: self.influx_db,
+                influx_api,
+                influx_token: self.influx_token,
+                request_timeout,
+                batch_max_lines,
+                batch_max_age,
+                max_queue,
+            },
+            listen,
+            log_format,
+        })
+    }
+}
+
+fn host_list(
+    hosts: Option<Vec<HostEntry>>,
+    libvirt_uri: String,
+) -> Result<Vec<HostConfig>, ConfigError> {
+    let entries = hosts.unwrap_or_else(|| vec![HostEntry::Uri(libvirt_uri)]);
+    if entries.is_empty() {
+        return Err(invalid(
+            "hosts",
+            "the list is empty: name at least one libvirt URI",
+        ));
+    }
+    let mut hosts: Vec<HostConfig> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let host = match entry {
+            HostEntry::Uri(uri) => HostConfig { uri, name: None },
+            HostEntry::Named { uri, name } => HostConfig { uri, name },
+        };
+        let uri = host.uri.trim();
+        if uri.is_empty() || !uri.contains(':') {
+            return Err(invalid(
+                "hosts",
+                format!("`{}` is not a libvirt URI", host.uri),
+            ));
+        }
+        if host.name.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid("hosts", format!("the name of `{uri}` is empty")));
+        }
+        if hosts.iter().any(|known| known.uri == host.uri) {
+            return Err(invalid("hosts", format!("`{uri}` is listed twice")));
+        }
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+fn positive_seconds(key: &'static str, seconds: f64) -> Result<Duration, ConfigError> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(invalid(
+            key,
+            format!("must be a positive number of seconds, got {seconds}"),
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| invalid(key, e.to_string()))
+}
+
+fn positive_count(key: &'static str, count: i64) -> Result<usize, ConfigError> {
+    usize::try_from(count)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid(key, format!("must be a positive whole number, got {count}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn error_of(pairs: &[(&str, &str)]) -> String {
+        load_with_env(None, env(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let config = load_with_env(None, env(&[])).unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(5));
+        assert_eq!(config.libvirt_timeout, Duration::from_secs(10));
+        assert_eq!(config.writer.batch_max_lines, 2000);
+        assert_eq!(config.writer.batch_max_age, Duration::from_secs(1));
+        assert_eq!(config.writer.max_queue, 20000);
+        assert_eq!(config.writer.influx_db, "vmstats");
+        assert_eq!(config.writer.influx_url.as_str(), "http://localhost:8181/");
+        assert_eq!(config.writer.influx_api, InfluxApi::V3);
+        assert!(config.writer.influx_token.is_none());
+        assert_eq!(
+            config.hosts,
+            vec![HostConfig {
+                uri: "qemu:///system".into(),
+                name: None
+            }]
+        );
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let config = load_with_env(
+            None,
+            env(&[
+                ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+                ("VMTELEMETRY_BATCH_MAX_LINES", "10"),
+                ("VMTELEMETRY_INFLUX_API", "v1"),
+                ("VMTELEMETRY_HOSTS", "test:///default,qemu:///system"),
+                ("INFLUX_TOKEN", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.poll_interval, Duration::from_millis(500));
+        assert_eq!(config.writer.batch_max_lines, 10);
+        assert_eq!(config.writer.influx_api, InfluxApi::V1);
+        let uris: Vec<_> = config.hosts.iter().map(|h| h.uri.as_str()).collect();
+        assert_eq!(uris, ["test:///default", "qemu:///system"]);
+        assert_eq!(
+            config.writer.influx_token.unwrap().expose_secret(),
+            "s3cret"
+        );
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults_and_names_hosts() {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(
+            file,
+            r#"hosts = ["test:///default", {{ uri = "test+unix:///tmp/n.xml", name = "b" }}]
+               influx_token = "from-file""#
+        )
+        .unwrap();
+        let config = load_with_env(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(
+            config.hosts[1],
+            HostConfig {
+                uri: "test+unix:///tmp/n.xml".into(),
+                name: Some("b".into())
+            }
+        );
+        assert_eq!(
+            config.writer.influx_token.unwrap().expose_secret(),
+            "from-file"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (pairs, key) in [
+            (&[("VMTELEMETRY_POLL_INTERVAL", "0")][..], "poll_interval"),
+            (&[("VMTELEMETRY_BATCH_MAX_SEC", "-1")][..], "batch_max_sec"),
+            (
+                &[("VMTELEMETRY_LIBVIRT_TIMEOUT", "0")][..],
+                "libvirt_timeout",
+            ),
+            (
+                &[("VMTELEMETRY_BATCH_MAX_LINES", "20001")][..],
+                "batch_max_lines",
+            ),
+            (&[("VMTELEMETRY_MAX_QUEUE", "0")][..], "max_queue"),
+            (&[("VMTELEMETRY_INFLUX_URL", "not a url")][..], "influx_url"),
+            (&[("VMTELEMETRY_INFLUX_URL", "ftp://x")][..], "influx_url"),
+            (&[("VMTELEMETRY_INFLUX_API", "v4")][..], "influx_api"),
+            (&[("VMTELEMETRY_LOG_FORMAT", "xml")][..], "log_format"),
+            (&[("VMTELEMETRY_LISTEN", "nowhere")][..], "listen"),
+            (&[("VMTELEMETRY_HOSTS", "")][..], "hosts"),
+            (
+                &[("VMTELEMETRY_POLL_INTERVAL", "soon")][..],
+                "poll_interval",
+            ),
+        ] {
+            let message = error_of(pairs);
+            assert!(
+                message.contains(key),
+                "{pairs:?}: `{message}` does not name {key}"
+            );
+            assert!(!message.contains('\n'), "{message} is more than one line");
+        }
+    }
+
+    #[test]
+    fn an_empty_host_list_is_refused() {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(file, "hosts = []").unwrap();
+        let message = load_with_env(Some(file.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("`hosts`"), "{message}");
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let config = load_with_env(None, env(&[("INFLUX_TOKEN", "s3cret")])).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

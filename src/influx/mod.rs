@@ -1,0 +1,5 @@
+//! InfluxDB: line protocol, the bounded write queue, and the HTTP write client.
+
+pub mod line_protocol;
+pub mod queue;
+pub mod write;

@@ -1,0 +1,10 @@
+//! vmtelemetry: watches the VMs of libvirt hosts and ships their telemetry to InfluxDB.
+
+pub mod actors;
+pub mod configuration;
+pub mod influx;
+pub mod libvirt;
+pub mod routes;
+pub mod sample;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,30 @@
+//! Reading domains from libvirt. Every call here blocks, so it runs on a worker thread of its own
+//! (`worker`), never on an actix arbiter.
+
+mod sampler;
+mod worker;
+
+pub use sampler::Sampler;
+pub use worker::LibvirtWorker;
+
+use std::time::Duration;
+
+/// What one host's collection cycle produced.
+#[derive(Debug)]
+pub struct Cycle {
+    pub sample: crate::sample::HostSample,
+    /// Domains that could not be read this cycle (those that vanished meanwhile are not counted).
+    pub domain_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LibvirtError {
+    #[error("cannot connect to {uri}: {message}")]
+    Connect { uri: String, message: String },
+    #[error("{call} failed: {message}")]
+    Call { call: &'static str, message: String },
+    #[error("no libvirt call returned within {0:?}: the connection is abandoned")]
+    Timeout(Duration),
+    #[error("the libvirt worker thread stopped")]
+    WorkerGone,
+}

@@ -1,0 +1,189 @@
+//! One blocking connection to one libvirt host, and the seed's fields of every domain on it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::enumutil::Enum;
+use virt::error::ErrorNumber;
+
+use super::{Cycle, LibvirtError};
+use crate::configuration::HostConfig;
+use crate::sample::{DomainSample, HostSample, VmState};
+
+pub struct Sampler {
+    uri: Arc<str>,
+    name: Option<Arc<str>>,
+    connection: Option<Connection>,
+    /// Counts finished libvirt calls, so a watchdog can tell a slow cycle from a stuck call.
+    progress: Arc<AtomicU64>,
+}
+
+struct Connection {
+    connect: Connect,
+    host: Arc<str>,
+}
+
+impl Sampler {
+    pub fn new(host: &HostConfig, progress: Arc<AtomicU64>) -> Self {
+        Sampler {
+            uri: host.uri.as_str().into(),
+            name: host.name.as_deref().map(Arc::from),
+            connection: None,
+            progress,
+        }
+    }
+
+    /// Reads every domain, active or not. A failed list drops the connection, so the next cycle
+    /// opens a new one.
+    pub fn sample(&mut self) -> Result<Cycle, LibvirtError> {
+        let progress = self.progress.clone();
+        let connection = self.connection()?;
+        let host = connection.host.clone();
+        let listed = connection.connect.list_all_domains(0);
+        progress.fetch_add(1, Ordering::Relaxed);
+        let domains = match listed {
+            Ok(domains) => domains,
+            Err(e) => {
+                self.disconnect();
+                return Err(call_error("virConnectListAllDomains", e));
+            }
+        };
+        let mut samples = Vec::with_capacity(domains.len());
+        let mut domain_errors = Vec::new();
+        for domain in &domains {
+            match read(domain, &progress) {
+                Ok(sample) => samples.push(sample),
+                // It went away between listing and reading: not an error.
+                Err(e) if e.code().is_known_and(|c| c == ErrorNumber::NoDomain) => {}
+                Err(e) => domain_errors.push(format!(
+                    "{}: {}",
+                    domain.name().unwrap_or_default(),
+                    e.message()
+                )),
+            }
+        }
+        Ok(Cycle {
+            sample: HostSample {
+                uri: self.uri.clone(),
+                host,
+                domains: samples,
+            },
+            domain_errors,
+        })
+    }
+
+    fn connection(&mut self) -> Result<&Connection, LibvirtError> {
+        let reusable = match self.connection.take() {
+            Some(connection) => {
+                let alive = connection.connect.is_alive();
+                self.progress.fetch_add(1, Ordering::Relaxed);
+                if matches!(alive, Ok(true)) {
+                    Some(connection)
+                } else {
+                    close(connection.connect);
+                    None
+                }
+            }
+            None => None,
+        };
+        let connection = match reusable {
+            Some(connection) => connection,
+            None => self.open()?,
+        };
+        Ok(self.connection.insert(connection))
+    }
+
+    fn open(&self) -> Result<Connection, LibvirtError> {
+        let connect_error = |e: virt::error::Error| LibvirtError::Connect {
+            uri: self.uri.to_string(),
+            message: e.message().to_owned(),
+        };
+        // Read-only: collection never changes a domain.
+        let connect = Connect::open_read_only(Some(&self.uri)).map_err(connect_error)?;
+        self.progress.fetch_add(1, Ordering::Relaxed);
+        let host = match &self.name {
+            Some(name) => name.clone(),
+            None => {
+                let hostname = connect.hostname();
+                self.progress.fetch_add(1, Ordering::Relaxed);
+                match hostname {
+                    Ok(hostname) => hostname.into(),
+                    Err(e) => {
+                        close(connect);
+                        return Err(connect_error(e));
+                    }
+                }
+            }
+        };
+        Ok(Connection { connect, host })
+    }
+
+    fn disconnect(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            close(connection.connect);
+        }
+    }
+}
+
+fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::error::Error> {
+    // Name, UUID and id are cached client-side; `info` is the one round trip per domain.
+    let info = domain.info();
+    progress.fetch_add(1, Ordering::Relaxed);
+    let info = info?;
+    Ok(DomainSample {
+        id: domain.id(),
+        name: domain.name()?,
+        uuid: domain.uuid_string()?,
+        state: match info.state {
+            Enum::Known(state) => vm_state(state),
+            Enum::Unknown(_) => VmState::Unknown,
+        },
+        cpu_count: info.nr_virt_cpu,
+        memory_max_kb: info.max_mem,
+        memory_used_kb: info.memory,
+        cputime_ns: info.cpu_time,
+        timestamp_ns: now_ns(),
+    })
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+/// `virt` panics when `virConnectClose` fails; a connection being thrown away is not worth a thread.
+fn close(connect: Connect) {
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(connect)));
+}
+
+fn call_error(call: &'static str, e: virt::error::Error) -> LibvirtError {
+    LibvirtError::Call {
+        call,
+        message: e.message().to_owned(),
+    }
+}
+
+fn vm_state(state: DomainState) -> VmState {
+    match state {
+        DomainState::NoState => VmState::NoState,
+        DomainState::Running => VmState::Running,
+        DomainState::Blocked => VmState::Blocked,
+        DomainState::Paused => VmState::Paused,
+        DomainState::Shutdown => VmState::Shutdown,
+        DomainState::Shutoff => VmState::Stopped,
+        DomainState::Crashed => VmState::Crashed,
+        DomainState::PMSuspended => VmState::PmSuspended,
+    }
+}
+
+fn now_ns() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
