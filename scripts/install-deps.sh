@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what building and testing vmtelemetry needs on Debian 12, as root:
+# libvirt (daemon, QEMU driver, virsh, headers), QEMU/KVM, and InfluxDB 1.x for the tests.
+# Idempotent: when everything is installed already it does not touch apt at all.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+PKGS=(
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+    qemu-system-x86 qemu-utils
+    influxdb
+    pkg-config curl ca-certificates
+)
+
+missing=()
+for pkg in "${PKGS[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+    ((EUID == 0)) || die "missing packages (${missing[*]}); run as root to install them"
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+
+    install=("${PKGS[@]}")
+    apt_opts=(-y -q --no-install-recommends)
+    # Some images carry a qemu-utils from bookworm-backports without that apt source; it
+    # conflicts with bookworm's qemu-system-x86. Move it to the version apt can see.
+    inst=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    if [[ -n $inst ]]; then
+        mapfile -t avail < <(apt-cache madison qemu-utils | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+        if ((${#avail[@]})) && ! printf '%s\n' "${avail[@]}" | grep -qxF -- "$inst"; then
+            best=${avail[0]}
+            for v in "${avail[@]}"; do
+                if dpkg --compare-versions "$v" gt "$best"; then best=$v; fi
+            done
+            log "qemu-utils $inst comes from no configured apt source; installing $best"
+            install=("${install[@]/#qemu-utils/qemu-utils=$best}")
+            apt_opts+=(--allow-downgrades)
+        fi
+    fi
+
+    # Packages must not start their daemons (influxd on :8086 etc.) as a side effect;
+    # test-env.sh and run.sh start exactly what they need. Docker images already have this.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get install "${apt_opts[@]}" "${install[@]}"
+fi
+
+load_cargo_env || die "cargo not found (looked on PATH and in ~/.cargo): install the Rust toolchain with rustup first"

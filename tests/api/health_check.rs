@@ -1,0 +1,82 @@
+use crate::helpers::{Influx, spawn_app};
+use serde_json::json;
+
+const UNREACHABLE_HOST: &str = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
+
+#[actix_web::test]
+async fn health_answers_while_nothing_is_connected() {
+    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    let (code, body) = app.get("/health").await;
+    assert_eq!(code, 200);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[actix_web::test]
+async fn not_ready_without_a_connected_host() {
+    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    let (code, body) = app.get("/ready").await;
+    assert_eq!(code, 503);
+    assert_eq!(body["error"]["code"], json!("not_ready"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 1 hosts connected"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn not_ready_while_writes_fail() {
+    // Nothing listens on the discard port: every write fails.
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
+        ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),
+    ])
+    .await;
+    let body = crate::helpers::wait_for(
+        "a failed write",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (code, body) = app.get("/ready").await;
+            (code == 503
+                && body["error"]["message"]
+                    .as_str()?
+                    .contains("writer failing"))
+            .then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["error"]["code"], json!("not_ready"));
+}
+
+#[actix_web::test]
+async fn ready_when_a_host_is_connected_and_writes_succeed() {
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ])
+    .await;
+    crate::helpers::wait_for("readiness", std::time::Duration::from_secs(10), || async {
+        let status = app.status().await;
+        let written = status["total_metrics_written"].as_u64()? > 0;
+        let (code, _) = app.get("/ready").await;
+        (written && code == 200).then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn unknown_paths_are_a_json_404() {
+    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    let (code, body) = app.get("/api/nothing-here").await;
+    assert_eq!(code, 404);
+    assert_eq!(body["error"]["code"], json!("not_found"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/nothing-here")
+    );
+}

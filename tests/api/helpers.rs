@@ -1,0 +1,255 @@
+//! `spawn_app`, the real InfluxDB of the tests, libvirt test-driver nodes, and waiting.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vmtelemetry::configuration::load_with_env;
+use vmtelemetry::startup::Application;
+use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
+
+/// Logs show only when asked: `TEST_LOG=1 cargo test`.
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let format = vmtelemetry::configuration::LogFormat::Text;
+        init_subscriber(get_subscriber("debug", format, std::io::stdout));
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub client: awc::Client,
+}
+
+/// Starts the application with test settings, overridden by `env` (as `VMTELEMETRY_*` variables).
+pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_file(None, env).await
+}
+
+/// As `spawn_app`, with a configuration file's text between the defaults and `env`.
+pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut settings: Vec<(String, String)> = [
+        ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        ("VMTELEMETRY_BATCH_MAX_SEC", "0.2"),
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "5"),
+        ("VMTELEMETRY_INFLUX_API", "v1"),
+        ("VMTELEMETRY_INFLUX_URL", influx_url().as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    settings.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let file = file.map(|text| {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    });
+    let config = load_with_env(file.as_ref().map(|f| f.path()), settings)
+        .expect("test configuration is valid");
+    let application = Application::build(config).expect("application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    actix_rt::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: awc::Client::default(),
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let mut response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the service answers");
+        let body = response.body().await.expect("a body");
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body:?}"));
+        (response.status().as_u16(), json)
+    }
+
+    pub async fn status(&self) -> Value {
+        let (code, status) = self.get("/api/telemetry/status").await;
+        assert_eq!(code, 200, "{status}");
+        status
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails the test after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn influx_url() -> String {
+    std::env::var("VMT_TEST_INFLUX_URL").unwrap_or_else(|_| "http://127.0.0.1:18086".into())
+}
+
+/// A fresh database on the real InfluxDB (1.x) that `scripts/test-env.sh` runs on loopback.
+pub struct Influx {
+    pub db: String,
+    client: awc::Client,
+}
+
+impl Influx {
+    pub async fn new_database() -> Self {
+        let influx = Influx {
+            db: unique("vmt"),
+            client: awc::Client::default(),
+        };
+        influx
+            .query_raw(&format!("CREATE DATABASE \"{}\"", influx.db), None)
+            .await;
+        influx
+    }
+
+    async fn query_raw(&self, q: &str, db: Option<&str>) -> Value {
+        let mut params = vec![("q", q), ("epoch", "ns")];
+        if let Some(db) = db {
+            params.push(("db", db));
+        }
+        let mut response = self
+            .client
+            .post(format!("{}/query", influx_url()))
+            .send_form(&params)
+            .await
+            .unwrap_or_else(|e| panic!("influxd at {} answers: {e}", influx_url()));
+        let body = response.body().await.expect("a body");
+        assert!(response.status().is_success(), "{q}: {body:?}");
+        serde_json::from_slice(&body).expect("InfluxDB answers JSON")
+    }
+
+    /// Rows of an InfluxQL query on this database, each a map from column to value.
+    pub async fn rows(&self, q: &str) -> Vec<BTreeMap<String, Value>> {
+        let answer = self.query_raw(q, Some(&self.db)).await;
+        let result = &answer["results"][0];
+        assert!(result.get("error").is_none(), "{q}: {result}");
+        let mut rows = Vec::new();
+        for series in result["series"].as_array().into_iter().flatten() {
+            let columns: Vec<String> = series["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+            for values in series["values"].as_array().unwrap() {
+                let mut row: BTreeMap<String, Value> = columns
+                    .iter()
+                    .cloned()
+                    .zip(values.as_array().unwrap().iter().cloned())
+                    .collect();
+                if let Some(tags) = series.get("tags").and_then(Value::as_object) {
+                    row.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
+    /// `fieldKey -> fieldType` of a measurement, as InfluxDB stored them.
+    pub async fn field_types(&self, measurement: &str) -> BTreeMap<String, String> {
+        self.rows(&format!("SHOW FIELD KEYS FROM \"{measurement}\""))
+            .await
+            .into_iter()
+            .map(|row| {
+                (
+                    row["fieldKey"].as_str().unwrap().to_owned(),
+                    row["fieldType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// One `<domain type='test'>` of a test-driver node.
+pub struct TestDomain {
+    pub name: String,
+    pub uuid: String,
+    /// libvirt's `virDomainState` number: 1 running, 3 paused, 5 shut off.
+    pub runstate: u8,
+    pub memory_kib: u64,
+    pub current_memory_kib: u64,
+    pub vcpus: u32,
+}
+
+impl TestDomain {
+    pub fn new(name: &str, runstate: u8, n: u32) -> Self {
+        TestDomain {
+            name: name.to_owned(),
+            uuid: format!("6f1a3c2e-0000-4000-8000-{n:012x}"),
+            runstate,
+            memory_kib: 1_048_576 + u64::from(n) * 1024,
+            current_memory_kib: 524_288 + u64::from(n) * 512,
+            vcpus: 1 + n % 4,
+        }
+    }
+}
+
+/// A libvirt test-driver node file, opened through libvirtd as `test+unix:///PATH`.
+pub struct TestNode {
+    _dir: tempfile::TempDir,
+    pub uri: String,
+}
+
+impl TestNode {
+    pub fn new(domains: &[TestDomain]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("node.xml");
+        let mut xml = String::from("<node>\n");
+        for d in domains {
+            xml.push_str(&format!(
+                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\
+                 <name>{}</name><uuid>{}</uuid>\
+                 <memory unit='KiB'>{}</memory><currentMemory unit='KiB'>{}</currentMemory>\
+                 <vcpu>{}</vcpu><os><type>hvm</type></os>\
+                 <test:runstate>{}</test:runstate></domain>\n",
+                xml_escape(&d.name),
+                d.uuid,
+                d.memory_kib,
+                d.current_memory_kib,
+                d.vcpus,
+                d.runstate
+            ));
+        }
+        xml.push_str("</node>\n");
+        std::fs::write(&path, xml).expect("node file written");
+        TestNode {
+            uri: format!("test+unix://{}", path.display()),
+            _dir: dir,
+        }
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,82 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+
+#[actix_web::test]
+async fn status_reports_the_seeds_statistics_and_each_host() {
+    let node = TestNode::new(&[TestDomain::new("one", 1, 1), TestDomain::new("two", 5, 2)]);
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+        ("VMTELEMETRY_BATCH_MAX_SEC", "0.05"),
+    ])
+    .await;
+    // Eventually every line produced (two VMs, metrics every cycle, features after the first) is
+    // written; checked between cycles, when nothing is on its way.
+    let status = wait_for(
+        "three collections written",
+        Duration::from_secs(15),
+        || async {
+            let status = app.status().await;
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            (status["total_collections"].as_u64()? >= 3
+                && status["queue_depth"] == json!(0)
+                && status["total_metrics_written"].as_u64()? == produced)
+                .then_some(status)
+        },
+    )
+    .await;
+    for key in [
+        "started_at",
+        "total_collections",
+        "total_errors",
+        "last_collection_time",
+        "vms_monitored",
+        "total_metrics_written",
+        "queue_depth",
+        "dropped_lines",
+        "write_retries",
+    ] {
+        assert!(!status[key].is_null(), "{key} missing from {status}");
+    }
+    assert_eq!(status["vms_monitored"], json!(2));
+    assert_eq!(status["total_errors"], json!(0));
+    assert_eq!(status["dropped_lines"], json!(0));
+    let host = &status["hosts"][0];
+    assert_eq!(host["uri"], json!(node.uri));
+    assert_eq!(host["connection"], json!("connected"));
+    assert!(host["host"].as_str().is_some_and(|h| !h.is_empty()));
+}
+
+#[actix_web::test]
+async fn a_full_queue_drops_the_oldest_lines_and_counts_each() {
+    let domains: Vec<_> = (0..4)
+        .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
+        .collect();
+    let node = TestNode::new(&domains);
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),
+        ("VMTELEMETRY_MAX_QUEUE", "5"),
+        ("VMTELEMETRY_BATCH_MAX_LINES", "2"),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+    ])
+    .await;
+    // Nothing is written, so every line produced is either still queued or counted as dropped
+    // (checked between cycles, when no line is on its way to the writer).
+    let status = wait_for("lines dropped", Duration::from_secs(15), || async {
+        let status = app.status().await;
+        let produced = status["features"]["lines_produced"].as_u64()?;
+        let dropped = status["dropped_lines"].as_u64()?;
+        let queued = status["queue_depth"].as_u64()?;
+        (dropped >= 10 && produced == dropped + queued).then_some(status)
+    })
+    .await;
+    assert_eq!(status["total_metrics_written"], json!(0));
+    assert_eq!(status["queue_depth"], json!(5));
+    assert!(status["write_retries"].as_u64().unwrap() >= 1);
+}

@@ -1,0 +1,3 @@
+//! Test-only servers.
+
+pub mod influxdb3_standin;
