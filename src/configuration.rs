@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -28,8 +28,14 @@ pub struct Settings {
     pub influx_timeout: f64,
     pub influx_token: Option<SecretString>,
     pub hosts: Option<Vec<HostEntry>>,
+    pub host_name: Option<String>,
+    pub shard_index: i64,
+    pub shard_count: i64,
     pub listen: String,
     pub log_format: String,
+    pub admin_token: Option<SecretString>,
+    pub recent_samples: i64,
+    pub query_limit_max: i64,
 }
 
 /// A host as written: a bare URI, or a URI with a name for the `host` tag.
@@ -45,10 +51,26 @@ pub enum HostEntry {
 pub struct AppConfig {
     pub poll_interval: Duration,
     pub libvirt_timeout: Duration,
+    /// The hosts this instance collects: its shard of the configured list.
     pub hosts: Vec<HostConfig>,
+    pub shard: Shard,
     pub writer: WriterConfig,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// None: the admin endpoints are disabled.
+    pub admin_token: Option<SecretString>,
+    /// Samples per VM held in memory for the API.
+    pub recent_samples: usize,
+    /// The most points one history request returns.
+    pub query_limit_max: usize,
+}
+
+/// Replica `index` of `count` collects the hosts whose position in the list is `index` modulo
+/// `count`, so every host is collected by exactly one replica sharing the same list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,11 +206,45 @@ impl Settings {
             .listen
             .parse()
             .map_err(|e| invalid("listen", format!("`{}`: {e}", self.listen)))?;
-        let hosts = host_list(self.hosts, self.libvirt_uri)?;
+        let shard_count = positive_count("shard_count", self.shard_count)?;
+        let shard_index = usize::try_from(self.shard_index)
+            .ok()
+            .filter(|index| *index < shard_count)
+            .ok_or_else(|| {
+                invalid(
+                    "shard_index",
+                    format!(
+                        "must be from 0 to shard_count - 1 ({}), got {}",
+                        shard_count - 1,
+                        self.shard_index
+                    ),
+                )
+            })?;
+        let shard = Shard {
+            index: shard_index,
+            count: shard_count,
+        };
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().is_empty())
+        {
+            return Err(invalid(
+                "admin_token",
+                "is empty: unset it to disable the admin endpoints",
+            ));
+        }
+        let hosts = host_list(self.hosts, self.libvirt_uri, self.host_name)?
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| position % shard.count == shard.index)
+            .map(|(_, host)| host)
+            .collect();
         Ok(AppConfig {
             poll_interval,
             libvirt_timeout,
             hosts,
+            shard,
             writer: WriterConfig {
                 influx_url,
                 influx_db: self.influx_db,
@@ -201,6 +257,14 @@ impl Settings {
             },
             listen,
             log_format,
+            admin_token: self.admin_token,
+            recent_samples: usize::try_from(self.recent_samples).map_err(|_| {
+                invalid(
+                    "recent_samples",
+                    format!("must be zero or more, got {}", self.recent_samples),
+                )
+            })?,
+            query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
         })
     }
 }
@@ -208,8 +272,21 @@ impl Settings {
 fn host_list(
     hosts: Option<Vec<HostEntry>>,
     libvirt_uri: String,
+    host_name: Option<String>,
 ) -> Result<Vec<HostConfig>, ConfigError> {
-    let entries = hosts.unwrap_or_else(|| vec![HostEntry::Uri(libvirt_uri)]);
+    let entries = match (hosts, host_name) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "host_name",
+                "names the `libvirt_uri` host; with `hosts`, name each entry instead",
+            ));
+        }
+        (Some(hosts), None) => hosts,
+        (None, name) => vec![HostEntry::Named {
+            uri: libvirt_uri,
+            name,
+        }],
+    };
     if entries.is_empty() {
         return Err(invalid(
             "hosts",
@@ -260,7 +337,6 @@ fn positive_count(key: &'static str, count: i64) -> Result<usize, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -389,8 +465,57 @@ mod tests {
     }
 
     #[test]
+    fn shards_split_the_host_list_exactly_once() {
+        let hosts: Vec<String> = (0..20).map(|n| format!("test:///h{n}")).collect();
+        let list = hosts.join(",");
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let index = index.to_string();
+            let config = load_with_env(
+                None,
+                env(&[
+                    ("VMTELEMETRY_HOSTS", &list),
+                    ("VMTELEMETRY_SHARD_COUNT", "3"),
+                    ("VMTELEMETRY_SHARD_INDEX", &index),
+                ]),
+            )
+            .unwrap();
+            assert!((6..=7).contains(&config.hosts.len()));
+            seen.extend(config.hosts.into_iter().map(|h| h.uri));
+        }
+        seen.sort();
+        let mut expected = hosts.clone();
+        expected.sort();
+        assert_eq!(seen, expected);
+        assert!(error_of(&[("VMTELEMETRY_SHARD_INDEX", "1")]).contains("shard_index"));
+        assert!(error_of(&[("VMTELEMETRY_SHARD_COUNT", "0")]).contains("shard_count"));
+    }
+
+    #[test]
+    fn host_name_names_the_single_host() {
+        let config = load_with_env(None, env(&[("VMTELEMETRY_HOST_NAME", "node-7")])).unwrap();
+        assert_eq!(config.hosts[0].name.as_deref(), Some("node-7"));
+        let message = error_of(&[
+            ("VMTELEMETRY_HOST_NAME", "node-7"),
+            ("VMTELEMETRY_HOSTS", "test:///default"),
+        ]);
+        assert!(message.contains("host_name"), "{message}");
+    }
+
+    #[test]
     fn the_token_never_prints() {
-        let config = load_with_env(None, env(&[("INFLUX_TOKEN", "s3cret")])).unwrap();
-        assert!(!format!("{config:?}").contains("s3cret"));
+        let config = load_with_env(
+            None,
+            env(&[
+                ("INFLUX_TOKEN", "s3cret"),
+                ("VMTELEMETRY_ADMIN_TOKEN", "adm1n"),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("adm1n"),
+            "{printed}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub struct HostSample {
 }
 
 /// Domain states, named as the seed writes them (`stopped` for shut off) and otherwise as libvirt does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VmState {
     NoState,

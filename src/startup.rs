@@ -2,20 +2,22 @@
 
 use std::net::TcpListener;
 
-use actix::Addr;
-use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
-use tracing_actix_web::TracingLogger;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
+use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::actors::TelemetrySupervisor;
+use crate::actors::{Pipeline, TelemetrySupervisor};
 use crate::configuration::AppConfig;
+use crate::influx::query::QueryTarget;
 use crate::influx::write::WriteTarget;
 use crate::routes;
 
 pub struct Application {
     port: u16,
     server: Server,
-    supervisor: Addr<TelemetrySupervisor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,42 +31,49 @@ pub enum StartupError {
     Token(String),
 }
 
+/// Everything the HTTP workers share; each worker adds its own `awc::Client`.
+#[derive(Clone)]
+struct Shared {
+    pipeline: web::Data<Pipeline>,
+    query_target: web::Data<QueryTarget>,
+    query_limit: web::Data<routes::QueryLimit>,
+    admin_token: web::Data<routes::AdminToken>,
+}
+
 impl Application {
     /// Must run inside an actix `System`: it starts the actors. Port 0 picks a free port.
     pub fn build(config: AppConfig) -> Result<Self, StartupError> {
         // libvirt's default handler prints every error to stderr; errors are logged here instead.
         virt::error::clear_error_callback();
-        let target = WriteTarget::new(&config.writer).map_err(StartupError::Token)?;
-        let listener = TcpListener::bind(config.listen).map_err(|source| StartupError::Listen {
+        let write_target = WriteTarget::new(&config.writer).map_err(StartupError::Token)?;
+        let query_target = QueryTarget::new(&config.writer).map_err(StartupError::Token)?;
+        let listen_error = |source| StartupError::Listen {
             address: config.listen,
             source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Listen {
-                address: config.listen,
-                source,
-            })?
-            .port();
-        let supervisor = TelemetrySupervisor::start_pipeline(&config, target);
-        let server = run(listener, supervisor.clone()).map_err(|source| StartupError::Listen {
-            address: config.listen,
-            source,
-        })?;
+        };
+        let listener = TcpListener::bind(config.listen).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        if config.hosts.is_empty() {
+            tracing::warn!(
+                shard = config.shard.index,
+                shards = config.shard.count,
+                "this shard has no host to collect"
+            );
+        }
+        let pipeline = TelemetrySupervisor::start_pipeline(&config, write_target);
+        let shared = Shared {
+            pipeline: web::Data::new(pipeline),
+            query_target: web::Data::new(query_target),
+            query_limit: web::Data::new(routes::QueryLimit(config.query_limit_max)),
+            admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
+        };
+        let server = run(listener, shared).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
-        Ok(Application {
-            port,
-            server,
-            supervisor,
-        })
+        Ok(Application { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn supervisor(&self) -> Addr<TelemetrySupervisor> {
-        self.supervisor.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -72,17 +81,37 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, supervisor: Addr<TelemetrySupervisor>) -> std::io::Result<Server> {
-    let supervisor = web::Data::new(supervisor);
+fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
+        let shared = shared.clone();
         App::new()
+            // Registered first, so it runs inside the request span and sees its id.
+            .wrap(from_fn(request_id_header))
             .wrap(TracingLogger::default())
-            .app_data(supervisor.clone())
+            .app_data(shared.pipeline)
+            .app_data(shared.query_target)
+            .app_data(shared.query_limit)
+            .app_data(shared.admin_token)
+            // `awc::Client` is not `Send`: one per worker.
+            .app_data(web::Data::new(awc::Client::default()))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| routes::query_error(e)))
             .route("/health", web::get().to(routes::health))
             .route("/ready", web::get().to(routes::ready))
+            .route("/api/openapi.json", web::get().to(routes::openapi_json))
             .route(
                 "/api/telemetry/status",
                 web::get().to(routes::telemetry_status),
+            )
+            .route("/api/telemetry/vms", web::get().to(routes::list_vms))
+            .route(
+                "/api/telemetry/stats/{vm_id}",
+                web::get().to(routes::vm_stats),
+            )
+            .route("/api/telemetry/history", web::get().to(routes::history))
+            .route("/api/admin/actors", web::get().to(routes::list_actors))
+            .route(
+                "/api/admin/actors/{name}/restart",
+                web::post().to(routes::restart_actor),
             )
             .default_service(web::to(not_found))
     })
@@ -91,7 +120,23 @@ fn run(listener: TcpListener, supervisor: Addr<TelemetrySupervisor>) -> std::io:
     Ok(server)
 }
 
+/// Every response names its request, so a client's report can be found in the logs.
+async fn request_id_header(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request.extensions().get::<RequestId>().copied();
+    let mut response = next.call(request).await?;
+    if let Some(id) = request_id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
 async fn not_found(request: actix_web::HttpRequest) -> HttpResponse {
-    use actix_web::ResponseError;
     routes::ApiError::NotFound(request.path().to_owned()).error_response()
 }

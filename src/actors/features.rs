@@ -1,73 +1,51 @@
-//! Keeps each VM's previous sample, derives the seed's `vm_features` from it, and hands
-//! `vm_metrics` and `vm_features` lines to the writer.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Keeps every VM's latest and recent samples (`vms::VmTable`), derives the seed's
+//! `vm_features` from each VM's previous sample, and hands `vm_metrics` and `vm_features` lines
+//! to the writer. Answers the live VM queries of the API.
 
 use actix::prelude::*;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::messages::{GetFeatureStatus, HostCollected, WriteLines};
+use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
 use crate::influx::line_protocol::{self, EncodeError, Line};
-use crate::sample::{DomainSample, HostSample, MemoryFeatures};
+use crate::vms::VmTable;
 
 pub struct FeatureActor {
-    /// Previous sample per host URI, then per VM UUID: two hosts never mix, and a host's map is
-    /// replaced by each of its cycles, so VMs that disappeared are forgotten.
-    previous: HashMap<Arc<str>, HashMap<String, DomainSample>>,
+    vms: VmTable,
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct FeatureStatus {
     pub vms_tracked: usize,
     pub lines_produced: u64,
     /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
     pub unencodable_lines: u64,
+    pub restarts: u64,
 }
 
 impl FeatureActor {
-    pub fn new(writer: Recipient<WriteLines>) -> Self {
+    /// `recent_samples`: how many samples per VM the API can show without InfluxDB.
+    pub fn new(writer: Recipient<WriteLines>, recent_samples: usize) -> Self {
         FeatureActor {
-            previous: HashMap::new(),
+            vms: VmTable::new(recent_samples),
             writer,
             status: FeatureStatus::default(),
         }
     }
+}
 
-    fn lines_for(&mut self, sample: HostSample) -> Vec<Line> {
-        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
-        let previous = self.previous.remove(&sample.uri).unwrap_or_default();
-        let mut current = HashMap::with_capacity(sample.domains.len());
-        for domain in sample.domains {
-            self.keep(line_protocol::vm_metrics(&sample.host, &domain), &mut lines);
-            let features = previous
-                .get(&domain.uuid)
-                .and_then(|before| MemoryFeatures::between(before, &domain));
-            if let Some(features) = features {
-                self.keep(
-                    line_protocol::vm_features(&sample.host, &domain, &features),
-                    &mut lines,
-                );
-            }
-            current.insert(domain.uuid.clone(), domain);
+/// Encodes a line into `lines`, or counts and logs why it cannot be.
+fn keep(encoded: Result<Line, EncodeError>, lines: &mut Vec<Line>, status: &mut FeatureStatus) {
+    match encoded {
+        Ok(line) => {
+            status.lines_produced += 1;
+            lines.push(line);
         }
-        self.previous.insert(sample.uri, current);
-        self.status.vms_tracked = self.previous.values().map(HashMap::len).sum();
-        lines
-    }
-
-    fn keep(&mut self, encoded: Result<Line, EncodeError>, lines: &mut Vec<Line>) {
-        match encoded {
-            Ok(line) => {
-                self.status.lines_produced += 1;
-                lines.push(line);
-            }
-            Err(error) => {
-                self.status.unencodable_lines += 1;
-                tracing::error!(%error, "line not written");
-            }
+        Err(error) => {
+            status.unencodable_lines += 1;
+            tracing::error!(%error, "line not written");
         }
     }
 }
@@ -78,9 +56,10 @@ impl Actor for FeatureActor {
 
 impl Supervised for FeatureActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        // Only the previous samples are lost: the next cycle writes no features, as after start-up.
-        self.previous.clear();
-        self.status.vms_tracked = 0;
+        // Only the previous samples are lost: the next cycle writes no features, as after
+        // start-up. The live view stays, so the API keeps answering.
+        self.vms.forget_baselines();
+        self.status.restarts += 1;
     }
 }
 
@@ -88,7 +67,19 @@ impl Handler<HostCollected> for FeatureActor {
     type Result = ();
 
     fn handle(&mut self, HostCollected(sample): HostCollected, _: &mut Self::Context) {
-        let lines = self.lines_for(sample);
+        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
+        let status = &mut self.status;
+        self.vms.record(sample, |host, domain, features| {
+            keep(line_protocol::vm_metrics(host, domain), &mut lines, status);
+            if let Some(features) = features {
+                keep(
+                    line_protocol::vm_features(host, domain, features),
+                    &mut lines,
+                    status,
+                );
+            }
+        });
+        self.status.vms_tracked = self.vms.len();
         if !lines.is_empty() {
             self.writer.do_send(WriteLines(lines));
         }
@@ -103,10 +94,34 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     }
 }
 
+impl Handler<ListVms> for FeatureActor {
+    type Result = MessageResult<ListVms>;
+
+    fn handle(&mut self, ListVms(filter): ListVms, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.vms.list(&filter))
+    }
+}
+
+impl Handler<LookupVm> for FeatureActor {
+    type Result = MessageResult<LookupVm>;
+
+    fn handle(&mut self, lookup: LookupVm, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.vms.lookup(&lookup.selector, lookup.host.as_deref()))
+    }
+}
+
+impl Handler<Restart> for FeatureActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::VmState;
+    use crate::sample::{DomainSample, HostSample, VmState};
     use influxdb_line_protocol::{FieldValue, parse_lines};
 
     /// Collects what the feature actor sends to the writer.
@@ -179,7 +194,7 @@ mod tests {
     #[actix_rt::test]
     async fn features_need_a_previous_sample_and_follow_memory() {
         let sink = Sink::default().start();
-        let features = FeatureActor::new(sink.clone().recipient()).start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         features
             .send(host("a", vec![vm("1", 0, 1000)]))
             .await
@@ -202,7 +217,7 @@ mod tests {
     #[actix_rt::test]
     async fn hosts_never_mix_and_vanished_vms_are_forgotten() {
         let sink = Sink::default().start();
-        let features = FeatureActor::new(sink.clone().recipient()).start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         // The same UUID on two hosts: each keeps its own previous sample.
         features
             .send(host("a", vec![vm("1", 0, 100)]))
@@ -236,7 +251,7 @@ mod tests {
     #[actix_rt::test]
     async fn an_unencodable_vm_is_counted_and_the_others_still_flow() {
         let sink = Sink::default().start();
-        let features = FeatureActor::new(sink.clone().recipient()).start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         let mut bad = vm("2", 0, 1);
         bad.name = "tab\tname".into();
         features

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::messages::{GetHostStatus, HostCollected};
+use super::messages::{GetHostStatus, HostCollected, Restart};
 use crate::configuration::HostConfig;
 use crate::libvirt::{Cycle, LibvirtError, LibvirtWorker};
 
@@ -23,10 +23,11 @@ pub struct HostActor {
     status: HostStatus,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HostStatus {
     pub uri: String,
     /// The `host` tag, once connected.
+    #[schema(value_type = Option<String>)]
     pub host: Option<Arc<str>>,
     pub connection: ConnectionState,
     pub total_collections: u64,
@@ -35,9 +36,10 @@ pub struct HostStatus {
     pub last_collection_time: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
+    pub restarts: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionState {
     Connecting,
@@ -62,6 +64,7 @@ impl HostActor {
             last_collection_time: None,
             last_error: None,
             last_error_time: None,
+            restarts: 0,
         };
         HostActor {
             host,
@@ -147,6 +150,15 @@ impl Supervised for HostActor {
         self.worker = None;
         self.cycle_running = false;
         self.status.connection = ConnectionState::Connecting;
+        self.status.restarts += 1;
+    }
+}
+
+impl Handler<Restart> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 

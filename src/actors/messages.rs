@@ -4,10 +4,11 @@ use actix::Message;
 
 use crate::influx::line_protocol::Line;
 use crate::sample::HostSample;
+use crate::vms::{VmFilter, VmLookup, VmView};
 
 use super::features::FeatureStatus;
 use super::host::HostStatus;
-use super::supervisor::TelemetryStatus;
+use super::supervisor::{ActorInfo, TelemetryStatus, UnknownActor};
 use super::writer::WriterStatus;
 
 /// A host actor finished a cycle: every domain of that host.
@@ -35,3 +36,31 @@ pub struct GetWriterStatus;
 #[derive(Message)]
 #[rtype(result = "Result<TelemetryStatus, actix::MailboxError>")]
 pub struct GetTelemetryStatus;
+
+/// Live VMs matching a filter, in a stable order.
+#[derive(Message)]
+#[rtype(result = "Vec<VmView>")]
+pub struct ListVms(pub VmFilter);
+
+/// One VM by UUID, name or numeric VMID, optionally on one host.
+#[derive(Message)]
+#[rtype(result = "VmLookup")]
+pub struct LookupVm {
+    pub selector: String,
+    pub host: Option<String>,
+}
+
+/// Stops the actor; its `actix::Supervisor` starts it again at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restart;
+
+/// Every actor's name, state and restarts.
+#[derive(Message)]
+#[rtype(result = "Vec<ActorInfo>")]
+pub struct ListActors;
+
+/// Restarts one actor by name; the others keep running.
+#[derive(Message)]
+#[rtype(result = "Result<(), UnknownActor>")]
+pub struct RestartActor(pub String);

@@ -9,5 +9,5 @@ pub mod writer;
 
 pub use features::FeatureActor;
 pub use host::HostActor;
-pub use supervisor::TelemetrySupervisor;
+pub use supervisor::{Pipeline, TelemetrySupervisor};
 pub use writer::WriterActor;

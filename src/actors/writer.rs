@@ -9,7 +9,7 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::messages::{GetWriterStatus, WriteLines};
+use super::messages::{GetWriterStatus, Restart, WriteLines};
 use crate::configuration::WriterConfig;
 use crate::influx::queue::WriteQueue;
 use crate::influx::write::{WriteError, WriteTarget};
@@ -33,7 +33,7 @@ struct Retry {
     backoff: ExponentialBackoff,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct WriterStatus {
     pub url: String,
     pub queue_depth: usize,
@@ -48,6 +48,7 @@ pub struct WriterStatus {
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
     pub last_write_time: Option<DateTime<Utc>>,
+    pub restarts: u64,
 }
 
 impl WriterActor {
@@ -155,6 +156,15 @@ impl Supervised for WriterActor {
         self.queue.batch_failed(Instant::now());
         self.client = None;
         self.retry = None;
+        self.status.restarts += 1;
+    }
+}
+
+impl Handler<Restart> for WriterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 

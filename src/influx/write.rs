@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::configuration::{InfluxApi, WriterConfig};
@@ -34,31 +33,18 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 impl WriteTarget {
     pub fn new(config: &WriterConfig) -> Result<Self, String> {
-        let mut base = config.influx_url.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
         let (path, database_param, precision) = match config.influx_api {
             InfluxApi::V3 => ("api/v3/write_lp", "db", "nanosecond"),
             InfluxApi::V2 => ("api/v2/write", "bucket", "ns"),
             InfluxApi::V1 => ("write", "db", "ns"),
         };
-        let mut url = base.join(path).map_err(|e| e.to_string())?;
+        let mut url = super::endpoint(&config.influx_url, path)?;
         url.query_pairs_mut()
             .append_pair(database_param, &config.influx_db)
             .append_pair("precision", precision);
-        let authorization = match &config.influx_token {
-            Some(token) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                    .map_err(|_| "influx_token holds characters not allowed in a header")?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
         Ok(WriteTarget {
             url,
-            authorization,
+            authorization: super::bearer(config.influx_token.as_ref())?,
             timeout: config.request_timeout,
         })
     }

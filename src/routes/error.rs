@@ -1,26 +1,82 @@
-//! Every API error, its HTTP status and its JSON body `{"error":{"code":…,"message":…}}`.
+//! Every API error, its HTTP status and its JSON body `{"error":{"code":…,"message":…}}`, in one
+//! place.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::WWW_AUTHENTICATE;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::influx::query::QueryError;
+use crate::vms::VmView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    #[error("parameter `{parameter}`: {message}")]
+    BadParameter { parameter: String, message: String },
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("no VM matches `{0}`")]
+    VmNotFound(String),
+    #[error("`{selector}` matches {} VMs: add ?host= to choose", candidates.len())]
+    AmbiguousVm {
+        selector: String,
+        candidates: Vec<VmView>,
+    },
+    #[error("no actor is named `{0}`")]
+    UnknownActor(String),
+    #[error("the admin endpoints are disabled: no admin_token is configured")]
+    AdminDisabled,
+    #[error("a valid `Authorization: Bearer <admin token>` header is required")]
+    Unauthorized,
     #[error("an internal actor did not answer: {0}")]
     ActorUnavailable(#[from] actix::MailboxError),
     #[error("not ready: {0}")]
     NotReady(String),
-    #[error("no such resource: {0}")]
-    NotFound(String),
+    #[error("{0}")]
+    Influx(#[from] QueryError),
+}
+
+/// The shape of every error body, for the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for scripts to match on.
+    pub code: String,
+    pub message: String,
+    /// With `ambiguous_vm`: the VMs the name or VMID matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<VmView>>,
 }
 
 impl ApiError {
-    /// Stable, for scripts to match on.
+    pub fn bad_parameter(parameter: &str, message: impl Into<String>) -> Self {
+        ApiError::BadParameter {
+            parameter: parameter.to_owned(),
+            message: message.into(),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
+            ApiError::BadParameter { .. } => "invalid_parameter",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::VmNotFound(_) => "vm_not_found",
+            ApiError::AmbiguousVm { .. } => "ambiguous_vm",
+            ApiError::UnknownActor(_) => "unknown_actor",
+            ApiError::AdminDisabled => "admin_disabled",
+            ApiError::Unauthorized => "unauthorized",
             ApiError::ActorUnavailable(_) => "actor_unavailable",
             ApiError::NotReady(_) => "not_ready",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::Influx(QueryError::Unreachable(_)) => "influx_unavailable",
+            ApiError::Influx(QueryError::Timeout(_)) => "influx_timeout",
+            ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
+            ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
         }
     }
 }
@@ -28,16 +84,49 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::ActorUnavailable(_) | ApiError::NotReady(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
+            ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) | ApiError::VmNotFound(_) | ApiError::UnknownActor(_) => {
+                StatusCode::NOT_FOUND
             }
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::AmbiguousVm { .. } => StatusCode::CONFLICT,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ActorUnavailable(_)
+            | ApiError::NotReady(_)
+            | ApiError::Influx(QueryError::Unreachable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Influx(QueryError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({
-            "error": { "code": self.code(), "message": self.to_string() }
+        let candidates = match self {
+            ApiError::AmbiguousVm { candidates, .. } => Some(candidates.clone()),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(json!(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                candidates,
+            },
         }))
     }
+}
+
+/// Query strings and paths that do not parse answer like every other bad parameter.
+pub fn query_error(error: actix_web::error::QueryPayloadError) -> actix_web::Error {
+    let message = error.to_string();
+    let parameter = message
+        .split('`')
+        .nth(1)
+        .unwrap_or("query string")
+        .to_owned();
+    ApiError::BadParameter { parameter, message }.into()
 }

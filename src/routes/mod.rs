@@ -1,9 +1,19 @@
 //! HTTP resources, one file each; errors map to responses in `error`.
 
+mod admin;
 mod error;
 mod health;
+mod history;
+mod openapi;
+mod stats;
 mod status;
+mod vms;
 
-pub use error::ApiError;
+pub use admin::{AdminToken, list_actors, restart_actor};
+pub use error::{ApiError, query_error};
 pub use health::{health, ready};
+pub use history::{QueryLimit, history};
+pub use openapi::{ApiDoc, openapi_json};
+pub use stats::vm_stats;
 pub use status::telemetry_status;
+pub use vms::list_vms;

@@ -1,0 +1,126 @@
+//! The web dashboard: `static/` built into the binary, so the page works offline and the binary
+//! needs no files beside it.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError, web};
+
+use super::ApiError;
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "application/javascript";
+const CSS: &str = "text/css";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+const INDEX: &[u8] = include_bytes!("../../static/index.html");
+
+/// `(path under /static/, content type, body)`.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "dashboard.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/dashboard.js"),
+    ),
+    (
+        "dashboard.css",
+        CSS,
+        include_bytes!("../../static/dashboard.css"),
+    ),
+    (
+        "vendor/uplot/uPlot.iife.min.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/vendor/uplot/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uplot/uPlot.min.css",
+        CSS,
+        include_bytes!("../../static/vendor/uplot/uPlot.min.css"),
+    ),
+    // uPlot's MIT licence asks for its notice to travel with the code.
+    (
+        "vendor/uplot/LICENSE",
+        TEXT,
+        include_bytes!("../../static/vendor/uplot/LICENSE"),
+    ),
+    (
+        "vendor/uplot/VERSION",
+        TEXT,
+        include_bytes!("../../static/vendor/uplot/VERSION"),
+    ),
+];
+
+/// Scripts, styles and the API from this origin only: a VM name that slipped into the page as
+/// markup still could not run anything.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /`: the dashboard page.
+pub async fn index() -> HttpResponse {
+    let mut response = file(HTML, INDEX);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    response
+}
+
+/// `GET /static/{path:.*}`: the page's scripts and styles.
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    let path = path.into_inner();
+    match ASSETS.iter().find(|(name, _, _)| *name == path) {
+        Some((_, content_type, body)) => file(content_type, body),
+        None => ApiError::NotFound(format!("/static/{path}")).error_response(),
+    }
+}
+
+/// `no-cache`: browsers revalidate, so a new binary's page is never mixed with an old script.
+fn file(content_type: &'static str, body: &'static [u8]) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn index_is_html_that_refers_only_to_served_assets() {
+        let response = index().await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], HTML);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        let body = to_bytes(response.into_body()).await.unwrap();
+        let html = std::str::from_utf8(&body).unwrap();
+        let mut referenced = 0;
+        for reference in html.split("\"/static/").skip(1) {
+            let path = &reference[..reference.find('"').unwrap()];
+            assert!(
+                ASSETS.iter().any(|(name, _, _)| *name == path),
+                "index.html refers to /static/{path}, which is not served"
+            );
+            referenced += 1;
+        }
+        assert_eq!(referenced, 5, "{html}");
+    }
+
+    #[actix_web::test]
+    async fn assets_have_their_content_type_and_unknown_paths_are_404_json() {
+        let response = asset(web::Path::from("dashboard.js".to_owned())).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JAVASCRIPT);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        let response = asset(web::Path::from("vendor/uplot/uPlot.min.css".to_owned())).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CSS);
+
+        for missing in ["nope.js", "../Cargo.toml", "", "vendor/uplot"] {
+            let response = asset(web::Path::from(missing.to_owned())).await;
+            assert_eq!(response.status(), 404, "{missing}");
+            let body = to_bytes(response.into_body()).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"]["code"], "not_found", "{json}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiError;
+use crate::actors::Pipeline;
+use crate::actors::messages::LookupVm;
+use crate::influx::query::{HistoryQuery, Measurement, QueryTarget, VmTag};
+use crate::vms::VmLookup;
+
+/// The most points a history request returns, whatever `limit` says.
+pub struct QueryLimit(pub usize);
+
+const DEFAULT_LIMIT: usize = 1000;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// The VM: UUID, or name (a name on several hosts needs `host`).
+    vm: String,
+    /// The `host` tag.
+    host: Option<String>,
+    /// `vm_metrics` (default) or `vm_features`.
+    measurement: Option<String>,
+    /// Comma-separated fields of the measurement; default all of them.
+    fields: Option<String>,
+    /// RFC 3339, or relative to now like `-1h`, `-15m`, `-7d`; default `-1h`.
+    start: Option<String>,
+    /// RFC 3339, relative like `-5m`, or `now` (default).
+    end: Option<String>,
+    /// Averages per bucket of this length, in whole seconds: `30s`, `1m`, `1h`.
+    every: Option<String>,
+    /// The most points returned: default 1000, capped by `query_limit_max`.
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    /// What the VM was looked up by: its UUID when known live, else the name asked for.
+    pub vm: String,
+    pub measurement: Measurement,
+    pub fields: Vec<&'static str>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Bucket length in seconds, when downsampled.
+    pub every: Option<u64>,
+    pub limit: usize,
+    /// Oldest first; each has `time` (RFC 3339) and the fields that had a value.
+    #[schema(value_type = Vec<Object>)]
+    pub points: Vec<serde_json::Map<String, Value>>,
+}
+
+/// A VM's history from InfluxDB, with user input passed only as bound query parameters.
+#[utoipa::path(
+    get,
+    path = "/api/telemetry/history",
+    params(HistoryParams),
+    responses(
+        (status = 200, body = History),
+        (status = 400, body = super::error::ErrorBody, description = "a bad parameter, named"),
+        (status = 409, body = super::error::ErrorBody, description = "the name is on several hosts"),
+        (status = 502, body = super::error::ErrorBody, description = "InfluxDB failed or answered garbage"),
+        (status = 503, body = super::error::ErrorBody, description = "InfluxDB is unreachable"),
+        (status = 504, body = super::error::ErrorBody, description = "InfluxDB did not answer in time"),
+    )
+)]
+pub async fn history(
+    pipeline: web::Data<Pipeline>,
+    target: web::Data<QueryTarget>,
+    client: web::Data<awc::Client>,
+    max_limit: web::Data<QueryLimit>,
+    params: web::Query<HistoryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let params = params.into_inner();
+    let now = Utc::now();
+    let measurement = match params.measurement.as_deref() {
+        None => Measurement::VmMetrics,
+        Some(name) => Measurement::parse(name).ok_or_else(|| {
+            ApiError::bad_parameter(
+                "measurement",
+                format!("`{name}`: use vm_metrics or vm_features"),
+            )
+        })?,
+    };
+    let fields = fields(measurement, params.fields.as_deref())?;
+    let start = instant("start", params.start.as_deref().unwrap_or("-1h"), now)?;
+    let end = instant("end", params.end.as_deref().unwrap_or("now"), now)?;
+    if start >= end {
+        return Err(ApiError::bad_parameter("start", "must be before end"));
+    }
+    let every = params.every.as_deref().map(bucket).transpose()?;
+    if let Some(text) = fields.iter().find(|f| Measurement::is_text(f))
+        && every.is_some()
+    {
+        return Err(ApiError::bad_parameter(
+            "fields",
+            format!("`{text}` is text and cannot be averaged with `every`"),
+        ));
+    }
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT.min(max_limit.0),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                ApiError::bad_parameter("limit", format!("`{text}` is not a positive whole number"))
+            })?
+            .min(max_limit.0),
+    };
+    if params.vm.is_empty() {
+        return Err(ApiError::bad_parameter("vm", "must not be empty"));
+    }
+
+    // A VM known live is looked up by UUID, which survives renames; another by what was asked.
+    let lookup = LookupVm {
+        selector: params.vm.clone(),
+        host: params.host.clone(),
+    };
+    let (vm_tag, vm, host) = match pipeline.features.send(lookup).await? {
+        VmLookup::Found(detail) => (VmTag::Uuid, detail.vm.uuid, Some(detail.vm.host)),
+        VmLookup::Ambiguous(candidates) => {
+            return Err(ApiError::AmbiguousVm {
+                selector: params.vm,
+                candidates,
+            });
+        }
+        VmLookup::NotFound if looks_like_uuid(&params.vm) => {
+            (VmTag::Uuid, params.vm.to_ascii_lowercase(), params.host)
+        }
+        VmLookup::NotFound => (VmTag::Name, params.vm, params.host),
+    };
+    let query = HistoryQuery {
+        measurement,
+        fields,
+        vm_tag,
+        vm,
+        host,
+        start,
+        end,
+        every,
+        limit,
+    };
+    let points = target.history(&client, &query).await?;
+    Ok(HttpResponse::Ok().json(History {
+        vm: query.vm,
+        measurement,
+        fields: query.fields,
+        start,
+        end,
+        every: every.map(|e| e.as_secs()),
+        limit,
+        points,
+    }))
+}
+
+fn fields(measurement: Measurement, asked: Option<&str>) -> Result<Vec<&'static str>, ApiError> {
+    let known = measurement.fields();
+    let Some(asked) = asked else {
+        return Ok(known.to_vec());
+    };
+    let mut fields = Vec::new();
+    for name in asked.split(',').map(str::trim) {
+        let field = known.iter().find(|f| **f == name).ok_or_else(|| {
+            ApiError::bad_parameter(
+                "fields",
+                format!(
+                    "`{name}` is not a field of {} ({})",
+                    measurement.name(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+        if !fields.contains(field) {
+            fields.push(*field);
+        }
+    }
+    Ok(fields)
+}
+
+/// `now`, `-<duration>` (e.g. `-1h30m`), or RFC 3339.
+fn instant(parameter: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = text.strip_prefix('-') {
+        let ago = humantime::parse_duration(ago)
+            .map_err(|e| ApiError::bad_parameter(parameter, format!("`{text}`: {e}")))?;
+        return chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| now.checked_sub_signed(ago))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(parameter, format!("`{text}` is too far back"))
+            });
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::bad_parameter(
+                parameter,
+                format!("`{text}` is neither RFC 3339, `now` nor like `-1h`: {e}"),
+            )
+        })
+}
+
+fn bucket(text: &str) -> Result<Duration, ApiError> {
+    let every = humantime::parse_duration(text)
+        .map_err(|e| ApiError::bad_parameter("every", format!("`{text}`: {e}")))?;
+    if every.subsec_nanos() != 0 || every.as_secs() == 0 {
+        return Err(ApiError::bad_parameter(
+            "every",
+            format!("`{text}` is not a whole number of seconds"),
+        ));
+    }
+    Ok(every)
+}
+
+fn looks_like_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_now_relative_or_rfc3339() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(instant("start", "now", now).unwrap(), now);
+        assert_eq!(
+            instant("start", "-1h30m", now).unwrap().to_rfc3339(),
+            "2026-11-25T10:30:00+00:00"
+        );
+        assert_eq!(
+            instant("end", "2026-11-24T10:00:00+01:00", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-24T09:00:00+00:00"
+        );
+        for bad in [
+            "yesterday",
+            "-",
+            "-1x",
+            "2026-13-01T00:00:00Z",
+            "-999999999999y",
+        ] {
+            let error = instant("start", bad, now).unwrap_err();
+            assert!(error.to_string().contains("`start`"), "{error}");
+        }
+    }
+
+    #[test]
+    fn buckets_are_whole_seconds() {
+        assert_eq!(bucket("1m").unwrap(), Duration::from_secs(60));
+        assert!(bucket("1500ms").is_err());
+        assert!(bucket("0s").is_err());
+        assert!(bucket("soon").is_err());
+    }
+
+    #[test]
+    fn only_known_fields_are_accepted() {
+        assert_eq!(
+            fields(Measurement::VmFeatures, None).unwrap(),
+            ["memory_rate_kb_per_sec", "memory_angle_deg"]
+        );
+        assert_eq!(
+            fields(Measurement::VmMetrics, Some("cputime_ns, cputime_ns,state")).unwrap(),
+            ["cputime_ns", "state"]
+        );
+        let error =
+            fields(Measurement::VmMetrics, Some("memory_used_kb,\"x\" FROM y")).unwrap_err();
+        assert!(error.to_string().contains("`fields`"), "{error}");
+    }
+
+    #[test]
+    fn uuids_are_recognised() {
+        assert!(looks_like_uuid("550e8400-e29b-41d4-a716-446655440000"));
+        assert!(!looks_like_uuid("550e8400-e29b-41d4-a716-44665544000g"));
+        assert!(!looks_like_uuid("web-1"));
+    }
+}

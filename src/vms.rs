@@ -1,0 +1,418 @@
+//! The live view of every VM: its latest sample and features, the recent samples held in memory,
+//! and the previous sample the next features are derived from. Owned by the feature actor.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::influx::line_protocol::INACTIVE_VMID;
+use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
+
+pub struct VmTable {
+    /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
+    hosts: HashMap<Arc<str>, HostVms>,
+    recent_capacity: usize,
+}
+
+struct HostVms {
+    host: Arc<str>,
+    vms: HashMap<String, VmRecord>,
+}
+
+struct VmRecord {
+    latest: DomainSample,
+    features: Option<MemoryFeatures>,
+    /// False after the feature actor restarts: the next sample derives no features.
+    baseline: bool,
+    recent: VecDeque<Recorded>,
+}
+
+/// One sample as held in memory.
+#[derive(Clone, Copy)]
+struct Recorded {
+    timestamp_ns: i64,
+    state: VmState,
+    cpu_count: u32,
+    memory_max_kb: u64,
+    memory_used_kb: u64,
+    cputime_ns: u64,
+    features: Option<MemoryFeatures>,
+}
+
+/// A VM as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VmView {
+    pub host: String,
+    pub uri: String,
+    /// libvirt's id, or `-` for a domain that is not running.
+    pub vmid: String,
+    pub name: String,
+    pub uuid: String,
+    pub state: VmState,
+    pub cpu_count: u32,
+    pub memory_max_kb: u64,
+    pub memory_used_kb: u64,
+    pub cputime_ns: u64,
+    pub timestamp: DateTime<Utc>,
+    pub memory_rate_kb_per_sec: Option<f64>,
+    pub memory_angle_deg: Option<f64>,
+}
+
+/// A recent sample held in memory, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecentSample {
+    pub timestamp: DateTime<Utc>,
+    pub state: VmState,
+    pub cpu_count: u32,
+    pub memory_max_kb: u64,
+    pub memory_used_kb: u64,
+    pub cputime_ns: u64,
+    pub memory_rate_kb_per_sec: Option<f64>,
+    pub memory_angle_deg: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VmDetail {
+    pub vm: VmView,
+    pub recent: Vec<RecentSample>,
+}
+
+/// Filters of the VM list; `name` matches a substring.
+#[derive(Debug, Clone, Default)]
+pub struct VmFilter {
+    pub host: Option<String>,
+    pub state: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum VmLookup {
+    Found(Box<VmDetail>),
+    NotFound,
+    /// The name or VMID is on several VMs; `?host=` settles it.
+    Ambiguous(Vec<VmView>),
+}
+
+impl VmTable {
+    pub fn new(recent_capacity: usize) -> Self {
+        VmTable {
+            hosts: HashMap::new(),
+            recent_capacity,
+        }
+    }
+
+    /// Records one host's cycle. `on_domain` sees each domain with the features derived from its
+    /// previous sample (none for a VM's first sample). VMs missing from the cycle are forgotten.
+    pub fn record(
+        &mut self,
+        sample: HostSample,
+        mut on_domain: impl FnMut(&str, &DomainSample, Option<&MemoryFeatures>),
+    ) {
+        let entry = self
+            .hosts
+            .entry(sample.uri.clone())
+            .or_insert_with(|| HostVms {
+                host: sample.host.clone(),
+                vms: HashMap::new(),
+            });
+        entry.host = sample.host.clone();
+        let mut seen = HashSet::with_capacity(sample.domains.len());
+        for domain in sample.domains {
+            seen.insert(domain.uuid.clone());
+            match entry.vms.get_mut(&domain.uuid) {
+                Some(record) => {
+                    let features = record
+                        .baseline
+                        .then(|| MemoryFeatures::between(&record.latest, &domain))
+                        .flatten();
+                    on_domain(&sample.host, &domain, features.as_ref());
+                    record.features = features;
+                    record.baseline = true;
+                    record.latest = domain;
+                    record.remember_latest(self.recent_capacity);
+                }
+                None => {
+                    on_domain(&sample.host, &domain, None);
+                    let mut record = VmRecord {
+                        latest: domain,
+                        features: None,
+                        baseline: true,
+                        recent: VecDeque::new(),
+                    };
+                    record.remember_latest(self.recent_capacity);
+                    entry.vms.insert(record.latest.uuid.clone(), record);
+                }
+            }
+        }
+        entry.vms.retain(|uuid, _| seen.contains(uuid));
+    }
+
+    /// Forgets every previous sample, so the next cycle derives no features.
+    pub fn forget_baselines(&mut self) {
+        for host in self.hosts.values_mut() {
+            for record in host.vms.values_mut() {
+                record.baseline = false;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.values().map(|h| h.vms.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Matching VMs, ordered by host, name and UUID.
+    pub fn list(&self, filter: &VmFilter) -> Vec<VmView> {
+        let mut views: Vec<VmView> = self
+            .records()
+            .filter(|(host, _, record)| {
+                filter.host.as_deref().is_none_or(|h| h == &***host)
+                    && filter
+                        .state
+                        .as_deref()
+                        .is_none_or(|s| s == record.latest.state.as_str())
+                    && filter
+                        .name
+                        .as_deref()
+                        .is_none_or(|n| record.latest.name.contains(n))
+            })
+            .map(|(host, uri, record)| view(host, uri, record))
+            .collect();
+        sort(&mut views);
+        views
+    }
+
+    /// A VM by UUID (always unique), or by name or numeric VMID, optionally on one host.
+    pub fn lookup(&self, selector: &str, host: Option<&str>) -> VmLookup {
+        let on_host = |h: &Arc<str>| host.is_none_or(|wanted| wanted == &**h);
+        let candidates: Vec<_> = self
+            .records()
+            .filter(|(h, _, _)| on_host(h))
+            .filter(|(_, _, r)| r.latest.uuid.eq_ignore_ascii_case(selector))
+            .collect();
+        let candidates = if candidates.is_empty() {
+            self.records()
+                .filter(|(h, _, _)| on_host(h))
+                .filter(|(_, _, r)| {
+                    r.latest.name == selector
+                        || r.latest.id.is_some_and(|id| id.to_string() == selector)
+                })
+                .collect()
+        } else {
+            candidates
+        };
+        match candidates.as_slice() {
+            [] => VmLookup::NotFound,
+            [(host, uri, record)] => VmLookup::Found(Box::new(VmDetail {
+                vm: view(host, uri, record),
+                recent: record.recent.iter().map(recent_view).collect(),
+            })),
+            several => {
+                let mut views: Vec<_> = several.iter().map(|(h, u, r)| view(h, u, r)).collect();
+                sort(&mut views);
+                VmLookup::Ambiguous(views)
+            }
+        }
+    }
+
+    fn records(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, &VmRecord)> {
+        self.hosts
+            .iter()
+            .flat_map(|(uri, host)| host.vms.values().map(move |r| (&host.host, uri, r)))
+    }
+}
+
+impl VmRecord {
+    fn remember_latest(&mut self, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        if self.recent.len() == capacity {
+            self.recent.pop_front();
+        }
+        let latest = &self.latest;
+        self.recent.push_back(Recorded {
+            timestamp_ns: latest.timestamp_ns,
+            state: latest.state,
+            cpu_count: latest.cpu_count,
+            memory_max_kb: latest.memory_max_kb,
+            memory_used_kb: latest.memory_used_kb,
+            cputime_ns: latest.cputime_ns,
+            features: self.features,
+        });
+    }
+}
+
+fn sort(views: &mut [VmView]) {
+    views.sort_by(|a, b| (&a.host, &a.name, &a.uuid).cmp(&(&b.host, &b.name, &b.uuid)));
+}
+
+fn view(host: &str, uri: &str, record: &VmRecord) -> VmView {
+    let latest = &record.latest;
+    VmView {
+        host: host.to_owned(),
+        uri: uri.to_owned(),
+        vmid: latest
+            .id
+            .map_or_else(|| INACTIVE_VMID.to_owned(), |id| id.to_string()),
+        name: latest.name.clone(),
+        uuid: latest.uuid.clone(),
+        state: latest.state,
+        cpu_count: latest.cpu_count,
+        memory_max_kb: latest.memory_max_kb,
+        memory_used_kb: latest.memory_used_kb,
+        cputime_ns: latest.cputime_ns,
+        timestamp: DateTime::from_timestamp_nanos(latest.timestamp_ns),
+        memory_rate_kb_per_sec: record.features.map(|f| f.memory_rate_kb_per_sec),
+        memory_angle_deg: record.features.map(|f| f.memory_angle_deg),
+    }
+}
+
+fn recent_view(sample: &Recorded) -> RecentSample {
+    RecentSample {
+        timestamp: DateTime::from_timestamp_nanos(sample.timestamp_ns),
+        state: sample.state,
+        cpu_count: sample.cpu_count,
+        memory_max_kb: sample.memory_max_kb,
+        memory_used_kb: sample.memory_used_kb,
+        cputime_ns: sample.cputime_ns,
+        memory_rate_kb_per_sec: sample.features.map(|f| f.memory_rate_kb_per_sec),
+        memory_angle_deg: sample.features.map(|f| f.memory_angle_deg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(uuid: &str, name: &str, id: Option<u32>, t: i64, memory: u64) -> DomainSample {
+        DomainSample {
+            id,
+            name: name.into(),
+            uuid: uuid.into(),
+            state: if id.is_some() {
+                VmState::Running
+            } else {
+                VmState::Stopped
+            },
+            cpu_count: 1,
+            memory_max_kb: 4096,
+            memory_used_kb: memory,
+            cputime_ns: 0,
+            timestamp_ns: t,
+        }
+    }
+
+    fn cycle(table: &mut VmTable, uri: &str, host: &str, domains: Vec<DomainSample>) -> usize {
+        let mut with_features = 0;
+        table.record(
+            HostSample {
+                uri: uri.into(),
+                host: host.into(),
+                domains,
+            },
+            |_, _, features| with_features += usize::from(features.is_some()),
+        );
+        with_features
+    }
+
+    fn table() -> VmTable {
+        let mut table = VmTable::new(3);
+        cycle(
+            &mut table,
+            "u1",
+            "h1",
+            vec![vm("a", "web", Some(1), 0, 10), vm("b", "db", None, 0, 10)],
+        );
+        cycle(&mut table, "u2", "h2", vec![vm("c", "web", Some(1), 0, 10)]);
+        table
+    }
+
+    #[test]
+    fn lists_sorted_and_filtered() {
+        let table = table();
+        let all: Vec<_> = table
+            .list(&VmFilter::default())
+            .into_iter()
+            .map(|v| v.uuid)
+            .collect();
+        assert_eq!(all, ["b", "a", "c"]);
+        let filter = VmFilter {
+            name: Some("we".into()),
+            ..VmFilter::default()
+        };
+        assert_eq!(table.list(&filter).len(), 2);
+        let filter = VmFilter {
+            host: Some("h1".into()),
+            state: Some("stopped".into()),
+            ..VmFilter::default()
+        };
+        let stopped = table.list(&filter);
+        assert_eq!(stopped.len(), 1);
+        assert_eq!(stopped[0].vmid, "-");
+    }
+
+    #[test]
+    fn lookup_by_uuid_name_or_vmid_and_ambiguity() {
+        let table = table();
+        assert!(matches!(table.lookup("A", None), VmLookup::Found(d) if d.vm.uuid == "a"));
+        assert!(matches!(table.lookup("db", None), VmLookup::Found(d) if d.vm.host == "h1"));
+        match table.lookup("web", None) {
+            VmLookup::Ambiguous(candidates) => assert_eq!(candidates.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(table.lookup("1", None), VmLookup::Ambiguous(_)));
+        assert!(matches!(table.lookup("web", Some("h2")), VmLookup::Found(d) if d.vm.uuid == "c"));
+        assert!(matches!(table.lookup("nope", None), VmLookup::NotFound));
+    }
+
+    #[test]
+    fn recent_samples_are_bounded_and_features_follow() {
+        let mut table = VmTable::new(3);
+        for t in 0..5 {
+            let with_features = cycle(
+                &mut table,
+                "u",
+                "h",
+                vec![vm("a", "x", Some(1), t * 1_000_000_000, 10 + t as u64)],
+            );
+            assert_eq!(with_features, usize::from(t > 0));
+        }
+        let VmLookup::Found(detail) = table.lookup("a", None) else {
+            panic!()
+        };
+        let memory: Vec<_> = detail.recent.iter().map(|s| s.memory_used_kb).collect();
+        assert_eq!(memory, [12, 13, 14]);
+        assert_eq!(detail.vm.memory_rate_kb_per_sec, Some(1.0));
+    }
+
+    #[test]
+    fn forgotten_baselines_give_no_features_once_but_keep_the_view() {
+        let mut table = VmTable::new(3);
+        cycle(&mut table, "u", "h", vec![vm("a", "x", Some(1), 0, 10)]);
+        table.forget_baselines();
+        assert_eq!(table.len(), 1);
+        assert_eq!(
+            cycle(&mut table, "u", "h", vec![vm("a", "x", Some(1), 1, 10)]),
+            0
+        );
+        assert_eq!(
+            cycle(&mut table, "u", "h", vec![vm("a", "x", Some(1), 2, 10)]),
+            1
+        );
+    }
+
+    #[test]
+    fn vanished_vms_are_forgotten() {
+        let mut table = table();
+        cycle(&mut table, "u1", "h1", vec![vm("a", "web", Some(1), 5, 10)]);
+        assert!(matches!(table.lookup("db", None), VmLookup::NotFound));
+        assert_eq!(table.len(), 2);
+    }
+}
