@@ -60,18 +60,37 @@ pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> Te
     }
 }
 
+/// A JSON answer of the service.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: awc::http::header::HeaderMap,
+}
+
 impl TestApp {
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let mut response = self
+        let answer = self.request("GET", path, None).await;
+        (answer.status, answer.body)
+    }
+
+    /// Any method, with `Authorization: Bearer <token>` when given.
+    pub async fn request(&self, method: &str, path: &str, token: Option<&str>) -> Answer {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
             .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("the service answers");
-        let body = response.body().await.expect("a body");
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.expect("the service answers");
+        let body = response.body().limit(64 << 20).await.expect("a body");
         let json = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {body:?}"));
-        (response.status().as_u16(), json)
+        Answer {
+            status: response.status().as_u16(),
+            body: json,
+            headers: response.headers().clone(),
+        }
     }
 
     pub async fn status(&self) -> Value {

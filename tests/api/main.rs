@@ -1,12 +1,17 @@
 //! Black-box tests: the real application on a random port, against the real libvirtd and influxd
 //! that `scripts/test.sh` starts (and an InfluxDB 3 stand-in where the real server cannot run here).
 
+mod admin;
 mod cli;
 mod health_check;
 mod helpers;
+mod history;
 mod influx_v3;
 mod kvm_guest;
 mod multi_host;
+mod openapi;
 mod status;
 mod support;
 mod test_driver;
+mod vm_stats;
+mod vms;

@@ -1,0 +1,271 @@
+//! `GET /api/telemetry/history` against the real InfluxDB (InfluxQL on `/query`), and what the
+//! API says when InfluxDB fails.
+
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
+
+const INJECTION: &str = "x' OR '1'='1";
+
+/// A node with a VM named like an injection next to an ordinary one, collected into InfluxDB.
+async fn collected() -> (TestApp, Influx, TestNode) {
+    let node = TestNode::new(&[
+        TestDomain::new(INJECTION, 1, 1),
+        TestDomain::new("victim", 1, 2),
+    ]);
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ])
+    .await;
+    wait_for(
+        "a few cycles in InfluxDB",
+        Duration::from_secs(15),
+        || async {
+            let rows = influx.rows("SELECT * FROM vm_features").await;
+            (rows.len() >= 6).then_some(())
+        },
+    )
+    .await;
+    (app, influx, node)
+}
+
+fn path(params: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    format!("/api/telemetry/history?{query}")
+}
+
+fn uuids_of(points: &Value) -> usize {
+    points.as_array().unwrap().len()
+}
+
+#[actix_web::test]
+async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
+    let (app, influx, _node) = collected().await;
+    let victim = TestDomain::new("victim", 1, 2);
+    let (code, by_name) = app
+        .get(&path(&[
+            ("vm", "victim"),
+            ("fields", "memory_used_kb,cputime_ns,state"),
+        ]))
+        .await;
+    assert_eq!(code, 200, "{by_name}");
+    assert_eq!(by_name["vm"], json!(victim.uuid));
+    assert_eq!(by_name["measurement"], json!("vm_metrics"));
+    assert_eq!(
+        by_name["fields"],
+        json!(["memory_used_kb", "cputime_ns", "state"])
+    );
+    let points = by_name["points"].as_array().unwrap();
+    let stored = influx
+        .rows(&format!(
+            "SELECT * FROM vm_metrics WHERE \"uuid\" = '{}'",
+            victim.uuid
+        ))
+        .await;
+    assert!(
+        points.len() >= 3 && points.len() <= stored.len() + 2,
+        "{} vs {}",
+        points.len(),
+        stored.len()
+    );
+    for point in points {
+        assert_eq!(point["memory_used_kb"], json!(victim.current_memory_kib));
+        assert_eq!(point["state"], json!("running"));
+        assert!(point["cputime_ns"].is_u64());
+        assert!(point["time"].as_str().unwrap().ends_with("+00:00"));
+        assert!(
+            point.get("cpu_count").is_none(),
+            "only the fields asked for"
+        );
+    }
+    let (_, by_uuid) = app
+        .get(&path(&[("vm", &victim.uuid), ("limit", "2")]))
+        .await;
+    assert_eq!(by_uuid["points"].as_array().unwrap().len(), 2);
+    assert_eq!(by_uuid["limit"], json!(2));
+    let (_, features) = app
+        .get(&path(&[("vm", "victim"), ("measurement", "vm_features")]))
+        .await;
+    let first = &features["points"][0];
+    // InfluxDB 1.x writes a whole float without its fraction: compare numbers.
+    assert_eq!(first["memory_rate_kb_per_sec"].as_f64(), Some(0.0));
+    assert_eq!(
+        first["memory_angle_deg"].as_f64(),
+        Some(1e-12_f64.atan().to_degrees())
+    );
+}
+
+#[actix_web::test]
+async fn every_averages_per_bucket() {
+    let (app, _influx, _node) = collected().await;
+    let (code, body) = app
+        .get(&path(&[
+            ("vm", "victim"),
+            ("fields", "memory_used_kb"),
+            ("every", "1h"),
+        ]))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["every"], json!(3600));
+    let points = body["points"].as_array().unwrap();
+    // The last hour falls in one or two hour buckets, whatever the number of samples.
+    assert!((1..=2).contains(&points.len()), "{body}");
+    let victim = TestDomain::new("victim", 1, 2);
+    for point in points {
+        assert_eq!(
+            point["memory_used_kb"].as_f64(),
+            Some(victim.current_memory_kib as f64)
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_vm_named_like_an_injection_gets_its_own_history_and_nothing_else() {
+    let (app, influx, _node) = collected().await;
+    let own = TestDomain::new(INJECTION, 1, 1);
+    let (code, body) = app.get(&path(&[("vm", INJECTION)])).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["vm"], json!(own.uuid));
+    for point in body["points"].as_array().unwrap() {
+        assert_eq!(point["memory_used_kb"], json!(own.current_memory_kib));
+    }
+    // A name no live VM has goes to InfluxDB as the `name` tag, bound as a parameter: a spliced
+    // query would match every row here.
+    for name in [
+        "nobody' OR '1'='1",
+        "nobody\" OR \"1\"=\"1",
+        "nobody' OR 1=1 --",
+    ] {
+        let (code, body) = app.get(&path(&[("vm", name)])).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(uuids_of(&body["points"]), 0, "{name}: {body}");
+    }
+    assert!(!influx.rows("SELECT * FROM vm_metrics").await.is_empty());
+}
+
+#[actix_web::test]
+async fn bad_parameters_are_400s_naming_them() {
+    let (app, _influx, _node) = collected().await;
+    for (params, named) in [
+        (vec![], "vm"),
+        (
+            vec![("vm", "victim"), ("measurement", "cpu")],
+            "measurement",
+        ),
+        (
+            vec![("vm", "victim"), ("fields", "memory_used_kb,password")],
+            "fields",
+        ),
+        (
+            vec![("vm", "victim"), ("fields", "state"), ("every", "1m")],
+            "fields",
+        ),
+        (vec![("vm", "victim"), ("start", "yesterday")], "start"),
+        (vec![("vm", "victim"), ("end", "-1x")], "end"),
+        (
+            vec![("vm", "victim"), ("start", "-1m"), ("end", "-2m")],
+            "start",
+        ),
+        (vec![("vm", "victim"), ("every", "1.5s")], "every"),
+        (vec![("vm", "victim"), ("limit", "0")], "limit"),
+        (vec![("vm", "victim"), ("limit", "many")], "limit"),
+        (vec![("vm", "victim"), ("colour", "red")], "colour"),
+    ] {
+        let (code, body) = app.get(&path(&params)).await;
+        assert_eq!(code, 400, "{params:?}: {body}");
+        assert_eq!(body["error"]["code"], json!("invalid_parameter"));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{params:?}: {message}");
+    }
+}
+
+#[actix_web::test]
+async fn the_limit_is_capped() {
+    let (app, _influx, _node) = collected().await;
+    let (_, body) = app
+        .get(&path(&[("vm", "victim"), ("limit", "99999999")]))
+        .await;
+    assert_eq!(body["limit"], json!(10000));
+}
+
+/// An InfluxDB that answers every query with `body` after `delay`.
+async fn fake_influx(status: u16, body: &'static str, delay: Duration) -> String {
+    let server = HttpServer::new(move || {
+        App::new().default_service(web::to(move || async move {
+            actix_rt::time::sleep(delay).await;
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .content_type("application/json")
+                .body(body)
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let address = format!("http://{}", server.addrs()[0]);
+    actix_rt::spawn(server.run());
+    address
+}
+
+async fn history_via(influx_url: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let node = TestNode::new(&[TestDomain::new("vm", 1, 1)]);
+    let mut env = vec![
+        ("VMTELEMETRY_LIBVIRT_URI", node.uri.as_str()),
+        ("VMTELEMETRY_INFLUX_URL", influx_url),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app(&env).await;
+    app.get(&path(&[("vm", "vm")])).await
+}
+
+#[actix_web::test]
+async fn influxdb_unreachable_is_a_503() {
+    let (code, body) = history_via("http://127.0.0.1:9", &[]).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"]["code"], json!("influx_unavailable"));
+}
+
+#[actix_web::test]
+async fn influxdb_failing_or_answering_garbage_is_a_502() {
+    for (status, reply, code) in [
+        (500, r#"{"error":"engine on fire"}"#, "influx_error"),
+        (200, "<html>not json", "influx_bad_reply"),
+        (
+            200,
+            r#"{"results":[{"series":[{"columns":["time"],"values":[["x"]]}]}]}"#,
+            "influx_bad_reply",
+        ),
+        (
+            200,
+            r#"{"results":[{"statement_id":0,"error":"database not found"}]}"#,
+            "influx_error",
+        ),
+    ] {
+        let url = fake_influx(status, reply, Duration::ZERO).await;
+        let (answer, body) = history_via(&url, &[]).await;
+        assert_eq!(answer, 502, "{reply}: {body}");
+        assert_eq!(body["error"]["code"], json!(code), "{reply}");
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_influxdb_is_a_504_not_a_hang() {
+    let url = fake_influx(
+        200,
+        r#"{"results":[{"statement_id":0}]}"#,
+        Duration::from_secs(5),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (code, body) = history_via(&url, &[("VMTELEMETRY_INFLUX_TIMEOUT", "0.5")]).await;
+    assert_eq!(code, 504, "{body}");
+    assert_eq!(body["error"]["code"], json!("influx_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

@@ -1,0 +1,91 @@
+//! `GET /api/telemetry/stats/{vm_id}`: one VM by UUID, name or VMID.
+
+use serde_json::json;
+
+use crate::helpers::TestDomain;
+use crate::vms::two_host_app;
+
+#[actix_web::test]
+async fn one_vm_by_uuid_with_features_and_recent_samples() {
+    let (app, _alpha, _beta) = two_host_app(&[]).await;
+    let uuid = TestDomain::new("db", 3, 2).uuid;
+    let (code, body) = app.get(&format!("/api/telemetry/stats/{uuid}")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["vm"]["name"], json!("db"));
+    assert_eq!(
+        body["vm"]["memory_angle_deg"],
+        json!(1e-12_f64.atan().to_degrees())
+    );
+    let recent = body["recent"].as_array().unwrap();
+    assert!(recent.len() >= 2, "{body}");
+    assert!(
+        recent[0]["memory_rate_kb_per_sec"].is_null(),
+        "the first sample has no features"
+    );
+    let times: Vec<&str> = recent
+        .iter()
+        .map(|s| s["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {times:?}"
+    );
+    // Upper case works too: a UUID is a UUID.
+    let (code, _) = app
+        .get(&format!("/api/telemetry/stats/{}", uuid.to_uppercase()))
+        .await;
+    assert_eq!(code, 200);
+}
+
+#[actix_web::test]
+async fn a_unique_name_finds_its_vm() {
+    let (app, _alpha, _beta) = two_host_app(&[]).await;
+    let (code, body) = app.get("/api/telemetry/stats/old").await;
+    assert_eq!(code, 200);
+    assert_eq!(body["vm"]["state"], json!("stopped"));
+}
+
+#[actix_web::test]
+async fn a_name_on_two_hosts_is_a_409_listing_candidates_unless_host_settles_it() {
+    let (app, _alpha, _beta) = two_host_app(&[]).await;
+    let (code, body) = app.get("/api/telemetry/stats/web").await;
+    assert_eq!(code, 409);
+    assert_eq!(body["error"]["code"], json!("ambiguous_vm"));
+    let hosts: Vec<&str> = body["error"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["alpha", "beta"]);
+    let (code, body) = app.get("/api/telemetry/stats/web?host=beta").await;
+    assert_eq!(code, 200);
+    assert_eq!(body["vm"]["uuid"], json!(TestDomain::new("web", 1, 4).uuid));
+}
+
+#[actix_web::test]
+async fn a_numeric_vmid_on_two_hosts_is_ambiguous_too() {
+    let (app, _alpha, _beta) = two_host_app(&[]).await;
+    // Each test-driver host numbers its running domains from 1.
+    let (code, body) = app.get("/api/telemetry/stats/1").await;
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = app.get("/api/telemetry/stats/1?host=beta").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["vm"]["name"], json!("web"));
+}
+
+#[actix_web::test]
+async fn an_unknown_vm_is_a_404_saying_so() {
+    let (app, _alpha, _beta) = two_host_app(&[]).await;
+    let (code, body) = app.get("/api/telemetry/stats/no-such-vm").await;
+    assert_eq!(code, 404);
+    assert_eq!(body["error"]["code"], json!("vm_not_found"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-vm")
+    );
+    let (code, _) = app.get("/api/telemetry/stats/web?host=gamma").await;
+    assert_eq!(code, 404);
+}
