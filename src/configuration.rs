@@ -2,7 +2,7 @@
 //! `Settings` is what the files say; `validate` turns it into typed values or one error naming the key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -27,6 +27,12 @@ pub struct Settings {
     pub influx_api: String,
     pub influx_timeout: f64,
     pub influx_token: Option<SecretString>,
+    pub influx_gzip: bool,
+    pub create_database: bool,
+    pub retry_max_delay: f64,
+    pub spool_dir: String,
+    pub spool_max_bytes: i64,
+    pub shutdown_timeout: f64,
     pub hosts: Option<Vec<HostEntry>>,
     pub host_name: Option<String>,
     pub shard_index: i64,
@@ -57,6 +63,8 @@ pub struct AppConfig {
     pub writer: WriterConfig,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// How long a stop may take to flush what the writer holds.
+    pub shutdown_timeout: Duration,
     /// None: the admin endpoints are disabled.
     pub admin_token: Option<SecretString>,
     /// Samples per VM held in memory for the API.
@@ -89,7 +97,21 @@ pub struct WriterConfig {
     pub request_timeout: Duration,
     pub batch_max_lines: usize,
     pub batch_max_age: Duration,
+    /// Lines held in memory, when there is no spool.
     pub max_queue: usize,
+    /// The ceiling of the exponential backoff between retries.
+    pub retry_max_delay: Duration,
+    pub gzip: bool,
+    /// Create the database (v3) when a write finds it missing.
+    pub create_database: bool,
+    /// None: lines are held in memory only.
+    pub spool: Option<SpoolConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +184,16 @@ impl Settings {
         let batch_max_age = positive_seconds("batch_max_sec", self.batch_max_sec)?;
         let libvirt_timeout = positive_seconds("libvirt_timeout", self.libvirt_timeout)?;
         let request_timeout = positive_seconds("influx_timeout", self.influx_timeout)?;
+        let retry_max_delay = positive_seconds("retry_max_delay", self.retry_max_delay)?;
+        let shutdown_timeout = positive_seconds("shutdown_timeout", self.shutdown_timeout)?;
+        let spool = match self.spool_dir.trim() {
+            "" => None,
+            dir => Some(SpoolConfig {
+                dir: PathBuf::from(dir),
+                max_bytes: u64::try_from(positive_count("spool_max_bytes", self.spool_max_bytes)?)
+                    .unwrap_or(u64::MAX),
+            }),
+        };
         let batch_max_lines = positive_count("batch_max_lines", self.batch_max_lines)?;
         let max_queue = positive_count("max_queue", self.max_queue)?;
         if batch_max_lines > max_queue {
@@ -254,9 +286,14 @@ impl Settings {
                 batch_max_lines,
                 batch_max_age,
                 max_queue,
+                retry_max_delay,
+                gzip: self.influx_gzip,
+                create_database: self.create_database,
+                spool,
             },
             listen,
             log_format,
+            shutdown_timeout,
             admin_token: self.admin_token,
             recent_samples: usize::try_from(self.recent_samples).map_err(|_| {
                 invalid(

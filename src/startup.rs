@@ -1,6 +1,7 @@
 //! Builds the application: the actor pipeline and the HTTP server bound to its listener.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -11,13 +12,18 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::{Pipeline, TelemetrySupervisor};
 use crate::configuration::AppConfig;
+use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
+use crate::influx::queue::WriteQueue;
+use crate::influx::spool::{Spool, SpoolError};
 use crate::influx::write::WriteTarget;
 use crate::routes;
 
 pub struct Application {
     port: u16,
     server: Server,
+    pipeline: Pipeline,
+    shutdown_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +35,8 @@ pub enum StartupError {
     },
     #[error("configuration key `influx_token`: {0}")]
     Token(String),
+    #[error("configuration key `spool_dir`: {0}")]
+    Spool(#[from] SpoolError),
 }
 
 /// Everything the HTTP workers share; each worker adds its own `awc::Client`.
@@ -60,24 +68,51 @@ impl Application {
                 "this shard has no host to collect"
             );
         }
-        let pipeline = TelemetrySupervisor::start_pipeline(&config, write_target);
+        let buffer: Box<dyn LineBuffer + Send> = match &config.writer.spool {
+            Some(spool) => Box::new(Spool::open(
+                &spool.dir,
+                spool.max_bytes,
+                config.writer.batch_max_lines,
+                config.writer.batch_max_age,
+            )?),
+            None => Box::new(WriteQueue::new(
+                config.writer.max_queue,
+                config.writer.batch_max_age,
+            )),
+        };
+        let pipeline = TelemetrySupervisor::start_pipeline(&config, write_target, buffer);
         let shared = Shared {
-            pipeline: web::Data::new(pipeline),
+            pipeline: web::Data::new(pipeline.clone()),
             query_target: web::Data::new(query_target),
             query_limit: web::Data::new(routes::QueryLimit(config.query_limit_max)),
             admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
         };
         let server = run(listener, shared).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            pipeline,
+            shutdown_timeout: config.shutdown_timeout,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT, then stops collecting and flushes for at most
+    /// `shutdown_timeout`; what is left stays in the spool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        tracing::info!("stopping: flushing what the writer holds");
+        let left = self.pipeline.shut_down(self.shutdown_timeout).await;
+        if left == 0 {
+            tracing::info!("stopped: every line written");
+        } else {
+            tracing::warn!(lines = left, "stopped with lines not yet written");
+        }
+        Ok(())
     }
 }
 

@@ -64,3 +64,13 @@ pub struct ListActors;
 #[derive(Message)]
 #[rtype(result = "Result<(), UnknownActor>")]
 pub struct RestartActor(pub String);
+
+/// The service is stopping: write everything held, now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// The service is stopping: collect no more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopCollecting;

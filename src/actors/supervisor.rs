@@ -2,7 +2,7 @@
 //! stops), keeps their addresses, answers for all of them, and restarts one on request.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -13,11 +13,12 @@ use utoipa::ToSchema;
 use super::features::{FeatureActor, FeatureStatus};
 use super::host::{ConnectionState, HostActor, HostStatus};
 use super::messages::{
-    GetFeatureStatus, GetHostStatus, GetTelemetryStatus, GetWriterStatus, ListActors, Restart,
-    RestartActor,
+    Drain, GetFeatureStatus, GetHostStatus, GetTelemetryStatus, GetWriterStatus, ListActors,
+    Restart, RestartActor, StopCollecting,
 };
 use super::writer::{WriterActor, WriterStatus};
 use crate::configuration::AppConfig;
+use crate::influx::buffer::LineBuffer;
 use crate::influx::write::WriteTarget;
 
 /// How long an actor may take to say how it is before it counts as failed.
@@ -105,13 +106,41 @@ const WRITER: &str = "writer";
 pub struct Pipeline {
     pub supervisor: Addr<TelemetrySupervisor>,
     pub features: Addr<FeatureActor>,
+    writer: Addr<WriterActor>,
+}
+
+impl Pipeline {
+    /// Stops collecting, then writes what is held for at most `timeout`. Returns the lines still
+    /// held then (kept in the spool for the next start, if there is one).
+    pub async fn shut_down(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let _ = self.supervisor.send(StopCollecting).await;
+        self.writer.do_send(Drain);
+        loop {
+            let held = match self.writer.send(GetWriterStatus).await {
+                Ok(status) => status.queue_depth,
+                Err(_) => return 0,
+            };
+            if held == 0 || Instant::now() >= deadline {
+                return held;
+            }
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl TelemetrySupervisor {
     /// Starts the writer, the feature actor and one host actor per configured URI.
-    pub fn start_pipeline(config: &AppConfig, target: WriteTarget) -> Pipeline {
+    pub fn start_pipeline(
+        config: &AppConfig,
+        target: WriteTarget,
+        buffer: Box<dyn LineBuffer + Send>,
+    ) -> Pipeline {
         let writer_config = config.writer.clone();
-        let writer = Supervisor::start(move |_| WriterActor::new(writer_config, target));
+        // A thread of its own: the spool's disk commits never hold up collection or the API.
+        let writer = Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            WriterActor::new(writer_config, target, buffer)
+        });
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;
         let features =
@@ -135,13 +164,14 @@ impl TelemetrySupervisor {
             started_at: Utc::now(),
             hosts,
             features: features.clone(),
-            writer,
+            writer: writer.clone(),
             restarts_requested: HashMap::new(),
         }
         .start();
         Pipeline {
             supervisor,
             features,
+            writer,
         }
     }
 
@@ -312,5 +342,16 @@ impl Handler<RestartActor> for TelemetrySupervisor {
                     Ok(())
                 }),
         )
+    }
+}
+
+impl Handler<StopCollecting> for TelemetrySupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopCollecting, _: &mut Self::Context) -> Self::Result {
+        let stops = join_all(self.hosts.iter().map(|(_, host)| host.send(StopCollecting)));
+        Box::pin(async move {
+            stops.await;
+        })
     }
 }

@@ -1,6 +1,8 @@
-//! The buffered writer: queues lines, flushes a batch when `batch_max_lines` wait or the oldest has
-//! waited `batch_max_sec`, and keeps a failed batch for a retry after exponential backoff with
-//! full jitter. A restart keeps the queue.
+//! The buffered writer: keeps lines in its buffer (the durable spool, or memory), writes a batch
+//! when `batch_max_lines` wait or the oldest has waited `batch_max_sec`, and acts on InfluxDB's
+//! reply: partial writes drop only the rejected lines, a 413 (or an all-or-nothing refusal)
+//! halves the batch until the culprit is alone, and anything transient is retried after an
+//! exponential backoff with full jitter, or when `Retry-After` says. A restart keeps every line.
 
 use std::time::{Duration, Instant};
 
@@ -9,21 +11,29 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::messages::{GetWriterStatus, Restart, WriteLines};
+use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
 use crate::configuration::WriterConfig;
-use crate::influx::queue::WriteQueue;
-use crate::influx::write::{WriteError, WriteTarget};
+use crate::influx::buffer::LineBuffer;
+use crate::influx::write::{WriteOutcome, WriteTarget};
 
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(500);
-const RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
+/// The longest `Retry-After` honoured.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+/// While stopping, a failed batch is tried again this soon.
+const DRAIN_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 pub struct WriterActor {
     config: WriterConfig,
     target: WriteTarget,
     /// Created on the actor's own thread: `awc::Client` is not `Send`.
     client: Option<awc::Client>,
-    queue: WriteQueue,
+    buffer: Box<dyn LineBuffer + Send>,
+    /// Lines per request: `batch_max_lines`, halved on 413 or refusal, doubled back on success.
+    batch_limit: usize,
+    in_flight: bool,
     retry: Option<Retry>,
+    /// Stopping: every line waiting is due, and retries come quickly.
+    draining: bool,
     status: WriterStatus,
 }
 
@@ -36,15 +46,20 @@ struct Retry {
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct WriterStatus {
     pub url: String,
+    /// Lines held (in the spool, or in memory), the batch in flight included.
     pub queue_depth: usize,
+    pub spooled: bool,
     pub total_metrics_written: u64,
+    /// Lines lost because the buffer was full or could not keep them.
     pub dropped_lines: u64,
-    /// Lines InfluxDB refused as invalid (logged with its reason).
+    /// Lines InfluxDB refused as invalid, each logged with its reason.
     pub rejected_lines: u64,
     pub write_retries: u64,
     /// Write requests that failed, for any reason.
     pub failed_writes: u64,
     pub consecutive_failures: u64,
+    /// InfluxDB refused the token (401/403): lines wait until the operator fixes it.
+    pub auth_failing: bool,
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
     pub last_write_time: Option<DateTime<Utc>>,
@@ -52,88 +67,193 @@ pub struct WriterStatus {
 }
 
 impl WriterActor {
-    pub fn new(config: WriterConfig, target: WriteTarget) -> Self {
-        let queue = WriteQueue::new(
-            config.max_queue,
-            config.batch_max_lines,
-            config.batch_max_age,
-        );
+    pub fn new(
+        config: WriterConfig,
+        target: WriteTarget,
+        buffer: Box<dyn LineBuffer + Send>,
+    ) -> Self {
         let status = WriterStatus {
             url: target.url().to_string(),
+            spooled: config.spool.is_some(),
             ..WriterStatus::default()
         };
         WriterActor {
+            batch_limit: config.batch_max_lines,
             config,
             target,
             client: None,
-            queue,
+            buffer,
+            in_flight: false,
             retry: None,
+            draining: false,
             status,
         }
     }
 
     fn flush_if_due(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        if self.retry.as_ref().is_some_and(|retry| now < retry.at) || !self.queue.batch_due(now) {
+        let due_at = if self.draining { 1 } else { self.batch_limit };
+        if self.in_flight
+            || self.retry.as_ref().is_some_and(|retry| now < retry.at)
+            || !self.buffer.batch_due(now, due_at)
+        {
             return;
         }
-        let Some(client) = &self.client else { return };
-        let body = self.queue.take_batch();
+        self.send_batch(ctx);
+    }
+
+    fn send_batch(&mut self, ctx: &mut Context<Self>) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let batch = match self.buffer.take_batch(self.batch_limit) {
+            Ok(batch) if batch.lines > 0 => batch,
+            Ok(_) => return,
+            Err(error) => {
+                self.buffer.batch_failed(Instant::now());
+                self.note_error(format!("reading the spool: {error}"));
+                return;
+            }
+        };
+        self.in_flight = true;
         let target = self.target.clone();
-        let client = client.clone();
-        let write = async move { target.write(&client, body).await };
-        ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
-            actor.batch_done(result);
+        let lines = batch.lines;
+        let write = async move { target.write(&client, batch.body).await };
+        ctx.spawn(write.into_actor(self).map(move |outcome, actor, ctx| {
+            actor.in_flight = false;
+            actor.batch_done(outcome, lines, ctx);
             actor.flush_if_due(ctx);
         }));
     }
 
-    fn batch_done(&mut self, result: Result<(), WriteError>) {
-        match result {
-            Ok(()) => {
-                let lines = self.queue.batch_done() as u64;
-                self.retry = None;
-                self.status.total_metrics_written += lines;
-                self.status.consecutive_failures = 0;
-                self.status.last_write_time = Some(Utc::now());
-                tracing::debug!(lines, "batch written");
+    fn batch_done(&mut self, outcome: WriteOutcome, lines: usize, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        match outcome {
+            WriteOutcome::Written => {
+                self.buffer.batch_done();
+                self.written(lines);
             }
-            Err(error @ WriteError::Rejected { .. }) => {
-                let lines = self.queue.batch_done() as u64;
-                self.status.rejected_lines += lines;
-                self.note_error(&error);
-                tracing::error!(%error, lines, "batch dropped: InfluxDB refused it");
+            WriteOutcome::Partial(rejected) => {
+                self.buffer.batch_done();
+                for line in &rejected {
+                    tracing::error!(
+                        line_number = line.line_number,
+                        error = %line.error_message,
+                        line = %line.original_line,
+                        "InfluxDB rejected a line"
+                    );
+                }
+                let refused = rejected.len().min(lines);
+                self.status.rejected_lines += refused as u64;
+                self.written(lines - refused);
             }
-            Err(error) => {
-                self.queue.batch_failed(Instant::now());
-                let retry = self.retry.get_or_insert_with(|| Retry {
-                    at: Instant::now(),
-                    backoff: backoff(),
-                });
-                // Full jitter: anywhere between no wait and the exponential ceiling.
-                let ceiling = retry.backoff.next().unwrap_or(RETRY_MAX_DELAY);
-                let delay = ceiling.mul_f64(fastrand::f64());
-                retry.at = Instant::now() + delay;
-                self.status.write_retries += 1;
-                self.status.consecutive_failures += 1;
-                self.note_error(&error);
-                tracing::warn!(%error, retry_in = ?delay, "batch kept for a retry");
+            WriteOutcome::Refused { status, message } if lines > 1 => {
+                // All-or-nothing: halve until the bad line is alone, losing no good line.
+                self.buffer.batch_failed(now);
+                self.batch_limit = (lines / 2).max(1);
+                tracing::warn!(status, %message, lines, "batch refused: retrying in halves");
             }
+            WriteOutcome::Refused { status, message } => {
+                self.buffer.batch_done();
+                self.status.rejected_lines += 1;
+                self.note_error(format!("InfluxDB refused a line ({status}): {message}"));
+            }
+            WriteOutcome::TooLarge if lines > 1 => {
+                self.buffer.batch_failed(now);
+                self.batch_limit = (lines / 2).max(1);
+                tracing::warn!(lines, "batch too large for InfluxDB: retrying in halves");
+            }
+            WriteOutcome::TooLarge => {
+                self.buffer.batch_done();
+                self.status.rejected_lines += 1;
+                self.note_error("InfluxDB refused a single line as too large (413)".into());
+            }
+            WriteOutcome::DatabaseMissing(message) if self.target.creates_database() => {
+                self.buffer.batch_failed(now);
+                self.create_database(message, ctx);
+            }
+            WriteOutcome::DatabaseMissing(message) => {
+                self.retry_later(
+                    format!("InfluxDB has no such database ({message}); set create_database = true to create it"),
+                    None,
+                    false,
+                );
+            }
+            WriteOutcome::Retry {
+                reason,
+                retry_after,
+                auth_failed,
+            } => self.retry_later(reason, retry_after, auth_failed),
         }
-        self.status.dropped_lines = self.queue.dropped();
+        self.status.dropped_lines = self.buffer.dropped();
     }
 
-    fn note_error(&mut self, error: &WriteError) {
+    fn written(&mut self, lines: usize) {
+        self.retry = None;
+        self.batch_limit = (self.batch_limit * 2).min(self.config.batch_max_lines);
+        self.status.total_metrics_written += lines as u64;
+        self.status.consecutive_failures = 0;
+        self.status.auth_failing = false;
+        self.status.last_write_time = Some(Utc::now());
+        tracing::debug!(lines, "batch written");
+    }
+
+    fn retry_later(&mut self, reason: String, retry_after: Option<Duration>, auth_failed: bool) {
+        self.buffer.batch_failed(Instant::now());
+        let max_delay = self.config.retry_max_delay;
+        let retry = self.retry.get_or_insert_with(|| Retry {
+            at: Instant::now(),
+            backoff: backoff(max_delay),
+        });
+        // Full jitter: anywhere between no wait and the exponential ceiling.
+        let ceiling = retry.backoff.next().unwrap_or(max_delay);
+        let delay = match retry_after {
+            Some(asked) => asked.min(RETRY_AFTER_CAP),
+            None => ceiling.mul_f64(fastrand::f64()),
+        };
+        let delay = if self.draining {
+            delay.min(DRAIN_RETRY_DELAY)
+        } else {
+            delay
+        };
+        retry.at = Instant::now() + delay;
+        self.status.write_retries += 1;
+        self.status.consecutive_failures += 1;
+        self.status.auth_failing = auth_failed;
+        tracing::warn!(error = %reason, retry_in = ?delay, "batch kept for a retry");
+        self.note_error(reason);
+    }
+
+    fn create_database(&mut self, reason: String, ctx: &mut Context<Self>) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        self.in_flight = true;
+        let target = self.target.clone();
+        let create = async move { target.create_database(&client).await };
+        ctx.spawn(create.into_actor(self).map(move |created, actor, ctx| {
+            actor.in_flight = false;
+            match created {
+                Ok(()) => {
+                    tracing::info!(%reason, "database created");
+                    actor.send_batch(ctx);
+                }
+                Err(error) => actor.retry_later(error, None, false),
+            }
+        }));
+    }
+
+    fn note_error(&mut self, error: String) {
         self.status.failed_writes += 1;
-        self.status.last_error = Some(error.to_string());
+        self.status.last_error = Some(error);
         self.status.last_error_time = Some(Utc::now());
     }
 }
 
-fn backoff() -> ExponentialBackoff {
+fn backoff(max_delay: Duration) -> ExponentialBackoff {
     ExponentialBuilder::default()
-        .with_min_delay(RETRY_MIN_DELAY)
-        .with_max_delay(RETRY_MAX_DELAY)
+        .with_min_delay(RETRY_MIN_DELAY.min(max_delay))
+        .with_max_delay(max_delay)
         .without_max_times()
         .build()
 }
@@ -151,12 +271,36 @@ impl Actor for WriterActor {
 
 impl Supervised for WriterActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        // No line is lost: a batch whose request was cut short goes back to the queue (InfluxDB
+        // No line is lost: a batch whose request was cut short stays in the buffer (InfluxDB
         // overwrites a point written twice). A new client and retry schedule start clean.
-        self.queue.batch_failed(Instant::now());
+        self.buffer.batch_failed(Instant::now());
+        self.in_flight = false;
         self.client = None;
         self.retry = None;
         self.status.restarts += 1;
+    }
+}
+
+impl Handler<WriteLines> for WriterActor {
+    type Result = ();
+
+    fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
+        if let Err(error) = self.buffer.push(lines, Instant::now()) {
+            tracing::error!(%error, "lines could not be kept");
+            self.note_error(error);
+        }
+        self.status.dropped_lines = self.buffer.dropped();
+        self.flush_if_due(ctx);
+    }
+}
+
+impl Handler<GetWriterStatus> for WriterActor {
+    type Result = MessageResult<GetWriterStatus>;
+
+    fn handle(&mut self, _: GetWriterStatus, _: &mut Self::Context) -> Self::Result {
+        let mut status = self.status.clone();
+        status.queue_depth = self.buffer.depth();
+        MessageResult(status)
     }
 }
 
@@ -168,22 +312,13 @@ impl Handler<Restart> for WriterActor {
     }
 }
 
-impl Handler<WriteLines> for WriterActor {
+/// From now on writes whatever waits at once, retrying quickly: the service is stopping.
+impl Handler<Drain> for WriterActor {
     type Result = ();
 
-    fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
-        self.queue.push(lines, Instant::now());
-        self.status.dropped_lines = self.queue.dropped();
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        self.draining = true;
+        self.retry = None;
         self.flush_if_due(ctx);
-    }
-}
-
-impl Handler<GetWriterStatus> for WriterActor {
-    type Result = MessageResult<GetWriterStatus>;
-
-    fn handle(&mut self, _: GetWriterStatus, _: &mut Self::Context) -> Self::Result {
-        let mut status = self.status.clone();
-        status.queue_depth = self.queue.depth();
-        MessageResult(status)
     }
 }

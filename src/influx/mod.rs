@@ -1,8 +1,11 @@
-//! InfluxDB: line protocol, the bounded write queue, the HTTP write client and history queries.
+//! InfluxDB: line protocol, the writer's buffers (memory queue, durable spool), the HTTP write
+//! client and history queries.
 
+pub mod buffer;
 pub mod line_protocol;
 pub mod query;
 pub mod queue;
+pub mod spool;
 pub mod write;
 
 use actix_web::http::header::HeaderValue;

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::buffer::{Batch, LineBuffer};
 use super::line_protocol::Line;
 
 pub struct WriteQueue {
@@ -14,69 +15,20 @@ pub struct WriteQueue {
     /// When the oldest waiting line arrived.
     oldest_since: Option<Instant>,
     max_lines: usize,
-    batch_max_lines: usize,
     batch_max_age: Duration,
     dropped: u64,
 }
 
 impl WriteQueue {
-    pub fn new(max_lines: usize, batch_max_lines: usize, batch_max_age: Duration) -> Self {
+    pub fn new(max_lines: usize, batch_max_age: Duration) -> Self {
         WriteQueue {
             waiting: VecDeque::new(),
             in_flight: Vec::new(),
             oldest_since: None,
             max_lines,
-            batch_max_lines,
             batch_max_age,
             dropped: 0,
         }
-    }
-
-    pub fn push(&mut self, lines: impl IntoIterator<Item = Line>, now: Instant) {
-        for line in lines {
-            self.waiting.push_back(line);
-            self.oldest_since.get_or_insert(now);
-        }
-        self.drop_overflow();
-    }
-
-    /// A batch is due when enough lines wait, or the oldest has waited `batch_max_age`, and no
-    /// other batch is in flight.
-    pub fn batch_due(&self, now: Instant) -> bool {
-        self.in_flight.is_empty()
-            && (self.waiting.len() >= self.batch_max_lines
-                || self
-                    .oldest_since
-                    .is_some_and(|since| now.duration_since(since) >= self.batch_max_age))
-    }
-
-    /// Takes up to `batch_max_lines` of the oldest lines as the batch in flight and returns them
-    /// as one request body. What remains keeps its `oldest_since`, so a backlog goes out batch
-    /// after batch.
-    pub fn take_batch(&mut self) -> Vec<u8> {
-        let n = self.waiting.len().min(self.batch_max_lines);
-        self.in_flight = self.waiting.drain(..n).collect();
-        if self.waiting.is_empty() {
-            self.oldest_since = None;
-        }
-        self.in_flight.concat()
-    }
-
-    /// The batch in flight was stored, or refused for good: either way it leaves. Returns its size.
-    pub fn batch_done(&mut self) -> usize {
-        std::mem::take(&mut self.in_flight).len()
-    }
-
-    /// The batch in flight was not written: back in front of the newer lines, in order.
-    pub fn batch_failed(&mut self, now: Instant) {
-        let batch = std::mem::take(&mut self.in_flight);
-        for line in batch.into_iter().rev() {
-            self.waiting.push_front(line);
-        }
-        if !self.waiting.is_empty() {
-            self.oldest_since.get_or_insert(now);
-        }
-        self.drop_overflow();
     }
 
     fn drop_overflow(&mut self) {
@@ -88,27 +40,74 @@ impl WriteQueue {
             self.oldest_since = None;
         }
     }
+}
 
-    /// Lines held: waiting and in flight.
-    pub fn depth(&self) -> usize {
+impl LineBuffer for WriteQueue {
+    fn push(&mut self, lines: Vec<Line>, now: Instant) -> Result<(), String> {
+        for line in lines {
+            self.waiting.push_back(line);
+            self.oldest_since.get_or_insert(now);
+        }
+        self.drop_overflow();
+        Ok(())
+    }
+
+    fn batch_due(&self, now: Instant, batch_lines: usize) -> bool {
+        self.in_flight.is_empty()
+            && !self.waiting.is_empty()
+            && (self.waiting.len() >= batch_lines
+                || self
+                    .oldest_since
+                    .is_some_and(|since| now.duration_since(since) >= self.batch_max_age))
+    }
+
+    /// What remains keeps its `oldest_since`, so a backlog goes out batch after batch.
+    fn take_batch(&mut self, limit: usize) -> Result<Batch, String> {
+        let n = self.waiting.len().min(limit);
+        self.in_flight = self.waiting.drain(..n).collect();
+        if self.waiting.is_empty() {
+            self.oldest_since = None;
+        }
+        Ok(Batch {
+            body: self.in_flight.concat(),
+            lines: n,
+        })
+    }
+
+    fn batch_done(&mut self) -> usize {
+        std::mem::take(&mut self.in_flight).len()
+    }
+
+    fn batch_failed(&mut self, now: Instant) {
+        let batch = std::mem::take(&mut self.in_flight);
+        for line in batch.into_iter().rev() {
+            self.waiting.push_front(line);
+        }
+        if !self.waiting.is_empty() {
+            self.oldest_since.get_or_insert(now);
+        }
+        self.drop_overflow();
+    }
+
+    fn depth(&self) -> usize {
         self.waiting.len() + self.in_flight.len()
     }
 
-    pub fn dropped(&self) -> u64 {
+    fn dropped(&self) -> u64 {
         self.dropped
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn lines(range: std::ops::Range<u32>) -> Vec<Line> {
+    pub fn lines(range: std::ops::Range<u32>) -> Vec<Line> {
         range.map(|i| format!("m v={i}i\n").into_bytes()).collect()
     }
 
-    fn numbers(body: &[u8]) -> Vec<u32> {
-        String::from_utf8_lossy(body)
+    pub fn numbers(batch: &Batch) -> Vec<u32> {
+        let numbers: Vec<u32> = String::from_utf8_lossy(&batch.body)
             .lines()
             .map(|line| {
                 line.trim_start_matches("m v=")
@@ -116,80 +115,89 @@ mod tests {
                     .parse()
                     .unwrap()
             })
-            .collect()
+            .collect();
+        assert_eq!(numbers.len(), batch.lines);
+        numbers
     }
 
-    #[test]
-    fn a_batch_is_due_by_size() {
-        let now = Instant::now();
-        let mut queue = WriteQueue::new(100, 3, Duration::from_secs(60));
-        queue.push(lines(0..2), now);
-        assert!(!queue.batch_due(now));
-        queue.push(lines(2..5), now);
-        assert!(queue.batch_due(now));
-        assert_eq!(numbers(&queue.take_batch()), [0, 1, 2]);
-        // One batch in flight at a time.
-        assert!(!queue.batch_due(now));
-        queue.batch_done();
-        assert_eq!(queue.depth(), 2);
-    }
-
-    #[test]
-    fn a_batch_is_due_by_age() {
+    /// What every buffer does, whatever keeps the lines.
+    pub fn behaves_like_a_buffer(mut make: impl FnMut() -> Box<dyn LineBuffer>) {
         let start = Instant::now();
-        let mut queue = WriteQueue::new(100, 50, Duration::from_secs(1));
+        let age = Duration::from_secs(1);
+
+        let mut buffer = make();
+        assert!(!buffer.batch_due(start + age * 10, 3), "empty is never due");
+        buffer.push(lines(0..2), start).unwrap();
+        assert!(!buffer.batch_due(start, 3));
+        assert!(buffer.batch_due(start + age, 3), "due by age");
+        buffer.push(lines(2..5), start).unwrap();
+        assert!(buffer.batch_due(start, 3), "due by size");
+        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [0, 1, 2]);
         assert!(
-            !queue.batch_due(start + Duration::from_secs(5)),
-            "empty is never due"
+            !buffer.batch_due(start + age * 10, 1),
+            "one batch in flight at a time"
         );
-        queue.push(lines(0..1), start);
-        assert!(!queue.batch_due(start + Duration::from_millis(999)));
-        assert!(queue.batch_due(start + Duration::from_secs(1)));
-        assert_eq!(numbers(&queue.take_batch()), [0]);
-        queue.batch_done();
-        assert!(!queue.batch_due(start + Duration::from_secs(10)));
+        assert_eq!(buffer.depth(), 5);
+        assert_eq!(buffer.batch_done(), 3);
+        assert_eq!(buffer.depth(), 2);
+
+        // A failed batch goes back in front of newer lines, in order.
+        let batch = buffer.take_batch(10).unwrap();
+        assert_eq!(numbers(&batch), [3, 4]);
+        buffer.push(lines(5..7), start).unwrap();
+        buffer.batch_failed(start);
+        assert_eq!(buffer.depth(), 4);
+        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [3, 4, 5]);
+        assert_eq!(buffer.batch_done(), 3);
+        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [6]);
+        assert_eq!(buffer.batch_done(), 1);
+        assert_eq!(buffer.depth(), 0);
+        assert!(!buffer.batch_due(start + age * 10, 1));
+
+        // Batches smaller than what arrived together, e.g. after a 413.
+        let mut buffer = make();
+        buffer.push(lines(0..10), start).unwrap();
+        assert_eq!(numbers(&buffer.take_batch(4).unwrap()), [0, 1, 2, 3]);
+        buffer.batch_done();
+        assert_eq!(numbers(&buffer.take_batch(1).unwrap()), [4]);
+        buffer.batch_failed(start);
+        assert_eq!(numbers(&buffer.take_batch(2).unwrap()), [4, 5]);
+        buffer.batch_done();
+        assert_eq!(numbers(&buffer.take_batch(100).unwrap()), [6, 7, 8, 9]);
+        buffer.batch_done();
+        assert_eq!(buffer.dropped(), 0);
+    }
+
+    #[test]
+    fn the_memory_queue_is_a_buffer() {
+        behaves_like_a_buffer(|| Box::new(WriteQueue::new(100, Duration::from_secs(1))));
     }
 
     #[test]
     fn when_full_the_oldest_lines_are_dropped_and_counted() {
         let now = Instant::now();
-        let mut queue = WriteQueue::new(5, 2, Duration::from_secs(1));
-        queue.push(lines(0..8), now);
+        let mut queue = WriteQueue::new(5, Duration::from_secs(1));
+        queue.push(lines(0..8), now).unwrap();
         assert_eq!(queue.dropped(), 3);
         assert_eq!(queue.depth(), 5);
-        assert_eq!(numbers(&queue.take_batch()), [3, 4]);
+        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [3, 4]);
         // The batch in flight counts against the bound but is never dropped from under the request.
-        queue.push(lines(8..11), now);
+        queue.push(lines(8..11), now).unwrap();
         assert_eq!(queue.dropped(), 6);
         queue.batch_done();
-        assert_eq!(numbers(&queue.take_batch()), [8, 9]);
-    }
-
-    #[test]
-    fn a_failed_batch_goes_back_in_front_in_order() {
-        let now = Instant::now();
-        let mut queue = WriteQueue::new(10, 3, Duration::from_secs(1));
-        queue.push(lines(0..4), now);
-        queue.take_batch();
-        queue.push(lines(4..6), now);
-        queue.batch_failed(now);
-        assert_eq!(queue.depth(), 6);
-        assert_eq!(numbers(&queue.take_batch()), [0, 1, 2]);
-        queue.batch_done();
-        assert_eq!(numbers(&queue.take_batch()), [3, 4, 5]);
-        assert_eq!(queue.dropped(), 0);
+        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [8, 9]);
     }
 
     #[test]
     fn a_failed_batch_that_no_longer_fits_loses_its_oldest_lines() {
         let now = Instant::now();
-        let mut queue = WriteQueue::new(4, 2, Duration::from_secs(1));
-        queue.push(lines(0..2), now);
-        queue.take_batch();
-        queue.push(lines(2..4), now);
+        let mut queue = WriteQueue::new(4, Duration::from_secs(1));
+        queue.push(lines(0..2), now).unwrap();
+        queue.take_batch(2).unwrap();
+        queue.push(lines(2..4), now).unwrap();
         queue.batch_failed(now);
-        queue.push(lines(4..5), now);
+        queue.push(lines(4..5), now).unwrap();
         assert_eq!(queue.dropped(), 1);
-        assert_eq!(numbers(&queue.take_batch()), [1, 2]);
+        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [1, 2]);
     }
 }

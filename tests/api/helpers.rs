@@ -22,6 +22,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub struct TestApp {
     pub address: String,
     pub client: awc::Client,
+    /// The app's own spool, removed with it.
+    _spool: tempfile::TempDir,
 }
 
 /// Starts the application with test settings, overridden by `env` (as `VMTELEMETRY_*` variables).
@@ -32,7 +34,10 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 /// As `spawn_app`, with a configuration file's text between the defaults and `env`.
 pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
+    let spool = tempfile::tempdir().expect("a spool directory");
+    let spool_dir = spool.path().to_str().unwrap().to_owned();
     let mut settings: Vec<(String, String)> = [
+        ("VMTELEMETRY_SPOOL_DIR", spool_dir.as_str()),
         ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
         ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
         ("VMTELEMETRY_BATCH_MAX_SEC", "0.2"),
@@ -57,6 +62,7 @@ pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> Te
     TestApp {
         address,
         client: awc::Client::default(),
+        _spool: spool,
     }
 }
 

@@ -61,6 +61,8 @@ async fn a_full_queue_drops_the_oldest_lines_and_counts_each() {
     let app = spawn_app(&[
         ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
         ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),
+        // Memory only: no spool.
+        ("VMTELEMETRY_SPOOL_DIR", ""),
         ("VMTELEMETRY_MAX_QUEUE", "5"),
         ("VMTELEMETRY_BATCH_MAX_LINES", "2"),
         ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
