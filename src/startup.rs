@@ -3,6 +3,8 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_rt::signal::unix::{SignalKind, signal};
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -104,7 +106,27 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then stops collecting and flushes for at most
     /// `shutdown_timeout`; what is left stays in the spool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await?;
+        // Our own signal handling: actix-server's would stop the whole actix System, and with it
+        // the writer's thread, before the flush.
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        let signalled = tokio::select! {
+            served = &mut server => {
+                served?;
+                false
+            }
+            _ = terminate.recv() => true,
+            _ = interrupt.recv() => true,
+        };
+        if signalled {
+            tracing::info!("stopping: no more requests, no more collection");
+            // The server future itself carries the stop out: keep polling it.
+            let stopped = handle.stop(true);
+            server.await?;
+            stopped.await;
+        }
         tracing::info!("stopping: flushing what the writer holds");
         let left = self.pipeline.shut_down(self.shutdown_timeout).await;
         if left == 0 {
@@ -150,6 +172,7 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             )
             .default_service(web::to(not_found))
     })
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

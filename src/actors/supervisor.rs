@@ -107,6 +107,8 @@ pub struct Pipeline {
     pub supervisor: Addr<TelemetrySupervisor>,
     pub features: Addr<FeatureActor>,
     writer: Addr<WriterActor>,
+    /// The writer's thread runs as long as someone holds its handle.
+    _writer_arbiter: ArbiterHandle,
 }
 
 impl Pipeline {
@@ -138,7 +140,8 @@ impl TelemetrySupervisor {
     ) -> Pipeline {
         let writer_config = config.writer.clone();
         // A thread of its own: the spool's disk commits never hold up collection or the API.
-        let writer = Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+        let writer_arbiter = Arbiter::new().handle();
+        let writer = Supervisor::start_in_arbiter(&writer_arbiter, move |_| {
             WriterActor::new(writer_config, target, buffer)
         });
         let writer_recipient = writer.clone().recipient();
@@ -172,6 +175,7 @@ impl TelemetrySupervisor {
             supervisor,
             features,
             writer,
+            _writer_arbiter: writer_arbiter,
         }
     }
 

@@ -278,9 +278,7 @@ impl LineBuffer for Spool {
             .then(|| self.chunks.get(whole.len()).copied())
             .flatten();
         let mut rest_bytes = 0;
-        // Not synced: a crash before the next durable commit replays these lines, which
-        // InfluxDB overwrites.
-        let result = self.commit_with(Durability::None, |table| {
+        let result = self.commit_with(Durability::Immediate, |table| {
             for chunk in &whole {
                 table.remove(chunk.key)?;
             }
@@ -298,7 +296,7 @@ impl LineBuffer for Spool {
             Ok(())
         });
         if let Err(error) = result {
-            // The lines stay spooled and go out again: at least once.
+            // The lines stay spooled and go out again, which InfluxDB overwrites: at least once.
             tracing::error!(%error, "could not remove written lines from the spool");
             return done;
         }

@@ -138,13 +138,20 @@ pub fn influx_url() -> String {
 /// A fresh database on the real InfluxDB (1.x) that `scripts/test-env.sh` runs on loopback.
 pub struct Influx {
     pub db: String,
+    url: String,
     client: awc::Client,
 }
 
 impl Influx {
     pub async fn new_database() -> Self {
+        Self::new_database_at(&influx_url()).await
+    }
+
+    /// A fresh database on the InfluxDB 1.x at `url`.
+    pub async fn new_database_at(url: &str) -> Self {
         let influx = Influx {
             db: unique("vmt"),
+            url: url.to_owned(),
             client: awc::Client::default(),
         };
         influx
@@ -160,10 +167,10 @@ impl Influx {
         }
         let mut response = self
             .client
-            .post(format!("{}/query", influx_url()))
+            .post(format!("{}/query", self.url))
             .send_form(&params)
             .await
-            .unwrap_or_else(|e| panic!("influxd at {} answers: {e}", influx_url()));
+            .unwrap_or_else(|e| panic!("influxd at {} answers: {e}", self.url));
         let body = response.body().await.expect("a body");
         assert!(response.status().is_success(), "{q}: {body:?}");
         serde_json::from_slice(&body).expect("InfluxDB answers JSON")
@@ -195,6 +202,18 @@ impl Influx {
             }
         }
         rows
+    }
+
+    /// How many points both measurements hold.
+    pub async fn point_count(&self) -> usize {
+        let mut count = 0;
+        for measurement in ["vm_metrics", "vm_features"] {
+            count += self
+                .rows(&format!("SELECT * FROM \"{measurement}\""))
+                .await
+                .len();
+        }
+        count
     }
 
     /// `fieldKey -> fieldType` of a measurement, as InfluxDB stored them.

@@ -10,6 +10,7 @@ mod influx_v3;
 mod kvm_guest;
 mod multi_host;
 mod openapi;
+mod reliability;
 mod status;
 mod support;
 mod test_driver;

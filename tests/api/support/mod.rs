@@ -1,3 +1,5 @@
-//! Test-only servers.
+//! Test-only servers and processes.
 
+pub mod influxd;
 pub mod influxdb3_standin;
+pub mod service;
