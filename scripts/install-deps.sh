@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing vmtelemetry needs on Debian 12, as root:
-# libvirt (daemon, QEMU driver, virsh, headers), QEMU/KVM, and InfluxDB 1.x for the tests.
-# Idempotent: when everything is installed already it does not touch apt at all.
+# libvirt (daemon, QEMU driver, virsh, headers), QEMU/KVM, InfluxDB 1.x and Chromium (for the
+# dashboard's browser test); then the Python venv in which the tests' InfluxDB 3 stand-in runs
+# SQL with Apache DataFusion (tests/api/support/requirements.txt).
+# Idempotent: when everything is installed already it touches neither apt nor PyPI.
+# Environment: VMT_TEST_STATE (/var/tmp/vmtelemetry-test) holds the venv, in venv/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,6 +15,8 @@ PKGS=(
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
     qemu-system-x86 qemu-utils
     influxdb
+    chromium
+    python3 python3-venv
     pkg-config curl ca-certificates
 )
 
@@ -57,3 +62,22 @@ if ((${#missing[@]})); then
 fi
 
 load_cargo_env || die "cargo not found (looked on PATH and in ~/.cargo): install the Rust toolchain with rustup first"
+
+# The venv is rebuilt whole when its pins change or it no longer imports (say, the
+# interpreter it was made from is gone); the stamp is written last, so a half-built venv
+# is never taken for a finished one.
+venv=${VMT_TEST_STATE:-/var/tmp/vmtelemetry-test}/venv
+reqs=$here/../tests/api/support/requirements.txt
+stamp=$venv/.vmtelemetry-requirements.txt
+if ! { cmp -s "$reqs" "$stamp" && "$venv/bin/python" -I -c 'import datafusion, pyarrow' 2>/dev/null; }; then
+    # Debian's python3 (with python3-venv) rather than whatever python3 is first on PATH.
+    python=/usr/bin/python3
+    [[ -x $python ]] || python=$(command -v python3) || die "python3 not found: install python3 and python3-venv"
+    log "building $venv (DataFusion for the InfluxDB 3 stand-in) with $python"
+    rm -rf "$venv"
+    mkdir -p "${venv%/*}"
+    "$python" -m venv "$venv" || die "$python -m venv $venv failed: is python3-venv installed?"
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
+        --only-binary=:all: --requirement "$reqs" || die "pip could not install $reqs into $venv"
+    cp "$reqs" "$stamp"
+fi

@@ -10,6 +10,8 @@ cd "$here/.."
 . "$here/lib.sh"
 
 bash "$here/install-deps.sh"
+# The Python with DataFusion that install-deps.sh built, for the InfluxDB 3 stand-in's queries.
+export VMT_TEST_PYTHON=${VMT_TEST_PYTHON:-${VMT_TEST_STATE:-/var/tmp/vmtelemetry-test}/venv/bin/python}
 load_cargo_env || die "cargo not found: install the Rust toolchain with rustup first"
 cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing: rustup component add clippy"

@@ -1,13 +1,16 @@
-//! In-process stand-in for the InfluxDB 3 Core HTTP write API.
+//! In-process stand-in for the InfluxDB 3 Core HTTP write and SQL query APIs.
 //!
 //! Integration tests point the service at [`InfluxDb3StandIn::url`] instead of
-//! a real `influxdb3 serve`, then inspect what arrived ([`requests`]) and what
-//! was stored ([`rows`]). The write paths follow InfluxDB 3 Core's own source:
+//! a real `influxdb3 serve`, then inspect what arrived ([`requests`],
+//! [`queries`]) and what was stored ([`rows`]). The paths follow InfluxDB 3
+//! Core's own source:
 //!
 //! * `POST /api/v3/write_lp`: partial writes by default (`accept_partial`),
 //!   `precision=auto` by default, 204 on success.
 //! * `POST /api/v2/write` and `POST /write` (v1): all-or-nothing, nanoseconds
 //!   by default, with those APIs' error body shapes.
+//! * `GET|POST /api/v3/query_sql`: SQL run by Apache DataFusion 55 (InfluxDB
+//!   3's engine) over the stored rows; see below.
 //! * `GET /health`: `200 OK`; every other path is `404 not found`.
 //! * With a token, every path needs it (as in InfluxDB 3 without
 //!   `--disable-authz`): `Bearer`/`Token`/`Basic` header, or `?p=` on `/write`.
@@ -18,9 +21,22 @@
 //! Points are keyed by (tag set, timestamp); rewriting a point overwrites only
 //! the fields it names.
 //!
-//! Not modelled: queries, `no_sync` durability, schema size limits. Error
-//! statuses and shapes match the server; message texts are close to, not
-//! always identical with, InfluxDB's.
+//! Queries: `db`, `q`, `format` (`json`, the default, or `jsonl`) and `params`
+//! (a JSON object; a JSON string on GET) come from the query string on GET and
+//! from a JSON body on POST. Each query starts `influxdb3_query.py` in the
+//! Python that `scripts/install-deps.sh` sets up (`VMT_TEST_PYTHON`, else
+//! `$VMT_TEST_STATE/venv/bin/python`); it registers one table per measurement
+//! with InfluxDB 3's column types (tags `Dictionary(Int32, Utf8)`, fields by
+//! type, `time` `Timestamp(ns)`), binds `$name` placeholders through
+//! DataFusion's own parameter API, and prints rows as arrow-json does:
+//! `[{"time":"2026-11-24T10:00:00","v":1}]`, null columns left out. Unknown
+//! database: 404 `{"error"}`; SQL errors: 400 plain text; no usable Python:
+//! 500 naming the setup step.
+//!
+//! Not modelled: query formats `csv`, `pretty` and `parquet` (400), InfluxDB's
+//! own SQL functions (`date_bin_gapfill`, selectors), `no_sync` durability,
+//! schema size limits. Error statuses and shapes match the server; message
+//! texts are close to, not always identical with, InfluxDB's.
 //!
 //! ```ignore
 //! let influx = InfluxDb3StandIn::start(Some("apiv3_token")).await;
@@ -30,6 +46,7 @@
 //! ```
 //!
 //! [`requests`]: InfluxDb3StandIn::requests
+//! [`queries`]: InfluxDb3StandIn::queries
 //! [`rows`]: InfluxDb3StandIn::rows
 
 // Each test binary that includes this support module uses a different subset
@@ -37,20 +54,39 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
-use actix_web::error::PayloadError;
+use actix_web::error::{PayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, ContentType};
+use actix_web::http::header::{ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, ContentType};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use influxdb_line_protocol::{FieldValue as LpFieldValue, ParsedLine, parse_lines, split_lines};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// InfluxDB 3's default `--max-http-request-size` (10 MiB), applied to the
 /// decompressed body like the real server does.
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+/// The query helper, run as `python -I -c SCRIPT`: no path to find at run time.
+const QUERY_SCRIPT: &str = include_str!("influxdb3_query.py");
+
+/// Exit statuses of the query helper besides 0.
+const EXIT_QUERY_ERROR: i32 = 3;
+const EXIT_SETUP_ERROR: i32 = 4;
+
+/// How long one query may run, Python's start-up (a fraction of a second) included.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a missing or broken query Python tells the test's reader to do.
+const SETUP_HINT: &str = "run scripts/install-deps.sh (it builds the test venv with datafusion) \
+    or set VMT_TEST_PYTHON";
 
 /// The real server's text for a malformed `Authorization` header.
 const MALFORMED_AUTH: &str = "Authorization header was malformed, the request was not in the \
@@ -136,6 +172,13 @@ impl InfluxDb3StandIn {
     /// Every request received so far, in arrival order, rejected ones included.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The `/api/v3/query_sql` requests among [`requests`](Self::requests).
+    pub fn queries(&self) -> Vec<RecordedRequest> {
+        let state = self.shared.lock();
+        let queries = state.requests.iter().filter(|r| r.path == QUERY_SQL_PATH);
+        queries.cloned().collect()
     }
 
     /// The points stored in `db`.`table`, sorted by (time, tags).
@@ -280,9 +323,12 @@ enum Api {
     V1,
 }
 
+const QUERY_SQL_PATH: &str = "/api/v3/query_sql";
+
 enum Route {
     Health,
     Write(Api),
+    QuerySql,
     NotFound,
 }
 
@@ -293,8 +339,21 @@ impl Route {
             ("POST", "/api/v3/write_lp") => Self::Write(Api::V3),
             ("POST", "/api/v2/write") => Self::Write(Api::V2),
             ("POST", "/write") => Self::Write(Api::V1),
+            ("GET" | "POST", QUERY_SQL_PATH) => Self::QuerySql,
             _ => Self::NotFound,
         }
+    }
+}
+
+/// What [`respond`] decided: a reply, or a query to run off the worker thread.
+enum Outcome {
+    Reply(Reply),
+    Query(QueryJob),
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        Self::Reply(reply)
     }
 }
 
@@ -308,7 +367,14 @@ async fn handle(
     let query = web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
-    let reply = respond(&req, &query, &body, &shared);
+    let reply = match respond(&req, &query, &body, &shared) {
+        Outcome::Reply(reply) => reply,
+        // A query waits for a Python process: not on the server's one worker
+        // thread, which keeps serving writes meanwhile.
+        Outcome::Query(job) => web::block(move || job.run())
+            .await
+            .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    };
 
     let mut headers = BTreeMap::<String, String>::new();
     for (name, value) in req.headers() {
@@ -339,7 +405,7 @@ fn respond(
     query: &BTreeMap<String, String>,
     body: &Result<web::Bytes, actix_web::Error>,
     shared: &Shared,
-) -> Reply {
+) -> Outcome {
     let route = Route::of(req);
     if let Route::Write(_) = route
         && let Some((status, canned)) = shared.lock().canned.pop_front()
@@ -351,21 +417,27 @@ fn respond(
         } else {
             Body::Text(canned)
         };
-        return Reply { status, body };
+        return Reply { status, body }.into();
     }
 
     // Auth failures on /api/v2/write use that API's error shape.
     let shape = match route {
         Route::Write(api) => api,
-        Route::Health | Route::NotFound => Api::V3,
+        Route::Health | Route::QuerySql | Route::NotFound => Api::V3,
     };
     if let Err(rejection) = authenticate(req, query, shared.token.as_deref(), shape) {
-        return rejection;
+        return rejection.into();
     }
     match route {
-        Route::Health => text(StatusCode::OK, "OK"),
-        Route::NotFound => text(StatusCode::NOT_FOUND, "not found"),
-        Route::Write(api) => write(api, query, req, body, shared).unwrap_or_else(|error| error),
+        Route::Health => text(StatusCode::OK, "OK").into(),
+        Route::NotFound => text(StatusCode::NOT_FOUND, "not found").into(),
+        Route::Write(api) => write(api, query, req, body, shared)
+            .unwrap_or_else(|error| error)
+            .into(),
+        Route::QuerySql => match query_job(req, body, shared) {
+            Ok(job) => Outcome::Query(job),
+            Err(error) => error.into(),
+        },
     }
 }
 
@@ -650,6 +722,313 @@ fn read_body<'a>(
             StatusCode::BAD_REQUEST,
             message,
         )
+    })
+}
+
+// ---------------------------------------------------------------------------
+// SQL queries
+
+/// `format`, spelled as InfluxDB 3 accepts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QueryFormat {
+    Parquet,
+    Csv,
+    Pretty,
+    Json,
+    #[serde(alias = "jsonl")]
+    JsonLines,
+}
+
+impl QueryFormat {
+    /// The server's `Accept` rule, used when the request names no format. It
+    /// runs first, so a bad header fails even a request that names one.
+    fn from_accept(req: &HttpRequest) -> Result<Self, Reply> {
+        let Some(accept) = req.headers().get(ACCEPT) else {
+            return Ok(Self::Json);
+        };
+        match accept.as_bytes() {
+            b"application/vnd.apache.parquet" => Ok(Self::Parquet),
+            b"text/csv" => Ok(Self::Csv),
+            b"text/plain" => Ok(Self::Pretty),
+            b"application/json" | b"*/*" => Ok(Self::Json),
+            other => {
+                let other = String::from_utf8_lossy(other);
+                if other.contains("text/html") || other.contains("*/*") {
+                    Ok(Self::Json)
+                } else {
+                    // 500, not 400: the server maps this error to its default.
+                    let message = format!("invalid mime type ({other})");
+                    Err(text(StatusCode::INTERNAL_SERVER_ERROR, message))
+                }
+            }
+        }
+    }
+}
+
+/// The query string of `GET /api/v3/query_sql`; `params` is a JSON string.
+#[derive(Deserialize)]
+struct QueryGet {
+    db: String,
+    q: String,
+    format: Option<QueryFormat>,
+    params: Option<String>,
+}
+
+/// The JSON body of `POST /api/v3/query_sql`; the query string is ignored.
+#[derive(Deserialize)]
+struct QueryPost {
+    db: String,
+    q: String,
+    format: Option<QueryFormat>,
+    params: Option<BTreeMap<String, Value>>,
+}
+
+/// One query, ready for the helper: its stdin and how to label its stdout.
+struct QueryJob {
+    format: QueryFormat,
+    input: Vec<u8>,
+}
+
+/// Reads the request like the server (parameters, then the database) and
+/// snapshots the database's tables; `Err` holds the error reply.
+fn query_job(
+    req: &HttpRequest,
+    body: &Result<web::Bytes, actix_web::Error>,
+    shared: &Shared,
+) -> Result<QueryJob, Reply> {
+    let bad = |message: String| text(StatusCode::BAD_REQUEST, message);
+    let header_format = QueryFormat::from_accept(req)?;
+    let (db, q, format, params) = if req.method() == "GET" {
+        if req.query_string().is_empty() {
+            return Err(bad("missing query parameters 'db' and 'q'".into()));
+        }
+        let get = web::Query::<QueryGet>::from_query(req.query_string())
+            .map_err(|e| match e {
+                // The serde message alone, as the server's serde_urlencoded gives it.
+                QueryPayloadError::Deserialize(e) => bad(format!("serde error: {e}")),
+                e => bad(e.to_string()),
+            })?
+            .into_inner();
+        let params = get
+            .params
+            .map(|params| serde_json::from_str::<BTreeMap<String, Value>>(&params))
+            .transpose()
+            .map_err(|e| bad(format!("serde json error: {e}")))?;
+        (get.db, get.q, get.format, params)
+    } else {
+        let body = read_body(Api::V3, req, body)?;
+        let post = serde_json::from_str::<QueryPost>(body)
+            .map_err(|e| bad(format!("serde json error: {e}")))?;
+        (post.db, post.q, post.format, post.params)
+    };
+    let format = format.unwrap_or(header_format);
+    let params = params
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| Ok((name, typed_param(value)?)))
+        .collect::<Result<serde_json::Map<_, _>, String>>()
+        .map_err(|e| bad(format!("serde json error: {e}")))?;
+    if !matches!(format, QueryFormat::Json | QueryFormat::JsonLines) {
+        return Err(bad(format!(
+            "the InfluxDB 3 stand-in answers format json and jsonl only, not {format:?}"
+        )));
+    }
+
+    let state = shared.lock();
+    let Some(database) = state.databases.get(&db) else {
+        let message = format!("query error: database not found: {db}");
+        return Err(json_reply(StatusCode::NOT_FOUND, json!({"error": message})));
+    };
+    let tables: Vec<Value> = database
+        .iter()
+        .map(|(name, table)| table_json(name, table))
+        .collect();
+    drop(state);
+    let format_name = if format == QueryFormat::JsonLines {
+        "jsonl"
+    } else {
+        "json"
+    };
+    let input = json!({"q": q, "format": format_name, "params": params, "tables": tables});
+    Ok(QueryJob {
+        format,
+        input: input.to_string().into_bytes(),
+    })
+}
+
+/// A JSON parameter as InfluxDB 3 types it (`iox_query_params`): a number that
+/// fits u64 is UInt64, else Int64, else Float64, so `1764000000000000000`
+/// binds as UInt64.
+fn typed_param(value: Value) -> Result<Value, String> {
+    let kind = match &value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_u64() => "u64",
+        Value::Number(n) if n.is_i64() => "i64",
+        Value::Number(_) => "f64",
+        Value::String(_) => "str",
+        Value::Array(_) => {
+            return Err("JSON arrays are not supported as query parameters. \
+                Expected null, boolean, number, or string."
+                .into());
+        }
+        Value::Object(_) => {
+            return Err("JSON objects are not supported as query parameters. \
+                Expected null, boolean, number, or string"
+                .into());
+        }
+    };
+    Ok(json!({"type": kind, "value": value}))
+}
+
+/// One table for the helper, column by column. Columns come in name order,
+/// `time` among them, as InfluxDB 3 lists them for `SELECT *`.
+fn table_json(name: &str, table: &Table) -> Value {
+    let mut columns: Vec<(&str, Option<ColumnType>)> = table
+        .schema
+        .iter()
+        .map(|(name, column_type)| (name.as_str(), Some(*column_type)))
+        .collect();
+    columns.push(("time", None));
+    columns.sort_by_key(|(name, _)| *name);
+
+    let columns: Vec<Value> = columns
+        .into_iter()
+        .map(|(column, column_type)| {
+            let values: Vec<Value> = table
+                .points
+                .iter()
+                .map(|((time_ns, tags), fields)| match column_type {
+                    None => json!(time_ns),
+                    Some(ColumnType::Tag) => tags.get(column).map_or(Value::Null, |v| json!(v)),
+                    Some(_) => fields.get(column).map_or(Value::Null, field_json),
+                })
+                .collect();
+            let kind = match column_type {
+                None => "time",
+                Some(ColumnType::Tag) => "tag",
+                Some(ColumnType::Integer) => "i64",
+                Some(ColumnType::UInteger) => "u64",
+                Some(ColumnType::Float) => "f64",
+                Some(ColumnType::String) => "string",
+                Some(ColumnType::Boolean) => "bool",
+            };
+            json!({"name": column, "type": kind, "values": values})
+        })
+        .collect();
+    json!({"name": name, "columns": columns})
+}
+
+fn field_json(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::I64(v) => json!(v),
+        FieldValue::U64(v) => json!(v),
+        FieldValue::F64(v) => json!(v),
+        FieldValue::Bool(v) => json!(v),
+        FieldValue::String(v) => json!(v),
+    }
+}
+
+/// The Python that runs queries: `VMT_TEST_PYTHON` (scripts/test.sh sets it),
+/// else the venv that scripts/install-deps.sh builds under `VMT_TEST_STATE`.
+fn query_python() -> PathBuf {
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(python) = set("VMT_TEST_PYTHON") {
+        return python.into();
+    }
+    let state = set("VMT_TEST_STATE").unwrap_or_else(|| "/var/tmp/vmtelemetry-test".into());
+    Path::new(&state).join("venv/bin/python")
+}
+
+impl QueryJob {
+    /// Runs the helper (blocking) and turns its exit into the server's reply.
+    fn run(self) -> Reply {
+        let failed = |message: String| {
+            let message = format!("InfluxDB 3 stand-in: {message}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, message)
+        };
+        let python = query_python();
+        if !python.exists() {
+            let python = python.display();
+            return failed(format!(
+                "no Python for SQL queries at {python}: {SETUP_HINT}"
+            ));
+        }
+        let output = match run_helper(&python, self.input) {
+            Ok(output) => output,
+            Err(message) => return failed(message),
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        match output.status.code() {
+            Some(0) if self.format == QueryFormat::JsonLines => Reply {
+                status: StatusCode::OK,
+                body: Body::JsonLines(stdout),
+            },
+            Some(0) => Reply {
+                status: StatusCode::OK,
+                body: Body::Json(stdout),
+            },
+            Some(EXIT_QUERY_ERROR) => text(StatusCode::BAD_REQUEST, stdout),
+            Some(EXIT_SETUP_ERROR) => failed(stdout),
+            _ => failed(format!(
+                "the query helper ({}) failed, {}: {}",
+                python.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
+        }
+    }
+}
+
+/// `python -I -c SCRIPT` with `input` on stdin, killed after [`QUERY_TIMEOUT`].
+fn run_helper(python: &Path, input: Vec<u8>) -> Result<Output, String> {
+    // -I: no PYTHONPATH, no user site: only the venv's packages count.
+    let mut child = Command::new(python)
+        .args(["-I", "-c", QUERY_SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}; {SETUP_HINT}", python.display()))?;
+    // Every pipe has its own thread, so no side blocks on a full pipe. A write
+    // error only means the helper exited early; its status tells why.
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let writer = thread::spawn(move || drop(stdin.write_all(&input)));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+
+    let deadline = Instant::now() + QUERY_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                drop(child.kill());
+                drop(child.wait());
+                break Err(format!(
+                    "the query helper ran over {} s and was killed",
+                    QUERY_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => break Err(format!("cannot wait for the query helper: {e}")),
+        }
+    };
+    let _ = writer.join();
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(Output {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        drop(pipe.read_to_end(&mut bytes));
+        bytes
     })
 }
 
@@ -973,6 +1352,8 @@ enum Body {
     Text(String),
     /// Already serialized.
     Json(String),
+    /// Already serialized, one object per line.
+    JsonLines(String),
 }
 
 impl Reply {
@@ -989,6 +1370,9 @@ impl Reply {
             Body::Empty => response.finish(),
             Body::Text(text) => response.content_type(ContentType::plaintext()).body(text),
             Body::Json(json) => response.content_type(ContentType::json()).body(json),
+            Body::JsonLines(lines) => response
+                .insert_header((CONTENT_TYPE, "application/jsonl"))
+                .body(lines),
         }
     }
 }
