@@ -269,3 +269,96 @@ async fn a_slow_influxdb_is_a_504_not_a_hang() {
     assert_eq!(body["error"]["code"], json!("influx_timeout"));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+/// InfluxDB 3: SQL through `/api/v3/query_sql`, run by the stand-in on Apache DataFusion (InfluxDB
+/// 3's engine) with the parameters bound by DataFusion, so the SQL is proven in its dialect.
+mod influxdb3 {
+    use super::*;
+    use crate::support::influxdb3_standin::InfluxDb3StandIn;
+
+    async fn collected_v3() -> (TestApp, InfluxDb3StandIn, TestNode) {
+        let standin = InfluxDb3StandIn::start(Some("t0ken")).await;
+        let node = TestNode::new(&[
+            TestDomain::new(INJECTION, 1, 1),
+            TestDomain::new("victim", 1, 2),
+        ]);
+        let app = spawn_app(&[
+            ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+            ("VMTELEMETRY_INFLUX_URL", &standin.url),
+            ("VMTELEMETRY_INFLUX_API", "v3"),
+            ("INFLUX_TOKEN", "t0ken"),
+        ])
+        .await;
+        wait_for("a few cycles stored", Duration::from_secs(15), || async {
+            (standin.rows("vmstats", "vm_features").len() >= 6).then_some(())
+        })
+        .await;
+        (app, standin, node)
+    }
+
+    #[actix_web::test]
+    async fn history_runs_as_sql_with_bound_parameters() {
+        let (app, standin, _node) = collected_v3().await;
+        let victim = TestDomain::new("victim", 1, 2);
+        let (code, body) = app
+            .get(&path(&[
+                ("vm", "victim"),
+                ("fields", "memory_used_kb,state"),
+            ]))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let points = body["points"].as_array().unwrap();
+        assert!(points.len() >= 3, "{body}");
+        for point in points {
+            assert_eq!(point["memory_used_kb"], json!(victim.current_memory_kib));
+            assert_eq!(point["state"], json!("running"));
+            assert!(point["time"].as_str().unwrap().ends_with("+00:00"));
+        }
+        let queries = standin.queries();
+        let query = queries.last().unwrap();
+        assert_eq!(query.path, "/api/v3/query_sql");
+        assert_eq!(query.status, 200, "{}", query.body);
+        assert_eq!(query.headers["authorization"], "Bearer t0ken");
+        let sent: Value = serde_json::from_str(&query.body).unwrap();
+        assert_eq!(sent["db"], json!("vmstats"));
+        assert_eq!(sent["params"]["vm"], json!(victim.uuid));
+        assert!(!sent["q"].as_str().unwrap().contains(&victim.uuid));
+    }
+
+    #[actix_web::test]
+    async fn every_downsamples_with_date_bin() {
+        let (app, _standin, _node) = collected_v3().await;
+        let (code, body) = app
+            .get(&path(&[
+                ("vm", "victim"),
+                ("measurement", "vm_features"),
+                ("every", "1h"),
+            ]))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let points = body["points"].as_array().unwrap();
+        assert!((1..=2).contains(&points.len()), "{body}");
+        assert_eq!(points[0]["memory_rate_kb_per_sec"].as_f64(), Some(0.0));
+    }
+
+    #[actix_web::test]
+    async fn an_injection_gets_its_own_history_and_nothing_else() {
+        let (app, _standin, _node) = collected_v3().await;
+        let own = TestDomain::new(INJECTION, 1, 1);
+        let (_, body) = app.get(&path(&[("vm", INJECTION)])).await;
+        assert_eq!(body["vm"], json!(own.uuid));
+        assert!(!body["points"].as_array().unwrap().is_empty());
+        for point in body["points"].as_array().unwrap() {
+            assert_eq!(point["memory_used_kb"], json!(own.current_memory_kib));
+        }
+        for name in [
+            "nobody' OR '1'='1",
+            "nobody\" OR \"1\"=\"1",
+            "x') OR 1=1 --",
+        ] {
+            let (code, body) = app.get(&path(&[("vm", name)])).await;
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(body["points"], json!([]), "{name}");
+        }
+    }
+}
