@@ -32,3 +32,5 @@ export VMT_TEST_INFLUX_URL="http://127.0.0.1:${VMT_TEST_INFLUX_PORT:-18086}"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The deployment kit, checked against the binary the tests just built.
+bash deploy/check.sh

@@ -152,6 +152,8 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             // `awc::Client` is not `Send`: one per worker.
             .app_data(web::Data::new(awc::Client::default()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| routes::query_error(e)))
+            .route("/", web::get().to(routes::index))
+            .route("/static/{path:.*}", web::get().to(routes::asset))
             .route("/health", web::get().to(routes::health))
             .route("/ready", web::get().to(routes::ready))
             .route("/api/openapi.json", web::get().to(routes::openapi_json))

@@ -183,8 +183,24 @@ fn fields(measurement: Measurement, asked: Option<&str>) -> Result<Vec<&'static 
     Ok(fields)
 }
 
-/// `now`, `-<duration>` (e.g. `-1h30m`), or RFC 3339.
+/// `now`, `-<duration>` (e.g. `-1h30m`), or RFC 3339, within what nanosecond timestamps hold
+/// (1677 to 2262).
 fn instant(parameter: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let instant = parse_instant(parameter, text, now)?;
+    if instant.timestamp_nanos_opt().is_none() {
+        return Err(ApiError::bad_parameter(
+            parameter,
+            format!("`{text}` is outside the years 1677 to 2262"),
+        ));
+    }
+    Ok(instant)
+}
+
+fn parse_instant(
+    parameter: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ApiError> {
     if text == "now" {
         return Ok(now);
     }
@@ -208,6 +224,9 @@ fn instant(parameter: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<U
         })
 }
 
+/// The longest bucket: a year, beyond which downsampling means nothing.
+const MAX_BUCKET: Duration = Duration::from_secs(366 * 24 * 3600);
+
 fn bucket(text: &str) -> Result<Duration, ApiError> {
     let every = humantime::parse_duration(text)
         .map_err(|e| ApiError::bad_parameter("every", format!("`{text}`: {e}")))?;
@@ -215,6 +234,12 @@ fn bucket(text: &str) -> Result<Duration, ApiError> {
         return Err(ApiError::bad_parameter(
             "every",
             format!("`{text}` is not a whole number of seconds"),
+        ));
+    }
+    if every > MAX_BUCKET {
+        return Err(ApiError::bad_parameter(
+            "every",
+            format!("`{text}` is longer than a year"),
         ));
     }
     Ok(every)
@@ -266,6 +291,7 @@ mod tests {
         assert!(bucket("1500ms").is_err());
         assert!(bucket("0s").is_err());
         assert!(bucket("soon").is_err());
+        assert!(bucket("2years").is_err());
     }
 
     #[test]

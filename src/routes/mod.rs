@@ -1,6 +1,7 @@
 //! HTTP resources, one file each; errors map to responses in `error`.
 
 mod admin;
+mod dashboard;
 mod error;
 mod health;
 mod history;
@@ -10,6 +11,7 @@ mod status;
 mod vms;
 
 pub use admin::{AdminToken, list_actors, restart_actor};
+pub use dashboard::{asset, index};
 pub use error::{ApiError, query_error};
 pub use health::{health, ready};
 pub use history::{QueryLimit, history};

@@ -17,6 +17,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN_TOKEN: &str = "dashboard-test-token";
 /// Would become markup, or break out of an attribute, if the page inserted it as HTML.
 const AWKWARD_NAME: &str = "vm \"<quoted>\" & ünï";
+/// The cell of the page's actor table with the `features` actor's restarts.
+const FEATURES_RESTARTS: &str =
+    "document.querySelector('#actors-table tr[data-actor=\"features\"] td.restarts')";
 /// Generous: two Chromiums and the other tests share two cores.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,9 +61,16 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         .collect();
     let awkward = domains.iter().find(|d| d.name == AWKWARD_NAME).unwrap();
     let (awkward_uuid, awkward_memory) = (awkward.uuid.clone(), awkward.current_memory_kib);
+    assert_eq!(awkward.vcpus, 1, "the CPU check below expects one vCPU");
+    let (code, vms) = app.get("/api/telemetry/vms").await;
+    assert_eq!(code, 200, "{vms}");
+    let host = vms["vms"][0]["host"].as_str().unwrap().to_owned();
     let address = app.address.clone();
     in_browser(move |tab| {
-        tab.navigate_to(&address).unwrap().wait_until_navigated().unwrap();
+        tab.navigate_to(&address)
+            .unwrap()
+            .wait_until_navigated()
+            .unwrap();
 
         let rows = wait_js(
             tab,
@@ -90,7 +100,10 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             "document.querySelector('#admin-status').dataset.state === 'token-needed' && \
              document.querySelector('#admin-status').textContent",
         );
-        assert!(status.as_str().unwrap().contains("token needed"), "{status}");
+        assert!(
+            status.as_str().unwrap().contains("token needed"),
+            "{status}"
+        );
 
         // The name filter goes to the API, which matches substrings.
         tab.find_element("#filter-name")
@@ -110,8 +123,12 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             .unwrap()
             .click()
             .unwrap();
-        let title = wait_js(tab, "the VM title", "document.querySelector('#vm-title').textContent");
-        assert_eq!(title, json!(format!("— {AWKWARD_NAME} on {}", host_of(tab))));
+        let title = wait_js(
+            tab,
+            "the VM title",
+            "document.querySelector('#vm-title').textContent",
+        );
+        assert_eq!(title, json!(format!("— {AWKWARD_NAME} on {host}")));
         let charts = wait_js(
             tab,
             "the three charts with points from InfluxDB",
@@ -121,12 +138,18 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
              document.querySelector('#history-notice').hidden &&
              {
                  memory: vmtCharts.memory.data[1],
+                 cpu: vmtCharts.cpu.data[1].filter(v => v !== null),
                  canvas: document.querySelector('#chart-memory canvas').width,
              }",
         );
         let memory = charts["memory"].as_array().unwrap();
         assert_eq!(memory.last(), Some(&json!(awkward_memory)), "{charts}");
         assert!(charts["canvas"].as_u64().unwrap() > 0, "{charts}");
+        // The test driver's cputime follows the wall clock: one busy vCPU, about 100 %.
+        let mut cpu: Vec<f64> = serde_json::from_value(charts["cpu"].clone()).unwrap();
+        cpu.sort_by(f64::total_cmp);
+        let median = cpu[cpu.len() / 2];
+        assert!((50.0..150.0).contains(&median), "CPU % {cpu:?}");
 
         tab.find_element("#admin-token")
             .unwrap()
@@ -135,8 +158,10 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         let before = wait_js(
             tab,
             "the features actor's row",
-            "document.querySelector('#admin-status').dataset.state === 'ok' && \
-             document.querySelector('#actors-table tr[data-actor=\"features\"] td.restarts')?.textContent",
+            &format!(
+                "document.querySelector('#admin-status').dataset.state === 'ok' && \
+                 {FEATURES_RESTARTS}?.textContent"
+            ),
         );
         assert_eq!(before, json!(restarts_before.to_string()));
         tab.find_element("button.restart[data-actor=\"features\"]")
@@ -154,8 +179,7 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             tab,
             "the panel to show one more restart",
             &format!(
-                "document.querySelector('#actors-table tr[data-actor=\"features\"] td.restarts')
-                   .textContent === '{}'",
+                "{FEATURES_RESTARTS}.textContent === '{}'",
                 restarts_before + 1
             ),
         );
@@ -185,19 +209,18 @@ async fn without_influxdb_or_admin_token_the_dashboard_says_so() {
     ])
     .await;
     let uuid = domains[0].uuid.clone();
-    wait_for(
-        "two samples in memory",
-        Duration::from_secs(20),
-        || async {
-            let (code, stats) = app.get(&format!("/api/telemetry/stats/{uuid}")).await;
-            (code == 200 && stats["recent"].as_array().unwrap().len() >= 2).then_some(())
-        },
-    )
+    wait_for("two samples in memory", Duration::from_secs(20), || async {
+        let (code, stats) = app.get(&format!("/api/telemetry/stats/{uuid}")).await;
+        (code == 200 && stats["recent"].as_array().unwrap().len() >= 2).then_some(())
+    })
     .await;
 
     let address = app.address.clone();
     in_browser(move |tab| {
-        tab.navigate_to(&address).unwrap().wait_until_navigated().unwrap();
+        tab.navigate_to(&address)
+            .unwrap()
+            .wait_until_navigated()
+            .unwrap();
         tab.wait_for_element_with_custom_timeout(
             &format!("#vm-table tbody tr[data-uuid='{uuid}']"),
             PAGE_TIMEOUT,
@@ -229,25 +252,27 @@ async fn without_influxdb_or_admin_token_the_dashboard_says_so() {
              document.querySelector('#admin-status').textContent",
         );
         assert!(
-            status.as_str().unwrap().contains("Admin endpoints disabled"),
+            status
+                .as_str()
+                .unwrap()
+                .contains("Admin endpoints disabled"),
             "{status}"
         );
-        assert_eq!(js(tab, "document.querySelectorAll('button.restart').length"), json!(0));
+        assert_eq!(
+            js(tab, "document.querySelectorAll('button.restart').length"),
+            json!(0)
+        );
     })
     .await;
 }
 
 /// One actor as `/api/admin/actors` lists it.
 async fn actor(app: &TestApp, name: &str) -> Value {
-    let mut response = app
-        .client
-        .get(format!("{}/api/admin/actors", app.address))
-        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
-        .send()
-        .await
-        .expect("the service answers");
-    let body = response.json::<Value>().await.expect("a JSON body");
-    assert_eq!(response.status(), 200, "{body}");
+    let answer = app
+        .request("GET", "/api/admin/actors", Some(ADMIN_TOKEN))
+        .await;
+    let body = answer.body;
+    assert_eq!(answer.status, 200, "{body}");
     body["actors"]
         .as_array()
         .unwrap()
@@ -299,7 +324,8 @@ async fn in_browser(steps: impl FnOnce(&Tab) + Send + 'static) {
     }
 }
 
-/// `expression`'s value, through JSON; an exception or a non-JSON value is a string.
+/// `expression`'s value, through JSON: `undefined` is null, an exception a string
+/// `exception: …`.
 fn js(tab: &Tab, expression: &str) -> Value {
     let wrapped = format!(
         "(() => {{ try {{ return JSON.stringify({expression}); }} \
@@ -315,6 +341,7 @@ fn js(tab: &Tab, expression: &str) -> Value {
 }
 
 /// Polls `expression` until it is neither `false`, `null` nor an exception, and returns it.
+#[track_caller]
 fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
     let deadline = Instant::now() + PAGE_TIMEOUT;
     loop {
@@ -331,15 +358,4 @@ fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The host the table shows for the selected VM.
-fn host_of(tab: &Tab) -> String {
-    js(
-        tab,
-        "document.querySelector('#vm-table tbody tr.selected td.host').textContent",
-    )
-    .as_str()
-    .expect("a selected row")
-    .to_owned()
 }

@@ -3,6 +3,8 @@
 
 mod admin;
 mod cli;
+mod dashboard;
+mod fuzz;
 mod health_check;
 mod helpers;
 mod history;
@@ -16,3 +18,4 @@ mod support;
 mod test_driver;
 mod vm_stats;
 mod vms;
+mod writer_replies;

@@ -1,0 +1,646 @@
+// vmtelemetry dashboard: the VM table, one VM's history charts (uPlot) and the actor panel.
+// Every value from the API reaches the DOM through textContent, attributes or `new Option`,
+// never through innerHTML: VM names hold quotes, `<`, `&` and any unicode.
+"use strict";
+
+(function () {
+  const VMS_EVERY_MS = 2000;
+  const ACTORS_EVERY_MS = 2000;
+  // Without a valid token, or with the endpoints disabled, asking every 2 s only fills logs;
+  // typing a token asks at once anyway.
+  const ACTORS_REFUSED_EVERY_MS = 30000;
+  const NAME_DEBOUNCE_MS = 250;
+  const TOKEN_KEY = "vmtelemetry.adminToken";
+  const CHART_HEIGHT = 200;
+  // `every` keeps a range to a few hundred points (samples come every 5 s by default); a
+  // longer range changes slowly, so it is also fetched again less often. `denseEvery` is for a
+  // service polling so often that the raw samples exceed the API's limit.
+  const RANGES = {
+    "15m": { start: "-15m", every: null, denseEvery: "3s", refreshMs: 5000 },
+    "1h": { start: "-1h", every: "15s", refreshMs: 15000 },
+    "6h": { start: "-6h", every: "1m", refreshMs: 60000 },
+    "24h": { start: "-24h", every: "5m", refreshMs: 60000 },
+  };
+
+  const $ = (selector) => document.querySelector(selector);
+
+  const state = {
+    vms: new Map(), // key -> the VM as last listed
+    hosts: new Set(),
+    actorsEveryMs: ACTORS_EVERY_MS,
+    selected: null, // {host, uuid, name}
+    wanted: null, // {uuid, host} from the address, selected once listed
+    charts: null,
+  };
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status; // 0: no answer at all
+      this.code = code;
+    }
+  }
+
+  async function api(path, options = {}) {
+    let response;
+    try {
+      response = await fetch(path, {
+        cache: "no-store",
+        ...options,
+        headers: { Accept: "application/json", ...options.headers },
+      });
+    } catch (error) {
+      throw new ApiError(0, "network", `no answer from the service (${error.message})`);
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not JSON (a proxy's error page): the status line says enough.
+    }
+    if (!response.ok) {
+      const error = (body && body.error) || {};
+      throw new ApiError(
+        response.status,
+        error.code || `http_${response.status}`,
+        error.message || `${response.status} ${response.statusText}`,
+      );
+    }
+    return body;
+  }
+
+  // Runs `task` now and again `intervalMs()` after each run ends, so slow answers never pile
+  // up. Calling the returned function runs it at once (or right after the run in progress).
+  function poll(intervalMs, task) {
+    let timer = null;
+    let running = false;
+    let again = false;
+    async function run() {
+      clearTimeout(timer);
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        await task();
+      } catch (error) {
+        console.error(error);
+      } finally {
+        running = false;
+        if (again) {
+          again = false;
+          run();
+        } else {
+          timer = setTimeout(run, intervalMs());
+        }
+      }
+    }
+    run();
+    return run;
+  }
+
+  function debounce(ms, fn) {
+    let timer = null;
+    return () => {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+  }
+
+  function setText(element, text) {
+    if (element.textContent !== text) element.textContent = text;
+  }
+
+  function setStatus(element, kind, text) {
+    element.dataset.state = kind;
+    setText(element, text);
+  }
+
+  const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+  function isNumber(value) {
+    return typeof value === "number" && Number.isFinite(value);
+  }
+
+  function fixed(value, digits) {
+    return isNumber(value) ? value.toFixed(digits) : "—";
+  }
+
+  function humanKiB(kib) {
+    if (!isNumber(kib)) return "—";
+    const units = ["KiB", "MiB", "GiB", "TiB"];
+    let value = kib;
+    let unit = 0;
+    while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    const digits = unit === 0 || Number.isInteger(value) ? 0 : 1;
+    return `${value.toFixed(digits)} ${units[unit]}`;
+  }
+
+  function exactKiB(kib) {
+    return isNumber(kib) ? `${integer.format(kib)} KiB` : "—";
+  }
+
+  // Seconds since the epoch. Date.parse keeps milliseconds only; the nanoseconds of an RFC 3339
+  // timestamp are kept for the CPU usage of samples taken a fraction of a second apart.
+  function parseTime(text) {
+    const match = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$/.exec(text);
+    if (!match) return Date.parse(text) / 1000;
+    return Date.parse(match[1] + match[3]) / 1000 + (match[2] ? parseFloat(match[2]) : 0);
+  }
+
+  // ---------------------------------------------------------------- VM table
+
+  function vmKey(vm) {
+    return `${vm.host}\n${vm.uuid}`;
+  }
+
+  function vmQuery() {
+    const params = new URLSearchParams();
+    for (const [id, key] of [
+      ["#filter-host", "host"],
+      ["#filter-state", "state"],
+      ["#filter-name", "name"],
+    ]) {
+      const value = $(id).value;
+      if (value !== "") params.set(key, value);
+    }
+    const query = params.toString();
+    return query ? `/api/telemetry/vms?${query}` : "/api/telemetry/vms";
+  }
+
+  async function refreshVms() {
+    const query = vmQuery();
+    const status = $("#vms-status");
+    try {
+      const body = await api(query);
+      // Filters changed while waiting: their own run follows at once.
+      if (query !== vmQuery()) return;
+      renderVms(body.vms);
+      setStatus(status, "ok", `Updated ${new Date().toLocaleTimeString()}`);
+    } catch (error) {
+      setStatus(status, "error", `VM list unavailable: ${error.message}. Retrying…`);
+    }
+  }
+
+  function renderVms(vms) {
+    const tbody = $("#vm-table tbody");
+    const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.key, tr]));
+    state.vms = new Map();
+    vms.forEach((vm, index) => {
+      const key = vmKey(vm);
+      state.vms.set(key, vm);
+      state.hosts.add(vm.host);
+      let tr = rows.get(key);
+      if (tr) rows.delete(key);
+      else tr = newVmRow(vm);
+      fillVmRow(tr, vm);
+      // Rows already in place are not moved, so a click under way is not lost.
+      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
+    });
+    for (const tr of rows.values()) tr.remove();
+    syncHostOptions();
+    setText($("#vm-count"), `(${vms.length})`);
+    $("#vm-empty").hidden = vms.length > 0;
+  }
+
+  function newVmRow(vm) {
+    const tr = document.createElement("tr");
+    tr.dataset.key = vmKey(vm);
+    tr.dataset.uuid = vm.uuid;
+    tr.dataset.host = vm.host;
+    tr.tabIndex = 0;
+    for (const name of ["host", "name", "state", "cpus num", "memory num", "rate num", "angle num"]) {
+      const td = document.createElement("td");
+      td.className = name;
+      tr.appendChild(td);
+    }
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    tr.cells[2].appendChild(badge);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const text = document.createElement("span");
+    tr.cells[4].append(text, bar);
+    return tr;
+  }
+
+  function fillVmRow(tr, vm) {
+    const [host, name, stateCell, cpus, memory, rate, angle] = tr.cells;
+    setText(host, vm.host);
+    setText(name, vm.name);
+    name.title = `${vm.uuid}${vm.vmid && vm.vmid !== "-" ? ` · id ${vm.vmid}` : ""}`;
+    const badge = stateCell.firstChild;
+    badge.dataset.state = vm.state;
+    setText(badge, vm.state);
+    setText(cpus, isNumber(vm.cpu_count) ? String(vm.cpu_count) : "—");
+    setText(memory.firstChild, `${humanKiB(vm.memory_used_kb)} / ${humanKiB(vm.memory_max_kb)}`);
+    memory.title = `${exactKiB(vm.memory_used_kb)} of ${exactKiB(vm.memory_max_kb)}`;
+    const share = vm.memory_max_kb > 0 ? Math.min(1, vm.memory_used_kb / vm.memory_max_kb) : 0;
+    memory.lastChild.style.setProperty("--share", String(share));
+    setText(rate, fixed(vm.memory_rate_kb_per_sec, 1));
+    setText(angle, fixed(vm.memory_angle_deg, 2));
+    const selected = state.selected !== null && vmKey(state.selected) === vmKey(vm);
+    tr.classList.toggle("selected", selected);
+    tr.setAttribute("aria-selected", String(selected));
+  }
+
+  function syncHostOptions() {
+    const select = $("#filter-host");
+    const present = new Set([...select.options].map((option) => option.value));
+    for (const host of state.hosts) {
+      if (present.has(host)) continue;
+      // Sorted, after the "all hosts" option.
+      const before = [...select.options].slice(1).find((option) => option.value > host);
+      select.add(new Option(host, host), before || null);
+    }
+  }
+
+  // ---------------------------------------------------------------- charts
+
+  function chartWidth(element) {
+    return Math.max(280, element.clientWidth);
+  }
+
+  // Memory ticks at 256 MiB, 512 MiB… rather than uPlot's decimal 244.1 MiB, 488.3 MiB…
+  const KIB_INCREMENTS = [1, 1024, 1024 ** 2, 1024 ** 3].flatMap((unit) =>
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((m) => unit * m),
+  );
+
+  const legendTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
+
+  // A legend shows the hovered point, else the latest one.
+  function legend(format) {
+    return (chart, value, seriesIndex, index) => {
+      if (index !== null && index !== undefined) return format(value, false);
+      const values = chart.data[seriesIndex] || [];
+      return format(values.length ? values[values.length - 1] : null, true);
+    };
+  }
+
+  const timeLegend = legend((t, latest) =>
+    isNumber(t) ? `${legendTime(new Date(t * 1000))}${latest ? " (latest)" : ""}` : "—",
+  );
+
+  function makeChart(element, series, yAxis, yRange, yIncrements) {
+    const options = {
+      width: chartWidth(element),
+      height: CHART_HEIGHT,
+      cursor: { sync: { key: "vmtelemetry" } },
+      scales: { x: { time: true }, y: yRange ? { range: yRange } : {} },
+      series: [{ value: timeLegend }, ...series],
+      axes: [{ space: 80 }, { size: 80, values: (chart, splits) => splits.map(yAxis) }],
+    };
+    if (yIncrements) options.axes[1].incrs = yIncrements;
+    return new uPlot(options, [[], ...series.map(() => [])], element);
+  }
+
+  function ensureCharts() {
+    if (state.charts) return state.charts;
+    const fromZero = (chart, min, max) => [0, isNumber(max) && max > 0 ? max * 1.05 : 1];
+    const memory = makeChart(
+      $("#chart-memory"),
+      [
+        { label: "used", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.12)", width: 2, value: legend(exactKiB) },
+        { label: "max", stroke: "#94a3b8", dash: [6, 4], points: { show: false }, value: legend(exactKiB) },
+      ],
+      humanKiB,
+      fromZero,
+      KIB_INCREMENTS,
+    );
+    const cpu = makeChart(
+      $("#chart-cpu"),
+      [{ label: "CPU", stroke: "#d97706", fill: "rgba(217, 119, 6, 0.12)", width: 2, value: legend((v) => (isNumber(v) ? `${v.toFixed(1)} %` : "—")) }],
+      (v) => `${v} %`,
+      (chart, min, max) => [0, isNumber(max) && max > 100 ? max * 1.05 : 100],
+    );
+    const rate = makeChart(
+      $("#chart-rate"),
+      [{ label: "rate", stroke: "#059669", width: 2, value: legend((v) => (isNumber(v) ? `${v.toFixed(1)} KiB/s` : "—")) }],
+      (v) => `${v}`,
+      null,
+    );
+    state.charts = { memory, cpu, rate };
+    window.vmtCharts = state.charts; // for the browser test and the console
+    new ResizeObserver(() => {
+      for (const [id, chart] of [
+        ["#chart-memory", memory],
+        ["#chart-cpu", cpu],
+        ["#chart-rate", rate],
+      ]) {
+        const width = chartWidth($(id));
+        if (chart.width !== width) chart.setSize({ width, height: CHART_HEIGHT });
+      }
+    }).observe($("#charts"));
+    return state.charts;
+  }
+
+  // Δcputime_ns / (Δt_ns × cpu_count) × 100; none across a restart (cputime going back), nor
+  // from a negative counter (an average that overflowed in InfluxDB).
+  function cpuPercent(previous, point) {
+    const elapsedNs = (point.t - previous.t) * 1e9;
+    const usedNs = point.cputime_ns - previous.cputime_ns;
+    if (!(elapsedNs > 0) || !(point.cpu_count > 0) || !isNumber(usedNs)) return null;
+    if (usedNs < 0 || previous.cputime_ns < 0) return null;
+    return (usedNs / (elapsedNs * point.cpu_count)) * 100;
+  }
+
+  function value(point, field) {
+    return isNumber(point[field]) ? point[field] : null;
+  }
+
+  // Samples (history points or in-memory samples) to the three charts' uPlot data.
+  function chartData(metrics, features) {
+    const points = metrics.map((p) => ({
+      t: parseTime(p.time || p.timestamp),
+      memory_used_kb: value(p, "memory_used_kb"),
+      memory_max_kb: value(p, "memory_max_kb"),
+      cputime_ns: value(p, "cputime_ns"),
+      cpu_count: value(p, "cpu_count"),
+    }));
+    const t = points.map((p) => p.t);
+    return {
+      memory: [t, points.map((p) => p.memory_used_kb), points.map((p) => p.memory_max_kb)],
+      cpu: [t, points.map((p, i) => (i === 0 ? null : cpuPercent(points[i - 1], p)))],
+      rate: [
+        features.map((p) => parseTime(p.time || p.timestamp)),
+        features.map((p) => value(p, "memory_rate_kb_per_sec")),
+      ],
+    };
+  }
+
+  const NO_DATA = { memory: [[], [], []], cpu: [[], []], rate: [[], []] };
+
+  function drawCharts(data) {
+    const charts = ensureCharts();
+    for (const name of ["memory", "cpu", "rate"]) charts[name].setData(data[name]);
+  }
+
+  function setNotice(kind, text, detail) {
+    const notice = $("#history-notice");
+    notice.hidden = !text;
+    notice.dataset.state = kind;
+    setText(notice, text);
+    notice.title = detail || "";
+  }
+
+  function historyUrl(vm, measurement, fields, start, every) {
+    const params = new URLSearchParams({ vm: vm.uuid, host: vm.host, measurement, fields, start });
+    if (every) params.set("every", every);
+    return `/api/telemetry/history?${params}`;
+  }
+
+  async function fetchHistory(vm, range, every) {
+    const [metrics, features] = await Promise.all([
+      api(historyUrl(vm, "vm_metrics", "memory_used_kb,memory_max_kb,cputime_ns,cpu_count", range.start, every)),
+      api(historyUrl(vm, "vm_features", "memory_rate_kb_per_sec", range.start, every)),
+    ]);
+    // The API answers the oldest `limit` points: averaged buckets bring the range up to now.
+    const truncated = metrics.points.length >= metrics.limit || features.points.length >= features.limit;
+    if (truncated && !every && range.denseEvery) return fetchHistory(vm, range, range.denseEvery);
+    return [metrics, features];
+  }
+
+  async function loadHistory(vm, range) {
+    try {
+      const [metrics, features] = await fetchHistory(vm, range, range.every);
+      const empty = metrics.points.length === 0;
+      return {
+        data: chartData(metrics.points, features.points),
+        notice: empty ? ["empty", "No sample of this VM in InfluxDB for this range yet."] : ["", ""],
+      };
+    } catch (error) {
+      // Only a failing InfluxDB (5xx) or no answer at all has the in-memory samples as a fallback.
+      if (error.status !== 0 && error.status < 500) {
+        return { data: NO_DATA, notice: ["error", `No history: ${error.message}`] };
+      }
+      return loadRecent(vm, error);
+    }
+  }
+
+  async function loadRecent(vm, historyError) {
+    const path = `/api/telemetry/stats/${encodeURIComponent(vm.uuid)}?${new URLSearchParams({ host: vm.host })}`;
+    try {
+      const { recent } = await api(path);
+      return {
+        data: chartData(recent, recent.filter((s) => isNumber(s.memory_rate_kb_per_sec))),
+        notice: [
+          "fallback",
+          `InfluxDB unavailable — showing the last ${recent.length} samples held in memory`,
+          historyError.message,
+        ],
+      };
+    } catch (error) {
+      return {
+        data: NO_DATA,
+        notice: ["error", `No history (${historyError.message}) and no recent samples (${error.message})`],
+      };
+    }
+  }
+
+  async function refreshCharts() {
+    const vm = state.selected;
+    if (!vm) return;
+    const rangeKey = $("#range").value;
+    const { data, notice } = await loadHistory(vm, RANGES[rangeKey]);
+    // Another VM or range was chosen meanwhile: its own run follows at once.
+    if (state.selected !== vm || $("#range").value !== rangeKey) return;
+    setNotice(...notice);
+    drawCharts(data);
+  }
+
+  let runCharts = null;
+
+  function selectVm(vm) {
+    state.wanted = null;
+    state.selected = { host: vm.host, uuid: vm.uuid, name: vm.name };
+    for (const tr of $("#vm-table tbody").rows) {
+      const selected = tr.dataset.key === vmKey(vm);
+      tr.classList.toggle("selected", selected);
+      tr.setAttribute("aria-selected", String(selected));
+    }
+    setText($("#vm-title"), `— ${vm.name} on ${vm.host}`);
+    saveHash();
+    $("#charts").hidden = false;
+    setNotice("loading", "Loading…");
+    drawCharts(NO_DATA); // never show the previous VM's points under this one's name
+    runCharts();
+  }
+
+  // The chosen VM and range live in the address, so a reload or a bookmark shows them again.
+  function saveHash() {
+    const params = new URLSearchParams({ range: $("#range").value });
+    if (state.selected) {
+      params.set("vm", state.selected.uuid);
+      params.set("host", state.selected.host);
+    }
+    history.replaceState(null, "", `#${params}`);
+  }
+
+  // Returns the VM asked for by the address, to select once the table lists it.
+  function loadHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (params.get("range") in RANGES) $("#range").value = params.get("range");
+    const uuid = params.get("vm");
+    return uuid ? { uuid, host: params.get("host") } : null;
+  }
+
+  // ---------------------------------------------------------------- actors
+
+  function authHeaders() {
+    const token = $("#admin-token").value;
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  async function refreshActors() {
+    const token = $("#admin-token").value;
+    const status = $("#admin-status");
+    try {
+      const body = await api("/api/admin/actors", { headers: authHeaders() });
+      if (token !== $("#admin-token").value) return;
+      renderActors(body.actors);
+      setStatus(status, "ok", `${body.actors.length} actors`);
+      state.actorsEveryMs = ACTORS_EVERY_MS;
+    } catch (error) {
+      if (token !== $("#admin-token").value) return;
+      renderActors([]);
+      const refused = error.status === 401 || error.status === 403;
+      state.actorsEveryMs = refused ? ACTORS_REFUSED_EVERY_MS : ACTORS_EVERY_MS;
+      if (error.status === 403) {
+        setStatus(status, "disabled", "Admin endpoints disabled (no admin token is configured)");
+      } else if (error.status === 401) {
+        if (token) setStatus(status, "wrong-token", "Wrong token");
+        else setStatus(status, "token-needed", "Admin token needed: enter it to see the actors");
+      } else {
+        setStatus(status, "error", `Actors unavailable: ${error.message}`);
+      }
+    }
+  }
+
+  function renderActors(actors) {
+    const tbody = $("#actors-table tbody");
+    const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.actor, tr]));
+    actors.forEach((actor, index) => {
+      let tr = rows.get(actor.name);
+      if (tr) rows.delete(actor.name);
+      else tr = newActorRow(actor.name);
+      fillActorRow(tr, actor);
+      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
+    });
+    for (const tr of rows.values()) tr.remove();
+    $("#actors-table").hidden = actors.length === 0;
+  }
+
+  function newActorRow(name) {
+    const tr = document.createElement("tr");
+    tr.dataset.actor = name;
+    for (const cell of ["name", "kind", "state", "restarts num", "queue num", "error", "action"]) {
+      const td = document.createElement("td");
+      td.className = cell;
+      tr.appendChild(td);
+    }
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    tr.cells[2].appendChild(badge);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "restart";
+    button.dataset.actor = name;
+    button.textContent = "Restart";
+    tr.cells[6].appendChild(button);
+    return tr;
+  }
+
+  function fillActorRow(tr, actor) {
+    const [name, kind, stateCell, restarts, queue, error] = tr.cells;
+    setText(name, actor.name);
+    setText(kind, actor.kind);
+    stateCell.firstChild.dataset.state = actor.state;
+    setText(stateCell.firstChild, actor.state);
+    setText(restarts, String(actor.restarts));
+    setText(queue, isNumber(actor.queue_depth) ? integer.format(actor.queue_depth) : "—");
+    setText(error, actor.last_error || "—");
+    error.title = actor.last_error_time ? `at ${actor.last_error_time}` : "";
+  }
+
+  async function restartActor(button, runActors) {
+    const name = button.dataset.actor;
+    const message = $("#admin-message");
+    button.disabled = true;
+    try {
+      const body = await api(`/api/admin/actors/${encodeURIComponent(name)}/restart`, {
+        method: "POST",
+        headers: authHeaders(),
+      });
+      setStatus(message, "ok", `${name}: ${body.status}`);
+    } catch (error) {
+      setStatus(message, "error", `Restart of ${name} failed: ${error.message}`);
+    } finally {
+      button.disabled = false;
+      runActors();
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function start() {
+    state.wanted = loadHash();
+    runCharts = poll(() => RANGES[$("#range").value].refreshMs, refreshCharts);
+    const runVms = poll(() => VMS_EVERY_MS, async () => {
+      await refreshVms();
+      const wanted = state.wanted;
+      if (!wanted) return;
+      const vm = [...state.vms.values()].find((v) => v.uuid === wanted.uuid && (!wanted.host || v.host === wanted.host));
+      if (vm) selectVm(vm);
+    });
+
+    $("#filters").addEventListener("submit", (event) => event.preventDefault());
+    $("#filter-host").addEventListener("change", runVms);
+    $("#filter-state").addEventListener("change", runVms);
+    $("#filter-name").addEventListener("input", debounce(NAME_DEBOUNCE_MS, runVms));
+
+    const tbody = $("#vm-table tbody");
+    const chooseRow = (event) => {
+      const tr = event.target.closest("tr[data-key]");
+      const vm = tr && state.vms.get(tr.dataset.key);
+      if (vm) selectVm(vm);
+    };
+    tbody.addEventListener("click", chooseRow);
+    tbody.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        chooseRow(event);
+      }
+    });
+    $("#range").addEventListener("change", () => {
+      saveHash();
+      if (!state.selected) return;
+      setNotice("loading", "Loading…");
+      drawCharts(NO_DATA);
+      runCharts();
+    });
+
+    const tokenInput = $("#admin-token");
+    tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
+    const runActors = poll(() => state.actorsEveryMs, refreshActors);
+    const tokenChanged = debounce(NAME_DEBOUNCE_MS, runActors);
+    tokenInput.addEventListener("input", () => {
+      if (tokenInput.value) sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
+      else sessionStorage.removeItem(TOKEN_KEY);
+      tokenChanged();
+    });
+    $("#admin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      runActors();
+    });
+    $("#actors-table tbody").addEventListener("click", (event) => {
+      const button = event.target.closest("button.restart");
+      if (button && !button.disabled) restartActor(button, runActors);
+    });
+  }
+
+  start();
+})();
