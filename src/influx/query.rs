@@ -55,6 +55,12 @@ impl Measurement {
     pub fn is_text(field: &str) -> bool {
         field == "state"
     }
+
+    /// Cumulative counters: a bucket shows its last value, which keeps differences exact (a mean
+    /// of a counter means little, and overflows InfluxDB 1.x's integer sums).
+    pub fn is_counter(field: &str) -> bool {
+        field == "cputime_ns"
+    }
 }
 
 /// Which tag picks the VM.
@@ -213,7 +219,11 @@ pub fn sql(query: &HistoryQuery) -> String {
                 every.as_secs()
             );
             for field in &query.fields {
-                let _ = write!(q, ", avg(\"{field}\") AS \"{field}\"");
+                if Measurement::is_counter(field) {
+                    let _ = write!(q, ", last_value(\"{field}\" ORDER BY time) AS \"{field}\"");
+                } else {
+                    let _ = write!(q, ", avg(\"{field}\") AS \"{field}\"");
+                }
             }
         }
         None => {
@@ -247,6 +257,9 @@ pub fn influxql(query: &HistoryQuery) -> String {
         .fields
         .iter()
         .map(|field| match query.every {
+            Some(_) if Measurement::is_counter(field) => {
+                format!("last(\"{field}\") AS \"{field}\"")
+            }
             Some(_) => format!("mean(\"{field}\") AS \"{field}\""),
             None => format!("\"{field}\""),
         })
@@ -413,9 +426,9 @@ mod tests {
         assert_eq!(
             sql(&query(Some(60), Some("h"))),
             "SELECT date_bin(INTERVAL '60 seconds', time) AS time, avg(\"memory_used_kb\") AS \
-             \"memory_used_kb\", avg(\"cputime_ns\") AS \"cputime_ns\" FROM \"vm_metrics\" WHERE \
-             \"name\" = $vm AND \"host\" = $host AND time >= CAST($start AS TIMESTAMP) AND time < \
-             CAST($end AS TIMESTAMP) GROUP BY 1 ORDER BY time LIMIT 500"
+             \"memory_used_kb\", last_value(\"cputime_ns\" ORDER BY time) AS \"cputime_ns\" FROM \
+             \"vm_metrics\" WHERE \"name\" = $vm AND \"host\" = $host AND time >= CAST($start AS \
+             TIMESTAMP) AND time < CAST($end AS TIMESTAMP) GROUP BY 1 ORDER BY time LIMIT 500"
         );
     }
 
@@ -423,7 +436,7 @@ mod tests {
     fn influxql_downsamples_with_mean() {
         assert_eq!(
             influxql(&query(Some(300), None)),
-            "SELECT mean(\"memory_used_kb\") AS \"memory_used_kb\", mean(\"cputime_ns\") AS \
+            "SELECT mean(\"memory_used_kb\") AS \"memory_used_kb\", last(\"cputime_ns\") AS \
              \"cputime_ns\" FROM \"vm_metrics\" WHERE \"name\" = $vm AND time >= $start AND time \
              < $end GROUP BY time(300s) fill(none) ORDER BY time ASC LIMIT 500"
         );

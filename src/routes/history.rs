@@ -33,7 +33,8 @@ pub struct HistoryParams {
     start: Option<String>,
     /// RFC 3339, relative like `-5m`, or `now` (default).
     end: Option<String>,
-    /// Averages per bucket of this length, in whole seconds: `30s`, `1m`, `1h`.
+    /// Buckets of this length, in whole seconds (`30s`, `1m`, `1h`): the mean of each field, and
+    /// the last value of the `cputime_ns` counter.
     every: Option<String>,
     /// The most points returned: default 1000, capped by `query_limit_max`.
     limit: Option<String>,

@@ -103,12 +103,20 @@ async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
 }
 
 #[actix_web::test]
-async fn every_averages_per_bucket() {
-    let (app, _influx, _node) = collected().await;
+async fn every_averages_per_bucket_and_keeps_the_counters_last_value() {
+    let (app, influx, _node) = collected().await;
+    let victim = TestDomain::new("victim", 1, 2);
+    let stored = influx
+        .rows(&format!(
+            "SELECT max(cputime_ns) FROM vm_metrics WHERE \"uuid\" = '{}'",
+            victim.uuid
+        ))
+        .await;
+    let latest_cputime = stored[0]["max"].as_u64().unwrap();
     let (code, body) = app
         .get(&path(&[
             ("vm", "victim"),
-            ("fields", "memory_used_kb"),
+            ("fields", "memory_used_kb,cputime_ns"),
             ("every", "1h"),
         ]))
         .await;
@@ -117,13 +125,15 @@ async fn every_averages_per_bucket() {
     let points = body["points"].as_array().unwrap();
     // The last hour falls in one or two hour buckets, whatever the number of samples.
     assert!((1..=2).contains(&points.len()), "{body}");
-    let victim = TestDomain::new("victim", 1, 2);
     for point in points {
         assert_eq!(
             point["memory_used_kb"].as_f64(),
             Some(victim.current_memory_kib as f64)
         );
     }
+    // A counter's bucket is its last value, not a mean of several samples.
+    let last = points.last().unwrap()["cputime_ns"].as_u64().unwrap();
+    assert!(last >= latest_cputime, "{last} < {latest_cputime}");
 }
 
 #[actix_web::test]
