@@ -28,6 +28,7 @@ pub struct Settings {
     pub influx_timeout: f64,
     pub influx_token: Option<SecretString>,
     pub influx_gzip: bool,
+    pub influx_ca_file: String,
     pub create_database: bool,
     pub retry_max_delay: f64,
     pub spool_dir: String,
@@ -102,6 +103,8 @@ pub struct WriterConfig {
     /// The ceiling of the exponential backoff between retries.
     pub retry_max_delay: Duration,
     pub gzip: bool,
+    /// A PEM file of CA certificates trusted for `https://` besides the public roots.
+    pub ca_file: Option<PathBuf>,
     /// Create the database (v3) when a write finds it missing.
     pub create_database: bool,
     /// None: lines are held in memory only.
@@ -288,6 +291,10 @@ impl Settings {
                 max_queue,
                 retry_max_delay,
                 gzip: self.influx_gzip,
+                ca_file: match self.influx_ca_file.trim() {
+                    "" => None,
+                    path => Some(PathBuf::from(path)),
+                },
                 create_database: self.create_database,
                 spool,
             },

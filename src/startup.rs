@@ -18,6 +18,7 @@ use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
 use crate::influx::queue::WriteQueue;
 use crate::influx::spool::{Spool, SpoolError};
+use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
 use crate::routes;
 
@@ -39,6 +40,8 @@ pub enum StartupError {
     Token(String),
     #[error("configuration key `spool_dir`: {0}")]
     Spool(#[from] SpoolError),
+    #[error("configuration key `influx_ca_file`: {0}")]
+    Tls(String),
 }
 
 /// Everything the HTTP workers share; each worker adds its own `awc::Client`.
@@ -48,6 +51,7 @@ struct Shared {
     query_target: web::Data<QueryTarget>,
     query_limit: web::Data<routes::QueryLimit>,
     admin_token: web::Data<routes::AdminToken>,
+    clients: HttpClients,
 }
 
 impl Application {
@@ -57,6 +61,8 @@ impl Application {
         virt::error::clear_error_callback();
         let write_target = WriteTarget::new(&config.writer).map_err(StartupError::Token)?;
         let query_target = QueryTarget::new(&config.writer).map_err(StartupError::Token)?;
+        let clients =
+            HttpClients::new(config.writer.ca_file.as_deref()).map_err(StartupError::Tls)?;
         let listen_error = |source| StartupError::Listen {
             address: config.listen,
             source,
@@ -82,12 +88,14 @@ impl Application {
                 config.writer.batch_max_age,
             )),
         };
-        let pipeline = TelemetrySupervisor::start_pipeline(&config, write_target, buffer);
+        let pipeline =
+            TelemetrySupervisor::start_pipeline(&config, write_target, clients.clone(), buffer);
         let shared = Shared {
             pipeline: web::Data::new(pipeline.clone()),
             query_target: web::Data::new(query_target),
             query_limit: web::Data::new(routes::QueryLimit(config.query_limit_max)),
             admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
+            clients,
         };
         let server = run(listener, shared).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
@@ -150,7 +158,7 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             .app_data(shared.query_limit)
             .app_data(shared.admin_token)
             // `awc::Client` is not `Send`: one per worker.
-            .app_data(web::Data::new(awc::Client::default()))
+            .app_data(web::Data::new(shared.clients.client()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| routes::query_error(e)))
             .route("/", web::get().to(routes::index))
             .route("/static/{path:.*}", web::get().to(routes::asset))

@@ -1,26 +1,42 @@
 //! One actor per libvirt URI: every `poll_interval` it asks its libvirt worker thread for a cycle
-//! and passes the sample on. A cycle that fails or overruns drops the worker (and its connection);
-//! the next cycle starts a new one, so one stuck host never delays another.
+//! and passes the sample on. A cycle that fails or overruns drops the worker (and its connection),
+//! so one stuck host never delays another. A new worker starts after an exponential backoff, and
+//! never while an abandoned one is still blocked in libvirt.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::messages::{GetHostStatus, HostCollected, Restart};
+use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
 use crate::configuration::HostConfig;
-use crate::libvirt::{Cycle, LibvirtError, LibvirtWorker};
+use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker};
+
+/// The longest wait between two connection attempts to a failing host.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
 
 pub struct HostActor {
     host: HostConfig,
     poll_interval: Duration,
     libvirt_timeout: Duration,
     worker: Option<LibvirtWorker>,
+    /// The last worker given up on in the middle of a call, until its thread ends.
+    abandoned: Option<Abandoned>,
+    /// After a failed cycle: no new connection before `at`.
+    reconnect: Option<Reconnect>,
     cycle_running: bool,
+    /// The service is stopping: no new cycle starts.
+    stopped: bool,
     features: Recipient<HostCollected>,
     status: HostStatus,
+}
+
+struct Reconnect {
+    at: Instant,
+    backoff: ExponentialBackoff,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -37,6 +53,16 @@ pub struct HostStatus {
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
     pub restarts: u64,
+    /// After a failure: the earliest time of the next connection attempt.
+    pub next_attempt_time: Option<DateTime<Utc>>,
+    /// After a failure: the wait before that attempt, between half and all of a ceiling that
+    /// starts at `poll_interval` and doubles with each failure in a row, up to 60 s.
+    pub reconnect_backoff_sec: Option<f64>,
+    /// When a connection was abandoned while its thread was blocked in a libvirt call that has not
+    /// returned since. No new connection is opened meanwhile.
+    pub stuck_call_since: Option<DateTime<Utc>>,
+    /// Domains that were listed but gone by the time they were read (not errors).
+    pub domains_vanished: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -65,13 +91,20 @@ impl HostActor {
             last_error: None,
             last_error_time: None,
             restarts: 0,
+            next_attempt_time: None,
+            reconnect_backoff_sec: None,
+            stuck_call_since: None,
+            domains_vanished: 0,
         };
         HostActor {
             host,
             poll_interval,
             libvirt_timeout,
             worker: None,
+            abandoned: None,
+            reconnect: None,
             cycle_running: false,
+            stopped: false,
             features,
             status,
         }
@@ -79,10 +112,28 @@ impl HostActor {
 
     fn collect(&mut self, ctx: &mut Context<Self>) {
         // A cycle still running when the next is due is not doubled up.
-        if self.cycle_running {
+        if self.cycle_running || self.stopped {
             return;
         }
+        if self.abandoned.as_ref().is_some_and(Abandoned::has_ended) {
+            self.abandoned = None;
+            self.status.stuck_call_since = None;
+        }
         if self.worker.is_none() {
+            if self
+                .reconnect
+                .as_ref()
+                .is_some_and(|r| Instant::now() < r.at)
+            {
+                return;
+            }
+            // One thread blocked in libvirt per host at most: stuck calls must not pile up.
+            if let Some(abandoned) = &self.abandoned {
+                if let Some(stuck) = abandoned.stuck() {
+                    self.record_error(stuck.to_string());
+                }
+                return;
+            }
             match LibvirtWorker::spawn(&self.host) {
                 Ok(worker) => self.worker = Some(worker),
                 Err(e) => {
@@ -105,7 +156,12 @@ impl HostActor {
             Ok(Cycle {
                 sample,
                 domain_errors,
+                vanished,
             }) => {
+                self.reconnect = None;
+                self.status.next_attempt_time = None;
+                self.status.reconnect_backoff_sec = None;
+                self.status.domains_vanished += vanished as u64;
                 self.status.connection = ConnectionState::Connected;
                 self.status.host = Some(sample.host.clone());
                 self.status.total_collections += 1;
@@ -117,13 +173,40 @@ impl HostActor {
                 self.features.do_send(HostCollected(sample));
             }
             Err(error) => {
-                // Whatever failed, the next cycle starts on a new thread and connection.
-                self.worker = None;
+                // Whatever failed, the next attempt starts on a new thread and connection.
+                if let (Some(worker), LibvirtError::Timeout(_)) = (self.worker.take(), &error) {
+                    self.abandon(worker, Duration::ZERO);
+                }
                 self.status.connection = ConnectionState::Disconnected;
                 self.status.vms_monitored = 0;
                 self.record_error(error.to_string());
+                self.back_off();
             }
         }
+    }
+
+    fn abandon(&mut self, worker: LibvirtWorker, grace: Duration) {
+        self.abandoned = Some(worker.abandon(self.libvirt_timeout, grace));
+        self.status.stuck_call_since = Some(Utc::now());
+    }
+
+    fn back_off(&mut self) {
+        let poll_interval = self.poll_interval;
+        let reconnect = self.reconnect.get_or_insert_with(|| Reconnect {
+            at: Instant::now(),
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(poll_interval)
+                .with_max_delay(RECONNECT_MAX_DELAY.max(poll_interval))
+                .without_max_times()
+                .build(),
+        });
+        let ceiling = reconnect.backoff.next().unwrap_or(RECONNECT_MAX_DELAY);
+        // Equal jitter: hosts that failed together retry apart, none sooner than half the ceiling.
+        let delay = ceiling.mul_f64(0.5 + 0.5 * fastrand::f64());
+        reconnect.at = Instant::now() + delay;
+        self.status.next_attempt_time =
+            Some(Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX));
+        self.status.reconnect_backoff_sec = Some(delay.as_secs_f64());
     }
 
     fn record_error(&mut self, message: String) {
@@ -146,8 +229,16 @@ impl Actor for HostActor {
 
 impl Supervised for HostActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        // A restart reconnects: drop the worker and its connection; counters are kept.
-        self.worker = None;
+        // A restart reconnects at once: drop the worker and its connection; counters are kept.
+        // A worker in the middle of a cycle is kept an eye on, in case that call never returns.
+        if let Some(worker) = self.worker.take()
+            && self.cycle_running
+        {
+            self.abandon(worker, self.libvirt_timeout);
+        }
+        self.reconnect = None;
+        self.status.next_attempt_time = None;
+        self.status.reconnect_backoff_sec = None;
         self.cycle_running = false;
         self.status.connection = ConnectionState::Connecting;
         self.status.restarts += 1;
@@ -167,5 +258,13 @@ impl Handler<GetHostStatus> for HostActor {
 
     fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.status.clone())
+    }
+}
+
+impl Handler<StopCollecting> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopCollecting, _: &mut Self::Context) {
+        self.stopped = true;
     }
 }

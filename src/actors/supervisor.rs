@@ -19,6 +19,7 @@ use super::messages::{
 use super::writer::{WriterActor, WriterStatus};
 use crate::configuration::AppConfig;
 use crate::influx::buffer::LineBuffer;
+use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
 
 /// How long an actor may take to say how it is before it counts as failed.
@@ -136,13 +137,14 @@ impl TelemetrySupervisor {
     pub fn start_pipeline(
         config: &AppConfig,
         target: WriteTarget,
+        clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Pipeline {
         let writer_config = config.writer.clone();
         // A thread of its own: the spool's disk commits never hold up collection or the API.
         let writer_arbiter = Arbiter::new().handle();
         let writer = Supervisor::start_in_arbiter(&writer_arbiter, move |_| {
-            WriterActor::new(writer_config, target, buffer)
+            WriterActor::new(writer_config, target, clients, buffer)
         });
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
+use crate::influx::tls::HttpClients;
 use crate::influx::write::{WriteOutcome, WriteTarget};
 
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(500);
@@ -25,6 +26,7 @@ const DRAIN_RETRY_DELAY: Duration = Duration::from_millis(200);
 pub struct WriterActor {
     config: WriterConfig,
     target: WriteTarget,
+    clients: HttpClients,
     /// Created on the actor's own thread: `awc::Client` is not `Send`.
     client: Option<awc::Client>,
     buffer: Box<dyn LineBuffer + Send>,
@@ -70,6 +72,7 @@ impl WriterActor {
     pub fn new(
         config: WriterConfig,
         target: WriteTarget,
+        clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Self {
         let status = WriterStatus {
@@ -81,6 +84,7 @@ impl WriterActor {
             batch_limit: config.batch_max_lines,
             config,
             target,
+            clients,
             client: None,
             buffer,
             in_flight: false,
@@ -262,7 +266,7 @@ impl Actor for WriterActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.client = Some(awc::Client::default());
+        self.client = Some(self.clients.client());
         // Check a few times per batch age, so no line waits much longer than `batch_max_sec`.
         let tick = (self.config.batch_max_age / 4).max(Duration::from_millis(5));
         ctx.run_interval(tick, Self::flush_if_due);

@@ -6,6 +6,7 @@ pub mod line_protocol;
 pub mod query;
 pub mod queue;
 pub mod spool;
+pub mod tls;
 pub mod write;
 
 use actix_web::http::header::HeaderValue;

@@ -251,6 +251,7 @@ mod tests {
             max_queue: 1,
             retry_max_delay: Duration::from_secs(60),
             gzip: true,
+            ca_file: None,
             create_database: false,
             spool: None,
         }

@@ -1,11 +1,12 @@
 //! Reading domains from libvirt. Every call here blocks, so it runs on a worker thread of its own
 //! (`worker`), never on an actix arbiter.
 
+pub mod event_loop;
 mod sampler;
 mod worker;
 
 pub use sampler::Sampler;
-pub use worker::LibvirtWorker;
+pub use worker::{Abandoned, LibvirtWorker};
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ pub struct Cycle {
     pub sample: crate::sample::HostSample,
     /// Domains that could not be read this cycle (those that vanished meanwhile are not counted).
     pub domain_errors: Vec<String>,
+    /// Domains listed that were gone by the time they were read.
+    pub vanished: usize,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -25,6 +28,11 @@ pub enum LibvirtError {
     Call { call: &'static str, message: String },
     #[error("no libvirt call returned within {0:?}: the connection is abandoned")]
     Timeout(Duration),
+    #[error(
+        "the previous libvirt call has not returned yet (no answer within {timeout:?}, abandoned \
+         {for_secs} s ago): no new connection until it has"
+    )]
+    Stuck { timeout: Duration, for_secs: u64 },
     #[error("the libvirt worker thread stopped")]
     WorkerGone,
 }

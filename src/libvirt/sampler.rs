@@ -10,12 +10,18 @@ use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
-use super::{Cycle, LibvirtError};
+use super::{Cycle, LibvirtError, event_loop};
 use crate::configuration::HostConfig;
 use crate::sample::{DomainSample, HostSample, VmState};
 
+/// Keepalive on remote connections: a ping after 5 s without traffic, the connection closed (and
+/// any call blocked on it failed) after 5 unanswered ones.
+const KEEPALIVE_INTERVAL_SEC: i32 = 5;
+const KEEPALIVE_COUNT: u32 = 5;
+
 pub struct Sampler {
     uri: Arc<str>,
+    remote: bool,
     name: Option<Arc<str>>,
     connection: Option<Connection>,
     /// Counts finished libvirt calls, so a watchdog can tell a slow cycle from a stuck call.
@@ -31,6 +37,7 @@ impl Sampler {
     pub fn new(host: &HostConfig, progress: Arc<AtomicU64>) -> Self {
         Sampler {
             uri: host.uri.as_str().into(),
+            remote: is_remote(&host.uri),
             name: host.name.as_deref().map(Arc::from),
             connection: None,
             progress,
@@ -54,11 +61,12 @@ impl Sampler {
         };
         let mut samples = Vec::with_capacity(domains.len());
         let mut domain_errors = Vec::new();
+        let mut vanished = 0;
         for domain in &domains {
             match read(domain, &progress) {
                 Ok(sample) => samples.push(sample),
                 // It went away between listing and reading: not an error.
-                Err(e) if e.code().is_known_and(|c| c == ErrorNumber::NoDomain) => {}
+                Err(e) if e.code().is_known_and(|c| c == ErrorNumber::NoDomain) => vanished += 1,
                 Err(e) => domain_errors.push(format!(
                     "{}: {}",
                     domain.name().unwrap_or_default(),
@@ -73,6 +81,7 @@ impl Sampler {
                 domains: samples,
             },
             domain_errors,
+            vanished,
         })
     }
 
@@ -102,9 +111,19 @@ impl Sampler {
             uri: self.uri.to_string(),
             message: e.message().to_owned(),
         };
+        event_loop::ensure_running();
         // Read-only: collection never changes a domain.
         let connect = Connect::open_read_only(Some(&self.uri)).map_err(connect_error)?;
         self.progress.fetch_add(1, Ordering::Relaxed);
+        if self.remote {
+            // Frees a call blocked on a peer that went silent, which no socket error may ever do.
+            let keepalive = connect.set_keep_alive(KEEPALIVE_INTERVAL_SEC, KEEPALIVE_COUNT);
+            self.progress.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = keepalive {
+                let error = e.message();
+                tracing::warn!(uri = %self.uri, error, "no keepalive on this connection");
+            }
+        }
         let host = match &self.name {
             Some(name) => name.clone(),
             None => {
@@ -127,6 +146,16 @@ impl Sampler {
             close(connection.connect);
         }
     }
+}
+
+/// A URI naming another machine, or a transport other than a local socket (ssh, tls, tcp, ext…).
+fn is_remote(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    let transport = url.scheme().split_once('+').map(|(_, transport)| transport);
+    url.host_str().is_some_and(|host| !host.is_empty())
+        || transport.is_some_and(|transport| transport != "unix")
 }
 
 fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::error::Error> {
@@ -186,4 +215,33 @@ fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_remote;
+
+    #[test]
+    fn remote_uris_name_a_host_or_a_network_transport() {
+        for uri in [
+            "qemu+tcp://kvm2/system",
+            "qemu+ssh://root@kvm2:2222/system?keyfile=/k",
+            "qemu+tls://kvm2.example.com/system",
+            "qemu://kvm2/system",
+            "test+tcp://127.0.0.1:16509/default",
+            "qemu+ext:///system?command=/opt/tunnel",
+        ] {
+            assert!(is_remote(uri), "{uri}");
+        }
+        for uri in [
+            "qemu:///system",
+            "qemu:///session",
+            "test:///default",
+            "test+unix:///tmp/node.xml?socket=/tmp/s/libvirt-sock",
+            "qemu+unix:///system?socket=/run/libvirt/libvirt-sock",
+            "not a uri",
+        ] {
+            assert!(!is_remote(uri), "{uri}");
+        }
+    }
 }

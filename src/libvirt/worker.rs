@@ -1,14 +1,13 @@
 //! A thread that owns one host's libvirt connection and answers sampling requests.
 //!
 //! The host actor never waits on libvirt itself: it awaits the reply with a watchdog, and when no
-//! libvirt call has finished for `timeout` it drops the worker. The stuck thread then exits as soon
-//! as its call returns (its request channel is closed), and the next cycle starts a fresh worker
-//! with a fresh connection.
+//! libvirt call has finished for `timeout` it abandons the worker. The stuck thread then exits as
+//! soon as its call returns (its request channel is closed); until then the `Abandoned` handle
+//! tells it is still there, so that a host never has more than one thread blocked in libvirt.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Weak, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -20,6 +19,17 @@ type Reply = oneshot::Sender<Result<Cycle, LibvirtError>>;
 pub struct LibvirtWorker {
     requests: mpsc::Sender<Reply>,
     progress: Arc<AtomicU64>,
+    /// Dead once the thread has ended (it holds the only strong reference).
+    thread_alive: Weak<()>,
+}
+
+/// A worker given up on while its thread was in a libvirt call.
+pub struct Abandoned {
+    thread_alive: Weak<()>,
+    since: Instant,
+    /// Still there after this, the thread counts as stuck.
+    stuck_from: Instant,
+    timeout: Duration,
 }
 
 impl LibvirtWorker {
@@ -27,6 +37,8 @@ impl LibvirtWorker {
         let (requests, inbox) = mpsc::channel::<Reply>();
         let progress = Arc::new(AtomicU64::new(0));
         let mut sampler = Sampler::new(host, progress.clone());
+        let alive = Arc::new(());
+        let thread_alive = Arc::downgrade(&alive);
         std::thread::Builder::new()
             .name(format!("libvirt {}", host.uri))
             .spawn(move || {
@@ -34,8 +46,27 @@ impl LibvirtWorker {
                     // The requester may have given up meanwhile; nothing to do then.
                     let _ = reply.send(sampler.sample());
                 }
+                // Closing the connection is a libvirt call too, and may block as well.
+                drop(sampler);
+                drop(alive);
             })?;
-        Ok(LibvirtWorker { requests, progress })
+        Ok(LibvirtWorker {
+            requests,
+            progress,
+            thread_alive,
+        })
+    }
+
+    /// Gives the worker up: its thread ends once its current call returns. `grace` is how much
+    /// longer that call may take before the thread counts as stuck: none after a `Timeout`.
+    pub fn abandon(self, timeout: Duration, grace: Duration) -> Abandoned {
+        let since = Instant::now();
+        Abandoned {
+            thread_alive: self.thread_alive,
+            since,
+            stuck_from: since + grace,
+            timeout,
+        }
     }
 
     /// One collection cycle. Fails with `Timeout` when no libvirt call finishes within `timeout`,
@@ -64,5 +95,19 @@ impl LibvirtWorker {
                 }
             }
         }
+    }
+}
+
+impl Abandoned {
+    pub fn has_ended(&self) -> bool {
+        self.thread_alive.strong_count() == 0
+    }
+
+    /// `Stuck` once the thread is still there after its grace.
+    pub fn stuck(&self) -> Option<LibvirtError> {
+        (!self.has_ended() && Instant::now() >= self.stuck_from).then(|| LibvirtError::Stuck {
+            timeout: self.timeout,
+            for_secs: self.since.elapsed().as_secs(),
+        })
     }
 }

@@ -1,0 +1,751 @@
+//! libvirt failing under the service: a daemon that restarts or freezes, a host that stays down, a
+//! call that never returns, domains that vanish mid-cycle. Each test that stops or freezes a
+//! daemon runs a libvirtd of its own (the shared one serves the other tests meanwhile).
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vmtelemetry::libvirt::event_loop;
+
+use crate::helpers::{Influx, TestApp, TestDomain, TestNode, influx_url, spawn_app, wait_for};
+
+const LIBVIRTD: &str = "/usr/sbin/libvirtd";
+
+/// A libvirtd of the test's own: foreground child, sockets and pid file in a temporary
+/// directory. `LIBVIRT_DRIVER_DIR` points at an empty directory, so it loads no stateful driver
+/// (QEMU, network, storage…) whose locks and state under /run the shared libvirtd holds; it
+/// serves the test driver, which is all these tests need.
+struct PrivateLibvirtd {
+    dir: tempfile::TempDir,
+    tcp_port: Option<u16>,
+    child: Option<Child>,
+}
+
+impl PrivateLibvirtd {
+    fn start(tcp: bool) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        std::fs::create_dir(dir.path().join("no-drivers")).unwrap();
+        let tcp_port = tcp.then(|| {
+            // Free now; libvirtd binds it a moment later.
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        });
+        let mut conf = format!(
+            "unix_sock_dir = \"{}\"\nauth_unix_ro = \"none\"\nauth_unix_rw = \"none\"\n\
+             log_outputs = \"3:stderr\"\n",
+            dir.path().join("run").display()
+        );
+        if let Some(port) = tcp_port {
+            conf.push_str(&format!(
+                "listen_tcp = 1\nlisten_tls = 0\nlisten_addr = \"127.0.0.1\"\n\
+                 tcp_port = \"{port}\"\nauth_tcp = \"none\"\n"
+            ));
+        }
+        std::fs::write(dir.path().join("libvirtd.conf"), conf).unwrap();
+        let mut daemon = PrivateLibvirtd {
+            dir,
+            tcp_port,
+            child: None,
+        };
+        daemon.run();
+        daemon
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/libvirt-sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("libvirtd.log")).unwrap_or_default()
+    }
+
+    /// Starts the daemon (again) and waits until its sockets accept connections.
+    fn run(&mut self) {
+        assert!(self.child.is_none(), "libvirtd already runs");
+        let path = |name: &str| self.dir.path().join(name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path("libvirtd.log"))
+            .unwrap();
+        let mut command = Command::new(LIBVIRTD);
+        command
+            .arg("-f")
+            .arg(path("libvirtd.conf"))
+            .arg("-p")
+            .arg(path("libvirtd.pid"))
+            .env("LIBVIRT_DRIVER_DIR", path("no-drivers"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if self.tcp_port.is_some() {
+            command.arg("--listen");
+        }
+        let child = command.spawn().expect("libvirtd starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "libvirtd exited: {exited:?}\n{}",
+                self.log()
+            );
+            let unix = UnixStream::connect(self.socket()).is_ok();
+            let tcp = self
+                .tcp_port
+                .is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok());
+            if unix && tcp {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "libvirtd did not listen within 20 s\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// As `systemctl stop libvirtd` would: SIGTERM, then wait for the exit.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("libvirtd runs");
+        signal(&child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("libvirtd ignored SIGTERM for 15 s\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP: its sockets stay open and accept connections, but nothing answers.
+    fn freeze(&self) {
+        signal(self.child.as_ref().unwrap(), "STOP");
+    }
+
+    fn thaw(&self) {
+        signal(self.child.as_ref().unwrap(), "CONT");
+    }
+}
+
+impl Drop for PrivateLibvirtd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+fn host<'a>(status: &'a Value, uri: &str) -> &'a Value {
+    status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["uri"] == json!(uri))
+        .unwrap_or_else(|| panic!("{uri} in {status}"))
+}
+
+fn count(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{value} is a count"))
+}
+
+async fn host_status(app: &TestApp, uri: &str) -> Value {
+    host(&app.status().await, uri).clone()
+}
+
+#[actix_web::test]
+async fn collection_resumes_by_itself_after_libvirtd_restarts() {
+    let mut daemon = PrivateLibvirtd::start(false);
+    let node = TestNode::new(&[TestDomain::new("restart-a", 1, 1)]);
+    let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ])
+    .await;
+    wait_for("collections", Duration::from_secs(20), || async {
+        let host = host_status(&app, &uri).await;
+        (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
+            .then_some(())
+    })
+    .await;
+
+    daemon.stop();
+    let down = wait_for(
+        "the host to be disconnected",
+        Duration::from_secs(20),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (host["connection"] == json!("disconnected")).then_some(host)
+        },
+    )
+    .await;
+    assert!(down["next_attempt_time"].is_string(), "{down}");
+    assert!(
+        down["reconnect_backoff_sec"].as_f64().unwrap() > 0.0,
+        "{down}"
+    );
+    // Down for a while: the attempts back off.
+    actix_rt::time::sleep(Duration::from_secs(3)).await;
+
+    daemon.run();
+    let back = wait_for(
+        "the host to be connected again",
+        Duration::from_secs(30),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (host["connection"] == json!("connected")).then_some(host)
+        },
+    )
+    .await;
+    // A success resets the backoff.
+    assert_eq!(back["next_attempt_time"], Value::Null, "{back}");
+    assert_eq!(back["reconnect_backoff_sec"], Value::Null, "{back}");
+    let collected = count(&back["total_collections"]);
+    wait_for(
+        "collections after the restart",
+        Duration::from_secs(10),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (count(&host["total_collections"]) >= collected + 5
+                && host["connection"] == json!("connected"))
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(host_status(&app, &uri).await["vms_monitored"], json!(1));
+    assert_eq!(
+        host_status(&app, &uri).await["restarts"],
+        json!(0),
+        "no actor restart was needed"
+    );
+}
+
+#[actix_web::test]
+async fn a_host_that_stays_down_is_retried_ever_less_often() {
+    let uri = "qemu+unix:///system?socket=/nonexistent/vmt-backoff/libvirt-sock";
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", uri),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.1"),
+    ])
+    .await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let early = host_status(&app, uri).await;
+    actix_rt::time::sleep(Duration::from_millis(5500)).await;
+    let late = host_status(&app, uri).await;
+
+    assert_eq!(late["connection"], json!("disconnected"), "{late}");
+    assert!(
+        late["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{late}"
+    );
+    // 60 cycles in 6 s; attempts spaced 0.1, 0.2, 0.4 … 3.2 s (each jittered to half to full).
+    let attempts = count(&late["total_errors"]);
+    assert!((3..=10).contains(&attempts), "{attempts} attempts: {late}");
+    let backoff = |h: &Value| h["reconnect_backoff_sec"].as_f64().unwrap();
+    assert!(backoff(&early) <= 0.8, "{early}");
+    assert!(backoff(&late) >= 1.6, "{late}");
+    let next = late["next_attempt_time"].as_str().unwrap();
+    let last_error = late["last_error_time"].as_str().unwrap();
+    assert!(parse_time(next) > parse_time(last_error), "{late}");
+}
+
+fn parse_time(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// A unix socket that accepts every connection and never answers, until dropped.
+struct SilentSocket {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SilentSocket {
+    fn bind(path: &Path) -> Self {
+        let listener = UnixListener::bind(path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        SilentSocket {
+            path: path.to_owned(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentSocket {
+    /// Closes every connection it held (a call blocked on one then fails) and the socket.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The service binary as a process of its own, so its threads can be counted apart from the
+/// test harness's (other tests run in parallel in this process).
+struct ServiceProcess {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("service.log");
+        let spool = dir.path().join("spool");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"));
+        command
+            .env("VMTELEMETRY_LISTEN", "127.0.0.1:0")
+            .env("VMTELEMETRY_LOG_FORMAT", "json")
+            .env("VMTELEMETRY_SPOOL_DIR", &spool)
+            .env("VMTELEMETRY_INFLUX_API", "v1")
+            .env("VMTELEMETRY_INFLUX_URL", influx_url())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(File::create(&log_path).unwrap())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("the service starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(port) = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| line["fields"]["message"] == json!("vmtelemetry started"))
+                .and_then(|line| line["fields"]["port"].as_u64())
+            {
+                break port;
+            }
+            let exited = child.try_wait().unwrap();
+            assert!(exited.is_none(), "the service exited: {exited:?}\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "the service did not start\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ServiceProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    async fn status(&self) -> Value {
+        let mut response = awc::Client::default()
+            .get(format!("{}/api/telemetry/status", self.address))
+            .send()
+            .await
+            .expect("the service answers");
+        let body = response.body().limit(16 << 20).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Restarts one actor through the admin API.
+    async fn restart(&self, actor: &str, token: &str) {
+        let encoded: String = url::form_urlencoded::byte_serialize(actor.as_bytes()).collect();
+        let response = awc::Client::default()
+            .post(format!(
+                "{}/api/admin/actors/{encoded}/restart",
+                self.address
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the service answers");
+        assert_eq!(response.status().as_u16(), 202, "restarting {actor}");
+    }
+
+    /// `(tid, name)` of each of its threads.
+    fn threads(&self) -> Vec<(String, String)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|task| {
+                let tid = task.file_name().to_string_lossy().into_owned();
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                Some((tid, name.trim_end().to_owned()))
+            })
+            .collect()
+    }
+
+    fn threads_named(&self, prefix: &str) -> Vec<String> {
+        self.threads()
+            .into_iter()
+            .filter(|(_, name)| name.starts_with(prefix))
+            .map(|(tid, _)| tid)
+            .collect()
+    }
+
+    /// CPU time a thread has used, in clock ticks (user + system).
+    fn cpu_ticks(&self, tid: &str) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/task/{tid}/stat", self.child.id())).unwrap();
+        // Fields after the parenthesised name: state is the first, utime the 12th, stime the 13th.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = SilentSocket::bind(&dir.path().join("sock"));
+    let hung = format!("qemu+unix:///system?socket={}", silent.path.display());
+    let healthy = "test:///default";
+    let influx = Influx::new_database().await;
+    let service = ServiceProcess::start(&[
+        ("VMTELEMETRY_HOSTS", &format!("{hung},{healthy}")),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "1"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ]);
+    // Thread names are cut to 15 bytes: "libvirt qemu+un" is the hung host's worker.
+    let hung_thread = "libvirt qemu+un";
+
+    let timed_out = wait_for(
+        "the hung host's timeout",
+        Duration::from_secs(20),
+        || async {
+            let status = service.status().await;
+            let hung = host(&status, &hung).clone();
+            hung["stuck_call_since"].is_string().then_some(hung)
+        },
+    )
+    .await;
+    assert!(
+        timed_out["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("within 1s"),
+        "{timed_out}"
+    );
+    let threads_before = service.threads().len();
+    let events = service.threads_named(event_loop::THREAD_NAME);
+    assert_eq!(events.len(), 1, "one event loop: {:?}", service.threads());
+    let event_ticks = service.cpu_ticks(&events[0]);
+    let status = service.status().await;
+    let (errors_before, collections_before) = (
+        count(&host(&status, &hung)["total_errors"]),
+        count(&host(&status, healthy)["total_collections"]),
+    );
+    let started = Instant::now();
+
+    // Several timeouts' worth of cycles.
+    for _ in 0..12 {
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        let stuck = service.threads_named(hung_thread);
+        assert_eq!(stuck.len(), 1, "{:?}", service.threads());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = service.status().await;
+    let hung_host = host(&status, &hung);
+    let healthy_host = host(&status, healthy);
+    assert_eq!(
+        hung_host["connection"],
+        json!("disconnected"),
+        "{hung_host}"
+    );
+    assert_eq!(
+        hung_host["stuck_call_since"], timed_out["stuck_call_since"],
+        "{hung_host}"
+    );
+    let last_error = hung_host["last_error"].as_str().unwrap();
+    assert!(
+        last_error.contains("has not returned yet") && last_error.contains("within 1s"),
+        "{hung_host}"
+    );
+    // Each cycle counts: the host is not quietly forgotten.
+    assert!(
+        count(&hung_host["total_errors"]) >= errors_before + 10,
+        "{hung_host}"
+    );
+    // The other host kept its pace: a collection every 0.2 s (with slack for a loaded machine).
+    let collected = count(&healthy_host["total_collections"]) - collections_before;
+    let expected = elapsed / 0.2;
+    assert!(
+        collected as f64 >= expected * 0.6,
+        "{collected} collections in {elapsed:.1} s: {healthy_host}"
+    );
+    assert_eq!(healthy_host["total_errors"], json!(0), "{healthy_host}");
+    assert_eq!(healthy_host["connection"], json!("connected"));
+    let threads_after = service.threads().len();
+    assert!(
+        threads_after <= threads_before + 1,
+        "{threads_before} threads, then {threads_after}: {:?}",
+        service.threads()
+    );
+    // The event loop waits in poll(): well under 5 % of one CPU.
+    let ticks_per_sec = 100.0;
+    let used = (service.cpu_ticks(&events[0]) - event_ticks) as f64 / ticks_per_sec;
+    assert!(used < elapsed * 0.05, "event loop used {used} s of CPU");
+
+    // Once the blocked call fails, the thread ends and new connections are tried again.
+    drop(silent);
+    let freed = wait_for(
+        "the stuck thread to end",
+        Duration::from_secs(20),
+        || async {
+            let status = service.status().await;
+            let hung = host(&status, &hung).clone();
+            (hung["stuck_call_since"].is_null()
+                && hung["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cannot connect"))
+            .then_some(hung)
+        },
+    )
+    .await;
+    assert_eq!(freed["connection"], json!("disconnected"));
+    assert!(service.threads_named(hung_thread).len() <= 1);
+}
+
+#[actix_web::test]
+async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
+    let daemon = PrivateLibvirtd::start(true);
+    let uri = format!("test+tcp://127.0.0.1:{}/default", daemon.tcp_port.unwrap());
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "1"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ])
+    .await;
+    wait_for("the remote host", Duration::from_secs(20), || async {
+        let host = host_status(&app, &uri).await;
+        (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
+            .then_some(())
+    })
+    .await;
+
+    daemon.freeze();
+    let frozen = Instant::now();
+    let stuck = wait_for("a stuck call", Duration::from_secs(20), || async {
+        let host = host_status(&app, &uri).await;
+        host["stuck_call_since"].as_str().map(str::to_owned)
+    })
+    .await;
+    // Nothing but keepalive (a ping every 5 s, 5 unanswered ones) can end that call while the
+    // daemon is frozen: its socket stays open.
+    wait_for(
+        "keepalive to end the stuck call",
+        Duration::from_secs(60),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (host["stuck_call_since"].as_str() != Some(stuck.as_str())).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        frozen.elapsed() >= Duration::from_secs(15),
+        "freed after {:?}: too soon for keepalive",
+        frozen.elapsed()
+    );
+
+    daemon.thaw();
+    let back = wait_for("the host to reconnect", Duration::from_secs(60), || async {
+        let host = host_status(&app, &uri).await;
+        (host["connection"] == json!("connected")).then_some(host)
+    })
+    .await;
+    let collected = count(&back["total_collections"]);
+    wait_for(
+        "collections after the thaw",
+        Duration::from_secs(10),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (count(&host["total_collections"]) >= collected + 3).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Creates and destroys transient test domains on a daemon's shared `test:///default` as fast as
+/// it can, keeping about 20 alive, until dropped.
+struct Churn {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Churn {
+    fn start(uri: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let connect =
+                virt::connect::Connect::open(Some(&uri)).expect("a read-write connection");
+            let mut alive = VecDeque::new();
+            let mut created = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let xml = format!(
+                    "<domain type='test'><name>churn-{created}</name><memory>1024</memory>\
+                     <os><type>hvm</type></os></domain>"
+                );
+                alive.push_back(connect.create_domain_xml(&xml, 0).expect("a domain"));
+                created += 1;
+                if alive.len() > 20 {
+                    alive.pop_front().unwrap().destroy().expect("destroyed");
+                }
+            }
+            created
+        });
+        Churn {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("the churn thread")
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[actix_web::test]
+async fn domains_that_vanish_between_listing_and_reading_are_no_error() {
+    let daemon = PrivateLibvirtd::start(false);
+    let uri = format!("test+unix:///default?socket={}", daemon.socket().display());
+    let churn = Churn::start(uri.clone());
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.02"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ])
+    .await;
+    let host = wait_for(
+        "domains vanishing mid-cycle",
+        Duration::from_secs(30),
+        || async {
+            let host = host_status(&app, &uri).await;
+            (count(&host["domains_vanished"]) >= 3).then_some(host)
+        },
+    )
+    .await;
+    assert!(churn.finish() > 0);
+    assert!(count(&host["total_collections"]) > 0, "{host}");
+    assert_eq!(host["total_errors"], json!(0), "{host}");
+    assert_eq!(host["last_error"], Value::Null, "{host}");
+    assert_eq!(host["connection"], json!("connected"), "{host}");
+}
+
+#[actix_web::test]
+async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
+    const TOKEN: &str = "faults-t0ken";
+    let dir = tempfile::tempdir().unwrap();
+    let silent = SilentSocket::bind(&dir.path().join("sock"));
+    let hung = format!("qemu+unix:///system?socket={}", silent.path.display());
+    let influx = Influx::new_database().await;
+    let service = ServiceProcess::start(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &hung),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        // The watchdog stays out of it: only the restart gives the blocked call up.
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "60"),
+        ("VMTELEMETRY_ADMIN_TOKEN", TOKEN),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ]);
+    let hung_thread = "libvirt qemu+un";
+    wait_for("a blocked call", Duration::from_secs(10), || async {
+        (service.threads_named(hung_thread).len() == 1).then_some(())
+    })
+    .await;
+
+    service.restart(&format!("host:{hung}"), TOKEN).await;
+    wait_for("the restart", Duration::from_secs(10), || async {
+        let status = service.status().await;
+        (host(&status, &hung)["restarts"] == json!(1)).then_some(())
+    })
+    .await;
+    for _ in 0..10 {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        let blocked = service.threads_named(hung_thread);
+        assert_eq!(blocked.len(), 1, "{:?}", service.threads());
+    }
+    let status = service.status().await;
+    let restarted = host(&status, &hung);
+    assert!(restarted["stuck_call_since"].is_string(), "{restarted}");
+    // Still within its `libvirt_timeout`: not an error yet.
+    assert_eq!(restarted["total_errors"], json!(0), "{restarted}");
+
+    drop(silent);
+    wait_for(
+        "new connection attempts",
+        Duration::from_secs(20),
+        || async {
+            let status = service.status().await;
+            let hung = host(&status, &hung).clone();
+            (hung["stuck_call_since"].is_null()
+                && hung["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("cannot connect")))
+            .then_some(())
+        },
+    )
+    .await;
+}

@@ -1,0 +1,187 @@
+//! `https://` InfluxDB URLs: certificates are checked by default, and an operator's own CA can
+//! be trusted with `influx_ca_file`. The server is Python's `http.server` over TLS, answering 204
+//! to every write like InfluxDB.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+
+fn openssl(args: &[&str], dir: &Path) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA, and a certificate it signed for localhost and 127.0.0.1.
+fn certificates(dir: &Path) {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=vmtelemetry test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+        dir,
+    );
+}
+
+const HTTPS_SERVER: &str = r#"
+import http.server, ssl, sys
+class Write(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Write)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain("server.pem", "server.key")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+struct TlsServer {
+    url: String,
+    child: Child,
+}
+
+impl TlsServer {
+    fn start(dir: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args(["-c", HTTPS_SERVER, &port.to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 starts");
+        std::thread::sleep(Duration::from_millis(500));
+        TlsServer {
+            url: format!("https://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn app_writing_to(server: &TlsServer, node: &TestNode, ca_file: &str) -> TestApp {
+    spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &server.url),
+        ("VMTELEMETRY_INFLUX_CA_FILE", ca_file),
+        ("VMTELEMETRY_INFLUX_GZIP", "false"),
+    ])
+    .await
+}
+
+#[actix_web::test]
+async fn an_unknown_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = TlsServer::start(dir.path());
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let app = app_writing_to(&server, &node, "").await;
+    let status = wait_for("a refused write", Duration::from_secs(10), || async {
+        let status = app.status().await;
+        (status["writer"]["failed_writes"].as_u64()? > 0).then_some(status)
+    })
+    .await;
+    assert_eq!(status["total_metrics_written"], json!(0));
+    let error = status["writer"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("issuer"),
+        "{error}"
+    );
+}
+
+#[actix_web::test]
+async fn a_trusted_ca_makes_https_work() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = TlsServer::start(dir.path());
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let ca = dir.path().join("ca.pem");
+    let app = app_writing_to(&server, &node, ca.to_str().unwrap()).await;
+    wait_for("a write over https", Duration::from_secs(10), || async {
+        (app.status().await["total_metrics_written"].as_u64()? > 0).then_some(())
+    })
+    .await;
+}
