@@ -36,3 +36,44 @@ fn a_missing_config_file_exits_2() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/vmtelemetry.toml"), "{stderr}");
 }
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let spool = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+        .envs([
+            ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
+            ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
+            ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+            ("VMTELEMETRY_BATCH_MAX_SEC", "0.1"),
+            ("VMTELEMETRY_SPOOL_DIR", spool.path().to_str().unwrap()),
+            // Every write fails, and is logged.
+            ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),
+            ("VMTELEMETRY_LOG_FORMAT", "json"),
+            ("VMTELEMETRY_SHUTDOWN_TIMEOUT", "0.5"),
+            ("RUST_LOG", "trace"),
+            ("INFLUX_TOKEN", "influx-s3cret-t0ken"),
+            ("VMTELEMETRY_ADMIN_TOKEN", "adm1n-s3cret-t0ken"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(
+        logs.contains("batch kept for a retry"),
+        "the failing writes were logged"
+    );
+    assert!(!logs.contains("s3cret"), "a secret leaked into the logs");
+    for line in logs.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+}

@@ -85,6 +85,7 @@ async fn v3_writes_every_domain_with_exact_names_and_fixed_types() {
         );
         assert_eq!(request.headers["authorization"], "Bearer t0ken-v3");
         assert!(request.headers["content-type"].starts_with("text/plain"));
+        assert_eq!(request.headers["content-encoding"], "gzip");
         assert_eq!(request.status, 204, "{}", request.body);
     }
 
@@ -189,4 +190,51 @@ async fn a_failed_write_is_retried_and_nothing_is_lost() {
     assert_eq!(status["dropped_lines"], json!(0));
     let statuses: Vec<u16> = standin.requests().iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..2], &[500, 503]);
+}
+
+#[actix_web::test]
+async fn a_partial_write_drops_only_the_rejected_lines() {
+    let standin = InfluxDb3StandIn::start(None).await;
+    // A column typed before the service writes: its vm_metrics lines now conflict.
+    let client = awc::Client::default();
+    let response = client
+        .post(format!("{}/api/v3/write_lp?db=vmstats", standin.url))
+        .send_body("vm_metrics,uuid=seed cpu_count=1.5 1")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let (node, domains) = node();
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &standin.url),
+        ("VMTELEMETRY_INFLUX_API", "v3"),
+    ])
+    .await;
+    let vms = domains.len() as u64;
+    let status = wait_for(
+        "features stored, metrics rejected",
+        Duration::from_secs(20),
+        || async {
+            let status = app.status().await;
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            let rejected = status["writer"]["rejected_lines"].as_u64()?;
+            let written = status["total_metrics_written"].as_u64()?;
+            (status["queue_depth"] == json!(0) && written >= vms && rejected + written == produced)
+                .then_some(status)
+        },
+    )
+    .await;
+    // Only the conflicting lines were refused, and none was sent twice.
+    let rejected = status["writer"]["rejected_lines"].as_u64().unwrap();
+    assert_eq!(
+        standin.rows("vmstats", "vm_metrics").len(),
+        1,
+        "only the seed row"
+    );
+    assert_eq!(
+        standin.rows("vmstats", "vm_features").len() as u64,
+        status["total_metrics_written"].as_u64().unwrap()
+    );
+    assert!(rejected >= vms);
+    assert_eq!(status["write_retries"], json!(0));
 }

@@ -102,3 +102,232 @@ async fn garbage_truncated_and_slow_replies_never_crash_the_writer_nor_lose_line
     let (code, _) = app.get("/ready").await;
     assert_eq!(code, 200);
 }
+
+/// What a scripted InfluxDB saw: when, where, and the lines of each request.
+type Seen = Arc<std::sync::Mutex<Vec<(std::time::Instant, String, Vec<String>)>>>;
+
+/// An InfluxDB whose every reply `answer` decides from the request path and its lines.
+async fn scripted<F>(answer: F) -> (String, Seen)
+where
+    F: Fn(&str, &[String], usize) -> HttpResponse + Clone + Send + 'static,
+{
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let server = HttpServer::new(move || {
+        let (answer, log) = (answer.clone(), log.clone());
+        App::new().default_service(web::to(
+            move |request: actix_web::HttpRequest, body: web::Bytes| {
+                let (answer, log) = (answer.clone(), log.clone());
+                async move {
+                    let lines: Vec<String> = String::from_utf8_lossy(&body)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect();
+                    let path = request.path().to_owned();
+                    let mut log = log.lock().unwrap();
+                    log.push((std::time::Instant::now(), path.clone(), lines.clone()));
+                    answer(&path, &lines, log.len())
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://{}", server.addrs()[0]);
+    actix_rt::spawn(server.run());
+    (url, seen)
+}
+
+fn stored_lines(seen: &Seen, accepted: impl Fn(&[String]) -> bool) -> usize {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, path, lines)| path.contains("write") && accepted(lines))
+        .map(|(_, _, lines)| lines.len())
+        .sum()
+}
+
+#[actix_web::test]
+async fn a_413_halves_the_batch_until_influxdb_takes_it() {
+    // Takes at most 3 lines per request, like a server with a small body limit.
+    let (url, seen) = scripted(|_, lines, _| {
+        if lines.len() > 3 {
+            HttpResponse::PayloadTooLarge().finish()
+        } else {
+            HttpResponse::NoContent().finish()
+        }
+    })
+    .await;
+    let node = TestNode::new(
+        &(0..10)
+            .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
+            .collect::<Vec<_>>(),
+    );
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &url),
+        ("VMTELEMETRY_INFLUX_API", "v3"),
+        ("VMTELEMETRY_INFLUX_GZIP", "false"),
+        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+    ])
+    .await;
+    wait_for(
+        "the cycle written in small batches",
+        Duration::from_secs(15),
+        || async {
+            let status = app.status().await;
+            (status["total_metrics_written"] == json!(10)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(stored_lines(&seen, |lines| lines.len() <= 3), 10);
+    assert_eq!(app.status().await["writer"]["rejected_lines"], json!(0));
+}
+
+#[actix_web::test]
+async fn an_all_or_nothing_refusal_costs_only_the_bad_line() {
+    // InfluxDB 1.x/v2 style: one bad line refuses the whole request.
+    let (url, seen) = scripted(|_, lines, _| {
+        if lines.iter().any(|l| l.contains("name=poison")) {
+            HttpResponse::BadRequest().body(r#"{"error":"unable to parse: poison"}"#)
+        } else {
+            HttpResponse::NoContent().finish()
+        }
+    })
+    .await;
+    let mut domains: Vec<_> = (0..7)
+        .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
+        .collect();
+    domains.push(TestDomain::new("poison", 1, 99));
+    let node = TestNode::new(&domains);
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &url),
+        ("VMTELEMETRY_INFLUX_API", "v1"),
+        ("VMTELEMETRY_INFLUX_GZIP", "false"),
+        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+    ])
+    .await;
+    let status = wait_for(
+        "the good lines written, the bad one dropped",
+        Duration::from_secs(15),
+        || async {
+            let status = app.status().await;
+            (status["queue_depth"] == json!(0) && status["total_metrics_written"] == json!(7))
+                .then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status["writer"]["rejected_lines"], json!(1));
+    assert_eq!(status["dropped_lines"], json!(0));
+    let accepted = stored_lines(&seen, |lines| {
+        !lines.iter().any(|l| l.contains("name=poison"))
+    });
+    assert_eq!(accepted, 7);
+}
+
+#[actix_web::test]
+async fn a_missing_database_is_created_when_allowed() {
+    let created = Arc::new(AtomicUsize::new(0));
+    let made = created.clone();
+    let (url, seen) = scripted(move |path, _, _| {
+        if path == "/api/v3/configure/database" {
+            made.fetch_add(1, Ordering::SeqCst);
+            HttpResponse::Ok().finish()
+        } else if made.load(Ordering::SeqCst) == 0 {
+            HttpResponse::NotFound().body(r#"{"error":"database not found: vmstats"}"#)
+        } else {
+            HttpResponse::NoContent().finish()
+        }
+    })
+    .await;
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1), TestDomain::new("b", 1, 2)]);
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &url),
+        ("VMTELEMETRY_INFLUX_API", "v3"),
+        ("VMTELEMETRY_CREATE_DATABASE", "true"),
+        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+    ])
+    .await;
+    wait_for(
+        "the lines written after creating the database",
+        Duration::from_secs(15),
+        || async { (app.status().await["total_metrics_written"] == json!(2)).then_some(()) },
+    )
+    .await;
+    assert_eq!(created.load(Ordering::SeqCst), 1);
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v3/write_lp",
+            "/api/v3/configure/database",
+            "/api/v3/write_lp"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn a_refused_token_keeps_the_lines_and_makes_the_service_unready() {
+    let (url, _seen) = scripted(|_, _, _| HttpResponse::Unauthorized().finish()).await;
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &url),
+        ("VMTELEMETRY_INFLUX_API", "v3"),
+        ("INFLUX_TOKEN", "expired-t0ken"),
+    ])
+    .await;
+    let status = wait_for("an auth failure", Duration::from_secs(10), || async {
+        let status = app.status().await;
+        (status["writer"]["auth_failing"] == json!(true)).then_some(status)
+    })
+    .await;
+    assert_eq!(status["dropped_lines"], json!(0));
+    assert!(status["queue_depth"].as_u64().unwrap() >= 1);
+    let (code, body) = app.get("/ready").await;
+    assert_eq!(code, 503);
+    assert!(!body.to_string().contains("expired-t0ken"));
+    assert!(!status.to_string().contains("expired-t0ken"));
+}
+
+#[actix_web::test]
+async fn retry_after_is_honoured() {
+    let (url, seen) = scripted(|_, _, n| {
+        if n == 1 {
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "2"))
+                .finish()
+        } else {
+            HttpResponse::NoContent().finish()
+        }
+    })
+    .await;
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &url),
+        ("VMTELEMETRY_INFLUX_API", "v3"),
+        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+        ("VMTELEMETRY_RETRY_MAX_DELAY", "0.1"),
+    ])
+    .await;
+    wait_for("the retry", Duration::from_secs(10), || async {
+        (app.status().await["total_metrics_written"] == json!(1)).then_some(())
+    })
+    .await;
+    let times: Vec<std::time::Instant> = seen.lock().unwrap().iter().map(|(t, _, _)| *t).collect();
+    let waited = times[1] - times[0];
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+}
