@@ -40,7 +40,7 @@ fn a_missing_config_file_exits_2() {
 #[test]
 fn secrets_never_reach_the_logs() {
     let spool = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
         .envs([
             ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
             ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
