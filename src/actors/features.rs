@@ -6,6 +6,7 @@ use actix::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
 use crate::influx::line_protocol::{self, EncodeError, Line};
 use crate::vms::VmTable;
@@ -14,6 +15,7 @@ pub struct FeatureActor {
     vms: VmTable,
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
+    crashes: CrashRecord,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -23,6 +25,7 @@ pub struct FeatureStatus {
     /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
     pub unencodable_lines: u64,
     pub restarts: u64,
+    pub panics: u64,
 }
 
 impl FeatureActor {
@@ -32,6 +35,26 @@ impl FeatureActor {
             vms: VmTable::new(recent_samples),
             writer,
             status: FeatureStatus::default(),
+            crashes: CrashRecord::default(),
+        }
+    }
+
+    fn record(&mut self, sample: crate::sample::HostSample) {
+        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
+        let status = &mut self.status;
+        self.vms.record(sample, |host, domain, features| {
+            keep(line_protocol::vm_metrics(host, domain), &mut lines, status);
+            if let Some(features) = features {
+                keep(
+                    line_protocol::vm_features(host, domain, features),
+                    &mut lines,
+                    status,
+                );
+            }
+        });
+        self.status.vms_tracked = self.vms.len();
+        if !lines.is_empty() {
+            self.writer.do_send(WriteLines(lines));
         }
     }
 }
@@ -52,6 +75,20 @@ fn keep(encoded: Result<Line, EncodeError>, lines: &mut Vec<Line>, status: &mut 
 
 impl Actor for FeatureActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.crashes.wait_out(ctx);
+    }
+}
+
+impl Crashable for FeatureActor {
+    fn crashes(&mut self) -> &mut CrashRecord {
+        &mut self.crashes
+    }
+
+    fn name(&self) -> String {
+        "features".into()
+    }
 }
 
 impl Supervised for FeatureActor {
@@ -66,23 +103,8 @@ impl Supervised for FeatureActor {
 impl Handler<HostCollected> for FeatureActor {
     type Result = ();
 
-    fn handle(&mut self, HostCollected(sample): HostCollected, _: &mut Self::Context) {
-        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
-        let status = &mut self.status;
-        self.vms.record(sample, |host, domain, features| {
-            keep(line_protocol::vm_metrics(host, domain), &mut lines, status);
-            if let Some(features) = features {
-                keep(
-                    line_protocol::vm_features(host, domain, features),
-                    &mut lines,
-                    status,
-                );
-            }
-        });
-        self.status.vms_tracked = self.vms.len();
-        if !lines.is_empty() {
-            self.writer.do_send(WriteLines(lines));
-        }
+    fn handle(&mut self, HostCollected(sample): HostCollected, ctx: &mut Self::Context) {
+        guarded(self, ctx, |actor, _| actor.record(sample));
     }
 }
 
@@ -90,7 +112,9 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     type Result = MessageResult<GetFeatureStatus>;
 
     fn handle(&mut self, _: GetFeatureStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.status.clone())
+        let mut status = self.status.clone();
+        status.panics = self.crashes.panics;
+        MessageResult(status)
     }
 }
 
@@ -262,5 +286,51 @@ mod tests {
         assert_eq!(lines, vec![("vm_metrics".into(), "1".into(), None)]);
         let status = features.send(GetFeatureStatus).await.unwrap();
         assert_eq!(status.unencodable_lines, 1);
+    }
+
+    /// A handler that panics, as a bug would.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Boom;
+    impl Handler<Boom> for FeatureActor {
+        type Result = ();
+        fn handle(&mut self, _: Boom, ctx: &mut Self::Context) {
+            guarded(self, ctx, |_, _| panic!("a bug"));
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_panic_restarts_the_actor_after_a_growing_backoff_and_is_counted() {
+        let sink = Sink::default().start();
+        let features = Supervisor::start(move |_| FeatureActor::new(sink.recipient(), 10));
+        features.send(host("a", vec![vm("1", 0, 1)])).await.unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            features.do_send(Boom);
+            let status = features.send(GetFeatureStatus).await.unwrap();
+            waits.push(started.elapsed());
+            assert!(status.panics >= 1);
+        }
+        let status = features.send(GetFeatureStatus).await.unwrap();
+        assert_eq!((status.panics, status.restarts), (2, 2));
+        // 100 ms after the first panic, 200 ms after the second: the backoff grows.
+        assert!(
+            waits[0] >= std::time::Duration::from_millis(90),
+            "{waits:?}"
+        );
+        assert!(
+            waits[1] >= std::time::Duration::from_millis(190),
+            "{waits:?}"
+        );
+        // It still works, and the live view survived.
+        features
+            .send(host("a", vec![vm("1", 1_000_000_000, 1)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            features.send(GetFeatureStatus).await.unwrap().vms_tracked,
+            1
+        );
     }
 }

@@ -11,6 +11,7 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
 use crate::configuration::HostConfig;
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker};
@@ -32,6 +33,7 @@ pub struct HostActor {
     stopped: bool,
     features: Recipient<HostCollected>,
     status: HostStatus,
+    crashes: CrashRecord,
 }
 
 struct Reconnect {
@@ -53,6 +55,7 @@ pub struct HostStatus {
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
     pub restarts: u64,
+    pub panics: u64,
     /// After a failure: the earliest time of the next connection attempt.
     pub next_attempt_time: Option<DateTime<Utc>>,
     /// After a failure: the wait before that attempt, between half and all of a ceiling that
@@ -91,6 +94,7 @@ impl HostActor {
             last_error: None,
             last_error_time: None,
             restarts: 0,
+            panics: 0,
             next_attempt_time: None,
             reconnect_backoff_sec: None,
             stuck_call_since: None,
@@ -107,6 +111,7 @@ impl HostActor {
             stopped: false,
             features,
             status,
+            crashes: CrashRecord::default(),
         }
     }
 
@@ -145,9 +150,9 @@ impl HostActor {
         let Some(worker) = &self.worker else { return };
         self.cycle_running = true;
         let cycle = worker.sample(self.libvirt_timeout);
-        ctx.spawn(cycle.into_actor(self).map(|result, actor, _| {
+        ctx.spawn(cycle.into_actor(self).map(|result, actor, ctx| {
             actor.cycle_running = false;
-            actor.finish_cycle(result);
+            guarded(actor, ctx, |actor, _| actor.finish_cycle(result));
         }));
     }
 
@@ -222,8 +227,21 @@ impl Actor for HostActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(uri = %self.host.uri, "host actor started");
-        self.collect(ctx);
-        ctx.run_interval(self.poll_interval, Self::collect);
+        self.crashes.wait_out(ctx);
+        guarded(self, ctx, Self::collect);
+        ctx.run_interval(self.poll_interval, |actor, ctx| {
+            guarded(actor, ctx, Self::collect);
+        });
+    }
+}
+
+impl Crashable for HostActor {
+    fn crashes(&mut self) -> &mut CrashRecord {
+        &mut self.crashes
+    }
+
+    fn name(&self) -> String {
+        format!("host:{}", self.host.uri)
     }
 }
 
@@ -257,7 +275,9 @@ impl Handler<GetHostStatus> for HostActor {
     type Result = MessageResult<GetHostStatus>;
 
     fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.status.clone())
+        let mut status = self.status.clone();
+        status.panics = self.crashes.panics;
+        MessageResult(status)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The actor system: a supervisor, one host actor per libvirt URI, a feature actor and a writer.
 //! A sample flows host → features → writer as plain data (see `messages`).
 
+pub mod crash;
 pub mod features;
 pub mod host;
 pub mod messages;

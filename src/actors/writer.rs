@@ -11,6 +11,7 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
@@ -37,6 +38,7 @@ pub struct WriterActor {
     /// Stopping: every line waiting is due, and retries come quickly.
     draining: bool,
     status: WriterStatus,
+    crashes: CrashRecord,
 }
 
 /// A failed batch waits until `at`; `backoff` yields the ceilings of later waits.
@@ -66,6 +68,7 @@ pub struct WriterStatus {
     pub last_error_time: Option<DateTime<Utc>>,
     pub last_write_time: Option<DateTime<Utc>>,
     pub restarts: u64,
+    pub panics: u64,
 }
 
 impl WriterActor {
@@ -91,6 +94,7 @@ impl WriterActor {
             retry: None,
             draining: false,
             status,
+            crashes: CrashRecord::default(),
         }
     }
 
@@ -125,8 +129,10 @@ impl WriterActor {
         let write = async move { target.write(&client, batch.body).await };
         ctx.spawn(write.into_actor(self).map(move |outcome, actor, ctx| {
             actor.in_flight = false;
-            actor.batch_done(outcome, lines, ctx);
-            actor.flush_if_due(ctx);
+            guarded(actor, ctx, |actor, ctx| {
+                actor.batch_done(outcome, lines, ctx);
+                actor.flush_if_due(ctx);
+            });
         }));
     }
 
@@ -266,10 +272,23 @@ impl Actor for WriterActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.crashes.wait_out(ctx);
         self.client = Some(self.clients.client());
         // Check a few times per batch age, so no line waits much longer than `batch_max_sec`.
         let tick = (self.config.batch_max_age / 4).max(Duration::from_millis(5));
-        ctx.run_interval(tick, Self::flush_if_due);
+        ctx.run_interval(tick, |actor, ctx| {
+            guarded(actor, ctx, Self::flush_if_due);
+        });
+    }
+}
+
+impl Crashable for WriterActor {
+    fn crashes(&mut self) -> &mut CrashRecord {
+        &mut self.crashes
+    }
+
+    fn name(&self) -> String {
+        "writer".into()
     }
 }
 
@@ -289,12 +308,14 @@ impl Handler<WriteLines> for WriterActor {
     type Result = ();
 
     fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
-        if let Err(error) = self.buffer.push(lines, Instant::now()) {
-            tracing::error!(%error, "lines could not be kept");
-            self.note_error(error);
-        }
-        self.status.dropped_lines = self.buffer.dropped();
-        self.flush_if_due(ctx);
+        guarded(self, ctx, |actor, ctx| {
+            if let Err(error) = actor.buffer.push(lines, Instant::now()) {
+                tracing::error!(%error, "lines could not be kept");
+                actor.note_error(error);
+            }
+            actor.status.dropped_lines = actor.buffer.dropped();
+            actor.flush_if_due(ctx);
+        });
     }
 }
 
@@ -304,6 +325,7 @@ impl Handler<GetWriterStatus> for WriterActor {
     fn handle(&mut self, _: GetWriterStatus, _: &mut Self::Context) -> Self::Result {
         let mut status = self.status.clone();
         status.queue_depth = self.buffer.depth();
+        status.panics = self.crashes.panics;
         MessageResult(status)
     }
 }
