@@ -201,11 +201,21 @@ fn params(query: &HistoryQuery, time: impl Fn(&DateTime<Utc>) -> Value) -> Value
     params
 }
 
-fn tag_column(query: &HistoryQuery) -> &'static str {
-    match query.vm_tag {
+/// ` FROM "<measurement>" WHERE "<uuid or name>" = $vm [AND "host" = $host]`: the same in SQL
+/// and InfluxQL.
+fn vm_filter(query: &HistoryQuery) -> String {
+    let tag = match query.vm_tag {
         VmTag::Uuid => "uuid",
         VmTag::Name => "name",
+    };
+    let mut filter = format!(
+        " FROM \"{}\" WHERE \"{tag}\" = $vm",
+        query.measurement.name()
+    );
+    if query.host.is_some() {
+        filter.push_str(" AND \"host\" = $host");
     }
+    filter
 }
 
 /// InfluxDB 3 SQL (Apache DataFusion's dialect).
@@ -233,15 +243,7 @@ pub fn sql(query: &HistoryQuery) -> String {
             }
         }
     }
-    let _ = write!(
-        q,
-        " FROM \"{}\" WHERE \"{}\" = $vm",
-        query.measurement.name(),
-        tag_column(query)
-    );
-    if query.host.is_some() {
-        q.push_str(" AND \"host\" = $host");
-    }
+    q.push_str(&vm_filter(query));
     q.push_str(" AND time >= CAST($start AS TIMESTAMP) AND time < CAST($end AS TIMESTAMP)");
     if query.every.is_some() {
         q.push_str(" GROUP BY 1");
@@ -265,15 +267,7 @@ pub fn influxql(query: &HistoryQuery) -> String {
         })
         .collect();
     q.push_str(&columns.join(", "));
-    let _ = write!(
-        q,
-        " FROM \"{}\" WHERE \"{}\" = $vm",
-        query.measurement.name(),
-        tag_column(query)
-    );
-    if query.host.is_some() {
-        q.push_str(" AND \"host\" = $host");
-    }
+    q.push_str(&vm_filter(query));
     q.push_str(" AND time >= $start AND time < $end");
     if let Some(every) = query.every {
         let _ = write!(q, " GROUP BY time({}s) fill(none)", every.as_secs());
