@@ -18,6 +18,8 @@ PKGS=(
     chromium
     python3 python3-venv
     pkg-config curl ca-certificates
+    # builds the tests' tiny Linux guest (tests/guest/build-guest.sh)
+    cpio
 )
 
 missing=()

@@ -29,6 +29,8 @@ trap 'exit 143' TERM
 bash "$here/test-env.sh" up
 export VMT_TEST_INFLUX_URL="http://127.0.0.1:${VMT_TEST_INFLUX_PORT:-18086}"
 
+# The tests' tiny Linux guest, built from Debian packages (cached; fast when up to date).
+bash tests/guest/build-guest.sh "${VMT_TEST_STATE:-/var/tmp/vmtelemetry-test}/guest"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

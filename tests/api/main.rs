@@ -13,6 +13,7 @@ mod kvm_guest;
 mod libvirt_faults;
 mod multi_host;
 mod openapi;
+mod real_guest;
 mod reliability;
 mod status;
 mod support;
