@@ -20,6 +20,8 @@ PKGS=(
     pkg-config curl ca-certificates
     # builds the tests' tiny Linux guest (tests/guest/build-guest.sh)
     cpio
+    # proves the libvirt bulk-stats wrapper frees what it gets (tests/api/bulk_stats.rs)
+    valgrind
 )
 
 missing=()

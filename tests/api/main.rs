@@ -2,6 +2,7 @@
 //! that `scripts/test.sh` starts (and an InfluxDB 3 stand-in where the real server cannot run here).
 
 mod admin;
+mod bulk_stats;
 mod cli;
 mod dashboard;
 mod fuzz;
