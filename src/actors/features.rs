@@ -202,6 +202,7 @@ impl Handler<Restart> for FeatureActor {
 
 #[cfg(test)]
 mod tests {
+    use super::super::messages::StatsCollected;
     use super::*;
     use crate::sample::{DomainSample, HostSample, VmState};
     use influxdb_line_protocol::{FieldValue, parse_lines};
@@ -345,6 +346,69 @@ mod tests {
         assert_eq!(lines, vec![("vm_metrics".into(), "1".into(), None)]);
         let status = features.send(GetFeatureStatus).await.unwrap();
         assert_eq!(status.unencodable_lines, 1);
+    }
+
+    fn disk_stats(uri: &str, uuid: &str, t_sec: i64, read_bytes: u64) -> StatsCollected {
+        use crate::extended::{DomainStatsSample, StatsRow, StatsSample};
+        StatsCollected(StatsSample {
+            uri: uri.into(),
+            host: "h".into(),
+            domains: vec![DomainStatsSample {
+                uuid: uuid.into(),
+                name: format!("vm-{uuid}"),
+                timestamp_ns: t_sec * 1_000_000_000,
+                vcpus: None,
+                rows: vec![StatsRow {
+                    measurement: "vm_disk",
+                    key: Some(("device", "vda".into())),
+                    counters: vec![("read_bytes", read_bytes)],
+                }],
+            }],
+        })
+    }
+
+    #[actix_rt::test]
+    async fn extended_rows_carry_the_vm_tags_and_rates_from_the_previous_stats_sample() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
+        // Not in vm_metrics yet: no VMID to tag with, so no line, but a baseline.
+        features.send(disk_stats("a", "1", 0, 100)).await.unwrap();
+        features.send(host("a", vec![vm("1", 0, 1)])).await.unwrap();
+        features.send(disk_stats("a", "1", 2, 300)).await.unwrap();
+        // A reset: no rate for that pair, the counter still written.
+        features.send(disk_stats("a", "1", 4, 50)).await.unwrap();
+        // Another host's VM of the same UUID has no baseline of its own.
+        features.send(host("b", vec![vm("1", 0, 1)])).await.unwrap();
+        features.send(disk_stats("b", "1", 6, 900)).await.unwrap();
+        let text: String = sink
+            .send(Take)
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect();
+        let disk: Vec<_> = parse_lines(&text)
+            .map(Result::unwrap)
+            .filter(|l| l.series.measurement.as_str() == "vm_disk")
+            .map(|l| {
+                assert_eq!(l.tag_value("VMID").unwrap().as_str(), "7");
+                assert_eq!(l.tag_value("device").unwrap().as_str(), "vda");
+                let rate = match l.field_value("read_bytes_per_sec") {
+                    Some(FieldValue::F64(r)) => Some(*r),
+                    _ => None,
+                };
+                (l.field_value("read_bytes").cloned(), rate)
+            })
+            .collect();
+        assert_eq!(
+            disk,
+            vec![
+                (Some(FieldValue::I64(300)), Some(100.0)),
+                (Some(FieldValue::I64(50)), None),
+                (Some(FieldValue::I64(900)), None),
+            ]
+        );
     }
 
     /// A handler that panics, as a bug would.
