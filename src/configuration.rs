@@ -9,6 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain_filter::DomainFilter;
+use crate::extended::GROUP_NAMES;
+use crate::libvirt::bulk_stats::StatsGroups;
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "VMTELEMETRY";
 
@@ -43,6 +47,11 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     pub recent_samples: i64,
     pub query_limit_max: i64,
+    pub stats_groups: Vec<String>,
+    pub stats_interval: f64,
+    pub host_metrics: bool,
+    pub domain_include: Vec<String>,
+    pub domain_exclude: Vec<String>,
 }
 
 /// A host as written: a bare URI, or a URI with a name for the `host` tag.
@@ -72,6 +81,30 @@ pub struct AppConfig {
     pub recent_samples: usize,
     /// The most points one history request returns.
     pub query_limit_max: usize,
+    /// What is collected besides the seed's fields, and from which domains.
+    pub collection: CollectionConfig,
+}
+
+/// The extended stats groups, their cadence, and the domain filter (applied to every measurement).
+#[derive(Debug, Clone)]
+pub struct CollectionConfig {
+    /// Empty: no bulk stats call at all.
+    pub stats_groups: StatsGroups,
+    pub stats_interval: Duration,
+    pub filter: DomainFilter,
+    /// Write `host_metrics` every poll cycle.
+    pub host_metrics: bool,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            stats_groups: StatsGroups::empty(),
+            stats_interval: Duration::from_secs(5),
+            filter: DomainFilter::default(),
+            host_metrics: true,
+        }
+    }
 }
 
 /// Replica `index` of `count` collects the hosts whose position in the list is `index` modulo
@@ -174,6 +207,9 @@ pub fn load_with_env(
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("hosts")
+                .with_list_parse_key("stats_groups")
+                .with_list_parse_key("domain_include")
+                .with_list_parse_key("domain_exclude")
                 .source(Some(env)),
         )
         .build()?
@@ -189,6 +225,19 @@ impl Settings {
         let request_timeout = positive_seconds("influx_timeout", self.influx_timeout)?;
         let retry_max_delay = positive_seconds("retry_max_delay", self.retry_max_delay)?;
         let shutdown_timeout = positive_seconds("shutdown_timeout", self.shutdown_timeout)?;
+        let collection = CollectionConfig {
+            stats_groups: stats_groups(&self.stats_groups)?,
+            stats_interval: positive_seconds("stats_interval", self.stats_interval)?,
+            filter: DomainFilter::new(
+                &non_empty(self.domain_include),
+                &non_empty(self.domain_exclude),
+            )
+            .map_err(|(which, message)| match which {
+                "include" => invalid("domain_include", message),
+                _ => invalid("domain_exclude", message),
+            })?,
+            host_metrics: self.host_metrics,
+        };
         let spool = match self.spool_dir.trim() {
             "" => None,
             dir => Some(SpoolConfig {
@@ -309,8 +358,35 @@ impl Settings {
                 )
             })?,
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
+            collection,
         })
     }
+}
+
+/// The named groups (empty entries, as an empty environment variable gives, are ignored).
+fn stats_groups(names: &[String]) -> Result<StatsGroups, ConfigError> {
+    let mut groups = StatsGroups::empty();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let Some((_, group)) = GROUP_NAMES.iter().find(|(known, _)| *known == name) else {
+            let known: Vec<&str> = GROUP_NAMES.iter().map(|(n, _)| *n).collect();
+            return Err(invalid(
+                "stats_groups",
+                format!(
+                    "unknown group `{name}` (expected some of {})",
+                    known.join(", ")
+                ),
+            ));
+        };
+        groups |= *group;
+    }
+    Ok(groups)
+}
+
+fn non_empty(patterns: Vec<String>) -> Vec<String> {
+    patterns
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .collect()
 }
 
 fn host_list(
@@ -561,5 +637,47 @@ mod tests {
             !printed.contains("s3cret") && !printed.contains("adm1n"),
             "{printed}"
         );
+    }
+
+    #[test]
+    fn stats_groups_interval_and_filters() {
+        let config = load_with_env(None, env(&[])).unwrap();
+        let all = StatsGroups::CPU_TOTAL
+            | StatsGroups::BALLOON
+            | StatsGroups::VCPU
+            | StatsGroups::INTERFACE
+            | StatsGroups::BLOCK;
+        assert_eq!(config.collection.stats_groups, all);
+        assert_eq!(config.collection.stats_interval, Duration::from_secs(5));
+        assert!(config.collection.filter.is_open());
+
+        let config = load_with_env(
+            None,
+            env(&[
+                ("VMTELEMETRY_STATS_GROUPS", "block,interface"),
+                ("VMTELEMETRY_STATS_INTERVAL", "2.5"),
+                ("VMTELEMETRY_DOMAIN_INCLUDE", "web-*,db-*"),
+                ("VMTELEMETRY_DOMAIN_EXCLUDE", "*-test"),
+            ]),
+        )
+        .unwrap();
+        let c = &config.collection;
+        assert_eq!(c.stats_groups, StatsGroups::BLOCK | StatsGroups::INTERFACE);
+        assert_eq!(c.stats_interval, Duration::from_millis(2500));
+        assert!(c.filter.allows("web-1") && c.filter.allows("db-2"));
+        assert!(!c.filter.allows("web-test") && !c.filter.allows("mail"));
+
+        let off = load_with_env(None, env(&[("VMTELEMETRY_STATS_GROUPS", "")])).unwrap();
+        assert!(off.collection.stats_groups.is_empty());
+
+        let message = error_of(&[("VMTELEMETRY_STATS_GROUPS", "cpu_total,disks")]);
+        assert!(
+            message.contains("stats_groups") && message.contains("disks"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+        assert!(error_of(&[("VMTELEMETRY_STATS_INTERVAL", "0")]).contains("stats_interval"));
+        assert!(error_of(&[("VMTELEMETRY_DOMAIN_INCLUDE", "[x")]).contains("domain_include"));
+        assert!(error_of(&[("VMTELEMETRY_DOMAIN_EXCLUDE", "{a")]).contains("domain_exclude"));
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod actors;
 pub mod configuration;
+pub mod domain_filter;
+pub mod extended;
 pub mod influx;
 pub mod libvirt;
 pub mod routes;

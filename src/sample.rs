@@ -28,6 +28,41 @@ pub struct HostSample {
     /// The `host` tag: the configured name, else the hostname libvirt reports.
     pub host: Arc<str>,
     pub domains: Vec<DomainSample>,
+    /// The host itself (`host_metrics`), when the cycle read it.
+    pub node: Option<NodeSample>,
+}
+
+/// One host as seen by one collection cycle: `host_metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSample {
+    /// From virNodeGetInfo / virNodeGetFreeMemory; none when the driver does not say.
+    pub cpus: Option<u32>,
+    pub memory_total_kb: Option<u64>,
+    pub memory_free_kb: Option<u64>,
+    /// The domains reported this cycle (after `domain_include` / `domain_exclude`), by state.
+    pub domains: u64,
+    pub domains_running: u64,
+    pub domains_paused: u64,
+    pub domains_stopped: u64,
+    pub domains_other: u64,
+    /// How long the cycle's libvirt calls took, in seconds.
+    pub collection_duration_sec: f64,
+    pub timestamp_ns: i64,
+}
+
+impl NodeSample {
+    /// Counts `domains` by state.
+    pub fn count(&mut self, domains: &[DomainSample]) {
+        for domain in domains {
+            self.domains += 1;
+            match domain.state {
+                VmState::Running => self.domains_running += 1,
+                VmState::Paused => self.domains_paused += 1,
+                VmState::Stopped => self.domains_stopped += 1,
+                _ => self.domains_other += 1,
+            }
+        }
+    }
 }
 
 /// Domain states, named as the seed writes them (`stopped` for shut off) and otherwise as libvirt does.

@@ -150,6 +150,12 @@ impl VmTable {
         entry.vms.retain(|uuid, _| seen.contains(uuid));
     }
 
+    /// The libvirt id and vCPU count of a VM's latest sample, if that VM is known on that host.
+    pub fn identity(&self, uri: &str, uuid: &str) -> Option<(Option<u32>, u32)> {
+        let record = self.hosts.get(uri)?.vms.get(uuid)?;
+        Some((record.latest.id, record.latest.cpu_count))
+    }
+
     /// Forgets every previous sample, so the next cycle derives no features.
     pub fn forget_baselines(&mut self) {
         for host in self.hosts.values_mut() {
@@ -316,6 +322,7 @@ mod tests {
                 uri: uri.into(),
                 host: host.into(),
                 domains,
+                node: None,
             },
             |_, _, features| with_features += usize::from(features.is_some()),
         );

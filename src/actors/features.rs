@@ -7,12 +7,20 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::messages::{
+    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, StatsCollected, WriteLines,
+};
+use crate::extended::{self, DomainStatsSample, StatsSample};
 use crate::influx::line_protocol::{self, EncodeError, Line};
 use crate::vms::VmTable;
 
 pub struct FeatureActor {
     vms: VmTable,
+    /// Each VM's previous extended sample, per host URI and UUID, that rates derive from.
+    stats_baselines: HashMap<Arc<str>, HashMap<String, DomainStatsSample>>,
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
@@ -33,15 +41,23 @@ impl FeatureActor {
     pub fn new(writer: Recipient<WriteLines>, recent_samples: usize) -> Self {
         FeatureActor {
             vms: VmTable::new(recent_samples),
+            stats_baselines: HashMap::new(),
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
         }
     }
 
-    fn record(&mut self, sample: crate::sample::HostSample) {
-        let mut lines = Vec::with_capacity(sample.domains.len() * 2);
+    fn record(&mut self, mut sample: crate::sample::HostSample) {
+        let mut lines = Vec::with_capacity(sample.domains.len() * 2 + 1);
         let status = &mut self.status;
+        if let Some(node) = sample.node.take() {
+            keep(
+                line_protocol::host_metrics(&sample.host, &node),
+                &mut lines,
+                status,
+            );
+        }
         self.vms.record(sample, |host, domain, features| {
             keep(line_protocol::vm_metrics(host, domain), &mut lines, status);
             if let Some(features) = features {
@@ -53,6 +69,39 @@ impl FeatureActor {
             }
         });
         self.status.vms_tracked = self.vms.len();
+        if !lines.is_empty() {
+            self.writer.do_send(WriteLines(lines));
+        }
+    }
+}
+
+impl FeatureActor {
+    /// Encodes the extended measurements of one host's stats cycle, with rates from each VM's
+    /// previous extended sample. A VM not (yet) in `vm_metrics` gives no lines, as its `VMID` is
+    /// not known, but becomes a baseline.
+    fn record_stats(&mut self, sample: StatsSample) {
+        let previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
+        let mut baselines = HashMap::with_capacity(sample.domains.len());
+        let mut lines = Vec::new();
+        for domain in sample.domains {
+            if let Some((id, cpu_count)) = self.vms.identity(&sample.uri, &domain.uuid) {
+                let before = previous.get(&domain.uuid);
+                let derived = extended::derive(before, &domain, Some(cpu_count));
+                for (row, derived) in domain.rows.iter().zip(&derived) {
+                    match line_protocol::stats_row(&sample.host, id, &domain, row, derived) {
+                        Ok(Some(line)) => {
+                            self.status.lines_produced += 1;
+                            lines.push(line);
+                        }
+                        Ok(None) => {}
+                        Err(error) => keep(Err(error), &mut lines, &mut self.status),
+                    }
+                }
+            }
+            baselines.insert(domain.uuid.clone(), domain);
+        }
+        // VMs gone from the host are forgotten with the old map.
+        self.stats_baselines.insert(sample.uri, baselines);
         if !lines.is_empty() {
             self.writer.do_send(WriteLines(lines));
         }
@@ -96,6 +145,7 @@ impl Supervised for FeatureActor {
         // Only the previous samples are lost: the next cycle writes no features, as after
         // start-up. The live view stays, so the API keeps answering.
         self.vms.forget_baselines();
+        self.stats_baselines.clear();
         self.status.restarts += 1;
     }
 }
@@ -105,6 +155,14 @@ impl Handler<HostCollected> for FeatureActor {
 
     fn handle(&mut self, HostCollected(sample): HostCollected, ctx: &mut Self::Context) {
         guarded(self, ctx, |actor, _| actor.record(sample));
+    }
+}
+
+impl Handler<StatsCollected> for FeatureActor {
+    type Result = ();
+
+    fn handle(&mut self, StatsCollected(sample): StatsCollected, ctx: &mut Self::Context) {
+        guarded(self, ctx, |actor, _| actor.record_stats(sample));
     }
 }
 
@@ -144,6 +202,7 @@ impl Handler<Restart> for FeatureActor {
 
 #[cfg(test)]
 mod tests {
+    use super::super::messages::StatsCollected;
     use super::*;
     use crate::sample::{DomainSample, HostSample, VmState};
     use influxdb_line_protocol::{FieldValue, parse_lines};
@@ -189,6 +248,7 @@ mod tests {
             uri: uri.into(),
             host: "h".into(),
             domains,
+            node: None,
         })
     }
 
@@ -286,6 +346,69 @@ mod tests {
         assert_eq!(lines, vec![("vm_metrics".into(), "1".into(), None)]);
         let status = features.send(GetFeatureStatus).await.unwrap();
         assert_eq!(status.unencodable_lines, 1);
+    }
+
+    fn disk_stats(uri: &str, uuid: &str, t_sec: i64, read_bytes: u64) -> StatsCollected {
+        use crate::extended::{DomainStatsSample, StatsRow, StatsSample};
+        StatsCollected(StatsSample {
+            uri: uri.into(),
+            host: "h".into(),
+            domains: vec![DomainStatsSample {
+                uuid: uuid.into(),
+                name: format!("vm-{uuid}"),
+                timestamp_ns: t_sec * 1_000_000_000,
+                vcpus: None,
+                rows: vec![StatsRow {
+                    measurement: "vm_disk",
+                    key: Some(("device", "vda".into())),
+                    counters: vec![("read_bytes", read_bytes)],
+                }],
+            }],
+        })
+    }
+
+    #[actix_rt::test]
+    async fn extended_rows_carry_the_vm_tags_and_rates_from_the_previous_stats_sample() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
+        // Not in vm_metrics yet: no VMID to tag with, so no line, but a baseline.
+        features.send(disk_stats("a", "1", 0, 100)).await.unwrap();
+        features.send(host("a", vec![vm("1", 0, 1)])).await.unwrap();
+        features.send(disk_stats("a", "1", 2, 300)).await.unwrap();
+        // A reset: no rate for that pair, the counter still written.
+        features.send(disk_stats("a", "1", 4, 50)).await.unwrap();
+        // Another host's VM of the same UUID has no baseline of its own.
+        features.send(host("b", vec![vm("1", 0, 1)])).await.unwrap();
+        features.send(disk_stats("b", "1", 6, 900)).await.unwrap();
+        let text: String = sink
+            .send(Take)
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect();
+        let disk: Vec<_> = parse_lines(&text)
+            .map(Result::unwrap)
+            .filter(|l| l.series.measurement.as_str() == "vm_disk")
+            .map(|l| {
+                assert_eq!(l.tag_value("VMID").unwrap().as_str(), "7");
+                assert_eq!(l.tag_value("device").unwrap().as_str(), "vda");
+                let rate = match l.field_value("read_bytes_per_sec") {
+                    Some(FieldValue::F64(r)) => Some(*r),
+                    _ => None,
+                };
+                (l.field_value("read_bytes").cloned(), rate)
+            })
+            .collect();
+        assert_eq!(
+            disk,
+            vec![
+                (Some(FieldValue::I64(300)), Some(100.0)),
+                (Some(FieldValue::I64(50)), None),
+                (Some(FieldValue::I64(900)), None),
+            ]
+        );
     }
 
     /// A handler that panics, as a bug would.

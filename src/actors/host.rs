@@ -12,8 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
-use crate::configuration::HostConfig;
+use super::messages::{GetHostStatus, HostCollected, Restart, StatsCollected, StopCollecting};
+use crate::configuration::{CollectionConfig, HostConfig};
+use crate::extended::StatsSample;
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker};
 
 /// The longest wait between two connection attempts to a failing host.
@@ -29,6 +30,10 @@ pub struct HostActor {
     /// After a failed cycle: no new connection before `at`.
     reconnect: Option<Reconnect>,
     cycle_running: bool,
+    /// Extended stats groups, their interval, the domain filter.
+    collection: CollectionConfig,
+    stats_running: bool,
+    stats: Recipient<StatsCollected>,
     /// The service is stopping: no new cycle starts.
     stopped: bool,
     features: Recipient<HostCollected>,
@@ -66,6 +71,11 @@ pub struct HostStatus {
     pub stuck_call_since: Option<DateTime<Utc>>,
     /// Domains that were listed but gone by the time they were read (not errors).
     pub domains_vanished: u64,
+    /// Bulk stats calls (the extended groups) that succeeded, and those that failed (not counted
+    /// in `total_errors`: the seed's fields do not depend on them).
+    pub stats_collections: u64,
+    pub stats_errors: u64,
+    pub last_stats_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -81,7 +91,9 @@ impl HostActor {
         host: HostConfig,
         poll_interval: Duration,
         libvirt_timeout: Duration,
+        collection: CollectionConfig,
         features: Recipient<HostCollected>,
+        stats: Recipient<StatsCollected>,
     ) -> Self {
         let status = HostStatus {
             uri: host.uri.clone(),
@@ -99,6 +111,9 @@ impl HostActor {
             reconnect_backoff_sec: None,
             stuck_call_since: None,
             domains_vanished: 0,
+            stats_collections: 0,
+            stats_errors: 0,
+            last_stats_error: None,
         };
         HostActor {
             host,
@@ -108,6 +123,9 @@ impl HostActor {
             abandoned: None,
             reconnect: None,
             cycle_running: false,
+            collection,
+            stats_running: false,
+            stats,
             stopped: false,
             features,
             status,
@@ -139,7 +157,7 @@ impl HostActor {
                 }
                 return;
             }
-            match LibvirtWorker::spawn(&self.host) {
+            match LibvirtWorker::spawn(&self.host, &self.collection) {
                 Ok(worker) => self.worker = Some(worker),
                 Err(e) => {
                     self.record_error(format!("cannot start a libvirt thread: {e}"));
@@ -154,6 +172,36 @@ impl HostActor {
             actor.cycle_running = false;
             guarded(actor, ctx, |actor, _| actor.finish_cycle(result));
         }));
+    }
+
+    /// The extended groups, on their own interval, on the same worker (so never concurrently with
+    /// a cycle's calls). Needs a connected worker: the poll cycle opens and repairs it.
+    fn collect_stats(&mut self, ctx: &mut Context<Self>) {
+        if self.stats_running || self.stopped {
+            return;
+        }
+        let Some(worker) = &self.worker else { return };
+        self.stats_running = true;
+        let stats = worker.stats(self.libvirt_timeout);
+        ctx.spawn(stats.into_actor(self).map(|result, actor, ctx| {
+            actor.stats_running = false;
+            guarded(actor, ctx, |actor, _| actor.finish_stats(result));
+        }));
+    }
+
+    fn finish_stats(&mut self, result: Result<StatsSample, LibvirtError>) {
+        match result {
+            Ok(sample) => {
+                self.status.stats_collections += 1;
+                self.stats.do_send(StatsCollected(sample));
+            }
+            Err(error) => {
+                // A stuck connection is the poll cycle's to notice and rebuild.
+                tracing::warn!(uri = %self.host.uri, %error, "bulk stats failed");
+                self.status.stats_errors += 1;
+                self.status.last_stats_error = Some(error.to_string());
+            }
+        }
     }
 
     fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>) {
@@ -232,6 +280,11 @@ impl Actor for HostActor {
         ctx.run_interval(self.poll_interval, |actor, ctx| {
             guarded(actor, ctx, Self::collect);
         });
+        if !self.collection.stats_groups.is_empty() {
+            ctx.run_interval(self.collection.stats_interval, |actor, ctx| {
+                guarded(actor, ctx, Self::collect_stats);
+            });
+        }
     }
 }
 
@@ -250,7 +303,7 @@ impl Supervised for HostActor {
         // A restart reconnects at once: drop the worker and its connection; counters are kept.
         // A worker in the middle of a cycle is kept an eye on, in case that call never returns.
         if let Some(worker) = self.worker.take()
-            && self.cycle_running
+            && (self.cycle_running || self.stats_running)
         {
             self.abandon(worker, self.libvirt_timeout);
         }
@@ -258,6 +311,7 @@ impl Supervised for HostActor {
         self.status.next_attempt_time = None;
         self.status.reconnect_backoff_sec = None;
         self.cycle_running = false;
+        self.stats_running = false;
         self.status.connection = ConnectionState::Connecting;
         self.status.restarts += 1;
     }

@@ -2,6 +2,7 @@
 
 use actix::Message;
 
+use crate::extended::StatsSample;
 use crate::influx::line_protocol::Line;
 use crate::sample::HostSample;
 use crate::vms::{VmFilter, VmLookup, VmView};
@@ -15,6 +16,11 @@ use super::writer::WriterStatus;
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct HostCollected(pub HostSample);
+
+/// A host actor finished a bulk stats call: the extended groups of every (filtered) domain.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StatsCollected(pub StatsSample);
 
 /// Encoded lines for InfluxDB, oldest first.
 #[derive(Message, Debug)]

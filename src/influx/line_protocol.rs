@@ -8,7 +8,8 @@
 
 use influxdb_line_protocol::LineProtocolBuilder;
 
-use crate::sample::{DomainSample, MemoryFeatures};
+use crate::extended::{DomainStatsSample, StatsRow};
+use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
 
 /// One encoded line, ending with `\n`.
 pub type Line = Vec<u8>;
@@ -92,33 +93,152 @@ fn tags(
     host: &str,
     domain: &DomainSample,
 ) -> Result<AfterMeasurement, EncodeError> {
-    let id;
-    let vmid = match domain.id {
+    vm_tags(builder, host, domain.id, &domain.name, &domain.uuid, None)
+}
+
+/// `VMID`, `host`, `name`, `uuid` and the extra tag if any (`device`, `interface`, `vcpu`), in
+/// key order.
+fn vm_tags(
+    builder: AfterMeasurement,
+    host: &str,
+    id: Option<u32>,
+    name: &str,
+    uuid: &str,
+    extra: Option<(&'static str, &str)>,
+) -> Result<AfterMeasurement, EncodeError> {
+    let id_text;
+    let vmid = match id {
         Some(n) => {
-            id = n.to_string();
-            id.as_str()
+            id_text = n.to_string();
+            id_text.as_str()
         }
         None => INACTIVE_VMID,
     };
-    let checked = |key, value: &str| {
-        if value.is_empty() || value.contains(['\n', '\t']) || value.ends_with('\\') {
-            Err(EncodeError::UnrepresentableTag {
+    let mut pairs = vec![
+        ("VMID", vmid),
+        ("host", host),
+        ("name", name),
+        ("uuid", uuid),
+    ];
+    if let Some(extra) = extra {
+        pairs.push(extra);
+    }
+    checked_tags(builder, pairs, uuid)
+}
+
+/// Refuses the values no escape can carry, then adds the tags sorted by key.
+fn checked_tags(
+    mut builder: AfterMeasurement,
+    mut pairs: Vec<(&'static str, &str)>,
+    uuid: &str,
+) -> Result<AfterMeasurement, EncodeError> {
+    for (key, value) in &pairs {
+        if *key != "VMID"
+            && (value.is_empty() || value.contains(['\n', '\t']) || value.ends_with('\\'))
+        {
+            return Err(EncodeError::UnrepresentableTag {
                 key,
-                value: value.to_owned(),
-                uuid: domain.uuid.clone(),
-            })
-        } else {
-            Ok(())
+                value: (*value).to_owned(),
+                uuid: uuid.to_owned(),
+            });
         }
+    }
+    pairs.sort_by_key(|(key, _)| *key);
+    for (key, value) in pairs {
+        builder = builder.tag(key, value);
+    }
+    Ok(builder)
+}
+
+enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+/// The fields in order; `None` when there are none (a line needs at least one).
+fn with_fields(
+    builder: AfterMeasurement,
+    fields: &[(&str, Value)],
+) -> Option<LineProtocolBuilder<Vec<u8>, influxdb_line_protocol::builder::AfterField>> {
+    let ((key, value), rest) = fields.split_first()?;
+    let mut builder = match value {
+        Value::Int(v) => builder.field(key, *v),
+        Value::Float(v) => builder.field(key, *v),
     };
-    checked("host", host)?;
-    checked("name", &domain.name)?;
-    checked("uuid", &domain.uuid)?;
-    Ok(builder
-        .tag("VMID", vmid)
-        .tag("host", host)
-        .tag("name", &domain.name)
-        .tag("uuid", &domain.uuid))
+    for (key, value) in rest {
+        builder = match value {
+            Value::Int(v) => builder.field(key, *v),
+            Value::Float(v) => builder.field(key, *v),
+        };
+    }
+    Some(builder)
+}
+
+/// One extended row (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`): the vm_metrics tags plus the
+/// row's own, its counters as integers and what was derived from them as floats. `None` when the
+/// row has no field at all. A counter beyond `i64` (never seen) is left out rather than retyped.
+pub fn stats_row(
+    host: &str,
+    id: Option<u32>,
+    domain: &DomainStatsSample,
+    row: &StatsRow,
+    derived: &[(&'static str, f64)],
+) -> Result<Option<Line>, EncodeError> {
+    let builder = vm_tags(
+        LineProtocolBuilder::new().measurement(row.measurement),
+        host,
+        id,
+        &domain.name,
+        &domain.uuid,
+        row.key.as_ref().map(|(k, v)| (*k, v.as_str())),
+    )?;
+    let fields: Vec<(&str, Value)> = row
+        .counters
+        .iter()
+        .filter_map(|(f, v)| i64::try_from(*v).ok().map(|v| (*f, Value::Int(v))))
+        .chain(
+            derived
+                .iter()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(f, v)| (*f, Value::Float(*v))),
+        )
+        .collect();
+    Ok(
+        with_fields(builder, &fields)
+            .map(|b| b.timestamp(domain.timestamp_ns).close_line().build()),
+    )
+}
+
+/// `host_metrics,host=.. cpus=..i,memory_total_kb=..i,memory_free_kb=..i,domains=..i,
+/// domains_running=..i,…,collection_duration_sec=.. <ns>`
+pub fn host_metrics(host: &str, node: &NodeSample) -> Result<Line, EncodeError> {
+    let builder = checked_tags(
+        LineProtocolBuilder::new().measurement("host_metrics"),
+        vec![("host", host)],
+        "-",
+    )?;
+    let mut fields = Vec::new();
+    let int = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    if let Some(cpus) = node.cpus {
+        fields.push(("cpus", int(cpus.into())));
+    }
+    if let Some(total) = node.memory_total_kb {
+        fields.push(("memory_total_kb", int(total)));
+    }
+    if let Some(free) = node.memory_free_kb {
+        fields.push(("memory_free_kb", int(free)));
+    }
+    fields.push(("domains", int(node.domains)));
+    fields.push(("domains_running", int(node.domains_running)));
+    fields.push(("domains_paused", int(node.domains_paused)));
+    fields.push(("domains_stopped", int(node.domains_stopped)));
+    fields.push(("domains_other", int(node.domains_other)));
+    fields.push((
+        "collection_duration_sec",
+        Value::Float(node.collection_duration_sec),
+    ));
+    let line = with_fields(builder, &fields).expect("host_metrics always has fields");
+    Ok(line.timestamp(node.timestamp_ns).close_line().build())
 }
 
 #[cfg(test)]
@@ -244,5 +364,112 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn extended_rows_have_the_vm_tags_plus_their_own_integers_and_floats() {
+        use crate::extended::{DomainStatsSample, StatsRow};
+        let sample = DomainStatsSample {
+            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
+            name: "web 1".into(),
+            timestamp_ns: 1_699_868_400_000_000_000,
+            vcpus: Some(2),
+            rows: vec![],
+        };
+        let row = StatsRow {
+            measurement: "vm_disk",
+            key: Some(("device", "vda".into())),
+            counters: vec![
+                ("read_bytes", 4096),
+                ("write_bytes", 0),
+                ("errors", u64::MAX),
+            ],
+        };
+        let derived = [("read_bytes_per_sec", 2.0), ("read_iops", f64::NAN)];
+        let line = text(
+            stats_row("kvm1", Some(4), &sample, &row, &derived)
+                .unwrap()
+                .unwrap(),
+        );
+        assert!(
+            line.starts_with("vm_disk,VMID=4,device=vda,host=kvm1,name=web\\ 1,uuid="),
+            "{line}"
+        );
+        let parsed = parse_lines(&line).next().unwrap().unwrap();
+        assert_eq!(
+            parsed.field_value("read_bytes"),
+            Some(&FieldValue::I64(4096))
+        );
+        assert_eq!(parsed.field_value("write_bytes"), Some(&FieldValue::I64(0)));
+        // Whole rates stay floats; what cannot be written is left out, never retyped.
+        assert_eq!(
+            parsed.field_value("read_bytes_per_sec"),
+            Some(&FieldValue::F64(2.0))
+        );
+        assert_eq!(parsed.field_value("errors"), None);
+        assert_eq!(parsed.field_value("read_iops"), None);
+        assert_eq!(parsed.timestamp, Some(1_699_868_400_000_000_000));
+
+        let vcpu = StatsRow {
+            measurement: "vm_cpu",
+            key: Some(("vcpu", "1".into())),
+            counters: vec![("vcpu_time_ns", 5)],
+        };
+        let line = text(
+            stats_row("kvm1", None, &sample, &vcpu, &[])
+                .unwrap()
+                .unwrap(),
+        );
+        let parsed = parse_lines(&line).next().unwrap().unwrap();
+        assert_eq!(parsed.tag_value("VMID").unwrap().as_str(), "-");
+        assert_eq!(parsed.tag_value("vcpu").unwrap().as_str(), "1");
+        let empty = StatsRow {
+            measurement: "vm_net",
+            key: Some(("interface", "tap0".into())),
+            counters: vec![],
+        };
+        assert_eq!(stats_row("kvm1", None, &sample, &empty, &[]), Ok(None));
+        let bad = StatsRow {
+            measurement: "vm_net",
+            key: Some(("interface", "tab\there".into())),
+            counters: vec![("rx_bytes", 1)],
+        };
+        assert!(matches!(
+            stats_row("kvm1", None, &sample, &bad, &[]),
+            Err(EncodeError::UnrepresentableTag {
+                key: "interface",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn host_metrics_counts_are_integers_and_the_duration_a_float() {
+        let node = NodeSample {
+            cpus: Some(16),
+            memory_total_kb: Some(3_145_728),
+            memory_free_kb: None,
+            domains: 3,
+            domains_running: 1,
+            domains_paused: 1,
+            domains_stopped: 1,
+            domains_other: 0,
+            collection_duration_sec: 0.0,
+            timestamp_ns: 7,
+        };
+        let line = text(host_metrics("kvm 1", &node).unwrap());
+        let parsed = parse_lines(&line).next().unwrap().unwrap();
+        assert_eq!(parsed.series.measurement.as_str(), "host_metrics");
+        assert_eq!(parsed.tag_value("host").unwrap().as_str(), "kvm 1");
+        assert_eq!(parsed.field_value("cpus"), Some(&FieldValue::I64(16)));
+        assert_eq!(parsed.field_value("memory_free_kb"), None);
+        assert_eq!(
+            parsed.field_value("domains_other"),
+            Some(&FieldValue::I64(0))
+        );
+        assert_eq!(
+            parsed.field_value("collection_duration_sec"),
+            Some(&FieldValue::F64(0.0))
+        );
     }
 }

@@ -3,16 +3,19 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
+use super::bulk_stats::{self, StatsGroups, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT};
 use super::{Cycle, LibvirtError, event_loop};
-use crate::configuration::HostConfig;
-use crate::sample::{DomainSample, HostSample, VmState};
+use crate::configuration::{CollectionConfig, HostConfig};
+use crate::domain_filter::DomainFilter;
+use crate::extended::{DomainStatsSample, StatsSample};
+use crate::sample::{DomainSample, HostSample, NodeSample, VmState};
 
 /// Keepalive on remote connections: a ping after 5 s without traffic, the connection closed (and
 /// any call blocked on it failed) after 5 unanswered ones.
@@ -24,6 +27,9 @@ pub struct Sampler {
     remote: bool,
     name: Option<Arc<str>>,
     connection: Option<Connection>,
+    filter: Arc<DomainFilter>,
+    groups: StatsGroups,
+    host_metrics: bool,
     /// Counts finished libvirt calls, so a watchdog can tell a slow cycle from a stuck call.
     progress: Arc<AtomicU64>,
 }
@@ -34,12 +40,15 @@ struct Connection {
 }
 
 impl Sampler {
-    pub fn new(host: &HostConfig, progress: Arc<AtomicU64>) -> Self {
+    pub fn new(host: &HostConfig, collection: &CollectionConfig, progress: Arc<AtomicU64>) -> Self {
         Sampler {
             uri: host.uri.as_str().into(),
             remote: is_remote(&host.uri),
             name: host.name.as_deref().map(Arc::from),
             connection: None,
+            filter: Arc::new(collection.filter.clone()),
+            groups: collection.stats_groups,
+            host_metrics: collection.host_metrics,
             progress,
         }
     }
@@ -47,7 +56,10 @@ impl Sampler {
     /// Reads every domain, active or not. A failed list drops the connection, so the next cycle
     /// opens a new one.
     pub fn sample(&mut self) -> Result<Cycle, LibvirtError> {
+        let started = Instant::now();
         let progress = self.progress.clone();
+        let filter = self.filter.clone();
+        let host_metrics = self.host_metrics;
         let connection = self.connection()?;
         let host = connection.host.clone();
         let listed = connection.connect.list_all_domains(0);
@@ -63,6 +75,10 @@ impl Sampler {
         let mut domain_errors = Vec::new();
         let mut vanished = 0;
         for domain in &domains {
+            // The name is cached client-side: filtering costs no round trip.
+            if !filter.is_open() && !domain.name().is_ok_and(|name| filter.allows(&name)) {
+                continue;
+            }
             match read(domain, &progress) {
                 Ok(sample) => samples.push(sample),
                 // It went away between listing and reading: not an error.
@@ -74,14 +90,42 @@ impl Sampler {
                 )),
             }
         }
+        let node = host_metrics.then(|| node(&connection.connect, &progress, &samples, started));
         Ok(Cycle {
             sample: HostSample {
                 uri: self.uri.clone(),
                 host,
                 domains: samples,
+                node,
             },
             domain_errors,
             vanished,
+        })
+    }
+
+    /// The configured stats groups of every (filtered) domain, in one bulk call with NOWAIT: a
+    /// domain whose job lock is held gives what it can rather than stalling the host's cycle.
+    pub fn stats(&mut self) -> Result<StatsSample, LibvirtError> {
+        let progress = self.progress.clone();
+        let groups = self.groups;
+        let connection = self.connection()?;
+        let host = connection.host.clone();
+        let stats = bulk_stats::all_domain_stats(
+            &connection.connect,
+            groups,
+            VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
+        );
+        progress.fetch_add(1, Ordering::Relaxed);
+        let stats = stats.map_err(|e| call_error("virConnectGetAllDomainStats", e))?;
+        let timestamp_ns = now_ns();
+        Ok(StatsSample {
+            uri: self.uri.clone(),
+            host,
+            domains: stats
+                .iter()
+                .filter(|d| !d.uuid.is_empty() && self.filter.allows(&d.name))
+                .map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
+                .collect(),
         })
     }
 
@@ -156,6 +200,34 @@ fn is_remote(uri: &str) -> bool {
     let transport = url.scheme().split_once('+').map(|(_, transport)| transport);
     url.host_str().is_some_and(|host| !host.is_empty())
         || transport.is_some_and(|transport| transport != "unix")
+}
+
+/// `host_metrics`: two calls for the host itself, then the cycle's domains and duration. A driver
+/// that cannot say (the call fails) leaves its fields out; that is not a collection error.
+fn node(
+    connect: &Connect,
+    progress: &AtomicU64,
+    domains: &[DomainSample],
+    started: Instant,
+) -> NodeSample {
+    let info = connect.node_info();
+    progress.fetch_add(1, Ordering::Relaxed);
+    let free = connect.free_memory();
+    progress.fetch_add(1, Ordering::Relaxed);
+    let mut node = NodeSample {
+        cpus: info.as_ref().ok().map(|i| i.cpus),
+        memory_total_kb: info.as_ref().ok().map(|i| i.memory),
+        memory_free_kb: free.ok().map(|bytes| bytes / 1024),
+        domains: 0,
+        domains_running: 0,
+        domains_paused: 0,
+        domains_stopped: 0,
+        domains_other: 0,
+        collection_duration_sec: started.elapsed().as_secs_f64(),
+        timestamp_ns: now_ns(),
+    };
+    node.count(domains);
+    node
 }
 
 fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::error::Error> {

@@ -12,12 +12,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::{Cycle, LibvirtError, Sampler};
-use crate::configuration::HostConfig;
+use crate::configuration::{CollectionConfig, HostConfig};
+use crate::extended::StatsSample;
 
-type Reply = oneshot::Sender<Result<Cycle, LibvirtError>>;
+/// What the host actor asks of its worker thread, with where the answer goes.
+enum Request {
+    /// The seed's cycle: list + info of every domain, and the host itself.
+    Poll(oneshot::Sender<Result<Cycle, LibvirtError>>),
+    /// The extended stats groups, in one bulk call.
+    Stats(oneshot::Sender<Result<StatsSample, LibvirtError>>),
+}
 
 pub struct LibvirtWorker {
-    requests: mpsc::Sender<Reply>,
+    requests: mpsc::Sender<Request>,
     progress: Arc<AtomicU64>,
     /// Dead once the thread has ended (it holds the only strong reference).
     thread_alive: Weak<()>,
@@ -33,18 +40,25 @@ pub struct Abandoned {
 }
 
 impl LibvirtWorker {
-    pub fn spawn(host: &HostConfig) -> std::io::Result<Self> {
-        let (requests, inbox) = mpsc::channel::<Reply>();
+    pub fn spawn(host: &HostConfig, collection: &CollectionConfig) -> std::io::Result<Self> {
+        let (requests, inbox) = mpsc::channel::<Request>();
         let progress = Arc::new(AtomicU64::new(0));
-        let mut sampler = Sampler::new(host, progress.clone());
+        let mut sampler = Sampler::new(host, collection, progress.clone());
         let alive = Arc::new(());
         let thread_alive = Arc::downgrade(&alive);
         std::thread::Builder::new()
             .name(format!("libvirt {}", host.uri))
             .spawn(move || {
-                while let Ok(reply) = inbox.recv() {
+                while let Ok(request) = inbox.recv() {
                     // The requester may have given up meanwhile; nothing to do then.
-                    let _ = reply.send(sampler.sample());
+                    match request {
+                        Request::Poll(reply) => {
+                            let _ = reply.send(sampler.sample());
+                        }
+                        Request::Stats(reply) => {
+                            let _ = reply.send(sampler.stats());
+                        }
+                    }
                 }
                 // Closing the connection is a libvirt call too, and may block as well.
                 drop(sampler);
@@ -75,11 +89,32 @@ impl LibvirtWorker {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<Cycle, LibvirtError>> + 'static {
-        let (reply, mut answer) = oneshot::channel();
-        let sent = self.requests.send(reply);
+        let (reply, answer) = oneshot::channel();
+        let sent = self.requests.send(Request::Poll(reply)).is_ok();
+        self.watch(sent, answer, timeout)
+    }
+
+    /// One bulk stats call, watched the same way as a cycle.
+    pub fn stats(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<StatsSample, LibvirtError>> + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.requests.send(Request::Stats(reply)).is_ok();
+        self.watch(sent, answer, timeout)
+    }
+
+    fn watch<T: 'static>(
+        &self,
+        sent: bool,
+        mut answer: oneshot::Receiver<Result<T, LibvirtError>>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<T, LibvirtError>> + 'static {
         let progress = self.progress.clone();
         async move {
-            sent.map_err(|_| LibvirtError::WorkerGone)?;
+            if !sent {
+                return Err(LibvirtError::WorkerGone);
+            }
             let mut calls_seen = progress.load(Ordering::Relaxed);
             loop {
                 match tokio::time::timeout(timeout, &mut answer).await {

@@ -44,6 +44,10 @@ pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> Te
         ("VMTELEMETRY_LIBVIRT_TIMEOUT", "5"),
         ("VMTELEMETRY_INFLUX_API", "v1"),
         ("VMTELEMETRY_INFLUX_URL", influx_url().as_str()),
+        // The seed's pipeline unless a test asks for more (tests/api/extended.rs does): the
+        // older tests count lines exactly.
+        ("VMTELEMETRY_STATS_GROUPS", ""),
+        ("VMTELEMETRY_HOST_METRICS", "false"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

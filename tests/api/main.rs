@@ -5,6 +5,7 @@ mod admin;
 mod bulk_stats;
 mod cli;
 mod dashboard;
+mod extended;
 mod fuzz;
 mod health_check;
 mod helpers;

@@ -64,8 +64,8 @@ fn destroy_orphans() {
 }
 
 /// A transient TCG guest running `vmt.work` workloads; destroyed, with its tap and disk, on drop.
-struct Guest {
-    name: String,
+pub(crate) struct Guest {
+    pub(crate) name: String,
     tap: String,
     console: PathBuf,
     /// Disk, console log and domain XML; removed after the destroy.
@@ -74,7 +74,7 @@ struct Guest {
 
 impl Guest {
     /// Boots a guest and waits for its init's marker line.
-    fn start(work: &str) -> Self {
+    pub(crate) fn start(work: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let (kernel, initrd) = guest_files();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -128,6 +128,22 @@ impl Guest {
         };
         guest.wait_up();
         guest
+    }
+
+    pub(crate) fn tap(&self) -> &str {
+        &self.tap
+    }
+
+    /// Powers the guest off and boots it again as the same domain (same UUID, name, disk and
+    /// tap): a new QEMU process, so every counter starts again from zero.
+    pub(crate) fn power_cycle(&self) {
+        let xml = virsh(&["dumpxml", &self.name]);
+        let xml_path = self._dir.path().join("domain-again.xml");
+        std::fs::write(&xml_path, &xml.stdout).expect("domain XML written");
+        virsh(&["destroy", &self.name]);
+        let _ = std::fs::remove_file(&self.console);
+        virsh(&["create", xml_path.to_str().unwrap()]);
+        self.wait_up();
     }
 
     fn console_text(&self) -> String {

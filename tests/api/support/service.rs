@@ -21,6 +21,9 @@ impl ServiceProcess {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
             .env("VMTELEMETRY_LISTEN", &listen)
+            // The seed's pipeline unless the test asks for more (its env comes after).
+            .env("VMTELEMETRY_STATS_GROUPS", "")
+            .env("VMTELEMETRY_HOST_METRICS", "false")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,442 @@
+//! The extended measurements (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`) as plain data: read
+//! from libvirt's bulk stats by the host's worker, and derived (rates, percentages) by the feature
+//! actor from each VM's previous extended sample.
+//!
+//! Counters are integers, exactly as libvirt gives them; everything derived is a float. A counter
+//! lower than before (a reboot, a device unplugged and plugged back) gives no rate for that pair.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::libvirt::bulk_stats::{DomainStats, StatsGroups};
+
+/// The `stats_groups` names, as Telegraf's libvirt plugin spells them, and libvirt's groups.
+pub const GROUP_NAMES: [(&str, StatsGroups); 5] = [
+    ("cpu_total", StatsGroups::CPU_TOTAL),
+    ("balloon", StatsGroups::BALLOON),
+    ("vcpu", StatsGroups::VCPU),
+    ("interface", StatsGroups::INTERFACE),
+    ("block", StatsGroups::BLOCK),
+];
+
+pub const VM_CPU: &str = "vm_cpu";
+pub const VM_MEMORY: &str = "vm_memory";
+pub const VM_DISK: &str = "vm_disk";
+pub const VM_NET: &str = "vm_net";
+
+/// One line's worth of counters: a measurement, the tag telling devices apart (`device`,
+/// `interface`, `vcpu`) if any, and the counters (integer fields) in a fixed order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsRow {
+    pub measurement: &'static str,
+    pub key: Option<(&'static str, String)>,
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+/// One domain's bulk stats from one stats cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainStatsSample {
+    pub uuid: String,
+    pub name: String,
+    /// When the bulk call returned, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: i64,
+    /// `vcpu.current`, when the vcpu group is on.
+    pub vcpus: Option<u64>,
+    pub rows: Vec<StatsRow>,
+}
+
+/// Every (filtered) domain of one host from one stats cycle.
+#[derive(Debug, Clone)]
+pub struct StatsSample {
+    pub uri: Arc<str>,
+    pub host: Arc<str>,
+    pub domains: Vec<DomainStatsSample>,
+}
+
+const CPU_FIELDS: [(&str, &str); 3] = [
+    ("cpu.time", "cpu_time_ns"),
+    ("cpu.user", "cpu_user_ns"),
+    ("cpu.system", "cpu_system_ns"),
+];
+const VCPU_FIELDS: [(&str, &str); 3] = [
+    ("time", "vcpu_time_ns"),
+    ("wait", "vcpu_wait_ns"),
+    ("delay", "vcpu_delay_ns"),
+];
+const BALLOON_FIELDS: [(&str, &str); 9] = [
+    ("balloon.current", "balloon_current_kb"),
+    ("balloon.maximum", "balloon_maximum_kb"),
+    ("balloon.rss", "rss_kb"),
+    ("balloon.available", "available_kb"),
+    ("balloon.unused", "unused_kb"),
+    ("balloon.usable", "usable_kb"),
+    ("balloon.swap_in", "swap_in_kb"),
+    ("balloon.swap_out", "swap_out_kb"),
+    ("balloon.major_fault", "major_faults"),
+];
+const BLOCK_FIELDS: [(&str, &str); 10] = [
+    ("rd.bytes", "read_bytes"),
+    ("rd.reqs", "read_requests"),
+    ("rd.times", "read_time_ns"),
+    ("wr.bytes", "write_bytes"),
+    ("wr.reqs", "write_requests"),
+    ("wr.times", "write_time_ns"),
+    ("errs", "errors"),
+    ("capacity", "capacity_bytes"),
+    ("allocation", "allocation_bytes"),
+    ("physical", "physical_bytes"),
+];
+const NET_FIELDS: [(&str, &str); 8] = [
+    ("rx.bytes", "rx_bytes"),
+    ("rx.pkts", "rx_packets"),
+    ("rx.errs", "rx_errors"),
+    ("rx.drop", "rx_drops"),
+    ("tx.bytes", "tx_bytes"),
+    ("tx.pkts", "tx_packets"),
+    ("tx.errs", "tx_errors"),
+    ("tx.drop", "tx_drops"),
+];
+
+/// Per measurement: counter → the per-second rate derived from it.
+const RATES: [(&str, &str, &str); 8] = [
+    (VM_DISK, "read_bytes", "read_bytes_per_sec"),
+    (VM_DISK, "write_bytes", "write_bytes_per_sec"),
+    (VM_DISK, "read_requests", "read_iops"),
+    (VM_DISK, "write_requests", "write_iops"),
+    (VM_NET, "rx_bytes", "rx_bytes_per_sec"),
+    (VM_NET, "tx_bytes", "tx_bytes_per_sec"),
+    (VM_NET, "rx_packets", "rx_packets_per_sec"),
+    (VM_NET, "tx_packets", "tx_packets_per_sec"),
+];
+
+/// Every integer field any row may carry, and every derived (float) one: fixed forever.
+pub fn field_types() -> Vec<(&'static str, &'static str, bool)> {
+    let mut all = Vec::new();
+    for (m, fields) in [
+        (VM_CPU, &CPU_FIELDS[..]),
+        (VM_CPU, &VCPU_FIELDS[..]),
+        (VM_MEMORY, &BALLOON_FIELDS[..]),
+        (VM_DISK, &BLOCK_FIELDS[..]),
+        (VM_NET, &NET_FIELDS[..]),
+    ] {
+        all.extend(fields.iter().map(|(_, f)| (m, *f, true)));
+    }
+    all.extend(RATES.iter().map(|(m, _, r)| (*m, *r, false)));
+    all.push((VM_CPU, "cpu_usage_percent", false));
+    all.push((VM_MEMORY, "used_percent", false));
+    all
+}
+
+impl DomainStatsSample {
+    /// The rows of one bulk record. Groups libvirt did not give (not asked for, not supported, or
+    /// skipped by NOWAIT while the domain was busy) give no row.
+    pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64) -> Self {
+        let mut rows = Vec::new();
+        let counters =
+            |fields: &[(&str, &'static str)], prefix: &str| -> Vec<(&'static str, u64)> {
+                fields
+                    .iter()
+                    .filter_map(|(param, field)| {
+                        stats
+                            .get_u64(&format!("{prefix}{param}"))
+                            .map(|value| (*field, value))
+                    })
+                    .collect()
+            };
+        let cpu = counters(&CPU_FIELDS, "");
+        if !cpu.is_empty() {
+            rows.push(StatsRow {
+                measurement: VM_CPU,
+                key: None,
+                counters: cpu,
+            });
+        }
+        let vcpus = stats.get_u64("vcpu.current");
+        let vcpu_slots = stats.get_u64("vcpu.maximum").unwrap_or(0).min(4096);
+        for n in 0..vcpu_slots {
+            let fields = counters(&VCPU_FIELDS, &format!("vcpu.{n}."));
+            if !fields.is_empty() {
+                rows.push(StatsRow {
+                    measurement: VM_CPU,
+                    key: Some(("vcpu", n.to_string())),
+                    counters: fields,
+                });
+            }
+        }
+        let balloon = counters(&BALLOON_FIELDS, "");
+        if !balloon.is_empty() {
+            rows.push(StatsRow {
+                measurement: VM_MEMORY,
+                key: None,
+                counters: balloon,
+            });
+        }
+        for (group, measurement, tag, fields) in [
+            ("block", VM_DISK, "device", &BLOCK_FIELDS[..]),
+            ("net", VM_NET, "interface", &NET_FIELDS[..]),
+        ] {
+            let count = stats
+                .get_u64(&format!("{group}.count"))
+                .unwrap_or(0)
+                .min(4096);
+            let mut seen = HashSet::new();
+            for n in 0..count {
+                let Some(name) = stats.get_str(&format!("{group}.{n}.name")) else {
+                    continue;
+                };
+                // With backing chains a device may repeat: its top image comes first.
+                if name.is_empty() || !seen.insert(name.to_owned()) {
+                    continue;
+                }
+                let fields = counters(fields, &format!("{group}.{n}."));
+                if !fields.is_empty() {
+                    rows.push(StatsRow {
+                        measurement,
+                        key: Some((tag, name.to_owned())),
+                        counters: fields,
+                    });
+                }
+            }
+        }
+        DomainStatsSample {
+            uuid: stats.uuid.clone(),
+            name: stats.name.clone(),
+            timestamp_ns,
+            vcpus,
+            rows,
+        }
+    }
+
+    fn row(&self, measurement: &str, key: &Option<(&'static str, String)>) -> Option<&StatsRow> {
+        self.rows
+            .iter()
+            .find(|r| r.measurement == measurement && &r.key == key)
+    }
+}
+
+impl StatsRow {
+    pub fn counter(&self, field: &str) -> Option<u64> {
+        self.counters
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Per second from two readings of a counter `dt_ns` apart; none when time did not move forward
+/// or the counter went back (it was reset).
+pub fn rate(previous: u64, current: u64, dt_ns: i64) -> Option<f64> {
+    if dt_ns <= 0 || current < previous {
+        return None;
+    }
+    Some((current - previous) as f64 / (dt_ns as f64 / 1e9))
+}
+
+/// The derived (float) fields of each row of `current`, in the same order as its rows.
+/// `vcpus_fallback`: the vCPU count from `vm_metrics`, when the vcpu group is off.
+pub fn derive(
+    previous: Option<&DomainStatsSample>,
+    current: &DomainStatsSample,
+    vcpus_fallback: Option<u32>,
+) -> Vec<Vec<(&'static str, f64)>> {
+    let dt_ns = previous.map_or(0, |p| current.timestamp_ns.saturating_sub(p.timestamp_ns));
+    current
+        .rows
+        .iter()
+        .map(|row| {
+            let mut derived = Vec::new();
+            let before = previous.and_then(|p| p.row(row.measurement, &row.key));
+            if row.measurement == VM_CPU && row.key.is_none() {
+                let vcpus = current.vcpus.or(vcpus_fallback.map(u64::from));
+                // Δcpu_time / (Δt × vCPUs) × 100; both in nanoseconds.
+                if let (Some(before), Some(vcpus)) = (before, vcpus.filter(|n| *n > 0))
+                    && let (Some(a), Some(b)) =
+                        (before.counter("cpu_time_ns"), row.counter("cpu_time_ns"))
+                    && let Some(per_sec) = rate(a, b, dt_ns)
+                {
+                    derived.push(("cpu_usage_percent", per_sec / 1e9 / vcpus as f64 * 100.0));
+                }
+            }
+            if row.measurement == VM_MEMORY {
+                let available = row.counter("available_kb").filter(|a| *a > 0);
+                let free = row.counter("usable_kb").or(row.counter("unused_kb"));
+                if let (Some(available), Some(free)) = (available, free) {
+                    let used = available.saturating_sub(free) as f64;
+                    derived.push(("used_percent", used / available as f64 * 100.0));
+                }
+            }
+            if let Some(before) = before {
+                for (measurement, counter, rate_field) in RATES {
+                    if measurement != row.measurement {
+                        continue;
+                    }
+                    if let (Some(a), Some(b)) = (before.counter(counter), row.counter(counter))
+                        && let Some(r) = rate(a, b, dt_ns)
+                    {
+                        derived.push((rate_field, r));
+                    }
+                }
+            }
+            derived
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::libvirt::bulk_stats::StatValue;
+
+    fn stats(params: &[(&str, StatValue)]) -> DomainStats {
+        DomainStats {
+            uuid: "u-1".into(),
+            name: "vm".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            skipped: 0,
+        }
+    }
+
+    fn guest(t_sec: i64, cpu_ns: u64, rd: u64, rx: u64) -> DomainStatsSample {
+        use StatValue::*;
+        DomainStatsSample::from_bulk(
+            &stats(&[
+                ("cpu.time", ULLong(cpu_ns)),
+                ("cpu.user", ULLong(cpu_ns / 2)),
+                ("cpu.system", ULLong(cpu_ns / 4)),
+                ("vcpu.current", UInt(2)),
+                ("vcpu.maximum", UInt(2)),
+                ("vcpu.0.time", ULLong(7)),
+                ("vcpu.0.wait", ULLong(8)),
+                ("vcpu.1.time", ULLong(9)),
+                ("vcpu.1.delay", ULLong(10)),
+                ("balloon.current", ULLong(1000)),
+                ("balloon.maximum", ULLong(2000)),
+                ("balloon.available", ULLong(800)),
+                ("balloon.usable", ULLong(600)),
+                ("balloon.unused", ULLong(500)),
+                ("block.count", UInt(2)),
+                ("block.0.name", String("vda".into())),
+                ("block.0.rd.bytes", ULLong(rd)),
+                ("block.0.rd.reqs", ULLong(rd / 512)),
+                ("block.0.wr.bytes", ULLong(0)),
+                ("block.0.capacity", ULLong(1 << 30)),
+                ("block.1.name", String("vda".into())),
+                ("block.1.rd.bytes", ULLong(1)),
+                ("net.count", UInt(1)),
+                ("net.0.name", String("tap0".into())),
+                ("net.0.rx.bytes", ULLong(rx)),
+                ("net.0.rx.pkts", ULLong(rx / 100)),
+                ("net.0.tx.bytes", ULLong(5)),
+            ]),
+            t_sec * 1_000_000_000,
+        )
+    }
+
+    #[test]
+    fn bulk_params_become_rows_with_fixed_names() {
+        let s = guest(0, 4_000, 1024, 100);
+        let summary: Vec<_> = s
+            .rows
+            .iter()
+            .map(|r| (r.measurement, r.key.clone().map(|k| k.1), r.counters.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (VM_CPU, None, 3),
+                (VM_CPU, Some("0".into()), 2),
+                (VM_CPU, Some("1".into()), 2),
+                (VM_MEMORY, None, 5),
+                (VM_DISK, Some("vda".into()), 4), // the backing image's repeat is left out
+                (VM_NET, Some("tap0".into()), 3),
+            ]
+        );
+        assert_eq!(s.vcpus, Some(2));
+        assert_eq!(s.rows[4].counter("capacity_bytes"), Some(1 << 30));
+        // Every field a row carries is declared, as an integer.
+        let declared = field_types();
+        for row in &s.rows {
+            for (f, _) in &row.counters {
+                assert!(declared.contains(&(row.measurement, f, true)), "{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_given_gives_no_rows() {
+        let s = DomainStatsSample::from_bulk(&stats(&[("state.state", StatValue::Int(5))]), 0);
+        assert!(s.rows.is_empty());
+        assert!(derive(None, &s, Some(1)).is_empty());
+    }
+
+    #[test]
+    fn rates_are_per_second_and_a_reset_gives_none() {
+        assert_eq!(rate(100, 300, 2_000_000_000), Some(100.0));
+        assert_eq!(rate(100, 100, 1_000_000_000), Some(0.0));
+        assert_eq!(rate(300, 100, 1_000_000_000), None);
+        assert_eq!(rate(1, 2, 0), None);
+        assert_eq!(rate(1, 2, -5), None);
+    }
+
+    #[test]
+    fn derived_fields_from_two_samples() {
+        // 2 s apart: 2 vCPUs busy for 1 s of CPU time in total = 25 %.
+        let a = guest(10, 1_000_000_000, 1024, 1000);
+        let b = guest(12, 2_000_000_000, 1024 + 4096, 1400);
+        let derived = derive(Some(&a), &b, None);
+        let get = |row: usize, f: &str| derived[row].iter().find(|(n, _)| *n == f).map(|x| x.1);
+        assert_eq!(get(0, "cpu_usage_percent"), Some(25.0));
+        assert_eq!(get(3, "used_percent"), Some(25.0)); // (800 - 600) / 800
+        assert_eq!(get(4, "read_bytes_per_sec"), Some(2048.0));
+        assert_eq!(get(4, "read_iops"), Some(4.0));
+        assert_eq!(get(4, "write_bytes_per_sec"), Some(0.0));
+        assert_eq!(get(5, "rx_bytes_per_sec"), Some(200.0));
+        assert_eq!(get(5, "rx_packets_per_sec"), Some(2.0));
+        assert!(derived[1].is_empty() && derived[2].is_empty());
+        // The first sample has only what needs no previous one.
+        let first = derive(None, &a, None);
+        assert_eq!(first[3], vec![("used_percent", 25.0)]);
+        assert!(first[0].is_empty() && first[4].is_empty());
+    }
+
+    #[test]
+    fn a_reboot_gives_no_negative_rate() {
+        let before = guest(10, 9_000_000_000, 1 << 20, 1 << 20);
+        let rebooted = guest(15, 1_000_000, 4096, 60);
+        let derived = derive(Some(&before), &rebooted, None);
+        for (field, value) in derived.iter().flatten() {
+            assert!(*value >= 0.0, "{field} = {value} after a reset");
+        }
+        let fields: Vec<&str> = derived.iter().flatten().map(|(f, _)| *f).collect();
+        for reset in [
+            "cpu_usage_percent",
+            "read_bytes_per_sec",
+            "read_iops",
+            "rx_bytes_per_sec",
+        ] {
+            assert!(
+                !fields.contains(&reset),
+                "{reset} after a reset: {fields:?}"
+            );
+        }
+        // Counters that did not go back still give their (zero) rate.
+        assert!(fields.contains(&"write_bytes_per_sec") && fields.contains(&"tx_bytes_per_sec"));
+    }
+
+    #[test]
+    fn cpu_usage_falls_back_to_the_vm_metrics_vcpu_count() {
+        let cpu_only = |t: i64, ns: u64| {
+            DomainStatsSample::from_bulk(&stats(&[("cpu.time", StatValue::ULLong(ns))]), t)
+        };
+        let (a, b) = (cpu_only(0, 0), cpu_only(1_000_000_000, 500_000_000));
+        assert_eq!(
+            derive(Some(&a), &b, Some(1))[0],
+            vec![("cpu_usage_percent", 50.0)]
+        );
+        assert!(derive(Some(&a), &b, None)[0].is_empty());
+        assert!(derive(Some(&a), &b, Some(0))[0].is_empty());
+    }
+}
