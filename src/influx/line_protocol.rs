@@ -1,4 +1,5 @@
-//! The seed's measurements as InfluxDB line protocol.
+//! Every measurement as InfluxDB line protocol: the seed's two, the extended ones and
+//! `host_metrics`.
 //!
 //! Escaping is done by InfluxDB's own builder (`influxdb-line-protocol`, from InfluxDB 3's source
 //! tree). Checked against the same crate's parser, it falls short for tag values that no escape can
@@ -21,7 +22,7 @@ pub const INACTIVE_VMID: &str = "-";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EncodeError {
     #[error(
-        "tag `{key}` of VM {uuid} is {value:?}: line protocol cannot carry a newline, a tab or an empty tag value"
+        "tag `{key}` of VM {uuid} is {value:?}: line protocol cannot carry an empty tag value, a newline, a tab or a trailing backslash"
     )]
     UnrepresentableTag {
         key: &'static str,
