@@ -9,7 +9,18 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::helpers::{TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+
+/// The service collecting `node` and writing to the InfluxDB at `url` through `api`.
+async fn writing_to(node: &TestNode, url: &str, api: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![
+        ("VMTELEMETRY_LIBVIRT_URI", node.uri.as_str()),
+        ("VMTELEMETRY_INFLUX_URL", url),
+        ("VMTELEMETRY_INFLUX_API", api),
+    ];
+    env.extend_from_slice(extra);
+    spawn_app(&env).await
+}
 
 /// One misbehaving reply per request, in order; after them, 204s.
 #[derive(Clone, Copy)]
@@ -78,14 +89,16 @@ async fn fake_influxdb() -> (String, Arc<AtomicUsize>) {
 async fn garbage_truncated_and_slow_replies_never_crash_the_writer_nor_lose_lines() {
     let (url, stored) = fake_influxdb().await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1), TestDomain::new("b", 1, 2)]);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("VMTELEMETRY_INFLUX_TIMEOUT", "0.5"),
-        ("VMTELEMETRY_RETRY_MAX_DELAY", "0.5"),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-    ])
+    let app = writing_to(
+        &node,
+        &url,
+        "v3",
+        &[
+            ("VMTELEMETRY_INFLUX_TIMEOUT", "0.5"),
+            ("VMTELEMETRY_RETRY_MAX_DELAY", "0.5"),
+            ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+        ],
+    )
     .await;
     let status = wait_for("every line delivered", Duration::from_secs(30), || async {
         let status = app.status().await;
@@ -165,13 +178,15 @@ async fn a_413_halves_the_batch_until_influxdb_takes_it() {
             .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
             .collect::<Vec<_>>(),
     );
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("VMTELEMETRY_INFLUX_GZIP", "false"),
-        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-    ])
+    let app = writing_to(
+        &node,
+        &url,
+        "v3",
+        &[
+            ("VMTELEMETRY_INFLUX_GZIP", "false"),
+            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+        ],
+    )
     .await;
     wait_for(
         "the cycle written in small batches",
@@ -202,13 +217,15 @@ async fn an_all_or_nothing_refusal_costs_only_the_bad_line() {
         .collect();
     domains.push(TestDomain::new("poison", 1, 99));
     let node = TestNode::new(&domains);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v1"),
-        ("VMTELEMETRY_INFLUX_GZIP", "false"),
-        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-    ])
+    let app = writing_to(
+        &node,
+        &url,
+        "v1",
+        &[
+            ("VMTELEMETRY_INFLUX_GZIP", "false"),
+            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+        ],
+    )
     .await;
     let status = wait_for(
         "the good lines written, the bad one dropped",
@@ -244,13 +261,15 @@ async fn a_missing_database_is_created_when_allowed() {
     })
     .await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1), TestDomain::new("b", 1, 2)]);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("VMTELEMETRY_CREATE_DATABASE", "true"),
-        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-    ])
+    let app = writing_to(
+        &node,
+        &url,
+        "v3",
+        &[
+            ("VMTELEMETRY_CREATE_DATABASE", "true"),
+            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+        ],
+    )
     .await;
     wait_for(
         "the lines written after creating the database",
@@ -279,13 +298,7 @@ async fn a_missing_database_is_created_when_allowed() {
 async fn a_refused_token_keeps_the_lines_and_makes_the_service_unready() {
     let (url, _seen) = scripted(|_, _, _| HttpResponse::Unauthorized().finish()).await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("INFLUX_TOKEN", "expired-t0ken"),
-    ])
-    .await;
+    let app = writing_to(&node, &url, "v3", &[("INFLUX_TOKEN", "expired-t0ken")]).await;
     let status = wait_for("an auth failure", Duration::from_secs(10), || async {
         let status = app.status().await;
         (status["writer"]["auth_failing"] == json!(true)).then_some(status)
@@ -312,13 +325,15 @@ async fn retry_after_is_honoured() {
     })
     .await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-        ("VMTELEMETRY_RETRY_MAX_DELAY", "0.1"),
-    ])
+    let app = writing_to(
+        &node,
+        &url,
+        "v3",
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
+            ("VMTELEMETRY_RETRY_MAX_DELAY", "0.1"),
+        ],
+    )
     .await;
     wait_for("the retry", Duration::from_secs(10), || async {
         (app.status().await["total_metrics_written"] == json!(1)).then_some(())
