@@ -178,6 +178,20 @@ async fn host_status(app: &TestApp, uri: &str) -> Value {
     host(&app.status().await, uri).clone()
 }
 
+/// Waits until the host is connected and has completed two cycles.
+async fn connected_and_collecting(app: &TestApp, uri: &str) {
+    wait_for(
+        "the host connected and collecting",
+        Duration::from_secs(20),
+        || async {
+            let host = host_status(app, uri).await;
+            (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 #[actix_web::test]
 async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     let mut daemon = PrivateLibvirtd::start(false);
@@ -189,12 +203,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
         ("VMTELEMETRY_INFLUX_DB", &influx.db),
     ])
     .await;
-    wait_for("collections", Duration::from_secs(20), || async {
-        let host = host_status(&app, &uri).await;
-        (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
-            .then_some(())
-    })
-    .await;
+    connected_and_collecting(&app, &uri).await;
 
     daemon.stop();
     let down = wait_for(
@@ -567,12 +576,7 @@ async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
         ("VMTELEMETRY_INFLUX_DB", &influx.db),
     ])
     .await;
-    wait_for("the remote host", Duration::from_secs(20), || async {
-        let host = host_status(&app, &uri).await;
-        (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
-            .then_some(())
-    })
-    .await;
+    connected_and_collecting(&app, &uri).await;
 
     daemon.freeze();
     let frozen = Instant::now();
