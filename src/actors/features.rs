@@ -14,13 +14,15 @@ use super::messages::{
     GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, StatsCollected, WriteLines,
 };
 use crate::extended::{self, DomainStatsSample, StatsSample};
-use crate::influx::line_protocol::{self, EncodeError, Line};
+use crate::influx::line_protocol::{self, EncodeError, Lines, VmTags};
 use crate::vms::VmTable;
 
 pub struct FeatureActor {
     vms: VmTable,
     /// Each VM's previous extended sample, per host URI and UUID, that rates derive from.
     stats_baselines: HashMap<Arc<str>, HashMap<String, DomainStatsSample>>,
+    /// The tags of the VM being encoded, reused from VM to VM.
+    tags: VmTags,
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
@@ -42,6 +44,7 @@ impl FeatureActor {
         FeatureActor {
             vms: VmTable::new(recent_samples),
             stats_baselines: HashMap::new(),
+            tags: VmTags::default(),
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
@@ -49,23 +52,27 @@ impl FeatureActor {
     }
 
     fn record(&mut self, mut sample: crate::sample::HostSample) {
-        let mut lines = Vec::with_capacity(sample.domains.len() * 2 + 1);
+        // Two lines per VM of about 200 bytes each, so the buffer seldom grows.
+        let mut lines = Lines::with_capacity(sample.domains.len() * 2 * LINE_BYTES + LINE_BYTES);
         let status = &mut self.status;
         if let Some(node) = sample.node.take() {
-            keep(
-                line_protocol::host_metrics(&sample.host, &node),
-                &mut lines,
+            let encoded = line_protocol::host_metrics(&mut lines, &sample.host, &node);
+            count(encoded, 1, status);
+        }
+        let tags = &mut self.tags;
+        self.vms.record(sample, |host, domain, features| {
+            let wanted = 1 + usize::from(features.is_some());
+            if let Err(error) = tags.set(host, domain.id, &domain.name, &domain.uuid) {
+                return count(Err(error), wanted, status);
+            }
+            count(
+                line_protocol::vm_metrics(&mut lines, tags, domain),
+                1,
                 status,
             );
-        }
-        self.vms.record(sample, |host, domain, features| {
-            keep(line_protocol::vm_metrics(host, domain), &mut lines, status);
             if let Some(features) = features {
-                keep(
-                    line_protocol::vm_features(host, domain, features),
-                    &mut lines,
-                    status,
-                );
+                let encoded = line_protocol::vm_features(&mut lines, tags, domain, features);
+                count(encoded, 1, status);
             }
         });
         self.status.vms_tracked = self.vms.len();
@@ -82,19 +89,22 @@ impl FeatureActor {
     fn record_stats(&mut self, sample: StatsSample) {
         let previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
         let mut baselines = HashMap::with_capacity(sample.domains.len());
-        let mut lines = Vec::new();
+        let mut lines = Lines::default();
         for domain in sample.domains {
             if let Some((id, cpu_count)) = self.vms.identity(&sample.uri, &domain.uuid) {
-                let before = previous.get(&domain.uuid);
-                let derived = extended::derive(before, &domain, Some(cpu_count));
-                for (row, derived) in domain.rows.iter().zip(&derived) {
-                    match line_protocol::stats_row(&sample.host, id, &domain, row, derived) {
-                        Ok(Some(line)) => {
-                            self.status.lines_produced += 1;
-                            lines.push(line);
+                let tags = &mut self.tags;
+                if let Err(error) = tags.set(&sample.host, id, &domain.name, &domain.uuid) {
+                    count(Err(error), domain.rows.len(), &mut self.status);
+                } else {
+                    let before = previous.get(&domain.uuid);
+                    let derived = extended::derive(before, &domain, Some(cpu_count));
+                    for (row, derived) in domain.rows.iter().zip(&derived) {
+                        match line_protocol::stats_row(&mut lines, tags, &domain, row, derived) {
+                            Ok(true) => self.status.lines_produced += 1,
+                            // A row without any field is no line, and no error.
+                            Ok(false) => {}
+                            Err(error) => count(Err(error), 1, &mut self.status),
                         }
-                        Ok(None) => {}
-                        Err(error) => keep(Err(error), &mut lines, &mut self.status),
                     }
                 }
             }
@@ -108,16 +118,16 @@ impl FeatureActor {
     }
 }
 
-/// Encodes a line into `lines`, or counts and logs why it cannot be.
-fn keep(encoded: Result<Line, EncodeError>, lines: &mut Vec<Line>, status: &mut FeatureStatus) {
+/// Roughly one line's length, for sizing a cycle's buffer.
+const LINE_BYTES: usize = 200;
+
+/// Counts a line encoded, or counts the `lines` that could not be and logs why.
+fn count(encoded: Result<(), EncodeError>, lines: usize, status: &mut FeatureStatus) {
     match encoded {
-        Ok(line) => {
-            status.lines_produced += 1;
-            lines.push(line);
-        }
+        Ok(()) => status.lines_produced += 1,
         Err(error) => {
-            status.unencodable_lines += 1;
-            tracing::error!(%error, "line not written");
+            status.unencodable_lines += lines as u64;
+            tracing::error!(%error, lines, "lines not written");
         }
     }
 }
@@ -209,7 +219,7 @@ mod tests {
 
     /// Collects what the feature actor sends to the writer.
     #[derive(Default)]
-    struct Sink(Vec<Vec<Line>>);
+    struct Sink(Vec<Lines>);
     impl Actor for Sink {
         type Context = Context<Self>;
     }
@@ -220,7 +230,7 @@ mod tests {
         }
     }
     #[derive(Message)]
-    #[rtype(result = "Vec<Vec<Line>>")]
+    #[rtype(result = "Vec<Lines>")]
     struct Take;
     impl Handler<Take> for Sink {
         type Result = MessageResult<Take>;
@@ -253,11 +263,10 @@ mod tests {
     }
 
     /// (measurement, uuid, memory_rate_kb_per_sec) of every line sent.
-    fn summary(batches: Vec<Vec<Line>>) -> Vec<(String, String, Option<f64>)> {
+    fn summary(batches: Vec<Lines>) -> Vec<(String, String, Option<f64>)> {
         let text: String = batches
-            .into_iter()
-            .flatten()
-            .map(|l| String::from_utf8(l).unwrap())
+            .iter()
+            .map(|lines| std::str::from_utf8(lines.as_bytes()).unwrap())
             .collect();
         parse_lines(&text)
             .map(|line| {
@@ -384,9 +393,8 @@ mod tests {
             .send(Take)
             .await
             .unwrap()
-            .into_iter()
-            .flatten()
-            .map(|l| String::from_utf8(l).unwrap())
+            .iter()
+            .map(|lines| std::str::from_utf8(lines.as_bytes()).unwrap())
             .collect();
         let disk: Vec<_> = parse_lines(&text)
             .map(Result::unwrap)

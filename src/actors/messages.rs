@@ -3,7 +3,7 @@
 use actix::Message;
 
 use crate::extended::StatsSample;
-use crate::influx::line_protocol::Line;
+use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use crate::vms::{VmFilter, VmLookup, VmView};
 
@@ -25,7 +25,7 @@ pub struct StatsCollected(pub StatsSample);
 /// Encoded lines for InfluxDB, oldest first.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct WriteLines(pub Vec<Line>);
+pub struct WriteLines(pub Lines);
 
 #[derive(Message)]
 #[rtype(result = "HostStatus")]

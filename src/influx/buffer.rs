@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::line_protocol::Line;
+use super::line_protocol::Lines;
 
 /// One request's worth of lines, oldest first.
 pub struct Batch {
@@ -13,7 +13,7 @@ pub struct Batch {
 
 pub trait LineBuffer {
     /// Accepts lines; an error means they (or some) could not be kept, and were counted dropped.
-    fn push(&mut self, lines: Vec<Line>, now: Instant) -> Result<(), String>;
+    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), String>;
     /// No batch is in flight, and `batch_lines` lines wait or the oldest has waited long enough.
     fn batch_due(&self, now: Instant, batch_lines: usize) -> bool;
     /// Takes up to `limit` of the oldest lines as the batch in flight.

@@ -1,7 +1,7 @@
 //! Every measurement as InfluxDB line protocol: the seed's two, the extended ones and
 //! `host_metrics`.
 //!
-//! Written by hand into one buffer per line. InfluxDB's own builder (`influxdb-line-protocol`,
+//! Written by hand, every line of a cycle into one buffer. InfluxDB's own builder (`influxdb-line-protocol`,
 //! from InfluxDB 3's source tree) was used first and measured at 0.5 M lines/s per core, ten times
 //! short of the target, as it formats every piece through `fmt`. The escaping here is the
 //! builder's, and the tests check every line with the same crate's parser. That parser also shows
@@ -9,13 +9,8 @@
 //! it, and a value ending in a backslash is refused even when escaped. Such values are refused
 //! here with an error rather than written corrupt.
 
-use std::io::Write as _;
-
 use crate::extended::{DomainStatsSample, StatsRow};
 use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
-
-/// One encoded line, ending with `\n`.
-pub type Line = Vec<u8>;
 
 /// `VMID` of a domain that is not running: libvirt gives inactive domains no id, and
 /// `virsh list --all` shows them as `-`.
@@ -39,148 +34,324 @@ pub enum EncodeError {
     },
 }
 
-/// Characters escaped with a backslash, as InfluxDB's builder does (a backslash always is).
-const MEASUREMENT_SPECIAL: &[u8] = b", \\";
-const KEY_SPECIAL: &[u8] = b",= \\";
-const STRING_SPECIAL: &[u8] = b"\"\\";
-
-/// The most tags a line has: `VMID`, `host`, `name`, `uuid` and one of the row's own.
-const MAX_TAGS: usize = 5;
-
-/// Builds one line: the measurement, then tags, then fields, then the timestamp.
-struct LineWriter {
-    line: Vec<u8>,
-    fields: usize,
+/// Lines back to back, each ending with `\n`: what one cycle encodes, in one buffer, so a line
+/// costs no allocation of its own.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lines {
+    bytes: Vec<u8>,
+    count: usize,
 }
 
-impl LineWriter {
-    fn new(measurement: &str) -> Self {
-        let mut line = Vec::with_capacity(256);
-        escape_into(&mut line, measurement, MEASUREMENT_SPECIAL);
-        LineWriter { line, fields: 0 }
-    }
-
-    /// Tags in key order (InfluxDB stores series fastest that way); values already checked.
-    fn tags(&mut self, tags: &mut [(&str, &str)]) {
-        tags.sort_unstable_by_key(|(key, _)| *key);
-        for (key, value) in tags.iter() {
-            self.line.push(b',');
-            escape_into(&mut self.line, key, KEY_SPECIAL);
-            self.line.push(b'=');
-            escape_into(&mut self.line, value, KEY_SPECIAL);
+impl Lines {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Lines {
+            bytes: Vec::with_capacity(bytes),
+            count: 0,
         }
     }
 
-    fn key(&mut self, key: &str) {
-        self.line.push(if self.fields == 0 { b' ' } else { b',' });
-        self.fields += 1;
-        escape_into(&mut self.line, key, KEY_SPECIAL);
-        self.line.push(b'=');
+    /// How many lines.
+    pub fn len(&self) -> usize {
+        self.count
     }
 
-    fn int(&mut self, key: &str, value: i64) {
-        self.key(key);
-        self.line
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-        self.line.push(b'i');
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
-    /// Rust prints the shortest text that reads back as the same `f64`, never as an integer
-    /// literal with `i`, so line protocol takes it as a float.
-    fn float(&mut self, key: &str, value: f64) {
-        self.key(key);
-        // Writing to a Vec cannot fail.
-        let _ = write!(self.line, "{value}");
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
-    fn string(&mut self, key: &str, value: &str) {
-        self.key(key);
-        self.line.push(b'"');
-        escape_into(&mut self.line, value, STRING_SPECIAL);
-        self.line.push(b'"');
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
     }
 
-    /// None when no field was written: a line needs at least one.
-    fn finish(mut self, timestamp_ns: i64) -> Option<Line> {
-        if self.fields == 0 {
-            return None;
-        }
-        self.line.push(b' ');
-        self.line
-            .extend_from_slice(itoa::Buffer::new().format(timestamp_ns).as_bytes());
-        self.line.push(b'\n');
-        Some(self.line)
+    /// Each line, with its `\n`.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.split_inclusive(|&b| b == b'\n')
+    }
+
+    /// Runs of at most `lines` whole lines, with their line counts.
+    pub fn chunks(&self, lines: usize) -> impl Iterator<Item = (&[u8], usize)> {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (mut end, mut count) = (0, 0);
+            while count < lines.max(1) && end < rest.len() {
+                end += rest[end..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(rest.len() - end, |at| at + 1);
+                count += 1;
+            }
+            let (chunk, tail) = rest.split_at(end);
+            rest = tail;
+            Some((chunk, count))
+        })
     }
 }
 
-fn escape_into(out: &mut Vec<u8>, text: &str, special: &[u8]) {
-    if !text.bytes().any(|b| special.contains(&b)) {
-        out.extend_from_slice(text.as_bytes());
-        return;
-    }
-    // The special characters are ASCII, so escaping byte by byte keeps UTF-8 intact.
-    for byte in text.bytes() {
-        if special.contains(&byte) {
-            out.push(b'\\');
+impl<'a> FromIterator<&'a [u8]> for Lines {
+    /// Lines that already end with `\n`.
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(lines: I) -> Self {
+        let mut all = Lines::default();
+        for line in lines {
+            debug_assert!(line.ends_with(b"\n"));
+            all.bytes.extend_from_slice(line);
+            all.count += 1;
         }
-        out.push(byte);
+        all
     }
 }
 
-/// Refuses the tag values no escape can carry (`VMID` is ours and always fine).
-fn check_tags(tags: &[(&'static str, &str)], uuid: &str) -> Result<(), EncodeError> {
-    for (key, value) in tags {
-        if *key != "VMID"
-            && (value.is_empty() || value.contains(['\n', '\t']) || value.ends_with('\\'))
-        {
-            return Err(EncodeError::UnrepresentableTag {
-                key,
-                value: (*value).to_owned(),
-                uuid: uuid.to_owned(),
-            });
+/// What a byte needs in a tag value (`TAG`) or a string field (`STRING`): nothing, a
+/// backslash before it (as InfluxDB's builder escapes), or no escape can carry it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Byte {
+    Plain,
+    Escaped,
+    Unrepresentable,
+}
+
+type Classes = [Byte; 256];
+
+const fn classes(escaped: &[u8], unrepresentable: &[u8]) -> Classes {
+    let mut table = [Byte::Plain; 256];
+    let mut i = 0;
+    while i < escaped.len() {
+        table[escaped[i] as usize] = Byte::Escaped;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < unrepresentable.len() {
+        table[unrepresentable[i] as usize] = Byte::Unrepresentable;
+        i += 1;
+    }
+    table
+}
+
+/// A newline or a tab ends a tag value whatever precedes it (InfluxDB 3's parser).
+const TAG: Classes = classes(b",= \\", b"\n\t");
+const STRING: Classes = classes(b"\"\\", b"");
+
+/// Appends `text` escaped in one pass; `None`, with `out` partly written, when a byte has no
+/// escape.
+fn escape_into(out: &mut Vec<u8>, text: &str, classes: &Classes) -> Option<()> {
+    let bytes = text.as_bytes();
+    let mut plain_from = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        match classes[byte as usize] {
+            Byte::Plain => {}
+            // Escapes are ASCII, so escaping byte by byte keeps UTF-8 intact.
+            Byte::Escaped => {
+                out.extend_from_slice(&bytes[plain_from..at]);
+                out.push(b'\\');
+                plain_from = at;
+            }
+            Byte::Unrepresentable => return None,
         }
+    }
+    out.extend_from_slice(&bytes[plain_from..]);
+    Some(())
+}
+
+/// Appends `,key=value`, or refuses a value no escape can carry: empty, with a newline or a tab,
+/// or ending in a backslash (refused by the parser even when escaped).
+fn tag_into(
+    out: &mut Vec<u8>,
+    key: &'static str,
+    value: &str,
+    uuid: &str,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.push(b',');
+    out.extend_from_slice(plain(key).as_bytes());
+    out.push(b'=');
+    if value.is_empty() || value.ends_with('\\') || escape_into(out, value, &TAG).is_none() {
+        out.truncate(start);
+        return Err(EncodeError::UnrepresentableTag {
+            key,
+            value: value.to_owned(),
+            uuid: uuid.to_owned(),
+        });
     }
     Ok(())
 }
 
-/// A line with `VMID`, `host`, `name`, `uuid` and the row's own tag if any (`device`,
-/// `interface`, `vcpu`).
-fn vm_line(
-    measurement: &str,
-    host: &str,
-    id: Option<u32>,
-    name: &str,
-    uuid: &str,
-    extra: Option<(&'static str, &str)>,
-) -> Result<LineWriter, EncodeError> {
-    let mut id_text = itoa::Buffer::new();
-    let vmid = match id {
-        Some(n) => id_text.format(n),
-        None => INACTIVE_VMID,
-    };
-    let mut tags = [("", ""); MAX_TAGS];
-    let mut count = 0;
-    for tag in [
-        ("VMID", vmid),
-        ("host", host),
-        ("name", name),
-        ("uuid", uuid),
-    ]
-    .into_iter()
-    .chain(extra)
-    {
-        tags[count] = tag;
-        count += 1;
+/// Measurements, tag keys and field keys are this crate's constants, none of which needs an
+/// escape: they are written as they are.
+fn plain(name: &'static str) -> &'static str {
+    debug_assert!(
+        !name.is_empty() && !name.bytes().any(|b| b",= \\\"\n\t".contains(&b)),
+        "{name:?} needs escaping"
+    );
+    name
+}
+
+/// The tags of every line of one VM — `VMID`, `host`, `name`, `uuid` — checked and escaped once
+/// for all of its lines. Reused from VM to VM, so it costs no allocation either.
+#[derive(Debug, Default)]
+pub struct VmTags {
+    /// `,VMID=…,host=…,name=…,uuid=…`
+    text: Vec<u8>,
+    /// Where each tag starts in `text`, in `KEYS` order, for a row's own tag to go in key order.
+    starts: [usize; 4],
+}
+
+impl VmTags {
+    const KEYS: [&'static str; 4] = ["VMID", "host", "name", "uuid"];
+
+    /// Sets the tags of the VM whose lines come next.
+    pub fn set(
+        &mut self,
+        host: &str,
+        id: Option<u32>,
+        name: &str,
+        uuid: &str,
+    ) -> Result<(), EncodeError> {
+        let mut id_text = itoa::Buffer::new();
+        let vmid = match id {
+            Some(n) => id_text.format(n),
+            None => INACTIVE_VMID,
+        };
+        self.text.clear();
+        for (i, (key, value)) in Self::KEYS
+            .into_iter()
+            .zip([vmid, host, name, uuid])
+            .enumerate()
+        {
+            self.starts[i] = self.text.len();
+            tag_into(&mut self.text, key, value, uuid)?;
+        }
+        Ok(())
     }
-    let tags = &mut tags[..count];
-    check_tags(tags, uuid)?;
-    let mut line = LineWriter::new(measurement);
-    line.tags(tags);
-    Ok(line)
+
+    /// Tags in key order (InfluxDB stores series fastest that way), with the row's own if any.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        extra: Option<(&'static str, &str)>,
+        uuid: &str,
+    ) -> Result<(), EncodeError> {
+        let Some((key, value)) = extra else {
+            out.extend_from_slice(&self.text);
+            return Ok(());
+        };
+        let position = Self::KEYS.iter().position(|k| *k > key);
+        let at = position.map_or(self.text.len(), |i| self.starts[i]);
+        out.extend_from_slice(&self.text[..at]);
+        tag_into(out, key, value, uuid)?;
+        out.extend_from_slice(&self.text[at..]);
+        Ok(())
+    }
+}
+
+/// Appends one line: the measurement, then tags, then fields, then the timestamp. Dropped
+/// without `finish`, or finished without a field, it leaves `lines` as it was.
+struct LineWriter<'a> {
+    lines: &'a mut Lines,
+    start: usize,
+    fields: usize,
+}
+
+impl LineWriter<'_> {
+    fn key(&mut self, key: &'static str) {
+        let out = &mut self.lines.bytes;
+        out.push(if self.fields == 0 { b' ' } else { b',' });
+        self.fields += 1;
+        out.extend_from_slice(plain(key).as_bytes());
+        out.push(b'=');
+    }
+
+    fn int(&mut self, key: &'static str, value: i64) {
+        self.key(key);
+        let out = &mut self.lines.bytes;
+        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        out.push(b'i');
+    }
+
+    /// The shortest text that reads back as the same `f64` (`zmij`, also serde_json's): always
+    /// with a `.` or an exponent (`1e-7`, `1.5e+20`), both of which InfluxDB 1.x and 3 parse as
+    /// floats, and never with `i`. Only finite values have a text, so others are left out.
+    fn float(&mut self, key: &'static str, value: f64) {
+        if value.is_finite() {
+            self.key(key);
+            let mut text = zmij::Buffer::new();
+            let text = text.format_finite(value).as_bytes();
+            self.lines.bytes.extend_from_slice(text);
+        }
+    }
+
+    fn string(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        let out = &mut self.lines.bytes;
+        out.push(b'"');
+        // Every byte has an escape in a string field.
+        let _ = escape_into(out, value, &STRING);
+        out.push(b'"');
+    }
+
+    /// False, with nothing written, when the line has no field: a line needs at least one.
+    fn finish(self, timestamp_ns: i64) -> bool {
+        let out = &mut self.lines.bytes;
+        if self.fields == 0 {
+            out.truncate(self.start);
+            return false;
+        }
+        out.push(b' ');
+        out.extend_from_slice(itoa::Buffer::new().format(timestamp_ns).as_bytes());
+        out.push(b'\n');
+        self.lines.count += 1;
+        true
+    }
+
+    /// Leaves `lines` as it was.
+    fn abandon(self) {
+        self.lines.bytes.truncate(self.start);
+    }
+}
+
+impl Lines {
+    fn start(&mut self, measurement: &'static str) -> LineWriter<'_> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(plain(measurement).as_bytes());
+        LineWriter {
+            lines: self,
+            start,
+            fields: 0,
+        }
+    }
+
+    /// A line with a VM's tags and the row's own tag if any (`device`, `interface`, `vcpu`).
+    fn vm_line(
+        &mut self,
+        measurement: &'static str,
+        tags: &VmTags,
+        extra: Option<(&'static str, &str)>,
+        uuid: &str,
+    ) -> Result<LineWriter<'_>, EncodeError> {
+        let line = self.start(measurement);
+        match tags.write(&mut line.lines.bytes, extra, uuid) {
+            Ok(()) => Ok(line),
+            Err(error) => {
+                line.abandon();
+                Err(error)
+            }
+        }
+    }
 }
 
 /// `vm_metrics,VMID=..,host=..,name=..,uuid=.. state="..",cpu_count=..i,memory_max_kb=..i,memory_used_kb=..i,cputime_ns=..i <ns>`
-pub fn vm_metrics(host: &str, domain: &DomainSample) -> Result<Line, EncodeError> {
+/// `tags` must be set for `domain`.
+pub fn vm_metrics(
+    lines: &mut Lines,
+    tags: &VmTags,
+    domain: &DomainSample,
+) -> Result<(), EncodeError> {
     let integer = |field, value: u64| {
         i64::try_from(value).map_err(|_| EncodeError::IntegerOverflow {
             field,
@@ -188,71 +359,52 @@ pub fn vm_metrics(host: &str, domain: &DomainSample) -> Result<Line, EncodeError
             uuid: domain.uuid.clone(),
         })
     };
-    let mut line = vm_line(
-        "vm_metrics",
-        host,
-        domain.id,
-        &domain.name,
-        &domain.uuid,
-        None,
-    )?;
+    let memory_max_kb = integer("memory_max_kb", domain.memory_max_kb)?;
+    let memory_used_kb = integer("memory_used_kb", domain.memory_used_kb)?;
+    let cputime_ns = integer("cputime_ns", domain.cputime_ns)?;
+    let mut line = lines.vm_line("vm_metrics", tags, None, &domain.uuid)?;
     line.string("state", domain.state.as_str());
     line.int("cpu_count", i64::from(domain.cpu_count));
-    line.int(
-        "memory_max_kb",
-        integer("memory_max_kb", domain.memory_max_kb)?,
-    );
-    line.int(
-        "memory_used_kb",
-        integer("memory_used_kb", domain.memory_used_kb)?,
-    );
-    line.int("cputime_ns", integer("cputime_ns", domain.cputime_ns)?);
-    Ok(line.finish(domain.timestamp_ns).unwrap_or_default())
+    line.int("memory_max_kb", memory_max_kb);
+    line.int("memory_used_kb", memory_used_kb);
+    line.int("cputime_ns", cputime_ns);
+    line.finish(domain.timestamp_ns);
+    Ok(())
 }
 
 /// `vm_features,<same tags> memory_rate_kb_per_sec=..,memory_angle_deg=.. <ns>`
 pub fn vm_features(
-    host: &str,
+    lines: &mut Lines,
+    tags: &VmTags,
     domain: &DomainSample,
     features: &MemoryFeatures,
-) -> Result<Line, EncodeError> {
-    let mut line = vm_line(
-        "vm_features",
-        host,
-        domain.id,
-        &domain.name,
-        &domain.uuid,
-        None,
-    )?;
+) -> Result<(), EncodeError> {
+    let mut line = lines.vm_line("vm_features", tags, None, &domain.uuid)?;
     line.float("memory_rate_kb_per_sec", features.memory_rate_kb_per_sec);
     line.float("memory_angle_deg", features.memory_angle_deg);
-    Ok(line.finish(domain.timestamp_ns).unwrap_or_default())
+    line.finish(domain.timestamp_ns);
+    Ok(())
 }
 
-/// One extended row (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`): the vm_metrics tags plus the
-/// row's own, its counters as integers and what was derived from them as floats. `None` when the
-/// row has no field at all. A counter beyond `i64` (never seen) is left out rather than retyped.
+/// One extended row (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`): the VM's tags plus the row's
+/// own, its counters as integers and what was derived from them as floats. `Ok(false)`, with
+/// nothing written, when the row has no field at all. A counter beyond `i64` (never seen) is
+/// left out rather than retyped.
 pub fn stats_row(
-    host: &str,
-    id: Option<u32>,
+    lines: &mut Lines,
+    tags: &VmTags,
     domain: &DomainStatsSample,
     row: &StatsRow,
     derived: &[(&'static str, f64)],
-) -> Result<Option<Line>, EncodeError> {
-    let mut line = vm_line(
-        row.measurement,
-        host,
-        id,
-        &domain.name,
-        &domain.uuid,
-        row.key.as_ref().map(|(k, v)| (*k, v.as_str())),
-    )?;
+) -> Result<bool, EncodeError> {
+    let extra = row.key.as_ref().map(|(k, v)| (*k, v.as_str()));
+    let mut line = lines.vm_line(row.measurement, tags, extra, &domain.uuid)?;
     for (field, value) in &row.counters {
         if let Ok(value) = i64::try_from(*value) {
             line.int(field, value);
         }
     }
-    for (field, value) in derived.iter().filter(|(_, v)| v.is_finite()) {
+    for (field, value) in derived {
         line.float(field, *value);
     }
     Ok(line.finish(domain.timestamp_ns))
@@ -260,11 +412,12 @@ pub fn stats_row(
 
 /// `host_metrics,host=.. cpus=..i,memory_total_kb=..i,memory_free_kb=..i,domains=..i,
 /// domains_running=..i,…,collection_duration_sec=.. <ns>`
-pub fn host_metrics(host: &str, node: &NodeSample) -> Result<Line, EncodeError> {
-    let mut tags = [("host", host)];
-    check_tags(&tags, "-")?;
-    let mut line = LineWriter::new("host_metrics");
-    line.tags(&mut tags);
+pub fn host_metrics(lines: &mut Lines, host: &str, node: &NodeSample) -> Result<(), EncodeError> {
+    let mut line = lines.start("host_metrics");
+    if let Err(error) = tag_into(&mut line.lines.bytes, "host", host, "-") {
+        line.abandon();
+        return Err(error);
+    }
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     if let Some(cpus) = node.cpus {
         line.int("cpus", cpus.into());
@@ -281,7 +434,8 @@ pub fn host_metrics(host: &str, node: &NodeSample) -> Result<Line, EncodeError> 
     line.int("domains_stopped", int(node.domains_stopped));
     line.int("domains_other", int(node.domains_other));
     line.float("collection_duration_sec", node.collection_duration_sec);
-    Ok(line.finish(node.timestamp_ns).unwrap_or_default())
+    line.finish(node.timestamp_ns);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -304,13 +458,57 @@ mod tests {
         }
     }
 
-    fn text(line: Line) -> String {
-        String::from_utf8(line).unwrap()
+    // One-line forms of the encoders, with the VM's tags set for that one line.
+    fn vm_metrics(lines: &mut Lines, host: &str, domain: &DomainSample) -> Result<(), EncodeError> {
+        let mut tags = VmTags::default();
+        tags.set(host, domain.id, &domain.name, &domain.uuid)?;
+        super::vm_metrics(lines, &tags, domain)
+    }
+
+    fn vm_features(
+        lines: &mut Lines,
+        host: &str,
+        domain: &DomainSample,
+        features: &MemoryFeatures,
+    ) -> Result<(), EncodeError> {
+        let mut tags = VmTags::default();
+        tags.set(host, domain.id, &domain.name, &domain.uuid)?;
+        super::vm_features(lines, &tags, domain, features)
+    }
+
+    fn stats_row(
+        lines: &mut Lines,
+        host: &str,
+        id: Option<u32>,
+        domain: &DomainStatsSample,
+        row: &StatsRow,
+        derived: &[(&'static str, f64)],
+    ) -> Result<bool, EncodeError> {
+        let mut tags = VmTags::default();
+        tags.set(host, id, &domain.name, &domain.uuid)?;
+        super::stats_row(lines, &tags, domain, row, derived)
+    }
+
+    fn text(lines: Lines) -> String {
+        String::from_utf8(lines.as_bytes().to_vec()).unwrap()
+    }
+
+    /// One call's output as text.
+    fn encoded<T>(
+        encode: impl FnOnce(&mut Lines) -> Result<T, EncodeError>,
+    ) -> Result<(T, String), EncodeError> {
+        let mut lines = Lines::default();
+        let result = encode(&mut lines)?;
+        Ok((result, text(lines)))
+    }
+
+    fn metrics(host: &str, domain: &DomainSample) -> Result<String, EncodeError> {
+        encoded(|lines| vm_metrics(lines, host, domain)).map(|(_, text)| text)
     }
 
     #[test]
     fn vm_metrics_matches_the_seed_example_plus_host() {
-        let line = text(vm_metrics("kvm1", &domain("ubuntu-vm")).unwrap());
+        let line = metrics("kvm1", &domain("ubuntu-vm")).unwrap();
         assert_eq!(
             line,
             "vm_metrics,VMID=1,host=kvm1,name=ubuntu-vm,uuid=550e8400-e29b-41d4-a716-446655440000 \
@@ -325,7 +523,9 @@ mod tests {
             memory_rate_kb_per_sec: 0.0,
             memory_angle_deg: 45.0,
         };
-        let line = text(vm_features("kvm1", &domain("ubuntu-vm"), &features).unwrap());
+        let line = encoded(|l| vm_features(l, "kvm1", &domain("ubuntu-vm"), &features))
+            .unwrap()
+            .1;
         let parsed = parse_lines(&line).next().unwrap().unwrap();
         assert_eq!(parsed.series.measurement.as_str(), "vm_features");
         assert_eq!(
@@ -343,7 +543,7 @@ mod tests {
         let mut stopped = domain("off");
         stopped.id = None;
         stopped.state = VmState::Stopped;
-        let line = text(vm_metrics("kvm1", &stopped).unwrap());
+        let line = metrics("kvm1", &stopped).unwrap();
         assert!(line.starts_with("vm_metrics,VMID=-,"), "{line}");
         assert!(line.contains("state=\"stopped\""), "{line}");
     }
@@ -366,7 +566,7 @@ mod tests {
             "x' OR '1'='1",
         ];
         for name in names {
-            let line = text(vm_metrics("host with space,comma", &domain(name)).unwrap());
+            let line = metrics("host with space,comma", &domain(name)).unwrap();
             let parsed = parse_lines(&line).next().unwrap().unwrap();
             assert_eq!(parsed.tag_value("name").unwrap().as_str(), name, "{line}");
             assert_eq!(
@@ -388,7 +588,7 @@ mod tests {
     #[test]
     fn unrepresentable_names_are_refused_not_corrupted() {
         for name in ["line\nbreak", "tab\there", r"trailing\", ""] {
-            let error = vm_metrics("kvm1", &domain(name)).unwrap_err();
+            let error = metrics("kvm1", &domain(name)).unwrap_err();
             assert!(
                 matches!(error, EncodeError::UnrepresentableTag { key: "name", .. }),
                 "{error}"
@@ -401,7 +601,7 @@ mod tests {
         let mut huge = domain("big");
         huge.cputime_ns = u64::MAX;
         assert!(matches!(
-            vm_metrics("kvm1", &huge),
+            metrics("kvm1", &huge),
             Err(EncodeError::IntegerOverflow {
                 field: "cputime_ns",
                 ..
@@ -429,11 +629,9 @@ mod tests {
             ],
         };
         let derived = [("read_bytes_per_sec", 2.0), ("read_iops", f64::NAN)];
-        let line = text(
-            stats_row("kvm1", Some(4), &sample, &row, &derived)
-                .unwrap()
-                .unwrap(),
-        );
+        let (written, line) =
+            encoded(|l| stats_row(l, "kvm1", Some(4), &sample, &row, &derived)).unwrap();
+        assert!(written);
         assert!(
             line.starts_with("vm_disk,VMID=4,device=vda,host=kvm1,name=web\\ 1,uuid="),
             "{line}"
@@ -458,11 +656,7 @@ mod tests {
             key: Some(("vcpu", "1".into())),
             counters: vec![("vcpu_time_ns", 5)],
         };
-        let line = text(
-            stats_row("kvm1", None, &sample, &vcpu, &[])
-                .unwrap()
-                .unwrap(),
-        );
+        let (_, line) = encoded(|l| stats_row(l, "kvm1", None, &sample, &vcpu, &[])).unwrap();
         let parsed = parse_lines(&line).next().unwrap().unwrap();
         assert_eq!(parsed.tag_value("VMID").unwrap().as_str(), "-");
         assert_eq!(parsed.tag_value("vcpu").unwrap().as_str(), "1");
@@ -471,19 +665,28 @@ mod tests {
             key: Some(("interface", "tap0".into())),
             counters: vec![],
         };
-        assert_eq!(stats_row("kvm1", None, &sample, &empty, &[]), Ok(None));
+        // A row without a field writes nothing, even after other lines.
+        let mut lines = Lines::default();
+        stats_row(&mut lines, "kvm1", None, &sample, &vcpu, &[]).unwrap();
+        let before = lines.clone();
+        assert_eq!(
+            stats_row(&mut lines, "kvm1", None, &sample, &empty, &[]),
+            Ok(false)
+        );
+        assert_eq!(lines, before);
         let bad = StatsRow {
             measurement: "vm_net",
             key: Some(("interface", "tab\there".into())),
             counters: vec![("rx_bytes", 1)],
         };
         assert!(matches!(
-            stats_row("kvm1", None, &sample, &bad, &[]),
+            stats_row(&mut lines, "kvm1", None, &sample, &bad, &[]),
             Err(EncodeError::UnrepresentableTag {
                 key: "interface",
                 ..
             })
         ));
+        assert_eq!(lines, before, "a refused row leaves no trace");
     }
 
     #[test]
@@ -500,7 +703,7 @@ mod tests {
             collection_duration_sec: 0.0,
             timestamp_ns: 7,
         };
-        let line = text(host_metrics("kvm 1", &node).unwrap());
+        let line = encoded(|l| host_metrics(l, "kvm 1", &node)).unwrap().1;
         let parsed = parse_lines(&line).next().unwrap().unwrap();
         assert_eq!(parsed.series.measurement.as_str(), "host_metrics");
         assert_eq!(parsed.tag_value("host").unwrap().as_str(), "kvm 1");
@@ -513,6 +716,162 @@ mod tests {
         assert_eq!(
             parsed.field_value("collection_duration_sec"),
             Some(&FieldValue::F64(0.0))
+        );
+    }
+
+    fn features(rate: f64, angle: f64) -> MemoryFeatures {
+        MemoryFeatures {
+            memory_rate_kb_per_sec: rate,
+            memory_angle_deg: angle,
+        }
+    }
+
+    #[test]
+    fn floats_of_every_magnitude_read_back_exactly() {
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            -12.375,
+            1e-7,
+            -2.5e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e15,
+            1.5e16,
+            1e21,
+            -1.7976931348623157e308,
+            f64::MAX,
+            0.1 + 0.2,
+        ];
+        for value in values {
+            let (_, line) =
+                encoded(|l| vm_features(l, "kvm1", &domain("vm"), &features(value, 45.0))).unwrap();
+            let parsed = parse_lines(&line).next().unwrap().unwrap();
+            match parsed.field_value("memory_rate_kb_per_sec") {
+                Some(FieldValue::F64(read)) => {
+                    assert_eq!(read.to_bits(), value.to_bits(), "{line}")
+                }
+                other => panic!("{value} read as {other:?} from {line}"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_left_out() {
+        let (_, line) =
+            encoded(|l| vm_features(l, "kvm1", &domain("vm"), &features(f64::NAN, f64::INFINITY)))
+                .unwrap();
+        assert_eq!(line, "", "a line without a field is no line");
+        let (_, line) =
+            encoded(|l| vm_features(l, "kvm1", &domain("vm"), &features(f64::NAN, 1.5))).unwrap();
+        assert!(line.contains(" memory_angle_deg=1.5 "), "{line}");
+        assert!(!line.contains("memory_rate_kb_per_sec"), "{line}");
+    }
+
+    #[test]
+    fn lines_share_one_buffer_and_a_refused_line_leaves_no_trace() {
+        let mut lines = Lines::default();
+        vm_metrics(&mut lines, "kvm1", &domain("a")).unwrap();
+        let one = lines.clone();
+        assert!(vm_metrics(&mut lines, "kvm1", &domain("tab\there")).is_err());
+        let mut huge = domain("b");
+        huge.memory_used_kb = u64::MAX;
+        assert!(vm_metrics(&mut lines, "kvm1", &huge).is_err());
+        assert_eq!(lines, one);
+        vm_metrics(&mut lines, "kvm1", &domain("b")).unwrap();
+        vm_metrics(&mut lines, "kvm1", &domain("c")).unwrap();
+        assert_eq!(lines.len(), 3);
+        let names: Vec<String> = lines
+            .iter()
+            .map(|line| {
+                let text = std::str::from_utf8(line).unwrap();
+                assert!(text.ends_with('\n'));
+                let parsed = parse_lines(text).next().unwrap().unwrap();
+                parsed.tag_value("name").unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_in_order() {
+        let text = "m v=1i 1\nm v=22i 2\nm v=333i 3\nm v=4i 4\nm v=5i 5\n";
+        let lines: Lines = text.as_bytes().split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 5);
+        let chunks: Vec<(&str, usize)> = lines
+            .chunks(2)
+            .map(|(bytes, count)| (std::str::from_utf8(bytes).unwrap(), count))
+            .collect();
+        assert_eq!(
+            chunks,
+            [
+                ("m v=1i 1\nm v=22i 2\n", 2),
+                ("m v=333i 3\nm v=4i 4\n", 2),
+                ("m v=5i 5\n", 1)
+            ]
+        );
+        assert_eq!(lines.chunks(10).count(), 1);
+        assert_eq!(Lines::default().chunks(3).count(), 0);
+    }
+
+    #[test]
+    fn a_row_tag_takes_its_place_in_key_order() {
+        let sample = crate::extended::DomainStatsSample {
+            uuid: "u".into(),
+            name: "n".into(),
+            timestamp_ns: 1,
+            vcpus: Some(1),
+            rows: vec![],
+        };
+        for (key, expected) in [
+            ("device", "m,VMID=-,device=x,host=h,name=n,uuid=u "),
+            ("interface", "m,VMID=-,host=h,interface=x,name=n,uuid=u "),
+            ("vcpu", "m,VMID=-,host=h,name=n,uuid=u,vcpu=x "),
+        ] {
+            let row = StatsRow {
+                measurement: "m",
+                key: Some((key, "x".into())),
+                counters: vec![("c", 1)],
+            };
+            let (_, line) = encoded(|l| stats_row(l, "h", None, &sample, &row, &[])).unwrap();
+            assert!(line.starts_with(expected), "{line}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_finite_float_reads_back_exactly(bits: u64) {
+            let value = f64::from_bits(bits);
+            proptest::prop_assume!(value.is_finite());
+            let (_, line) =
+                encoded(|l| vm_features(l, "kvm1", &domain("vm"), &features(value, 0.5))).unwrap();
+            let parsed = parse_lines(&line).next().unwrap().unwrap();
+            proptest::prop_assert_eq!(
+                parsed.field_value("memory_rate_kb_per_sec"),
+                Some(&FieldValue::F64(value))
+            );
+        }
+    }
+
+    #[test]
+    fn tags_set_for_one_vm_carry_nothing_of_the_previous() {
+        let mut tags = VmTags::default();
+        let mut lines = Lines::default();
+        let long = domain("a-much-longer-name with space");
+        tags.set("host,one", long.id, &long.name, &long.uuid)
+            .unwrap();
+        super::vm_metrics(&mut lines, &tags, &long).unwrap();
+        let mut short = domain("b");
+        short.id = None;
+        short.uuid = "u".into();
+        tags.set("h2", short.id, &short.name, &short.uuid).unwrap();
+        super::vm_metrics(&mut lines, &tags, &short).unwrap();
+        let text = text(lines);
+        let second = text.lines().nth(1).unwrap();
+        assert!(
+            second.starts_with("vm_metrics,VMID=-,host=h2,name=b,uuid=u state="),
+            "{second}"
         );
     }
 }

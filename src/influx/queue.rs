@@ -6,7 +6,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Batch, LineBuffer};
-use super::line_protocol::Line;
+use super::line_protocol::Lines;
+
+/// One line, ending with `\n`.
+type Line = Vec<u8>;
 
 pub struct WriteQueue {
     waiting: VecDeque<Line>,
@@ -43,9 +46,10 @@ impl WriteQueue {
 }
 
 impl LineBuffer for WriteQueue {
-    fn push(&mut self, lines: Vec<Line>, now: Instant) -> Result<(), String> {
-        for line in lines {
-            self.waiting.push_back(line);
+    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), String> {
+        // Line by line, so the oldest can be dropped one at a time when full.
+        for line in lines.iter() {
+            self.waiting.push_back(line.to_vec());
             self.oldest_since.get_or_insert(now);
         }
         self.drop_overflow();
@@ -102,8 +106,9 @@ impl LineBuffer for WriteQueue {
 pub(super) mod tests {
     use super::*;
 
-    pub fn lines(range: std::ops::Range<u32>) -> Vec<Line> {
-        range.map(|i| format!("m v={i}i\n").into_bytes()).collect()
+    pub fn lines(range: std::ops::Range<u32>) -> Lines {
+        let text: String = range.map(|i| format!("m v={i}i\n")).collect();
+        text.as_bytes().split_inclusive(|&b| b == b'\n').collect()
     }
 
     pub fn numbers(batch: &Batch) -> Vec<u32> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::buffer::{Batch, LineBuffer};
-use super::line_protocol::Line;
+use super::line_protocol::Lines;
 
 /// Chunks of lines in arrival order: key = sequence number, value = lines ending in `\n`.
 const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("chunks");
@@ -175,17 +175,16 @@ impl Spool {
 }
 
 impl LineBuffer for Spool {
-    fn push(&mut self, lines: Vec<Line>, now: Instant) -> Result<(), String> {
+    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), String> {
         if lines.is_empty() {
             return Ok(());
         }
         let first_new = self.chunks.len();
         let mut values = Vec::new();
-        for chunk in lines.chunks(self.chunk_lines) {
-            let value = chunk.concat();
+        for (value, count) in lines.chunks(self.chunk_lines) {
             self.add(Chunk {
                 key: self.next_key,
-                lines: chunk.len(),
+                lines: count,
                 bytes: value.len() as u64,
             });
             values.push((self.next_key, value));
@@ -199,7 +198,7 @@ impl LineBuffer for Spool {
             }
             for (key, value) in &values {
                 if !evict.iter().any(|chunk| chunk.key == *key) {
-                    table.insert(*key, value.as_slice())?;
+                    table.insert(*key, *value)?;
                 }
             }
             Ok(())

@@ -13,6 +13,7 @@ mod history;
 mod influx_v3;
 mod kvm_guest;
 mod libvirt_faults;
+mod line_protocol;
 mod multi_host;
 mod openapi;
 mod real_guest;

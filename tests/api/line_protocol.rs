@@ -1,0 +1,67 @@
+//! The encoder's output as the real InfluxDB (1.x) reads it: floats of every magnitude, some
+//! written with an exponent, come back exactly.
+
+use vmtelemetry::influx::line_protocol::{Lines, VmTags, vm_features};
+use vmtelemetry::sample::{DomainSample, MemoryFeatures, VmState};
+
+use crate::helpers::{Influx, influx_url};
+
+#[actix_rt::test]
+async fn floats_of_every_magnitude_are_stored_exactly() {
+    let influx = Influx::new_database().await;
+    let rates = [
+        1e-7,
+        -2.5e-300,
+        5e-324,
+        1.5e300,
+        1e21,
+        -12.375,
+        0.1 + 0.2,
+        0.0,
+    ];
+    let mut lines = Lines::default();
+    let mut tags = VmTags::default();
+    for (i, rate) in rates.iter().enumerate() {
+        let domain = DomainSample {
+            id: Some(1),
+            name: format!("vm {i}"),
+            uuid: format!("00000000-0000-4000-8000-{i:012}"),
+            state: VmState::Running,
+            cpu_count: 1,
+            memory_max_kb: 1024,
+            memory_used_kb: 512,
+            cputime_ns: 1,
+            timestamp_ns: 1_700_000_000_000_000_000,
+        };
+        let features = MemoryFeatures {
+            memory_rate_kb_per_sec: *rate,
+            memory_angle_deg: 45.0,
+        };
+        tags.set("kvm1", domain.id, &domain.name, &domain.uuid)
+            .unwrap();
+        vm_features(&mut lines, &tags, &domain, &features).unwrap();
+    }
+    let text = std::str::from_utf8(lines.as_bytes()).unwrap();
+    assert!(text.contains("e-7") && text.contains("e+300"), "{text}");
+    let mut response = awc::Client::default()
+        .post(format!("{}/write?db={}", influx_url(), influx.db))
+        .send_body(lines.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        204,
+        "{:?}",
+        response.body().await
+    );
+
+    let rows = influx
+        .rows("SELECT memory_rate_kb_per_sec, \"name\" FROM vm_features")
+        .await;
+    assert_eq!(rows.len(), rates.len());
+    for row in rows {
+        let i: usize = row["name"].as_str().unwrap()[3..].parse().unwrap();
+        let stored = row["memory_rate_kb_per_sec"].as_f64().unwrap();
+        assert_eq!(stored.to_bits(), rates[i].to_bits(), "{row:?}");
+    }
+}
