@@ -14,8 +14,7 @@ use serde::Serialize;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{GetHostStatus, HostCollected, Restart, StatsCollected, StopCollecting};
 use crate::configuration::{CollectionConfig, HostConfig};
-use crate::extended::StatsSample;
-use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker};
+use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
 
 /// The longest wait between two connection attempts to a failing host.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
@@ -57,6 +56,9 @@ pub struct HostStatus {
     pub total_errors: u64,
     pub vms_monitored: usize,
     pub last_collection_time: Option<DateTime<Utc>>,
+    /// Wall time of the last successful cycle (list, info per domain, the host's own calls), in
+    /// seconds.
+    pub last_collection_duration_sec: Option<f64>,
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
     pub restarts: u64,
@@ -76,6 +78,8 @@ pub struct HostStatus {
     pub stats_collections: u64,
     pub stats_errors: u64,
     pub last_stats_error: Option<String>,
+    /// Wall time of the last successful bulk stats call, in seconds.
+    pub last_stats_duration_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -103,6 +107,7 @@ impl HostActor {
             total_errors: 0,
             vms_monitored: 0,
             last_collection_time: None,
+            last_collection_duration_sec: None,
             last_error: None,
             last_error_time: None,
             restarts: 0,
@@ -114,6 +119,7 @@ impl HostActor {
             stats_collections: 0,
             stats_errors: 0,
             last_stats_error: None,
+            last_stats_duration_sec: None,
         };
         HostActor {
             host,
@@ -189,10 +195,11 @@ impl HostActor {
         }));
     }
 
-    fn finish_stats(&mut self, result: Result<StatsSample, LibvirtError>) {
+    fn finish_stats(&mut self, result: Result<StatsCycle, LibvirtError>) {
         match result {
-            Ok(sample) => {
+            Ok(StatsCycle { sample, duration }) => {
                 self.status.stats_collections += 1;
+                self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
                 self.stats.do_send(StatsCollected(sample));
             }
             Err(error) => {
@@ -210,6 +217,7 @@ impl HostActor {
                 sample,
                 domain_errors,
                 vanished,
+                duration,
             }) => {
                 self.reconnect = None;
                 self.status.next_attempt_time = None;
@@ -220,6 +228,7 @@ impl HostActor {
                 self.status.total_collections += 1;
                 self.status.vms_monitored = sample.domains.len();
                 self.status.last_collection_time = Some(Utc::now());
+                self.status.last_collection_duration_sec = Some(duration.as_secs_f64());
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }

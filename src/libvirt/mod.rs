@@ -19,6 +19,16 @@ pub struct Cycle {
     pub domain_errors: Vec<String>,
     /// Domains listed that were gone by the time they were read.
     pub vanished: usize,
+    /// From the start of the cycle (connection check included) to its last libvirt call.
+    pub duration: Duration,
+}
+
+/// What one bulk stats call produced.
+#[derive(Debug)]
+pub struct StatsCycle {
+    pub sample: crate::extended::StatsSample,
+    /// The bulk call, connection check included.
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

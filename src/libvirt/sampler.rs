@@ -11,7 +11,7 @@ use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
 use super::bulk_stats::{self, StatsGroups, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT};
-use super::{Cycle, LibvirtError, event_loop};
+use super::{Cycle, LibvirtError, StatsCycle, event_loop};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::domain_filter::DomainFilter;
 use crate::extended::{DomainStatsSample, StatsSample};
@@ -91,6 +91,7 @@ impl Sampler {
             }
         }
         let node = host_metrics.then(|| node(&connection.connect, &progress, &samples, started));
+        let duration = started.elapsed();
         Ok(Cycle {
             sample: HostSample {
                 uri: self.uri.clone(),
@@ -100,12 +101,14 @@ impl Sampler {
             },
             domain_errors,
             vanished,
+            duration,
         })
     }
 
     /// The configured stats groups of every (filtered) domain, in one bulk call with NOWAIT: a
     /// domain whose job lock is held gives what it can rather than stalling the host's cycle.
-    pub fn stats(&mut self) -> Result<StatsSample, LibvirtError> {
+    pub fn stats(&mut self) -> Result<StatsCycle, LibvirtError> {
+        let started = Instant::now();
         let progress = self.progress.clone();
         let groups = self.groups;
         let connection = self.connection()?;
@@ -116,16 +119,20 @@ impl Sampler {
             VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
         );
         progress.fetch_add(1, Ordering::Relaxed);
+        let duration = started.elapsed();
         let stats = stats.map_err(|e| call_error("virConnectGetAllDomainStats", e))?;
         let timestamp_ns = now_ns();
-        Ok(StatsSample {
-            uri: self.uri.clone(),
-            host,
-            domains: stats
-                .iter()
-                .filter(|d| !d.uuid.is_empty() && self.filter.allows(&d.name))
-                .map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
-                .collect(),
+        Ok(StatsCycle {
+            sample: StatsSample {
+                uri: self.uri.clone(),
+                host,
+                domains: stats
+                    .iter()
+                    .filter(|d| !d.uuid.is_empty() && self.filter.allows(&d.name))
+                    .map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
+                    .collect(),
+            },
+            duration,
         })
     }
 

@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{Cycle, LibvirtError, Sampler};
+use super::{Cycle, LibvirtError, Sampler, StatsCycle};
 use crate::configuration::{CollectionConfig, HostConfig};
-use crate::extended::StatsSample;
 
 /// What the host actor asks of its worker thread, with where the answer goes.
 enum Request {
     /// The seed's cycle: list + info of every domain, and the host itself.
     Poll(oneshot::Sender<Result<Cycle, LibvirtError>>),
     /// The extended stats groups, in one bulk call.
-    Stats(oneshot::Sender<Result<StatsSample, LibvirtError>>),
+    Stats(oneshot::Sender<Result<StatsCycle, LibvirtError>>),
 }
 
 pub struct LibvirtWorker {
@@ -98,7 +97,7 @@ impl LibvirtWorker {
     pub fn stats(
         &self,
         timeout: Duration,
-    ) -> impl Future<Output = Result<StatsSample, LibvirtError>> + 'static {
+    ) -> impl Future<Output = Result<StatsCycle, LibvirtError>> + 'static {
         let (reply, answer) = oneshot::channel();
         let sent = self.requests.send(Request::Stats(reply)).is_ok();
         self.watch(sent, answer, timeout)

@@ -50,6 +50,44 @@ async fn status_reports_the_seeds_statistics_and_each_host() {
     assert_eq!(host["uri"], json!(node.uri));
     assert_eq!(host["connection"], json!("connected"));
     assert!(host["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert!(
+        host["last_collection_duration_sec"].as_f64().is_some(),
+        "{host}"
+    );
+    // No stats groups: no bulk call to time.
+    assert!(host["last_stats_duration_sec"].is_null(), "{host}");
+}
+
+#[actix_web::test]
+async fn status_times_each_hosts_last_cycle_and_bulk_call() {
+    let node = TestNode::new(&[TestDomain::new("one", 1, 1), TestDomain::new("two", 1, 2)]);
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_GROUPS", "block,interface"),
+    ])
+    .await;
+    let host = wait_for(
+        "a cycle and a bulk call done",
+        Duration::from_secs(15),
+        || async {
+            let host = app.status().await["hosts"][0].clone();
+            (host["total_collections"].as_u64()? >= 2 && host["stats_collections"].as_u64()? >= 2)
+                .then_some(host)
+        },
+    )
+    .await;
+    // Two test domains on a local socket: well under the poll interval, yet never nothing.
+    for key in ["last_collection_duration_sec", "last_stats_duration_sec"] {
+        let seconds = host[key].as_f64();
+        assert!(
+            seconds.is_some_and(|s| s > 0.0 && s < 0.5),
+            "{key} in {host}"
+        );
+    }
 }
 
 #[actix_web::test]
