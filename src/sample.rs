@@ -107,12 +107,20 @@ impl MemoryFeatures {
     /// The seed's formulas: rate = Δmemory_used_kb / Δt (seconds between the samples' timestamps),
     /// angle = degrees(atan(rate + 1e-12)). None when time did not move forward.
     pub fn between(previous: &DomainSample, current: &DomainSample) -> Option<Self> {
-        let dt_ns = current.timestamp_ns.checked_sub(previous.timestamp_ns)?;
+        Self::from_memory(
+            (previous.timestamp_ns, previous.memory_used_kb),
+            (current.timestamp_ns, current.memory_used_kb),
+        )
+    }
+
+    /// [`MemoryFeatures::between`] from each sample's `(timestamp_ns, memory_used_kb)`.
+    pub fn from_memory(previous: (i64, u64), current: (i64, u64)) -> Option<Self> {
+        let dt_ns = current.0.checked_sub(previous.0)?;
         if dt_ns <= 0 {
             return None;
         }
         let dt_sec = dt_ns as f64 / 1e9;
-        let memory_delta = current.memory_used_kb as f64 - previous.memory_used_kb as f64;
+        let memory_delta = current.1 as f64 - previous.1 as f64;
         let memory_rate_kb_per_sec = memory_delta / dt_sec;
         Some(MemoryFeatures {
             memory_rate_kb_per_sec,

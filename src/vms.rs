@@ -28,18 +28,28 @@ struct VmRecord {
     /// False after the feature actor restarts: the next sample derives no features.
     baseline: bool,
     recent: VecDeque<Recorded>,
+    /// The features of the oldest recent sample; the others' are derived again when shown.
+    oldest_features: Option<MemoryFeatures>,
 }
 
-/// One sample as held in memory.
+/// One sample as held in memory: 40 bytes, as a VM holds `recent_samples` of them. Its
+/// features are not kept, since they are exactly those of the previous sample and this one.
 #[derive(Clone, Copy)]
 struct Recorded {
     timestamp_ns: i64,
-    state: VmState,
-    cpu_count: u32,
     memory_max_kb: u64,
     memory_used_kb: u64,
     cputime_ns: u64,
-    features: Option<MemoryFeatures>,
+    cpu_count: u32,
+    state: VmState,
+    /// Whether features were derived for it (not for a VM's first sample, nor after a restart).
+    derived: bool,
+}
+
+impl Recorded {
+    fn memory(&self) -> (i64, u64) {
+        (self.timestamp_ns, self.memory_used_kb)
+    }
 }
 
 /// A VM as the API shows it.
@@ -141,6 +151,7 @@ impl VmTable {
                         features: None,
                         baseline: true,
                         recent: VecDeque::new(),
+                        oldest_features: None,
                     };
                     record.remember_latest(self.recent_capacity);
                     entry.vms.insert(record.latest.uuid.clone(), record);
@@ -217,7 +228,7 @@ impl VmTable {
             [] => VmLookup::NotFound,
             [(host, uri, record)] => VmLookup::Found(Box::new(VmDetail {
                 vm: view(host, uri, record),
-                recent: record.recent.iter().map(recent_view).collect(),
+                recent: record.recent_views(),
             })),
             several => {
                 let mut views: Vec<_> = several.iter().map(|(h, u, r)| view(h, u, r)).collect();
@@ -239,19 +250,48 @@ impl VmRecord {
         if capacity == 0 {
             return;
         }
-        if self.recent.len() == capacity {
-            self.recent.pop_front();
+        if self.recent.is_empty() {
+            self.recent.reserve_exact(capacity);
+            self.oldest_features = self.features;
+        } else if self.recent.len() == capacity {
+            let dropped = self.recent.pop_front().map(|r| r.memory());
+            self.oldest_features = match (dropped, self.recent.front()) {
+                (Some(dropped), Some(oldest)) if oldest.derived => {
+                    MemoryFeatures::from_memory(dropped, oldest.memory())
+                }
+                (None, _) | (_, None) => self.features,
+                _ => None,
+            };
         }
         let latest = &self.latest;
         self.recent.push_back(Recorded {
             timestamp_ns: latest.timestamp_ns,
-            state: latest.state,
-            cpu_count: latest.cpu_count,
             memory_max_kb: latest.memory_max_kb,
             memory_used_kb: latest.memory_used_kb,
             cputime_ns: latest.cputime_ns,
-            features: self.features,
+            cpu_count: latest.cpu_count,
+            state: latest.state,
+            derived: self.features.is_some(),
         });
+    }
+
+    /// The recent samples, oldest first, with their features.
+    fn recent_views(&self) -> Vec<RecentSample> {
+        let mut previous: Option<&Recorded> = None;
+        self.recent
+            .iter()
+            .map(|sample| {
+                let features = match previous {
+                    None => self.oldest_features,
+                    Some(before) if sample.derived => {
+                        MemoryFeatures::from_memory(before.memory(), sample.memory())
+                    }
+                    Some(_) => None,
+                };
+                previous = Some(sample);
+                recent_view(sample, features)
+            })
+            .collect()
     }
 }
 
@@ -280,7 +320,7 @@ fn view(host: &str, uri: &str, record: &VmRecord) -> VmView {
     }
 }
 
-fn recent_view(sample: &Recorded) -> RecentSample {
+fn recent_view(sample: &Recorded, features: Option<MemoryFeatures>) -> RecentSample {
     RecentSample {
         timestamp: DateTime::from_timestamp_nanos(sample.timestamp_ns),
         state: sample.state,
@@ -288,8 +328,8 @@ fn recent_view(sample: &Recorded) -> RecentSample {
         memory_max_kb: sample.memory_max_kb,
         memory_used_kb: sample.memory_used_kb,
         cputime_ns: sample.cputime_ns,
-        memory_rate_kb_per_sec: sample.features.map(|f| f.memory_rate_kb_per_sec),
-        memory_angle_deg: sample.features.map(|f| f.memory_angle_deg),
+        memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
+        memory_angle_deg: features.map(|f| f.memory_angle_deg),
     }
 }
 
@@ -421,5 +461,48 @@ mod tests {
         cycle(&mut table, "u1", "h1", vec![vm("a", "web", Some(1), 5, 10)]);
         assert!(matches!(table.lookup("db", None), VmLookup::NotFound));
         assert_eq!(table.len(), 2);
+    }
+
+    proptest::proptest! {
+        /// The recent samples show exactly what was recorded, features included, though only
+        /// the oldest's features are kept.
+        #[test]
+        fn recent_samples_show_what_was_recorded(
+            capacity in 1usize..6,
+            steps in proptest::collection::vec((-3i64..4, 0u64..u64::MAX, 0u64..u64::MAX, proptest::bool::weighted(0.15)), 1..20),
+        ) {
+            let mut table = VmTable::new(capacity);
+            let mut expected = Vec::new();
+            let mut t = 0i64;
+            for (dt, memory, cputime, forget) in steps {
+                if forget {
+                    table.forget_baselines();
+                }
+                // Time may stand still or go back: such samples derive no features.
+                t += dt * 1_000_000_000;
+                let mut sample = vm("a", "x", Some(1), t, memory);
+                sample.cputime_ns = cputime;
+                let mut derived = None;
+                table.record(
+                    HostSample { uri: "u".into(), host: "h".into(), domains: vec![sample.clone()], node: None },
+                    |_, _, features| derived = features.copied(),
+                );
+                expected.push((t, memory, cputime, derived));
+            }
+            let VmLookup::Found(detail) = table.lookup("a", None) else { panic!() };
+            let shown: Vec<_> = detail
+                .recent
+                .iter()
+                .map(|r| {
+                    let features = r.memory_rate_kb_per_sec.zip(r.memory_angle_deg).map(|(rate, angle)| MemoryFeatures {
+                        memory_rate_kb_per_sec: rate,
+                        memory_angle_deg: angle,
+                    });
+                    (r.timestamp.timestamp_nanos_opt().unwrap(), r.memory_used_kb, r.cputime_ns, features)
+                })
+                .collect();
+            let kept = &expected[expected.len().saturating_sub(capacity)..];
+            proptest::prop_assert_eq!(shown.as_slice(), kept);
+        }
     }
 }
