@@ -1,5 +1,5 @@
-//! libvirt's bulk `virConnectGetAllDomainStats`: every requested stats group of every domain in
-//! one round trip.
+//! libvirt's bulk `virConnectGetAllDomainStats` (and `virDomainListGetStats`, its form for a given
+//! list of domains): every requested stats group of every domain in one round trip.
 //!
 //! `virt` 0.5 wraps this call as `Connect::all_domain_stats`, but hands back raw record pointers
 //! and frees only the outer array, so every call leaks the records, their typed parameters and
@@ -12,6 +12,7 @@ use std::ops::{BitOr, BitOrAssign};
 use std::ptr;
 
 use virt::connect::Connect;
+use virt::domain::Domain;
 use virt::error::Error;
 use virt::sys;
 
@@ -187,6 +188,43 @@ pub fn all_domain_stats(
     let count = unsafe {
         sys::virConnectGetAllDomainStats(connect.as_ptr(), groups.bits(), &mut records, flags)
     };
+    // SAFETY: `records` and `count` are what the call above returned.
+    unsafe { decode_list(records, count) }
+}
+
+/// The requested stats groups of the given domains only, in one call (`virDomainListGetStats`).
+/// The domains must all come from the same connection. Of the flags only `NOWAIT`, `BACKING` and
+/// `ENFORCE_STATS` are meant for it (libvirt may refuse the state filters). No domains, no call.
+pub fn list_domain_stats(
+    domains: &[Domain],
+    groups: StatsGroups,
+    flags: u32,
+) -> Result<Vec<DomainStats>, Error> {
+    if domains.is_empty() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: each pointer belongs to a `Domain` borrowed for the whole call, so it stays valid.
+    let mut doms: Vec<sys::virDomainPtr> = domains.iter().map(|d| unsafe { d.as_ptr() }).collect();
+    doms.push(ptr::null_mut()); // libvirt reads up to this terminator
+    let mut records: *mut sys::virDomainStatsRecordPtr = ptr::null_mut();
+    // SAFETY: `doms` is a null-terminated array of live domain pointers that libvirt only reads;
+    // `records` is a valid out-pointer, as above.
+    let count = unsafe {
+        sys::virDomainListGetStats(doms.as_mut_ptr(), groups.bits(), &mut records, flags)
+    };
+    // SAFETY: `records` and `count` are what the call above returned.
+    unsafe { decode_list(records, count) }
+}
+
+/// Copies a record list out and frees it, whatever happens.
+///
+/// # Safety
+/// `records` and `count` must be what one `virConnectGetAllDomainStats` or `virDomainListGetStats`
+/// call just returned on this thread (a negative count: it failed).
+unsafe fn decode_list(
+    records: *mut sys::virDomainStatsRecordPtr,
+    count: std::ffi::c_int,
+) -> Result<Vec<DomainStats>, Error> {
     // Owns the list from here on, so every return path below frees it.
     let list = RecordList(records);
     let Ok(count) = usize::try_from(count) else {
@@ -369,6 +407,25 @@ mod tests {
             assert_eq!(stats[0].get_u64("state.state"), Some(1), "{groups:?}");
             assert_eq!(stats[0].skipped, 0);
         }
+    }
+
+    #[test]
+    fn a_domain_list_gives_the_same_records_as_the_whole_host() {
+        let conn = connect();
+        let domains = conn.list_all_domains(0).unwrap();
+        assert_eq!(domains.len(), 1);
+        let listed = list_domain_stats(&domains, StatsGroups::ALL, 0).unwrap();
+        let all = all_domain_stats(&conn, StatsGroups::ALL, 0).unwrap();
+        assert_eq!(listed, all);
+        let nowait = VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
+        let listed = list_domain_stats(&domains, StatsGroups::STATE, nowait).unwrap();
+        assert_eq!(listed[0].uuid, TEST_UUID);
+        assert_eq!(listed[0].get_u64("state.state"), Some(1));
+        assert!(
+            list_domain_stats(&[], StatsGroups::ALL, 0)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

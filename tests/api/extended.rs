@@ -244,7 +244,7 @@ async fn every_one_of_a_thousand_domains_is_reported_every_cycle() {
         .collect();
     let node = TestNode::new(&domains);
     let influx = Influx::new_database().await;
-    let _app = spawn_app(&[
+    let app = spawn_app(&[
         ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
         ("VMTELEMETRY_INFLUX_DB", &influx.db),
         ("VMTELEMETRY_POLL_INTERVAL", "2"),
@@ -272,6 +272,12 @@ async fn every_one_of_a_thousand_domains_is_reported_every_cycle() {
         assert_eq!(row["domains_stopped"], json!(N / 10), "{row:?}");
         assert_eq!(row["domains_running"], json!(N - N / 10), "{row:?}");
     }
+    // The stats calls, side by side over the one connection, all succeeded meanwhile.
+    let status = app.status().await;
+    let host = &status["hosts"][0];
+    assert!(host["stats_collections"].as_u64().unwrap() >= 2, "{status}");
+    assert_eq!(host["stats_errors"], json!(0), "{status}");
+    assert_eq!(host["total_errors"], json!(0), "{status}");
 }
 
 #[actix_web::test]
