@@ -15,8 +15,24 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-#[actix_web::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    actix_web::rt::System::new().block_on(run())
+}
+
+/// glibc gives each thread that allocates its own arena, up to 8 per core, and keeps their freed
+/// memory. The service's few threads hand large batches to each other, so two arenas suffice:
+/// with 10,000 VMs this saves ≈ 5 MB of resident memory (benches/libvirt.sh). Set before any
+/// other thread starts.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of glibc's allocator; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match configuration::load(cli.config.as_deref()) {
         Ok(config) => config,

@@ -19,6 +19,9 @@ const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("chunks");
 
 const FILE_NAME: &str = "spool.redb";
 const LOCK_NAME: &str = "spool.lock";
+/// redb caches pages in memory up to 1 GiB by default, so during an outage the backlog would
+/// stay resident (≈ 340 MB after 1.3 M lines, measured). The file and the OS page cache hold it.
+const CACHE_BYTES: usize = 4 << 20;
 
 pub struct Spool {
     db: Database,
@@ -75,7 +78,10 @@ impl Spool {
         lock.try_lock()
             .map_err(|_| open_error(dir, "another vmtelemetry is using this spool".into()))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| open_error(&path, e.to_string()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| open_error(&path, e.to_string()))?;
         let mut spool = Spool {
             db,
             _lock: lock,

@@ -1,7 +1,9 @@
 //! The live view of every VM: its latest sample and features, the recent samples held in memory,
 //! and the previous sample the next features are derived from. Owned by the feature actor.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod recent;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::influx::line_protocol::INACTIVE_VMID;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
+use recent::{RecentSamples, Recorded};
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
@@ -27,29 +30,7 @@ struct VmRecord {
     features: Option<MemoryFeatures>,
     /// False after the feature actor restarts: the next sample derives no features.
     baseline: bool,
-    recent: VecDeque<Recorded>,
-    /// The features of the oldest recent sample; the others' are derived again when shown.
-    oldest_features: Option<MemoryFeatures>,
-}
-
-/// One sample as held in memory: 40 bytes, as a VM holds `recent_samples` of them. Its
-/// features are not kept, since they are exactly those of the previous sample and this one.
-#[derive(Clone, Copy)]
-struct Recorded {
-    timestamp_ns: i64,
-    memory_max_kb: u64,
-    memory_used_kb: u64,
-    cputime_ns: u64,
-    cpu_count: u32,
-    state: VmState,
-    /// Whether features were derived for it (not for a VM's first sample, nor after a restart).
-    derived: bool,
-}
-
-impl Recorded {
-    fn memory(&self) -> (i64, u64) {
-        (self.timestamp_ns, self.memory_used_kb)
-    }
+    recent: RecentSamples,
 }
 
 /// A VM as the API shows it.
@@ -141,19 +122,22 @@ impl VmTable {
                     on_domain(&sample.host, &domain, features.as_ref());
                     record.features = features;
                     record.baseline = true;
+                    let capacity = self.recent_capacity;
+                    record
+                        .recent
+                        .push(Some(&record.latest), &domain, features, capacity);
                     record.latest = domain;
-                    record.remember_latest(self.recent_capacity);
                 }
                 None => {
                     on_domain(&sample.host, &domain, None);
-                    let mut record = VmRecord {
+                    let mut recent = RecentSamples::new();
+                    recent.push(None, &domain, None, self.recent_capacity);
+                    let record = VmRecord {
                         latest: domain,
                         features: None,
                         baseline: true,
-                        recent: VecDeque::new(),
-                        oldest_features: None,
+                        recent,
                     };
-                    record.remember_latest(self.recent_capacity);
                     entry.vms.insert(record.latest.uuid.clone(), record);
                 }
             }
@@ -246,51 +230,11 @@ impl VmTable {
 }
 
 impl VmRecord {
-    fn remember_latest(&mut self, capacity: usize) {
-        if capacity == 0 {
-            return;
-        }
-        if self.recent.is_empty() {
-            self.recent.reserve_exact(capacity);
-            self.oldest_features = self.features;
-        } else if self.recent.len() == capacity {
-            let dropped = self.recent.pop_front().map(|r| r.memory());
-            self.oldest_features = match (dropped, self.recent.front()) {
-                (Some(dropped), Some(oldest)) if oldest.derived => {
-                    MemoryFeatures::from_memory(dropped, oldest.memory())
-                }
-                (None, _) | (_, None) => self.features,
-                _ => None,
-            };
-        }
-        let latest = &self.latest;
-        self.recent.push_back(Recorded {
-            timestamp_ns: latest.timestamp_ns,
-            memory_max_kb: latest.memory_max_kb,
-            memory_used_kb: latest.memory_used_kb,
-            cputime_ns: latest.cputime_ns,
-            cpu_count: latest.cpu_count,
-            state: latest.state,
-            derived: self.features.is_some(),
-        });
-    }
-
     /// The recent samples, oldest first, with their features.
     fn recent_views(&self) -> Vec<RecentSample> {
-        let mut previous: Option<&Recorded> = None;
         self.recent
             .iter()
-            .map(|sample| {
-                let features = match previous {
-                    None => self.oldest_features,
-                    Some(before) if sample.derived => {
-                        MemoryFeatures::from_memory(before.memory(), sample.memory())
-                    }
-                    Some(_) => None,
-                };
-                previous = Some(sample);
-                recent_view(sample, features)
-            })
+            .map(|(sample, features)| recent_view(&sample, features))
             .collect()
     }
 }
