@@ -10,7 +10,7 @@ pub(super) struct RecentSamples {
     oldest: Option<Recorded>,
     /// The features of the oldest sample; the others' are derived again when shown.
     oldest_features: Option<MemoryFeatures>,
-    /// One entry per later sample, oldest first (see `Delta`).
+    /// One entry per later sample, oldest first (see `encode`).
     deltas: Vec<u8>,
     len: usize,
 }
