@@ -1,6 +1,7 @@
 //! libvirt's default event loop, run on a thread of its own. Remote connections need it for
-//! keepalive (without one, `virConnectSetKeepAlive` fails), and with it a connection notices at
-//! once when the daemon's end of the socket closes.
+//! keepalive (without one, `virConnectSetKeepAlive` fails), so it starts with the first of them.
+//! Local sockets go without: every call on a connection it watches wakes its thread twice, and a
+//! closed daemon socket shows anyway, as the next call's error.
 
 use std::sync::Once;
 use std::sync::mpsc;
