@@ -4,12 +4,14 @@
 # and for real guests on qemu:///system (BENCH_KVM_GUESTS firmware-only KVM guests, each with a
 # qcow2 virtio disk, a tap NIC and a virtio balloon, plus the kernel guest of tests/guest under
 # TCG writing its disk and sending ARPs), three ways per workload:
-#   - the service's seed cycle (stats_groups empty: list + info per domain, the host's calls);
+#   - the service's seed cycle (stats_groups empty: list + info per domain);
 #   - the service's full cycle: the seed cycle plus one bulk stats call of FULL_GROUPS every cycle
 #     (stats_interval = poll_interval). Debian's prometheus-libvirt-exporter (0.2.0) reports, per
 #     active domain, virDomainGetInfo's fields (state, vCPUs, memory, CPU time), virDomainBlockStats
 #     per disk and virDomainInterfaceStats per NIC: that is the seed plus the block and interface
-#     groups, so FULL_GROUPS is "block,interface";
+#     groups, so FULL_GROUPS is "block,interface". The exporter reports nothing of the host
+#     itself, so both run with host_metrics off; on the real guests one more seed cycle with
+#     host_metrics on shows what they cost;
 #   - the exporter, one scrape = one cycle (each opens a connection, lists active domain ids, then
 #     per domain: lookup, XML, info, one call per disk and per NIC).
 # The service (release build, its own InfluxDB 1.x and database per run, spool in a temp dir) is
@@ -17,7 +19,7 @@
 # BENCH_CYCLES cycles), lines per cycle and domains reported (/api/telemetry/status; with disk and
 # NIC lines: distinct uuids of vm_disk and vm_net in InfluxDB), and the wall time of a cycle as
 # the service times its libvirt calls (last_collection_duration_sec, + last_stats_duration_sec for
-# the full cycle; medians). The exporter: wall time per scrape (median), CPU per scrape of the
+# the full cycle; median of WALL_SAMPLES cycles, read by one poller). The exporter: wall time per scrape (median), CPU per scrape of the
 # exporter and of libvirtd, libvirt_* samples, distinct domains with info, disk and NIC samples.
 # Then the service's resident memory with 10,000 test domains tracked, and line encoding
 # throughput (`cargo bench --bench encode`). Prints a Markdown table and one line per target.
@@ -31,6 +33,7 @@ cd "$here/.."
 . scripts/lib.sh
 
 CYCLES=${BENCH_CYCLES:-10}
+WALL_SAMPLES=${BENCH_WALL_SAMPLES:-25}
 KVM_GUESTS=${BENCH_KVM_GUESTS:-12}
 # What the exporter reports besides the seed's fields (see above).
 FULL_GROUPS=block,interface
@@ -139,14 +142,33 @@ uuids() {
         field 'len((d["results"][0].get("series") or [{}])[0].get("values", []))'
 }
 
-# measure_service URI POLL_INTERVAL CYCLES [STATS_GROUPS]: sets svc_* figures. Without groups the
-# seed cycle alone; with them, a bulk call of those groups every cycle as well.
+# walls N EXPR: EXPR (of the status `d`, in seconds) over the next N cycles, in ms, one a line.
+# One poller for all of them: a Python started per sample would take a core from the very
+# cycles it times, on two cores.
+walls() {
+    python3 - "http://127.0.0.1:$api_port/api/telemetry/status" "$1" "$2" <<'EOF'
+import json, sys, time, urllib.request
+url, n, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+seen, out = None, []
+while len(out) < n:
+    d = json.load(urllib.request.urlopen(url))
+    if seen is not None and d["total_collections"] != seen:
+        out.append(eval(expr) * 1000)
+    seen = d["total_collections"]
+    time.sleep(0.05)
+print("\n".join(f"{v:.3f}" for v in out))
+EOF
+}
+
+# measure_service URI POLL_INTERVAL CYCLES [STATS_GROUPS [HOST_METRICS]]: sets svc_* figures.
+# Without groups the seed cycle alone; with them, a bulk call of those groups every cycle as
+# well. host_metrics off unless HOST_METRICS is true.
 measure_service() {
-    local uri=$1 poll=$2 cycles=$3 groups=${4-} db s0 s1 c0 c1 l0 l1 n0 k walls=() wall
+    local uri=$1 poll=$2 cycles=$3 groups=${4-} host_metrics=${5:-false} db s0 s1 c0 c1 l0 l1 n0 wall
     db=bench_$((++runs))
     influxql "$db" "CREATE DATABASE $db" >/dev/null
     start_service "$uri" "$poll" VMTELEMETRY_INFLUX_DB="$db" VMTELEMETRY_STATS_GROUPS="$groups" \
-        VMTELEMETRY_STATS_INTERVAL="$poll"
+        VMTELEMETRY_STATS_INTERVAL="$poll" VMTELEMETRY_HOST_METRICS="$host_metrics"
     wait_collections 2
     s0=$(status)
     c0=$(ticks "$service_pid") l0=$(ticks "$libvirtd_pid")
@@ -164,14 +186,10 @@ measure_service() {
     svc_lines=$((dlines / dn))
     svc_vms=$(echo "$s1" | field 'd["vms_monitored"]')
     svc_errors=$(echo "$s1" | field 'd["total_errors"] + d["hosts"][0]["stats_errors"]')
-    # Wall time of a cycle as the service times its libvirt calls, over 7 distinct cycles.
+    # Wall time of a cycle as the service times its libvirt calls.
     wall='d["hosts"][0]["last_collection_duration_sec"]'
     [[ -z $groups ]] || wall+=' + d["hosts"][0]["last_stats_duration_sec"]'
-    for ((k = 0; k < 7; k++)); do
-        wait_collections $(($(collections) + 1))
-        walls+=("$(status | field "($wall) * 1000")")
-    done
-    svc_wall=$(printf '%s\n' "${walls[@]}" | median | awk '{ printf "%.1f", $1 }')
+    svc_wall=$(walls "$WALL_SAMPLES" "$wall" | median | awk '{ printf "%.1f", $1 }')
     stop_service
     # Stopping flushed every line: count the domains with disk and NIC lines.
     svc_reports=$svc_vms
@@ -293,8 +311,11 @@ until grep -q '^VMT-GUEST-UP' "$work/$g.console" 2>/dev/null; do
     sleep 0.5
 done
 on_host=$(virsh -q -c qemu:///system list --all --name | grep -c . || true)
-bench "qemu:///system, $KVM_GUESTS $domain_type guests + 1 kernel guest (tcg), $on_host domains on the host" \
-    kvm qemu:///system "$on_host" 0.2 $((CYCLES * 5)) $((CYCLES * 5))
+kvm_name="qemu:///system, $KVM_GUESTS $domain_type guests + 1 kernel guest (tcg), $on_host domains on the host"
+bench "$kvm_name" kvm qemu:///system "$on_host" 0.2 $((CYCLES * 5)) $((CYCLES * 5))
+log "$kvm_name: the service's seed cycle with host_metrics, $((CYCLES * 5)) cycles at 0.2 s"
+measure_service qemu:///system 0.2 $((CYCLES * 5)) "" true
+row "$kvm_name" "seed cycle + host_metrics" kvm.host
 for g in "${guests[@]}"; do virsh -q -c qemu:///system destroy "$g" >/dev/null; done
 guests=()
 
@@ -324,9 +345,9 @@ floor_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
 stop_service
 
 
-printf '\n%s, %s cores, libvirt %s; %s cycles per workload (real guests: 5× as many at 0.2 s); seed cycle = list + info per domain (+ the host'"'"'s two calls); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
+printf '\n%s, %s cores, libvirt %s; %s cycles per workload (real guests: 5× as many at 0.2 s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
     "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "$CYCLES" "$FULL_GROUPS"
-printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$idle"
+printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of %s cycles). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$WALL_SAMPLES" "$idle"
 echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
