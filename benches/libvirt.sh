@@ -319,6 +319,16 @@ row "$kvm_name" "seed cycle + host_metrics" kvm.host
 for g in "${guests[@]}"; do virsh -q -c qemu:///system destroy "$g" >/dev/null; done
 guests=()
 
+# rss PID: the median of 20 readings of PID's resident memory (KiB) over 5 s, so that a
+# reading does not fall by chance on a cycle's buffers.
+rss() {
+    local k
+    for ((k = 0; k < 20; k++)); do
+        awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+        sleep 0.25
+    done | median
+}
+
 # Resident memory with 10,000 VMs tracked.
 log "resident memory with 10,000 test domains"
 node_xml 10000 "$work/node-10000.xml"
@@ -329,19 +339,19 @@ wait_collections 2
 rss_early_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
 wait_collections 65
 rss_vms=$(status | field 'd["vms_monitored"]')
-rss_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
+rss_kib=$(rss "$service_pid")
 stop_service
 # The same during an InfluxDB outage (nothing listens on port 1): every line goes to the spool,
 # which must keep its backlog on disk, not in memory.
 start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INFLUX_URL=http://127.0.0.1:1
 wait_collections 65
 outage_spooled=$(status | field 'd["queue_depth"]')
-outage_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
+outage_kib=$(rss "$service_pid")
 stop_service
 # The floor: one VM (test:///default), what code and shared libraries take.
 start_service "test:///default" 1
 wait_collections 5
-floor_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
+floor_kib=$(rss "$service_pid")
 stop_service
 
 
@@ -351,7 +361,7 @@ printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exp
 echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
-printf '| resident memory, 10,000 test domains tracked (after 2 cycles / at steady state, 65 cycles, 60 recent samples each) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
+printf '| resident memory, 10,000 test domains tracked (after 2 cycles / at steady state, 65 cycles, 60 recent samples each; median of 20 readings over 5 s) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
     "$rss_vms" "$rss_early_kib" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN { print k / 1024 }')"
 printf '| resident memory, the same during an InfluxDB outage (65 cycles, %s lines spooled) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
     "$outage_spooled" "$rss_vms" "$outage_kib" "$(awk -v k="$outage_kib" 'BEGIN { print k / 1024 }')"
