@@ -1,15 +1,17 @@
-//! What reading the extended groups (cpu_total, vcpu, balloon, block, interface) of every domain
-//! costs, path by path, against real guests: wall time, and CPU of this process, of libvirtd and
+//! What reading the seed's fields (list + info), the host's, and the extended groups (cpu_total,
+//! vcpu, balloon, block, interface) of every domain costs, path by path, against real guests: wall time, and CPU of this process, of libvirtd and
 //! of the guests' QEMU processes. Every candidate runs once per round, in a new random order each
 //! round, so that load from elsewhere falls on all of them alike; medians over the rounds.
 //!
 //!     stats_paths [--uri URI] [--rounds N] [--prefix NAME_PREFIX] [--libvirtd-pid PID]
-//!                 [--exporter BIN --exporter-port PORT] [--only SUBSTRING]...
+//!                 [--exporter BIN --exporter-port PORT] [--only SUBSTRING]... [--event-loop]
 //!
 //! Domains: those whose name starts with NAME_PREFIX (default: all). The bulk calls over the
 //! whole host read every domain; the others read only these. With `--exporter`, Debian's
 //! prometheus-libvirt-exporter is started on 127.0.0.1:PORT and one scrape is one more candidate
-//! (its CPU is the exporter's own). Run as root (reads /proc of libvirtd and QEMU).
+//! (its CPU is the exporter's own). With `--event-loop`, libvirt's default event loop is
+//! registered and run before any connection opens, as the service does for remote hosts. Run as
+//! root (reads /proc of libvirtd and QEMU).
 //!
 //! CPU: per cycle from the schedulers' nanosecond counters (this process: CLOCK_PROCESS_CPUTIME_ID;
 //! libvirtd, QEMU, the exporter: the sum of /proc/PID/task/*/schedstat), medians; and, as a check,
@@ -43,6 +45,8 @@ const FIVE: StatsGroups = StatsGroups::from_bits_retain(
 /// Per-domain API calls, one kind per group.
 #[derive(Clone, Copy, PartialEq)]
 enum Call {
+    /// virDomainGetInfo: the seed's fields.
+    Info,
     /// virDomainGetCPUStats(-1): cpu.time/user/system (`virt` asks the count first: 2 calls).
     CpuStats,
     /// The same, room for 3 parameters given at once: 1 call.
@@ -77,6 +81,8 @@ enum Path {
         k: usize,
         groups: StatsGroups,
     },
+    /// virNodeGetInfo + virNodeGetFreeMemory: what host_metrics asks of the host.
+    Node,
     /// One scrape of prometheus-libvirt-exporter.
     Exporter,
 }
@@ -148,6 +154,15 @@ fn run() -> Result<(), String> {
                     .map_err(|e| format!("--exporter-port: {e}"))?
             }
             "--only" => only.push(value()?),
+            // libvirt's event loop, registered before any connection (the service's default).
+            "--event-loop" => {
+                virt::event::event_register_default_impl().map_err(|e| e.to_string())?;
+                std::thread::spawn(|| {
+                    loop {
+                        let _ = virt::event::event_run_default_impl();
+                    }
+                });
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -401,6 +416,42 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
             },
         ));
     }
+    paths.push(("node info + free memory".into(), Path::Node));
+    for k in [1, 2, 4] {
+        paths.push((
+            format!("seed: list + info, {k} threads"),
+            Path::PerDomain {
+                calls: vec![Info],
+                k,
+                groups: StatsGroups::empty(),
+            },
+        ));
+        paths.push((
+            format!("exporter's fields per domain: list + info, block, interface, {k} threads"),
+            Path::PerDomain {
+                calls: vec![Info, BlockStats, InterfaceStats],
+                k,
+                groups: StatsGroups::empty(),
+            },
+        ));
+        paths.push((
+            format!("per-domain block + interface, {k} threads"),
+            Path::PerDomain {
+                calls: vec![BlockStats, InterfaceStats],
+                k,
+                groups: StatsGroups::empty(),
+            },
+        ));
+        paths.push((
+            format!("split block,interface NOWAIT, {k} threads, 1 connection"),
+            Path::Split {
+                groups: StatsGroups::BLOCK | StatsGroups::INTERFACE,
+                flags: NOWAIT,
+                k,
+                own_connections: false,
+            },
+        ));
+    }
     if exporter {
         paths.push(("prometheus-libvirt-exporter scrape".into(), Path::Exporter));
     }
@@ -527,6 +578,17 @@ fn run_path(
             }
             Ok(total)
         }
+        Path::Node => {
+            let info = setup
+                .main
+                .node_info()
+                .map_err(|e| format!("node info: {e}"))?;
+            setup
+                .main
+                .free_memory()
+                .map_err(|e| format!("free memory: {e}"))?;
+            Ok((0, usize::try_from(info.cpus).unwrap_or(0)))
+        }
         Path::Exporter => {
             let exporter = exporter.ok_or("no exporter")?;
             let body = exporter.scrape()?;
@@ -554,6 +616,10 @@ fn per_domain(setup: &Setup, d: &Domain, calls: &[Call]) -> Result<usize, String
     let mut n = 0;
     for call in calls {
         match call {
+            Call::Info => {
+                d.info().map_err(e("virDomainGetInfo"))?;
+                n += 5
+            }
             Call::CpuStats => {
                 n += d
                     .cpu_stats(-1, 1, 0)
