@@ -15,12 +15,16 @@
 #   - the exporter, one scrape = one cycle (each opens a connection, lists active domain ids, then
 #     per domain: lookup, XML, info, one call per disk and per NIC).
 # The service (release build, its own InfluxDB 1.x and database per run, spool in a temp dir) is
-# measured from outside: CPU per cycle of the service and of libvirtd (/proc/PID/stat, over
-# BENCH_CYCLES cycles), lines per cycle and domains reported (/api/telemetry/status; with disk and
-# NIC lines: distinct uuids of vm_disk and vm_net in InfluxDB), and the wall time of a cycle as
-# the service times its libvirt calls (last_collection_duration_sec, + last_stats_duration_sec for
-# the full cycle; median of WALL_SAMPLES cycles, read by one poller). The exporter: wall time per scrape (median), CPU per scrape of the
-# exporter and of libvirtd, libvirt_* samples, distinct domains with info, disk and NIC samples.
+# measured from outside: CPU per cycle of the service and of libvirtd, lines per cycle and
+# domains reported (/api/telemetry/status; with disk and NIC lines: distinct uuids of vm_disk and
+# vm_net in InfluxDB), and the wall time of a cycle as the service times its libvirt calls
+# (last_collection_duration_sec, + last_stats_duration_sec for the full cycle). The exporter: wall
+# time per scrape (median), CPU per scrape of the exporter and of libvirtd, libvirt_* samples,
+# distinct domains with info, disk and NIC samples. On the test-driver nodes the exporter's
+# scrapes come first, then the service's cycles (CPU over BENCH_CYCLES cycles from
+# /proc/PID/stat; wall: median of WALL_SAMPLES cycles, read by one poller). On the real guests,
+# where the targets are times, the two take turns in BENCH_ROUNDS rounds of one cycle and one
+# scrape (benches/interleave.py: libvirtd's CPU split by the rounds' windows, walls as medians).
 # Then the service's resident memory with 10,000 test domains tracked, and line encoding
 # throughput (`cargo bench --bench encode`). Prints a Markdown table and one line per target.
 # Usage: benches/libvirt.sh   (as root; starts libvirtd/influxd with scripts/test-env.sh up if
@@ -34,6 +38,10 @@ cd "$here/.."
 
 CYCLES=${BENCH_CYCLES:-10}
 WALL_SAMPLES=${BENCH_WALL_SAMPLES:-25}
+# Real guests: rounds of one service cycle and one exporter scrape, the service polling at
+# ROUND_POLL seconds (a scrape must fit between two cycles).
+ROUNDS=${BENCH_ROUNDS:-50}
+ROUND_POLL=${BENCH_ROUND_POLL:-0.5}
 KVM_GUESTS=${BENCH_KVM_GUESTS:-12}
 # What the exporter reports besides the seed's fields (see above).
 FULL_GROUPS=block,interface
@@ -160,16 +168,37 @@ print("\n".join(f"{v:.3f}" for v in out))
 EOF
 }
 
-# measure_service URI POLL_INTERVAL CYCLES [STATS_GROUPS [HOST_METRICS]]: sets svc_* figures.
-# Without groups the seed cycle alone; with them, a bulk call of those groups every cycle as
-# well. host_metrics off unless HOST_METRICS is true.
-measure_service() {
-    local uri=$1 poll=$2 cycles=$3 groups=${4-} host_metrics=${5:-false} db s0 s1 c0 c1 l0 l1 n0 wall
+# begin_service URI POLL_INTERVAL STATS_GROUPS HOST_METRICS: a service writing to a database of
+# its own ($db), past its first two cycles. Without groups the seed cycle alone; with them, a
+# bulk call of those groups every cycle as well.
+begin_service() {
     db=bench_$((++runs))
     influxql "$db" "CREATE DATABASE $db" >/dev/null
-    start_service "$uri" "$poll" VMTELEMETRY_INFLUX_DB="$db" VMTELEMETRY_STATS_GROUPS="$groups" \
-        VMTELEMETRY_STATS_INTERVAL="$poll" VMTELEMETRY_HOST_METRICS="$host_metrics"
+    start_service "$1" "$2" VMTELEMETRY_INFLUX_DB="$db" VMTELEMETRY_STATS_GROUPS="$3" \
+        VMTELEMETRY_STATS_INTERVAL="$2" VMTELEMETRY_HOST_METRICS="$4"
     wait_collections 2
+}
+
+# end_service STATUS_BEFORE STATUS_AFTER STATS_GROUPS: sets svc_lines (per cycle), svc_vms,
+# svc_errors and svc_reports; stops the service.
+end_service() {
+    local dn dlines
+    dn=$(($(echo "$2" | field 'd["total_collections"]') - $(echo "$1" | field 'd["total_collections"]')))
+    dlines=$(($(echo "$2" | field 'd["features"]["lines_produced"]') - $(echo "$1" | field 'd["features"]["lines_produced"]')))
+    svc_lines=$((dlines / dn))
+    svc_vms=$(echo "$2" | field 'd["vms_monitored"]')
+    svc_errors=$(echo "$2" | field 'd["total_errors"] + d["hosts"][0]["stats_errors"]')
+    stop_service
+    # Stopping flushed every line: count the domains with disk and NIC lines.
+    svc_reports=$svc_vms
+    [[ -z $3 ]] || svc_reports+=" (disk $(uuids "$db" vm_disk), net $(uuids "$db" vm_net))"
+}
+
+# measure_service URI POLL_INTERVAL CYCLES [STATS_GROUPS [HOST_METRICS]]: sets svc_* figures.
+# host_metrics off unless HOST_METRICS is true.
+measure_service() {
+    local uri=$1 poll=$2 cycles=$3 groups=${4-} s0 s1 c0 c1 l0 l1 n0 wall
+    begin_service "$uri" "$poll" "$groups" "${5:-false}"
     s0=$(status)
     c0=$(ticks "$service_pid") l0=$(ticks "$libvirtd_pid")
     n0=$(echo "$s0" | field 'd["total_collections"]')
@@ -178,22 +207,15 @@ measure_service() {
     wait_collections $((n0 + cycles))
     c1=$(ticks "$service_pid") l1=$(ticks "$libvirtd_pid")
     s1=$(status)
-    local dn dlines
+    local dn
     dn=$(($(echo "$s1" | field 'd["total_collections"]') - n0))
-    dlines=$(($(echo "$s1" | field 'd["features"]["lines_produced"]') - $(echo "$s0" | field 'd["features"]["lines_produced"]')))
     svc_cpu=$(ms $((c1 - c0)) "$dn")
     svc_libvirtd=$(ms $((l1 - l0)) "$dn")
-    svc_lines=$((dlines / dn))
-    svc_vms=$(echo "$s1" | field 'd["vms_monitored"]')
-    svc_errors=$(echo "$s1" | field 'd["total_errors"] + d["hosts"][0]["stats_errors"]')
     # Wall time of a cycle as the service times its libvirt calls.
     wall='d["hosts"][0]["last_collection_duration_sec"]'
     [[ -z $groups ]] || wall+=' + d["hosts"][0]["last_stats_duration_sec"]'
     svc_wall=$(walls "$WALL_SAMPLES" "$wall" | median | awk '{ printf "%.1f", $1 }')
-    stop_service
-    # Stopping flushed every line: count the domains with disk and NIC lines.
-    svc_reports=$svc_vms
-    [[ -z $groups ]] || svc_reports+=" (disk $(uuids "$db" vm_disk), net $(uuids "$db" vm_net))"
+    end_service "$s0" "$s1" "$groups"
 }
 
 # domains_in REGEX: distinct domains in the samples of the last scrape whose line matches REGEX.
@@ -202,15 +224,31 @@ domains_in() {
         END { print n + 0 }' "$work/metrics"
 }
 
-# measure_exporter URI SCRAPES: sets exp_* figures.
-measure_exporter() {
-    local uri=$1 scrapes=$2 c0 c1 l0 l1 k times=() deadline=$((SECONDS + 120))
-    "$EXPORTER" --web.listen-address="127.0.0.1:$exporter_port" --libvirt.uri="$uri" >"$work/exporter.log" 2>&1 &
+start_exporter() { # start_exporter URI
+    local deadline=$((SECONDS + 120))
+    "$EXPORTER" --web.listen-address="127.0.0.1:$exporter_port" --libvirt.uri="$1" >"$work/exporter.log" 2>&1 &
     exporter_pid=$!
     until curl -sf -o /dev/null "http://127.0.0.1:$exporter_port/metrics"; do # also warms it up
         ((SECONDS < deadline)) || die "the exporter did not answer (log: $work/exporter.log)"
         sleep 0.2
     done
+}
+stop_exporter() {
+    kill -TERM "$exporter_pid"
+    wait "$exporter_pid" || true
+    exporter_pid=""
+}
+# exporter_reports: sets exp_vms and exp_reports from the last scrape.
+exporter_reports() {
+    exp_vms=$(domains_in '^libvirt_domain_info_[a-z_]+[{]')
+    exp_reports="$exp_vms (disk $(domains_in '^libvirt_domain_block_stats_')"
+    exp_reports+=", net $(domains_in '^libvirt_domain_interface_stats_')), $(grep -c '^libvirt_' "$work/metrics") samples"
+}
+
+# measure_exporter URI SCRAPES: sets exp_* figures.
+measure_exporter() {
+    local scrapes=$2 c0 c1 l0 l1 k times=()
+    start_exporter "$1"
     c0=$(ticks "$exporter_pid") l0=$(ticks "$libvirtd_pid")
     for ((k = 0; k < scrapes; k++)); do
         times+=("$(curl -sf -o "$work/metrics" -w '%{time_total}' "http://127.0.0.1:$exporter_port/metrics")")
@@ -219,12 +257,32 @@ measure_exporter() {
     exp_wall=$(printf '%s\n' "${times[@]}" | median | awk '{ printf "%.1f", $1 * 1000 }')
     exp_cpu=$(ms $((c1 - c0)) "$scrapes")
     exp_libvirtd=$(ms $((l1 - l0)) "$scrapes")
-    exp_vms=$(domains_in '^libvirt_domain_info_[a-z_]+[{]')
-    exp_reports="$exp_vms (disk $(domains_in '^libvirt_domain_block_stats_')"
-    exp_reports+=", net $(domains_in '^libvirt_domain_interface_stats_')), $(grep -c '^libvirt_' "$work/metrics") samples"
-    kill -TERM "$exporter_pid"
-    wait "$exporter_pid" || true
-    exporter_pid=""
+    exporter_reports
+    stop_exporter
+}
+
+# measure_interleaved URI POLL_INTERVAL ROUNDS [STATS_GROUPS [HOST_METRICS]]: sets svc_* and
+# exp_* figures of the service (started here) and the running exporter taking turns, one
+# cycle and one scrape a round (benches/interleave.py).
+measure_interleaved() {
+    local uri=$1 poll=$2 groups=${4-} s0 s1 figures
+    begin_service "$uri" "$poll" "$groups" "${5:-false}"
+    s0=$(status)
+    figures=$(python3 benches/interleave.py "http://127.0.0.1:$api_port/api/telemetry/status" \
+        "http://127.0.0.1:$exporter_port/metrics" "$work/metrics" "$service_pid" "$libvirtd_pid" \
+        "$exporter_pid" "$poll" "$3" "$([[ -n $groups ]] && echo 1 || echo 0)")
+    s1=$(status)
+    log "rounds: $figures"
+    one() { echo "$figures" | field "$1"; }
+    svc_wall=$(one '"%.1f" % d["service_wall_ms"]')
+    svc_cpu=$(one '"%.1f" % d["service_cpu_ms"]')
+    svc_libvirtd=$(one '"%.1f" % d["service_libvirtd_cpu_ms"]')
+    exp_wall=$(one '"%.1f" % d["exporter_wall_ms"]')
+    exp_cpu=$(one '"%.1f" % d["exporter_cpu_ms"]')
+    exp_libvirtd=$(one '"%.1f" % d["exporter_libvirtd_cpu_ms"]')
+    interleave_note+=" $(one '"%d rounds, %d irregular, %d overlapping" % (d["rounds"], d["irregular_rounds"], d["overlapping_rounds"])');"
+    end_service "$s0" "$s1" "$groups"
+    exporter_reports
 }
 
 rows=()
@@ -312,10 +370,17 @@ until grep -q '^VMT-GUEST-UP' "$work/$g.console" 2>/dev/null; do
 done
 on_host=$(virsh -q -c qemu:///system list --all --name | grep -c . || true)
 kvm_name="qemu:///system, $KVM_GUESTS $domain_type guests + 1 kernel guest (tcg), $on_host domains on the host"
-bench "$kvm_name" kvm qemu:///system "$on_host" 0.2 $((CYCLES * 5)) $((CYCLES * 5))
-log "$kvm_name: the service's seed cycle with host_metrics, $((CYCLES * 5)) cycles at 0.2 s"
-measure_service qemu:///system 0.2 $((CYCLES * 5)) "" true
-expected=$on_host row "$kvm_name" "seed cycle + host_metrics" kvm.host
+# Here the targets are times: the service and the exporter take turns, a cycle and a scrape a
+# round, so that a machine whose speed drifts slows both alike.
+start_exporter qemu:///system
+interleave_note=""
+for mode in "seed cycle:seed:" "full cycle:full:$FULL_GROUPS" "seed cycle + host_metrics:host::true"; do
+    IFS=: read -r label key groups host_metrics <<<"$mode"
+    log "$kvm_name: $label and the exporter in $ROUNDS rounds, the service's poll at $ROUND_POLL s"
+    measure_interleaved qemu:///system "$ROUND_POLL" "$ROUNDS" "$groups" "${host_metrics:-false}"
+    expected=$on_host row "$kvm_name" "$label" "kvm.$key"
+done
+stop_exporter
 for g in "${guests[@]}"; do virsh -q -c qemu:///system destroy "$g" >/dev/null; done
 guests=()
 
@@ -355,9 +420,9 @@ floor_kib=$(rss "$service_pid")
 stop_service
 
 
-printf '\n%s, %s cores, libvirt %s; %s cycles per workload (real guests: 5× as many at 0.2 s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
-    "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "$CYCLES" "$FULL_GROUPS"
-printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of %s cycles). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$WALL_SAMPLES" "$idle"
+printf '\n%s, %s cores, libvirt %s; %s cycles per test-driver workload, after the exporter scrapes; real guests: %s rounds of one cycle (poll %s s) and one scrape (%s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
+    "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "$CYCLES" "$ROUNDS" "$ROUND_POLL" "${interleave_note# }" "$FULL_GROUPS"
+printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of %s cycles, or of the rounds). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$WALL_SAMPLES" "$idle"
 echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
