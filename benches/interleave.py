@@ -73,7 +73,10 @@ def main():
 
     # Warm up: the service past its first cycles, the exporter past its first scrape.
     deadline = time.time() + 120
-    while min(done(host())) < 2 or (with_stats and host()["last_stats_duration_sec"] is None):
+    while True:
+        cycles, stats = done(host())
+        if cycles >= 2 and (stats >= 2 or not with_stats):
+            break
         if time.time() > deadline:
             sys.exit("the service did not complete two cycles")
         time.sleep(0.1)
