@@ -20,11 +20,10 @@
 # vm_net in InfluxDB), and the wall time of a cycle as the service times its libvirt calls
 # (last_collection_duration_sec, + last_stats_duration_sec for the full cycle). The exporter: wall
 # time per scrape (median), CPU per scrape of the exporter and of libvirtd, libvirt_* samples,
-# distinct domains with info, disk and NIC samples. On the test-driver nodes the exporter's
-# scrapes come first, then the service's cycles (CPU over BENCH_CYCLES cycles from
-# /proc/PID/stat; wall: median of WALL_SAMPLES cycles, read by one poller). On the real guests,
-# where the targets are times, the two take turns in BENCH_ROUNDS rounds of one cycle and one
-# scrape (benches/interleave.py: libvirtd's CPU split by the rounds' windows, walls as medians).
+# distinct domains with info, disk and NIC samples. The two take turns, in rounds of one service
+# cycle and one scrape half way between two cycles (benches/interleave.py: libvirtd's CPU split
+# by the rounds' windows, walls as medians), so that a machine whose speed drifts slows both
+# alike; the service's poll is long enough for a scrape to fit between two of its cycles.
 # Then the service's resident memory with 10,000 test domains tracked, and line encoding
 # throughput (`cargo bench --bench encode`). Prints a Markdown table and one line per target.
 # Usage: benches/libvirt.sh   (as root; starts libvirtd/influxd with scripts/test-env.sh up if
@@ -36,12 +35,9 @@ cd "$here/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-CYCLES=${BENCH_CYCLES:-10}
-WALL_SAMPLES=${BENCH_WALL_SAMPLES:-25}
-# Real guests: rounds of one service cycle and one exporter scrape, the service polling at
-# ROUND_POLL seconds (a scrape must fit between two cycles).
+# Rounds per mode on the real guests (the service polling every 0.5 s) and on the test-driver
+# nodes (100, 1,000 and 5,000 domains: polls of 1, 2 and 8 s, ROUNDS / 5 rounds, 5 at 5,000).
 ROUNDS=${BENCH_ROUNDS:-50}
-ROUND_POLL=${BENCH_ROUND_POLL:-0.5}
 KVM_GUESTS=${BENCH_KVM_GUESTS:-12}
 # What the exporter reports besides the seed's fields (see above).
 FULL_GROUPS=block,interface
@@ -150,24 +146,6 @@ uuids() {
         field 'len((d["results"][0].get("series") or [{}])[0].get("values", []))'
 }
 
-# walls N EXPR: EXPR (of the status `d`, in seconds) over the next N cycles, in ms, one a line.
-# One poller for all of them: a Python started per sample would take a core from the very
-# cycles it times, on two cores.
-walls() {
-    python3 - "http://127.0.0.1:$api_port/api/telemetry/status" "$1" "$2" <<'EOF'
-import json, sys, time, urllib.request
-url, n, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-seen, out = None, []
-while len(out) < n:
-    d = json.load(urllib.request.urlopen(url))
-    if seen is not None and d["total_collections"] != seen:
-        out.append(eval(expr) * 1000)
-    seen = d["total_collections"]
-    time.sleep(0.05)
-print("\n".join(f"{v:.3f}" for v in out))
-EOF
-}
-
 # begin_service URI POLL_INTERVAL STATS_GROUPS HOST_METRICS: a service writing to a database of
 # its own ($db), past its first two cycles. Without groups the seed cycle alone; with them, a
 # bulk call of those groups every cycle as well.
@@ -192,30 +170,6 @@ end_service() {
     # Stopping flushed every line: count the domains with disk and NIC lines.
     svc_reports=$svc_vms
     [[ -z $3 ]] || svc_reports+=" (disk $(uuids "$db" vm_disk), net $(uuids "$db" vm_net))"
-}
-
-# measure_service URI POLL_INTERVAL CYCLES [STATS_GROUPS [HOST_METRICS]]: sets svc_* figures.
-# host_metrics off unless HOST_METRICS is true.
-measure_service() {
-    local uri=$1 poll=$2 cycles=$3 groups=${4-} s0 s1 c0 c1 l0 l1 n0 wall
-    begin_service "$uri" "$poll" "$groups" "${5:-false}"
-    s0=$(status)
-    c0=$(ticks "$service_pid") l0=$(ticks "$libvirtd_pid")
-    n0=$(echo "$s0" | field 'd["total_collections"]')
-    # Only the status is read (twice) inside the CPU window.
-    sleep "$(awk -v p="$poll" -v c="$cycles" 'BEGIN { print p * c }')"
-    wait_collections $((n0 + cycles))
-    c1=$(ticks "$service_pid") l1=$(ticks "$libvirtd_pid")
-    s1=$(status)
-    local dn
-    dn=$(($(echo "$s1" | field 'd["total_collections"]') - n0))
-    svc_cpu=$(ms $((c1 - c0)) "$dn")
-    svc_libvirtd=$(ms $((l1 - l0)) "$dn")
-    # Wall time of a cycle as the service times its libvirt calls.
-    wall='d["hosts"][0]["last_collection_duration_sec"]'
-    [[ -z $groups ]] || wall+=' + d["hosts"][0]["last_stats_duration_sec"]'
-    svc_wall=$(walls "$WALL_SAMPLES" "$wall" | median | awk '{ printf "%.1f", $1 }')
-    end_service "$s0" "$s1" "$groups"
 }
 
 # domains_in REGEX: distinct domains in the samples of the last scrape whose line matches REGEX.
@@ -243,22 +197,6 @@ exporter_reports() {
     exp_vms=$(domains_in '^libvirt_domain_info_[a-z_]+[{]')
     exp_reports="$exp_vms (disk $(domains_in '^libvirt_domain_block_stats_')"
     exp_reports+=", net $(domains_in '^libvirt_domain_interface_stats_')), $(grep -c '^libvirt_' "$work/metrics") samples"
-}
-
-# measure_exporter URI SCRAPES: sets exp_* figures.
-measure_exporter() {
-    local scrapes=$2 c0 c1 l0 l1 k times=()
-    start_exporter "$1"
-    c0=$(ticks "$exporter_pid") l0=$(ticks "$libvirtd_pid")
-    for ((k = 0; k < scrapes; k++)); do
-        times+=("$(curl -sf -o "$work/metrics" -w '%{time_total}' "http://127.0.0.1:$exporter_port/metrics")")
-    done
-    c1=$(ticks "$exporter_pid") l1=$(ticks "$libvirtd_pid")
-    exp_wall=$(printf '%s\n' "${times[@]}" | median | awk '{ printf "%.1f", $1 * 1000 }')
-    exp_cpu=$(ms $((c1 - c0)) "$scrapes")
-    exp_libvirtd=$(ms $((l1 - l0)) "$scrapes")
-    exporter_reports
-    stop_exporter
 }
 
 # measure_interleaved URI POLL_INTERVAL ROUNDS [STATS_GROUPS [HOST_METRICS]]: sets svc_* and
@@ -301,18 +239,21 @@ row() {
     result[$3]="$svc_wall $svc_total $svc_vms $exp_wall $exp_total $exp_vms $svc_errors $expected"
 }
 
-# bench WORKLOAD KEY URI EXPECTED POLL CYCLES SCRAPES: the exporter, the seed cycle and the full
-# cycle, one after the other against the same libvirtd; results in result[KEY.seed|KEY.full].
+# bench WORKLOAD KEY URI EXPECTED POLL ROUNDS [LABEL:MODE:GROUPS:HOST_METRICS...]: the service
+# and the exporter in rounds, against the same libvirtd, for the seed cycle, the full cycle and
+# any more modes; results in result[KEY.MODE].
 bench() {
-    local name=$1 key=$2 uri=$3 expected=$4 poll=$5 cycles=$6
-    log "$name: the exporter, $7 scrapes"
-    measure_exporter "$uri" "$7"
-    log "$name: the service's seed cycle, $cycles cycles at $poll s"
-    measure_service "$uri" "$poll" "$cycles"
-    row "$name" "seed cycle" "$key.seed"
-    log "$name: the service's full cycle ($FULL_GROUPS), $cycles cycles at $poll s"
-    measure_service "$uri" "$poll" "$cycles" "$FULL_GROUPS"
-    row "$name" "full cycle" "$key.full"
+    local name=$1 key=$2 uri=$3 poll=$5 rounds=$6 mode label id groups host_metrics
+    expected=$4
+    shift 6
+    start_exporter "$uri"
+    for mode in "seed cycle:seed:" "full cycle:full:$FULL_GROUPS" "$@"; do
+        IFS=: read -r label id groups host_metrics <<<"$mode"
+        log "$name: $label and the exporter in $rounds rounds, the service's poll at $poll s"
+        measure_interleaved "$uri" "$poll" "$rounds" "$groups" "${host_metrics:-false}"
+        row "$name" "$label" "$key.$id"
+    done
+    stop_exporter
 }
 
 # First, while nothing else runs (later phases leave influxd busy absorbing their writes).
@@ -328,11 +269,13 @@ sleep 5
 idle=$(ms $(($(ticks "$libvirtd_pid") - idle0)) 5)
 log "libvirtd idle: $idle ms CPU per second (other clients included)"
 
-for n in 100 1000 5000; do
+interleave_note=""
+for workload in 100:1 1000:2 5000:8; do
+    IFS=: read -r n poll <<<"$workload"
     node_xml "$n" "$work/node-$n.xml"
-    scrapes=$CYCLES
-    ((n < 5000)) || scrapes=5
-    bench "test driver, $n domains" "$n" "test+unix://$work/node-$n.xml" "$n" 1 "$CYCLES" "$scrapes"
+    rounds=$((ROUNDS / 5))
+    ((n < 5000)) || rounds=5
+    bench "test driver, $n domains" "$n" "test+unix://$work/node-$n.xml" "$n" "$poll" "$rounds"
 done
 
 # Real guests, so that the block and interface groups (and the exporter's per-device calls) have
@@ -370,17 +313,7 @@ until grep -q '^VMT-GUEST-UP' "$work/$g.console" 2>/dev/null; do
 done
 on_host=$(virsh -q -c qemu:///system list --all --name | grep -c . || true)
 kvm_name="qemu:///system, $KVM_GUESTS $domain_type guests + 1 kernel guest (tcg), $on_host domains on the host"
-# Here the targets are times: the service and the exporter take turns, a cycle and a scrape a
-# round, so that a machine whose speed drifts slows both alike.
-start_exporter qemu:///system
-interleave_note=""
-for mode in "seed cycle:seed:" "full cycle:full:$FULL_GROUPS" "seed cycle + host_metrics:host::true"; do
-    IFS=: read -r label key groups host_metrics <<<"$mode"
-    log "$kvm_name: $label and the exporter in $ROUNDS rounds, the service's poll at $ROUND_POLL s"
-    measure_interleaved qemu:///system "$ROUND_POLL" "$ROUNDS" "$groups" "${host_metrics:-false}"
-    expected=$on_host row "$kvm_name" "$label" "kvm.$key"
-done
-stop_exporter
+bench "$kvm_name" kvm qemu:///system "$on_host" 0.5 "$ROUNDS" "seed cycle + host_metrics:host::true"
 for g in "${guests[@]}"; do virsh -q -c qemu:///system destroy "$g" >/dev/null; done
 guests=()
 
@@ -420,9 +353,9 @@ floor_kib=$(rss "$service_pid")
 stop_service
 
 
-printf '\n%s, %s cores, libvirt %s; %s cycles per test-driver workload, after the exporter scrapes; real guests: %s rounds of one cycle (poll %s s) and one scrape (%s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
-    "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "$CYCLES" "$ROUNDS" "$ROUND_POLL" "${interleave_note# }" "$FULL_GROUPS"
-printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of %s cycles, or of the rounds). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$WALL_SAMPLES" "$idle"
+printf '\n%s, %s cores, libvirt %s; rounds of one cycle and one scrape (%s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
+    "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "${interleave_note# }" "$FULL_GROUPS"
+printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of the rounds). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$idle"
 echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
