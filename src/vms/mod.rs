@@ -3,10 +3,12 @@
 
 mod recent;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use hashbrown::HashTable;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -17,14 +19,27 @@ use recent::{RecentSamples, Recorded};
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
     hosts: HashMap<Arc<str>, HostVms>,
+    /// Hashes a record by its latest sample's UUID.
+    uuid_hasher: RandomState,
     recent_capacity: usize,
 }
 
 struct HostVms {
     host: Arc<str>,
+    /// Found by each record's own UUID, so no copy of it is kept as a key (10,000 VMs: 0.7 MB).
     /// Boxed: the table keeps room for up to twice its entries, which then costs a pointer each
     /// instead of a whole record (10,000 VMs: 4.1 MB of table → 0.5 MB + 2.4 MB of records).
-    vms: HashMap<String, Box<VmRecord>>,
+    vms: HashTable<Box<VmRecord>>,
+    /// This host's cycles so far, wrapping: a record stamped with another was not in the last.
+    cycle: u32,
+}
+
+impl HostVms {
+    fn find(&self, hasher: &RandomState, uuid: &str) -> Option<&VmRecord> {
+        self.vms
+            .find(hasher.hash_one(uuid), |r| r.latest.uuid == uuid)
+            .map(|r| &**r)
+    }
 }
 
 struct VmRecord {
@@ -32,6 +47,8 @@ struct VmRecord {
     features: Option<MemoryFeatures>,
     /// False after the feature actor restarts: the next sample derives no features.
     baseline: bool,
+    /// The host's cycle this VM was last in.
+    seen_in: u32,
     recent: RecentSamples,
 }
 
@@ -93,6 +110,7 @@ impl VmTable {
     pub fn new(recent_capacity: usize) -> Self {
         VmTable {
             hosts: HashMap::new(),
+            uuid_hasher: RandomState::new(),
             recent_capacity,
         }
     }
@@ -109,14 +127,18 @@ impl VmTable {
             .entry(sample.uri.clone())
             .or_insert_with(|| HostVms {
                 host: sample.host.clone(),
-                vms: HashMap::new(),
+                vms: HashTable::new(),
+                cycle: 0,
             });
         entry.host = sample.host.clone();
-        let mut seen = HashSet::with_capacity(sample.domains.len());
+        entry.cycle = entry.cycle.wrapping_add(1);
+        let cycle = entry.cycle;
+        let hasher = &self.uuid_hasher;
         for domain in sample.domains {
-            seen.insert(domain.uuid.clone());
-            match entry.vms.get_mut(&domain.uuid) {
+            let hash = hasher.hash_one(&domain.uuid);
+            match entry.vms.find_mut(hash, |r| r.latest.uuid == domain.uuid) {
                 Some(record) => {
+                    record.seen_in = cycle;
                     let features = record
                         .baseline
                         .then(|| MemoryFeatures::between(&record.latest, &domain))
@@ -138,27 +160,28 @@ impl VmTable {
                         latest: domain,
                         features: None,
                         baseline: true,
+                        seen_in: cycle,
                         recent,
                     };
                     entry
                         .vms
-                        .insert(record.latest.uuid.clone(), Box::new(record));
+                        .insert_unique(hash, Box::new(record), |r| hasher.hash_one(&r.latest.uuid));
                 }
             }
         }
-        entry.vms.retain(|uuid, _| seen.contains(uuid));
+        entry.vms.retain(|record| record.seen_in == cycle);
     }
 
     /// The libvirt id and vCPU count of a VM's latest sample, if that VM is known on that host.
     pub fn identity(&self, uri: &str, uuid: &str) -> Option<(Option<u32>, u32)> {
-        let record = self.hosts.get(uri)?.vms.get(uuid)?;
+        let record = self.hosts.get(uri)?.find(&self.uuid_hasher, uuid)?;
         Some((record.latest.id, record.latest.cpu_count))
     }
 
     /// Forgets every previous sample, so the next cycle derives no features.
     pub fn forget_baselines(&mut self) {
         for host in self.hosts.values_mut() {
-            for record in host.vms.values_mut() {
+            for record in host.vms.iter_mut() {
                 record.baseline = false;
             }
         }
@@ -229,7 +252,7 @@ impl VmTable {
     fn records(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, &VmRecord)> {
         self.hosts
             .iter()
-            .flat_map(|(uri, host)| host.vms.values().map(move |r| (&host.host, uri, &**r)))
+            .flat_map(|(uri, host)| host.vms.iter().map(move |r| (&host.host, uri, &**r)))
     }
 }
 
@@ -408,7 +431,21 @@ mod tests {
         let mut table = table();
         cycle(&mut table, "u1", "h1", vec![vm("a", "web", Some(1), 5, 10)]);
         assert!(matches!(table.lookup("db", None), VmLookup::NotFound));
+        assert_eq!(table.identity("u1", "b"), None);
         assert_eq!(table.len(), 2);
+        // Back a cycle later, it starts over: no features from the sample before it vanished.
+        let with_features = cycle(
+            &mut table,
+            "u1",
+            "h1",
+            vec![vm("a", "web", Some(1), 6, 10), vm("b", "db", None, 6, 10)],
+        );
+        assert_eq!(with_features, 1);
+        assert_eq!(table.identity("u1", "b"), Some((None, 1)));
+        // Another host's cycles forget nothing of this one.
+        cycle(&mut table, "u2", "h2", vec![]);
+        assert_eq!(table.len(), 2);
+        assert!(table.identity("u1", "a").is_some());
     }
 
     proptest::proptest! {
