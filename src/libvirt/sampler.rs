@@ -378,11 +378,16 @@ fn vm_state(state: DomainState) -> VmState {
     }
 }
 
+/// Now, in ns but to the whole µs: a reading is no finer (a libvirt call takes tens of µs at the
+/// least), and whole µs keep each recent sample 2 bytes shorter (see `vms::recent`).
 fn now_ns() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+    i64::try_from(since_epoch.as_micros())
+        .ok()
+        .and_then(|us| us.checked_mul(1000))
+        .unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -480,6 +485,20 @@ mod tests {
             (first.cpus, first.memory_total_kb),
             (second.cpus, second.memory_total_kb)
         );
+    }
+
+    #[test]
+    fn samples_are_timed_to_the_whole_microsecond() {
+        let file = node(4);
+        let uri = format!("test://{}", file.path().display());
+        let (mut sampler, _) = sampler(&uri, DomainFilter::default());
+        let cycle = sampler.sample().unwrap().sample;
+        let node = cycle.node.unwrap();
+        let times: Vec<i64> = cycle.domains.iter().map(|d| d.timestamp_ns).collect();
+        assert_eq!(times.len(), 4);
+        for t in times.iter().chain([&node.timestamp_ns]) {
+            assert!(*t > 1_700_000_000_000_000_000 && t % 1000 == 0, "{t}");
+        }
     }
 
     #[test]
