@@ -379,7 +379,7 @@ fn vm_state(state: DomainState) -> VmState {
 }
 
 /// Now, in ns but to the whole µs: a reading is no finer (a libvirt call takes tens of µs at the
-/// least), and whole µs keep each recent sample 2 bytes shorter (see `vms::recent`).
+/// least), and whole µs keep each recent sample 1–2 bytes shorter (see `vms::recent`).
 fn now_ns() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
