@@ -37,14 +37,10 @@ fn samples(count: usize) -> Vec<(DomainSample, MemoryFeatures)> {
             let rate = ((i % 17) as f64 - 8.0) * 12.375;
             let sample = DomainSample {
                 id: running.then_some(i as u32 + 1),
-                name: format!("{}-prod-{:04}", roles[i % roles.len()], i),
-                uuid: format!(
-                    "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                    0x5e5e_0000_u32 + i as u32,
-                    i % 0xffff,
-                    i % 0xfff,
-                    (i * 7) % 0xfff,
-                    i as u64 * 0x9e37_79b9
+                name: format!("{}-prod-{:04}", roles[i % roles.len()], i).into(),
+                uuid: uuid::Uuid::from_u64_pair(
+                    0x5e5e_0000_0000_4000 + ((i as u64) << 16) + (i as u64 % 0xfff),
+                    0x8000_0000_0000_0000 + i as u64 * 0x9e37_79b9,
                 ),
                 state: if running {
                     VmState::Running

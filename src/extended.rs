@@ -8,6 +8,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::libvirt::bulk_stats::{DomainStats, StatsGroups};
 
 /// The `stats_groups` names, as Telegraf's libvirt plugin spells them, and libvirt's groups.
@@ -36,7 +38,7 @@ pub struct StatsRow {
 /// One domain's bulk stats from one stats cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainStatsSample {
-    pub uuid: String,
+    pub uuid: Uuid,
     pub name: String,
     /// When the bulk call returned, in nanoseconds since the Unix epoch.
     pub timestamp_ns: i64,
@@ -129,8 +131,10 @@ pub fn field_types() -> Vec<(&'static str, &'static str, bool)> {
 
 impl DomainStatsSample {
     /// The rows of one bulk record. Groups libvirt did not give (not asked for, not supported, or
-    /// skipped by NOWAIT while the domain was busy) give no row.
-    pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64) -> Self {
+    /// skipped by NOWAIT while the domain was busy) give no row. None for a record without a
+    /// domain.
+    pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64) -> Option<Self> {
+        let uuid = stats.uuid?;
         let mut rows = Vec::new();
         let counters =
             |fields: &[(&str, &'static str)], prefix: &str| -> Vec<(&'static str, u64)> {
@@ -198,13 +202,13 @@ impl DomainStatsSample {
                 }
             }
         }
-        DomainStatsSample {
-            uuid: stats.uuid.clone(),
+        Some(DomainStatsSample {
+            uuid,
             name: stats.name.clone(),
             timestamp_ns,
             vcpus,
             rows,
-        }
+        })
     }
 
     fn row(&self, measurement: &str, key: &Option<(&'static str, String)>) -> Option<&StatsRow> {
@@ -289,7 +293,7 @@ mod tests {
 
     fn stats(params: &[(&str, StatValue)]) -> DomainStats {
         DomainStats {
-            uuid: "u-1".into(),
+            uuid: Some(Uuid::from_u128(1)),
             name: "vm".into(),
             params: params
                 .iter()
@@ -333,6 +337,7 @@ mod tests {
             ]),
             t_sec * 1_000_000_000,
         )
+        .unwrap()
     }
 
     #[test]
@@ -366,8 +371,18 @@ mod tests {
     }
 
     #[test]
+    fn a_record_without_a_domain_gives_no_sample() {
+        let record = DomainStats {
+            uuid: None,
+            ..stats(&[("state.state", StatValue::Int(1))])
+        };
+        assert_eq!(DomainStatsSample::from_bulk(&record, 0), None);
+    }
+
+    #[test]
     fn nothing_given_gives_no_rows() {
-        let s = DomainStatsSample::from_bulk(&stats(&[("state.state", StatValue::Int(5))]), 0);
+        let s =
+            DomainStatsSample::from_bulk(&stats(&[("state.state", StatValue::Int(5))]), 0).unwrap();
         assert!(s.rows.is_empty());
         assert!(derive(None, &s, Some(1)).is_empty());
     }
@@ -429,7 +444,7 @@ mod tests {
     #[test]
     fn cpu_usage_falls_back_to_the_vm_metrics_vcpu_count() {
         let cpu_only = |t: i64, ns: u64| {
-            DomainStatsSample::from_bulk(&stats(&[("cpu.time", StatValue::ULLong(ns))]), t)
+            DomainStatsSample::from_bulk(&stats(&[("cpu.time", StatValue::ULLong(ns))]), t).unwrap()
         };
         let (a, b) = (cpu_only(0, 0), cpu_only(1_000_000_000, 500_000_000));
         assert_eq!(

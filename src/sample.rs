@@ -3,14 +3,17 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use uuid::Uuid;
 
 /// One domain as read in one collection cycle: the seed's `vm_metrics` fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DomainSample {
     /// libvirt's numeric id; inactive domains have none.
     pub id: Option<u32>,
-    pub name: String,
-    pub uuid: String,
+    /// The latest sample of every VM is kept, so the name is boxed and the UUID held as its 16
+    /// bytes (10,000 VMs: ≈ 0.6 MB less than two `String`s).
+    pub name: Box<str>,
+    pub uuid: Uuid,
     pub state: VmState,
     pub cpu_count: u32,
     pub memory_max_kb: u64,
@@ -137,7 +140,7 @@ mod tests {
         DomainSample {
             id: Some(3),
             name: "vm".into(),
-            uuid: "u".into(),
+            uuid: Uuid::from_u128(1),
             state: VmState::Running,
             cpu_count: 1,
             memory_max_kb: 4_194_304,

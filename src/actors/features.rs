@@ -5,6 +5,7 @@
 use actix::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::crash::{CrashRecord, Crashable, guarded};
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use crate::vms::VmTable;
 pub struct FeatureActor {
     vms: VmTable,
     /// Each VM's previous extended sample, per host URI and UUID, that rates derive from.
-    stats_baselines: HashMap<Arc<str>, HashMap<String, DomainStatsSample>>,
+    stats_baselines: HashMap<Arc<str>, HashMap<Uuid, DomainStatsSample>>,
     /// The tags of the VM being encoded, reused from VM to VM.
     tags: VmTags,
     writer: Recipient<WriteLines>,
@@ -112,7 +113,7 @@ impl FeatureActor {
             // A domain without rows (shut off, or a driver without these groups) has no rate to
             // give next time either: no baseline, which saves ≈ 0.4 KB a VM.
             if !domain.rows.is_empty() {
-                baselines.insert(domain.uuid.clone(), domain);
+                baselines.insert(domain.uuid, domain);
             }
         }
         // VMs gone from the host are forgotten with the old map.
@@ -244,11 +245,11 @@ mod tests {
         }
     }
 
-    fn vm(uuid: &str, timestamp_ns: i64, memory_used_kb: u64) -> DomainSample {
+    fn vm(n: u128, timestamp_ns: i64, memory_used_kb: u64) -> DomainSample {
         DomainSample {
             id: Some(7),
-            name: format!("vm-{uuid}"),
-            uuid: uuid.into(),
+            name: format!("vm-{n}").into(),
+            uuid: Uuid::from_u128(n),
             state: VmState::Running,
             cpu_count: 1,
             memory_max_kb: 1 << 20,
@@ -294,20 +295,24 @@ mod tests {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         features
-            .send(host("a", vec![vm("1", 0, 1000)]))
+            .send(host("a", vec![vm(1, 0, 1000)]))
             .await
             .unwrap();
         features
-            .send(host("a", vec![vm("1", 2_000_000_000, 3000)]))
+            .send(host("a", vec![vm(1, 2_000_000_000, 3000)]))
             .await
             .unwrap();
         let lines = summary(sink.send(Take).await.unwrap());
         assert_eq!(
             lines,
             vec![
-                ("vm_metrics".into(), "1".into(), None),
-                ("vm_metrics".into(), "1".into(), None),
-                ("vm_features".into(), "1".into(), Some(1000.0)),
+                ("vm_metrics".into(), Uuid::from_u128(1).to_string(), None),
+                ("vm_metrics".into(), Uuid::from_u128(1).to_string(), None),
+                (
+                    "vm_features".into(),
+                    Uuid::from_u128(1).to_string(),
+                    Some(1000.0)
+                ),
             ]
         );
     }
@@ -317,29 +322,27 @@ mod tests {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         // The same UUID on two hosts: each keeps its own previous sample.
+        features.send(host("a", vec![vm(1, 0, 100)])).await.unwrap();
+        features.send(host("b", vec![vm(1, 0, 900)])).await.unwrap();
         features
-            .send(host("a", vec![vm("1", 0, 100)]))
-            .await
-            .unwrap();
-        features
-            .send(host("b", vec![vm("1", 0, 900)]))
-            .await
-            .unwrap();
-        features
-            .send(host("a", vec![vm("1", 1_000_000_000, 200)]))
+            .send(host("a", vec![vm(1, 1_000_000_000, 200)]))
             .await
             .unwrap();
         // VM 1 leaves host b, then comes back: no features from the stale sample.
         features.send(host("b", vec![])).await.unwrap();
         features
-            .send(host("b", vec![vm("1", 3_000_000_000, 100)]))
+            .send(host("b", vec![vm(1, 3_000_000_000, 100)]))
             .await
             .unwrap();
         let lines = summary(sink.send(Take).await.unwrap());
         let features_lines: Vec<_> = lines.iter().filter(|l| l.0 == "vm_features").collect();
         assert_eq!(
             features_lines,
-            vec![&("vm_features".into(), "1".into(), Some(100.0))]
+            vec![&(
+                "vm_features".into(),
+                Uuid::from_u128(1).to_string(),
+                Some(100.0)
+            )]
         );
         let status = features.send(GetFeatureStatus).await.unwrap();
         assert_eq!(status.vms_tracked, 2);
@@ -350,26 +353,29 @@ mod tests {
     async fn an_unencodable_vm_is_counted_and_the_others_still_flow() {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
-        let mut bad = vm("2", 0, 1);
+        let mut bad = vm(2, 0, 1);
         bad.name = "tab\tname".into();
         features
-            .send(host("a", vec![vm("1", 0, 1), bad]))
+            .send(host("a", vec![vm(1, 0, 1), bad]))
             .await
             .unwrap();
         let lines = summary(sink.send(Take).await.unwrap());
-        assert_eq!(lines, vec![("vm_metrics".into(), "1".into(), None)]);
+        assert_eq!(
+            lines,
+            vec![("vm_metrics".into(), Uuid::from_u128(1).to_string(), None)]
+        );
         let status = features.send(GetFeatureStatus).await.unwrap();
         assert_eq!(status.unencodable_lines, 1);
     }
 
-    fn disk_stats(uri: &str, uuid: &str, t_sec: i64, read_bytes: u64) -> StatsCollected {
+    fn disk_stats(uri: &str, n: u128, t_sec: i64, read_bytes: u64) -> StatsCollected {
         use crate::extended::{DomainStatsSample, StatsRow, StatsSample};
         StatsCollected(StatsSample {
             uri: uri.into(),
             host: "h".into(),
             domains: vec![DomainStatsSample {
-                uuid: uuid.into(),
-                name: format!("vm-{uuid}"),
+                uuid: Uuid::from_u128(n),
+                name: format!("vm-{n}"),
                 timestamp_ns: t_sec * 1_000_000_000,
                 vcpus: None,
                 rows: vec![StatsRow {
@@ -385,14 +391,14 @@ mod tests {
     async fn only_domains_with_extended_rows_keep_a_baseline() {
         let sink = Sink::default().start();
         let mut features = FeatureActor::new(sink.recipient(), 10);
-        let StatsCollected(mut sample) = disk_stats("a", "1", 0, 100);
+        let StatsCollected(mut sample) = disk_stats("a", 1, 0, 100);
         let mut bare = sample.domains[0].clone();
-        bare.uuid = "2".into();
+        bare.uuid = Uuid::from_u128(2);
         bare.rows.clear();
         sample.domains.push(bare);
         features.record_stats(sample);
-        let kept: Vec<&String> = features.stats_baselines["a"].keys().collect();
-        assert_eq!(kept, ["1"]);
+        let kept: Vec<&Uuid> = features.stats_baselines["a"].keys().collect();
+        assert_eq!(kept, [&Uuid::from_u128(1)]);
     }
 
     #[actix_rt::test]
@@ -400,14 +406,14 @@ mod tests {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         // Not in vm_metrics yet: no VMID to tag with, so no line, but a baseline.
-        features.send(disk_stats("a", "1", 0, 100)).await.unwrap();
-        features.send(host("a", vec![vm("1", 0, 1)])).await.unwrap();
-        features.send(disk_stats("a", "1", 2, 300)).await.unwrap();
+        features.send(disk_stats("a", 1, 0, 100)).await.unwrap();
+        features.send(host("a", vec![vm(1, 0, 1)])).await.unwrap();
+        features.send(disk_stats("a", 1, 2, 300)).await.unwrap();
         // A reset: no rate for that pair, the counter still written.
-        features.send(disk_stats("a", "1", 4, 50)).await.unwrap();
+        features.send(disk_stats("a", 1, 4, 50)).await.unwrap();
         // Another host's VM of the same UUID has no baseline of its own.
-        features.send(host("b", vec![vm("1", 0, 1)])).await.unwrap();
-        features.send(disk_stats("b", "1", 6, 900)).await.unwrap();
+        features.send(host("b", vec![vm(1, 0, 1)])).await.unwrap();
+        features.send(disk_stats("b", 1, 6, 900)).await.unwrap();
         let text: String = sink
             .send(Take)
             .await
@@ -453,7 +459,7 @@ mod tests {
     async fn a_panic_restarts_the_actor_after_a_growing_backoff_and_is_counted() {
         let sink = Sink::default().start();
         let features = Supervisor::start(move |_| FeatureActor::new(sink.recipient(), 10));
-        features.send(host("a", vec![vm("1", 0, 1)])).await.unwrap();
+        features.send(host("a", vec![vm(1, 0, 1)])).await.unwrap();
         let mut waits = Vec::new();
         for _ in 0..2 {
             let started = std::time::Instant::now();
@@ -475,7 +481,7 @@ mod tests {
         );
         // It still works, and the live view survived.
         features
-            .send(host("a", vec![vm("1", 1_000_000_000, 1)]))
+            .send(host("a", vec![vm(1, 1_000_000_000, 1)]))
             .await
             .unwrap();
         assert_eq!(

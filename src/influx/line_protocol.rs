@@ -9,6 +9,8 @@
 //! it, and a value ending in a backslash is refused even when escaped. Such values are refused
 //! here with an error rather than written corrupt.
 
+use uuid::Uuid;
+
 use crate::extended::{DomainStatsSample, StatsRow};
 use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
 
@@ -227,6 +229,8 @@ pub struct VmTags {
     text: Vec<u8>,
     /// Where each tag starts in `text`, in `KEYS` order, for a row's own tag to go in key order.
     starts: [usize; 4],
+    /// The VM an error of a row's own tag names.
+    uuid: Uuid,
 }
 
 impl VmTags {
@@ -238,8 +242,11 @@ impl VmTags {
         host: &str,
         id: Option<u32>,
         name: &str,
-        uuid: &str,
+        uuid: &Uuid,
     ) -> Result<(), EncodeError> {
+        self.uuid = *uuid;
+        let mut uuid_text = Uuid::encode_buffer();
+        let uuid = &*uuid.hyphenated().encode_lower(&mut uuid_text);
         let mut id_text = itoa::Buffer::new();
         let vmid = match id {
             Some(n) => id_text.format(n),
@@ -262,7 +269,6 @@ impl VmTags {
         &self,
         out: &mut Vec<u8>,
         extra: Option<(&'static str, &str)>,
-        uuid: &str,
     ) -> Result<(), EncodeError> {
         let Some((key, value)) = extra else {
             out.extend_from_slice(&self.text);
@@ -271,7 +277,13 @@ impl VmTags {
         let position = Self::KEYS.iter().position(|k| *k > key);
         let at = position.map_or(self.text.len(), |i| self.starts[i]);
         out.extend_from_slice(&self.text[..at]);
-        tag_into(out, key, value, uuid)?;
+        let mut uuid = Uuid::encode_buffer();
+        tag_into(
+            out,
+            key,
+            value,
+            self.uuid.hyphenated().encode_lower(&mut uuid),
+        )?;
         out.extend_from_slice(&self.text[at..]);
         Ok(())
     }
@@ -359,10 +371,9 @@ impl Lines {
         measurement: &'static str,
         tags: &VmTags,
         extra: Option<(&'static str, &str)>,
-        uuid: &str,
     ) -> Result<LineWriter<'_>, EncodeError> {
         let line = self.start(measurement);
-        match tags.write(&mut line.lines.bytes, extra, uuid) {
+        match tags.write(&mut line.lines.bytes, extra) {
             Ok(()) => Ok(line),
             Err(error) => {
                 line.abandon();
@@ -383,13 +394,13 @@ pub fn vm_metrics(
         i64::try_from(value).map_err(|_| EncodeError::IntegerOverflow {
             field,
             value,
-            uuid: domain.uuid.clone(),
+            uuid: domain.uuid.to_string(),
         })
     };
     let memory_max_kb = integer("memory_max_kb", domain.memory_max_kb)?;
     let memory_used_kb = integer("memory_used_kb", domain.memory_used_kb)?;
     let cputime_ns = integer("cputime_ns", domain.cputime_ns)?;
-    let mut line = lines.vm_line("vm_metrics", tags, None, &domain.uuid)?;
+    let mut line = lines.vm_line("vm_metrics", tags, None)?;
     line.string("state", domain.state.as_str());
     line.int("cpu_count", i64::from(domain.cpu_count));
     line.int("memory_max_kb", memory_max_kb);
@@ -406,7 +417,7 @@ pub fn vm_features(
     domain: &DomainSample,
     features: &MemoryFeatures,
 ) -> Result<(), EncodeError> {
-    let mut line = lines.vm_line("vm_features", tags, None, &domain.uuid)?;
+    let mut line = lines.vm_line("vm_features", tags, None)?;
     line.float("memory_rate_kb_per_sec", features.memory_rate_kb_per_sec);
     line.float("memory_angle_deg", features.memory_angle_deg);
     line.finish(domain.timestamp_ns);
@@ -425,7 +436,7 @@ pub fn stats_row(
     derived: &[(&'static str, f64)],
 ) -> Result<bool, EncodeError> {
     let extra = row.key.as_ref().map(|(k, v)| (*k, v.as_str()));
-    let mut line = lines.vm_line(row.measurement, tags, extra, &domain.uuid)?;
+    let mut line = lines.vm_line(row.measurement, tags, extra)?;
     for (field, value) in &row.counters {
         if let Ok(value) = i64::try_from(*value) {
             line.int(field, value);
@@ -474,8 +485,8 @@ mod tests {
     fn domain(name: &str) -> DomainSample {
         DomainSample {
             id: Some(1),
-            name: name.to_owned(),
-            uuid: "550e8400-e29b-41d4-a716-446655440000".to_owned(),
+            name: name.into(),
+            uuid: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
             state: VmState::Running,
             cpu_count: 2,
             memory_max_kb: 2_097_152,
@@ -655,7 +666,7 @@ mod tests {
     fn extended_rows_have_the_vm_tags_plus_their_own_integers_and_floats() {
         use crate::extended::{DomainStatsSample, StatsRow};
         let sample = DomainStatsSample {
-            uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
+            uuid: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
             name: "web 1".into(),
             timestamp_ns: 1_699_868_400_000_000_000,
             vcpus: Some(2),
@@ -860,16 +871,25 @@ mod tests {
     #[test]
     fn a_row_tag_takes_its_place_in_key_order() {
         let sample = crate::extended::DomainStatsSample {
-            uuid: "u".into(),
+            uuid: Uuid::from_u128(1),
             name: "n".into(),
             timestamp_ns: 1,
             vcpus: Some(1),
             rows: vec![],
         };
         for (key, expected) in [
-            ("device", "m,VMID=-,device=x,host=h,name=n,uuid=u "),
-            ("interface", "m,VMID=-,host=h,interface=x,name=n,uuid=u "),
-            ("vcpu", "m,VMID=-,host=h,name=n,uuid=u,vcpu=x "),
+            (
+                "device",
+                "m,VMID=-,device=x,host=h,name=n,uuid=00000000-0000-0000-0000-000000000001 ",
+            ),
+            (
+                "interface",
+                "m,VMID=-,host=h,interface=x,name=n,uuid=00000000-0000-0000-0000-000000000001 ",
+            ),
+            (
+                "vcpu",
+                "m,VMID=-,host=h,name=n,uuid=00000000-0000-0000-0000-000000000001,vcpu=x ",
+            ),
         ] {
             let row = StatsRow {
                 measurement: "m",
@@ -906,13 +926,15 @@ mod tests {
         super::vm_metrics(&mut lines, &tags, &long).unwrap();
         let mut short = domain("b");
         short.id = None;
-        short.uuid = "u".into();
+        short.uuid = Uuid::from_u128(1);
         tags.set("h2", short.id, &short.name, &short.uuid).unwrap();
         super::vm_metrics(&mut lines, &tags, &short).unwrap();
         let text = text(lines);
         let second = text.lines().nth(1).unwrap();
         assert!(
-            second.starts_with("vm_metrics,VMID=-,host=h2,name=b,uuid=u state="),
+            second.starts_with(
+                "vm_metrics,VMID=-,host=h2,name=b,uuid=00000000-0000-0000-0000-000000000001 state="
+            ),
             "{second}"
         );
     }

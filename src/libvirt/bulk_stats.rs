@@ -11,6 +11,7 @@ use std::ffi::{CStr, c_char};
 use std::ops::{BitOr, BitOrAssign};
 use std::ptr;
 
+use uuid::Uuid;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::Error;
@@ -112,8 +113,9 @@ pub enum StatValue {
 /// One domain's record, copied out of libvirt's memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainStats {
-    /// Both empty only if libvirt gave a record without a domain (not seen in practice).
-    pub uuid: String,
+    /// None, and the name empty, only if libvirt gave a record without a domain (not seen in
+    /// practice).
+    pub uuid: Option<Uuid>,
     pub name: String,
     /// In libvirt's order, e.g. `("state.state", Int(1))`, `("cpu.time", ULLong(…))`.
     pub params: Vec<(String, StatValue)>,
@@ -266,8 +268,8 @@ impl Drop for RecordList {
 /// `record` must be a record of a list returned by libvirt and not yet freed.
 unsafe fn decode_record(record: &sys::virDomainStatsRecord) -> Result<DomainStats, Error> {
     let (uuid, name) = if record.dom.is_null() {
-        // libvirt always sets it; an empty identity beats a crash if it ever does not.
-        (String::new(), String::new())
+        // libvirt always sets it; no identity beats a crash if it ever does not.
+        (None, String::new())
     } else {
         // SAFETY: `dom` is a live reference held by the list; libvirt returns the name as a
         // pointer into the domain object (not to be freed), valid while the domain is.
@@ -280,12 +282,12 @@ unsafe fn decode_record(record: &sys::virDomainStatsRecord) -> Result<DomainStat
         let name = unsafe { CStr::from_ptr(name) }
             .to_string_lossy()
             .into_owned();
-        let mut buf = [0 as c_char; sys::VIR_UUID_STRING_BUFLEN as usize];
-        // SAFETY: libvirt writes at most VIR_UUID_STRING_BUFLEN bytes (36 chars and a NUL).
-        if unsafe { sys::virDomainGetUUIDString(record.dom, buf.as_mut_ptr()) } < 0 {
+        let mut uuid = [0; sys::VIR_UUID_BUFLEN as usize];
+        // SAFETY: libvirt writes exactly VIR_UUID_BUFLEN (16) bytes.
+        if unsafe { sys::virDomainGetUUID(record.dom, uuid.as_mut_ptr()) } < 0 {
             return Err(Error::last_error());
         }
-        (c_chars_to_string(&buf).unwrap_or_default(), name)
+        (Some(Uuid::from_bytes(uuid)), name)
     };
 
     let mut params = Vec::new();
@@ -389,7 +391,7 @@ mod tests {
         assert_eq!(stats.len(), 1, "{stats:?}");
         let test = &stats[0];
         assert_eq!(test.name, "test");
-        assert_eq!(test.uuid, TEST_UUID);
+        assert_eq!(test.uuid, Some(TEST_UUID.parse().unwrap()));
         assert_eq!(test.get("state.state"), Some(&StatValue::Int(1)));
         assert_eq!(test.get_u64("state.state"), Some(1)); // VIR_DOMAIN_RUNNING
         assert_eq!(test.get_f64("state.state"), Some(1.0));
@@ -419,7 +421,7 @@ mod tests {
         assert_eq!(listed, all);
         let nowait = VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
         let listed = list_domain_stats(&domains, StatsGroups::STATE, nowait).unwrap();
-        assert_eq!(listed[0].uuid, TEST_UUID);
+        assert_eq!(listed[0].uuid, Some(TEST_UUID.parse().unwrap()));
         assert_eq!(listed[0].get_u64("state.state"), Some(1));
         assert!(
             list_domain_stats(&[], StatsGroups::ALL, 0)
@@ -564,7 +566,7 @@ mod tests {
     #[test]
     fn getters_convert_between_integer_types() {
         let stats = DomainStats {
-            uuid: String::new(),
+            uuid: None,
             name: String::new(),
             params: vec![
                 ("i".into(), StatValue::Int(-1)),

@@ -136,8 +136,7 @@ impl Sampler {
                 host,
                 domains: stats
                     .iter()
-                    .filter(|d| !d.uuid.is_empty())
-                    .map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
+                    .filter_map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
                     .collect(),
             },
             duration,
@@ -333,8 +332,8 @@ fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::err
     let info = info?;
     Ok(DomainSample {
         id: domain.id(),
-        name: domain.name()?,
-        uuid: domain.uuid_string()?,
+        name: domain.name()?.into_boxed_str(),
+        uuid: domain.uuid()?,
         state: match info.state {
             Enum::Known(state) => vm_state(state),
             Enum::Unknown(_) => VmState::Unknown,
@@ -458,7 +457,7 @@ mod tests {
                     .sample
                     .domains
                     .iter()
-                    .all(|d| d.uuid.starts_with("5a3e0000-"))
+                    .all(|d| d.uuid.to_string().starts_with("5a3e0000-"))
             );
             assert_eq!(&*cycle.sample.host, "node");
             // Open, list, one call per thread (counted even when no domain leaves it nothing to do).

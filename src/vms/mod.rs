@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::influx::line_protocol::INACTIVE_VMID;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
@@ -35,16 +36,15 @@ struct HostVms {
 }
 
 impl HostVms {
-    fn find(&self, hasher: &RandomState, uuid: &str) -> Option<&VmRecord> {
+    fn find(&self, hasher: &RandomState, uuid: &Uuid) -> Option<&VmRecord> {
         self.vms
-            .find(hasher.hash_one(uuid), |r| r.latest.uuid == uuid)
+            .find(hasher.hash_one(uuid), |r| r.latest.uuid == *uuid)
             .map(|r| &**r)
     }
 }
 
 struct VmRecord {
     latest: DomainSample,
-    features: Option<MemoryFeatures>,
     /// False after the feature actor restarts: the next sample derives no features.
     baseline: bool,
     /// The host's cycle this VM was last in.
@@ -135,7 +135,7 @@ impl VmTable {
         let cycle = entry.cycle;
         let hasher = &self.uuid_hasher;
         for domain in sample.domains {
-            let hash = hasher.hash_one(&domain.uuid);
+            let hash = hasher.hash_one(domain.uuid);
             match entry.vms.find_mut(hash, |r| r.latest.uuid == domain.uuid) {
                 Some(record) => {
                     record.seen_in = cycle;
@@ -144,28 +144,24 @@ impl VmTable {
                         .then(|| MemoryFeatures::between(&record.latest, &domain))
                         .flatten();
                     on_domain(&sample.host, &domain, features.as_ref());
-                    record.features = features;
                     record.baseline = true;
                     let capacity = self.recent_capacity;
                     record
                         .recent
-                        .push(Some(&record.latest), &domain, features, capacity);
+                        .push(&record.latest, &domain, features.is_some(), capacity);
                     record.latest = domain;
                 }
                 None => {
                     on_domain(&sample.host, &domain, None);
-                    let mut recent = RecentSamples::new();
-                    recent.push(None, &domain, None, self.recent_capacity);
                     let record = VmRecord {
                         latest: domain,
-                        features: None,
                         baseline: true,
                         seen_in: cycle,
-                        recent,
+                        recent: RecentSamples::new(self.recent_capacity),
                     };
                     entry
                         .vms
-                        .insert_unique(hash, Box::new(record), |r| hasher.hash_one(&r.latest.uuid));
+                        .insert_unique(hash, Box::new(record), |r| hasher.hash_one(r.latest.uuid));
                 }
             }
         }
@@ -173,7 +169,7 @@ impl VmTable {
     }
 
     /// The libvirt id and vCPU count of a VM's latest sample, if that VM is known on that host.
-    pub fn identity(&self, uri: &str, uuid: &str) -> Option<(Option<u32>, u32)> {
+    pub fn identity(&self, uri: &str, uuid: &Uuid) -> Option<(Option<u32>, u32)> {
         let record = self.hosts.get(uri)?.find(&self.uuid_hasher, uuid)?;
         Some((record.latest.id, record.latest.cpu_count))
     }
@@ -219,16 +215,17 @@ impl VmTable {
     /// A VM by UUID (always unique), or by name or numeric VMID, optionally on one host.
     pub fn lookup(&self, selector: &str, host: Option<&str>) -> VmLookup {
         let on_host = |h: &Arc<str>| host.is_none_or(|wanted| wanted == &**h);
+        let uuid = Uuid::try_parse(selector).ok();
         let candidates: Vec<_> = self
             .records()
             .filter(|(h, _, _)| on_host(h))
-            .filter(|(_, _, r)| r.latest.uuid.eq_ignore_ascii_case(selector))
+            .filter(|(_, _, r)| uuid == Some(r.latest.uuid))
             .collect();
         let candidates = if candidates.is_empty() {
             self.records()
                 .filter(|(h, _, _)| on_host(h))
                 .filter(|(_, _, r)| {
-                    r.latest.name == selector
+                    &*r.latest.name == selector
                         || r.latest.id.is_some_and(|id| id.to_string() == selector)
                 })
                 .collect()
@@ -239,7 +236,7 @@ impl VmTable {
             [] => VmLookup::NotFound,
             [(host, uri, record)] => VmLookup::Found(Box::new(VmDetail {
                 vm: view(host, uri, record),
-                recent: record.recent_views(),
+                recent: record.recent_views(self.recent_capacity),
             })),
             several => {
                 let mut views: Vec<_> = several.iter().map(|(h, u, r)| view(h, u, r)).collect();
@@ -258,10 +255,11 @@ impl VmTable {
 
 impl VmRecord {
     /// The recent samples, oldest first, with their features.
-    fn recent_views(&self) -> Vec<RecentSample> {
+    fn recent_views(&self, capacity: usize) -> Vec<RecentSample> {
         self.recent
+            .shown(&self.latest, capacity)
             .iter()
-            .map(|(sample, features)| recent_view(&sample, features))
+            .map(|(sample, features)| recent_view(sample, *features))
             .collect()
     }
 }
@@ -272,22 +270,23 @@ fn sort(views: &mut [VmView]) {
 
 fn view(host: &str, uri: &str, record: &VmRecord) -> VmView {
     let latest = &record.latest;
+    let features = record.recent.latest_features(latest);
     VmView {
         host: host.to_owned(),
         uri: uri.to_owned(),
         vmid: latest
             .id
             .map_or_else(|| INACTIVE_VMID.to_owned(), |id| id.to_string()),
-        name: latest.name.clone(),
-        uuid: latest.uuid.clone(),
+        name: latest.name.to_string(),
+        uuid: latest.uuid.to_string(),
         state: latest.state,
         cpu_count: latest.cpu_count,
         memory_max_kb: latest.memory_max_kb,
         memory_used_kb: latest.memory_used_kb,
         cputime_ns: latest.cputime_ns,
         timestamp: DateTime::from_timestamp_nanos(latest.timestamp_ns),
-        memory_rate_kb_per_sec: record.features.map(|f| f.memory_rate_kb_per_sec),
-        memory_angle_deg: record.features.map(|f| f.memory_angle_deg),
+        memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
+        memory_angle_deg: features.map(|f| f.memory_angle_deg),
     }
 }
 
@@ -308,11 +307,16 @@ fn recent_view(sample: &Recorded, features: Option<MemoryFeatures>) -> RecentSam
 mod tests {
     use super::*;
 
-    fn vm(uuid: &str, name: &str, id: Option<u32>, t: i64, memory: u64) -> DomainSample {
+    /// A UUID from a few hex digits, e.g. `a` for 00000000-0000-0000-0000-00000000000a.
+    fn uuid(hex: &str) -> Uuid {
+        Uuid::from_u128(u128::from_str_radix(hex, 16).unwrap())
+    }
+
+    fn vm(hex: &str, name: &str, id: Option<u32>, t: i64, memory: u64) -> DomainSample {
         DomainSample {
             id,
             name: name.into(),
-            uuid: uuid.into(),
+            uuid: uuid(hex),
             state: if id.is_some() {
                 VmState::Running
             } else {
@@ -360,7 +364,7 @@ mod tests {
             .into_iter()
             .map(|v| v.uuid)
             .collect();
-        assert_eq!(all, ["b", "a", "c"]);
+        assert_eq!(all, ["b", "a", "c"].map(|hex| uuid(hex).to_string()));
         let filter = VmFilter {
             name: Some("we".into()),
             ..VmFilter::default()
@@ -379,14 +383,17 @@ mod tests {
     #[test]
     fn lookup_by_uuid_name_or_vmid_and_ambiguity() {
         let table = table();
-        assert!(matches!(table.lookup("A", None), VmLookup::Found(d) if d.vm.uuid == "a"));
+        let a = uuid("a").to_string();
+        let found = table.lookup(&a.to_uppercase(), None);
+        assert!(matches!(found, VmLookup::Found(d) if d.vm.uuid == a));
         assert!(matches!(table.lookup("db", None), VmLookup::Found(d) if d.vm.host == "h1"));
         match table.lookup("web", None) {
             VmLookup::Ambiguous(candidates) => assert_eq!(candidates.len(), 2),
             other => panic!("{other:?}"),
         }
         assert!(matches!(table.lookup("1", None), VmLookup::Ambiguous(_)));
-        assert!(matches!(table.lookup("web", Some("h2")), VmLookup::Found(d) if d.vm.uuid == "c"));
+        let found = table.lookup("web", Some("h2"));
+        assert!(matches!(found, VmLookup::Found(d) if d.vm.uuid == uuid("c").to_string()));
         assert!(matches!(table.lookup("nope", None), VmLookup::NotFound));
     }
 
@@ -402,7 +409,7 @@ mod tests {
             );
             assert_eq!(with_features, usize::from(t > 0));
         }
-        let VmLookup::Found(detail) = table.lookup("a", None) else {
+        let VmLookup::Found(detail) = table.lookup(&uuid("a").to_string(), None) else {
             panic!()
         };
         let memory: Vec<_> = detail.recent.iter().map(|s| s.memory_used_kb).collect();
@@ -431,7 +438,7 @@ mod tests {
         let mut table = table();
         cycle(&mut table, "u1", "h1", vec![vm("a", "web", Some(1), 5, 10)]);
         assert!(matches!(table.lookup("db", None), VmLookup::NotFound));
-        assert_eq!(table.identity("u1", "b"), None);
+        assert_eq!(table.identity("u1", &uuid("b")), None);
         assert_eq!(table.len(), 2);
         // Back a cycle later, it starts over: no features from the sample before it vanished.
         let with_features = cycle(
@@ -441,19 +448,19 @@ mod tests {
             vec![vm("a", "web", Some(1), 6, 10), vm("b", "db", None, 6, 10)],
         );
         assert_eq!(with_features, 1);
-        assert_eq!(table.identity("u1", "b"), Some((None, 1)));
+        assert_eq!(table.identity("u1", &uuid("b")), Some((None, 1)));
         // Another host's cycles forget nothing of this one.
         cycle(&mut table, "u2", "h2", vec![]);
         assert_eq!(table.len(), 2);
-        assert!(table.identity("u1", "a").is_some());
+        assert!(table.identity("u1", &uuid("a")).is_some());
     }
 
     proptest::proptest! {
-        /// The recent samples show exactly what was recorded, features included, though only
-        /// the oldest's features are kept.
+        /// The recent samples show exactly what was recorded, features included, though none
+        /// are kept.
         #[test]
         fn recent_samples_show_what_was_recorded(
-            capacity in 1usize..6,
+            capacity in 0usize..6,
             steps in proptest::collection::vec((-3i64..4, 0u64..u64::MAX, 0u64..u64::MAX, proptest::bool::weighted(0.15)), 1..20),
         ) {
             let mut table = VmTable::new(capacity);
@@ -474,7 +481,7 @@ mod tests {
                 );
                 expected.push((t, memory, cputime, derived));
             }
-            let VmLookup::Found(detail) = table.lookup("a", None) else { panic!() };
+            let VmLookup::Found(detail) = table.lookup(&uuid("a").to_string(), None) else { panic!() };
             let shown: Vec<_> = detail
                 .recent
                 .iter()
@@ -488,6 +495,9 @@ mod tests {
                 .collect();
             let kept = &expected[expected.len().saturating_sub(capacity)..];
             proptest::prop_assert_eq!(shown.as_slice(), kept);
+            let latest = expected.last().and_then(|(_, _, _, features)| *features);
+            proptest::prop_assert_eq!(detail.vm.memory_rate_kb_per_sec, latest.map(|f| f.memory_rate_kb_per_sec));
+            proptest::prop_assert_eq!(detail.vm.memory_angle_deg, latest.map(|f| f.memory_angle_deg));
         }
     }
 }

@@ -1,22 +1,23 @@
-//! A VM's recent samples, held compactly: the oldest in full, each later one as its difference
-//! from the one before in a few varint bytes (≈ 9 B, against 40 B in full). With
-//! `recent_samples` = 60 and 10,000 VMs that is ≈ 5.3 MB instead of 24 MB.
+//! A VM's recent samples, held compactly: the latest is the VM record's own, each earlier one is
+//! its difference from the one after it in a few varint bytes (≈ 9 B, against 40 B in full). With
+//! `recent_samples` = 60 and 10,000 VMs that is ≈ 5.4 MB instead of 24 MB.
 
 use integer_encoding::VarInt;
 
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
 
 pub(super) struct RecentSamples {
-    oldest: Option<Recorded>,
-    /// The features of the oldest sample; the others' are derived again when shown.
-    oldest_features: Option<MemoryFeatures>,
-    /// One entry per later sample, oldest first (see `encode`).
+    /// One entry per earlier sample, oldest first, each its difference from the sample after it
+    /// (see `encode`); the last one's is from the latest. One more is kept than shown, so that
+    /// the oldest shown still has the sample its features were derived from.
     deltas: Vec<u8>,
-    len: usize,
+    entries: u32,
+    /// Whether features were derived for the latest sample.
+    latest_derived: bool,
 }
 
-/// One sample as shown. Its features are not kept: they are exactly those of the previous sample
-/// and this one.
+/// One sample as shown. Its features are not kept: they are exactly those of the sample before
+/// it and this one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Recorded {
     pub timestamp_ns: i64,
@@ -42,8 +43,15 @@ impl Recorded {
         }
     }
 
-    pub fn memory(&self) -> (i64, u64) {
+    fn memory(&self) -> (i64, u64) {
         (self.timestamp_ns, self.memory_used_kb)
+    }
+
+    /// Its features, derived from `before`, the sample before it, if they were derived at all.
+    fn features_after(&self, before: &Recorded) -> Option<MemoryFeatures> {
+        self.derived
+            .then(|| MemoryFeatures::from_memory(before.memory(), self.memory()))
+            .flatten()
     }
 }
 
@@ -71,24 +79,24 @@ const MAX_ENTRY: usize = 1 + 4 * 10 + 5;
 /// 10,000 test domains: entries outgrew it, and the heap fragmented.
 const TYPICAL_ENTRY: usize = 9;
 
-/// A sample as its difference from the one before: a header byte (state, derived, flags), the
-/// timestamp's and the CPU time's differences, each in µs when it is a whole number of them (a
-/// flag each: cgroup v2 and libvirt's test driver count CPU time in µs), then, only if one of
-/// them changed (a flag), the differences of used and maximum memory and the vCPU count. All
-/// zigzag varints of wrapping differences: any pair of values, counters that reset included,
-/// comes back exactly.
-fn encode(before: &Recorded, after: &Recorded, out: &mut Vec<u8>) {
+/// `target` as its difference from `base`: a header byte (`target`'s state, derived flag, and
+/// flags), the timestamp's and the CPU time's differences, each in µs when it is a whole number
+/// of them (a flag each: cgroup v2 and libvirt's test driver count CPU time in µs), then, only if
+/// one of them changed (a flag), the differences of used and maximum memory and the vCPU count.
+/// All zigzag varints of wrapping differences: any pair of values, counters that reset included,
+/// comes back exactly, whichever of the two is the earlier.
+fn encode(base: &Recorded, target: &Recorded, out: &mut Vec<u8>) {
     let mut entry = [0u8; MAX_ENTRY];
-    let state = STATES.iter().position(|s| *s == after.state).unwrap_or(0) as u8;
-    let mut header = state | if after.derived { DERIVED } else { 0 };
+    let state = STATES.iter().position(|s| *s == target.state).unwrap_or(0) as u8;
+    let mut header = state | if target.derived { DERIVED } else { 0 };
     let mut at = 1;
     for (difference, flag) in [
         (
-            after.timestamp_ns.wrapping_sub(before.timestamp_ns),
+            target.timestamp_ns.wrapping_sub(base.timestamp_ns),
             TIME_IN_MICROSECONDS,
         ),
         (
-            after.cputime_ns.wrapping_sub(before.cputime_ns) as i64,
+            target.cputime_ns.wrapping_sub(base.cputime_ns) as i64,
             CPU_IN_MICROSECONDS,
         ),
     ] {
@@ -99,29 +107,28 @@ fn encode(before: &Recorded, after: &Recorded, out: &mut Vec<u8>) {
             at += difference.encode_var(&mut entry[at..]);
         }
     }
-    if (after.memory_used_kb, after.memory_max_kb, after.cpu_count)
-        != (
-            before.memory_used_kb,
-            before.memory_max_kb,
-            before.cpu_count,
-        )
+    if (
+        target.memory_used_kb,
+        target.memory_max_kb,
+        target.cpu_count,
+    ) != (base.memory_used_kb, base.memory_max_kb, base.cpu_count)
     {
         header |= OTHERS_CHANGED;
         for difference in [
-            after.memory_used_kb.wrapping_sub(before.memory_used_kb),
-            after.memory_max_kb.wrapping_sub(before.memory_max_kb),
+            target.memory_used_kb.wrapping_sub(base.memory_used_kb),
+            target.memory_max_kb.wrapping_sub(base.memory_max_kb),
         ] {
             at += (difference as i64).encode_var(&mut entry[at..]);
         }
-        at += after.cpu_count.encode_var(&mut entry[at..]);
+        at += target.cpu_count.encode_var(&mut entry[at..]);
     }
     entry[0] = header;
     out.extend_from_slice(&entry[..at]);
 }
 
-/// The sample after `before`, from the entry at the start of `bytes`, and the entry's length.
-/// `None` only if `bytes` does not start with a whole entry, which `encode` never leaves.
-fn decode(before: &Recorded, bytes: &[u8]) -> Option<(Recorded, usize)> {
+/// The sample `base` was encoded against, from the entry at the start of `bytes`, and the entry's
+/// length. `None` only if `bytes` does not start with a whole entry, which `encode` never leaves.
+fn decode(base: &Recorded, bytes: &[u8]) -> Option<(Recorded, usize)> {
     let header = *bytes.first()?;
     let mut at = 1;
     let mut next = || {
@@ -138,11 +145,8 @@ fn decode(before: &Recorded, bytes: &[u8]) -> Option<(Recorded, usize)> {
     };
     let dt = in_ns(next()?, TIME_IN_MICROSECONDS);
     let dcpu = in_ns(next()?, CPU_IN_MICROSECONDS);
-    let (mut used_kb, mut max_kb, mut cpu_count) = (
-        before.memory_used_kb,
-        before.memory_max_kb,
-        before.cpu_count,
-    );
+    let (mut used_kb, mut max_kb, mut cpu_count) =
+        (base.memory_used_kb, base.memory_max_kb, base.cpu_count);
     if header & OTHERS_CHANGED != 0 {
         used_kb = used_kb.wrapping_add(next()? as u64);
         max_kb = max_kb.wrapping_add(next()? as u64);
@@ -150,97 +154,120 @@ fn decode(before: &Recorded, bytes: &[u8]) -> Option<(Recorded, usize)> {
         at += used;
         cpu_count = count;
     }
-    let after = Recorded {
-        timestamp_ns: before.timestamp_ns.wrapping_add(dt),
-        cputime_ns: before.cputime_ns.wrapping_add(dcpu as u64),
+    let target = Recorded {
+        timestamp_ns: base.timestamp_ns.wrapping_add(dt),
+        cputime_ns: base.cputime_ns.wrapping_add(dcpu as u64),
         memory_used_kb: used_kb,
         memory_max_kb: max_kb,
         cpu_count,
         state: *STATES.get(usize::from(header & STATE_MASK))?,
         derived: header & DERIVED != 0,
     };
-    Some((after, at))
+    Some((target, at))
+}
+
+/// The length of the entry at the start of `bytes`, read without decoding it: the header says
+/// how many varints follow, and a varint ends at its first byte under 0x80.
+fn entry_len(bytes: &[u8]) -> Option<usize> {
+    let header = *bytes.first()?;
+    let varints = if header & OTHERS_CHANGED != 0 { 5 } else { 2 };
+    let mut at = 1;
+    for _ in 0..varints {
+        at += bytes.get(at..)?.iter().position(|b| b & 0x80 == 0)? + 1;
+    }
+    Some(at)
 }
 
 impl RecentSamples {
-    pub fn new() -> Self {
+    /// A VM's first sample: no earlier one, no features. Room is reserved for the entries of
+    /// `capacity` samples (one more than shown, less the latest).
+    pub fn new(capacity: usize) -> Self {
         RecentSamples {
-            oldest: None,
-            oldest_features: None,
-            deltas: Vec::new(),
-            len: 0,
+            deltas: Vec::with_capacity(kept_entries(capacity) * TYPICAL_ENTRY),
+            entries: 0,
+            latest_derived: false,
         }
     }
 
-    /// Adds `latest` (with the features derived for it, if any), which follows `previous`, the
-    /// sample added last; the oldest goes once `capacity` are held.
+    /// `latest` follows `previous`, the latest until now; `derived` says whether features were
+    /// derived for it. The oldest goes once `capacity` samples are shown.
     pub fn push(
         &mut self,
-        previous: Option<&DomainSample>,
+        previous: &DomainSample,
         latest: &DomainSample,
-        features: Option<MemoryFeatures>,
+        derived: bool,
         capacity: usize,
     ) {
-        let recorded = Recorded::new(latest, features.is_some());
-        match (previous, self.oldest) {
-            (Some(previous), Some(_)) if capacity > 1 => {
-                // The oldest goes first, so that the entries never outgrow the reserved room.
-                if self.len >= capacity {
-                    self.drop_oldest();
+        // The oldest goes first, so that the entries never outgrow the reserved room.
+        if self.entries as usize >= kept_entries(capacity) {
+            match entry_len(&self.deltas) {
+                Some(oldest) => {
+                    self.deltas.drain(..oldest);
+                    self.entries -= 1;
                 }
-                // `previous`'s derived flag is not part of the difference.
-                encode(&Recorded::new(previous, false), &recorded, &mut self.deltas);
-                self.len += 1;
-            }
-            _ if capacity == 0 => {}
-            _ => {
-                self.oldest = Some(recorded);
-                self.oldest_features = features;
-                self.deltas.clear();
-                self.deltas
-                    .reserve_exact(capacity.saturating_sub(1) * TYPICAL_ENTRY);
-                self.len = 1;
+                None => {
+                    self.deltas.clear();
+                    self.entries = 0;
+                }
             }
         }
+        encode(
+            &Recorded::new(latest, derived),
+            &Recorded::new(previous, self.latest_derived),
+            &mut self.deltas,
+        );
+        self.entries += 1;
+        self.latest_derived = derived;
     }
 
-    fn drop_oldest(&mut self) {
-        let Some(oldest) = self.oldest else { return };
-        match decode(&oldest, &self.deltas) {
-            Some((next, used)) => {
-                self.oldest_features = next
-                    .derived
-                    .then(|| MemoryFeatures::from_memory(oldest.memory(), next.memory()))
-                    .flatten();
-                self.oldest = Some(next);
-                self.deltas.drain(..used);
-                self.len -= 1;
+    /// The features derived for `latest`, the VM's latest sample, if any.
+    pub fn latest_features(&self, latest: &DomainSample) -> Option<MemoryFeatures> {
+        let latest = Recorded::new(latest, self.latest_derived);
+        let last = *self.entry_starts().last()?;
+        let (previous, _) = decode(&latest, &self.deltas[last..])?;
+        latest.features_after(&previous)
+    }
+
+    /// Up to `capacity` samples, oldest first and ending with `latest`, each with its features.
+    pub fn shown(
+        &self,
+        latest: &DomainSample,
+        capacity: usize,
+    ) -> Vec<(Recorded, Option<MemoryFeatures>)> {
+        // Read back from the latest, each entry against the sample after it.
+        let mut samples = vec![Recorded::new(latest, self.latest_derived)];
+        for start in self.entry_starts().into_iter().rev() {
+            let after = samples[samples.len() - 1];
+            match decode(&after, &self.deltas[start..]) {
+                Some((before, _)) => samples.push(before),
+                None => break,
             }
-            None => *self = RecentSamples::new(),
         }
+        let mut shown: Vec<_> = samples
+            .windows(2)
+            .map(|pair| (pair[0], pair[0].features_after(&pair[1])))
+            .chain(samples.last().map(|oldest| (*oldest, None)))
+            .take(capacity)
+            .collect();
+        shown.reverse();
+        shown
     }
 
-    /// The samples, oldest first, each with its features.
-    pub fn iter(&self) -> impl Iterator<Item = (Recorded, Option<MemoryFeatures>)> + '_ {
-        let mut rest = self.deltas.as_slice();
-        let mut previous: Option<Recorded> = None;
-        std::iter::from_fn(move || {
-            let (sample, features) = match previous {
-                None => (self.oldest?, self.oldest_features),
-                Some(before) => {
-                    let (sample, used) = decode(&before, rest)?;
-                    rest = &rest[used..];
-                    let features = sample
-                        .derived
-                        .then(|| MemoryFeatures::from_memory(before.memory(), sample.memory()))
-                        .flatten();
-                    (sample, features)
-                }
-            };
-            previous = Some(sample);
-            Some((sample, features))
-        })
+    fn entry_starts(&self) -> Vec<usize> {
+        let mut starts = Vec::with_capacity(self.entries as usize);
+        let mut at = 0;
+        while let Some(len) = self.deltas.get(at..).and_then(entry_len) {
+            starts.push(at);
+            at += len;
+        }
+        starts
     }
+}
+
+/// One entry more than the samples shown but the latest: the oldest shown keeps the one its
+/// features were derived from. One at least: the latest's features need it.
+fn kept_entries(capacity: usize) -> usize {
+    capacity.max(1)
 }
 
 #[cfg(test)]
@@ -248,7 +275,8 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        /// Any sample after any other comes back exactly from its difference.
+        /// Any sample comes back exactly from its difference from any other, and its entry's
+        /// length reads back without decoding it.
         #[test]
         fn differences_round_trip(
             in_microseconds in proptest::bool::ANY,
@@ -264,19 +292,21 @@ mod tests {
                 state: STATES[state],
                 derived,
             };
-            let (mut before, mut after) = (recorded(a), recorded(b));
+            let (mut base, mut target) = (recorded(a), recorded(b));
             if in_microseconds {
-                for sample in [&mut before, &mut after] {
+                for sample in [&mut base, &mut target] {
                     sample.timestamp_ns -= sample.timestamp_ns % 1000;
                     sample.cputime_ns -= sample.cputime_ns % 1000;
                 }
             }
             let mut bytes = Vec::new();
-            encode(&before, &after, &mut bytes);
+            encode(&base, &target, &mut bytes);
             proptest::prop_assert!(bytes.len() <= MAX_ENTRY);
-            let decoded = decode(&Recorded { derived: !before.derived, ..before }, &bytes);
-            proptest::prop_assert_eq!(decoded, Some((after, bytes.len())));
-            proptest::prop_assert_eq!(decode(&before, &bytes[..bytes.len() - 1]), None);
+            proptest::prop_assert_eq!(entry_len(&bytes), Some(bytes.len()));
+            let decoded = decode(&Recorded { derived: !base.derived, ..base }, &bytes);
+            proptest::prop_assert_eq!(decoded, Some((target, bytes.len())));
+            proptest::prop_assert_eq!(decode(&base, &bytes[..bytes.len() - 1]), None);
+            proptest::prop_assert_eq!(entry_len(&bytes[..bytes.len() - 1]), None);
         }
     }
 
@@ -284,13 +314,13 @@ mod tests {
     /// goes before the newest is added.
     #[test]
     fn a_steady_vm_keeps_to_the_room_reserved_at_its_first_sample() {
-        let mut samples = RecentSamples::new();
+        let mut samples = RecentSamples::new(60);
         let mut previous: Option<DomainSample> = None;
         for i in 0..100u64 {
             let sample = DomainSample {
                 id: Some(1),
                 name: "vm".into(),
-                uuid: "u".into(),
+                uuid: uuid::Uuid::from_u128(1),
                 state: VmState::Running,
                 cpu_count: 2,
                 memory_max_kb: 1 << 20,
@@ -300,18 +330,20 @@ mod tests {
                 cputime_ns: i * 10_000_000_000,
                 timestamp_ns: 1_700_000_000_000_000_000 + (i * 5_000_017_000) as i64,
             };
-            let features = previous
-                .as_ref()
-                .and_then(|p| MemoryFeatures::between(p, &sample));
-            samples.push(previous.as_ref(), &sample, features, 60);
+            if let Some(previous) = &previous {
+                samples.push(previous, &sample, true, 60);
+            }
             previous = Some(sample);
         }
-        let shown: Vec<_> = samples.iter().map(|(s, _)| s.cputime_ns).collect();
+        let shown = samples.shown(&previous.unwrap(), 60);
+        let cputimes: Vec<_> = shown.iter().map(|(s, _)| s.cputime_ns).collect();
         assert_eq!(
-            shown,
+            cputimes,
             (40..100).map(|i| i * 10_000_000_000).collect::<Vec<_>>()
         );
-        assert_eq!(samples.deltas.len(), 59 * TYPICAL_ENTRY);
-        assert_eq!(samples.deltas.capacity(), 59 * TYPICAL_ENTRY);
+        // The oldest shown has its features: the sample before it is kept.
+        assert!(shown.iter().all(|(_, features)| features.is_some()));
+        assert_eq!(samples.deltas.len(), 60 * TYPICAL_ENTRY);
+        assert_eq!(samples.deltas.capacity(), 60 * TYPICAL_ENTRY);
     }
 }

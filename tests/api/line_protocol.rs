@@ -24,8 +24,8 @@ async fn floats_of_every_magnitude_are_stored_exactly() {
     for (i, rate) in rates.iter().enumerate() {
         let domain = DomainSample {
             id: Some(1),
-            name: format!("vm {i}"),
-            uuid: format!("00000000-0000-4000-8000-{i:012}"),
+            name: format!("vm {i}").into(),
+            uuid: uuid::Uuid::from_u128(0x4000_8000_0000_0000_0000 + i as u128),
             state: VmState::Running,
             cpu_count: 1,
             memory_max_kb: 1024,
