@@ -15,6 +15,9 @@ use crate::libvirt::bulk_stats::StatsGroups;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "VMTELEMETRY";
+/// Each VM reserves room for its recent samples at its first (9 bytes a sample): an absurd
+/// count would fail that allocation rather than be refused here.
+const MAX_RECENT_SAMPLES: usize = 100_000;
 
 /// The settings as written in the files and the environment.
 #[derive(Debug, Deserialize)]
@@ -351,12 +354,18 @@ impl Settings {
             log_format,
             shutdown_timeout,
             admin_token: self.admin_token,
-            recent_samples: usize::try_from(self.recent_samples).map_err(|_| {
-                invalid(
-                    "recent_samples",
-                    format!("must be zero or more, got {}", self.recent_samples),
-                )
-            })?,
+            recent_samples: usize::try_from(self.recent_samples)
+                .ok()
+                .filter(|n| *n <= MAX_RECENT_SAMPLES)
+                .ok_or_else(|| {
+                    invalid(
+                        "recent_samples",
+                        format!(
+                            "must be 0 to {MAX_RECENT_SAMPLES}, got {}",
+                            self.recent_samples
+                        ),
+                    )
+                })?,
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             collection,
         })
@@ -554,6 +563,14 @@ mod tests {
                 "batch_max_lines",
             ),
             (&[("VMTELEMETRY_MAX_QUEUE", "0")][..], "max_queue"),
+            (
+                &[("VMTELEMETRY_RECENT_SAMPLES", "-1")][..],
+                "recent_samples",
+            ),
+            (
+                &[("VMTELEMETRY_RECENT_SAMPLES", "100001")][..],
+                "recent_samples",
+            ),
             (&[("VMTELEMETRY_INFLUX_URL", "not a url")][..], "influx_url"),
             (&[("VMTELEMETRY_INFLUX_URL", "ftp://x")][..], "influx_url"),
             (&[("VMTELEMETRY_INFLUX_API", "v4")][..], "influx_api"),
