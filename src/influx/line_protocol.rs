@@ -186,12 +186,13 @@ fn escape_into(
 }
 
 /// Appends `,key=value`, or refuses a value no escape can carry: empty, with a newline or a tab,
-/// or ending in a backslash (refused by the parser even when escaped).
+/// or ending in a backslash (refused by the parser even when escaped). `vm` is formatted only
+/// into the error.
 fn tag_into(
     out: &mut Vec<u8>,
     key: &'static str,
     value: &str,
-    uuid: &str,
+    vm: &dyn std::fmt::Display,
 ) -> Result<(), EncodeError> {
     let start = out.len();
     out.push(b',');
@@ -205,7 +206,7 @@ fn tag_into(
         return Err(EncodeError::UnrepresentableTag {
             key,
             value: value.to_owned(),
-            uuid: uuid.to_owned(),
+            uuid: vm.to_string(),
         });
     }
     Ok(())
@@ -246,7 +247,7 @@ impl VmTags {
     ) -> Result<(), EncodeError> {
         self.uuid = *uuid;
         let mut uuid_text = Uuid::encode_buffer();
-        let uuid = &*uuid.hyphenated().encode_lower(&mut uuid_text);
+        let uuid_text = &*uuid.hyphenated().encode_lower(&mut uuid_text);
         let mut id_text = itoa::Buffer::new();
         let vmid = match id {
             Some(n) => id_text.format(n),
@@ -255,7 +256,7 @@ impl VmTags {
         self.text.clear();
         for (i, (key, value)) in Self::KEYS
             .into_iter()
-            .zip([vmid, host, name, uuid])
+            .zip([vmid, host, name, uuid_text])
             .enumerate()
         {
             self.starts[i] = self.text.len();
@@ -277,13 +278,7 @@ impl VmTags {
         let position = Self::KEYS.iter().position(|k| *k > key);
         let at = position.map_or(self.text.len(), |i| self.starts[i]);
         out.extend_from_slice(&self.text[..at]);
-        let mut uuid = Uuid::encode_buffer();
-        tag_into(
-            out,
-            key,
-            value,
-            self.uuid.hyphenated().encode_lower(&mut uuid),
-        )?;
+        tag_into(out, key, value, &self.uuid)?;
         out.extend_from_slice(&self.text[at..]);
         Ok(())
     }
@@ -452,7 +447,7 @@ pub fn stats_row(
 /// domains_running=..i,…,collection_duration_sec=.. <ns>`
 pub fn host_metrics(lines: &mut Lines, host: &str, node: &NodeSample) -> Result<(), EncodeError> {
     let mut line = lines.start("host_metrics");
-    if let Err(error) = tag_into(&mut line.lines.bytes, "host", host, "-") {
+    if let Err(error) = tag_into(&mut line.lines.bytes, "host", host, &"-") {
         line.abandon();
         return Err(error);
     }
@@ -628,7 +623,8 @@ mod tests {
         for name in ["line\nbreak", "tab\there", r"trailing\", ""] {
             let error = metrics("kvm1", &domain(name)).unwrap_err();
             assert!(
-                matches!(error, EncodeError::UnrepresentableTag { key: "name", .. }),
+                matches!(&error, EncodeError::UnrepresentableTag { key: "name", uuid, .. }
+                    if uuid == "550e8400-e29b-41d4-a716-446655440000"),
                 "{error}"
             );
         }
@@ -736,8 +732,9 @@ mod tests {
             stats_row(&mut lines, "kvm1", None, &sample, &bad, &[]),
             Err(EncodeError::UnrepresentableTag {
                 key: "interface",
+                uuid,
                 ..
-            })
+            }) if uuid == "550e8400-e29b-41d4-a716-446655440000"
         ));
         assert_eq!(lines, before, "a refused row leaves no trace");
     }

@@ -223,7 +223,7 @@ impl RecentSamples {
     /// The features derived for `latest`, the VM's latest sample, if any.
     pub fn latest_features(&self, latest: &DomainSample) -> Option<MemoryFeatures> {
         let latest = Recorded::new(latest, self.latest_derived);
-        let last = *self.entry_starts().last()?;
+        let last = self.entry_starts().last()?;
         let (previous, _) = decode(&latest, &self.deltas[last..])?;
         latest.features_after(&previous)
     }
@@ -236,7 +236,8 @@ impl RecentSamples {
     ) -> Vec<(Recorded, Option<MemoryFeatures>)> {
         // Read back from the latest, each entry against the sample after it.
         let mut samples = vec![Recorded::new(latest, self.latest_derived)];
-        for start in self.entry_starts().into_iter().rev() {
+        let starts: Vec<usize> = self.entry_starts().collect();
+        for start in starts.into_iter().rev() {
             let after = samples[samples.len() - 1];
             match decode(&after, &self.deltas[start..]) {
                 Some((before, _)) => samples.push(before),
@@ -253,14 +254,13 @@ impl RecentSamples {
         shown
     }
 
-    fn entry_starts(&self) -> Vec<usize> {
-        let mut starts = Vec::with_capacity(self.entries as usize);
+    fn entry_starts(&self) -> impl Iterator<Item = usize> + '_ {
         let mut at = 0;
-        while let Some(len) = self.deltas.get(at..).and_then(entry_len) {
-            starts.push(at);
-            at += len;
-        }
-        starts
+        std::iter::from_fn(move || {
+            let start = at;
+            at += self.deltas.get(start..).and_then(entry_len)?;
+            Some(start)
+        })
     }
 }
 
