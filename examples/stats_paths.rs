@@ -81,6 +81,9 @@ enum Path {
         k: usize,
         groups: StatsGroups,
     },
+    /// list + info over k connections side by side, each listing its own domains and reading
+    /// every k-th of them in UUID order.
+    SeedConnections(usize),
     /// virNodeGetInfo + virNodeGetFreeMemory: what host_metrics asks of the host.
     Node,
     /// One scrape of prometheus-libvirt-exporter.
@@ -417,6 +420,12 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
         ));
     }
     paths.push(("node info + free memory".into(), Path::Node));
+    for k in [2, 3, 4, 6] {
+        paths.push((
+            format!("seed: list + info, {k} connections"),
+            Path::SeedConnections(k),
+        ));
+    }
     for k in [1, 2, 4] {
         paths.push((
             format!("seed: list + info, {k} threads"),
@@ -537,13 +546,7 @@ fn run_path(
                     handles.into_iter().map(|h| h.join().unwrap()).collect()
                 })
             };
-            let mut total = (0, 0);
-            for r in results {
-                let (d, p) = r?;
-                total.0 += d;
-                total.1 += p;
-            }
-            Ok(total)
+            sum(results)
         }
         Path::PerDomain {
             ref calls,
@@ -577,6 +580,29 @@ fn run_path(
                 total.1 += r?;
             }
             Ok(total)
+        }
+        Path::SeedConnections(k) => {
+            let results: Vec<Result<(usize, usize), String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = setup.extra[..k]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, conn)| {
+                        s.spawn(move || {
+                            let mut read = (0, 0);
+                            let mut doms = setup.domains(conn)?;
+                            // The same domains on every connection: every k-th by UUID is mine.
+                            doms.sort_by_cached_key(|d| d.uuid().ok());
+                            for d in doms.iter().skip(i).step_by(k) {
+                                read.0 += 1;
+                                read.1 += per_domain(setup, d, &[Call::Info])?;
+                            }
+                            Ok(read)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            sum(results)
         }
         Path::Node => {
             let info = setup
@@ -688,6 +714,17 @@ fn cpu_total(d: &Domain) -> Result<usize, virt::error::Error> {
 }
 
 /// The i-th of k near-equal slices of `doms` (in listing order).
+/// Domains and parameters read, over every thread's result; the first failure fails the lot.
+fn sum(results: Vec<Result<(usize, usize), String>>) -> Result<(usize, usize), String> {
+    let mut total = (0, 0);
+    for r in results {
+        let (d, p) = r?;
+        total.0 += d;
+        total.1 += p;
+    }
+    Ok(total)
+}
+
 fn slice(doms: Vec<Domain>, k: usize, i: usize) -> Vec<Domain> {
     chunks(doms, k).into_iter().nth(i).unwrap_or_default()
 }

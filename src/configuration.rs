@@ -18,6 +18,8 @@ const ENV_PREFIX: &str = "VMTELEMETRY";
 /// Each VM reserves room for its recent samples at its first (9 bytes a sample): an absurd
 /// count would fail that allocation rather than be refused here.
 const MAX_RECENT_SAMPLES: usize = 100_000;
+/// "A few": each is one more client of libvirtd, and over ssh one more session.
+const MAX_SEED_CONNECTIONS: usize = 8;
 
 /// The settings as written in the files and the environment.
 #[derive(Debug, Deserialize)]
@@ -53,6 +55,7 @@ pub struct Settings {
     pub stats_groups: Vec<String>,
     pub stats_interval: f64,
     pub host_metrics: bool,
+    pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
 }
@@ -97,6 +100,8 @@ pub struct CollectionConfig {
     pub filter: DomainFilter,
     /// Write `host_metrics` every poll cycle.
     pub host_metrics: bool,
+    /// The most connections a small host's seed cycle is spread over.
+    pub seed_connections: usize,
 }
 
 impl Default for CollectionConfig {
@@ -106,6 +111,7 @@ impl Default for CollectionConfig {
             stats_interval: Duration::from_secs(5),
             filter: DomainFilter::default(),
             host_metrics: true,
+            seed_connections: 2,
         }
     }
 }
@@ -240,6 +246,18 @@ impl Settings {
                 _ => invalid("domain_exclude", message),
             })?,
             host_metrics: self.host_metrics,
+            seed_connections: usize::try_from(self.seed_connections)
+                .ok()
+                .filter(|n| (1..=MAX_SEED_CONNECTIONS).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "seed_connections",
+                        format!(
+                            "must be 1 to {MAX_SEED_CONNECTIONS}, got {}",
+                            self.seed_connections
+                        ),
+                    )
+                })?,
         };
         let spool = match self.spool_dir.trim() {
             "" => None,
@@ -570,6 +588,14 @@ mod tests {
             (
                 &[("VMTELEMETRY_RECENT_SAMPLES", "100001")][..],
                 "recent_samples",
+            ),
+            (
+                &[("VMTELEMETRY_SEED_CONNECTIONS", "0")][..],
+                "seed_connections",
+            ),
+            (
+                &[("VMTELEMETRY_SEED_CONNECTIONS", "9")][..],
+                "seed_connections",
             ),
             (&[("VMTELEMETRY_INFLUX_URL", "not a url")][..], "influx_url"),
             (&[("VMTELEMETRY_INFLUX_URL", "ftp://x")][..], "influx_url"),

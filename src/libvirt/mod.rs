@@ -4,6 +4,7 @@
 pub mod bulk_stats;
 pub mod event_loop;
 mod sampler;
+mod seed;
 mod worker;
 
 pub use sampler::Sampler;

@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use virt::connect::Connect;
-use virt::domain::{Domain, DomainState};
-use virt::enumutil::Enum;
-use virt::error::ErrorNumber;
+use virt::domain::Domain;
 
 use super::bulk_stats::{self, DomainStats, StatsGroups, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT};
-use super::{Cycle, LibvirtError, StatsCycle, event_loop};
+use super::{Cycle, LibvirtError, StatsCycle, event_loop, seed};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::domain_filter::DomainFilter;
 use crate::extended::{DomainStatsSample, StatsSample};
-use crate::sample::{DomainSample, HostSample, NodeSample, VmState};
+use crate::sample::{DomainSample, HostSample, NodeSample};
 
 /// Keepalive on remote connections: a ping after 5 s without traffic, the connection closed (and
 /// any call blocked on it failed) after 5 unanswered ones.
@@ -27,6 +25,13 @@ pub struct Sampler {
     remote: bool,
     name: Option<Arc<str>>,
     connection: Option<Connection>,
+    /// More connections to spread a small host's seed cycle over (`seed::connections_for`).
+    helpers: Vec<Connect>,
+    seed_connections: usize,
+    /// Domains the last seed cycle listed: how far the next one is spread.
+    last_listed: usize,
+    /// A helper failed to open, and that was logged: not again until one opens.
+    helper_failure_logged: bool,
     filter: Arc<DomainFilter>,
     groups: StatsGroups,
     host_metrics: bool,
@@ -48,6 +53,10 @@ impl Sampler {
             remote: is_remote(&host.uri),
             name: host.name.as_deref().map(Arc::from),
             connection: None,
+            helpers: Vec::new(),
+            seed_connections: collection.seed_connections,
+            last_listed: 0,
+            helper_failure_logged: false,
             filter: Arc::new(collection.filter.clone()),
             groups: collection.stats_groups,
             host_metrics: collection.host_metrics,
@@ -55,56 +64,90 @@ impl Sampler {
         }
     }
 
-    /// Reads every domain, active or not. A failed list drops the connection, so the next cycle
-    /// opens a new one.
+    /// Reads every domain, active or not, spread over `seed::connections_for` connections. A
+    /// failed list on the main connection drops it, so the next cycle opens a new one.
     pub fn sample(&mut self) -> Result<Cycle, LibvirtError> {
         let started = Instant::now();
         let progress = self.progress.clone();
         let filter = self.filter.clone();
         let host_metrics = self.host_metrics;
-        let connection = self.connection()?;
+        let mut connection = self.take_connection()?;
+        self.keep_helpers(seed::connections_for(self.last_listed, self.seed_connections) - 1);
+        let helpers = std::mem::take(&mut self.helpers);
         let host = connection.host.clone();
-        let listed = connection.connect.list_all_domains(0);
-        progress.fetch_add(1, Ordering::Relaxed);
-        let domains = match listed {
-            Ok(domains) => domains,
+        let read = if helpers.is_empty() {
+            seed::list(&connection.connect, &filter, &progress).map(|domains| {
+                let mut reading = seed::read_all(&domains, &progress);
+                reading.listed = domains.len();
+                (reading, Vec::new())
+            })
+        } else {
+            seed::read_spread(&connection.connect, &helpers, &filter, &progress)
+        };
+        let (reading, failed) = match read {
+            Ok(read) => read,
             Err(e) => {
-                self.disconnect();
+                close(connection.connect);
+                helpers.into_iter().for_each(close);
                 return Err(call_error("virConnectListAllDomains", e));
             }
         };
-        let mut samples = Vec::with_capacity(domains.len());
-        let mut domain_errors = Vec::new();
-        let mut vanished = 0;
-        for domain in &domains {
-            // The name is cached client-side: filtering costs no round trip.
-            if !filter.is_open() && !domain.name().is_ok_and(|name| filter.allows(&name)) {
-                continue;
-            }
-            match read(domain, &progress) {
-                Ok(sample) => samples.push(sample),
-                // It went away between listing and reading: not an error.
-                Err(e) if e.code().is_known_and(|c| c == ErrorNumber::NoDomain) => vanished += 1,
-                Err(e) => domain_errors.push(format!(
-                    "{}: {}",
-                    domain.name().unwrap_or_default(),
-                    e.message()
-                )),
-            }
-        }
-        let node = host_metrics.then(|| node(connection, &progress, &samples, started));
+        let node =
+            host_metrics.then(|| node(&mut connection, &progress, &reading.samples, started));
+        self.connection = Some(connection);
         let duration = started.elapsed();
+        self.helpers = helpers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, helper)| match failed.contains(&index) {
+                true => {
+                    close(helper);
+                    None
+                }
+                false => Some(helper),
+            })
+            .collect();
+        self.last_listed = reading.listed;
         Ok(Cycle {
             sample: HostSample {
                 uri: self.uri.clone(),
                 host,
-                domains: samples,
+                domains: reading.samples,
                 node,
             },
-            domain_errors,
-            vanished,
+            domain_errors: reading.domain_errors,
+            vanished: reading.vanished,
             duration,
         })
+    }
+
+    /// `count` helper connections, alive: dead ones closed, missing ones opened (one that cannot
+    /// be opened leaves the cycle on fewer, and is tried again next cycle).
+    fn keep_helpers(&mut self, count: usize) {
+        let mut kept = Vec::with_capacity(count);
+        for helper in std::mem::take(&mut self.helpers) {
+            let alive = kept.len() < count && matches!(helper.is_alive(), Ok(true));
+            self.progress.fetch_add(1, Ordering::Relaxed);
+            match alive {
+                true => kept.push(helper),
+                false => close(helper),
+            }
+        }
+        while kept.len() < count {
+            match self.open_connect() {
+                Ok(helper) => {
+                    self.helper_failure_logged = false;
+                    kept.push(helper);
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.helper_failure_logged, true) {
+                        tracing::warn!(uri = %self.uri, error = %e, "the seed cycle stays on fewer connections");
+                    }
+                    break;
+                }
+            }
+        }
+        self.helpers = kept;
     }
 
     /// The configured stats groups of every (filtered) domain, with NOWAIT: a domain whose job
@@ -119,13 +162,8 @@ impl Sampler {
         let filter = self.filter.clone();
         let connection = self.connection()?;
         let host = connection.host.clone();
-        let listed = connection.connect.list_all_domains(0);
-        progress.fetch_add(1, Ordering::Relaxed);
-        let mut domains = listed.map_err(|e| call_error("virConnectListAllDomains", e))?;
-        // The name is cached client-side: filtering costs no round trip.
-        if !filter.is_open() {
-            domains.retain(|domain| domain.name().is_ok_and(|name| filter.allows(&name)));
-        }
+        let domains = seed::list(&connection.connect, &filter, &progress)
+            .map_err(|e| call_error("virConnectListAllDomains", e))?;
         let stats = parallel_stats(domains, groups, &progress);
         let duration = started.elapsed();
         let stats = stats?;
@@ -144,6 +182,12 @@ impl Sampler {
     }
 
     fn connection(&mut self) -> Result<&mut Connection, LibvirtError> {
+        let connection = self.take_connection()?;
+        Ok(self.connection.insert(connection))
+    }
+
+    /// The open connection if it is still alive, else a new one.
+    fn take_connection(&mut self) -> Result<Connection, LibvirtError> {
         let reusable = match self.connection.take() {
             Some(connection) => {
                 let alive = connection.connect.is_alive();
@@ -157,26 +201,22 @@ impl Sampler {
             }
             None => None,
         };
-        let connection = match reusable {
-            Some(connection) => connection,
-            None => self.open()?,
-        };
-        Ok(self.connection.insert(connection))
+        match reusable {
+            Some(connection) => Ok(connection),
+            None => self.open(),
+        }
     }
 
-    fn open(&self) -> Result<Connection, LibvirtError> {
-        let connect_error = |e: virt::error::Error| LibvirtError::Connect {
-            uri: self.uri.to_string(),
-            message: e.message().to_owned(),
-        };
+    /// A connection, read-only (collection never changes a domain), with keepalive if remote.
+    fn open_connect(&self) -> Result<Connect, LibvirtError> {
         // Only keepalive needs libvirt's event loop, and it costs every call on every connection
         // opened after it (each call wakes the loop's thread twice): ≈ 20 % more CPU for a cycle
         // of `info` calls (examples/stats_paths.rs --event-loop). Local sockets go without.
         if self.remote {
             event_loop::ensure_running();
         }
-        // Read-only: collection never changes a domain.
-        let connect = Connect::open_read_only(Some(&self.uri)).map_err(connect_error)?;
+        let connect =
+            Connect::open_read_only(Some(&self.uri)).map_err(|e| self.connect_error(e))?;
         self.progress.fetch_add(1, Ordering::Relaxed);
         if self.remote {
             // Frees a call blocked on a peer that went silent, which no socket error may ever do.
@@ -187,6 +227,18 @@ impl Sampler {
                 tracing::warn!(uri = %self.uri, error, "no keepalive on this connection");
             }
         }
+        Ok(connect)
+    }
+
+    fn connect_error(&self, e: virt::error::Error) -> LibvirtError {
+        LibvirtError::Connect {
+            uri: self.uri.to_string(),
+            message: e.message().to_owned(),
+        }
+    }
+
+    fn open(&self) -> Result<Connection, LibvirtError> {
+        let connect = self.open_connect()?;
         let host = match &self.name {
             Some(name) => name.clone(),
             None => {
@@ -196,7 +248,7 @@ impl Sampler {
                     Ok(hostname) => hostname.into(),
                     Err(e) => {
                         close(connect);
-                        return Err(connect_error(e));
+                        return Err(self.connect_error(e));
                     }
                 }
             }
@@ -212,6 +264,7 @@ impl Sampler {
         if let Some(connection) = self.connection.take() {
             close(connection.connect);
         }
+        self.helpers.drain(..).for_each(close);
     }
 }
 
@@ -325,27 +378,6 @@ fn node(
     node
 }
 
-fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::error::Error> {
-    // Name, UUID and id are cached client-side; `info` is the one round trip per domain.
-    let info = domain.info();
-    progress.fetch_add(1, Ordering::Relaxed);
-    let info = info?;
-    Ok(DomainSample {
-        id: domain.id(),
-        name: domain.name()?.into_boxed_str(),
-        uuid: domain.uuid()?,
-        state: match info.state {
-            Enum::Known(state) => vm_state(state),
-            Enum::Unknown(_) => VmState::Unknown,
-        },
-        cpu_count: info.nr_virt_cpu,
-        memory_max_kb: info.max_mem,
-        memory_used_kb: info.memory,
-        cputime_ns: info.cpu_time,
-        timestamp_ns: now_ns(),
-    })
-}
-
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.disconnect();
@@ -364,22 +396,9 @@ fn call_error(call: &'static str, e: virt::error::Error) -> LibvirtError {
     }
 }
 
-fn vm_state(state: DomainState) -> VmState {
-    match state {
-        DomainState::NoState => VmState::NoState,
-        DomainState::Running => VmState::Running,
-        DomainState::Blocked => VmState::Blocked,
-        DomainState::Paused => VmState::Paused,
-        DomainState::Shutdown => VmState::Shutdown,
-        DomainState::Shutoff => VmState::Stopped,
-        DomainState::Crashed => VmState::Crashed,
-        DomainState::PMSuspended => VmState::PmSuspended,
-    }
-}
-
 /// Now, in ns but to the whole µs: a reading is no finer (a libvirt call takes tens of µs at the
 /// least), and whole µs keep each recent sample 1–2 bytes shorter (see `vms::recent`).
-fn now_ns() -> i64 {
+pub(super) fn now_ns() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -398,6 +417,7 @@ mod tests {
     use crate::configuration::{CollectionConfig, HostConfig};
     use crate::domain_filter::DomainFilter;
     use crate::libvirt::bulk_stats::StatsGroups;
+    use crate::libvirt::seed;
 
     /// A test-driver node of `n` domains, `vm-0`…, every third one shut off.
     fn node(n: usize) -> tempfile::NamedTempFile {
@@ -463,6 +483,77 @@ mod tests {
             // Open, list, one call per thread (counted even when no domain leaves it nothing to do).
             let calls = stats_threads(n) as u64;
             assert_eq!(progress.load(Ordering::Relaxed), 2 + calls, "{n} domains");
+        }
+    }
+
+    fn names(cycle: &crate::libvirt::Cycle) -> Vec<String> {
+        let mut names: Vec<String> = cycle
+            .sample
+            .domains
+            .iter()
+            .map(|d| d.name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_small_hosts_seed_cycle_reads_every_domain_once_over_several_connections() {
+        let file = node(12);
+        let uri = format!("test://{}", file.path().display());
+        let mut expected: Vec<String> = (0..12).map(|i| format!("vm-{i}")).collect();
+        expected.sort();
+        for connections in [1, 2, 4] {
+            let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
+            sampler.seed_connections = connections;
+            let helpers = connections as u64 - 1;
+            let first = sampler.sample().unwrap();
+            assert_eq!(names(&first), expected);
+            assert_eq!(
+                sampler.helpers.len(),
+                0,
+                "the first cycle knows no count yet"
+            );
+            // Open, list, 12 × info, node info, free memory.
+            assert_eq!(progress.load(Ordering::Relaxed), 16);
+            for cycle in 1..4 {
+                let before = progress.load(Ordering::Relaxed);
+                let next = sampler.sample().unwrap();
+                assert_eq!(names(&next), expected, "{connections}: cycle {cycle}");
+                assert!(next.domain_errors.is_empty() && next.vanished == 0);
+                assert_eq!(next.sample.node.unwrap().domains, 12);
+                assert_eq!(sampler.helpers.len() as u64, helpers);
+                // Is-alive checks, helpers opened once, a list on each connection, 12 × info,
+                // free memory.
+                let opened = if cycle == 1 { helpers } else { 0 };
+                let alive_checks = 1 + helpers - opened;
+                assert_eq!(
+                    progress.load(Ordering::Relaxed) - before,
+                    alive_checks + opened + (1 + helpers) + 12 + 1,
+                    "{connections}: cycle {cycle}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_or_filtered_host_stays_on_one_connection() {
+        let file = node(seed::SPREAD_MAX_DOMAINS + 1);
+        let uri = format!("test://{}", file.path().display());
+        let (mut large, _) = sampler(&uri, DomainFilter::default());
+        for _ in 0..2 {
+            let cycle = large.sample().unwrap();
+            assert_eq!(cycle.sample.domains.len(), seed::SPREAD_MAX_DOMAINS + 1);
+            assert_eq!(large.helpers.len(), 0);
+        }
+        let file = node(12);
+        let uri = format!("test://{}", file.path().display());
+        let filter = DomainFilter::new(&["vm-1*".into()], &[]).unwrap();
+        let (mut sampler, _) = sampler(&uri, filter);
+        for _ in 0..2 {
+            let cycle = sampler.sample().unwrap();
+            assert_eq!(names(&cycle), ["vm-1", "vm-10", "vm-11"]);
+            assert_eq!(sampler.helpers.len(), 0, "3 domains are one connection's");
         }
     }
 
