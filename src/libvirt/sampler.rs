@@ -558,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn a_helper_that_cannot_be_opened_leaves_the_cycle_whole_on_fewer_connections() {
+        // The test driver reads a node file at each open: with the file gone, the open main
+        // connection goes on, and a new one fails.
+        let file = node(12);
+        let path = file.path().to_owned();
+        let xml = std::fs::read(&path).unwrap();
+        let uri = format!("test://{}", path.display());
+        let (mut sampler, _) = sampler(&uri, DomainFilter::default());
+        let expected = names(&sampler.sample().unwrap());
+        assert_eq!(expected.len(), 12);
+        std::fs::remove_file(&path).unwrap();
+        for cycle in 0..3 {
+            let next = sampler.sample().unwrap();
+            assert_eq!(names(&next), expected, "cycle {cycle}");
+            assert!(next.domain_errors.is_empty() && next.vanished == 0);
+            assert_eq!(sampler.helpers.len(), 0);
+            assert!(sampler.helper_failure_logged, "logged once, then quiet");
+        }
+        std::fs::write(&path, xml).unwrap();
+        let next = sampler.sample().unwrap();
+        assert_eq!(names(&next), expected);
+        assert_eq!(sampler.helpers.len(), 1, "tried again, and opened");
+        assert!(
+            !sampler.helper_failure_logged,
+            "a later failure is logged again"
+        );
+    }
+
+    #[test]
     fn the_hosts_cpus_and_memory_are_read_once_per_connection() {
         let file = node(3);
         let uri = format!("test://{}", file.path().display());

@@ -76,31 +76,77 @@ pub fn list(
 
 /// The seed's fields of each of `domains`, one `info` call each.
 pub fn read_all(domains: &[Domain], progress: &AtomicU64) -> Reading {
+    let (mut reading, failed) = read_each(domains, progress);
+    reading
+        .domain_errors
+        .extend(failed.iter().map(|(domain, e)| domain_error(domain, e)));
+    reading
+}
+
+/// As `read_all`, with the domains that could not be read (other than gone) and why.
+fn read_each<'d>(
+    domains: &'d [Domain],
+    progress: &AtomicU64,
+) -> (Reading, Vec<(&'d Domain, virt::error::Error)>) {
     let mut reading = Reading {
         samples: Vec::with_capacity(domains.len()),
         ..Reading::default()
     };
+    let mut failed = Vec::new();
     for domain in domains {
         match read(domain, progress) {
             Ok(sample) => reading.samples.push(sample),
             // It went away between listing and reading: not an error.
-            Err(e) if e.code().is_known_and(|c| c == ErrorNumber::NoDomain) => {
-                reading.vanished += 1
-            }
-            Err(e) => reading.domain_errors.push(format!(
-                "{}: {}",
-                domain.name().unwrap_or_default(),
-                e.message()
-            )),
+            Err(e) if vanished(&e) => reading.vanished += 1,
+            Err(e) => failed.push((domain, e)),
         }
     }
-    reading
+    (reading, failed)
+}
+
+fn vanished(e: &virt::error::Error) -> bool {
+    e.code().is_known_and(|c| c == ErrorNumber::NoDomain)
+}
+
+fn domain_error(domain: &Domain, e: &virt::error::Error) -> String {
+    format!("{}: {}", domain.name().unwrap_or_default(), e.message())
+}
+
+/// What a helper could not read: each domain's UUID and the error.
+type Unread = Vec<(Uuid, String)>;
+
+/// A helper's share read, and what it could not read, to be read again over the main connection.
+fn read_share(share: &[Domain], progress: &AtomicU64) -> (Reading, Unread) {
+    let (mut reading, failed) = read_each(share, progress);
+    let mut unread = Unread::new();
+    for (domain, e) in failed {
+        let error = domain_error(domain, &e);
+        match domain.uuid() {
+            Ok(uuid) => unread.push((uuid, error)),
+            Err(_) => reading.domain_errors.push(error),
+        }
+    }
+    (reading, unread)
+}
+
+/// Reads again over `main` what a helper could not (its connection dropped mid-cycle, say): a
+/// lookup and an `info` each. A domain `main` cannot read either keeps the helper's error.
+fn read_again(main: &Connect, unread: Unread, reading: &mut Reading, progress: &AtomicU64) {
+    for (uuid, error) in unread {
+        let domain = main.lookup_domain_by_uuid(uuid);
+        progress.fetch_add(1, Ordering::Relaxed);
+        match domain.and_then(|domain| read(&domain, progress)) {
+            Ok(sample) => reading.samples.push(sample),
+            Err(e) if vanished(&e) => reading.vanished += 1,
+            Err(_) => reading.domain_errors.push(error),
+        }
+    }
 }
 
 /// Lists and reads over `main` and `helpers` side by side: each lists its own domains, then
 /// reads its share, every domain by exactly one connection that listed it. Fails only when
 /// `main` cannot list; a helper that cannot is left out of the cycle, and its index returned so
-/// that it is closed.
+/// that it is closed. What a helper listed but could not read is read again over `main`.
 pub fn read_spread(
     main: &Connect,
     helpers: &[Connect],
@@ -122,7 +168,7 @@ pub fn read_spread(
                     drop(listed_tx);
                     share_rx
                         .recv()
-                        .map(|share| read_all(&share, progress))
+                        .map(|share| read_share(&share, progress))
                         .unwrap_or_default()
                 });
             // A thread that cannot be started leaves its helper out of this cycle.
@@ -162,7 +208,10 @@ pub fn read_spread(
         reading.absorb(read_all(&shares[0], progress));
         for handle in handles {
             match handle.join() {
-                Ok(share) => reading.absorb(share),
+                Ok((share, unread)) => {
+                    reading.absorb(share);
+                    read_again(main, unread, &mut reading, progress);
+                }
                 Err(_) => reading
                     .domain_errors
                     .push("a thread reading the domains panicked".into()),
@@ -247,7 +296,40 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{SPREAD_MAX_DOMAINS, connections_for, spread};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use uuid::Uuid;
+    use virt::connect::Connect;
+
+    use super::{Reading, SPREAD_MAX_DOMAINS, connections_for, read_again, spread};
+
+    #[test]
+    fn what_a_helper_could_not_read_is_read_again_over_the_main_connection() {
+        virt::error::clear_error_callback();
+        let main = Connect::open(Some("test:///default")).unwrap();
+        let test = main.lookup_domain_by_name("test").unwrap().uuid().unwrap();
+        let progress = AtomicU64::new(0);
+        let mut reading = Reading::default();
+        let unread = vec![
+            (test, "test: connection dropped".to_owned()),
+            (Uuid::nil(), "gone: connection dropped".to_owned()),
+        ];
+        read_again(&main, unread, &mut reading, &progress);
+        let names: Vec<&str> = reading.samples.iter().map(|s| &*s.name).collect();
+        assert_eq!(names, ["test"]);
+        assert_eq!(reading.samples[0].uuid, test);
+        assert_eq!(
+            reading.vanished, 1,
+            "not on main either: gone, not an error"
+        );
+        assert!(
+            reading.domain_errors.is_empty(),
+            "{:?}",
+            reading.domain_errors
+        );
+        // Two lookups, one info.
+        assert_eq!(progress.load(Ordering::Relaxed), 3);
+    }
 
     #[test]
     fn small_hosts_spread_over_up_to_the_configured_connections() {

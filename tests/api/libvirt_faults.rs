@@ -132,6 +132,35 @@ impl PrivateLibvirtd {
         }
     }
 
+    /// The ids of the clients of its `libvirtd` server, as `virt-admin` lists them.
+    fn clients(&self) -> Vec<u64> {
+        self.admin(&["srv-clients-list", "libvirtd"])
+            .lines()
+            .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// Closes one client's connection from the daemon's side.
+    fn disconnect(&self, client: u64) {
+        self.admin(&["client-disconnect", "libvirtd", &client.to_string()]);
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let socket = self.dir.path().join("run/libvirt-admin-sock");
+        let output = Command::new("virt-admin")
+            .arg("-c")
+            .arg(format!("libvirtd:///system?socket={}", socket.display()))
+            .args(args)
+            .output()
+            .expect("virt-admin runs");
+        assert!(
+            output.status.success(),
+            "virt-admin {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("virt-admin writes UTF-8")
+    }
+
     /// SIGSTOP: its sockets stay open and accept connections, but nothing answers.
     fn freeze(&self) {
         signal(self.child.as_ref().unwrap(), "STOP");
@@ -254,6 +283,63 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
         json!(0),
         "no actor restart was needed"
     );
+}
+
+#[actix_web::test]
+async fn a_small_hosts_second_connection_dropped_by_libvirtd_costs_no_domain_and_is_replaced() {
+    const N: usize = 6;
+    let daemon = PrivateLibvirtd::start(false);
+    let domains: Vec<TestDomain> = (0..N as u32)
+        .map(|i| TestDomain::new(&format!("spread-{i}"), 1, i))
+        .collect();
+    let node = TestNode::new(&domains);
+    let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        ("VMTELEMETRY_HOST_METRICS", "true"),
+        ("VMTELEMETRY_SEED_CONNECTIONS", "2"),
+    ])
+    .await;
+    // Six domains: from its second cycle on, the seed cycle runs over two connections.
+    let mut held = wait_for("two connections", Duration::from_secs(20), || async {
+        let clients = daemon.clients();
+        (clients.len() == 2).then_some(clients)
+    })
+    .await;
+    for _ in 0..3 {
+        // Ids grow: the newer connection is the helper.
+        let helper = *held.iter().max().unwrap();
+        daemon.disconnect(helper);
+        held = wait_for("the helper replaced", Duration::from_secs(20), || async {
+            let clients = daemon.clients();
+            (clients.len() == 2 && !clients.contains(&helper)).then_some(clients)
+        })
+        .await;
+    }
+    // Each cycle writes one host_metrics line, in the batch of its vm_metrics lines: every
+    // cycle read every domain, and none failed.
+    let per_vm = "SELECT MIN(n) AS lo, MAX(n) AS hi, COUNT(n) AS vms FROM \
+                  (SELECT COUNT(cpu_count) AS n FROM vm_metrics GROUP BY uuid)";
+    let cycles = wait_for("every cycle stored", Duration::from_secs(20), || async {
+        let cycles = influx.rows("SELECT * FROM host_metrics").await;
+        let counts = influx.rows(per_vm).await;
+        let counts = counts.first()?;
+        let n = json!(cycles.len());
+        (cycles.len() >= 8 && counts["vms"] == json!(N) && counts["lo"] == n && counts["hi"] == n)
+            .then_some(cycles)
+    })
+    .await;
+    assert!(
+        cycles.iter().all(|row| row["domains"] == json!(N)),
+        "{cycles:?}"
+    );
+    let host = host_status(&app, &uri).await;
+    assert_eq!(host["total_errors"], json!(0), "{host}");
+    assert_eq!(host["domains_vanished"], json!(0), "{host}");
+    assert_eq!(host["restarts"], json!(0), "{host}");
 }
 
 #[actix_web::test]
