@@ -9,7 +9,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{
+    App, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, HttpServer, Resource,
+    Responder, ResponseError, guard, web,
+};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::{Pipeline, TelemetrySupervisor};
@@ -160,25 +163,22 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             // `awc::Client` is not `Send`: one per worker.
             .app_data(web::Data::new(shared.clients.client()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| routes::query_error(e)))
-            .route("/", web::get().to(routes::index))
-            .route("/static/{path:.*}", web::get().to(routes::asset))
-            .route("/health", web::get().to(routes::health))
-            .route("/ready", web::get().to(routes::ready))
-            .route("/api/openapi.json", web::get().to(routes::openapi_json))
-            .route(
-                "/api/telemetry/status",
-                web::get().to(routes::telemetry_status),
-            )
-            .route("/api/telemetry/vms", web::get().to(routes::list_vms))
-            .route(
-                "/api/telemetry/stats/{vm_id}",
-                web::get().to(routes::vm_stats),
-            )
-            .route("/api/telemetry/history", web::get().to(routes::history))
-            .route("/api/admin/actors", web::get().to(routes::list_actors))
-            .route(
-                "/api/admin/actors/{name}/restart",
-                web::post().to(routes::restart_actor),
+            .service(readable("/", routes::index))
+            .service(readable("/static/{path:.*}", routes::asset))
+            .service(readable("/health", routes::health))
+            .service(readable("/ready", routes::ready))
+            .service(readable("/api/openapi.json", routes::openapi_json))
+            .service(readable("/api/telemetry/status", routes::telemetry_status))
+            .service(readable("/api/telemetry/vms", routes::list_vms))
+            .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
+            .service(readable("/api/telemetry/history", routes::history))
+            .service(readable("/api/admin/actors", routes::list_actors))
+            .service(
+                web::resource("/api/admin/actors/{name}/restart")
+                    .route(web::post().to(routes::restart_actor))
+                    .default_service(web::to(|request: HttpRequest| async move {
+                        not_allowed(&request, "POST")
+                    })),
             )
             .default_service(web::to(not_found))
     })
@@ -205,6 +205,34 @@ async fn request_id_header(
     Ok(response)
 }
 
-async fn not_found(request: actix_web::HttpRequest) -> HttpResponse {
+/// GET and HEAD on `path` (HEAD answers as GET does, without the body, as `curl -I` and load
+/// balancers' health checks expect); any other method gets 405.
+fn readable<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(|request: HttpRequest| async move {
+            not_allowed(&request, "GET, HEAD")
+        }))
+}
+
+fn not_allowed(request: &HttpRequest, allowed: &'static str) -> HttpResponse {
+    routes::ApiError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.path().to_owned(),
+        allowed,
+    }
+    .error_response()
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
     routes::ApiError::NotFound(request.path().to_owned()).error_response()
 }

@@ -2,7 +2,7 @@
 //! place.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::WWW_AUTHENTICATE;
+use actix_web::http::header::{ALLOW, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
@@ -17,6 +17,12 @@ pub enum ApiError {
     BadParameter { parameter: String, message: String },
     #[error("no such resource: {0}")]
     NotFound(String),
+    #[error("{path} does not answer {method}: use {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: &'static str,
+    },
     #[error("no VM matches `{0}`")]
     VmNotFound(String),
     #[error("`{selector}` matches {} VMs: add ?host= to choose", candidates.len())]
@@ -66,6 +72,7 @@ impl ApiError {
         match self {
             ApiError::BadParameter { .. } => "invalid_parameter",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::VmNotFound(_) => "vm_not_found",
             ApiError::AmbiguousVm { .. } => "ambiguous_vm",
             ApiError::UnknownActor(_) => "unknown_actor",
@@ -88,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) | ApiError::VmNotFound(_) | ApiError::UnknownActor(_) => {
                 StatusCode::NOT_FOUND
             }
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AmbiguousVm { .. } => StatusCode::CONFLICT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -107,8 +115,14 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                response.insert_header((ALLOW, *allowed));
+            }
+            _ => {}
         }
         response.json(json!(ErrorBody {
             error: ErrorDetail {

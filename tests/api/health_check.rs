@@ -80,3 +80,42 @@ async fn unknown_paths_are_a_json_404() {
             .contains("/api/nothing-here")
     );
 }
+
+#[actix_web::test]
+async fn head_answers_as_get_without_a_body_and_other_methods_get_405() {
+    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    for path in ["/", "/health", "/ready", "/api/telemetry/status"] {
+        let url = format!("{}{path}", app.address);
+        let get = app.client.get(&url).send().await.expect("GET answers");
+        let mut head = app.client.head(&url).send().await.expect("HEAD answers");
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.body().await.unwrap().is_empty(), "{path}");
+    }
+    for (method, path, allowed) in [
+        ("POST", "/health", "GET, HEAD"),
+        ("DELETE", "/api/telemetry/vms", "GET, HEAD"),
+        ("GET", "/api/admin/actors/writer/restart", "POST"),
+    ] {
+        let answer = app.request(method, path, None).await;
+        assert_eq!(answer.status, 405, "{method} {path}: {}", answer.body);
+        assert_eq!(answer.body["error"]["code"], json!("method_not_allowed"));
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(method) && message.contains(path),
+            "{message}"
+        );
+        assert_eq!(
+            answer.headers.get("allow").unwrap(),
+            allowed,
+            "{method} {path}"
+        );
+    }
+    let answer = app.request("POST", "/no/such/path", None).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.body["error"]["code"], json!("not_found"));
+}
