@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -90,6 +91,17 @@ impl PrivateLibvirtd {
             .stderr(log);
         if self.tcp_port.is_some() {
             command.arg("--listen");
+        }
+        // A test killed outright (SIGKILL, a CI timeout) runs no Drop: the daemon dies with the
+        // thread that started it, the test's own.
+        // SAFETY: prctl is async-signal-safe, and the closure allocates nothing.
+        unsafe {
+            command.pre_exec(
+                || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    _ => Ok(()),
+                },
+            );
         }
         let child = command.spawn().expect("libvirtd starts");
         self.child = Some(child);
