@@ -254,17 +254,8 @@ async fn every_one_of_a_thousand_domains_is_reported_every_cycle() {
         ("VMTELEMETRY_BATCH_MAX_LINES", "5000"),
     ])
     .await;
-    // host_metrics marks each cycle; its lines travel in the same batch as the cycle's vm_metrics.
-    // Counted inside InfluxDB: 1,000 series per query would be a heavy answer, many times over.
-    let per_vm = "SELECT MIN(n) AS lo, MAX(n) AS hi, COUNT(n) AS vms FROM \
-                  (SELECT COUNT(cpu_count) AS n FROM vm_metrics GROUP BY uuid)";
-    let cycles = wait_for("four complete cycles", Duration::from_secs(90), || async {
-        let cycles = influx.rows("SELECT * FROM host_metrics").await;
-        let counts = influx.rows(per_vm).await;
-        let counts = counts.first()?;
-        let n = json!(cycles.len());
-        (cycles.len() >= 4 && counts["vms"] == json!(N) && counts["lo"] == n && counts["hi"] == n)
-            .then_some(cycles)
+    let cycles = wait_for("four complete cycles", Duration::from_secs(90), || {
+        influx.complete_cycles(N as usize, 4)
     })
     .await;
     for row in &cycles {

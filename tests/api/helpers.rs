@@ -208,6 +208,28 @@ impl Influx {
         rows
     }
 
+    /// The `host_metrics` rows (one per cycle, in the batch of its `vm_metrics` lines) once at
+    /// least `min` cycles are stored and each of `vms` VMs has a `vm_metrics` point in every one;
+    /// `None` before. Counted inside InfluxDB: 1,000 series per query would be a heavy answer,
+    /// many times over.
+    pub async fn complete_cycles(
+        &self,
+        vms: usize,
+        min: usize,
+    ) -> Option<Vec<BTreeMap<String, Value>>> {
+        let per_vm = "SELECT MIN(n) AS lo, MAX(n) AS hi, COUNT(n) AS vms FROM \
+                      (SELECT COUNT(cpu_count) AS n FROM vm_metrics GROUP BY uuid)";
+        let cycles = self.rows("SELECT * FROM host_metrics").await;
+        let counts = self.rows(per_vm).await;
+        let counts = counts.first()?;
+        let n = serde_json::json!(cycles.len());
+        (cycles.len() >= min
+            && counts["vms"] == serde_json::json!(vms)
+            && counts["lo"] == n
+            && counts["hi"] == n)
+            .then_some(cycles)
+    }
+
     /// How many points both measurements hold.
     pub async fn point_count(&self) -> usize {
         let mut count = 0;

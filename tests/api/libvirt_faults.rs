@@ -331,17 +331,9 @@ async fn a_small_hosts_second_connection_dropped_by_libvirtd_costs_no_domain_and
         })
         .await;
     }
-    // Each cycle writes one host_metrics line, in the batch of its vm_metrics lines: every
-    // cycle read every domain, and none failed.
-    let per_vm = "SELECT MIN(n) AS lo, MAX(n) AS hi, COUNT(n) AS vms FROM \
-                  (SELECT COUNT(cpu_count) AS n FROM vm_metrics GROUP BY uuid)";
-    let cycles = wait_for("every cycle stored", Duration::from_secs(20), || async {
-        let cycles = influx.rows("SELECT * FROM host_metrics").await;
-        let counts = influx.rows(per_vm).await;
-        let counts = counts.first()?;
-        let n = json!(cycles.len());
-        (cycles.len() >= 8 && counts["vms"] == json!(N) && counts["lo"] == n && counts["hi"] == n)
-            .then_some(cycles)
+    // Every cycle read every domain, and none failed.
+    let cycles = wait_for("every cycle stored", Duration::from_secs(20), || {
+        influx.complete_cycles(N, 8)
     })
     .await;
     assert!(
