@@ -1,5 +1,8 @@
-//! HTTPS to InfluxDB with rustls: certificates are always checked, against Mozilla's root
-//! certificates plus, when `influx_ca_file` names one, the operator's own CA.
+//! HTTPS to InfluxDB with rustls: certificates are always checked, against the system's CA store
+//! (as curl and Telegraf do: on Debian `/etc/ssl/certs`, where `update-ca-certificates` puts an
+//! operator's own CA; `SSL_CERT_FILE` and `SSL_CERT_DIR` override it) plus, when `influx_ca_file`
+//! names one, the CAs of that file. A system without a CA store (a bare container) gets
+//! Mozilla's root certificates instead.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,8 +21,7 @@ pub struct HttpClients {
 
 impl HttpClients {
     pub fn new(ca_file: Option<&Path>) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut roots = system_roots();
         if let Some(path) = ca_file {
             let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|certificates| certificates.collect())
@@ -49,6 +51,33 @@ impl HttpClients {
     }
 }
 
+/// The system's CA certificates; Mozilla's when the system has none it can read.
+fn system_roots() -> rustls::RootCertStore {
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "a CA certificate of the system store cannot be read");
+    }
+    trusted_roots(native.certs)
+}
+
+fn trusted_roots(system: Vec<CertificateDer<'static>>) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(system);
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            "CA certificates of the system store rustls cannot use"
+        );
+    }
+    if added == 0 {
+        tracing::warn!(
+            "no CA certificate in the system store: trusting Mozilla's root certificates"
+        );
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    roots
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +90,16 @@ mod tests {
         assert!(error.contains("no PEM certificate"), "{error}");
         let error = HttpClients::new(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
         assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn no_system_store_means_mozillas_roots() {
+        let roots = trusted_roots(Vec::new());
+        assert_eq!(roots.len(), webpki_roots::TLS_SERVER_ROOTS.len());
+        let unusable = vec![CertificateDer::from(b"not a certificate".to_vec())];
+        assert_eq!(
+            trusted_roots(unusable).len(),
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! `https://` InfluxDB URLs: certificates are checked by default, and an operator's own CA can
-//! be trusted with `influx_ca_file`. The server is Python's `http.server` over TLS, answering 204
+//! `https://` InfluxDB URLs: certificates are checked by default, against the system's CA store,
+//! and an operator's own CA can be trusted there or with `influx_ca_file`. The server is Python's `http.server` over TLS, answering 204
 //! to every write like InfluxDB.
 
 use std::net::TcpListener;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::support::service::ServiceProcess;
 
 fn openssl(args: &[&str], dir: &Path) {
     let output = Command::new("openssl")
@@ -182,6 +183,33 @@ async fn a_trusted_ca_makes_https_work() {
     let app = app_writing_to(&server, &node, ca.to_str().unwrap()).await;
     wait_for("a write over https", Duration::from_secs(10), || async {
         (app.status().await["total_metrics_written"].as_u64()? > 0).then_some(())
+    })
+    .await;
+}
+
+/// A CA in the system's store is trusted with no `influx_ca_file`, as on a host where
+/// `update-ca-certificates` installed it. The store is the file `SSL_CERT_FILE` names (which
+/// the store honours), given to the service's own process so that no other test sees it.
+#[actix_web::test]
+async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = TlsServer::start(dir.path());
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let ca = dir.path().join("ca.pem");
+    let spool = dir.path().join("spool");
+    let service = ServiceProcess::start(&[
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_URL", &server.url),
+        ("VMTELEMETRY_INFLUX_API", "v1"),
+        ("VMTELEMETRY_INFLUX_GZIP", "false"),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        ("VMTELEMETRY_BATCH_MAX_SEC", "0.1"),
+        ("VMTELEMETRY_SPOOL_DIR", spool.to_str().unwrap()),
+    ]);
+    wait_for("a write over https", Duration::from_secs(10), || async {
+        (service.status()?["total_metrics_written"].as_u64()? > 0).then_some(())
     })
     .await;
 }
