@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use crate::support::DiesWithTest;
+
 fn start_with(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
         .args(args)
@@ -57,6 +59,7 @@ fn secrets_never_reach_the_logs() {
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .dies_with_test()
         .spawn()
         .expect("the binary runs");
     std::thread::sleep(std::time::Duration::from_secs(3));

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, influx_url, spawn_app, wait_for};
+use crate::support::DiesWithTest;
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
@@ -92,18 +92,7 @@ impl PrivateLibvirtd {
         if self.tcp_port.is_some() {
             command.arg("--listen");
         }
-        // A test killed outright (SIGKILL, a CI timeout) runs no Drop: the daemon dies with the
-        // thread that started it, the test's own.
-        // SAFETY: prctl is async-signal-safe, and the closure allocates nothing.
-        unsafe {
-            command.pre_exec(
-                || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
-                    -1 => Err(std::io::Error::last_os_error()),
-                    _ => Ok(()),
-                },
-            );
-        }
-        let child = command.spawn().expect("libvirtd starts");
+        let child = command.dies_with_test().spawn().expect("libvirtd starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -448,7 +437,10 @@ impl ServiceProcess {
             .stdin(Stdio::null())
             .stdout(File::create(&log_path).unwrap())
             .stderr(Stdio::inherit());
-        let mut child = command.spawn().expect("the service starts");
+        let mut child = command
+            .dies_with_test()
+            .spawn()
+            .expect("the service starts");
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();

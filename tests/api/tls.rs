@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::support::DiesWithTest;
 use crate::support::service::ServiceProcess;
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -123,6 +124,7 @@ impl TlsServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .dies_with_test()
             .spawn()
             .expect("python3 starts");
         std::thread::sleep(Duration::from_millis(500));

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::DiesWithTest;
+
 pub struct OwnInfluxd {
     pub url: String,
     config: PathBuf,
@@ -54,6 +56,7 @@ impl OwnInfluxd {
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .dies_with_test()
             .spawn()
             .expect("influxd starts (scripts/install-deps.sh installs it)");
         self.child = Some(child);

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::DiesWithTest;
+
 pub struct ServiceProcess {
     pub address: String,
     child: Child,
@@ -27,6 +29,7 @@ impl ServiceProcess {
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .dies_with_test()
             .spawn()
             .expect("the binary starts");
         let service = ServiceProcess {
