@@ -145,7 +145,7 @@ pub struct WriterConfig {
     /// The ceiling of the exponential backoff between retries.
     pub retry_max_delay: Duration,
     pub gzip: bool,
-    /// A PEM file of CA certificates trusted for `https://` besides the public roots.
+    /// A PEM file of CA certificates trusted for `https://` besides the system's.
     pub ca_file: Option<PathBuf>,
     /// Create the database (v3) when a write finds it missing.
     pub create_database: bool,

@@ -64,8 +64,9 @@ impl Application {
         virt::error::clear_error_callback();
         let write_target = WriteTarget::new(&config.writer).map_err(StartupError::Token)?;
         let query_target = QueryTarget::new(&config.writer).map_err(StartupError::Token)?;
+        let https = config.writer.influx_url.scheme() == "https";
         let clients =
-            HttpClients::new(config.writer.ca_file.as_deref()).map_err(StartupError::Tls)?;
+            HttpClients::new(https, config.writer.ca_file.as_deref()).map_err(StartupError::Tls)?;
         let listen_error = |source| StartupError::Listen {
             address: config.listen,
             source,

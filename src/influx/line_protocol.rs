@@ -110,7 +110,8 @@ impl<'a> FromIterator<&'a [u8]> for Lines {
     }
 }
 
-/// What a byte needs in a tag value: nothing, a backslash before it (as InfluxDB's builder escapes), or no escape can carry it.
+/// What a byte needs in a tag value: nothing, a backslash before it (as InfluxDB's builder
+/// escapes), or no escape can carry it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Byte {
     Plain,

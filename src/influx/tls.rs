@@ -20,8 +20,14 @@ pub struct HttpClients {
 }
 
 impl HttpClients {
-    pub fn new(ca_file: Option<&Path>) -> Result<Self, String> {
-        let mut roots = system_roots();
+    /// `https`: whether InfluxDB's URL is one. Only then is the system's store read (and a
+    /// missing one worth a warning); plain http gets Mozilla's roots, never used.
+    pub fn new(https: bool, ca_file: Option<&Path>) -> Result<Self, String> {
+        let mut roots = if https {
+            system_roots()
+        } else {
+            mozilla_roots()
+        };
         if let Some(path) = ca_file {
             let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|certificates| certificates.collect())
@@ -73,8 +79,14 @@ fn trusted_roots(system: Vec<CertificateDer<'static>>) -> rustls::RootCertStore 
         tracing::warn!(
             "no CA certificate in the system store: trusting Mozilla's root certificates"
         );
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return mozilla_roots();
     }
+    roots
+}
+
+fn mozilla_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     roots
 }
 
@@ -84,11 +96,11 @@ mod tests {
 
     #[test]
     fn a_ca_file_must_hold_certificates() {
-        assert!(HttpClients::new(None).is_ok());
+        assert!(HttpClients::new(true, None).is_ok());
         let empty = tempfile::NamedTempFile::new().unwrap();
-        let error = HttpClients::new(Some(empty.path())).unwrap_err();
+        let error = HttpClients::new(true, Some(empty.path())).unwrap_err();
         assert!(error.contains("no PEM certificate"), "{error}");
-        let error = HttpClients::new(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let error = HttpClients::new(true, Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
         assert!(error.contains("/nonexistent/ca.pem"), "{error}");
     }
 
