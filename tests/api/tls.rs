@@ -2,6 +2,7 @@
 //! and an operator's own CA can be trusted there or with `influx_ca_file`. The server is Python's `http.server` over TLS, answering 204
 //! to every write like InfluxDB.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -214,4 +215,51 @@ async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
         (service.status()?["total_metrics_written"].as_u64()? > 0).then_some(())
     })
     .await;
+}
+
+/// Where the system has no CA store (a bare container), an https URL says so once at start and
+/// falls back to Mozilla's roots; a plain-http URL never reads the store, and says nothing.
+#[test]
+fn a_missing_system_store_is_told_only_for_https() {
+    let logs = |url: &str| {
+        let spool = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+            .envs([
+                ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
+                ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
+                ("VMTELEMETRY_SPOOL_DIR", spool.path().to_str().unwrap()),
+                ("VMTELEMETRY_INFLUX_URL", url),
+                ("VMTELEMETRY_LOG_FORMAT", "json"),
+                ("RUST_LOG", "info"),
+                ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+                ("SSL_CERT_DIR", "/nonexistent/certs"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .dies_with_test()
+            .spawn()
+            .expect("the binary runs");
+        // Everything up to the start: the store is read before the service listens.
+        let mut logs = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+            if line.contains("vmtelemetry started") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        logs
+    };
+    let https = logs("https://127.0.0.1:9");
+    assert!(https.contains("vmtelemetry started"), "{https}");
+    assert!(
+        https.contains("no CA certificate in the system store"),
+        "{https}"
+    );
+    let http = logs("http://127.0.0.1:9");
+    assert!(http.contains("vmtelemetry started"), "{http}");
+    assert!(!http.contains("system store"), "{http}");
 }
