@@ -21,7 +21,10 @@ const FILE_NAME: &str = "spool.redb";
 const LOCK_NAME: &str = "spool.lock";
 /// redb caches pages in memory up to 1 GiB by default, so during an outage the backlog would
 /// stay resident (≈ 340 MB after 1.3 M lines, measured). The file and the OS page cache hold it.
-const CACHE_BYTES: usize = 4 << 20;
+/// 1 MiB rather than 4: 3.7 MiB less resident during an outage at 10,000 VMs (40.1 → 36.4 MiB),
+/// with the same CPU per cycle spooled and the same time to drain 690,000 lines (means of two
+/// alternating runs each).
+const CACHE_BYTES: usize = 1 << 20;
 
 pub struct Spool {
     db: Database,
