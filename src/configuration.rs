@@ -20,6 +20,9 @@ const ENV_PREFIX: &str = "VMTELEMETRY";
 const MAX_RECENT_SAMPLES: usize = 100_000;
 /// "A few": each is one more client of libvirtd, and over ssh one more session.
 const MAX_SEED_CONNECTIONS: usize = 8;
+/// An hour between keepalive pings, or a hundred unanswered ones, would leave a dead peer unnoticed.
+const MAX_KEEPALIVE_INTERVAL_SEC: i32 = 3600;
+const MAX_KEEPALIVE_COUNT: u32 = 100;
 
 /// The settings as written in the files and the environment.
 #[derive(Debug, Deserialize)]
@@ -30,6 +33,8 @@ pub struct Settings {
     pub batch_max_sec: f64,
     pub libvirt_uri: String,
     pub libvirt_timeout: f64,
+    pub libvirt_keepalive_interval: i64,
+    pub libvirt_keepalive_count: i64,
     pub influx_url: String,
     pub influx_db: String,
     pub max_queue: i64,
@@ -102,6 +107,15 @@ pub struct CollectionConfig {
     pub host_metrics: bool,
     /// The most connections a small host's seed cycle is spread over.
     pub seed_connections: usize,
+    /// Of remote connections: a dead peer is noticed after `count` unanswered pings `interval`
+    /// apart.
+    pub keepalive: Keepalive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub interval_sec: i32,
+    pub count: u32,
 }
 
 impl Default for CollectionConfig {
@@ -112,6 +126,10 @@ impl Default for CollectionConfig {
             filter: DomainFilter::default(),
             host_metrics: true,
             seed_connections: 2,
+            keepalive: Keepalive {
+                interval_sec: 5,
+                count: 5,
+            },
         }
     }
 }
@@ -258,6 +276,32 @@ impl Settings {
                         ),
                     )
                 })?,
+            keepalive: Keepalive {
+                interval_sec: i32::try_from(self.libvirt_keepalive_interval)
+                    .ok()
+                    .filter(|n| (1..=MAX_KEEPALIVE_INTERVAL_SEC).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "libvirt_keepalive_interval",
+                            format!(
+                                "must be 1 to {MAX_KEEPALIVE_INTERVAL_SEC} seconds, got {}",
+                                self.libvirt_keepalive_interval
+                            ),
+                        )
+                    })?,
+                count: u32::try_from(self.libvirt_keepalive_count)
+                    .ok()
+                    .filter(|n| (1..=MAX_KEEPALIVE_COUNT).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            "libvirt_keepalive_count",
+                            format!(
+                                "must be 1 to {MAX_KEEPALIVE_COUNT}, got {}",
+                                self.libvirt_keepalive_count
+                            ),
+                        )
+                    })?,
+            },
         };
         let spool = match self.spool_dir.trim() {
             "" => None,
@@ -502,6 +546,13 @@ mod tests {
         let config = load_with_env(None, env(&[])).unwrap();
         assert_eq!(config.poll_interval, Duration::from_secs(5));
         assert_eq!(config.libvirt_timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.collection.keepalive,
+            Keepalive {
+                interval_sec: 5,
+                count: 5
+            }
+        );
         assert_eq!(config.writer.batch_max_lines, 2000);
         assert_eq!(config.writer.batch_max_age, Duration::from_secs(1));
         assert_eq!(config.writer.max_queue, 20000);
@@ -596,6 +647,22 @@ mod tests {
             (
                 &[("VMTELEMETRY_SEED_CONNECTIONS", "9")][..],
                 "seed_connections",
+            ),
+            (
+                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "0")][..],
+                "libvirt_keepalive_interval",
+            ),
+            (
+                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "3601")][..],
+                "libvirt_keepalive_interval",
+            ),
+            (
+                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "0")][..],
+                "libvirt_keepalive_count",
+            ),
+            (
+                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "-3")][..],
+                "libvirt_keepalive_count",
             ),
             (&[("VMTELEMETRY_INFLUX_URL", "not a url")][..], "influx_url"),
             (&[("VMTELEMETRY_INFLUX_URL", "ftp://x")][..], "influx_url"),

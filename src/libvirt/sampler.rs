@@ -10,15 +10,10 @@ use virt::domain::Domain;
 
 use super::bulk_stats::{self, DomainStats, StatsGroups, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT};
 use super::{Cycle, LibvirtError, StatsCycle, event_loop, seed};
-use crate::configuration::{CollectionConfig, HostConfig};
+use crate::configuration::{CollectionConfig, HostConfig, Keepalive};
 use crate::domain_filter::DomainFilter;
 use crate::extended::{DomainStatsSample, StatsSample};
 use crate::sample::{DomainSample, HostSample, NodeSample};
-
-/// Keepalive on remote connections: a ping after 5 s without traffic, the connection closed (and
-/// any call blocked on it failed) after 5 unanswered ones.
-const KEEPALIVE_INTERVAL_SEC: i32 = 5;
-const KEEPALIVE_COUNT: u32 = 5;
 
 pub struct Sampler {
     uri: Arc<str>,
@@ -35,6 +30,9 @@ pub struct Sampler {
     filter: Arc<DomainFilter>,
     groups: StatsGroups,
     host_metrics: bool,
+    /// Of remote connections: a ping after `interval_sec` without traffic, the connection closed
+    /// (and any call blocked on it failed) after `count` unanswered ones.
+    keepalive: Keepalive,
     /// Counts finished libvirt calls, so a watchdog can tell a slow cycle from a stuck call.
     progress: Arc<AtomicU64>,
 }
@@ -60,6 +58,7 @@ impl Sampler {
             filter: Arc::new(collection.filter.clone()),
             groups: collection.stats_groups,
             host_metrics: collection.host_metrics,
+            keepalive: collection.keepalive,
             progress,
         }
     }
@@ -220,7 +219,11 @@ impl Sampler {
         self.progress.fetch_add(1, Ordering::Relaxed);
         if self.remote {
             // Frees a call blocked on a peer that went silent, which no socket error may ever do.
-            let keepalive = connect.set_keep_alive(KEEPALIVE_INTERVAL_SEC, KEEPALIVE_COUNT);
+            let Keepalive {
+                interval_sec,
+                count,
+            } = self.keepalive;
+            let keepalive = connect.set_keep_alive(interval_sec, count);
             self.progress.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = keepalive {
                 let error = e.message();
