@@ -2,6 +2,7 @@
 //! `Settings` is what the files say; `validate` turns it into typed values or one error naming the key.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -264,43 +265,22 @@ impl Settings {
                 _ => invalid("domain_exclude", message),
             })?,
             host_metrics: self.host_metrics,
-            seed_connections: usize::try_from(self.seed_connections)
-                .ok()
-                .filter(|n| (1..=MAX_SEED_CONNECTIONS).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "seed_connections",
-                        format!(
-                            "must be 1 to {MAX_SEED_CONNECTIONS}, got {}",
-                            self.seed_connections
-                        ),
-                    )
-                })?,
+            seed_connections: whole_number_in(
+                "seed_connections",
+                self.seed_connections,
+                1..=MAX_SEED_CONNECTIONS,
+            )?,
             keepalive: Keepalive {
-                interval_sec: i32::try_from(self.libvirt_keepalive_interval)
-                    .ok()
-                    .filter(|n| (1..=MAX_KEEPALIVE_INTERVAL_SEC).contains(n))
-                    .ok_or_else(|| {
-                        invalid(
-                            "libvirt_keepalive_interval",
-                            format!(
-                                "must be 1 to {MAX_KEEPALIVE_INTERVAL_SEC} seconds, got {}",
-                                self.libvirt_keepalive_interval
-                            ),
-                        )
-                    })?,
-                count: u32::try_from(self.libvirt_keepalive_count)
-                    .ok()
-                    .filter(|n| (1..=MAX_KEEPALIVE_COUNT).contains(n))
-                    .ok_or_else(|| {
-                        invalid(
-                            "libvirt_keepalive_count",
-                            format!(
-                                "must be 1 to {MAX_KEEPALIVE_COUNT}, got {}",
-                                self.libvirt_keepalive_count
-                            ),
-                        )
-                    })?,
+                interval_sec: whole_number_in(
+                    "libvirt_keepalive_interval",
+                    self.libvirt_keepalive_interval,
+                    1..=MAX_KEEPALIVE_INTERVAL_SEC,
+                )?,
+                count: whole_number_in(
+                    "libvirt_keepalive_count",
+                    self.libvirt_keepalive_count,
+                    1..=MAX_KEEPALIVE_COUNT,
+                )?,
             },
         };
         let spool = match self.spool_dir.trim() {
@@ -416,18 +396,11 @@ impl Settings {
             log_format,
             shutdown_timeout,
             admin_token: self.admin_token,
-            recent_samples: usize::try_from(self.recent_samples)
-                .ok()
-                .filter(|n| *n <= MAX_RECENT_SAMPLES)
-                .ok_or_else(|| {
-                    invalid(
-                        "recent_samples",
-                        format!(
-                            "must be 0 to {MAX_RECENT_SAMPLES}, got {}",
-                            self.recent_samples
-                        ),
-                    )
-                })?,
+            recent_samples: whole_number_in(
+                "recent_samples",
+                self.recent_samples,
+                0..=MAX_RECENT_SAMPLES,
+            )?,
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             collection,
         })
@@ -516,6 +489,23 @@ fn positive_seconds(key: &'static str, seconds: f64) -> Result<Duration, ConfigE
         ));
     }
     Duration::try_from_secs_f64(seconds).map_err(|e| invalid(key, e.to_string()))
+}
+
+fn whole_number_in<T>(
+    key: &'static str,
+    value: i64,
+    range: RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: TryFrom<i64> + PartialOrd + std::fmt::Display,
+{
+    T::try_from(value)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            let (low, high) = (range.start(), range.end());
+            invalid(key, format!("must be {low} to {high}, got {value}"))
+        })
 }
 
 fn positive_count(key: &'static str, count: i64) -> Result<usize, ConfigError> {
