@@ -219,11 +219,8 @@ impl Sampler {
         self.progress.fetch_add(1, Ordering::Relaxed);
         if self.remote {
             // Frees a call blocked on a peer that went silent, which no socket error may ever do.
-            let Keepalive {
-                interval_sec,
-                count,
-            } = self.keepalive;
-            let keepalive = connect.set_keep_alive(interval_sec, count);
+            let keepalive =
+                connect.set_keep_alive(self.keepalive.interval_sec, self.keepalive.count);
             self.progress.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = keepalive {
                 let error = e.message();

@@ -143,6 +143,16 @@ impl Drop for TlsServer {
     }
 }
 
+/// A CA and a certificate it signed (in the returned directory, as `ca.pem`), an https server
+/// presenting that certificate, and a host of one VM to write about.
+fn https_server_and_node() -> (tempfile::TempDir, TlsServer, TestNode) {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = TlsServer::start(dir.path());
+    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    (dir, server, node)
+}
+
 async fn app_writing_to(server: &TlsServer, node: &TestNode, ca_file: &str) -> TestApp {
     spawn_app(&[
         ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
@@ -155,10 +165,7 @@ async fn app_writing_to(server: &TlsServer, node: &TestNode, ca_file: &str) -> T
 
 #[actix_web::test]
 async fn an_unknown_certificate_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
-    let server = TlsServer::start(dir.path());
-    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let (_dir, server, node) = https_server_and_node();
     let app = app_writing_to(&server, &node, "").await;
     let status = wait_for("a refused write", Duration::from_secs(10), || async {
         let status = app.status().await;
@@ -178,10 +185,7 @@ async fn an_unknown_certificate_is_refused() {
 
 #[actix_web::test]
 async fn a_trusted_ca_makes_https_work() {
-    let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
-    let server = TlsServer::start(dir.path());
-    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let (dir, server, node) = https_server_and_node();
     let ca = dir.path().join("ca.pem");
     let app = app_writing_to(&server, &node, ca.to_str().unwrap()).await;
     wait_for("a write over https", Duration::from_secs(10), || async {
@@ -195,10 +199,7 @@ async fn a_trusted_ca_makes_https_work() {
 /// the store honours), given to the service's own process so that no other test sees it.
 #[actix_web::test]
 async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
-    let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path());
-    let server = TlsServer::start(dir.path());
-    let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
+    let (dir, server, node) = https_server_and_node();
     let ca = dir.path().join("ca.pem");
     let spool = dir.path().join("spool");
     let service = ServiceProcess::start(&[
