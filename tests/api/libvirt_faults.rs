@@ -3,7 +3,7 @@
 //! daemon runs a libvirtd of its own (the shared one serves the other tests meanwhile).
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
-use crate::helpers::{Influx, TestApp, TestDomain, TestNode, influx_url, spawn_app, wait_for};
+use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
 use crate::support::DiesWithTest;
+use crate::support::service::ServiceProcess;
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
@@ -412,71 +413,8 @@ impl Drop for SilentSocket {
     }
 }
 
-/// The service binary as a process of its own, so its threads can be counted apart from the
-/// test harness's (other tests run in parallel in this process).
-struct ServiceProcess {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
+/// What only these tests ask of the service's process.
 impl ServiceProcess {
-    fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log_path = dir.path().join("service.log");
-        let spool = dir.path().join("spool");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"));
-        command
-            .env("VMTELEMETRY_LISTEN", "127.0.0.1:0")
-            .env("VMTELEMETRY_LOG_FORMAT", "json")
-            .env("VMTELEMETRY_SPOOL_DIR", &spool)
-            .env("VMTELEMETRY_INFLUX_API", "v1")
-            .env("VMTELEMETRY_INFLUX_URL", influx_url())
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(File::create(&log_path).unwrap())
-            .stderr(Stdio::inherit());
-        let mut child = command
-            .dies_with_test()
-            .spawn()
-            .expect("the service starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(port) = log
-                .lines()
-                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .find(|line| line["fields"]["message"] == json!("vmtelemetry started"))
-                .and_then(|line| line["fields"]["port"].as_u64())
-            {
-                break port;
-            }
-            let exited = child.try_wait().unwrap();
-            assert!(exited.is_none(), "the service exited: {exited:?}\n{log}");
-            assert!(
-                Instant::now() < deadline,
-                "the service did not start\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        ServiceProcess {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    async fn status(&self) -> Value {
-        let mut response = awc::Client::default()
-            .get(format!("{}/api/telemetry/status", self.address))
-            .send()
-            .await
-            .expect("the service answers");
-        let body = response.body().limit(16 << 20).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
-    }
-
     /// Restarts one actor through the admin API.
     async fn restart(&self, actor: &str, token: &str) {
         let encoded: String = url::form_urlencoded::byte_serialize(actor.as_bytes()).collect();
@@ -494,7 +432,7 @@ impl ServiceProcess {
 
     /// `(tid, name)` of each of its threads.
     fn threads(&self) -> Vec<(String, String)> {
-        let tasks = format!("/proc/{}/task", self.child.id());
+        let tasks = format!("/proc/{}/task", self.pid());
         std::fs::read_dir(&tasks)
             .unwrap()
             .filter_map(Result::ok)
@@ -517,19 +455,12 @@ impl ServiceProcess {
     /// CPU time a thread has used, in clock ticks (user + system).
     fn cpu_ticks(&self, tid: &str) -> u64 {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/task/{tid}/stat", self.child.id())).unwrap();
+            std::fs::read_to_string(format!("/proc/{}/task/{tid}/stat", self.pid())).unwrap();
         // Fields after the parenthesised name: state is the first, utime the 12th, stime the 13th.
         let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
             .split_whitespace()
             .collect();
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -553,7 +484,7 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         "the hung host's timeout",
         Duration::from_secs(20),
         || async {
-            let status = service.status().await;
+            let status = service.status().expect("the service answers");
             let hung = host(&status, &hung).clone();
             hung["stuck_call_since"].is_string().then_some(hung)
         },
@@ -567,7 +498,7 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         "{timed_out}"
     );
     let threads_before = service.threads().len();
-    let status = service.status().await;
+    let status = service.status().expect("the service answers");
     let (errors_before, collections_before) = (
         count(&host(&status, &hung)["total_errors"]),
         count(&host(&status, healthy)["total_collections"]),
@@ -581,7 +512,7 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         assert_eq!(stuck.len(), 1, "{:?}", service.threads());
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let status = service.status().await;
+    let status = service.status().expect("the service answers");
     let hung_host = host(&status, &hung);
     let healthy_host = host(&status, healthy);
     assert_eq!(
@@ -630,7 +561,7 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         "the stuck thread to end",
         Duration::from_secs(20),
         || async {
-            let status = service.status().await;
+            let status = service.status().expect("the service answers");
             let hung = host(&status, &hung).clone();
             (hung["stuck_call_since"].is_null()
                 && hung["last_error"]
@@ -660,7 +591,7 @@ async fn libvirts_event_loop_runs_only_for_remote_hosts_and_idles_in_poll() {
         ("VMTELEMETRY_INFLUX_DB", &influx.db),
     ]);
     wait_for("local collections", Duration::from_secs(20), || async {
-        (collections(&service.status().await, local) >= 5).then_some(())
+        (collections(&service.status().expect("the service answers"), local) >= 5).then_some(())
     })
     .await;
     assert_eq!(
@@ -680,7 +611,7 @@ async fn libvirts_event_loop_runs_only_for_remote_hosts_and_idles_in_poll() {
     let both =
         |status: &Value| collections(status, &remote) >= 2 && collections(status, local) >= 2;
     wait_for("both hosts collecting", Duration::from_secs(20), || async {
-        both(&service.status().await).then_some(())
+        both(&service.status().expect("the service answers")).then_some(())
     })
     .await;
     let events = service.threads_named(event_loop::THREAD_NAME);
@@ -692,7 +623,7 @@ async fn libvirts_event_loop_runs_only_for_remote_hosts_and_idles_in_poll() {
     // It waits in poll(): well under 5 % of one CPU while both hosts are collected every 0.2 s.
     let used = (service.cpu_ticks(&events[0]) - event_ticks) as f64 / 100.0;
     assert!(used < elapsed * 0.05, "event loop used {used} s of CPU");
-    let status = service.status().await;
+    let status = service.status().expect("the service answers");
     assert!(collections(&status, &remote) >= 10, "{status}");
     assert_eq!(host(&status, &remote)["total_errors"], json!(0), "{status}");
 }
@@ -857,7 +788,7 @@ async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
 
     service.restart(&format!("host:{hung}"), TOKEN).await;
     wait_for("the restart", Duration::from_secs(10), || async {
-        let status = service.status().await;
+        let status = service.status().expect("the service answers");
         (host(&status, &hung)["restarts"] == json!(1)).then_some(())
     })
     .await;
@@ -866,7 +797,7 @@ async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
         let blocked = service.threads_named(hung_thread);
         assert_eq!(blocked.len(), 1, "{:?}", service.threads());
     }
-    let status = service.status().await;
+    let status = service.status().expect("the service answers");
     let restarted = host(&status, &hung);
     assert!(restarted["stuck_call_since"].is_string(), "{restarted}");
     // Still within its `libvirt_timeout`: not an error yet.
@@ -877,7 +808,7 @@ async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
         "new connection attempts",
         Duration::from_secs(20),
         || async {
-            let status = service.status().await;
+            let status = service.status().expect("the service answers");
             let hung = host(&status, &hung).clone();
             (hung["stuck_call_since"].is_null()
                 && hung["last_error"]

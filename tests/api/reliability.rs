@@ -80,6 +80,8 @@ fn one_cycle_env<'a>(
         ("VMTELEMETRY_POLL_INTERVAL", "3600"),
         ("VMTELEMETRY_RETRY_MAX_DELAY", "1"),
         ("VMTELEMETRY_SHUTDOWN_TIMEOUT", "1"),
+        ("VMTELEMETRY_STATS_GROUPS", ""),
+        ("VMTELEMETRY_HOST_METRICS", "false"),
     ]
 }
 

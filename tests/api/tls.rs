@@ -211,6 +211,8 @@ async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
         ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
         ("VMTELEMETRY_BATCH_MAX_SEC", "0.1"),
         ("VMTELEMETRY_SPOOL_DIR", spool.to_str().unwrap()),
+        ("VMTELEMETRY_STATS_GROUPS", ""),
+        ("VMTELEMETRY_HOST_METRICS", "false"),
     ]);
     wait_for("a write over https", Duration::from_secs(10), || async {
         (service.status()?["total_metrics_written"].as_u64()? > 0).then_some(())

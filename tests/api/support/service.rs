@@ -1,47 +1,71 @@
-//! The service as its own process, for what only a process can show: `kill -9`, SIGTERM.
+//! The service as its own process, for what only a process can show: `kill -9`, SIGTERM, its
+//! threads counted apart from the test harness's (other tests run in parallel in this process).
 
-use std::net::TcpListener;
+use std::fs::File;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::DiesWithTest;
+use crate::helpers::influx_url;
 
 pub struct ServiceProcess {
     pub address: String,
     child: Child,
+    /// Its log and, unless the test names another, its spool.
+    _dir: tempfile::TempDir,
 }
 
 impl ServiceProcess {
-    /// Starts the binary with `env` over its defaults and waits until it serves.
+    /// Starts the binary with `env` over these defaults (the test InfluxDB through v1, a spool of
+    /// its own, a free port), and waits until its log tells the port it serves on.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
-            .env("VMTELEMETRY_LISTEN", &listen)
-            // The seed's pipeline unless the test asks for more (its env comes after).
-            .env("VMTELEMETRY_STATS_GROUPS", "")
-            .env("VMTELEMETRY_HOST_METRICS", "false")
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log_path = dir.path().join("service.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+            .env("VMTELEMETRY_LISTEN", "127.0.0.1:0")
+            .env("VMTELEMETRY_SPOOL_DIR", dir.path().join("spool"))
+            .env("VMTELEMETRY_INFLUX_API", "v1")
+            .env("VMTELEMETRY_INFLUX_URL", influx_url())
+            .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // After the test's env: the port is read from the JSON log.
+            .env("VMTELEMETRY_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(File::create(&log_path).expect("a log file"))
+            .stderr(Stdio::inherit())
             .dies_with_test()
             .spawn()
             .expect("the binary starts");
-        let service = ServiceProcess {
-            address: format!("http://{listen}"),
-            child,
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while service.status().is_none() {
-            assert!(Instant::now() < deadline, "the service did not come up");
-            std::thread::sleep(Duration::from_millis(100));
+        let port = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(port) = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| line["fields"]["message"] == json!("vmtelemetry started"))
+                .and_then(|line| line["fields"]["port"].as_u64())
+            {
+                break port;
+            }
+            let exited = child.try_wait().expect("the child can be waited on");
+            assert!(exited.is_none(), "the service exited: {exited:?}\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "the service did not start\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ServiceProcess {
+            address: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
         }
-        service
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `/api/telemetry/status`, or None while it does not answer.
