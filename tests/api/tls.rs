@@ -201,16 +201,13 @@ async fn a_trusted_ca_makes_https_work() {
 async fn a_ca_in_the_system_store_is_trusted_without_a_ca_file() {
     let (dir, server, node) = https_server_and_node();
     let ca = dir.path().join("ca.pem");
-    let spool = dir.path().join("spool");
     let service = ServiceProcess::start(&[
         ("SSL_CERT_FILE", ca.to_str().unwrap()),
         ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
         ("VMTELEMETRY_INFLUX_URL", &server.url),
-        ("VMTELEMETRY_INFLUX_API", "v1"),
         ("VMTELEMETRY_INFLUX_GZIP", "false"),
         ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
         ("VMTELEMETRY_BATCH_MAX_SEC", "0.1"),
-        ("VMTELEMETRY_SPOOL_DIR", spool.to_str().unwrap()),
         ("VMTELEMETRY_STATS_GROUPS", ""),
         ("VMTELEMETRY_HOST_METRICS", "false"),
     ]);
