@@ -91,11 +91,13 @@ def main():
     while len(scrape_walls) < rounds:
         h = host()
         counts = done(h)
+        # The extended groups' calls run right after the seed's, in the same cycle: the cycle
+        # ends (last_collection_time) after both.
         cycle_end = epoch(h["last_collection_time"])
-        cycle_start = cycle_end - h["last_collection_duration_sec"]
         wall = h["last_collection_duration_sec"]
         if with_stats:
             wall += h["last_stats_duration_sec"]
+        cycle_start = cycle_end - wall
         libvirtd_before = threads_cpu_ms(libvirtd)
         if previous is not None:
             before_counts, (scrape_start, scrape_end), libvirtd_after_scrape = previous
@@ -106,9 +108,7 @@ def main():
                 service_walls.append(wall * 1000)
             else:
                 irregular += 1
-            # The extended groups' call runs right after the cycle's, on the same thread.
-            calls_end = cycle_end + (h["last_stats_duration_sec"] if with_stats else 0)
-            if cycle_start < scrape_end and calls_end > scrape_start:
+            if cycle_start < scrape_end and cycle_end > scrape_start:
                 overlaps += 1
         window = scrape()
         libvirtd_after = threads_cpu_ms(libvirtd)

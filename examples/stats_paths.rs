@@ -86,6 +86,10 @@ enum Path {
     SeedConnections(usize),
     /// virNodeGetInfo + virNodeGetFreeMemory: what host_metrics asks of the host.
     Node,
+    /// The service's full cycle against the exporter's fields: list + info, then list + bulk
+    /// block,interface (NOWAIT) from 4 threads; or, `side_by_side`, one list, then the info calls
+    /// from one thread beside the 4 bulk calls.
+    FullCycle { side_by_side: bool },
     /// One scrape of prometheus-libvirt-exporter.
     Exporter,
 }
@@ -461,6 +465,16 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
             },
         ));
     }
+    paths.push((
+        "full cycle: list + info, then list + bulk block,interface NOWAIT, 4 threads".into(),
+        Path::FullCycle {
+            side_by_side: false,
+        },
+    ));
+    paths.push((
+        "full cycle: one list, info beside bulk block,interface NOWAIT, 4 threads".into(),
+        Path::FullCycle { side_by_side: true },
+    ));
     if exporter {
         paths.push(("prometheus-libvirt-exporter scrape".into(), Path::Exporter));
     }
@@ -530,23 +544,24 @@ fn run_path(
                     handles.into_iter().map(|h| h.join().unwrap()).collect()
                 })
             } else {
-                let doms = setup.domains(&setup.main)?;
-                let chunks = chunks(doms, k);
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = chunks
-                        .iter()
-                        .map(|chunk| {
-                            s.spawn(move || {
-                                let stats = bulk_stats::list_domain_stats(chunk, groups, flags)
-                                    .map_err(|e| format!("list stats: {e}"))?;
-                                Ok(count(&stats))
-                            })
-                        })
-                        .collect();
-                    handles.into_iter().map(|h| h.join().unwrap()).collect()
-                })
+                return split_stats(setup.domains(&setup.main)?, groups, flags, k);
             };
             sum(results)
+        }
+        Path::FullCycle { side_by_side } => {
+            let groups = StatsGroups::BLOCK | StatsGroups::INTERFACE;
+            let doms = setup.domains(&setup.main)?;
+            if side_by_side {
+                std::thread::scope(|s| {
+                    let seed = s.spawn(|| info_each(&doms));
+                    let stats = split_stats(doms.clone(), groups, NOWAIT, 4);
+                    seed.join().unwrap()?;
+                    stats
+                })
+            } else {
+                info_each(&doms)?;
+                split_stats(setup.domains(&setup.main)?, groups, NOWAIT, 4)
+            }
         }
         Path::PerDomain {
             ref calls,
@@ -715,6 +730,41 @@ fn cpu_total(d: &Domain) -> Result<usize, virt::error::Error> {
 
 /// The i-th of k near-equal slices of `doms` (in listing order).
 /// Domains and parameters read, over every thread's result; the first failure fails the lot.
+/// virDomainListGetStats on k slices of `doms`, from k threads over their one connection.
+fn split_stats(
+    doms: Vec<Domain>,
+    groups: StatsGroups,
+    flags: u32,
+    k: usize,
+) -> Result<(usize, usize), String> {
+    let chunks = chunks(doms, k);
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    let stats = bulk_stats::list_domain_stats(chunk, groups, flags)
+                        .map_err(|e| format!("list stats: {e}"))?;
+                    Ok((
+                        stats.len(),
+                        stats.iter().map(|d| d.params.len()).sum::<usize>(),
+                    ))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    sum(results)
+}
+
+/// virDomainGetInfo of each of `doms`, one after the other.
+fn info_each(doms: &[Domain]) -> Result<(), String> {
+    for d in doms {
+        d.info().map_err(|e| format!("info: {e}"))?;
+    }
+    Ok(())
+}
+
 fn sum(results: Vec<Result<(usize, usize), String>>) -> Result<(usize, usize), String> {
     let mut total = (0, 0);
     for r in results {

@@ -11,9 +11,7 @@ use super::crash::{CrashRecord, Crashable, guarded};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::messages::{
-    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, StatsCollected, WriteLines,
-};
+use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
 use crate::extended::{self, DomainStatsSample, StatsSample};
 use crate::influx::line_protocol::{self, EncodeError, Lines, VmTags};
 use crate::vms::VmTable;
@@ -52,12 +50,30 @@ impl FeatureActor {
         }
     }
 
-    fn record(&mut self, mut sample: crate::sample::HostSample) {
-        // Two lines per VM of about 200 bytes each, so the buffer seldom grows.
-        let mut lines = Lines::with_capacity(sample.domains.len() * 2 * LINE_BYTES + LINE_BYTES);
+    /// One cycle's lines, in one batch for the writer (one commit to its spool).
+    fn record(&mut self, sample: crate::sample::HostSample, stats: Option<StatsSample>) {
+        // Two lines per VM and one per extended row, of about 200 bytes each, so the buffer
+        // seldom grows.
+        let rows: usize = stats
+            .iter()
+            .flat_map(|s| &s.domains)
+            .map(|d| d.rows.len())
+            .sum();
+        let capacity = (sample.domains.len() * 2 + rows + 1) * LINE_BYTES;
+        let mut lines = Lines::with_capacity(capacity);
+        self.record_seed(sample, &mut lines);
+        if let Some(stats) = stats {
+            self.record_stats(stats, &mut lines);
+        }
+        if !lines.is_empty() {
+            self.writer.do_send(WriteLines(lines));
+        }
+    }
+
+    fn record_seed(&mut self, mut sample: crate::sample::HostSample, lines: &mut Lines) {
         let status = &mut self.status;
         if let Some(node) = sample.node.take() {
-            let encoded = line_protocol::host_metrics(&mut lines, &sample.host, &node);
+            let encoded = line_protocol::host_metrics(lines, &sample.host, &node);
             count(encoded, 1, status);
         }
         let tags = &mut self.tags;
@@ -66,32 +82,24 @@ impl FeatureActor {
             if let Err(error) = tags.set(host, domain.id, &domain.name, &domain.uuid) {
                 return count(Err(error), wanted, status);
             }
-            count(
-                line_protocol::vm_metrics(&mut lines, tags, domain),
-                1,
-                status,
-            );
+            count(line_protocol::vm_metrics(lines, tags, domain), 1, status);
             if let Some(features) = features {
-                let encoded = line_protocol::vm_features(&mut lines, tags, domain, features);
+                let encoded = line_protocol::vm_features(lines, tags, domain, features);
                 count(encoded, 1, status);
             }
         });
         self.status.vms_tracked = self.vms.len();
-        if !lines.is_empty() {
-            self.writer.do_send(WriteLines(lines));
-        }
     }
 }
 
 impl FeatureActor {
-    /// Encodes the extended measurements of one host's stats cycle, with rates from each VM's
-    /// previous extended sample. A VM not (yet) in `vm_metrics` gives no lines, as its `VMID` is
-    /// not known, but becomes a baseline.
-    fn record_stats(&mut self, sample: StatsSample) {
+    /// Encodes the extended measurements of one host's cycle, with rates from each VM's previous
+    /// extended sample. A VM not in `vm_metrics` (its seed fields could not be read) gives no
+    /// lines, as its `VMID` is not known, but becomes a baseline.
+    fn record_stats(&mut self, sample: StatsSample, lines: &mut Lines) {
         let previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
         let with_rows = sample.domains.iter().filter(|d| !d.rows.is_empty()).count();
         let mut baselines = HashMap::with_capacity(with_rows);
-        let mut lines = Lines::default();
         for domain in sample.domains {
             if let Some((id, cpu_count)) = self.vms.identity(&sample.uri, &domain.uuid) {
                 let tags = &mut self.tags;
@@ -101,7 +109,7 @@ impl FeatureActor {
                     let before = previous.get(&domain.uuid);
                     let derived = extended::derive(before, &domain, Some(cpu_count));
                     for (row, derived) in domain.rows.iter().zip(&derived) {
-                        match line_protocol::stats_row(&mut lines, tags, &domain, row, derived) {
+                        match line_protocol::stats_row(lines, tags, &domain, row, derived) {
                             Ok(true) => self.status.lines_produced += 1,
                             // A row without any field is no line, and no error.
                             Ok(false) => {}
@@ -118,9 +126,6 @@ impl FeatureActor {
         }
         // VMs gone from the host are forgotten with the old map.
         self.stats_baselines.insert(sample.uri, baselines);
-        if !lines.is_empty() {
-            self.writer.do_send(WriteLines(lines));
-        }
     }
 }
 
@@ -169,16 +174,10 @@ impl Supervised for FeatureActor {
 impl Handler<HostCollected> for FeatureActor {
     type Result = ();
 
-    fn handle(&mut self, HostCollected(sample): HostCollected, ctx: &mut Self::Context) {
-        guarded(self, ctx, |actor, _| actor.record(sample));
-    }
-}
-
-impl Handler<StatsCollected> for FeatureActor {
-    type Result = ();
-
-    fn handle(&mut self, StatsCollected(sample): StatsCollected, ctx: &mut Self::Context) {
-        guarded(self, ctx, |actor, _| actor.record_stats(sample));
+    fn handle(&mut self, cycle: HostCollected, ctx: &mut Self::Context) {
+        guarded(self, ctx, |actor, _| {
+            actor.record(cycle.sample, cycle.stats)
+        });
     }
 }
 
@@ -218,7 +217,6 @@ impl Handler<Restart> for FeatureActor {
 
 #[cfg(test)]
 mod tests {
-    use super::super::messages::StatsCollected;
     use super::*;
     use crate::sample::{DomainSample, HostSample, VmState};
     use influxdb_line_protocol::{FieldValue, parse_lines};
@@ -260,12 +258,23 @@ mod tests {
     }
 
     fn host(uri: &str, domains: Vec<DomainSample>) -> HostCollected {
-        HostCollected(HostSample {
-            uri: uri.into(),
-            host: "h".into(),
-            domains,
-            node: None,
-        })
+        with_stats(uri, domains, None)
+    }
+
+    fn with_stats(
+        uri: &str,
+        domains: Vec<DomainSample>,
+        stats: Option<StatsSample>,
+    ) -> HostCollected {
+        HostCollected {
+            sample: HostSample {
+                uri: uri.into(),
+                host: "h".into(),
+                domains,
+                node: None,
+            },
+            stats,
+        }
     }
 
     /// (measurement, uuid, memory_rate_kb_per_sec) of every line sent.
@@ -368,9 +377,9 @@ mod tests {
         assert_eq!(status.unencodable_lines, 1);
     }
 
-    fn disk_stats(uri: &str, n: u128, t_sec: i64, read_bytes: u64) -> StatsCollected {
-        use crate::extended::{DomainStatsSample, StatsRow, StatsSample};
-        StatsCollected(StatsSample {
+    fn disk_stats(uri: &str, n: u128, t_sec: i64, read_bytes: u64) -> StatsSample {
+        use crate::extended::StatsRow;
+        StatsSample {
             uri: uri.into(),
             host: "h".into(),
             domains: vec![DomainStatsSample {
@@ -384,19 +393,19 @@ mod tests {
                     counters: vec![("read_bytes", read_bytes)],
                 }],
             }],
-        })
+        }
     }
 
     #[actix_rt::test]
     async fn only_domains_with_extended_rows_keep_a_baseline() {
         let sink = Sink::default().start();
         let mut features = FeatureActor::new(sink.recipient(), 10);
-        let StatsCollected(mut sample) = disk_stats("a", 1, 0, 100);
+        let mut sample = disk_stats("a", 1, 0, 100);
         let mut bare = sample.domains[0].clone();
         bare.uuid = Uuid::from_u128(2);
         bare.rows.clear();
         sample.domains.push(bare);
-        features.record_stats(sample);
+        features.record_stats(sample, &mut Lines::default());
         let kept: Vec<&Uuid> = features.stats_baselines["a"].keys().collect();
         assert_eq!(kept, [&Uuid::from_u128(1)]);
     }
@@ -405,19 +414,30 @@ mod tests {
     async fn extended_rows_carry_the_vm_tags_and_rates_from_the_previous_stats_sample() {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
-        // Not in vm_metrics yet: no VMID to tag with, so no line, but a baseline.
-        features.send(disk_stats("a", 1, 0, 100)).await.unwrap();
-        features.send(host("a", vec![vm(1, 0, 1)])).await.unwrap();
-        features.send(disk_stats("a", 1, 2, 300)).await.unwrap();
-        // A reset: no rate for that pair, the counter still written.
-        features.send(disk_stats("a", 1, 4, 50)).await.unwrap();
-        // Another host's VM of the same UUID has no baseline of its own.
-        features.send(host("b", vec![vm(1, 0, 1)])).await.unwrap();
-        features.send(disk_stats("b", 1, 6, 900)).await.unwrap();
-        let text: String = sink
-            .send(Take)
+        let cycle = |uri: &str, seed: Vec<DomainSample>, stats| with_stats(uri, seed, Some(stats));
+        // Its seed fields unread: no VMID to tag with, so no line, but a baseline.
+        features
+            .send(cycle("a", vec![], disk_stats("a", 1, 0, 100)))
             .await
-            .unwrap()
+            .unwrap();
+        features
+            .send(cycle("a", vec![vm(1, 2, 1)], disk_stats("a", 1, 2, 300)))
+            .await
+            .unwrap();
+        // A reset: no rate for that pair, the counter still written.
+        features
+            .send(cycle("a", vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 50)))
+            .await
+            .unwrap();
+        // Another host's VM of the same UUID has no baseline of its own.
+        features
+            .send(cycle("b", vec![vm(1, 6, 1)], disk_stats("b", 1, 6, 900)))
+            .await
+            .unwrap();
+        let batches = sink.send(Take).await.unwrap();
+        // One batch a cycle with lines: the seed's and the extended ones together.
+        assert_eq!(batches.len(), 3);
+        let text: String = batches
             .iter()
             .map(|lines| std::str::from_utf8(lines.as_bytes()).unwrap())
             .collect();

@@ -1,7 +1,8 @@
 //! One actor per libvirt URI: every `poll_interval` it asks its libvirt worker thread for a cycle
-//! and passes the sample on. A cycle that fails or overruns drops the worker (and its connection),
-//! so one stuck host never delays another. A new worker starts after an exponential backoff, and
-//! never while an abandoned one is still blocked in libvirt.
+//! (with the extended groups every `stats_interval`) and passes the sample on. A cycle that fails
+//! or overruns drops the worker (and its connection), so one stuck host never delays another. A
+//! new worker starts after an exponential backoff, and never while an abandoned one is still
+//! blocked in libvirt.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetHostStatus, HostCollected, Restart, StatsCollected, StopCollecting};
+use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
 use crate::configuration::{CollectionConfig, HostConfig};
+use crate::extended::StatsSample;
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
 
 /// The longest wait between two connection attempts to a failing host.
@@ -31,8 +33,11 @@ pub struct HostActor {
     cycle_running: bool,
     /// Extended stats groups, their interval, the domain filter.
     collection: CollectionConfig,
-    stats_running: bool,
-    stats: Recipient<StatsCollected>,
+    /// The extended groups ride on one cycle in this many (`stats_interval` in whole poll
+    /// intervals), so that they share its list of domains and its batch of lines.
+    stats_every: u32,
+    /// Cycles to go before one carries the extended groups again.
+    cycles_until_stats: u32,
     /// The service is stopping: no new cycle starts.
     stopped: bool,
     features: Recipient<HostCollected>,
@@ -78,7 +83,8 @@ pub struct HostStatus {
     pub stats_collections: u64,
     pub stats_errors: u64,
     pub last_stats_error: Option<String>,
-    /// Wall time of the last successful bulk stats call, in seconds.
+    /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
+    /// on the same list of domains), in seconds.
     pub last_stats_duration_sec: Option<f64>,
 }
 
@@ -97,7 +103,6 @@ impl HostActor {
         libvirt_timeout: Duration,
         collection: CollectionConfig,
         features: Recipient<HostCollected>,
-        stats: Recipient<StatsCollected>,
     ) -> Self {
         let status = HostStatus {
             uri: host.uri.clone(),
@@ -121,6 +126,7 @@ impl HostActor {
             last_stats_error: None,
             last_stats_duration_sec: None,
         };
+        let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
         HostActor {
             host,
             poll_interval,
@@ -130,8 +136,8 @@ impl HostActor {
             reconnect: None,
             cycle_running: false,
             collection,
-            stats_running: false,
-            stats,
+            stats_every,
+            cycles_until_stats: 0,
             stopped: false,
             features,
             status,
@@ -171,42 +177,47 @@ impl HostActor {
                 }
             }
         }
+        let with_stats = self.stats_due();
         let Some(worker) = &self.worker else { return };
         self.cycle_running = true;
-        let cycle = worker.sample(self.libvirt_timeout);
+        let cycle = worker.sample(self.libvirt_timeout, with_stats);
         ctx.spawn(cycle.into_actor(self).map(|result, actor, ctx| {
             actor.cycle_running = false;
             guarded(actor, ctx, |actor, _| actor.finish_cycle(result));
         }));
     }
 
-    /// The extended groups, on their own interval, on the same worker (so never concurrently with
-    /// a cycle's calls). Needs a connected worker: the poll cycle opens and repairs it.
-    fn collect_stats(&mut self, ctx: &mut Context<Self>) {
-        if self.stats_running || self.stopped {
-            return;
+    /// Whether the cycle about to start carries the extended groups.
+    fn stats_due(&mut self) -> bool {
+        if self.collection.stats_groups.is_empty() {
+            return false;
         }
-        let Some(worker) = &self.worker else { return };
-        self.stats_running = true;
-        let stats = worker.stats(self.libvirt_timeout);
-        ctx.spawn(stats.into_actor(self).map(|result, actor, ctx| {
-            actor.stats_running = false;
-            guarded(actor, ctx, |actor, _| actor.finish_stats(result));
-        }));
+        match self.cycles_until_stats.checked_sub(1) {
+            Some(fewer) => {
+                self.cycles_until_stats = fewer;
+                false
+            }
+            None => {
+                self.cycles_until_stats = self.stats_every - 1;
+                true
+            }
+        }
     }
 
-    fn finish_stats(&mut self, result: Result<StatsCycle, LibvirtError>) {
+    /// Of a cycle that carried the extended groups: they fail on their own (not counted in
+    /// `total_errors`), and a stuck connection is the cycle's to notice and rebuild.
+    fn finish_stats(&mut self, result: Result<StatsCycle, LibvirtError>) -> Option<StatsSample> {
         match result {
             Ok(StatsCycle { sample, duration }) => {
                 self.status.stats_collections += 1;
                 self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
-                self.stats.do_send(StatsCollected(sample));
+                Some(sample)
             }
             Err(error) => {
-                // A stuck connection is the poll cycle's to notice and rebuild.
                 tracing::warn!(uri = %self.host.uri, %error, "bulk stats failed");
                 self.status.stats_errors += 1;
                 self.status.last_stats_error = Some(error.to_string());
+                None
             }
         }
     }
@@ -218,6 +229,7 @@ impl HostActor {
                 domain_errors,
                 vanished,
                 duration,
+                stats,
             }) => {
                 self.reconnect = None;
                 self.status.next_attempt_time = None;
@@ -232,9 +244,12 @@ impl HostActor {
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }
-                self.features.do_send(HostCollected(sample));
+                let stats = stats.and_then(|stats| self.finish_stats(stats));
+                self.features.do_send(HostCollected { sample, stats });
             }
             Err(error) => {
+                // The extended groups it would have carried come with the next cycle.
+                self.cycles_until_stats = 0;
                 // Whatever failed, the next attempt starts on a new thread and connection.
                 if let (Some(worker), LibvirtError::Timeout(_)) = (self.worker.take(), &error) {
                     self.abandon(worker, Duration::ZERO);
@@ -279,6 +294,13 @@ impl HostActor {
     }
 }
 
+/// `stats_interval` in whole `poll_interval`s, at least one.
+fn cycles_per_stats(stats_interval: Duration, poll_interval: Duration) -> u32 {
+    let cycles = (stats_interval.as_secs_f64() / poll_interval.as_secs_f64()).round();
+    // `as` saturates: an interval beyond u32::MAX cycles is as good as never.
+    (cycles as u32).max(1)
+}
+
 impl Actor for HostActor {
     type Context = Context<Self>;
 
@@ -289,11 +311,6 @@ impl Actor for HostActor {
         ctx.run_interval(self.poll_interval, |actor, ctx| {
             guarded(actor, ctx, Self::collect);
         });
-        if !self.collection.stats_groups.is_empty() {
-            ctx.run_interval(self.collection.stats_interval, |actor, ctx| {
-                guarded(actor, ctx, Self::collect_stats);
-            });
-        }
     }
 }
 
@@ -312,7 +329,7 @@ impl Supervised for HostActor {
         // A restart reconnects at once: drop the worker and its connection; counters are kept.
         // A worker in the middle of a cycle is kept an eye on, in case that call never returns.
         if let Some(worker) = self.worker.take()
-            && (self.cycle_running || self.stats_running)
+            && self.cycle_running
         {
             self.abandon(worker, self.libvirt_timeout);
         }
@@ -320,7 +337,6 @@ impl Supervised for HostActor {
         self.status.next_attempt_time = None;
         self.status.reconnect_backoff_sec = None;
         self.cycle_running = false;
-        self.stats_running = false;
         self.status.connection = ConnectionState::Connecting;
         self.status.restarts += 1;
     }
@@ -349,5 +365,25 @@ impl Handler<StopCollecting> for HostActor {
 
     fn handle(&mut self, _: StopCollecting, _: &mut Self::Context) {
         self.stopped = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::cycles_per_stats;
+
+    #[test]
+    fn the_stats_interval_is_a_whole_number_of_cycles_at_least_one() {
+        let ms = Duration::from_millis;
+        let cycles = |stats, poll| cycles_per_stats(ms(stats), ms(poll));
+        assert_eq!(cycles(5000, 5000), 1);
+        assert_eq!(cycles(1000, 2000), 1);
+        assert_eq!(cycles(10_000, 5000), 2);
+        assert_eq!(cycles(7000, 5000), 1);
+        assert_eq!(cycles(8000, 5000), 2);
+        assert_eq!(cycles(60_000, 1), 60_000);
+        assert_eq!(cycles(u64::MAX, 1), u32::MAX);
     }
 }

@@ -12,15 +12,14 @@ use super::host::HostStatus;
 use super::supervisor::{ActorInfo, TelemetryStatus, UnknownActor};
 use super::writer::WriterStatus;
 
-/// A host actor finished a cycle: every domain of that host.
+/// A host actor finished a cycle: every domain of that host, and the extended groups of every
+/// (filtered) domain when the cycle carried them.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct HostCollected(pub HostSample);
-
-/// A host actor finished a bulk stats call: the extended groups of every (filtered) domain.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct StatsCollected(pub StatsSample);
+pub struct HostCollected {
+    pub sample: HostSample,
+    pub stats: Option<StatsSample>,
+}
 
 /// Encoded lines for InfluxDB, oldest first.
 #[derive(Message, Debug)]

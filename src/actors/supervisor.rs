@@ -158,20 +158,12 @@ impl TelemetrySupervisor {
             .map(|host| {
                 let name = format!("host:{}", host.uri);
                 let host = host.clone();
-                let stats = features.clone().recipient();
                 let features = features.clone().recipient();
                 let (poll_interval, libvirt_timeout) =
                     (config.poll_interval, config.libvirt_timeout);
                 let collection = config.collection.clone();
                 let addr = Supervisor::start(move |_| {
-                    HostActor::new(
-                        host,
-                        poll_interval,
-                        libvirt_timeout,
-                        collection,
-                        features,
-                        stats,
-                    )
+                    HostActor::new(host, poll_interval, libvirt_timeout, collection, features)
                 });
                 (name, addr)
             })

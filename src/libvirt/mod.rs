@@ -20,15 +20,19 @@ pub struct Cycle {
     pub domain_errors: Vec<String>,
     /// Domains listed that were gone by the time they were read.
     pub vanished: usize,
-    /// From the start of the cycle (connection check included) to its last libvirt call.
+    /// From the start of the cycle (connection check included) to its last libvirt call for the
+    /// seed's fields and the host's.
     pub duration: Duration,
+    /// The extended groups, when the cycle was asked for them: a failed bulk call fails only
+    /// these.
+    pub stats: Option<Result<StatsCycle, LibvirtError>>,
 }
 
-/// What one bulk stats call produced.
+/// What the bulk stats calls of one cycle produced.
 #[derive(Debug)]
 pub struct StatsCycle {
     pub sample: crate::extended::StatsSample,
-    /// The bulk call, connection check included.
+    /// The bulk calls alone, after the seed's.
     pub duration: Duration,
 }
 

@@ -63,9 +63,10 @@ impl Sampler {
         }
     }
 
-    /// Reads every domain, active or not, spread over `seed::connections_for` connections. A
-    /// failed list on the main connection drops it, so the next cycle opens a new one.
-    pub fn sample(&mut self) -> Result<Cycle, LibvirtError> {
+    /// Reads every domain, active or not, spread over `seed::connections_for` connections, and
+    /// `with_stats`, then the configured stats groups of the domains the main connection listed.
+    /// A failed list on the main connection drops it, so the next cycle opens a new one.
+    pub fn sample(&mut self, with_stats: bool) -> Result<Cycle, LibvirtError> {
         let started = Instant::now();
         let progress = self.progress.clone();
         let filter = self.filter.clone();
@@ -77,13 +78,13 @@ impl Sampler {
         let read = if helpers.is_empty() {
             seed::list(&connection.connect, &filter, &progress).map(|domains| {
                 let mut reading = seed::read_all(&domains, &progress);
-                reading.listed = domains.len();
+                reading.listed = domains;
                 (reading, Vec::new())
             })
         } else {
             seed::read_spread(&connection.connect, &helpers, &filter, &progress)
         };
-        let (reading, failed) = match read {
+        let (mut reading, failed) = match read {
             Ok(read) => read,
             Err(e) => {
                 close(connection.connect);
@@ -106,7 +107,9 @@ impl Sampler {
                 false => Some(helper),
             })
             .collect();
-        self.last_listed = reading.listed;
+        let listed = std::mem::take(&mut reading.listed);
+        self.last_listed = listed.len();
+        let stats = with_stats.then(|| self.stats(listed, host.clone()));
         Ok(Cycle {
             sample: HostSample {
                 uri: self.uri.clone(),
@@ -117,6 +120,7 @@ impl Sampler {
             domain_errors: reading.domain_errors,
             vanished: reading.vanished,
             duration,
+            stats,
         })
     }
 
@@ -149,21 +153,14 @@ impl Sampler {
         self.helpers = kept;
     }
 
-    /// The configured stats groups of every (filtered) domain, with NOWAIT: a domain whose job
-    /// lock is held gives what it can rather than stalling the host's cycle. The domains are
-    /// listed, filtered (an excluded domain costs nothing) and read in up to `STATS_THREADS`
+    /// The configured stats groups of `domains` (the cycle's own list, filtered: an excluded
+    /// domain costs nothing), with NOWAIT: a domain whose job lock is held gives what it can
+    /// rather than stalling the host's cycle. Read in up to `STATS_THREADS`
     /// `virDomainListGetStats` calls at once over the one connection: the time goes into each
     /// guest's QEMU answering its monitor, and guests answer side by side.
-    pub fn stats(&mut self) -> Result<StatsCycle, LibvirtError> {
+    fn stats(&self, domains: Vec<Domain>, host: Arc<str>) -> Result<StatsCycle, LibvirtError> {
         let started = Instant::now();
-        let progress = self.progress.clone();
-        let groups = self.groups;
-        let filter = self.filter.clone();
-        let connection = self.connection()?;
-        let host = connection.host.clone();
-        let domains = seed::list(&connection.connect, &filter, &progress)
-            .map_err(|e| call_error("virConnectListAllDomains", e))?;
-        let stats = parallel_stats(domains, groups, &progress);
+        let stats = parallel_stats(domains, self.groups, &self.progress);
         let duration = started.elapsed();
         let stats = stats?;
         let timestamp_ns = now_ns();
@@ -178,11 +175,6 @@ impl Sampler {
             },
             duration,
         })
-    }
-
-    fn connection(&mut self) -> Result<&mut Connection, LibvirtError> {
-        let connection = self.take_connection()?;
-        Ok(self.connection.insert(connection))
     }
 
     /// The open connection if it is still alive, else a new one.
@@ -461,7 +453,7 @@ mod tests {
             let file = node(n);
             let uri = format!("test://{}", file.path().display());
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
-            let cycle = sampler.stats().unwrap();
+            let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
             let mut names: Vec<String> = cycle
                 .sample
                 .domains
@@ -480,9 +472,10 @@ mod tests {
                     .all(|d| d.uuid.to_string().starts_with("5a3e0000-"))
             );
             assert_eq!(&*cycle.sample.host, "node");
-            // Open, list, one call per thread (counted even when no domain leaves it nothing to do).
-            let calls = stats_threads(n) as u64;
-            assert_eq!(progress.load(Ordering::Relaxed), 2 + calls, "{n} domains");
+            // Open, one list for both the seed and the stats, an `info` per domain, the host's
+            // two calls, one bulk call per thread (counted even when it has nothing to do).
+            let calls = 2 + n as u64 + 2 + stats_threads(n) as u64;
+            assert_eq!(progress.load(Ordering::Relaxed), calls, "{n} domains");
         }
     }
 
@@ -507,7 +500,7 @@ mod tests {
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
             sampler.seed_connections = connections;
             let helpers = connections as u64 - 1;
-            let first = sampler.sample().unwrap();
+            let first = sampler.sample(false).unwrap();
             assert_eq!(names(&first), expected);
             assert_eq!(
                 sampler.helpers.len(),
@@ -518,7 +511,7 @@ mod tests {
             assert_eq!(progress.load(Ordering::Relaxed), 16);
             for cycle in 1..4 {
                 let before = progress.load(Ordering::Relaxed);
-                let next = sampler.sample().unwrap();
+                let next = sampler.sample(false).unwrap();
                 assert_eq!(names(&next), expected, "{connections}: cycle {cycle}");
                 assert!(next.domain_errors.is_empty() && next.vanished == 0);
                 assert_eq!(next.sample.node.unwrap().domains, 12);
@@ -542,7 +535,7 @@ mod tests {
         let uri = format!("test://{}", file.path().display());
         let (mut large, _) = sampler(&uri, DomainFilter::default());
         for _ in 0..2 {
-            let cycle = large.sample().unwrap();
+            let cycle = large.sample(false).unwrap();
             assert_eq!(cycle.sample.domains.len(), seed::SPREAD_MAX_DOMAINS + 1);
             assert_eq!(large.helpers.len(), 0);
         }
@@ -551,7 +544,7 @@ mod tests {
         let filter = DomainFilter::new(&["vm-1*".into()], &[]).unwrap();
         let (mut sampler, _) = sampler(&uri, filter);
         for _ in 0..2 {
-            let cycle = sampler.sample().unwrap();
+            let cycle = sampler.sample(false).unwrap();
             assert_eq!(names(&cycle), ["vm-1", "vm-10", "vm-11"]);
             assert_eq!(sampler.helpers.len(), 0, "3 domains are one connection's");
         }
@@ -566,18 +559,18 @@ mod tests {
         let xml = std::fs::read(&path).unwrap();
         let uri = format!("test://{}", path.display());
         let (mut sampler, _) = sampler(&uri, DomainFilter::default());
-        let expected = names(&sampler.sample().unwrap());
+        let expected = names(&sampler.sample(false).unwrap());
         assert_eq!(expected.len(), 12);
         std::fs::remove_file(&path).unwrap();
         for cycle in 0..3 {
-            let next = sampler.sample().unwrap();
+            let next = sampler.sample(false).unwrap();
             assert_eq!(names(&next), expected, "cycle {cycle}");
             assert!(next.domain_errors.is_empty() && next.vanished == 0);
             assert_eq!(sampler.helpers.len(), 0);
             assert!(sampler.helper_failure_logged, "logged once, then quiet");
         }
         std::fs::write(&path, xml).unwrap();
-        let next = sampler.sample().unwrap();
+        let next = sampler.sample(false).unwrap();
         assert_eq!(names(&next), expected);
         assert_eq!(sampler.helpers.len(), 1, "tried again, and opened");
         assert!(
@@ -591,10 +584,10 @@ mod tests {
         let file = node(3);
         let uri = format!("test://{}", file.path().display());
         let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
-        let first = sampler.sample().unwrap();
+        let first = sampler.sample(false).unwrap();
         // Open, list, 3 × info, node info, free memory.
         assert_eq!(progress.load(Ordering::Relaxed), 7);
-        let second = sampler.sample().unwrap();
+        let second = sampler.sample(false).unwrap();
         // Is-alive check, list, 3 × info, free memory.
         assert_eq!(progress.load(Ordering::Relaxed), 7 + 6);
         let (first, second) = (first.sample.node.unwrap(), second.sample.node.unwrap());
@@ -611,7 +604,7 @@ mod tests {
         let file = node(4);
         let uri = format!("test://{}", file.path().display());
         let (mut sampler, _) = sampler(&uri, DomainFilter::default());
-        let cycle = sampler.sample().unwrap().sample;
+        let cycle = sampler.sample(false).unwrap().sample;
         let node = cycle.node.unwrap();
         let times: Vec<i64> = cycle.domains.iter().map(|d| d.timestamp_ns).collect();
         assert_eq!(times.len(), 4);
@@ -621,12 +614,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_with_stats_reads_them_of_the_domains_its_seed_listed() {
+        let file = node(12);
+        let uri = format!("test://{}", file.path().display());
+        let (mut sampler, _) = sampler(&uri, DomainFilter::default());
+        sampler.seed_connections = 2;
+        let mut expected: Vec<String> = (0..12).map(|i| format!("vm-{i}")).collect();
+        expected.sort();
+        // The first cycle on one connection, the second spread over two.
+        for connections in [1, 2] {
+            let cycle = sampler.sample(true).unwrap();
+            assert_eq!(sampler.helpers.len() + 1, connections);
+            let stats = cycle.stats.as_ref().unwrap().as_ref().unwrap();
+            let mut read: Vec<String> = stats
+                .sample
+                .domains
+                .iter()
+                .map(|d| d.name.clone())
+                .collect();
+            read.sort();
+            assert_eq!(read, expected, "{connections} connections");
+            assert_eq!(names(&cycle), expected, "{connections} connections");
+        }
+        assert!(sampler.sample(false).unwrap().stats.is_none());
+    }
+
+    #[test]
     fn stats_leave_filtered_domains_unread() {
         let file = node(12);
         let uri = format!("test://{}", file.path().display());
         let filter = DomainFilter::new(&["vm-1*".into()], &["vm-11".into()]).unwrap();
         let (mut sampler, _) = sampler(&uri, filter);
-        let cycle = sampler.stats().unwrap();
+        let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
         let mut names: Vec<&str> = cycle
             .sample
             .domains

@@ -46,8 +46,9 @@ pub struct Reading {
     pub domain_errors: Vec<String>,
     /// Listed, then gone by the time they were read.
     pub vanished: usize,
-    /// Domains the main connection listed (after the filter).
-    pub listed: usize,
+    /// What the main connection listed (after the filter): a stats call in the same cycle reads
+    /// these, rather than listing again.
+    pub listed: Vec<Domain>,
 }
 
 impl Reading {
@@ -178,7 +179,8 @@ pub fn read_spread(
         }
         drop(listed_tx);
         let mine = list(main, filter, progress)?;
-        let listed = mine.len();
+        // Handles only: copying them makes no round trip.
+        let listed = mine.clone();
         let mut lists = vec![(None, mine)];
         let mut failed = Vec::new();
         for (index, domains) in listed_rx.iter() {

@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{Cycle, LibvirtError, Sampler, StatsCycle};
+use super::{Cycle, LibvirtError, Sampler};
 use crate::configuration::{CollectionConfig, HostConfig};
 
-/// What the host actor asks of its worker thread, with where the answer goes.
-enum Request {
-    /// The seed's cycle: list + info of every domain, and the host itself.
-    Poll(oneshot::Sender<Result<Cycle, LibvirtError>>),
-    /// The extended stats groups, in one bulk call.
-    Stats(oneshot::Sender<Result<StatsCycle, LibvirtError>>),
+/// A cycle the host actor asks of its worker thread (the seed's fields and the host's, and
+/// `with_stats` the extended groups too), with where the answer goes.
+struct Request {
+    with_stats: bool,
+    reply: oneshot::Sender<Result<Cycle, LibvirtError>>,
 }
 
 pub struct LibvirtWorker {
@@ -48,16 +47,9 @@ impl LibvirtWorker {
         std::thread::Builder::new()
             .name(format!("libvirt {}", host.uri))
             .spawn(move || {
-                while let Ok(request) = inbox.recv() {
+                while let Ok(Request { with_stats, reply }) = inbox.recv() {
                     // The requester may have given up meanwhile; nothing to do then.
-                    match request {
-                        Request::Poll(reply) => {
-                            let _ = reply.send(sampler.sample());
-                        }
-                        Request::Stats(reply) => {
-                            let _ = reply.send(sampler.stats());
-                        }
-                    }
+                    let _ = reply.send(sampler.sample(with_stats));
                 }
                 // Closing the connection is a libvirt call too, and may block as well.
                 drop(sampler);
@@ -82,33 +74,16 @@ impl LibvirtWorker {
         }
     }
 
-    /// One collection cycle. Fails with `Timeout` when no libvirt call finishes within `timeout`,
-    /// however long the whole cycle takes while calls keep finishing.
+    /// One collection cycle, `with_stats` the extended groups too. Fails with `Timeout` when no
+    /// libvirt call finishes within `timeout`, however long the whole cycle takes while calls
+    /// keep finishing.
     pub fn sample(
         &self,
         timeout: Duration,
+        with_stats: bool,
     ) -> impl Future<Output = Result<Cycle, LibvirtError>> + 'static {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.requests.send(Request::Poll(reply)).is_ok();
-        self.watch(sent, answer, timeout)
-    }
-
-    /// One bulk stats call, watched the same way as a cycle.
-    pub fn stats(
-        &self,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<StatsCycle, LibvirtError>> + 'static {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.requests.send(Request::Stats(reply)).is_ok();
-        self.watch(sent, answer, timeout)
-    }
-
-    fn watch<T: 'static>(
-        &self,
-        sent: bool,
-        mut answer: oneshot::Receiver<Result<T, LibvirtError>>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<T, LibvirtError>> + 'static {
+        let (reply, mut answer) = oneshot::channel();
+        let sent = self.requests.send(Request { with_stats, reply }).is_ok();
         let progress = self.progress.clone();
         async move {
             if !sent {

@@ -91,6 +91,33 @@ async fn status_times_each_hosts_last_cycle_and_bulk_call() {
 }
 
 #[actix_web::test]
+async fn the_extended_groups_ride_on_every_cycle_of_their_interval() {
+    let node = TestNode::new(&[TestDomain::new("one", 1, 1)]);
+    let influx = Influx::new_database().await;
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.3"),
+        // Two poll intervals: the first cycle carries them, then every second one.
+        ("VMTELEMETRY_STATS_INTERVAL", "0.6"),
+        ("VMTELEMETRY_STATS_GROUPS", "interface"),
+    ])
+    .await;
+    let host = wait_for("six cycles", Duration::from_secs(15), || async {
+        let host = app.status().await["hosts"][0].clone();
+        (host["total_collections"].as_u64()? >= 6).then_some(host)
+    })
+    .await;
+    let cycles = host["total_collections"].as_u64().unwrap();
+    assert_eq!(
+        host["stats_collections"],
+        json!(cycles.div_ceil(2)),
+        "{host}"
+    );
+    assert_eq!(host["stats_errors"], json!(0), "{host}");
+}
+
+#[actix_web::test]
 async fn a_full_queue_drops_the_oldest_lines_and_counts_each() {
     let domains: Vec<_> = (0..4)
         .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
