@@ -508,12 +508,6 @@ fn run_path(
     path: &Path,
     exporter: Option<&mut Exporter>,
 ) -> Result<(usize, usize), String> {
-    let count = |stats: &[bulk_stats::DomainStats]| {
-        (
-            stats.len(),
-            stats.iter().map(|d| d.params.len()).sum::<usize>(),
-        )
-    };
     match *path {
         Path::Bulk(groups, flags) => {
             let stats = bulk_stats::all_domain_stats(&setup.main, groups, flags)
@@ -526,26 +520,25 @@ fn run_path(
             k,
             own_connections,
         } => {
-            let results: Vec<Result<(usize, usize), String>> = if own_connections {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = setup.extra[..k]
-                        .iter()
-                        .enumerate()
-                        .map(|(i, conn)| {
-                            s.spawn(move || {
-                                let doms = setup.domains(conn)?;
-                                let mine: Vec<Domain> = slice(doms, k, i);
-                                let stats = bulk_stats::list_domain_stats(&mine, groups, flags)
-                                    .map_err(|e| format!("list stats: {e}"))?;
-                                Ok(count(&stats))
-                            })
-                        })
-                        .collect();
-                    handles.into_iter().map(|h| h.join().unwrap()).collect()
-                })
-            } else {
+            if !own_connections {
                 return split_stats(setup.domains(&setup.main)?, groups, flags, k);
-            };
+            }
+            let results: Vec<Result<(usize, usize), String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = setup.extra[..k]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, conn)| {
+                        s.spawn(move || {
+                            let doms = setup.domains(conn)?;
+                            let mine: Vec<Domain> = slice(doms, k, i);
+                            let stats = bulk_stats::list_domain_stats(&mine, groups, flags)
+                                .map_err(|e| format!("list stats: {e}"))?;
+                            Ok(count(&stats))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
             sum(results)
         }
         Path::FullCycle { side_by_side } => {
@@ -730,6 +723,14 @@ fn cpu_total(d: &Domain) -> Result<usize, virt::error::Error> {
 
 /// The i-th of k near-equal slices of `doms` (in listing order).
 /// Domains and parameters read, over every thread's result; the first failure fails the lot.
+/// Domains and parameters a bulk call read.
+fn count(stats: &[bulk_stats::DomainStats]) -> (usize, usize) {
+    (
+        stats.len(),
+        stats.iter().map(|d| d.params.len()).sum::<usize>(),
+    )
+}
+
 /// virDomainListGetStats on k slices of `doms`, from k threads over their one connection.
 fn split_stats(
     doms: Vec<Domain>,
@@ -745,10 +746,7 @@ fn split_stats(
                 s.spawn(move || {
                     let stats = bulk_stats::list_domain_stats(chunk, groups, flags)
                         .map_err(|e| format!("list stats: {e}"))?;
-                    Ok((
-                        stats.len(),
-                        stats.iter().map(|d| d.params.len()).sum::<usize>(),
-                    ))
+                    Ok(count(&stats))
                 })
             })
             .collect();

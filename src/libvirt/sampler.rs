@@ -454,16 +454,9 @@ mod tests {
             let uri = format!("test://{}", file.path().display());
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
             let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
-            let mut names: Vec<String> = cycle
-                .sample
-                .domains
-                .iter()
-                .map(|d| d.name.clone())
-                .collect();
-            names.sort();
             let mut expected: Vec<String> = (0..n).map(|i| format!("vm-{i}")).collect();
             expected.sort();
-            assert_eq!(names, expected, "{n} domains");
+            assert_eq!(stats_names(&cycle), expected, "{n} domains");
             assert!(
                 cycle
                     .sample
@@ -477,6 +470,18 @@ mod tests {
             let calls = 2 + n as u64 + 2 + stats_threads(n) as u64;
             assert_eq!(progress.load(Ordering::Relaxed), calls, "{n} domains");
         }
+    }
+
+    /// The names the extended groups were read of, sorted.
+    fn stats_names(stats: &crate::libvirt::StatsCycle) -> Vec<String> {
+        let mut names: Vec<String> = stats
+            .sample
+            .domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        names.sort();
+        names
     }
 
     fn names(cycle: &crate::libvirt::Cycle) -> Vec<String> {
@@ -626,14 +631,7 @@ mod tests {
             let cycle = sampler.sample(true).unwrap();
             assert_eq!(sampler.helpers.len() + 1, connections);
             let stats = cycle.stats.as_ref().unwrap().as_ref().unwrap();
-            let mut read: Vec<String> = stats
-                .sample
-                .domains
-                .iter()
-                .map(|d| d.name.clone())
-                .collect();
-            read.sort();
-            assert_eq!(read, expected, "{connections} connections");
+            assert_eq!(stats_names(stats), expected, "{connections} connections");
             assert_eq!(names(&cycle), expected, "{connections} connections");
         }
         assert!(sampler.sample(false).unwrap().stats.is_none());
@@ -646,14 +644,7 @@ mod tests {
         let filter = DomainFilter::new(&["vm-1*".into()], &["vm-11".into()]).unwrap();
         let (mut sampler, _) = sampler(&uri, filter);
         let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
-        let mut names: Vec<&str> = cycle
-            .sample
-            .domains
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["vm-1", "vm-10"]);
+        assert_eq!(stats_names(&cycle), ["vm-1", "vm-10"]);
     }
 
     #[test]
