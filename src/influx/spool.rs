@@ -286,7 +286,10 @@ impl LineBuffer for Spool {
             .then(|| self.chunks.get(whole.len()).copied())
             .flatten();
         let mut rest_bytes = 0;
-        let result = self.commit_with(Durability::Immediate, |table| {
+        // Not durable: the next push's commit, or closing the spool, makes it so. A crash before
+        // then sends these lines again, which InfluxDB overwrites; the fsync saved is a third of
+        // the writer's CPU per cycle.
+        let result = self.commit_with(Durability::None, |table| {
             for chunk in &whole {
                 table.remove(chunk.key)?;
             }
@@ -405,6 +408,40 @@ mod tests {
         assert_eq!(
             numbers(&spool.take_batch(100).unwrap()),
             [6, 7, 8, 9, 10, 11]
+        );
+    }
+
+    #[test]
+    fn written_lines_stay_gone_after_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
+            spool.push(lines(0..10), Instant::now()).unwrap();
+            spool.take_batch(6).unwrap();
+            assert_eq!(spool.batch_done(), 6);
+        }
+        let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
+        assert_eq!(spool.depth(), 4);
+        assert_eq!(numbers(&spool.take_batch(100).unwrap()), [6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_crash_right_after_a_write_sends_its_lines_again_and_loses_none() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
+            spool.push(lines(0..10), Instant::now()).unwrap();
+            spool.take_batch(6).unwrap();
+            assert_eq!(spool.batch_done(), 6);
+            std::mem::forget(spool);
+        }
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
+        let mut spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
+        // The removal was not yet durable: at least once, in order.
+        assert_eq!(
+            numbers(&spool.take_batch(100).unwrap()),
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         );
     }
 

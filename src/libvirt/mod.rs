@@ -2,6 +2,7 @@
 //! (`worker`), never on an actix arbiter.
 
 pub mod bulk_stats;
+mod crew;
 pub mod event_loop;
 mod sampler;
 mod seed;

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use uuid::Uuid;
 use virt::connect::Connect;
@@ -20,6 +20,7 @@ use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
+use super::crew::Crew;
 use super::sampler::now_ns;
 use crate::domain_filter::DomainFilter;
 use crate::sample::{DomainSample, VmState};
@@ -149,79 +150,84 @@ fn read_again(main: &Connect, unread: Unread, reading: &mut Reading, progress: &
 /// `main` cannot list; a helper that cannot is left out of the cycle, and its index returned so
 /// that it is closed. What a helper listed but could not read is read again over `main`.
 pub fn read_spread(
+    crew: &mut Crew,
     main: &Connect,
     helpers: &[Connect],
-    filter: &DomainFilter,
-    progress: &AtomicU64,
+    filter: &Arc<DomainFilter>,
+    progress: &Arc<AtomicU64>,
 ) -> Result<(Reading, Vec<usize>), virt::error::Error> {
-    std::thread::scope(|scope| {
-        let (listed_tx, listed_rx) = mpsc::channel();
-        let mut running = Vec::new();
-        for (index, helper) in helpers.iter().enumerate() {
+    let (listed_tx, listed_rx) = mpsc::channel();
+    let mut share_txs = Vec::new();
+    let jobs: Vec<_> = helpers
+        .iter()
+        .enumerate()
+        .map(|(index, helper)| {
             let (share_tx, share_rx) = mpsc::channel::<Vec<Domain>>();
+            share_txs.push((index, share_tx));
+            let (helper, filter, progress) = (helper.clone(), filter.clone(), progress.clone());
             let listed_tx = listed_tx.clone();
-            let thread = std::thread::Builder::new()
-                .name("libvirt seed".into())
-                .spawn_scoped(scope, move || {
-                    let listed = list(helper, filter, progress).ok();
-                    let _ = listed_tx.send((index, listed));
-                    // Main counts the lists in until every sender is gone.
-                    drop(listed_tx);
-                    share_rx
-                        .recv()
-                        .map(|share| read_share(&share, progress))
-                        .unwrap_or_default()
-                });
-            // A thread that cannot be started leaves its helper out of this cycle.
-            if let Ok(handle) = thread {
-                running.push((index, share_tx, handle));
+            move || {
+                let listed = list(&helper, &filter, &progress).ok();
+                let _ = listed_tx.send((index, listed));
+                // Main counts the lists in until every sender is gone.
+                drop(listed_tx);
+                share_rx
+                    .recv()
+                    .map(|share| read_share(&share, &progress))
+                    .unwrap_or_default()
             }
+        })
+        .collect();
+    drop(listed_tx);
+    let mut started = crew.start(jobs);
+    // A helper no thread could be started for is left out of this cycle (its job, dropped, has
+    // sent no list).
+    let left: Vec<usize> = std::mem::take(&mut started.left)
+        .into_iter()
+        .map(|(index, _)| index)
+        .collect();
+    share_txs.retain(|(index, _)| !left.contains(index));
+    let mine = list(main, filter, progress)?;
+    // Handles only: copying them makes no round trip.
+    let listed = mine.clone();
+    let mut lists = vec![(None, mine)];
+    let mut failed = Vec::new();
+    for (index, domains) in listed_rx.iter() {
+        match domains {
+            Some(domains) => lists.push((Some(index), domains)),
+            None => failed.push(index),
         }
-        drop(listed_tx);
-        let mine = list(main, filter, progress)?;
-        // Handles only: copying them makes no round trip.
-        let listed = mine.clone();
-        let mut lists = vec![(None, mine)];
-        let mut failed = Vec::new();
-        for (index, domains) in listed_rx.iter() {
-            match domains {
-                Some(domains) => lists.push((Some(index), domains)),
-                None => failed.push(index),
+    }
+    let owners: Vec<Option<usize>> = lists.iter().map(|(owner, _)| *owner).collect();
+    let mut shares = spread(
+        lists
+            .into_iter()
+            .map(|(owner, domains)| keyed(domains, owner.is_none()))
+            .collect(),
+    );
+    for (index, share_tx) in share_txs {
+        let share = owners
+            .iter()
+            .position(|owner| *owner == Some(index))
+            .map(|at| std::mem::take(&mut shares[at]))
+            .unwrap_or_default();
+        let _ = share_tx.send(share);
+    }
+    let mut reading = Reading::default();
+    reading.absorb(read_all(&shares[0], progress));
+    for outcome in started.wait().into_iter().flatten() {
+        match outcome {
+            Ok((share, unread)) => {
+                reading.absorb(share);
+                read_again(main, unread, &mut reading, progress);
             }
+            Err(_) => reading
+                .domain_errors
+                .push("a thread reading the domains failed".into()),
         }
-        let owners: Vec<Option<usize>> = lists.iter().map(|(owner, _)| *owner).collect();
-        let mut shares = spread(
-            lists
-                .into_iter()
-                .map(|(owner, domains)| keyed(domains, owner.is_none()))
-                .collect(),
-        );
-        let mut reading = Reading::default();
-        let mut handles = Vec::new();
-        for (index, share_tx, handle) in running {
-            let share = owners
-                .iter()
-                .position(|owner| *owner == Some(index))
-                .map(|at| std::mem::take(&mut shares[at]))
-                .unwrap_or_default();
-            let _ = share_tx.send(share);
-            handles.push(handle);
-        }
-        reading.absorb(read_all(&shares[0], progress));
-        for handle in handles {
-            match handle.join() {
-                Ok((share, unread)) => {
-                    reading.absorb(share);
-                    read_again(main, unread, &mut reading, progress);
-                }
-                Err(_) => reading
-                    .domain_errors
-                    .push("a thread reading the domains panicked".into()),
-            }
-        }
-        reading.listed = listed;
-        Ok((reading, failed))
-    })
+    }
+    reading.listed = listed;
+    Ok((reading, failed))
 }
 
 /// `domains` by UUID. A domain whose UUID cannot be read (never seen) keeps a key of its own on
