@@ -196,6 +196,18 @@ impl WriterActor {
             } => self.retry_later(reason, retry_after, auth_failed),
         }
         self.status.dropped_lines = self.buffer.dropped();
+        if self.draining {
+            self.persist();
+        }
+    }
+
+    /// While stopping no push follows to make the spool's removals durable: made so here, so
+    /// that the next start does not send written lines again.
+    fn persist(&mut self) {
+        if let Err(error) = self.buffer.persist() {
+            // Nothing is lost: the written lines would go out again, and InfluxDB overwrites.
+            tracing::error!(%error, "could not sync the spool");
+        }
     }
 
     fn written(&mut self, lines: usize) {
@@ -345,6 +357,7 @@ impl Handler<Drain> for WriterActor {
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
         self.draining = true;
         self.retry = None;
+        self.persist();
         self.flush_if_due(ctx);
     }
 }

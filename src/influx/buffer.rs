@@ -26,4 +26,9 @@ pub trait LineBuffer {
     fn depth(&self) -> usize;
     /// Lines dropped because the buffer was full (or could not keep them).
     fn dropped(&self) -> u64;
+    /// Makes every change so far durable, removals included (the spool leaves those to the next
+    /// push): called while stopping, when no push may follow.
+    fn persist(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }

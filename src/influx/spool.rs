@@ -42,6 +42,8 @@ pub struct Spool {
     /// The batch being written: lines taken from the front chunks.
     in_flight: usize,
     dropped: u64,
+    /// A removal is committed but not yet durable.
+    unsynced: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -98,6 +100,7 @@ impl Spool {
             oldest_since: None,
             in_flight: 0,
             dropped: 0,
+            unsynced: false,
         };
         spool.load().map_err(|e| open_error(&path, e.to_string()))?;
         Ok(spool)
@@ -212,6 +215,9 @@ impl LineBuffer for Spool {
             }
             Ok(())
         });
+        if committed.is_ok() {
+            self.unsynced = false;
+        }
         if let Err(error) = committed {
             for chunk in self.chunks.drain(first_new..).collect::<Vec<_>>() {
                 self.lines -= chunk.lines;
@@ -311,6 +317,7 @@ impl LineBuffer for Spool {
             tracing::error!(%error, "could not remove written lines from the spool");
             return done;
         }
+        self.unsynced = true;
         for chunk in &whole {
             self.chunks.pop_front();
             self.lines -= chunk.lines;
@@ -343,6 +350,16 @@ impl LineBuffer for Spool {
 
     fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    fn persist(&mut self) -> Result<(), String> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        self.commit_with(Durability::Immediate, |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        self.unsynced = false;
+        Ok(())
     }
 }
 
@@ -411,15 +428,19 @@ mod tests {
         );
     }
 
+    /// A spool in `dir` of lines 0–9, 0–5 written (their removal not yet durable).
+    fn six_of_ten_written(dir: &Path) -> Spool {
+        let mut spool = Spool::open(dir, 1 << 20, 4, AGE).unwrap();
+        spool.push(lines(0..10), Instant::now()).unwrap();
+        spool.take_batch(6).unwrap();
+        assert_eq!(spool.batch_done(), 6);
+        spool
+    }
+
     #[test]
     fn written_lines_stay_gone_after_a_clean_close() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
-            spool.push(lines(0..10), Instant::now()).unwrap();
-            spool.take_batch(6).unwrap();
-            assert_eq!(spool.batch_done(), 6);
-        }
+        drop(six_of_ten_written(dir.path()));
         let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
         assert_eq!(spool.depth(), 4);
         assert_eq!(numbers(&spool.take_batch(100).unwrap()), [6, 7, 8, 9]);
@@ -428,13 +449,8 @@ mod tests {
     #[test]
     fn a_crash_right_after_a_write_sends_its_lines_again_and_loses_none() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut spool = Spool::open(dir.path(), 1 << 20, 4, AGE).unwrap();
-            spool.push(lines(0..10), Instant::now()).unwrap();
-            spool.take_batch(6).unwrap();
-            assert_eq!(spool.batch_done(), 6);
-            std::mem::forget(spool);
-        }
+        // Dropped without any shutdown: as after `kill -9`.
+        std::mem::forget(six_of_ten_written(dir.path()));
         let copy = tempfile::tempdir().unwrap();
         std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
         let mut spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
@@ -443,6 +459,20 @@ mod tests {
             numbers(&spool.take_batch(100).unwrap()),
             [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         );
+    }
+
+    #[test]
+    fn persisted_removals_stay_gone_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut spool = six_of_ten_written(dir.path());
+            spool.persist().unwrap();
+            std::mem::forget(spool);
+        }
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
+        let mut spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
+        assert_eq!(numbers(&spool.take_batch(100).unwrap()), [6, 7, 8, 9]);
     }
 
     #[test]
