@@ -27,6 +27,8 @@ pub struct Started<T, F> {
     results: mpsc::Receiver<(usize, Outcome<T>)>,
     outcomes: Vec<Option<Outcome<T>>>,
     pub left: Vec<(usize, F)>,
+    /// The indexes in `left`, which the caller may take.
+    unassigned: Vec<usize>,
 }
 
 impl Crew {
@@ -71,6 +73,7 @@ impl Crew {
         Started {
             results,
             outcomes,
+            unassigned: left.iter().map(|(index, _)| *index).collect(),
             left,
         }
     }
@@ -90,7 +93,7 @@ impl Crew {
 impl<T, F> Started<T, F> {
     /// The outcome of every job handed out, in order; `None` for those `left`.
     pub fn wait(mut self) -> Vec<Option<Outcome<T>>> {
-        let left: Vec<usize> = self.left.iter().map(|(index, _)| *index).collect();
+        let left = self.unassigned;
         let mut pending = self.outcomes.iter().filter(|o| o.is_none()).count() - left.len();
         while pending > 0 {
             match self.results.recv() {
