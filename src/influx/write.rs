@@ -179,11 +179,10 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// `body` as one gzip member (`flate2`'s `GzEncoder` cannot be reset, so the framing is here).
 fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() / 4 + 18);
-    out.extend_from_slice(&GZIP_HEADER);
-    // Writing to a Vec cannot fail.
+    // Writing to a Vec cannot fail. The encoder was left reset onto an empty Vec: the header
+    // goes first into it, then one reset finishes the member and starts the next.
     let mut out = DEFLATE.with_borrow_mut(|encoder| {
-        let _ = encoder.reset(out);
+        encoder.get_mut().extend_from_slice(&GZIP_HEADER);
         let _ = encoder.write_all(body);
         encoder.reset(Vec::new()).unwrap_or_default()
     });

@@ -180,13 +180,9 @@ pub fn read_spread(
         .collect();
     drop(listed_tx);
     let mut started = crew.start(jobs);
-    // A helper no thread could be started for is left out of this cycle (its job, dropped, has
-    // sent no list).
-    let left: Vec<usize> = std::mem::take(&mut started.left)
-        .into_iter()
-        .map(|(index, _)| index)
-        .collect();
-    share_txs.retain(|(index, _)| !left.contains(index));
+    // A helper no thread could be started for is left out of this cycle: its job, dropped here,
+    // sends no list (nor keeps the list channel open), and its share goes nowhere.
+    drop(std::mem::take(&mut started.left));
     let mine = list(main, filter, progress)?;
     // Handles only: copying them makes no round trip.
     let listed = mine.clone();
