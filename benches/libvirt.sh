@@ -394,12 +394,15 @@ sed 's/^/    /' "$work/encode.txt"
 echo
 
 # Targets.
-# at_most X LIMIT TARGET: "met" or "MISSED" (X ≤ LIMIT or not), then "(TARGET)" or "(target
-# TARGET; N.N× over)".
+# at_most X LIMIT TARGET: "met" or "MISSED" (X ≤ LIMIT or not), then "(TARGET; N % under)" or
+# "(target TARGET; N % over)".
 at_most() {
     awk -v x="$1" -v l="$2" -v t="$3" 'BEGIN {
-        if (x <= l) printf "met (%s)", t; else printf "MISSED (target %s; %.1f× over)", t, x / l }'
+        if (x <= l) printf "met (%s; %.1f %% under)", t, (l - x) * 100 / l
+        else printf "MISSED (target %s; %.1f %% over)", t, (x - l) * 100 / l }'
 }
+# mib KIB: "N.N MiB (N.N MB)".
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB (%.1f MB)", k / 1024, k * 1024 / 1e6 }'; }
 read -r kw _ kv _ _ _ _ kexp <<<"${result[kvm.seed]}"
 guests_label="$KVM_GUESTS real guests + the kernel guest"
 verdict=$(at_most "$kw" 5 "≤ 5 ms")
@@ -421,12 +424,12 @@ verdict=MISSED
 [[ $sv == 1000 ]] && awk -v r="$(per 1000.full)" 'BEGIN { exit !(r >= 3) }' && verdict=met
 echo "- target $verdict: 1,000 test domains, full cycle reports $sv/1000 (exporter $ev/1000), $(per 1000.full)× less CPU per domain than the exporter (target ≥ 3×; seed cycle: $(per 1000.seed)×); cycle errors: $serr"
 if ((rss_kib * 1024 < 40000000)) && [[ $rss_vms == 10000 ]]; then
-    echo "- target met: resident memory $((rss_kib / 1024)) MiB with $rss_vms VMs tracked (< 40 MB)"
+    echo "- target met: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked (< 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (40e6 - k * 1024) * 100 / 40e6 }') % under)"
 else
-    echo "- target MISSED: resident memory $((rss_kib / 1024)) MiB with $rss_vms VMs tracked (target < 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", k * 1024 / 40e6 }')× over)"
+    echo "- target MISSED: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked (target < 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (k * 1024 - 40e6) * 100 / 40e6 }') % over)"
 fi
 if awk -v m="${encode_mps:-0}" 'BEGIN { exit !(m >= 5) }'; then
     echo "- target met: line encoding ${encode_mps} M lines/s per core (≥ 5 M)"
 else
-    echo "- target MISSED: line encoding ${encode_mps:-?} M lines/s per core (target ≥ 5 M: $(awk -v m="${encode_mps:-0}" 'BEGIN { if (m > 0) printf "%.1f", 5 / m; else print "?" }')× short)"
+    echo "- target MISSED: line encoding ${encode_mps:-?} M lines/s per core (target ≥ 5 M: $(awk -v m="${encode_mps:-0}" 'BEGIN { printf "%.1f", (5 - m) * 100 / 5 }') % short)"
 fi

@@ -95,9 +95,11 @@ impl FeatureActor {
 impl FeatureActor {
     /// Encodes the extended measurements of one host's cycle, with rates from each VM's previous
     /// extended sample. A VM not in `vm_metrics` (its seed fields could not be read) gives no
-    /// lines, as its `VMID` is not known, but becomes a baseline.
+    /// lines, as its `VMID` is not known, but becomes a baseline. A VM still on the host but
+    /// missing from `sample` (the call reading it failed) keeps its baseline: its next rates
+    /// span the gap.
     fn record_stats(&mut self, sample: StatsSample, lines: &mut Lines) {
-        let previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
+        let mut previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
         let with_rows = sample.domains.iter().filter(|d| !d.rows.is_empty()).count();
         let mut baselines = HashMap::with_capacity(with_rows);
         for domain in sample.domains {
@@ -118,13 +120,19 @@ impl FeatureActor {
                     }
                 }
             }
+            previous.remove(&domain.uuid);
             // A domain without rows (shut off, or a driver without these groups) has no rate to
             // give next time either: no baseline, which saves ≈ 0.4 KB a VM.
             if !domain.rows.is_empty() {
                 baselines.insert(domain.uuid, domain);
             }
         }
-        // VMs gone from the host are forgotten with the old map.
+        // Left in `previous`: VMs this sample lacks. Those gone from the host are forgotten.
+        for (uuid, baseline) in previous {
+            if self.vms.identity(&sample.uri, &uuid).is_some() {
+                baselines.insert(uuid, baseline);
+            }
+        }
         self.stats_baselines.insert(sample.uri, baselines);
     }
 }
@@ -408,6 +416,45 @@ mod tests {
         features.record_stats(sample, &mut Lines::default());
         let kept: Vec<&Uuid> = features.stats_baselines["a"].keys().collect();
         assert_eq!(kept, [&Uuid::from_u128(1)]);
+    }
+
+    #[actix_rt::test]
+    async fn a_vm_missing_from_one_stats_sample_keeps_its_baseline_while_on_the_host() {
+        let sink = Sink::default().start();
+        let features = FeatureActor::new(sink.clone().recipient(), 10).start();
+        let cycle = |seed, stats| with_stats("a", seed, Some(stats));
+        let unread = || StatsSample {
+            domains: Vec::new(),
+            ..disk_stats("a", 1, 0, 0)
+        };
+        for message in [
+            cycle(vec![vm(1, 0, 1)], disk_stats("a", 1, 0, 100)),
+            // The call reading it failed: no rows, the VM still listed.
+            cycle(vec![vm(1, 2, 1)], unread()),
+            // The rate spans both intervals.
+            cycle(vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 500)),
+            // Gone from the host (and from its stats): its baseline goes too.
+            cycle(vec![], unread()),
+            cycle(vec![vm(1, 8, 1)], disk_stats("a", 1, 8, 900)),
+        ] {
+            features.send(message).await.unwrap();
+        }
+        let text: String = sink
+            .send(Take)
+            .await
+            .unwrap()
+            .iter()
+            .map(|lines| std::str::from_utf8(lines.as_bytes()).unwrap().to_owned())
+            .collect();
+        let rates: Vec<_> = parse_lines(&text)
+            .map(Result::unwrap)
+            .filter(|l| l.series.measurement.as_str() == "vm_disk")
+            .map(|l| match l.field_value("read_bytes_per_sec") {
+                Some(FieldValue::F64(rate)) => Some(*rate),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rates, [None, Some(100.0), None]);
     }
 
     #[actix_rt::test]

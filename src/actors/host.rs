@@ -169,7 +169,7 @@ impl HostActor {
                 }
                 return;
             }
-            match LibvirtWorker::spawn(&self.host, &self.collection) {
+            match LibvirtWorker::spawn(&self.host, &self.collection, self.libvirt_timeout) {
                 Ok(worker) => self.worker = Some(worker),
                 Err(e) => {
                     self.record_error(format!("cannot start a libvirt thread: {e}"));
@@ -204,22 +204,22 @@ impl HostActor {
         }
     }
 
-    /// Of a cycle that carried the extended groups: they fail on their own (not counted in
-    /// `total_errors`), and a stuck connection is the cycle's to notice and rebuild.
-    fn finish_stats(&mut self, result: Result<StatsCycle, LibvirtError>) -> Option<StatsSample> {
-        match result {
-            Ok(StatsCycle { sample, duration }) => {
-                self.status.stats_collections += 1;
-                self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
-                Some(sample)
-            }
-            Err(error) => {
-                tracing::warn!(uri = %self.host.uri, %error, "bulk stats failed");
-                self.status.stats_errors += 1;
-                self.status.last_stats_error = Some(error.to_string());
-                None
-            }
+    /// Of a cycle that carried the extended groups: a failed call costs only the rows of the
+    /// domains it read (counted in `stats_errors`, not in `total_errors`).
+    fn finish_stats(&mut self, stats: StatsCycle) -> StatsSample {
+        let StatsCycle {
+            sample,
+            duration,
+            failed,
+        } = stats;
+        self.status.stats_collections += 1;
+        self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
+        if let Some(error) = failed {
+            tracing::warn!(uri = %self.host.uri, %error, "bulk stats failed");
+            self.status.stats_errors += 1;
+            self.status.last_stats_error = Some(error.to_string());
         }
+        sample
     }
 
     fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>) {
@@ -244,7 +244,7 @@ impl HostActor {
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }
-                let stats = stats.and_then(|stats| self.finish_stats(stats));
+                let stats = stats.map(|stats| self.finish_stats(stats));
                 self.features.do_send(HostCollected { sample, stats });
             }
             Err(error) => {

@@ -3,18 +3,21 @@
 //! 240 µs), and a full cycle of 13 guests used five.
 
 use std::any::Any;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// What became of one job.
 pub type Outcome<T> = Result<T, Failed>;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failed {
     Panicked,
     /// Its thread ended before taking it.
     Lost,
+    /// Still running when the wait for it gave up: its thread is dismissed.
+    GaveUp,
 }
 
 pub struct Crew {
@@ -78,6 +81,19 @@ impl Crew {
         }
     }
 
+    /// Lets the threads of these jobs go (each ends once its job returns): they are not handed
+    /// jobs any more, and new ones are hired in their place.
+    pub fn dismiss(&mut self, jobs: &[usize]) {
+        let mut jobs = jobs.to_vec();
+        jobs.sort_unstable();
+        jobs.dedup();
+        for index in jobs.into_iter().rev() {
+            if index < self.members.len() {
+                self.members.remove(index);
+            }
+        }
+    }
+
     fn hire(&mut self) -> bool {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let spawned = std::thread::Builder::new()
@@ -92,22 +108,59 @@ impl Crew {
 
 impl<T, F> Started<T, F> {
     /// The outcome of every job handed out, in order; `None` for those `left`.
-    pub fn wait(mut self) -> Vec<Option<Outcome<T>>> {
+    pub fn wait(self) -> Vec<Option<Outcome<T>>> {
+        self.collect(None, || {})
+    }
+
+    /// Like `wait`, but gives up on the jobs still running once none has ended for `patience`
+    /// (`GaveUp`: `Crew::dismiss` their threads). Meanwhile `waiting` is called every quarter of
+    /// `patience`, so that a watchdog can tell this thread waits rather than hangs.
+    pub fn wait_at_most(self, patience: Duration, waiting: impl Fn()) -> Vec<Option<Outcome<T>>> {
+        self.collect(Some(patience), waiting)
+    }
+
+    fn collect(
+        mut self,
+        patience: Option<Duration>,
+        waiting: impl Fn(),
+    ) -> Vec<Option<Outcome<T>>> {
         let left = self.unassigned;
         let mut pending = self.outcomes.iter().filter(|o| o.is_none()).count() - left.len();
+        let mut last_ended = Instant::now();
+        let mut gave_up = false;
         while pending > 0 {
-            match self.results.recv() {
+            let received = match patience {
+                None => self
+                    .results
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(patience) => self.results.recv_timeout(patience / 4),
+            };
+            match received {
                 Ok((index, outcome)) => {
                     self.outcomes[index] = Some(outcome);
                     pending -= 1;
+                    last_ended = Instant::now();
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if patience.is_some_and(|patience| last_ended.elapsed() >= patience) {
+                        gave_up = true;
+                        break;
+                    }
+                    waiting();
                 }
                 // Every job is run or dropped by now: none can answer any more.
-                Err(_) => break,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        let unanswered = if gave_up {
+            Failed::GaveUp
+        } else {
+            Failed::Lost
+        };
         for (index, outcome) in self.outcomes.iter_mut().enumerate() {
             if outcome.is_none() && !left.contains(&index) {
-                *outcome = Some(Err(Failed::Lost));
+                *outcome = Some(Err(unanswered.clone()));
             }
         }
         self.outcomes
@@ -116,6 +169,8 @@ impl<T, F> Started<T, F> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{Crew, Failed};
 
     fn thread_id() -> std::thread::ThreadId {
@@ -170,5 +225,52 @@ mod tests {
         );
         let again = crew.start(vec![|| 4, || 5, || 6]).wait();
         assert_eq!(again, [Some(Ok(4)), Some(Ok(5)), Some(Ok(6))]);
+    }
+
+    #[test]
+    fn a_job_outlasting_the_patience_is_given_up_and_its_thread_replaced() {
+        let mut crew = Crew::new("test crew");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let jobs: Vec<Box<dyn FnOnce() -> std::thread::ThreadId + Send>> = vec![
+            Box::new(thread_id),
+            Box::new(move || {
+                let _ = held.recv();
+                thread_id()
+            }),
+        ];
+        let beats = std::sync::atomic::AtomicUsize::new(0);
+        let outcomes = crew
+            .start(jobs)
+            .wait_at_most(Duration::from_millis(200), || {
+                beats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+        assert!(matches!(outcomes[0], Some(Ok(_))), "{outcomes:?}");
+        assert_eq!(outcomes[1], Some(Err(Failed::GaveUp)));
+        assert!(beats.into_inner() >= 2, "told the watchdog it waits");
+        crew.dismiss(&[1]);
+        // Were the held thread still a member, its new job would wait behind the held one.
+        let again = crew
+            .start(vec![thread_id, thread_id])
+            .wait_at_most(Duration::from_secs(5), || {});
+        let ids: Vec<_> = again.into_iter().map(|o| o.unwrap().unwrap()).collect();
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1], "a new thread in the held one's place");
+        release.send(()).unwrap();
+    }
+
+    #[test]
+    fn patience_counts_from_the_last_job_that_ended() {
+        let mut crew = Crew::new("test crew");
+        // Each ends 0.6 s after the one before: 1.2 s in all, never 1 s without one ending.
+        let jobs: Vec<_> = (0..3u64)
+            .map(|i| {
+                move || {
+                    std::thread::sleep(Duration::from_millis(600 * i));
+                    i
+                }
+            })
+            .collect();
+        let outcomes = crew.start(jobs).wait_at_most(Duration::from_secs(1), || {});
+        assert_eq!(outcomes, [Some(Ok(0)), Some(Ok(1)), Some(Ok(2))]);
     }
 }

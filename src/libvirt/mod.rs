@@ -25,8 +25,8 @@ pub struct Cycle {
     /// seed's fields and the host's.
     pub duration: Duration,
     /// The extended groups, when the cycle was asked for them: a failed bulk call fails only
-    /// these.
-    pub stats: Option<Result<StatsCycle, LibvirtError>>,
+    /// these, and only of the domains it read.
+    pub stats: Option<StatsCycle>,
 }
 
 /// What the bulk stats calls of one cycle produced.
@@ -35,6 +35,9 @@ pub struct StatsCycle {
     pub sample: crate::extended::StatsSample,
     /// The bulk calls alone, after the seed's.
     pub duration: Duration,
+    /// The first call that failed or was left behind: the domains it read are missing from
+    /// `sample`, the others are there.
+    pub failed: Option<LibvirtError>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +53,12 @@ pub enum LibvirtError {
          {for_secs} s ago): no new connection until it has"
     )]
     Stuck { timeout: Duration, for_secs: u64 },
+    #[error(
+        "virDomainListGetStats gave no answer within {timeout:?} for {domains} domains (a guest \
+         whose QEMU does not answer its monitor?): left behind, their extended rows are missing \
+         from this cycle, and the next one is read over a new connection"
+    )]
+    StatsLeftBehind { timeout: Duration, domains: usize },
     #[error("the libvirt worker thread stopped")]
     WorkerGone,
 }

@@ -3,7 +3,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -34,8 +34,12 @@ pub struct Sampler {
     /// Of remote connections: a ping after `interval_sec` without traffic, the connection closed
     /// (and any call blocked on it failed) after `count` unanswered ones.
     keepalive: Keepalive,
-    /// Counts finished libvirt calls, so a watchdog can tell a slow cycle from a stuck call.
+    /// Counts finished libvirt calls (and beats while this thread waits on its stats calls), so
+    /// a watchdog can tell a slow cycle from a stuck call.
     progress: Arc<AtomicU64>,
+    /// How long the stats calls may go without one of them answering before those still
+    /// running are left behind (`libvirt_timeout`).
+    stats_patience: Duration,
     /// The threads of the calls a cycle makes side by side.
     crew: Crew,
 }
@@ -48,7 +52,12 @@ struct Connection {
 }
 
 impl Sampler {
-    pub fn new(host: &HostConfig, collection: &CollectionConfig, progress: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        host: &HostConfig,
+        collection: &CollectionConfig,
+        libvirt_timeout: Duration,
+        progress: Arc<AtomicU64>,
+    ) -> Self {
         Sampler {
             uri: host.uri.as_str().into(),
             remote: is_remote(&host.uri),
@@ -63,6 +72,7 @@ impl Sampler {
             host_metrics: collection.host_metrics,
             keepalive: collection.keepalive,
             progress,
+            stats_patience: libvirt_timeout,
             crew: Crew::new("libvirt calls"),
         }
     }
@@ -178,23 +188,41 @@ impl Sampler {
     /// rather than stalling the host's cycle. Read in up to `STATS_THREADS`
     /// `virDomainListGetStats` calls at once over the one connection: the time goes into each
     /// guest's QEMU answering its monitor, and guests answer side by side.
-    fn stats(&mut self, domains: Vec<Domain>, host: Arc<str>) -> Result<StatsCycle, LibvirtError> {
+    ///
+    /// A QEMU that stops answering (stopped, or stuck on its storage) holds the call reading it
+    /// for as long as it does, with the domain's job: calls still running after
+    /// `stats_patience` without any call answering are left behind, so that the host's
+    /// collection goes on. Later cycles skip that domain's monitor (NOWAIT, its job is held)
+    /// and read it over a new connection, since a client's requests in flight are limited.
+    fn stats(&mut self, domains: Vec<Domain>, host: Arc<str>) -> StatsCycle {
         let started = Instant::now();
-        let stats = parallel_stats(&mut self.crew, domains, self.groups, &self.progress);
+        let read = parallel_stats(
+            &mut self.crew,
+            domains,
+            self.groups,
+            self.stats_patience,
+            &self.progress,
+        );
         let duration = started.elapsed();
-        let stats = stats?;
+        if read.left_behind
+            && let Some(connection) = self.connection.take()
+        {
+            close(connection.connect);
+        }
         let timestamp_ns = now_ns();
-        Ok(StatsCycle {
+        StatsCycle {
             sample: StatsSample {
                 uri: self.uri.clone(),
                 host,
-                domains: stats
+                domains: read
+                    .stats
                     .iter()
                     .filter_map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
                     .collect(),
             },
             duration,
-        })
+            failed: read.failed,
+        }
     }
 
     /// The open connection if it is still alive, else a new one.
@@ -313,24 +341,34 @@ fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
         .collect()
 }
 
+/// What the stats calls of one cycle read.
+struct StatsRead {
+    stats: Vec<DomainStats>,
+    /// The first call that failed or was left behind.
+    failed: Option<LibvirtError>,
+    left_behind: bool,
+}
+
 /// The groups of `domains` (all of one connection), in `stats_threads` calls side by side, each
-/// on a thread of `crew`; the first failure fails the lot. A share no thread could be started
-/// for is read on this one.
+/// on a thread of `crew`, even one call: a QEMU that does not answer then holds that thread,
+/// not the host's. A call that fails, or that is still running once none has answered for
+/// `patience` (its thread is dismissed), costs the domains it reads; the others are kept. A
+/// share no thread could be started for is read on this one.
 fn parallel_stats(
     crew: &mut Crew,
     domains: Vec<Domain>,
     groups: StatsGroups,
+    patience: Duration,
     progress: &Arc<AtomicU64>,
-) -> Result<Vec<DomainStats>, LibvirtError> {
+) -> StatsRead {
     let threads = stats_threads(domains.len());
-    if threads == 1 {
-        return read_stats(&domains, groups, progress);
-    }
-    let jobs: Vec<_> = split(domains, threads)
+    let shares = split(domains, threads);
+    let sizes: Vec<usize> = shares.iter().map(Vec::len).collect();
+    let jobs: Vec<_> = shares
         .into_iter()
-        .map(|chunk| {
+        .map(|share| {
             let progress = progress.clone();
-            move || read_stats(&chunk, groups, &progress)
+            move || read_stats(&share, groups, &progress)
         })
         .collect();
     let mut started = crew.start(jobs);
@@ -338,25 +376,49 @@ fn parallel_stats(
         .into_iter()
         .map(|(index, job)| (index, job()))
         .collect();
-    let mut parts = started.wait();
+    // Waiting is not hanging: the host's watchdog is told so while the calls run.
+    let mut parts = started.wait_at_most(patience, || {
+        progress.fetch_add(1, Ordering::Relaxed);
+    });
     for (index, part) in here {
         parts[index] = Some(Ok(part));
     }
-    let mut stats = Vec::new();
-    for part in parts.into_iter().flatten() {
-        let part = part.unwrap_or_else(|failed| {
-            Err(LibvirtError::Call {
-                call: "virDomainListGetStats",
-                message: match failed {
-                    Failed::Panicked => "the thread reading it panicked",
-                    Failed::Lost => "the thread reading it ended",
+    let mut read = StatsRead {
+        stats: Vec::new(),
+        failed: None,
+        left_behind: false,
+    };
+    let mut dismissed = Vec::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        let error = match part {
+            Some(Ok(Ok(stats))) => {
+                read.stats.extend(stats);
+                continue;
+            }
+            Some(Ok(Err(error))) => error,
+            Some(Err(Failed::GaveUp)) => {
+                dismissed.push(index);
+                read.left_behind = true;
+                LibvirtError::StatsLeftBehind {
+                    timeout: patience,
+                    domains: sizes[index],
                 }
-                .into(),
-            })
-        });
-        stats.extend(part?);
+            }
+            Some(Err(Failed::Panicked)) => thread_failed("the thread reading it panicked"),
+            Some(Err(Failed::Lost)) => thread_failed("the thread reading it ended"),
+            None => continue,
+        };
+        read.failed.get_or_insert(error);
     }
-    Ok(stats)
+    crew.dismiss(&dismissed);
+    read
+}
+
+fn thread_failed(message: &str) -> LibvirtError {
+    LibvirtError::Call {
+        call: "virDomainListGetStats",
+        message: message.into(),
+    }
 }
 
 fn read_stats(
@@ -477,7 +539,11 @@ mod tests {
             filter,
             ..CollectionConfig::default()
         };
-        (Sampler::new(&host, &collection, progress.clone()), progress)
+        let timeout = std::time::Duration::from_secs(10);
+        (
+            Sampler::new(&host, &collection, timeout, progress.clone()),
+            progress,
+        )
     }
 
     #[test]
@@ -486,7 +552,7 @@ mod tests {
             let file = node(n);
             let uri = format!("test://{}", file.path().display());
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
-            let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
+            let cycle = sampler.sample(true).unwrap().stats.unwrap();
             let mut expected: Vec<String> = (0..n).map(|i| format!("vm-{i}")).collect();
             expected.sort();
             assert_eq!(stats_names(&cycle), expected, "{n} domains");
@@ -581,7 +647,7 @@ mod tests {
         let before = progress.load(Ordering::Relaxed);
         let full = sampler.sample(true).unwrap();
         assert_eq!(names(&full), expected);
-        assert_eq!(stats_names(&full.stats.unwrap().unwrap()), expected);
+        assert_eq!(stats_names(&full.stats.unwrap()), expected);
         // Is-alive check, one list, 12 × info, free memory, the bulk calls: no helper touched.
         assert_eq!(
             progress.load(Ordering::Relaxed) - before,
@@ -695,7 +761,7 @@ mod tests {
         for cycle in 0..2 {
             let full = sampler.sample(true).unwrap();
             assert_eq!(sampler.helpers.len(), 0, "cycle {cycle}");
-            let stats = full.stats.as_ref().unwrap().as_ref().unwrap();
+            let stats = full.stats.as_ref().unwrap();
             assert_eq!(stats_names(stats), expected, "cycle {cycle}");
             assert_eq!(names(&full), expected, "cycle {cycle}");
         }
@@ -708,7 +774,7 @@ mod tests {
         let uri = format!("test://{}", file.path().display());
         let filter = DomainFilter::new(&["vm-1*".into()], &["vm-11".into()]).unwrap();
         let (mut sampler, _) = sampler(&uri, filter);
-        let cycle = sampler.sample(true).unwrap().stats.unwrap().unwrap();
+        let cycle = sampler.sample(true).unwrap().stats.unwrap();
         assert_eq!(stats_names(&cycle), ["vm-1", "vm-10"]);
     }
 

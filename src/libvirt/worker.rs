@@ -38,10 +38,14 @@ pub struct Abandoned {
 }
 
 impl LibvirtWorker {
-    pub fn spawn(host: &HostConfig, collection: &CollectionConfig) -> std::io::Result<Self> {
+    pub fn spawn(
+        host: &HostConfig,
+        collection: &CollectionConfig,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let (requests, inbox) = mpsc::channel::<Request>();
         let progress = Arc::new(AtomicU64::new(0));
-        let mut sampler = Sampler::new(host, collection, progress.clone());
+        let mut sampler = Sampler::new(host, collection, timeout, progress.clone());
         let alive = Arc::new(());
         let thread_alive = Arc::downgrade(&alive);
         std::thread::Builder::new()
@@ -76,7 +80,8 @@ impl LibvirtWorker {
 
     /// One collection cycle, `with_stats` the extended groups too. Fails with `Timeout` when no
     /// libvirt call finishes within `timeout`, however long the whole cycle takes while calls
-    /// keep finishing.
+    /// keep finishing (or while the thread waits on its stats calls, which it gives up on
+    /// itself after `timeout`).
     pub fn sample(
         &self,
         timeout: Duration,

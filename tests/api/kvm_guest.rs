@@ -1,5 +1,5 @@
-//! A real QEMU guest through `qemu:///system`: its CPU time grows in what lands in InfluxDB, and
-//! it disappears cleanly when destroyed.
+//! A real QEMU guest through `qemu:///system`: its CPU time grows in what lands in InfluxDB, it
+//! disappears cleanly when destroyed, and one whose QEMU stops answering does not stop its host.
 
 use std::process::Command;
 use std::time::Duration;
@@ -11,10 +11,27 @@ use crate::helpers::{Influx, spawn_app, wait_for};
 /// A transient guest that boots nothing: firmware only, so it needs no disk or kernel.
 struct Guest {
     name: String,
+    /// Holds the disk image, if it has one.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Guest {
     fn start(name: &str) -> Self {
+        Self::create(name, None)
+    }
+
+    /// With a 1 MiB raw virtio disk, so that the `block` group asks its QEMU.
+    fn start_with_disk(name: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vmt-kvm-guest-")
+            .tempdir()
+            .unwrap();
+        let disk = dir.path().join("disk.img");
+        std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+        Self::create(name, Some(dir))
+    }
+
+    fn create(name: &str, dir: Option<tempfile::TempDir>) -> Self {
         // KVM where the machine offers it, else QEMU's TCG emulation.
         let domain_type = if std::path::Path::new("/dev/kvm").exists() {
             "kvm"
@@ -25,15 +42,31 @@ impl Guest {
             "<domain type='{domain_type}'><name>{name}</name>\
              <memory unit='MiB'>48</memory><vcpu>1</vcpu>\
              <os><type arch='x86_64' machine='pc'>hvm</type></os>\
-             <devices><controller type='usb' model='none'/><memballoon model='none'/></devices>\
-             </domain>"
+             <devices><controller type='usb' model='none'/>{disk}<memballoon model='none'/>\
+             </devices></domain>",
+            disk = dir.as_ref().map_or(String::new(), |dir| format!(
+                "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+                 <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+                dir.path().join("disk.img").display()
+            )),
         );
         let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
         std::fs::write(file.path(), xml).unwrap();
         virsh(&["create", file.path().to_str().unwrap()]);
         Guest {
             name: name.to_owned(),
+            _dir: dir,
         }
+    }
+
+    /// Stops its QEMU process (SIGSTOP) until the returned guard drops: the guest still shows as
+    /// running, but its monitor answers nothing, as a QEMU stuck on its storage does.
+    fn stop_qemu(&self) -> StoppedQemu {
+        let pid_file = format!("/run/libvirt/qemu/{}.pid", self.name);
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = pid.trim().to_owned();
+        signal("-STOP", &pid);
+        StoppedQemu { pid }
     }
 
     fn destroy(&self) {
@@ -48,6 +81,21 @@ impl Drop for Guest {
             .args(["-c", "qemu:///system", "destroy", &self.name])
             .output();
     }
+}
+
+struct StoppedQemu {
+    pid: String,
+}
+
+impl Drop for StoppedQemu {
+    fn drop(&mut self) {
+        signal("-CONT", &self.pid);
+    }
+}
+
+fn signal(signal: &str, pid: &str) {
+    let status = Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
 }
 
 fn virsh(args: &[&str]) {
@@ -118,4 +166,86 @@ async fn a_real_guest_s_cpu_time_grows_and_it_vanishes_cleanly_when_destroyed() 
     assert_eq!(influx.rows(&query).await.len(), count_after_destroy);
     let status = app.status().await;
     assert_eq!(status["hosts"][0]["total_errors"], json!(0), "{status}");
+}
+
+#[actix_web::test]
+async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
+    let pid = std::process::id();
+    let (stopped_name, live_name) = (
+        format!("vmt-test-stopped-{pid}"),
+        format!("vmt-test-live-{pid}"),
+    );
+    let stopped_guest = Guest::start_with_disk(&stopped_name);
+    let _live_guest = Guest::start_with_disk(&live_name);
+    let influx = Influx::new_database().await;
+    let include = format!("{stopped_name},{live_name}");
+    let app = spawn_app(&[
+        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_GROUPS", "block"),
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "2"),
+        ("VMTELEMETRY_DOMAIN_INCLUDE", &include),
+    ])
+    .await;
+    let count = |measurement: &'static str, field: &'static str, name: String| {
+        let influx = &influx;
+        async move {
+            let query = format!("SELECT {field} FROM {measurement} WHERE \"name\" = '{name}'");
+            influx.rows(&query).await.len()
+        }
+    };
+    let disk_rows = |name: &str| count("vm_disk", "capacity_bytes", name.to_owned());
+    let metric_rows = |name: &str| count("vm_metrics", "cputime_ns", name.to_owned());
+    wait_for("both guests' disks", Duration::from_secs(30), || async {
+        (disk_rows(&stopped_name).await > 0 && disk_rows(&live_name).await > 0).then_some(())
+    })
+    .await;
+
+    let stopped = stopped_guest.stop_qemu();
+    let host = wait_for(
+        "the stats call reading the stopped guest to be left behind",
+        Duration::from_secs(30),
+        || async {
+            let host = app.status().await["hosts"][0].clone();
+            (host["stats_errors"] == json!(1)).then_some(host)
+        },
+    )
+    .await;
+    let error = host["last_stats_error"].as_str().unwrap();
+    assert!(error.contains("left behind"), "{host}");
+    let collections = host["total_collections"].as_u64().unwrap();
+    let (metrics_before, live_disk_before) = (
+        metric_rows(&stopped_name).await,
+        disk_rows(&live_name).await,
+    );
+    // The host goes on: every cycle, the seed's fields of both, and the other guest's disk.
+    wait_for("collection to go on", Duration::from_secs(30), || async {
+        let host = app.status().await["hosts"][0].clone();
+        (host["total_collections"].as_u64()? >= collections + 6
+            && metric_rows(&stopped_name).await >= metrics_before + 4
+            && disk_rows(&live_name).await >= live_disk_before + 4)
+            .then_some(())
+    })
+    .await;
+    let host = app.status().await["hosts"][0].clone();
+    assert_eq!(host["connection"], json!("connected"), "{host}");
+    assert_eq!(host["total_errors"], json!(0), "{host}");
+    assert!(host["stuck_call_since"].is_null(), "{host}");
+    // Later calls skip its monitor (NOWAIT: the call left behind holds its job).
+    assert_eq!(host["stats_errors"], json!(1), "{host}");
+
+    // Once it answers again, so does the call left behind, and its disk is read again.
+    drop(stopped);
+    let stopped_disk_before = disk_rows(&stopped_name).await;
+    wait_for(
+        "the resumed guest's disk",
+        Duration::from_secs(30),
+        || async { (disk_rows(&stopped_name).await >= stopped_disk_before + 3).then_some(()) },
+    )
+    .await;
+    let host = app.status().await["hosts"][0].clone();
+    assert_eq!(host["stats_errors"], json!(1), "{host}");
+    assert_eq!(host["total_errors"], json!(0), "{host}");
 }
