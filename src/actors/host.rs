@@ -5,6 +5,7 @@
 //! blocked in libvirt.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -40,6 +41,8 @@ pub struct HostActor {
     cycles_until_stats: u32,
     /// The service is stopping: no new cycle starts.
     stopped: bool,
+    /// Bulk stats calls left behind, of every worker this actor had, still in libvirt.
+    stats_left_behind: Arc<AtomicUsize>,
     features: Recipient<HostCollected>,
     status: HostStatus,
     crashes: CrashRecord,
@@ -78,11 +81,15 @@ pub struct HostStatus {
     pub stuck_call_since: Option<DateTime<Utc>>,
     /// Domains that were listed but gone by the time they were read (not errors).
     pub domains_vanished: u64,
-    /// Bulk stats calls (the extended groups) that succeeded, and those that failed (not counted
-    /// in `total_errors`: the seed's fields do not depend on them).
+    /// Cycles that made the bulk stats calls (the extended groups), and those in which one
+    /// failed or was left behind, costing the rows of the domains it reads (not counted in
+    /// `total_errors`: the seed's fields do not depend on them).
     pub stats_collections: u64,
     pub stats_errors: u64,
     pub last_stats_error: Option<String>,
+    /// Bulk stats calls left behind after `libvirt_timeout` (a guest whose QEMU does not answer
+    /// its monitor) that have not returned yet, each holding a thread.
+    pub stats_calls_left_behind: usize,
     /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
     /// on the same list of domains), in seconds.
     pub last_stats_duration_sec: Option<f64>,
@@ -124,6 +131,7 @@ impl HostActor {
             stats_collections: 0,
             stats_errors: 0,
             last_stats_error: None,
+            stats_calls_left_behind: 0,
             last_stats_duration_sec: None,
         };
         let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
@@ -139,6 +147,7 @@ impl HostActor {
             stats_every,
             cycles_until_stats: 0,
             stopped: false,
+            stats_left_behind: Arc::default(),
             features,
             status,
             crashes: CrashRecord::default(),
@@ -169,7 +178,14 @@ impl HostActor {
                 }
                 return;
             }
-            match LibvirtWorker::spawn(&self.host, &self.collection, self.libvirt_timeout) {
+            let left_behind = self.stats_left_behind.clone();
+            let worker = LibvirtWorker::spawn(
+                &self.host,
+                &self.collection,
+                self.libvirt_timeout,
+                left_behind,
+            );
+            match worker {
                 Ok(worker) => self.worker = Some(worker),
                 Err(e) => {
                     self.record_error(format!("cannot start a libvirt thread: {e}"));
@@ -356,6 +372,7 @@ impl Handler<GetHostStatus> for HostActor {
     fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
         let mut status = self.status.clone();
         status.panics = self.crashes.panics;
+        status.stats_calls_left_behind = self.stats_left_behind.load(Ordering::Acquire);
         MessageResult(status)
     }
 }

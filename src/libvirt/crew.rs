@@ -3,6 +3,8 @@
 //! 240 µs), and a full cycle of 13 guests used five.
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,14 @@ pub enum Failed {
 
 pub struct Crew {
     name: &'static str,
-    members: Vec<mpsc::Sender<Job>>,
+    members: Vec<Member>,
+    /// Threads dismissed whose job has not returned yet.
+    dismissed_running: Arc<AtomicUsize>,
+}
+
+struct Member {
+    jobs: mpsc::Sender<Job>,
+    dismissed: Arc<AtomicBool>,
 }
 
 /// Jobs on their way: `left` holds, with their index, those no thread could be started for.
@@ -35,10 +44,12 @@ pub struct Started<T, F> {
 }
 
 impl Crew {
-    pub fn new(name: &'static str) -> Self {
+    /// `dismissed_running` counts this crew's dismissed threads until their jobs return.
+    pub fn new(name: &'static str, dismissed_running: Arc<AtomicUsize>) -> Self {
         Crew {
             name,
             members: Vec::new(),
+            dismissed_running,
         }
     }
 
@@ -64,7 +75,7 @@ impl Crew {
                     .map_err(|_: Box<dyn Any + Send>| Failed::Panicked);
                 let _ = done.send((index, outcome));
             });
-            if member.send(job).is_err() {
+            if member.jobs.send(job).is_err() {
                 outcomes[index] = Some(Err(Failed::Lost));
                 gone.push(index);
             }
@@ -89,18 +100,28 @@ impl Crew {
         jobs.dedup();
         for index in jobs.into_iter().rev() {
             if index < self.members.len() {
-                self.members.remove(index);
+                let member = self.members.remove(index);
+                // Counted before its inbox closes: the thread counts itself out after that.
+                self.dismissed_running.fetch_add(1, Ordering::AcqRel);
+                member.dismissed.store(true, Ordering::Release);
             }
         }
     }
 
     fn hire(&mut self) -> bool {
         let (jobs, inbox) = mpsc::channel::<Job>();
+        let dismissed = Arc::new(AtomicBool::new(false));
+        let (was_dismissed, running) = (dismissed.clone(), self.dismissed_running.clone());
         let spawned = std::thread::Builder::new()
             .name(self.name.into())
-            .spawn(move || inbox.iter().for_each(|job| job()));
+            .spawn(move || {
+                inbox.iter().for_each(|job| job());
+                if was_dismissed.load(Ordering::Acquire) {
+                    running.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
         if spawned.is_ok() {
-            self.members.push(jobs);
+            self.members.push(Member { jobs, dismissed });
         }
         spawned.is_ok()
     }
@@ -169,7 +190,9 @@ impl<T, F> Started<T, F> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
     use super::{Crew, Failed};
 
@@ -179,7 +202,7 @@ mod tests {
 
     #[test]
     fn jobs_run_side_by_side_on_threads_kept_between_rounds() {
-        let mut crew = Crew::new("test crew");
+        let mut crew = Crew::new("test crew", Default::default());
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
         let jobs: Vec<_> = (0..3)
             .map(|i| {
@@ -215,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_fails_alone_and_its_thread_serves_on() {
-        let mut crew = Crew::new("test crew");
+        let mut crew = Crew::new("test crew", Default::default());
         let jobs: Vec<Box<dyn FnOnce() -> u32 + Send>> =
             vec![Box::new(|| 1), Box::new(|| panic!("boom")), Box::new(|| 3)];
         let outcomes = crew.start(jobs).wait();
@@ -229,7 +252,8 @@ mod tests {
 
     #[test]
     fn a_job_outlasting_the_patience_is_given_up_and_its_thread_replaced() {
-        let mut crew = Crew::new("test crew");
+        let dismissed_running = Arc::new(AtomicUsize::new(0));
+        let mut crew = Crew::new("test crew", dismissed_running.clone());
         let (release, held) = std::sync::mpsc::channel::<()>();
         let jobs: Vec<Box<dyn FnOnce() -> std::thread::ThreadId + Send>> = vec![
             Box::new(thread_id),
@@ -238,11 +262,11 @@ mod tests {
                 thread_id()
             }),
         ];
-        let beats = std::sync::atomic::AtomicUsize::new(0);
+        let beats = AtomicUsize::new(0);
         let outcomes = crew
             .start(jobs)
             .wait_at_most(Duration::from_millis(200), || {
-                beats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                beats.fetch_add(1, Ordering::Relaxed);
             });
         assert!(matches!(outcomes[0], Some(Ok(_))), "{outcomes:?}");
         assert_eq!(outcomes[1], Some(Err(Failed::GaveUp)));
@@ -255,12 +279,22 @@ mod tests {
         let ids: Vec<_> = again.into_iter().map(|o| o.unwrap().unwrap()).collect();
         assert_eq!(ids.len(), 2);
         assert_ne!(ids[0], ids[1], "a new thread in the held one's place");
+        assert_eq!(dismissed_running.load(Ordering::Acquire), 1);
         release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dismissed_running.load(Ordering::Acquire) != 0 {
+            assert!(Instant::now() < deadline, "the dismissed thread to end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Dropping a crew ends its threads without counting them as dismissed.
+        drop(crew);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(dismissed_running.load(Ordering::Acquire), 0);
     }
 
     #[test]
     fn patience_counts_from_the_last_job_that_ended() {
-        let mut crew = Crew::new("test crew");
+        let mut crew = Crew::new("test crew", Default::default());
         // Each ends 0.6 s after the one before: 1.2 s in all, never 1 s without one ending.
         let jobs: Vec<_> = (0..3u64)
             .map(|i| {

@@ -2,7 +2,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use virt::connect::Connect;
@@ -57,6 +57,7 @@ impl Sampler {
         collection: &CollectionConfig,
         libvirt_timeout: Duration,
         progress: Arc<AtomicU64>,
+        stats_left_behind: Arc<AtomicUsize>,
     ) -> Self {
         Sampler {
             uri: host.uri.as_str().into(),
@@ -73,7 +74,7 @@ impl Sampler {
             keepalive: collection.keepalive,
             progress,
             stats_patience: libvirt_timeout,
-            crew: Crew::new("libvirt calls"),
+            crew: Crew::new("libvirt calls", stats_left_behind),
         }
     }
 
@@ -541,7 +542,13 @@ mod tests {
         };
         let timeout = std::time::Duration::from_secs(10);
         (
-            Sampler::new(&host, &collection, timeout, progress.clone()),
+            Sampler::new(
+                &host,
+                &collection,
+                timeout,
+                progress.clone(),
+                Default::default(),
+            ),
             progress,
         )
     }

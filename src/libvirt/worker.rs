@@ -5,7 +5,7 @@
 //! soon as its call returns (its request channel is closed); until then the `Abandoned` handle
 //! tells it is still there, so that a host never has more than one thread blocked in libvirt.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak, mpsc};
 use std::time::{Duration, Instant};
 
@@ -42,10 +42,17 @@ impl LibvirtWorker {
         host: &HostConfig,
         collection: &CollectionConfig,
         timeout: Duration,
+        stats_left_behind: Arc<AtomicUsize>,
     ) -> std::io::Result<Self> {
         let (requests, inbox) = mpsc::channel::<Request>();
         let progress = Arc::new(AtomicU64::new(0));
-        let mut sampler = Sampler::new(host, collection, timeout, progress.clone());
+        let mut sampler = Sampler::new(
+            host,
+            collection,
+            timeout,
+            progress.clone(),
+            stats_left_behind,
+        );
         let alive = Arc::new(());
         let thread_alive = Arc::downgrade(&alive);
         std::thread::Builder::new()

@@ -185,7 +185,7 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
         ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
         ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
         ("VMTELEMETRY_STATS_GROUPS", "block"),
-        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "2"),
+        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "3"),
         ("VMTELEMETRY_DOMAIN_INCLUDE", &include),
     ])
     .await;
@@ -215,6 +215,7 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     .await;
     let error = host["last_stats_error"].as_str().unwrap();
     assert!(error.contains("left behind"), "{host}");
+    assert_eq!(host["stats_calls_left_behind"], json!(1), "{host}");
     let collections = host["total_collections"].as_u64().unwrap();
     let (metrics_before, live_disk_before) = (
         metric_rows(&stopped_name).await,
@@ -235,6 +236,7 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     assert!(host["stuck_call_since"].is_null(), "{host}");
     // Later calls skip its monitor (NOWAIT: the call left behind holds its job).
     assert_eq!(host["stats_errors"], json!(1), "{host}");
+    assert_eq!(host["stats_calls_left_behind"], json!(1), "{host}");
 
     // Once it answers again, so does the call left behind, and its disk is read again.
     drop(stopped);
@@ -243,6 +245,15 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
         "the resumed guest's disk",
         Duration::from_secs(30),
         || async { (disk_rows(&stopped_name).await >= stopped_disk_before + 3).then_some(()) },
+    )
+    .await;
+    wait_for(
+        "the call left behind to return",
+        Duration::from_secs(30),
+        || async {
+            let host = app.status().await["hosts"][0].clone();
+            (host["stats_calls_left_behind"] == json!(0)).then_some(())
+        },
     )
     .await;
     let host = app.status().await["hosts"][0].clone();
