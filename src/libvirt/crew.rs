@@ -59,11 +59,14 @@ impl Crew {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        // A thread that ended (its `dismissed` flag no longer shared) is replaced; within a
+        // round, job `i` stays with member `i`, which `dismiss` relies on.
+        self.members
+            .retain(|member| Arc::strong_count(&member.dismissed) > 1);
         while self.members.len() < jobs.len() && self.hire() {}
         let (done, results) = mpsc::channel();
         let mut outcomes: Vec<Option<Outcome<T>>> = jobs.iter().map(|_| None).collect();
         let mut left = Vec::new();
-        let mut gone = Vec::new();
         for (index, job) in jobs.into_iter().enumerate() {
             let Some(member) = self.members.get(index) else {
                 left.push((index, job));
@@ -77,12 +80,7 @@ impl Crew {
             });
             if member.jobs.send(job).is_err() {
                 outcomes[index] = Some(Err(Failed::Lost));
-                gone.push(index);
             }
-        }
-        // A thread that ended is replaced next time.
-        for index in gone.into_iter().rev() {
-            self.members.remove(index);
         }
         Started {
             results,
@@ -191,10 +189,10 @@ impl<T, F> Started<T, F> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::{Crew, Failed};
+    use super::{Crew, Failed, Member};
 
     fn thread_id() -> std::thread::ThreadId {
         std::thread::current().id()
@@ -306,5 +304,31 @@ mod tests {
             .collect();
         let outcomes = crew.start(jobs).wait_at_most(Duration::from_secs(1), || {});
         assert_eq!(outcomes, [Some(Ok(0)), Some(Ok(1)), Some(Ok(2))]);
+    }
+
+    #[test]
+    fn a_member_whose_thread_ended_loses_its_job_and_is_replaced_next_round() {
+        let mut crew = Crew::new("test crew", Default::default());
+        assert_eq!(
+            crew.start(vec![|| 1, || 2]).wait(),
+            [Some(Ok(1)), Some(Ok(2))]
+        );
+        // As if member 0's thread had ended: its inbox gone, its flag still shared this round.
+        let (jobs, inbox) = std::sync::mpsc::channel();
+        drop(inbox);
+        let still_shared = Arc::new(AtomicBool::new(false));
+        crew.members[0] = Member {
+            jobs,
+            dismissed: still_shared.clone(),
+        };
+        assert_eq!(
+            crew.start(vec![|| 3, || 4]).wait(),
+            [Some(Err(Failed::Lost)), Some(Ok(4))]
+        );
+        drop(still_shared);
+        assert_eq!(
+            crew.start(vec![|| 5, || 6]).wait(),
+            [Some(Ok(5)), Some(Ok(6))]
+        );
     }
 }
