@@ -103,13 +103,14 @@ impl FeatureActor {
         let with_rows = sample.domains.iter().filter(|d| !d.rows.is_empty()).count();
         let mut baselines = HashMap::with_capacity(with_rows);
         for domain in sample.domains {
+            // What is left in `previous` afterwards: the VMs this sample lacks.
+            let before = previous.remove(&domain.uuid);
             if let Some((id, cpu_count)) = self.vms.identity(&sample.uri, &domain.uuid) {
                 let tags = &mut self.tags;
                 if let Err(error) = tags.set(&sample.host, id, &domain.name, &domain.uuid) {
                     count(Err(error), domain.rows.len(), &mut self.status);
                 } else {
-                    let before = previous.get(&domain.uuid);
-                    let derived = extended::derive(before, &domain, Some(cpu_count));
+                    let derived = extended::derive(before.as_ref(), &domain, Some(cpu_count));
                     for (row, derived) in domain.rows.iter().zip(&derived) {
                         match line_protocol::stats_row(lines, tags, &domain, row, derived) {
                             Ok(true) => self.status.lines_produced += 1,
@@ -120,14 +121,13 @@ impl FeatureActor {
                     }
                 }
             }
-            previous.remove(&domain.uuid);
             // A domain without rows (shut off, or a driver without these groups) has no rate to
             // give next time either: no baseline, which saves ≈ 0.4 KB a VM.
             if !domain.rows.is_empty() {
                 baselines.insert(domain.uuid, domain);
             }
         }
-        // Left in `previous`: VMs this sample lacks. Those gone from the host are forgotten.
+        // Of the VMs this sample lacks, those gone from the host are forgotten.
         for (uuid, baseline) in previous {
             if self.vms.identity(&sample.uri, &uuid).is_some() {
                 baselines.insert(uuid, baseline);

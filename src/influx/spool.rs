@@ -437,6 +437,15 @@ mod tests {
         spool
     }
 
+    /// The spool file of `dir` opened from a copy, as a restart after a crash finds it (the
+    /// forgotten spool still holds the original open).
+    fn reopened_after_a_crash(dir: &Path) -> (tempfile::TempDir, Spool) {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
+        let spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
+        (copy, spool)
+    }
+
     #[test]
     fn written_lines_stay_gone_after_a_clean_close() {
         let dir = tempfile::tempdir().unwrap();
@@ -451,9 +460,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Dropped without any shutdown: as after `kill -9`.
         std::mem::forget(six_of_ten_written(dir.path()));
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
-        let mut spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
+        let (_copy, mut spool) = reopened_after_a_crash(dir.path());
         // The removal was not yet durable: at least once, in order.
         assert_eq!(
             numbers(&spool.take_batch(100).unwrap()),
@@ -469,9 +476,7 @@ mod tests {
             spool.persist().unwrap();
             std::mem::forget(spool);
         }
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
-        let mut spool = Spool::open(copy.path(), 1 << 20, 4, AGE).unwrap();
+        let (_copy, mut spool) = reopened_after_a_crash(dir.path());
         assert_eq!(numbers(&spool.take_batch(100).unwrap()), [6, 7, 8, 9]);
     }
 

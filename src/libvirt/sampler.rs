@@ -78,8 +78,8 @@ impl Sampler {
         }
     }
 
-    /// Reads every domain, active or not, spread over `seed::connections_for` connections (one
-    /// `with_stats`), and `with_stats`, then the configured stats groups of the domains the main connection listed.
+    /// Reads every domain, active or not, spread over `seed::connections_for` connections (over
+    /// one `with_stats`), and `with_stats` then the configured stats groups of the domains listed.
     /// A failed list on the main connection drops it, so the next cycle opens a new one.
     pub fn sample(&mut self, with_stats: bool) -> Result<Cycle, LibvirtError> {
         let started = Instant::now();
@@ -90,13 +90,11 @@ impl Sampler {
         // A full cycle's wall time is its stats calls' (≈ 20 ms on 13 guests, against 2–3 ms of
         // seed calls), so it reads the seed's fields over one connection, sparing a second list
         // and its handles; the helpers wait, open, for the next seed-only cycle.
-        let spread = !with_stats;
-        if spread {
+        let helpers = if with_stats {
+            Vec::new()
+        } else {
             self.keep_helpers(seed::connections_for(self.last_listed, self.seed_connections) - 1);
-        }
-        let helpers = match spread {
-            true => std::mem::take(&mut self.helpers),
-            false => Vec::new(),
+            std::mem::take(&mut self.helpers)
         };
         let host = connection.host.clone();
         let read = if helpers.is_empty() {
@@ -384,22 +382,16 @@ fn parallel_stats(
     for (index, part) in here {
         parts[index] = Some(Ok(part));
     }
-    let mut read = StatsRead {
-        stats: Vec::new(),
-        failed: None,
-        left_behind: false,
-    };
-    let mut dismissed = Vec::new();
+    let (mut stats, mut failed, mut dismissed) = (Vec::new(), None, Vec::new());
     for (index, part) in parts.into_iter().enumerate() {
         let error = match part {
-            Some(Ok(Ok(stats))) => {
-                read.stats.extend(stats);
+            Some(Ok(Ok(part))) => {
+                stats.extend(part);
                 continue;
             }
             Some(Ok(Err(error))) => error,
             Some(Err(Failed::GaveUp)) => {
                 dismissed.push(index);
-                read.left_behind = true;
                 LibvirtError::StatsLeftBehind {
                     timeout: patience,
                     domains: sizes[index],
@@ -409,10 +401,14 @@ fn parallel_stats(
             Some(Err(Failed::Lost)) => thread_failed("the thread reading it ended"),
             None => continue,
         };
-        read.failed.get_or_insert(error);
+        failed.get_or_insert(error);
     }
     crew.dismiss(&dismissed);
-    read
+    StatsRead {
+        stats,
+        failed,
+        left_behind: !dismissed.is_empty(),
+    }
 }
 
 fn thread_failed(message: &str) -> LibvirtError {
@@ -560,8 +556,7 @@ mod tests {
             let uri = format!("test://{}", file.path().display());
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
             let cycle = sampler.sample(true).unwrap().stats.unwrap();
-            let mut expected: Vec<String> = (0..n).map(|i| format!("vm-{i}")).collect();
-            expected.sort();
+            let expected = vm_names(n);
             assert_eq!(stats_names(&cycle), expected, "{n} domains");
             assert!(
                 cycle
@@ -576,6 +571,13 @@ mod tests {
             let calls = 2 + n as u64 + 2 + stats_threads(n) as u64;
             assert_eq!(progress.load(Ordering::Relaxed), calls, "{n} domains");
         }
+    }
+
+    /// `vm-0`…`vm-{n-1}`, sorted as names are.
+    fn vm_names(n: usize) -> Vec<String> {
+        let mut names: Vec<String> = (0..n).map(|i| format!("vm-{i}")).collect();
+        names.sort();
+        names
     }
 
     /// The names the extended groups were read of, sorted.
@@ -605,8 +607,7 @@ mod tests {
     fn a_small_hosts_seed_cycle_reads_every_domain_once_over_several_connections() {
         let file = node(12);
         let uri = format!("test://{}", file.path().display());
-        let mut expected: Vec<String> = (0..12).map(|i| format!("vm-{i}")).collect();
-        expected.sort();
+        let expected = vm_names(12);
         for connections in [1, 2, 4] {
             let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
             sampler.seed_connections = connections;
@@ -644,8 +645,7 @@ mod tests {
     fn a_full_cycle_reads_the_seed_over_one_connection_and_keeps_the_helpers_open() {
         let file = node(12);
         let uri = format!("test://{}", file.path().display());
-        let mut expected: Vec<String> = (0..12).map(|i| format!("vm-{i}")).collect();
-        expected.sort();
+        let expected = vm_names(12);
         let (mut sampler, progress) = sampler(&uri, DomainFilter::default());
         sampler.seed_connections = 2;
         sampler.sample(false).unwrap();
@@ -762,8 +762,7 @@ mod tests {
         let uri = format!("test://{}", file.path().display());
         let (mut sampler, _) = sampler(&uri, DomainFilter::default());
         sampler.seed_connections = 2;
-        let mut expected: Vec<String> = (0..12).map(|i| format!("vm-{i}")).collect();
-        expected.sort();
+        let expected = vm_names(12);
         // Full cycles stay on one connection, the first (which knows no count yet) and later.
         for cycle in 0..2 {
             let full = sampler.sample(true).unwrap();
