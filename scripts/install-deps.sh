@@ -22,6 +22,9 @@ PKGS=(
     cpio
     # proves the libvirt bulk-stats wrapper frees what it gets (tests/api/bulk_stats.rs)
     valgrind
+    # `kill` (the tests stop and resume QEMU, libvirtd and the service) and `ip` (removes a
+    # test guest's tap): not in a minimal Debian 12
+    procps iproute2
 )
 
 missing=()
