@@ -1,10 +1,12 @@
-// vmtelemetry dashboard: the VM table, one VM's history charts (uPlot) and the actor panel.
+// vmtelemetry dashboard: the VM table, one VM's history charts (uPlot), each host's collection
+// and the writer's state, and the actor panel.
 // Every value from the API reaches the DOM through textContent, attributes or `new Option`,
 // never through innerHTML: VM names hold quotes, `<`, `&` and any unicode.
 "use strict";
 
 (function () {
   const VMS_EVERY_MS = 2000;
+  const STATUS_EVERY_MS = 2000;
   const ACTORS_EVERY_MS = 2000;
   // Without a valid token, or with the endpoints disabled, asking every 2 s only fills logs;
   // typing a token asks at once anyway.
@@ -152,6 +154,38 @@
     return Date.parse(match[1] + match[3]) / 1000 + (match[2] ? parseFloat(match[2]) : 0);
   }
 
+  // Brings `tbody` to one row per item, in order, keyed by `key(item)`. Rows already in place
+  // are not moved, so a click under way is not lost.
+  function syncRows(tbody, items, key, newRow, fillRow) {
+    const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.key, tr]));
+    items.forEach((item, index) => {
+      let tr = rows.get(key(item));
+      if (tr) {
+        rows.delete(key(item));
+      } else {
+        tr = newRow(item);
+        tr.dataset.key = key(item);
+      }
+      fillRow(tr, item);
+      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
+    });
+    for (const tr of rows.values()) tr.remove();
+  }
+
+  // A row of empty cells of these classes, with a state badge in the cell at `badgeAt`.
+  function newRow(cells, badgeAt) {
+    const tr = document.createElement("tr");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      td.className = cell;
+      tr.appendChild(td);
+    }
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    tr.cells[badgeAt].appendChild(badge);
+    return tr;
+  }
+
   // ---------------------------------------------------------------- VM table
 
   function vmKey(vm) {
@@ -187,40 +221,20 @@
   }
 
   function renderVms(vms) {
-    const tbody = $("#vm-table tbody");
-    const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.key, tr]));
-    state.vms = new Map();
-    vms.forEach((vm, index) => {
-      const key = vmKey(vm);
-      state.vms.set(key, vm);
-      state.hosts.add(vm.host);
-      let tr = rows.get(key);
-      if (tr) rows.delete(key);
-      else tr = newVmRow(vm);
-      fillVmRow(tr, vm);
-      // Rows already in place are not moved, so a click under way is not lost.
-      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
-    });
-    for (const tr of rows.values()) tr.remove();
+    state.vms = new Map(vms.map((vm) => [vmKey(vm), vm]));
+    for (const vm of vms) state.hosts.add(vm.host);
+    syncRows($("#vm-table tbody"), vms, vmKey, newVmRow, fillVmRow);
     syncHostOptions();
     setText($("#vm-count"), `(${vms.length})`);
     $("#vm-empty").hidden = vms.length > 0;
   }
 
   function newVmRow(vm) {
-    const tr = document.createElement("tr");
-    tr.dataset.key = vmKey(vm);
+    const cells = ["host", "name", "state", "cpus num", "memory num", "rate num", "angle num"];
+    const tr = newRow(cells, 2);
     tr.dataset.uuid = vm.uuid;
     tr.dataset.host = vm.host;
     tr.tabIndex = 0;
-    for (const name of ["host", "name", "state", "cpus num", "memory num", "rate num", "angle num"]) {
-      const td = document.createElement("td");
-      td.className = name;
-      tr.appendChild(td);
-    }
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    tr.cells[2].appendChild(badge);
     const bar = document.createElement("span");
     bar.className = "bar";
     const text = document.createElement("span");
@@ -488,6 +502,104 @@
     return uuid ? { uuid, host: params.get("host") } : null;
   }
 
+  // ---------------------------------------------------------------- collection
+
+  async function refreshCollection() {
+    const writer = $("#writer-status");
+    try {
+      const body = await api("/api/telemetry/status");
+      syncRows($("#hosts-table tbody"), body.hosts, (host) => host.uri, newHostRow, fillHostRow);
+      fillWriter(writer, body.writer);
+    } catch (error) {
+      setStatus(writer, "error", `Status unavailable: ${error.message}. Retrying…`);
+    }
+  }
+
+  function clock(text) {
+    return text ? new Date(text).toLocaleTimeString() : "—";
+  }
+
+  function milliseconds(seconds) {
+    return isNumber(seconds) ? `${(seconds * 1000).toFixed(1)} ms` : "—";
+  }
+
+  function newHostRow({ uri }) {
+    const cells = ["name", "connection", "vms num", "cycle", "cycles num", "failed num", "error"];
+    const tr = newRow([...cells, "stats", "stats-error error"], 1);
+    tr.dataset.uri = uri;
+    return tr;
+  }
+
+  function fillHostRow(tr, host) {
+    const [name, connection, vms, cycle, cycles, failed, error, stats, statsError] = tr.cells;
+    setText(name, host.host || host.uri);
+    name.title = host.uri;
+    const [kind, text] = connectionState(host);
+    connection.firstChild.dataset.state = kind;
+    setText(connection.firstChild, text);
+    setText(vms, integer.format(host.vms_monitored));
+    setText(
+      cycle,
+      host.last_collection_time
+        ? `${clock(host.last_collection_time)} · ${milliseconds(host.last_collection_duration_sec)}`
+        : "—",
+    );
+    setText(cycles, integer.format(host.total_collections));
+    setText(failed, integer.format(host.total_errors));
+    setText(error, host.last_error || "—");
+    error.title = host.last_error_time ? `at ${host.last_error_time}` : "";
+    setText(stats, statsCalls(host));
+    setText(statsError, host.last_stats_error || "—");
+  }
+
+  // A host blocked in a call shows that first: no new connection is opened meanwhile.
+  function connectionState(host) {
+    if (host.stuck_call_since) {
+      return ["stuck", `stuck in a libvirt call since ${clock(host.stuck_call_since)}`];
+    }
+    if (host.connection === "disconnected" && host.next_attempt_time) {
+      return ["disconnected", `disconnected · next attempt ${clock(host.next_attempt_time)}`];
+    }
+    return [host.connection, host.connection];
+  }
+
+  // The bulk stats calls (the extended groups): the cycles that lost rows to a failed call, the
+  // last calls' time, and the calls still held by a guest whose QEMU does not answer.
+  function statsCalls(host) {
+    if (host.stats_collections === 0) return "—";
+    const parts = [
+      `${integer.format(host.stats_errors)} of ${integer.format(host.stats_collections)} failed`,
+      milliseconds(host.last_stats_duration_sec),
+    ];
+    if (host.stats_calls_left_behind > 0) {
+      parts.push(`${integer.format(host.stats_calls_left_behind)} left behind`);
+    }
+    return parts.join(" · ");
+  }
+
+  function fillWriter(element, writer) {
+    const where = writer.spooled ? "on disk" : "in memory";
+    const parts = [`${integer.format(writer.queue_depth)} lines queued ${where}`];
+    if (writer.dropped_lines > 0) parts.push(`${integer.format(writer.dropped_lines)} dropped`);
+    if (writer.rejected_lines > 0) {
+      parts.push(`${integer.format(writer.rejected_lines)} refused as invalid`);
+    }
+    const details = parts.join(" · ");
+    element.title = writer.url;
+    if (writer.auth_failing) {
+      setStatus(element, "failing", `InfluxDB refuses the token · ${details}`);
+    } else if (writer.consecutive_failures > 0) {
+      const failures = integer.format(writer.consecutive_failures);
+      const error = writer.last_error || "no answer";
+      setStatus(element, "failing", `InfluxDB writes failing (${failures} in a row): ${error} · ${details}`);
+    } else {
+      const last = writer.last_write_time ? `, the last at ${clock(writer.last_write_time)}` : "";
+      const written = `${integer.format(writer.total_metrics_written)} lines written${last}`;
+      const lost = writer.dropped_lines > 0 || writer.rejected_lines > 0;
+      setStatus(element, lost ? "losing" : "ok", `InfluxDB: ${written} · ${details}`);
+    }
+  }
+
   // ---------------------------------------------------------------- actors
 
   function authHeaders() {
@@ -521,30 +633,13 @@
   }
 
   function renderActors(actors) {
-    const tbody = $("#actors-table tbody");
-    const rows = new Map([...tbody.rows].map((tr) => [tr.dataset.actor, tr]));
-    actors.forEach((actor, index) => {
-      let tr = rows.get(actor.name);
-      if (tr) rows.delete(actor.name);
-      else tr = newActorRow(actor.name);
-      fillActorRow(tr, actor);
-      if (tbody.rows[index] !== tr) tbody.insertBefore(tr, tbody.rows[index] || null);
-    });
-    for (const tr of rows.values()) tr.remove();
+    syncRows($("#actors-table tbody"), actors, (actor) => actor.name, newActorRow, fillActorRow);
     $("#actors-table").hidden = actors.length === 0;
   }
 
-  function newActorRow(name) {
-    const tr = document.createElement("tr");
+  function newActorRow({ name }) {
+    const tr = newRow(["name", "kind", "state", "restarts num", "queue num", "error", "action"], 2);
     tr.dataset.actor = name;
-    for (const cell of ["name", "kind", "state", "restarts num", "queue num", "error", "action"]) {
-      const td = document.createElement("td");
-      td.className = cell;
-      tr.appendChild(td);
-    }
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    tr.cells[2].appendChild(badge);
     const button = document.createElement("button");
     button.type = "button";
     button.className = "restart";
@@ -622,6 +717,8 @@
       drawCharts(NO_DATA);
       runCharts();
     });
+
+    poll(() => STATUS_EVERY_MS, refreshCollection);
 
     const tokenInput = $("#admin-token");
     tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";

@@ -1,27 +1,23 @@
 //! The web dashboard in a real browser (Debian's headless Chromium) against the real application.
-//!
-//! The application's actors run on the test's own actix thread, so every blocking browser call
-//! runs in `spawn_blocking`; the API is only called from the async side.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{
+    Influx, TestApp, TestDomain, TestNode, spawn_app, spawn_app_with_file, wait_for,
+};
+use crate::support::browser::{
+    PAGE_TIMEOUT, host_row, in_browser, js, open, wait_js, writer_status,
+};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN_TOKEN: &str = "dashboard-test-token";
 /// Would become markup, or break out of an attribute, if the page inserted it as HTML.
 const AWKWARD_NAME: &str = "vm \"<quoted>\" & ünï";
 /// The cell of the page's actor table with the `features` actor's restarts.
 const FEATURES_RESTARTS: &str =
     "document.querySelector('#actors-table tr[data-actor=\"features\"] td.restarts')";
-/// Generous: two Chromiums and the other tests share two cores.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[actix_web::test]
 async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
@@ -65,12 +61,9 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
     let (code, vms) = app.get("/api/telemetry/vms").await;
     assert_eq!(code, 200, "{vms}");
     let host = vms["vms"][0]["host"].as_str().unwrap().to_owned();
-    let address = app.address.clone();
+    let (address, uri, domains_count) = (app.address.clone(), node.uri.clone(), domains.len());
     in_browser(move |tab| {
-        tab.navigate_to(&address)
-            .unwrap()
-            .wait_until_navigated()
-            .unwrap();
+        open(tab, &address);
 
         let rows = wait_js(
             tab,
@@ -91,6 +84,28 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             js(tab, "document.querySelector('quoted') === null"),
             json!(true),
             "a VM name became markup"
+        );
+
+        // Collection: the host's row, and the writer's state.
+        let row = host_row(tab, &uri, "row.state === 'connected'");
+        assert_eq!(row["name"], json!(host), "{row}");
+        assert_eq!(row["connection"], json!("connected"), "{row}");
+        assert_eq!(row["vms"], json!(domains_count.to_string()), "{row}");
+        assert_eq!(row["failed"], json!("0"), "{row}");
+        assert_eq!(row["error"], json!("—"), "{row}");
+        // The stats groups are off in these tests.
+        assert_eq!(row["stats"], json!("—"), "{row}");
+        assert_eq!(
+            js(
+                tab,
+                "document.querySelectorAll('#hosts-table tbody tr').length"
+            ),
+            json!(1)
+        );
+        let writer = writer_status(tab, "ok");
+        assert!(
+            writer.starts_with("InfluxDB: ") && writer.contains(" lines written, the last at "),
+            "{writer}"
         );
 
         // Nothing typed yet: the actor panel asks for the token.
@@ -199,14 +214,16 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
 }
 
 #[actix_web::test]
-async fn without_influxdb_or_admin_token_the_dashboard_says_so() {
+async fn without_influxdb_a_host_or_an_admin_token_the_dashboard_says_so() {
     let domains = [TestDomain::new("alone", 1, 1)];
     let node = TestNode::new(&domains);
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
+    let unreachable = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
+    let file = format!(r#"hosts = ["{}", "{unreachable}"]"#, node.uri);
+    let app = spawn_app_with_file(
+        Some(&file),
         // Nothing listens on the discard port.
-        ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),
-    ])
+        &[("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9")],
+    )
     .await;
     let uuid = domains[0].uuid.clone();
     wait_for("two samples in memory", Duration::from_secs(20), || async {
@@ -214,13 +231,41 @@ async fn without_influxdb_or_admin_token_the_dashboard_says_so() {
         (code == 200 && stats["recent"].as_array().unwrap().len() >= 2).then_some(())
     })
     .await;
+    let (host_error, writer_error) = wait_for(
+        "the unreachable host's error and a failed write",
+        Duration::from_secs(20),
+        || async {
+            let status = app.status().await;
+            let host = status["hosts"]
+                .as_array()?
+                .iter()
+                .find(|host| host["uri"] == unreachable)?;
+            let writer = &status["writer"];
+            (writer["consecutive_failures"].as_u64()? > 0).then_some(())?;
+            Some((
+                host["last_error"].as_str()?.to_owned(),
+                writer["last_error"].as_str()?.to_owned(),
+            ))
+        },
+    )
+    .await;
 
     let address = app.address.clone();
     in_browser(move |tab| {
-        tab.navigate_to(&address)
-            .unwrap()
-            .wait_until_navigated()
-            .unwrap();
+        open(tab, &address);
+        let row = host_row(tab, unreachable, "row.state === 'disconnected'");
+        let connection = row["connection"].as_str().unwrap();
+        assert!(
+            connection.starts_with("disconnected · next attempt "),
+            "{row}"
+        );
+        assert_eq!(row["error"], json!(host_error), "{row}");
+        assert_eq!(row["vms"], json!("0"), "{row}");
+        let writer = writer_status(tab, "failing");
+        assert!(
+            writer.starts_with("InfluxDB writes failing (") && writer.contains(&writer_error),
+            "{writer}"
+        );
         tab.wait_for_element_with_custom_timeout(
             &format!("#vm-table tbody tr[data-uuid='{uuid}']"),
             PAGE_TIMEOUT,
@@ -280,82 +325,4 @@ async fn actor(app: &TestApp, name: &str) -> Value {
         .find(|actor| actor["name"] == name)
         .unwrap_or_else(|| panic!("no actor {name} in {body}"))
         .clone()
-}
-
-/// Runs `steps` against a fresh Chromium, off the actix thread; a failed step fails the test
-/// with its own message.
-async fn in_browser(steps: impl FnOnce(&Tab) + Send + 'static) {
-    let outcome = actix_web::rt::task::spawn_blocking(move || {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: scripts/install-deps.sh installs it"
-        );
-        // Chromium writes its profile until it exits: declared first, the profile goes last.
-        let profile = tempfile::tempdir().expect("a temporary directory");
-        let browser = Browser::new(LaunchOptions {
-            path: Some(CHROMIUM.into()),
-            headless: true,
-            // Root in a container: Chromium's sandbox cannot start.
-            sandbox: false,
-            user_data_dir: Some(profile.path().to_owned()),
-            window_size: Some((1400, 1000)),
-            idle_browser_timeout: Duration::from_secs(120),
-            // Nothing but the application: no updates, no sync, no QUIC probing.
-            args: [
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ]
-            .map(OsStr::new)
-            .to_vec(),
-            ..LaunchOptions::default()
-        })
-        .expect("Chromium starts");
-        let tab = browser.new_tab().expect("a tab");
-        tab.set_default_timeout(PAGE_TIMEOUT);
-        steps(&tab);
-    })
-    .await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
-}
-
-/// `expression`'s value, through JSON: `undefined` is null, an exception a string
-/// `exception: …`.
-fn js(tab: &Tab, expression: &str) -> Value {
-    let wrapped = format!(
-        "(() => {{ try {{ return JSON.stringify({expression}); }} \
-         catch (e) {{ return JSON.stringify('exception: ' + e); }} }})()"
-    );
-    match tab.evaluate(&wrapped, false) {
-        Ok(object) => match object.value {
-            Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
-            _ => Value::Null,
-        },
-        Err(error) => json!(format!("evaluation failed: {error}")),
-    }
-}
-
-/// Polls `expression` until it is neither `false`, `null` nor an exception, and returns it.
-#[track_caller]
-fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
-    let deadline = Instant::now() + PAGE_TIMEOUT;
-    loop {
-        let value = js(tab, expression);
-        let failed = value
-            .as_str()
-            .is_some_and(|s| s.starts_with("exception: ") || s.starts_with("evaluation failed"));
-        if !(value.is_null() || value == json!(false) || failed) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: last value {value}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{Influx, spawn_app, wait_for};
+use crate::support::browser::{host_row, in_browser, open};
 
 /// A transient guest that boots nothing: firmware only, so it needs no disk or kernel.
 struct Guest {
@@ -237,6 +238,22 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     // Later calls skip its monitor (NOWAIT: the call left behind holds its job).
     assert_eq!(host["stats_errors"], json!(1), "{host}");
     assert_eq!(host["stats_calls_left_behind"], json!(1), "{host}");
+    // The dashboard shows it on the host's row.
+    let address = app.address.clone();
+    let error = host["last_stats_error"].as_str().unwrap().to_owned();
+    in_browser(move |tab| {
+        open(tab, &address);
+        let row = host_row(
+            tab,
+            "qemu:///system",
+            "row.stats.endsWith(' · 1 left behind')",
+        );
+        assert!(row["stats"].as_str().unwrap().starts_with("1 of "), "{row}");
+        assert_eq!(row["stats-error"], json!(error), "{row}");
+        assert_eq!(row["state"], json!("connected"), "{row}");
+        assert_eq!(row["vms"], json!("2"), "{row}");
+    })
+    .await;
 
     // Once it answers again, so does the call left behind, and its disk is read again.
     drop(stopped);

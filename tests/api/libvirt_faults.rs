@@ -18,6 +18,7 @@ use vmtelemetry::libvirt::event_loop;
 
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
 use crate::support::DiesWithTest;
+use crate::support::browser::{host_row, in_browser, open};
 use crate::support::service::ServiceProcess;
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
@@ -554,6 +555,20 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         service.threads_named(event_loop::THREAD_NAME),
         Vec::<String>::new()
     );
+    // The dashboard shows the stuck host apart from the healthy one.
+    let (address, uri) = (service.address.clone(), hung.clone());
+    in_browser(move |tab| {
+        open(tab, &address);
+        let row = host_row(tab, &uri, "row.state === 'stuck'");
+        let connection = row["connection"].as_str().unwrap();
+        assert!(
+            connection.starts_with("stuck in a libvirt call since "),
+            "{row}"
+        );
+        let healthy = host_row(tab, healthy, "true");
+        assert_eq!(healthy["state"], json!("connected"), "{healthy}");
+    })
+    .await;
 
     // Once the blocked call fails, the thread ends and new connections are tried again.
     drop(silent);

@@ -3,6 +3,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+pub mod browser;
 pub mod influxd;
 pub mod influxdb3_standin;
 pub mod service;
