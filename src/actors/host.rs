@@ -188,7 +188,10 @@ impl HostActor {
             match worker {
                 Ok(worker) => self.worker = Some(worker),
                 Err(e) => {
+                    // A task limit reached, say: retried like a failed connection, not every poll.
+                    self.status.connection = ConnectionState::Disconnected;
                     self.record_error(format!("cannot start a libvirt thread: {e}"));
+                    self.back_off();
                     return;
                 }
             }

@@ -24,9 +24,13 @@ pub enum Failed {
 
 pub struct Crew {
     name: &'static str,
+    /// Whose calls these are, for the logs: the host's URI.
+    owner: Arc<str>,
     members: Vec<Member>,
     /// Threads dismissed whose job has not returned yet.
     dismissed_running: Arc<AtomicUsize>,
+    /// A thread could not be started (a task limit reached, say) and none has been since.
+    short_handed: bool,
 }
 
 struct Member {
@@ -44,12 +48,15 @@ pub struct Started<T, F> {
 }
 
 impl Crew {
-    /// `dismissed_running` counts this crew's dismissed threads until their jobs return.
-    pub fn new(name: &'static str, dismissed_running: Arc<AtomicUsize>) -> Self {
+    /// Threads named `name`, for `owner`'s calls; `dismissed_running` counts the dismissed ones
+    /// until their jobs return.
+    pub fn new(name: &'static str, owner: Arc<str>, dismissed_running: Arc<AtomicUsize>) -> Self {
         Crew {
             name,
+            owner,
             members: Vec::new(),
             dismissed_running,
+            short_handed: false,
         }
     }
 
@@ -118,10 +125,23 @@ impl Crew {
                     running.fetch_sub(1, Ordering::AcqRel);
                 }
             });
-        if spawned.is_ok() {
-            self.members.push(Member { jobs, dismissed });
+        match spawned {
+            Ok(_) => {
+                self.members.push(Member { jobs, dismissed });
+                if std::mem::replace(&mut self.short_handed, false) {
+                    tracing::info!(owner = %self.owner, "threads can be started again");
+                }
+                true
+            }
+            Err(e) => {
+                // Logged once a streak: the caller runs what no thread took, one after the other.
+                if !std::mem::replace(&mut self.short_handed, true) {
+                    tracing::warn!(owner = %self.owner, error = %e,
+                        "no thread could be started: calls meant to run side by side run one after the other");
+                }
+                false
+            }
         }
-        spawned.is_ok()
     }
 }
 
@@ -200,7 +220,7 @@ mod tests {
 
     #[test]
     fn jobs_run_side_by_side_on_threads_kept_between_rounds() {
-        let mut crew = Crew::new("test crew", Default::default());
+        let mut crew = Crew::new("test crew", "test".into(), Default::default());
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
         let jobs: Vec<_> = (0..3)
             .map(|i| {
@@ -236,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_fails_alone_and_its_thread_serves_on() {
-        let mut crew = Crew::new("test crew", Default::default());
+        let mut crew = Crew::new("test crew", "test".into(), Default::default());
         let jobs: Vec<Box<dyn FnOnce() -> u32 + Send>> =
             vec![Box::new(|| 1), Box::new(|| panic!("boom")), Box::new(|| 3)];
         let outcomes = crew.start(jobs).wait();
@@ -251,7 +271,7 @@ mod tests {
     #[test]
     fn a_job_outlasting_the_patience_is_given_up_and_its_thread_replaced() {
         let dismissed_running = Arc::new(AtomicUsize::new(0));
-        let mut crew = Crew::new("test crew", dismissed_running.clone());
+        let mut crew = Crew::new("test crew", "test".into(), dismissed_running.clone());
         let (release, held) = std::sync::mpsc::channel::<()>();
         let jobs: Vec<Box<dyn FnOnce() -> std::thread::ThreadId + Send>> = vec![
             Box::new(thread_id),
@@ -292,7 +312,7 @@ mod tests {
 
     #[test]
     fn patience_counts_from_the_last_job_that_ended() {
-        let mut crew = Crew::new("test crew", Default::default());
+        let mut crew = Crew::new("test crew", "test".into(), Default::default());
         // Each ends 0.6 s after the one before: 1.2 s in all, never 1 s without one ending.
         let jobs: Vec<_> = (0..3u64)
             .map(|i| {
@@ -308,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_member_whose_thread_ended_loses_its_job_and_is_replaced_next_round() {
-        let mut crew = Crew::new("test crew", Default::default());
+        let mut crew = Crew::new("test crew", "test".into(), Default::default());
         assert_eq!(
             crew.start(vec![|| 1, || 2]).wait(),
             [Some(Ok(1)), Some(Ok(2))]

@@ -59,8 +59,10 @@ impl Sampler {
         progress: Arc<AtomicU64>,
         stats_left_behind: Arc<AtomicUsize>,
     ) -> Self {
+        let uri: Arc<str> = host.uri.as_str().into();
         Sampler {
-            uri: host.uri.as_str().into(),
+            crew: Crew::new("libvirt calls", uri.clone(), stats_left_behind),
+            uri,
             remote: is_remote(&host.uri),
             name: host.name.as_deref().map(Arc::from),
             connection: None,
@@ -74,7 +76,6 @@ impl Sampler {
             keepalive: collection.keepalive,
             progress,
             stats_patience: libvirt_timeout,
-            crew: Crew::new("libvirt calls", stats_left_behind),
         }
     }
 

@@ -1,5 +1,6 @@
 //! A real QEMU guest through `qemu:///system`: its CPU time grows in what lands in InfluxDB, it
-//! disappears cleanly when destroyed, and one whose QEMU stops answering does not stop its host.
+//! disappears cleanly when destroyed, one whose QEMU stops answering does not stop its host, and
+//! its disk is read even when the service can start no thread for the stats calls.
 
 use std::process::Command;
 use std::time::Duration;
@@ -8,6 +9,8 @@ use serde_json::json;
 
 use crate::helpers::{Influx, spawn_app, wait_for};
 use crate::support::browser::{host_row, in_browser, open};
+use crate::support::service::ServiceProcess;
+use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
 
 /// A transient guest that boots nothing: firmware only, so it needs no disk or kernel.
 struct Guest {
@@ -276,4 +279,55 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     let host = app.status().await["hosts"][0].clone();
     assert_eq!(host["stats_errors"], json!(1), "{host}");
     assert_eq!(host["total_errors"], json!(0), "{host}");
+}
+
+#[actix_web::test]
+async fn with_no_thread_to_spare_a_guests_disk_is_read_on_its_hosts_own_thread() {
+    let name = format!("vmt-test-spare-{}", std::process::id());
+    let _guest = Guest::start_with_disk(&name);
+    // libvirtd's socket by a path that appears once the service can start no thread but a
+    // host's own: until then, the host cannot connect.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sock");
+    let uri = format!("qemu+unix:///system?socket={}", socket.display());
+    let influx = Influx::new_database().await;
+    // Declared first, dropped last: after the service has gone.
+    let cgroup = PidsCgroup::new();
+    let service = ServiceProcess::start(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
+        ("VMTELEMETRY_STATS_GROUPS", "block"),
+        ("VMTELEMETRY_DOMAIN_INCLUDE", &name),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ]);
+    cgroup.adopt(service.pid());
+    // One thread more: the one a host's connection attempt starts to own the connection.
+    cgroup.allow_more(1);
+    std::os::unix::fs::symlink("/run/libvirt/libvirt-sock-ro", &socket).unwrap();
+
+    let query = format!("SELECT capacity_bytes FROM vm_disk WHERE \"name\" = '{name}'");
+    let disk_rows = || async { influx.rows(&query).await.len() };
+    wait_for(
+        "the guest's disk, read",
+        Duration::from_secs(30),
+        || async { (disk_rows().await >= 3).then_some(()) },
+    )
+    .await;
+    let status = service.status().expect("the service answers");
+    let host = &status["hosts"][0];
+    assert_eq!(host["stats_errors"], json!(0), "{host}");
+    assert_eq!(host["stats_calls_left_behind"], json!(0), "{host}");
+    // Read on the host's own thread: the crew could start none.
+    assert_short_handed(&service, &uri);
+
+    // Threads again once they can be started, and the disk still read.
+    lift_and_see_threads_again(&cgroup, &service, &uri).await;
+    let before = disk_rows().await;
+    wait_for("more of the disk", Duration::from_secs(30), || async {
+        (disk_rows().await >= before + 2).then_some(())
+    })
+    .await;
+    let status = service.status().expect("the service answers");
+    assert_eq!(status["hosts"][0]["stats_errors"], json!(0), "{status}");
 }

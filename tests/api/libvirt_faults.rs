@@ -20,6 +20,7 @@ use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for}
 use crate::support::DiesWithTest;
 use crate::support::browser::{host_row, in_browser, open};
 use crate::support::service::ServiceProcess;
+use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
@@ -431,28 +432,6 @@ impl ServiceProcess {
         assert_eq!(response.status().as_u16(), 202, "restarting {actor}");
     }
 
-    /// `(tid, name)` of each of its threads.
-    fn threads(&self) -> Vec<(String, String)> {
-        let tasks = format!("/proc/{}/task", self.pid());
-        std::fs::read_dir(&tasks)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter_map(|task| {
-                let tid = task.file_name().to_string_lossy().into_owned();
-                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-                Some((tid, name.trim_end().to_owned()))
-            })
-            .collect()
-    }
-
-    fn threads_named(&self, prefix: &str) -> Vec<String> {
-        self.threads()
-            .into_iter()
-            .filter(|(_, name)| name.starts_with(prefix))
-            .map(|(tid, _)| tid)
-            .collect()
-    }
-
     /// CPU time a thread has used, in clock ticks (user + system).
     fn cpu_ticks(&self, tid: &str) -> u64 {
         let stat =
@@ -589,6 +568,101 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
     .await;
     assert_eq!(freed["connection"], json!("disconnected"));
     assert!(service.threads_named(hung_thread).len() <= 1);
+}
+
+#[actix_web::test]
+async fn with_no_thread_to_spare_a_host_backs_off_then_reads_every_domain_over_one_connection() {
+    // The node appears once the service can start no thread but a host's own: until then, the
+    // host cannot connect.
+    let dir = tempfile::tempdir().unwrap();
+    let node_path = dir.path().join("node.xml");
+    let uri = format!("test+unix://{}", node_path.display());
+    let influx = Influx::new_database().await;
+    // Declared first, dropped last: after the service has gone.
+    let cgroup = PidsCgroup::new();
+    let service = ServiceProcess::start(&[
+        ("VMTELEMETRY_LIBVIRT_URI", &uri),
+        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ]);
+    cgroup.adopt(service.pid());
+    // Not even the host's own thread: it backs off as from a failed connection.
+    cgroup.allow_more(0);
+    let refused = wait_for(
+        "the host's thread to be refused",
+        Duration::from_secs(20),
+        || async {
+            let status = service.status()?;
+            let host = host(&status, &uri).clone();
+            host["last_error"]
+                .as_str()?
+                .starts_with("cannot start a libvirt thread")
+                .then_some(host)
+        },
+    )
+    .await;
+    actix_rt::time::sleep(Duration::from_secs(3)).await;
+    let status = service.status().expect("the service answers");
+    let backing_off = host(&status, &uri);
+    assert_eq!(
+        backing_off["connection"],
+        json!("disconnected"),
+        "{backing_off}"
+    );
+    assert!(
+        backing_off["reconnect_backoff_sec"].is_f64(),
+        "{backing_off}"
+    );
+    // Polled every 0.2 s, 15 attempts in 3 s; backing off from 0.2 s doubling, at most 5.
+    let attempts = count(&backing_off["total_errors"]) - count(&refused["total_errors"]);
+    assert!(attempts <= 5, "{attempts} attempts in 3 s: {backing_off}");
+    // One thread more: the one a host's connection attempt starts to own the connection.
+    cgroup.allow_more(1);
+    // Enough domains for a seed cycle over two connections side by side (`seed_connections`).
+    let domains: Vec<TestDomain> = (1..=12)
+        .map(|n| TestDomain::new(&format!("spare-{n}"), 1, n))
+        .collect();
+    let node = TestNode::new(&domains);
+    std::fs::copy(node.uri.strip_prefix("test+unix://").unwrap(), &node_path).unwrap();
+
+    let connected = wait_for(
+        "the host to connect and read its domains",
+        Duration::from_secs(30),
+        || async {
+            let status = service.status()?;
+            let host = host(&status, &uri).clone();
+            (host["vms_monitored"] == json!(12)).then_some(host)
+        },
+    )
+    .await;
+    // Cycles on: every domain each cycle (the helper connection's share read over the main
+    // one), with no error.
+    let read_on = wait_for("more cycles", Duration::from_secs(30), || async {
+        let status = service.status()?;
+        let host = host(&status, &uri).clone();
+        (count(&host["total_collections"]) >= count(&connected["total_collections"]) + 8)
+            .then_some(host)
+    })
+    .await;
+    assert_eq!(read_on["vms_monitored"], json!(12), "{read_on}");
+    assert_eq!(
+        read_on["total_errors"], connected["total_errors"],
+        "{read_on}"
+    );
+    assert_eq!(read_on["connection"], json!("connected"), "{read_on}");
+    let rows = influx
+        .rows("SELECT COUNT(cputime_ns) FROM vm_metrics GROUP BY uuid")
+        .await;
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    // All of it on the host's own thread: no helper thread could be started.
+    assert_short_handed(&service, &uri);
+
+    // Threads again once they can be started.
+    lift_and_see_threads_again(&cgroup, &service, &uri).await;
+    let status = service.status().expect("the service answers");
+    let host = host(&status, &uri);
+    assert_eq!(host["vms_monitored"], json!(12), "{host}");
+    assert_eq!(host["total_errors"], connected["total_errors"], "{host}");
 }
 
 /// Collections a host of `status` has made, by URI.

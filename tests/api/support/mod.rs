@@ -7,6 +7,7 @@ pub mod browser;
 pub mod influxd;
 pub mod influxdb3_standin;
 pub mod service;
+pub mod task_limit;
 
 /// For the servers a test starts: a test killed outright (SIGKILL, a CI timeout) runs no `Drop`,
 /// so the child is told to die with the thread that started it, the test's own.

@@ -14,7 +14,7 @@ pub struct ServiceProcess {
     pub address: String,
     child: Child,
     /// Its log and, unless the test names another, its spool.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl ServiceProcess {
@@ -60,8 +60,40 @@ impl ServiceProcess {
         ServiceProcess {
             address: format!("http://127.0.0.1:{port}"),
             child,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// `(tid, name)` of each of its threads.
+    pub fn threads(&self) -> Vec<(String, String)> {
+        let tasks = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|task| {
+                let tid = task.file_name().to_string_lossy().into_owned();
+                let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                Some((tid, name.trim_end().to_owned()))
+            })
+            .collect()
+    }
+
+    /// The ids of its threads whose name starts with `prefix`.
+    pub fn threads_named(&self, prefix: &str) -> Vec<String> {
+        self.threads()
+            .into_iter()
+            .filter(|(_, name)| name.starts_with(prefix))
+            .map(|(tid, _)| tid)
+            .collect()
+    }
+
+    /// The messages it has logged so far (JSON lines), each with its level.
+    pub fn logged(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("service.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
