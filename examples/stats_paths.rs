@@ -456,6 +456,14 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
             },
         ));
         paths.push((
+            format!("per-domain block + bulk interface, {k} threads"),
+            Path::PerDomain {
+                calls: vec![BlockStats],
+                k,
+                groups: StatsGroups::INTERFACE,
+            },
+        ));
+        paths.push((
             format!("split block,interface NOWAIT, {k} threads, 1 connection"),
             Path::Split {
                 groups: StatsGroups::BLOCK | StatsGroups::INTERFACE,
