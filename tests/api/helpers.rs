@@ -11,6 +11,9 @@ use vmtelemetry::configuration::load_with_env;
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
 
+pub use crate::support::test_node::TestDomain;
+use crate::support::test_node::node_xml;
+
 /// Logs show only when asked: `TEST_LOG=1 cargo test`.
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -257,30 +260,6 @@ impl Influx {
     }
 }
 
-/// One `<domain type='test'>` of a test-driver node.
-pub struct TestDomain {
-    pub name: String,
-    pub uuid: String,
-    /// libvirt's `virDomainState` number: 1 running, 3 paused, 5 shut off.
-    pub runstate: u8,
-    pub memory_kib: u64,
-    pub current_memory_kib: u64,
-    pub vcpus: u32,
-}
-
-impl TestDomain {
-    pub fn new(name: &str, runstate: u8, n: u32) -> Self {
-        TestDomain {
-            name: name.to_owned(),
-            uuid: format!("6f1a3c2e-0000-4000-8000-{n:012x}"),
-            runstate,
-            memory_kib: 1_048_576 + u64::from(n) * 1024,
-            current_memory_kib: 524_288 + u64::from(n) * 512,
-            vcpus: 1 + n % 4,
-        }
-    }
-}
-
 /// A libvirt test-driver node file, opened through libvirtd as `test+unix:///PATH`.
 pub struct TestNode {
     _dir: tempfile::TempDir,
@@ -291,35 +270,10 @@ impl TestNode {
     pub fn new(domains: &[TestDomain]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("node.xml");
-        let mut xml = String::from("<node>\n");
-        for d in domains {
-            xml.push_str(&format!(
-                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\
-                 <name>{}</name><uuid>{}</uuid>\
-                 <memory unit='KiB'>{}</memory><currentMemory unit='KiB'>{}</currentMemory>\
-                 <vcpu>{}</vcpu><os><type>hvm</type></os>\
-                 <test:runstate>{}</test:runstate></domain>\n",
-                xml_escape(&d.name),
-                d.uuid,
-                d.memory_kib,
-                d.current_memory_kib,
-                d.vcpus,
-                d.runstate
-            ));
-        }
-        xml.push_str("</node>\n");
-        std::fs::write(&path, xml).expect("node file written");
+        std::fs::write(&path, node_xml(domains)).expect("node file written");
         TestNode {
             uri: format!("test+unix://{}", path.display()),
             _dir: dir,
         }
     }
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
 }

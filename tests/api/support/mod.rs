@@ -8,6 +8,7 @@ pub mod influxd;
 pub mod influxdb3_standin;
 pub mod service;
 pub mod task_limit;
+pub mod test_node;
 
 /// For the servers a test starts: a test killed outright (SIGKILL, a CI timeout) runs no `Drop`,
 /// so the child is told to die with the thread that started it, the test's own.
