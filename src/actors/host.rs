@@ -42,7 +42,7 @@ pub struct HostActor {
     /// The service is stopping: no new cycle starts.
     stopped: bool,
     /// Bulk stats calls left behind, of every worker this actor had, still in libvirt.
-    stats_left_behind: Arc<AtomicUsize>,
+    stats_calls_left_behind: Arc<AtomicUsize>,
     features: Recipient<HostCollected>,
     status: HostStatus,
     crashes: CrashRecord,
@@ -147,7 +147,7 @@ impl HostActor {
             stats_every,
             cycles_until_stats: 0,
             stopped: false,
-            stats_left_behind: Arc::default(),
+            stats_calls_left_behind: Arc::default(),
             features,
             status,
             crashes: CrashRecord::default(),
@@ -178,7 +178,7 @@ impl HostActor {
                 }
                 return;
             }
-            let left_behind = self.stats_left_behind.clone();
+            let left_behind = self.stats_calls_left_behind.clone();
             let worker = LibvirtWorker::spawn(
                 &self.host,
                 &self.collection,
@@ -375,7 +375,7 @@ impl Handler<GetHostStatus> for HostActor {
     fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
         let mut status = self.status.clone();
         status.panics = self.crashes.panics;
-        status.stats_calls_left_behind = self.stats_left_behind.load(Ordering::Acquire);
+        status.stats_calls_left_behind = self.stats_calls_left_behind.load(Ordering::Acquire);
         MessageResult(status)
     }
 }

@@ -1,6 +1,5 @@
-//! Threads a host's sampler keeps from one cycle to the next for its side-by-side libvirt calls.
-//! Starting and ending a thread costs ≈ 60 µs of CPU on these machines (four spawned and joined:
-//! 240 µs), and a full cycle of 13 guests used five.
+//! Threads a host's sampler keeps from one cycle to the next for its side-by-side libvirt calls:
+//! starting a thread for each call would cost more CPU than the calls themselves save.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -27,8 +26,8 @@ pub struct Crew {
     /// Whose calls these are, for the logs: the host's URI.
     owner: Arc<str>,
     members: Vec<Member>,
-    /// Threads dismissed whose job has not returned yet.
-    dismissed_running: Arc<AtomicUsize>,
+    /// Threads dismissed whose job has not returned yet (only stats calls are ever left behind).
+    stats_calls_left_behind: Arc<AtomicUsize>,
     /// A thread could not be started (a task limit reached, say) and none has been since.
     short_handed: bool,
 }
@@ -48,14 +47,18 @@ pub struct Started<T, F> {
 }
 
 impl Crew {
-    /// Threads named `name`, for `owner`'s calls; `dismissed_running` counts the dismissed ones
+    /// Threads named `name`, for `owner`'s calls; `stats_calls_left_behind` counts the dismissed ones
     /// until their jobs return.
-    pub fn new(name: &'static str, owner: Arc<str>, dismissed_running: Arc<AtomicUsize>) -> Self {
+    pub fn new(
+        name: &'static str,
+        owner: Arc<str>,
+        stats_calls_left_behind: Arc<AtomicUsize>,
+    ) -> Self {
         Crew {
             name,
             owner,
             members: Vec::new(),
-            dismissed_running,
+            stats_calls_left_behind,
             short_handed: false,
         }
     }
@@ -107,7 +110,7 @@ impl Crew {
             if index < self.members.len() {
                 let member = self.members.remove(index);
                 // Counted before its inbox closes: the thread counts itself out after that.
-                self.dismissed_running.fetch_add(1, Ordering::AcqRel);
+                self.stats_calls_left_behind.fetch_add(1, Ordering::AcqRel);
                 member.dismissed.store(true, Ordering::Release);
             }
         }
@@ -116,7 +119,7 @@ impl Crew {
     fn hire(&mut self) -> bool {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let dismissed = Arc::new(AtomicBool::new(false));
-        let (was_dismissed, running) = (dismissed.clone(), self.dismissed_running.clone());
+        let (was_dismissed, running) = (dismissed.clone(), self.stats_calls_left_behind.clone());
         let spawned = std::thread::Builder::new()
             .name(self.name.into())
             .spawn(move || {
@@ -270,8 +273,8 @@ mod tests {
 
     #[test]
     fn a_job_outlasting_the_patience_is_given_up_and_its_thread_replaced() {
-        let dismissed_running = Arc::new(AtomicUsize::new(0));
-        let mut crew = Crew::new("test crew", "test".into(), dismissed_running.clone());
+        let stats_calls_left_behind = Arc::new(AtomicUsize::new(0));
+        let mut crew = Crew::new("test crew", "test".into(), stats_calls_left_behind.clone());
         let (release, held) = std::sync::mpsc::channel::<()>();
         let jobs: Vec<Box<dyn FnOnce() -> std::thread::ThreadId + Send>> = vec![
             Box::new(thread_id),
@@ -297,17 +300,17 @@ mod tests {
         let ids: Vec<_> = again.into_iter().map(|o| o.unwrap().unwrap()).collect();
         assert_eq!(ids.len(), 2);
         assert_ne!(ids[0], ids[1], "a new thread in the held one's place");
-        assert_eq!(dismissed_running.load(Ordering::Acquire), 1);
+        assert_eq!(stats_calls_left_behind.load(Ordering::Acquire), 1);
         release.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while dismissed_running.load(Ordering::Acquire) != 0 {
+        while stats_calls_left_behind.load(Ordering::Acquire) != 0 {
             assert!(Instant::now() < deadline, "the dismissed thread to end");
             std::thread::sleep(Duration::from_millis(10));
         }
         // Dropping a crew ends its threads without counting them as dismissed.
         drop(crew);
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(dismissed_running.load(Ordering::Acquire), 0);
+        assert_eq!(stats_calls_left_behind.load(Ordering::Acquire), 0);
     }
 
     #[test]

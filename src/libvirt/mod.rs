@@ -2,10 +2,20 @@
 //! (`worker`), never on an actix arbiter.
 
 pub mod bulk_stats;
+mod clock;
+mod connection;
 mod crew;
 pub mod event_loop;
+mod heartbeat;
+mod node;
+mod pool;
 mod sampler;
 mod seed;
+mod stats;
+#[cfg(test)]
+mod test_node {
+    include!("../../tests/api/support/test_node.rs");
+}
 mod worker;
 
 pub use sampler::Sampler;
@@ -61,4 +71,13 @@ pub enum LibvirtError {
     StatsLeftBehind { timeout: Duration, domains: usize },
     #[error("the libvirt worker thread stopped")]
     WorkerGone,
+}
+
+impl LibvirtError {
+    fn call(call: &'static str, e: virt::error::Error) -> Self {
+        LibvirtError::Call {
+            call,
+            message: e.message().to_owned(),
+        }
+    }
 }

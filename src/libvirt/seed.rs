@@ -2,16 +2,11 @@
 //! connection or, on a small host, spread over a few side by side.
 //!
 //! A seed cycle on a small host is a chain of round trips through libvirtd, each mostly waiting
-//! for a thread to wake on the other side: on 13 real guests, 14 calls in a row took 22 ms for
-//! 7.8 ms of CPU (`examples/stats_paths.rs`). Threads on one connection share its one RPC socket
-//! (on 1,000 domains the client's CPU grew with each thread); connections of their own each
-//! carry a chain of their own. A domain belongs to the connection that listed it, so each
-//! connection lists, then reads its share. Two services side by side on 13 guests and 2 cores
-//! (one connection against two, 200 cycles each, three pairs): 3.84 / 3.32, 4.37 / 3.96 and
-//! 3.80 / 3.24 ms medians; four connections were no faster than one.
+//! for a thread to wake on the other side. Threads on one connection share its one RPC socket;
+//! connections of their own each carry a chain of their own. A domain belongs to the connection
+//! that listed it, so each connection lists, then reads its share.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use uuid::Uuid;
@@ -20,8 +15,10 @@ use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
+use super::LibvirtError;
+use super::clock::now_ns;
 use super::crew::Crew;
-use super::sampler::now_ns;
+use super::heartbeat::Heartbeat;
 use crate::domain_filter::DomainFilter;
 use crate::sample::{DomainSample, VmState};
 
@@ -60,16 +57,35 @@ impl Reading {
     }
 }
 
+/// Lists and reads over `main` alone, or with `helpers` (`read_spread`) when there are any. Fails
+/// only when `main` cannot list; returns the indexes of the helpers that could not, to be closed.
+pub fn read(
+    crew: &mut Crew,
+    main: &Connect,
+    helpers: &[Connect],
+    filter: &Arc<DomainFilter>,
+    heartbeat: &Heartbeat,
+) -> Result<(Reading, Vec<usize>), LibvirtError> {
+    let read = if helpers.is_empty() {
+        list(main, filter, heartbeat).map(|domains| {
+            let mut reading = read_all(&domains, heartbeat);
+            reading.listed = domains;
+            (reading, Vec::new())
+        })
+    } else {
+        read_spread(crew, main, helpers, filter, heartbeat)
+    };
+    read.map_err(|e| LibvirtError::call("virConnectListAllDomains", e))
+}
+
 /// Every (filtered) domain of `connect`, in one call. The name is cached client-side: filtering
 /// costs no round trip.
-pub fn list(
+fn list(
     connect: &Connect,
     filter: &DomainFilter,
-    progress: &AtomicU64,
+    heartbeat: &Heartbeat,
 ) -> Result<Vec<Domain>, virt::error::Error> {
-    let listed = connect.list_all_domains(0);
-    progress.fetch_add(1, Ordering::Relaxed);
-    let mut domains = listed?;
+    let mut domains = heartbeat.call(|| connect.list_all_domains(0))?;
     if !filter.is_open() {
         domains.retain(|domain| domain.name().is_ok_and(|name| filter.allows(&name)));
     }
@@ -77,8 +93,8 @@ pub fn list(
 }
 
 /// The seed's fields of each of `domains`, one `info` call each.
-pub fn read_all(domains: &[Domain], progress: &AtomicU64) -> Reading {
-    let (mut reading, failed) = read_each(domains, progress);
+fn read_all(domains: &[Domain], heartbeat: &Heartbeat) -> Reading {
+    let (mut reading, failed) = read_each(domains, heartbeat);
     reading
         .domain_errors
         .extend(failed.iter().map(|(domain, e)| domain_error(domain, e)));
@@ -88,7 +104,7 @@ pub fn read_all(domains: &[Domain], progress: &AtomicU64) -> Reading {
 /// As `read_all`, with the domains that could not be read (other than gone) and why.
 fn read_each<'d>(
     domains: &'d [Domain],
-    progress: &AtomicU64,
+    heartbeat: &Heartbeat,
 ) -> (Reading, Vec<(&'d Domain, virt::error::Error)>) {
     let mut reading = Reading {
         samples: Vec::with_capacity(domains.len()),
@@ -96,7 +112,7 @@ fn read_each<'d>(
     };
     let mut failed = Vec::new();
     for domain in domains {
-        match read(domain, progress) {
+        match read_domain(domain, heartbeat) {
             Ok(sample) => reading.samples.push(sample),
             // It went away between listing and reading: not an error.
             Err(e) if vanished(&e) => reading.vanished += 1,
@@ -118,8 +134,8 @@ fn domain_error(domain: &Domain, e: &virt::error::Error) -> String {
 type Unread = Vec<(Uuid, String)>;
 
 /// A helper's share read, and what it could not read, to be read again over the main connection.
-fn read_share(share: &[Domain], progress: &AtomicU64) -> (Reading, Unread) {
-    let (mut reading, failed) = read_each(share, progress);
+fn read_share(share: &[Domain], heartbeat: &Heartbeat) -> (Reading, Unread) {
+    let (mut reading, failed) = read_each(share, heartbeat);
     let mut unread = Unread::new();
     for (domain, e) in failed {
         let error = domain_error(domain, &e);
@@ -133,11 +149,10 @@ fn read_share(share: &[Domain], progress: &AtomicU64) -> (Reading, Unread) {
 
 /// Reads again over `main` what a helper could not (its connection dropped mid-cycle, say): a
 /// lookup and an `info` each. A domain `main` cannot read either keeps the helper's error.
-fn read_again(main: &Connect, unread: Unread, reading: &mut Reading, progress: &AtomicU64) {
+fn read_again(main: &Connect, unread: Unread, reading: &mut Reading, heartbeat: &Heartbeat) {
     for (uuid, error) in unread {
-        let domain = main.lookup_domain_by_uuid(uuid);
-        progress.fetch_add(1, Ordering::Relaxed);
-        match domain.and_then(|domain| read(&domain, progress)) {
+        let domain = heartbeat.call(|| main.lookup_domain_by_uuid(uuid));
+        match domain.and_then(|domain| read_domain(&domain, heartbeat)) {
             Ok(sample) => reading.samples.push(sample),
             Err(e) if vanished(&e) => reading.vanished += 1,
             Err(_) => reading.domain_errors.push(error),
@@ -149,12 +164,12 @@ fn read_again(main: &Connect, unread: Unread, reading: &mut Reading, progress: &
 /// reads its share, every domain by exactly one connection that listed it. Fails only when
 /// `main` cannot list; a helper that cannot is left out of the cycle, and its index returned so
 /// that it is closed. What a helper listed but could not read is read again over `main`.
-pub fn read_spread(
+fn read_spread(
     crew: &mut Crew,
     main: &Connect,
     helpers: &[Connect],
     filter: &Arc<DomainFilter>,
-    progress: &Arc<AtomicU64>,
+    heartbeat: &Heartbeat,
 ) -> Result<(Reading, Vec<usize>), virt::error::Error> {
     let (listed_tx, listed_rx) = mpsc::channel();
     let mut share_txs = Vec::new();
@@ -164,16 +179,16 @@ pub fn read_spread(
         .map(|(index, helper)| {
             let (share_tx, share_rx) = mpsc::channel::<Vec<Domain>>();
             share_txs.push((index, share_tx));
-            let (helper, filter, progress) = (helper.clone(), filter.clone(), progress.clone());
+            let (helper, filter, heartbeat) = (helper.clone(), filter.clone(), heartbeat.clone());
             let listed_tx = listed_tx.clone();
             move || {
-                let listed = list(&helper, &filter, &progress).ok();
+                let listed = list(&helper, &filter, &heartbeat).ok();
                 let _ = listed_tx.send((index, listed));
                 // Main counts the lists in until every sender is gone.
                 drop(listed_tx);
                 share_rx
                     .recv()
-                    .map(|share| read_share(&share, &progress))
+                    .map(|share| read_share(&share, &heartbeat))
                     .unwrap_or_default()
             }
         })
@@ -183,7 +198,7 @@ pub fn read_spread(
     // A helper no thread could be started for is left out of this cycle: its job, dropped here,
     // sends no list (nor keeps the list channel open), and its share goes nowhere.
     drop(std::mem::take(&mut started.left));
-    let mine = list(main, filter, progress)?;
+    let mine = list(main, filter, heartbeat)?;
     // Handles only: copying them makes no round trip.
     let listed = mine.clone();
     let mut lists = vec![(None, mine)];
@@ -210,12 +225,12 @@ pub fn read_spread(
         let _ = share_tx.send(share);
     }
     let mut reading = Reading::default();
-    reading.absorb(read_all(&shares[0], progress));
+    reading.absorb(read_all(&shares[0], heartbeat));
     for outcome in started.wait().into_iter().flatten() {
         match outcome {
             Ok((share, unread)) => {
                 reading.absorb(share);
-                read_again(main, unread, &mut reading, progress);
+                read_again(main, unread, &mut reading, heartbeat);
             }
             Err(_) => reading
                 .domain_errors
@@ -260,11 +275,9 @@ fn spread<K: Ord, T>(lists: Vec<Vec<(Option<K>, T)>>) -> Vec<Vec<T>> {
     shares
 }
 
-fn read(domain: &Domain, progress: &AtomicU64) -> Result<DomainSample, virt::error::Error> {
+fn read_domain(domain: &Domain, heartbeat: &Heartbeat) -> Result<DomainSample, virt::error::Error> {
     // Name, UUID and id are cached client-side; `info` is the one round trip per domain.
-    let info = domain.info();
-    progress.fetch_add(1, Ordering::Relaxed);
-    let info = info?;
+    let info = heartbeat.call(|| domain.info())?;
     Ok(DomainSample {
         id: domain.id(),
         name: domain.name()?.into_boxed_str(),
@@ -300,25 +313,24 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use uuid::Uuid;
     use virt::connect::Connect;
 
     use super::{Reading, SPREAD_MAX_DOMAINS, connections_for, read_again, spread};
+    use crate::libvirt::heartbeat::Heartbeat;
 
     #[test]
     fn what_a_helper_could_not_read_is_read_again_over_the_main_connection() {
         virt::error::clear_error_callback();
         let main = Connect::open(Some("test:///default")).unwrap();
         let test = main.lookup_domain_by_name("test").unwrap().uuid().unwrap();
-        let progress = AtomicU64::new(0);
+        let heartbeat = Heartbeat::default();
         let mut reading = Reading::default();
         let unread = vec![
             (test, "test: connection dropped".to_owned()),
             (Uuid::nil(), "gone: connection dropped".to_owned()),
         ];
-        read_again(&main, unread, &mut reading, &progress);
+        read_again(&main, unread, &mut reading, &heartbeat);
         let names: Vec<&str> = reading.samples.iter().map(|s| &*s.name).collect();
         assert_eq!(names, ["test"]);
         assert_eq!(reading.samples[0].uuid, test);
@@ -332,7 +344,7 @@ mod tests {
             reading.domain_errors
         );
         // Two lookups, one info.
-        assert_eq!(progress.load(Ordering::Relaxed), 3);
+        assert_eq!(heartbeat.beats(), 3);
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! soon as its call returns (its request channel is closed); until then the `Abandoned` handle
 //! tells it is still there, so that a host never has more than one thread blocked in libvirt.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::heartbeat::Heartbeat;
 use super::{Cycle, LibvirtError, Sampler};
 use crate::configuration::{CollectionConfig, HostConfig};
 
@@ -23,7 +24,7 @@ struct Request {
 
 pub struct LibvirtWorker {
     requests: mpsc::Sender<Request>,
-    progress: Arc<AtomicU64>,
+    heartbeat: Heartbeat,
     /// Dead once the thread has ended (it holds the only strong reference).
     thread_alive: Weak<()>,
 }
@@ -42,16 +43,16 @@ impl LibvirtWorker {
         host: &HostConfig,
         collection: &CollectionConfig,
         timeout: Duration,
-        stats_left_behind: Arc<AtomicUsize>,
+        stats_calls_left_behind: Arc<AtomicUsize>,
     ) -> std::io::Result<Self> {
         let (requests, inbox) = mpsc::channel::<Request>();
-        let progress = Arc::new(AtomicU64::new(0));
+        let heartbeat = Heartbeat::default();
         let mut sampler = Sampler::new(
             host,
             collection,
             timeout,
-            progress.clone(),
-            stats_left_behind,
+            heartbeat.clone(),
+            stats_calls_left_behind,
         );
         let alive = Arc::new(());
         let thread_alive = Arc::downgrade(&alive);
@@ -68,7 +69,7 @@ impl LibvirtWorker {
             })?;
         Ok(LibvirtWorker {
             requests,
-            progress,
+            heartbeat,
             thread_alive,
         })
     }
@@ -96,18 +97,18 @@ impl LibvirtWorker {
     ) -> impl Future<Output = Result<Cycle, LibvirtError>> + 'static {
         let (reply, mut answer) = oneshot::channel();
         let sent = self.requests.send(Request { with_stats, reply }).is_ok();
-        let progress = self.progress.clone();
+        let heartbeat = self.heartbeat.clone();
         async move {
             if !sent {
                 return Err(LibvirtError::WorkerGone);
             }
-            let mut calls_seen = progress.load(Ordering::Relaxed);
+            let mut calls_seen = heartbeat.beats();
             loop {
                 match tokio::time::timeout(timeout, &mut answer).await {
                     Ok(Ok(result)) => return result,
                     Ok(Err(_)) => return Err(LibvirtError::WorkerGone),
                     Err(_) => {
-                        let calls_now = progress.load(Ordering::Relaxed);
+                        let calls_now = heartbeat.beats();
                         if calls_now == calls_seen {
                             return Err(LibvirtError::Timeout(timeout));
                         }
