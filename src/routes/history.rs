@@ -77,87 +77,127 @@ pub async fn history(
     max_limit: web::Data<QueryLimit>,
     params: web::Query<HistoryParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params.into_inner();
-    let now = Utc::now();
-    let measurement = match params.measurement.as_deref() {
-        None => Measurement::VmMetrics,
-        Some(name) => Measurement::parse(name).ok_or_else(|| {
-            ApiError::bad_parameter(
-                "measurement",
-                format!("`{name}`: use vm_metrics or vm_features"),
-            )
-        })?,
-    };
-    let fields = fields(measurement, params.fields.as_deref())?;
-    let start = instant("start", params.start.as_deref().unwrap_or("-1h"), now)?;
-    let end = instant("end", params.end.as_deref().unwrap_or("now"), now)?;
-    if start >= end {
-        return Err(ApiError::bad_parameter("start", "must be before end"));
-    }
-    let every = params.every.as_deref().map(bucket).transpose()?;
-    if let Some(text) = fields.iter().find(|f| Measurement::is_text(f))
-        && every.is_some()
-    {
-        return Err(ApiError::bad_parameter(
-            "fields",
-            format!("`{text}` is text and cannot be averaged with `every`"),
-        ));
-    }
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT.min(max_limit.0),
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                ApiError::bad_parameter("limit", format!("`{text}` is not a positive whole number"))
-            })?
-            .min(max_limit.0),
-    };
-    if params.vm.is_empty() {
-        return Err(ApiError::bad_parameter("vm", "must not be empty"));
-    }
-
-    // A VM known live is looked up by UUID, which survives renames; another by what was asked.
-    let lookup = LookupVm {
-        selector: params.vm.clone(),
-        host: params.host.clone(),
-    };
-    let (vm_tag, vm, host) = match pipeline.features.send(lookup).await? {
-        VmLookup::Found(detail) => (VmTag::Uuid, detail.vm.uuid, Some(detail.vm.host)),
-        VmLookup::Ambiguous(candidates) => {
-            return Err(ApiError::AmbiguousVm {
-                selector: params.vm,
-                candidates,
-            });
-        }
-        VmLookup::NotFound if looks_like_uuid(&params.vm) => {
-            (VmTag::Uuid, params.vm.to_ascii_lowercase(), params.host)
-        }
-        VmLookup::NotFound => (VmTag::Name, params.vm, params.host),
-    };
-    let query = HistoryQuery {
-        measurement,
-        fields,
-        vm_tag,
-        vm,
-        host,
-        start,
-        end,
-        every,
-        limit,
-    };
+    let request = HistoryRequest::try_from(params.into_inner())?;
+    let query = request.into_query(&pipeline, max_limit.0).await?;
     let points = target.history(&client, &query).await?;
-    Ok(HttpResponse::Ok().json(History {
-        vm: query.vm,
-        measurement,
-        fields: query.fields,
-        start,
-        end,
-        every: every.map(|e| e.as_secs()),
-        limit,
-        points,
-    }))
+    Ok(HttpResponse::Ok().json(History::of(query, points)))
+}
+
+/// A history request with every parameter checked; its VM is still to be looked up.
+#[derive(Debug)]
+struct HistoryRequest {
+    vm: String,
+    host: Option<String>,
+    measurement: Measurement,
+    fields: Vec<&'static str>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    every: Option<Duration>,
+    /// Before the cap of `query_limit_max`.
+    limit: usize,
+}
+
+impl TryFrom<HistoryParams> for HistoryRequest {
+    type Error = ApiError;
+
+    fn try_from(params: HistoryParams) -> Result<Self, ApiError> {
+        let now = Utc::now();
+        let measurement = measurement(params.measurement.as_deref())?;
+        let fields = fields(measurement, params.fields.as_deref())?;
+        let start = instant("start", params.start.as_deref().unwrap_or("-1h"), now)?;
+        let end = instant("end", params.end.as_deref().unwrap_or("now"), now)?;
+        if start >= end {
+            return Err(ApiError::bad_parameter("start", "must be before end"));
+        }
+        let every = params.every.as_deref().map(bucket).transpose()?;
+        if let Some(text) = fields.iter().find(|f| Measurement::is_text(f))
+            && every.is_some()
+        {
+            return Err(ApiError::bad_parameter(
+                "fields",
+                format!("`{text}` is text and cannot be averaged with `every`"),
+            ));
+        }
+        let limit = params.limit.as_deref().map(limit).transpose()?;
+        if params.vm.is_empty() {
+            return Err(ApiError::bad_parameter("vm", "must not be empty"));
+        }
+        Ok(HistoryRequest {
+            vm: params.vm,
+            host: params.host,
+            measurement,
+            fields,
+            start,
+            end,
+            every,
+            limit: limit.unwrap_or(DEFAULT_LIMIT),
+        })
+    }
+}
+
+impl HistoryRequest {
+    /// A VM known live is queried by UUID, which survives renames; another by what was asked.
+    async fn into_query(
+        self,
+        pipeline: &Pipeline,
+        max_limit: usize,
+    ) -> Result<HistoryQuery, ApiError> {
+        let lookup = LookupVm {
+            selector: self.vm.clone(),
+            host: self.host.clone(),
+        };
+        let (vm_tag, vm, host) = match pipeline.features.send(lookup).await? {
+            VmLookup::Found(detail) => (VmTag::Uuid, detail.vm.uuid, Some(detail.vm.host)),
+            VmLookup::Ambiguous(candidates) => {
+                return Err(ApiError::AmbiguousVm {
+                    selector: self.vm,
+                    candidates,
+                });
+            }
+            VmLookup::NotFound if looks_like_uuid(&self.vm) => {
+                (VmTag::Uuid, self.vm.to_ascii_lowercase(), self.host)
+            }
+            VmLookup::NotFound => (VmTag::Name, self.vm, self.host),
+        };
+        Ok(HistoryQuery {
+            measurement: self.measurement,
+            fields: self.fields,
+            vm_tag,
+            vm,
+            host,
+            start: self.start,
+            end: self.end,
+            every: self.every,
+            limit: self.limit.min(max_limit),
+        })
+    }
+}
+
+impl History {
+    fn of(query: HistoryQuery, points: Vec<serde_json::Map<String, Value>>) -> Self {
+        History {
+            vm: query.vm,
+            measurement: query.measurement,
+            fields: query.fields,
+            start: query.start,
+            end: query.end,
+            every: query.every.map(|e| e.as_secs()),
+            limit: query.limit,
+            points,
+        }
+    }
+}
+
+fn measurement(name: Option<&str>) -> Result<Measurement, ApiError> {
+    let Some(name) = name else {
+        return Ok(Measurement::VmMetrics);
+    };
+    Measurement::parse(name).ok_or_else(|| {
+        ApiError::bad_parameter(
+            "measurement",
+            format!("`{name}`: use vm_metrics or vm_features"),
+        )
+    })
 }
 
 fn fields(measurement: Measurement, asked: Option<&str>) -> Result<Vec<&'static str>, ApiError> {
@@ -246,6 +286,15 @@ fn bucket(text: &str) -> Result<Duration, ApiError> {
     Ok(every)
 }
 
+fn limit(text: &str) -> Result<usize, ApiError> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ApiError::bad_parameter("limit", format!("`{text}` is not a positive whole number"))
+        })
+}
+
 fn looks_like_uuid(text: &str) -> bool {
     text.len() == 36
         && text.char_indices().all(|(i, c)| match i {
@@ -257,6 +306,32 @@ fn looks_like_uuid(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(query: &str) -> Result<HistoryRequest, ApiError> {
+        let params = web::Query::<HistoryParams>::from_query(query).unwrap();
+        HistoryRequest::try_from(params.into_inner())
+    }
+
+    #[test]
+    fn a_request_is_parsed_whole_or_refused_naming_one_parameter() {
+        let request = parse("vm=web-1").unwrap();
+        assert_eq!(request.fields, Measurement::VmMetrics.fields());
+        assert_eq!(request.end - request.start, chrono::Duration::hours(1));
+        assert_eq!((request.every, request.limit), (None, DEFAULT_LIMIT));
+        for (query, parameter) in [
+            ("vm=", "vm"),
+            ("vm=a&measurement=x", "measurement"),
+            ("vm=a&every=1m&fields=state", "fields"),
+            ("vm=a&start=-1m&end=-2m", "start"),
+            ("vm=a&limit=0", "limit"),
+        ] {
+            let error = parse(query).unwrap_err();
+            assert!(
+                error.to_string().contains(&format!("`{parameter}`")),
+                "{query}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn instants_are_now_relative_or_rfc3339() {

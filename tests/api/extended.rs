@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
-use crate::real_guest::Guest;
+use crate::support::guest::Guest;
 
 const ALL_GROUPS: &str = "cpu_total,balloon,vcpu,interface,block";
 const RATES: [&str; 9] = [

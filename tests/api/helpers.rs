@@ -11,6 +11,7 @@ use vmtelemetry::configuration::load_with_env;
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
 
+use crate::support::settings::{base_settings, influx_url};
 pub use crate::support::test_node::TestDomain;
 use crate::support::test_node::node_xml;
 
@@ -21,6 +22,16 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
         init_subscriber(get_subscriber("debug", format, std::io::stdout));
     }
 });
+
+/// Over `base_settings`: fast cycles, and the seed's pipeline unless a test asks for more
+/// (tests/api/extended.rs does): the older tests count lines exactly.
+const IN_PROCESS: [(&str, &str); 5] = [
+    ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+    ("VMTELEMETRY_BATCH_MAX_SEC", "0.2"),
+    ("VMTELEMETRY_LIBVIRT_TIMEOUT", "5"),
+    ("VMTELEMETRY_STATS_GROUPS", ""),
+    ("VMTELEMETRY_HOST_METRICS", "false"),
+];
 
 pub struct TestApp {
     pub address: String,
@@ -38,24 +49,13 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
     let spool = tempfile::tempdir().expect("a spool directory");
-    let spool_dir = spool.path().to_str().unwrap().to_owned();
-    let mut settings: Vec<(String, String)> = [
-        ("VMTELEMETRY_SPOOL_DIR", spool_dir.as_str()),
-        ("VMTELEMETRY_LISTEN", "127.0.0.1:0"),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
-        ("VMTELEMETRY_BATCH_MAX_SEC", "0.2"),
-        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "5"),
-        ("VMTELEMETRY_INFLUX_API", "v1"),
-        ("VMTELEMETRY_INFLUX_URL", influx_url().as_str()),
-        // The seed's pipeline unless a test asks for more (tests/api/extended.rs does): the
-        // older tests count lines exactly.
-        ("VMTELEMETRY_STATS_GROUPS", ""),
-        ("VMTELEMETRY_HOST_METRICS", "false"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    settings.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut settings = base_settings(spool.path());
+    settings.extend(
+        IN_PROCESS
+            .iter()
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let file = file.map(|text| {
         let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         std::fs::write(file.path(), text).unwrap();
@@ -136,10 +136,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-pub fn influx_url() -> String {
-    std::env::var("VMT_TEST_INFLUX_URL").unwrap_or_else(|_| "http://127.0.0.1:18086".into())
 }
 
 /// A fresh database on the real InfluxDB (1.x) that `scripts/test-env.sh` runs on loopback.

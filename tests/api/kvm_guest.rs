@@ -2,123 +2,20 @@
 //! disappears cleanly when destroyed, one whose QEMU stops answering does not stop its host, and
 //! its disk is read even when the service can start no thread for the stats calls.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::helpers::{Influx, spawn_app, wait_for};
 use crate::support::browser::{host_row, in_browser, open};
+use crate::support::guest::Guest;
 use crate::support::service::ServiceProcess;
 use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
-
-/// A transient guest that boots nothing: firmware only, so it needs no disk or kernel.
-struct Guest {
-    name: String,
-    /// Holds the disk image, if it has one.
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Guest {
-    fn start(name: &str) -> Self {
-        Self::create(name, None)
-    }
-
-    /// With a 1 MiB raw virtio disk, so that the `block` group asks its QEMU.
-    fn start_with_disk(name: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("vmt-kvm-guest-")
-            .tempdir()
-            .unwrap();
-        let disk = dir.path().join("disk.img");
-        std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
-        Self::create(name, Some(dir))
-    }
-
-    fn create(name: &str, dir: Option<tempfile::TempDir>) -> Self {
-        // KVM where the machine offers it, else QEMU's TCG emulation.
-        let domain_type = if std::path::Path::new("/dev/kvm").exists() {
-            "kvm"
-        } else {
-            "qemu"
-        };
-        let xml = format!(
-            "<domain type='{domain_type}'><name>{name}</name>\
-             <memory unit='MiB'>48</memory><vcpu>1</vcpu>\
-             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
-             <devices><controller type='usb' model='none'/>{disk}<memballoon model='none'/>\
-             </devices></domain>",
-            disk = dir.as_ref().map_or(String::new(), |dir| format!(
-                "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
-                 <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
-                dir.path().join("disk.img").display()
-            )),
-        );
-        let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
-        std::fs::write(file.path(), xml).unwrap();
-        virsh(&["create", file.path().to_str().unwrap()]);
-        Guest {
-            name: name.to_owned(),
-            _dir: dir,
-        }
-    }
-
-    /// Stops its QEMU process (SIGSTOP) until the returned guard drops: the guest still shows as
-    /// running, but its monitor answers nothing, as a QEMU stuck on its storage does.
-    fn stop_qemu(&self) -> StoppedQemu {
-        let pid_file = format!("/run/libvirt/qemu/{}.pid", self.name);
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let pid = pid.trim().to_owned();
-        signal("-STOP", &pid);
-        StoppedQemu { pid }
-    }
-
-    fn destroy(&self) {
-        virsh(&["destroy", &self.name]);
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        // Best effort after a failed assertion; `destroy` already ran on the happy path.
-        let _ = Command::new("virsh")
-            .args(["-c", "qemu:///system", "destroy", &self.name])
-            .output();
-    }
-}
-
-struct StoppedQemu {
-    pid: String,
-}
-
-impl Drop for StoppedQemu {
-    fn drop(&mut self) {
-        signal("-CONT", &self.pid);
-    }
-}
-
-fn signal(signal: &str, pid: &str) {
-    let status = Command::new("kill").args([signal, pid]).status().unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
-fn virsh(args: &[&str]) {
-    let output = Command::new("virsh")
-        .args(["-c", "qemu:///system"])
-        .args(args)
-        .output()
-        .expect("virsh runs");
-    assert!(
-        output.status.success(),
-        "virsh {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 #[actix_web::test]
 async fn a_real_guest_s_cpu_time_grows_and_it_vanishes_cleanly_when_destroyed() {
     let name = format!("vmt-test-guest-{}", std::process::id());
-    let guest = Guest::start(&name);
+    let guest = Guest::firmware(&name);
     let influx = Influx::new_database().await;
     let app = spawn_app(&[
         ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
@@ -179,8 +76,8 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
         format!("vmt-test-stopped-{pid}"),
         format!("vmt-test-live-{pid}"),
     );
-    let stopped_guest = Guest::start_with_disk(&stopped_name);
-    let _live_guest = Guest::start_with_disk(&live_name);
+    let stopped_guest = Guest::firmware_with_disk(&stopped_name);
+    let _live_guest = Guest::firmware_with_disk(&live_name);
     let influx = Influx::new_database().await;
     let include = format!("{stopped_name},{live_name}");
     let app = spawn_app(&[
@@ -284,7 +181,7 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
 #[actix_web::test]
 async fn with_no_thread_to_spare_a_guests_disk_is_read_on_its_hosts_own_thread() {
     let name = format!("vmt-test-spare-{}", std::process::id());
-    let _guest = Guest::start_with_disk(&name);
+    let _guest = Guest::firmware_with_disk(&name);
     // libvirtd's socket by a path that appears once the service can start no thread but a
     // host's own: until then, the host cannot connect.
     let dir = tempfile::tempdir().unwrap();

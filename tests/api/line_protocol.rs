@@ -4,7 +4,8 @@
 use vmtelemetry::influx::line_protocol::{Lines, VmTags, vm_features};
 use vmtelemetry::sample::{DomainSample, MemoryFeatures, VmState};
 
-use crate::helpers::{Influx, influx_url};
+use crate::helpers::Influx;
+use crate::support::settings::influx_url;
 
 #[actix_rt::test]
 async fn floats_of_every_magnitude_are_stored_exactly() {

@@ -4,9 +4,11 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 pub mod browser;
+pub mod guest;
 pub mod influxd;
 pub mod influxdb3_standin;
 pub mod service;
+pub mod settings;
 pub mod task_limit;
 pub mod test_node;
 

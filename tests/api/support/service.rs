@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::DiesWithTest;
-use crate::helpers::influx_url;
+use super::settings::base_settings;
 
 pub struct ServiceProcess {
     pub address: String,
@@ -18,16 +18,13 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts the binary with `env` over these defaults (the test InfluxDB through v1, a spool of
-    /// its own, a free port), and waits until its log tells the port it serves on.
+    /// Starts the binary with `env` over `base_settings`, and waits until its log tells the port
+    /// it serves on.
     pub fn start(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log_path = dir.path().join("service.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
-            .env("VMTELEMETRY_LISTEN", "127.0.0.1:0")
-            .env("VMTELEMETRY_SPOOL_DIR", dir.path().join("spool"))
-            .env("VMTELEMETRY_INFLUX_API", "v1")
-            .env("VMTELEMETRY_INFLUX_URL", influx_url())
+            .envs(base_settings(&dir.path().join("spool")))
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             // After the test's env: the port is read from the JSON log.

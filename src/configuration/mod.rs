@@ -1,29 +1,33 @@
 //! Settings: the embedded `config/default.toml`, then an optional file, then the environment.
-//! `Settings` is what the files say; `validate` turns it into typed values or one error naming the key.
+//! `Settings` is what the files say; `validate` turns it, part by part, into typed values or one
+//! error naming the key.
+
+mod collection;
+mod error;
+mod hosts;
+mod values;
+mod writer;
 
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::Url;
 
-use crate::domain_filter::DomainFilter;
-use crate::extended::GROUP_NAMES;
-use crate::libvirt::bulk_stats::StatsGroups;
+pub use collection::{CollectionConfig, Keepalive};
+pub use error::ConfigError;
+pub use hosts::{HostConfig, HostEntry, Shard};
+pub use writer::{InfluxApi, SpoolConfig, WriterConfig};
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
+use error::invalid;
+use values::{PositiveSecs, positive_count, whole_number_in};
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
 const ENV_PREFIX: &str = "VMTELEMETRY";
 /// Each VM reserves room for its recent samples at its first (9 bytes a sample): an absurd
 /// count would fail that allocation rather than be refused here.
 const MAX_RECENT_SAMPLES: usize = 100_000;
-/// "A few": each is one more client of libvirtd, and over ssh one more session.
-const MAX_SEED_CONNECTIONS: usize = 8;
-/// An hour between keepalive pings, or a hundred unanswered ones, would leave a dead peer unnoticed.
-const MAX_KEEPALIVE_INTERVAL_SEC: i32 = 3600;
-const MAX_KEEPALIVE_COUNT: u32 = 100;
 
 /// The settings as written in the files and the environment.
 #[derive(Debug, Deserialize)]
@@ -66,14 +70,6 @@ pub struct Settings {
     pub domain_exclude: Vec<String>,
 }
 
-/// A host as written: a bare URI, or a URI with a name for the `host` tag.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum HostEntry {
-    Uri(String),
-    Named { uri: String, name: Option<String> },
-}
-
 /// Validated settings, in the units the service uses.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -97,113 +93,10 @@ pub struct AppConfig {
     pub collection: CollectionConfig,
 }
 
-/// The extended stats groups, their cadence, and the domain filter (applied to every measurement).
-#[derive(Debug, Clone)]
-pub struct CollectionConfig {
-    /// Empty: no bulk stats call at all.
-    pub stats_groups: StatsGroups,
-    pub stats_interval: Duration,
-    pub filter: DomainFilter,
-    /// Write `host_metrics` every poll cycle.
-    pub host_metrics: bool,
-    /// The most connections a small host's seed cycle is spread over.
-    pub seed_connections: usize,
-    /// Of remote connections: a dead peer is noticed after `count` unanswered pings `interval`
-    /// apart.
-    pub keepalive: Keepalive,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    pub interval_sec: i32,
-    pub count: u32,
-}
-
-impl Default for CollectionConfig {
-    fn default() -> Self {
-        CollectionConfig {
-            stats_groups: StatsGroups::empty(),
-            stats_interval: Duration::from_secs(5),
-            filter: DomainFilter::default(),
-            host_metrics: true,
-            seed_connections: 2,
-            keepalive: Keepalive {
-                interval_sec: 5,
-                count: 5,
-            },
-        }
-    }
-}
-
-/// Replica `index` of `count` collects the hosts whose position in the list is `index` modulo
-/// `count`, so every host is collected by exactly one replica sharing the same list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostConfig {
-    pub uri: String,
-    /// Overrides the hostname libvirt reports, for the `host` tag.
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct WriterConfig {
-    pub influx_url: Url,
-    pub influx_db: String,
-    pub influx_api: InfluxApi,
-    pub influx_token: Option<SecretString>,
-    pub request_timeout: Duration,
-    pub batch_max_lines: usize,
-    pub batch_max_age: Duration,
-    /// Lines held in memory, when there is no spool.
-    pub max_queue: usize,
-    /// The ceiling of the exponential backoff between retries.
-    pub retry_max_delay: Duration,
-    pub gzip: bool,
-    /// A PEM file of CA certificates trusted for `https://` besides the system's.
-    pub ca_file: Option<PathBuf>,
-    /// Create the database (v3) when a write finds it missing.
-    pub create_database: bool,
-    /// None: lines are held in memory only.
-    pub spool: Option<SpoolConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SpoolConfig {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InfluxApi {
-    V1,
-    V2,
-    V3,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("configuration key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
 }
 
 /// Reads the embedded defaults, `file` if given, and the environment, then validates.
@@ -247,277 +140,69 @@ pub fn load_with_env(
 
 impl Settings {
     pub fn validate(self) -> Result<AppConfig, ConfigError> {
-        let poll_interval = positive_seconds("poll_interval", self.poll_interval)?;
-        let batch_max_age = positive_seconds("batch_max_sec", self.batch_max_sec)?;
-        let libvirt_timeout = positive_seconds("libvirt_timeout", self.libvirt_timeout)?;
-        let request_timeout = positive_seconds("influx_timeout", self.influx_timeout)?;
-        let retry_max_delay = positive_seconds("retry_max_delay", self.retry_max_delay)?;
-        let shutdown_timeout = positive_seconds("shutdown_timeout", self.shutdown_timeout)?;
-        let collection = CollectionConfig {
-            stats_groups: stats_groups(&self.stats_groups)?,
-            stats_interval: positive_seconds("stats_interval", self.stats_interval)?,
-            filter: DomainFilter::new(
-                &non_empty(self.domain_include),
-                &non_empty(self.domain_exclude),
-            )
-            .map_err(|(which, message)| match which {
-                "include" => invalid("domain_include", message),
-                _ => invalid("domain_exclude", message),
-            })?,
-            host_metrics: self.host_metrics,
-            seed_connections: whole_number_in(
-                "seed_connections",
-                self.seed_connections,
-                1..=MAX_SEED_CONNECTIONS,
-            )?,
-            keepalive: Keepalive {
-                interval_sec: whole_number_in(
-                    "libvirt_keepalive_interval",
-                    self.libvirt_keepalive_interval,
-                    1..=MAX_KEEPALIVE_INTERVAL_SEC,
-                )?,
-                count: whole_number_in(
-                    "libvirt_keepalive_count",
-                    self.libvirt_keepalive_count,
-                    1..=MAX_KEEPALIVE_COUNT,
-                )?,
-            },
-        };
-        let spool = match self.spool_dir.trim() {
-            "" => None,
-            dir => Some(SpoolConfig {
-                dir: PathBuf::from(dir),
-                max_bytes: u64::try_from(positive_count("spool_max_bytes", self.spool_max_bytes)?)
-                    .unwrap_or(u64::MAX),
-            }),
-        };
-        let batch_max_lines = positive_count("batch_max_lines", self.batch_max_lines)?;
-        let max_queue = positive_count("max_queue", self.max_queue)?;
-        if batch_max_lines > max_queue {
-            return Err(invalid(
-                "batch_max_lines",
-                format!("{batch_max_lines} is larger than max_queue ({max_queue})"),
-            ));
-        }
-        let influx_url = Url::parse(&self.influx_url)
-            .map_err(|e| invalid("influx_url", format!("`{}`: {e}", self.influx_url)))?;
-        if !matches!(influx_url.scheme(), "http" | "https") || influx_url.host().is_none() {
-            return Err(invalid(
-                "influx_url",
-                format!("`{}` is not an http(s) URL", self.influx_url),
-            ));
-        }
-        let influx_api = match self.influx_api.as_str() {
-            "v1" => InfluxApi::V1,
-            "v2" => InfluxApi::V2,
-            "v3" => InfluxApi::V3,
-            other => {
-                return Err(invalid(
-                    "influx_api",
-                    format!("unknown value `{other}` (expected v1, v2 or v3)"),
-                ));
-            }
-        };
-        if self.influx_db.is_empty() {
-            return Err(invalid("influx_db", "must not be empty"));
-        }
-        let log_format = match self.log_format.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(invalid(
-                    "log_format",
-                    format!("unknown value `{other}` (expected text or json)"),
-                ));
-            }
-        };
-        let listen = self
-            .listen
-            .parse()
-            .map_err(|e| invalid("listen", format!("`{}`: {e}", self.listen)))?;
-        let shard_count = positive_count("shard_count", self.shard_count)?;
-        let shard_index = usize::try_from(self.shard_index)
-            .ok()
-            .filter(|index| *index < shard_count)
-            .ok_or_else(|| {
-                invalid(
-                    "shard_index",
-                    format!(
-                        "must be from 0 to shard_count - 1 ({}), got {}",
-                        shard_count - 1,
-                        self.shard_index
-                    ),
-                )
-            })?;
-        let shard = Shard {
-            index: shard_index,
-            count: shard_count,
-        };
-        if self
-            .admin_token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().is_empty())
-        {
-            return Err(invalid(
-                "admin_token",
-                "is empty: unset it to disable the admin endpoints",
-            ));
-        }
-        let hosts = host_list(self.hosts, self.libvirt_uri, self.host_name)?
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| position % shard.count == shard.index)
-            .map(|(_, host)| host)
-            .collect();
+        let poll_interval = PositiveSecs::parse("poll_interval", self.poll_interval)?;
+        let libvirt_timeout = PositiveSecs::parse("libvirt_timeout", self.libvirt_timeout)?;
+        let shutdown_timeout = PositiveSecs::parse("shutdown_timeout", self.shutdown_timeout)?;
+        let collection = CollectionConfig::from_settings(&self)?;
+        let writer = WriterConfig::from_settings(&self)?;
+        let log_format = LogFormat::parse(&self.log_format)?;
+        let listen = listen_address(&self.listen)?;
+        let shard = Shard::from_settings(&self)?;
+        refuse_empty_admin_token(self.admin_token.as_ref())?;
+        let hosts = HostConfig::list_from_settings(&self, shard)?;
         Ok(AppConfig {
-            poll_interval,
-            libvirt_timeout,
+            poll_interval: poll_interval.into(),
+            libvirt_timeout: libvirt_timeout.into(),
             hosts,
             shard,
-            writer: WriterConfig {
-                influx_url,
-                influx_db: self.influx_db,
-                influx_api,
-                influx_token: self.influx_token,
-                request_timeout,
-                batch_max_lines,
-                batch_max_age,
-                max_queue,
-                retry_max_delay,
-                gzip: self.influx_gzip,
-                ca_file: match self.influx_ca_file.trim() {
-                    "" => None,
-                    path => Some(PathBuf::from(path)),
-                },
-                create_database: self.create_database,
-                spool,
-            },
+            writer,
             listen,
             log_format,
-            shutdown_timeout,
-            admin_token: self.admin_token,
+            shutdown_timeout: shutdown_timeout.into(),
             recent_samples: whole_number_in(
                 "recent_samples",
                 self.recent_samples,
                 0..=MAX_RECENT_SAMPLES,
             )?,
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
+            admin_token: self.admin_token,
             collection,
         })
     }
 }
 
-/// The named groups (empty entries, as an empty environment variable gives, are ignored).
-fn stats_groups(names: &[String]) -> Result<StatsGroups, ConfigError> {
-    let mut groups = StatsGroups::empty();
-    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        let Some((_, group)) = GROUP_NAMES.iter().find(|(known, _)| *known == name) else {
-            let known: Vec<&str> = GROUP_NAMES.iter().map(|(n, _)| *n).collect();
-            return Err(invalid(
-                "stats_groups",
-                format!(
-                    "unknown group `{name}` (expected some of {})",
-                    known.join(", ")
-                ),
-            ));
-        };
-        groups |= *group;
-    }
-    Ok(groups)
-}
-
-fn non_empty(patterns: Vec<String>) -> Vec<String> {
-    patterns
-        .into_iter()
-        .filter(|p| !p.trim().is_empty())
-        .collect()
-}
-
-fn host_list(
-    hosts: Option<Vec<HostEntry>>,
-    libvirt_uri: String,
-    host_name: Option<String>,
-) -> Result<Vec<HostConfig>, ConfigError> {
-    let entries = match (hosts, host_name) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "host_name",
-                "names the `libvirt_uri` host; with `hosts`, name each entry instead",
-            ));
+impl LogFormat {
+    fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(invalid(
+                "log_format",
+                format!("unknown value `{other}` (expected text or json)"),
+            )),
         }
-        (Some(hosts), None) => hosts,
-        (None, name) => vec![HostEntry::Named {
-            uri: libvirt_uri,
-            name,
-        }],
-    };
-    if entries.is_empty() {
+    }
+}
+
+fn listen_address(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|e| invalid("listen", format!("`{text}`: {e}")))
+}
+
+fn refuse_empty_admin_token(token: Option<&SecretString>) -> Result<(), ConfigError> {
+    if token.is_some_and(|t| t.expose_secret().is_empty()) {
         return Err(invalid(
-            "hosts",
-            "the list is empty: name at least one libvirt URI",
+            "admin_token",
+            "is empty: unset it to disable the admin endpoints",
         ));
     }
-    let mut hosts: Vec<HostConfig> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let host = match entry {
-            HostEntry::Uri(uri) => HostConfig { uri, name: None },
-            HostEntry::Named { uri, name } => HostConfig { uri, name },
-        };
-        let uri = host.uri.trim();
-        if uri.is_empty() || !uri.contains(':') {
-            return Err(invalid(
-                "hosts",
-                format!("`{}` is not a libvirt URI", host.uri),
-            ));
-        }
-        if host.name.as_deref().is_some_and(str::is_empty) {
-            return Err(invalid("hosts", format!("the name of `{uri}` is empty")));
-        }
-        if hosts.iter().any(|known| known.uri == host.uri) {
-            return Err(invalid("hosts", format!("`{uri}` is listed twice")));
-        }
-        hosts.push(host);
-    }
-    Ok(hosts)
-}
-
-fn positive_seconds(key: &'static str, seconds: f64) -> Result<Duration, ConfigError> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(invalid(
-            key,
-            format!("must be a positive number of seconds, got {seconds}"),
-        ));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|e| invalid(key, e.to_string()))
-}
-
-fn whole_number_in<T>(
-    key: &'static str,
-    value: i64,
-    range: RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: TryFrom<i64> + PartialOrd + std::fmt::Display,
-{
-    T::try_from(value)
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            let (low, high) = (range.start(), range.end());
-            invalid(key, format!("must be {low} to {high}, got {value}"))
-        })
-}
-
-fn positive_count(key: &'static str, count: i64) -> Result<usize, ConfigError> {
-    usize::try_from(count)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| invalid(key, format!("must be a positive whole number, got {count}")))
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::libvirt::bulk_stats::StatsGroups;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

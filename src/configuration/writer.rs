@@ -1,0 +1,132 @@
+//! Where and how the writer sends its lines, and what it holds while it cannot.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::Settings;
+use super::error::{ConfigError, invalid};
+use super::values::{PositiveSecs, positive_count};
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub influx_url: Url,
+    pub influx_db: String,
+    pub influx_api: InfluxApi,
+    pub influx_token: Option<SecretString>,
+    pub request_timeout: Duration,
+    pub batch_max_lines: usize,
+    pub batch_max_age: Duration,
+    /// Lines held in memory, when there is no spool.
+    pub max_queue: usize,
+    /// The ceiling of the exponential backoff between retries.
+    pub retry_max_delay: Duration,
+    pub gzip: bool,
+    /// A PEM file of CA certificates trusted for `https://` besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Create the database (v3) when a write finds it missing.
+    pub create_database: bool,
+    /// None: lines are held in memory only.
+    pub spool: Option<SpoolConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfluxApi {
+    V1,
+    V2,
+    V3,
+}
+
+impl WriterConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let batch_max_age = PositiveSecs::parse("batch_max_sec", settings.batch_max_sec)?;
+        let request_timeout = PositiveSecs::parse("influx_timeout", settings.influx_timeout)?;
+        let retry_max_delay = PositiveSecs::parse("retry_max_delay", settings.retry_max_delay)?;
+        let spool = SpoolConfig::from_settings(settings)?;
+        let batch_max_lines = positive_count("batch_max_lines", settings.batch_max_lines)?;
+        let max_queue = positive_count("max_queue", settings.max_queue)?;
+        if batch_max_lines > max_queue {
+            return Err(invalid(
+                "batch_max_lines",
+                format!("{batch_max_lines} is larger than max_queue ({max_queue})"),
+            ));
+        }
+        Ok(WriterConfig {
+            influx_url: influx_url(&settings.influx_url)?,
+            influx_api: InfluxApi::parse(&settings.influx_api)?,
+            influx_db: influx_db(&settings.influx_db)?,
+            influx_token: settings.influx_token.clone(),
+            request_timeout: request_timeout.into(),
+            batch_max_lines,
+            batch_max_age: batch_max_age.into(),
+            max_queue,
+            retry_max_delay: retry_max_delay.into(),
+            gzip: settings.influx_gzip,
+            ca_file: path_if_set(&settings.influx_ca_file),
+            create_database: settings.create_database,
+            spool,
+        })
+    }
+}
+
+impl SpoolConfig {
+    /// None when `spool_dir` is empty.
+    pub fn from_settings(settings: &Settings) -> Result<Option<Self>, ConfigError> {
+        let Some(dir) = path_if_set(&settings.spool_dir) else {
+            return Ok(None);
+        };
+        let max_bytes = positive_count("spool_max_bytes", settings.spool_max_bytes)?;
+        Ok(Some(SpoolConfig {
+            dir,
+            max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX),
+        }))
+    }
+}
+
+impl InfluxApi {
+    fn parse(name: &str) -> Result<Self, ConfigError> {
+        match name {
+            "v1" => Ok(InfluxApi::V1),
+            "v2" => Ok(InfluxApi::V2),
+            "v3" => Ok(InfluxApi::V3),
+            other => Err(invalid(
+                "influx_api",
+                format!("unknown value `{other}` (expected v1, v2 or v3)"),
+            )),
+        }
+    }
+}
+
+fn influx_url(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| invalid("influx_url", format!("`{text}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(
+            "influx_url",
+            format!("`{text}` is not an http(s) URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn influx_db(name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Err(invalid("influx_db", "must not be empty"));
+    }
+    Ok(name.to_owned())
+}
+
+/// An empty (or blank) path setting means "none".
+fn path_if_set(path: &str) -> Option<PathBuf> {
+    match path.trim() {
+        "" => None,
+        path => Some(PathBuf::from(path)),
+    }
+}

@@ -1,0 +1,315 @@
+//! Transient guests on `qemu:///system`, destroyed on drop: a real booted one (Debian's cloud
+//! kernel and busybox, built by `tests/guest/build-guest.sh`) running `vmt.work` workloads, or a
+//! firmware-only one that boots nothing and needs no kernel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A booted guest's memory.
+pub const MEMORY_KIB: u64 = 160 * 1024;
+const MARKER: &str = "VMT-GUEST-UP";
+/// TCG boots this kernel in a few seconds; much slack for a loaded machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The prefix of booted guests' names, by which orphans are found.
+const BOOTED_PREFIX: &str = "vmt-real-guest-";
+
+pub struct Guest {
+    pub name: String,
+    /// A booted guest's network interface on the host; removed with it.
+    tap: Option<String>,
+    /// A booted guest's serial console log.
+    console: Option<PathBuf>,
+    /// Disk, console log and domain XML; removed after the destroy.
+    dir: tempfile::TempDir,
+}
+
+impl Guest {
+    /// Boots a guest running `vmt.work={work}` and waits for its init's marker line.
+    pub fn start(work: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let (kernel, initrd) = guest_files();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("{BOOTED_PREFIX}{pid}-{n}");
+        // Interface names have at most 15 bytes.
+        let tap = format!("vmtg{pid}x{n}");
+        assert!(tap.len() <= 15, "{tap}");
+        let dir = guest_dir(BOOTED_PREFIX);
+        let disk = raw_disk(&dir, 8 << 20);
+        let console = dir.path().join("console.log");
+        // TCG ('qemu'): this kernel hangs at "Probing EDD" under nested KVM here. The tap is
+        // created (and removed) by libvirt itself: no libvirt network, no iptables.
+        let xml = format!(
+            "<domain type='qemu'><name>{name}</name>\
+             <memory unit='KiB'>{MEMORY_KIB}</memory>\
+             <currentMemory unit='KiB'>{MEMORY_KIB}</currentMemory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type>\
+             <kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
+             <cmdline>console=ttyS0 edd=off vmt.work={work}</cmdline></os>\
+             <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>\
+             <on_crash>destroy</on_crash>\
+             <devices><controller type='usb' model='none'/>{disk}\
+             <interface type='ethernet'><target dev='{tap}'/><model type='virtio'/></interface>\
+             <serial type='file'><source path='{console}'/><target port='0'/></serial>\
+             <memballoon model='virtio'><stats period='1'/></memballoon>\
+             </devices></domain>",
+            kernel = kernel.display(),
+            initrd = initrd.display(),
+            disk = disk_xml(&disk),
+            console = console.display(),
+        );
+        let guest = Guest::create(name, xml, dir, Some(tap), Some(console));
+        guest.wait_up();
+        guest
+    }
+
+    /// Firmware only: it boots nothing, so needs no disk or kernel.
+    pub fn firmware(name: &str) -> Self {
+        Self::firmware_guest(name, false)
+    }
+
+    /// Firmware only, with a 1 MiB raw virtio disk, so that the `block` group asks its QEMU.
+    pub fn firmware_with_disk(name: &str) -> Self {
+        Self::firmware_guest(name, true)
+    }
+
+    fn firmware_guest(name: &str, with_disk: bool) -> Self {
+        let dir = guest_dir("vmt-kvm-guest-");
+        let disk = with_disk.then(|| disk_xml(&raw_disk(&dir, 1 << 20)));
+        // KVM where the machine offers it, else QEMU's TCG emulation.
+        let domain_type = if Path::new("/dev/kvm").exists() {
+            "kvm"
+        } else {
+            "qemu"
+        };
+        let xml = format!(
+            "<domain type='{domain_type}'><name>{name}</name>\
+             <memory unit='MiB'>48</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+             <devices><controller type='usb' model='none'/>{disk}<memballoon model='none'/>\
+             </devices></domain>",
+            disk = disk.unwrap_or_default(),
+        );
+        Guest::create(name.to_owned(), xml, dir, None, None)
+    }
+
+    fn create(
+        name: String,
+        xml: String,
+        dir: tempfile::TempDir,
+        tap: Option<String>,
+        console: Option<PathBuf>,
+    ) -> Self {
+        let xml_path = dir.path().join("domain.xml");
+        std::fs::write(&xml_path, xml).expect("domain XML written");
+        virsh(&["create", xml_path.to_str().unwrap()]);
+        // From here on Drop cleans up, whatever fails next.
+        Guest {
+            name,
+            tap,
+            console,
+            dir,
+        }
+    }
+
+    pub fn tap(&self) -> &str {
+        self.tap.as_deref().expect("a booted guest has a tap")
+    }
+
+    /// Powers the guest off and boots it again as the same domain (same UUID, name, disk and
+    /// tap): a new QEMU process, so every counter starts again from zero.
+    pub fn power_cycle(&self) {
+        let xml = virsh(&["dumpxml", &self.name]);
+        let xml_path = self.dir.path().join("domain-again.xml");
+        std::fs::write(&xml_path, &xml.stdout).expect("domain XML written");
+        virsh(&["destroy", &self.name]);
+        if let Some(console) = &self.console {
+            let _ = std::fs::remove_file(console);
+        }
+        virsh(&["create", xml_path.to_str().unwrap()]);
+        self.wait_up();
+    }
+
+    /// Stops its QEMU process (SIGSTOP) until the returned guard drops: the guest still shows as
+    /// running, but its monitor answers nothing, as a QEMU stuck on its storage does.
+    pub fn stop_qemu(&self) -> StoppedQemu {
+        let pid_file = format!("/run/libvirt/qemu/{}.pid", self.name);
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = pid.trim().to_owned();
+        signal("-STOP", &pid);
+        StoppedQemu { pid }
+    }
+
+    pub fn destroy(&self) {
+        virsh(&["destroy", &self.name]);
+    }
+
+    /// `virsh domstats` of the groups the service reads, as `key -> value`.
+    pub fn domstats(&self) -> BTreeMap<String, String> {
+        let output = virsh(&[
+            "domstats",
+            &self.name,
+            "--cpu-total",
+            "--balloon",
+            "--block",
+            "--interface",
+        ]);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.trim().split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    pub fn console_text(&self) -> String {
+        self.console
+            .as_ref()
+            .and_then(|console| std::fs::read(console).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn wait_up(&self) {
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        loop {
+            let text = self.console_text();
+            if let Some(line) = text.lines().find(|l| l.starts_with(MARKER)) {
+                assert!(!text.contains("VMT-GUEST-ERROR"), "{text}");
+                assert!(
+                    line.contains("disk=yes"),
+                    "no /dev/vda in the guest:\n{text}"
+                );
+                return;
+            }
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            assert!(
+                Instant::now() < deadline,
+                "{} printed no {MARKER} within {BOOT_TIMEOUT:?}; console ends:\n{}",
+                self.name,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        // Best effort, also after a failed assertion. libvirt removes the tap on destroy; this
+        // covers a libvirt that did not.
+        let _ = Command::new("timeout")
+            .args(["30", "virsh", "-c", "qemu:///system", "destroy", &self.name])
+            .output();
+        if let Some(tap) = &self.tap
+            && Path::new("/sys/class/net").join(tap).exists()
+        {
+            let _ = Command::new("ip").args(["link", "delete", tap]).output();
+        }
+    }
+}
+
+pub struct StoppedQemu {
+    pid: String,
+}
+
+impl Drop for StoppedQemu {
+    fn drop(&mut self) {
+        signal("-CONT", &self.pid);
+    }
+}
+
+/// The kernel and initramfs, built once per test process (the script's fast path makes later
+/// processes cheap) into `$VMT_TEST_STATE/guest`.
+fn guest_files() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let state = std::env::var("VMT_TEST_STATE")
+            .unwrap_or_else(|_| "/var/tmp/vmtelemetry-test".to_owned());
+        let out = Path::new(&state).join("guest");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/build-guest.sh");
+        let output = Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .output()
+            .expect("bash runs build-guest.sh");
+        assert!(
+            output.status.success(),
+            "{script} {} failed:\n{}",
+            out.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        destroy_orphans();
+        (out.join("vmlinuz"), out.join("initramfs.gz"))
+    })
+}
+
+/// Booted guests of test processes that were killed before their Drop ran still run (they are
+/// transient: destroying them removes them).
+fn destroy_orphans() {
+    let output = virsh(&["list", "--name"]);
+    for name in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some(pid) = name
+            .strip_prefix(BOOTED_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .map(|(pid, _)| pid)
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("timeout")
+                .args(["30", "virsh", "-c", "qemu:///system", "destroy", name])
+                .output();
+        }
+    }
+}
+
+fn guest_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// A sparse raw image of `bytes` in `dir`.
+fn raw_disk(dir: &tempfile::TempDir, bytes: u64) -> PathBuf {
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .and_then(|file| file.set_len(bytes))
+        .expect("a disk image");
+    disk
+}
+
+fn disk_xml(disk: &Path) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        disk.display()
+    )
+}
+
+fn signal(signal: &str, pid: &str) {
+    let status = Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A `virsh` command on qemu:///system that must succeed; bounded, so a stuck libvirtd fails the
+/// test instead of hanging it.
+pub fn virsh(args: &[&str]) -> Output {
+    run(Command::new("timeout")
+        .args(["60", "virsh", "-c", "qemu:///system"])
+        .args(args))
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("the command runs");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
