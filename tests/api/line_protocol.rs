@@ -2,6 +2,7 @@
 //! written with an exponent, come back exactly.
 
 use vmtelemetry::influx::line_protocol::{Lines, VmTags, vm_features};
+use vmtelemetry::influx::schema::vm_features as features;
 use vmtelemetry::sample::{DomainSample, MemoryFeatures, VmState};
 
 use crate::helpers::{Influx, influx_url};
@@ -56,12 +57,16 @@ async fn floats_of_every_magnitude_are_stored_exactly() {
     );
 
     let rows = influx
-        .rows("SELECT memory_rate_kb_per_sec, \"name\" FROM vm_features")
+        .rows(&format!(
+            "SELECT {}, \"name\" FROM {}",
+            features::MEMORY_RATE_KB_PER_SEC,
+            features::MEASUREMENT
+        ))
         .await;
     assert_eq!(rows.len(), rates.len());
     for row in rows {
         let i: usize = row["name"].as_str().unwrap()[3..].parse().unwrap();
-        let stored = row["memory_rate_kb_per_sec"].as_f64().unwrap();
+        let stored = row[features::MEMORY_RATE_KB_PER_SEC].as_f64().unwrap();
         assert_eq!(stored.to_bits(), rates[i].to_bits(), "{row:?}");
     }
 }
