@@ -8,8 +8,8 @@ use vmtelemetry::influx::schema::{vm_features, vm_metrics};
 
 use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
 
-/// Names that need escaping in line protocol and still mean the same to InfluxDB 1.x, which,
-/// unlike InfluxDB 3, keeps a tag's escaping backslashes (those are checked on the stand-in).
+/// Names that need escaping in line protocol and still mean the same to InfluxDB 1.x (backslashes
+/// are checked in tests/api/line_protocol.rs, and on the stand-in).
 const AWKWARD_NAMES: [&str; 6] = [
     "vm with spaces",
     "comma,vm",

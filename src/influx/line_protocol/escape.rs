@@ -1,7 +1,12 @@
-//! What a tag value needs: a backslash before `,`, `=`, space and backslash, as InfluxDB's builder
-//! escapes. InfluxDB 3's parser shows what no escape can carry: a newline or a tab ends the value
-//! whatever precedes it, and a value ending in a backslash is refused even when escaped. Such
-//! values are refused here with an error rather than written corrupt.
+//! What a tag value needs to read back as itself: exactly on InfluxDB 3 (its parser is the
+//! reference), and on InfluxDB 1.x wherever the two agree.
+//!
+//! Both read `\,`, `\=` and `\ ` as the character, and a backslash before an ordinary character as
+//! itself; InfluxDB 3 alone also reads `\\` as one backslash. So `,`, `=` and space get a
+//! backslash; a backslash is written as it is before an ordinary character, and doubled before a
+//! backslash, `,`, `=` or space (InfluxDB 3 reads one back, 1.x two). No escape carries a newline
+//! or a tab (InfluxDB 3 ends the value there, or keeps the backslash before it), nor a trailing
+//! backslash (InfluxDB 3 refuses one even doubled): such values are refused.
 
 use super::EncodeError;
 
@@ -11,6 +16,8 @@ enum Byte {
     Plain,
     /// A backslash before it.
     Escaped,
+    /// A backslash: doubled before an `Escaped` byte or another backslash, else as it is.
+    Backslash,
     /// No escape can carry it.
     Unrepresentable,
 }
@@ -20,7 +27,7 @@ const TAG: [Byte; 256] = {
     table[b',' as usize] = Byte::Escaped;
     table[b'=' as usize] = Byte::Escaped;
     table[b' ' as usize] = Byte::Escaped;
-    table[b'\\' as usize] = Byte::Escaped;
+    table[b'\\' as usize] = Byte::Backslash;
     table[b'\n' as usize] = Byte::Unrepresentable;
     table[b'\t' as usize] = Byte::Unrepresentable;
     table
@@ -50,6 +57,10 @@ fn escape_tag_into(out: &mut Vec<u8>, text: &str) -> Option<()> {
         let escaped = match TAG[byte as usize] {
             Byte::Plain => false,
             Byte::Escaped => true,
+            Byte::Backslash => {
+                let next = TAG[usize::from(*bytes.get(at + 1)?)];
+                matches!(next, Byte::Escaped | Byte::Backslash)
+            }
             Byte::Unrepresentable => return None,
         };
         // Escapes are ASCII, so escaping byte by byte keeps UTF-8 intact.
@@ -63,8 +74,8 @@ fn escape_tag_into(out: &mut Vec<u8>, text: &str) -> Option<()> {
     Some(())
 }
 
-/// Appends `,key=value`, or refuses a value no escape can carry: empty, with a newline or a tab,
-/// or ending in a backslash. `vm` is formatted only into the error.
+/// Appends `,key=value`, or refuses a value no escape can carry (see the module's doc), or an
+/// empty one. `vm` is formatted only into the error.
 pub(super) fn tag_into(
     out: &mut Vec<u8>,
     key: &'static str,
@@ -75,7 +86,7 @@ pub(super) fn tag_into(
     out.push(b',');
     out.extend_from_slice(plain(key).as_bytes());
     out.push(b'=');
-    if value.is_empty() || value.ends_with('\\') || escape_tag_into(out, value).is_none() {
+    if value.is_empty() || escape_tag_into(out, value).is_none() {
         out.truncate(start);
         return Err(EncodeError::UnrepresentableTag {
             key,
@@ -111,6 +122,83 @@ pub(super) fn plain(name: &'static str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use influxdb_line_protocol::parse_lines;
+
+    /// `value` as a tag of a line, or `None` when refused.
+    fn tagged(value: &str) -> Option<String> {
+        let mut line = b"m".to_vec();
+        tag_into(&mut line, "t", value, &"vm").ok()?;
+        line.extend_from_slice(b" f=1i 1\n");
+        Some(String::from_utf8(line).unwrap())
+    }
+
+    /// The tag as InfluxDB 3 reads it.
+    fn read_by_influxdb3(line: &str) -> String {
+        let parsed = parse_lines(line).next().unwrap().unwrap();
+        parsed.tag_value("t").unwrap().to_string()
+    }
+
+    /// The tag as InfluxDB 1.x reads it: `models.unescapeTag` replaces `\,`, `\ ` and `\=` and
+    /// keeps every other backslash (checked against the real server in tests/api/line_protocol.rs).
+    fn read_by_influxdb1(line: &str) -> String {
+        let escaped = line
+            .split_once(",t=")
+            .unwrap()
+            .1
+            .rsplit_once(" f=")
+            .unwrap()
+            .0;
+        escaped
+            .replace(r"\,", ",")
+            .replace(r"\ ", " ")
+            .replace(r"\=", "=")
+    }
+
+    #[test]
+    fn a_backslash_is_doubled_only_before_what_would_escape_with_it() {
+        for (value, written) in [
+            (r"back\slash", r"back\slash"),
+            (r"\leading", r"\leading"),
+            (r"two\\words", r"two\\\words"),
+            (r"\\\three", r"\\\\\three"),
+            (r"a\,b", r"a\\\,b"),
+            (r"a\ b", r"a\\\ b"),
+            (r"a\=b", r"a\\\=b"),
+            (r#"a\"b"#, r#"a\"b"#),
+            ("a\\é", "a\\é"),
+            ("with space,comma=eq", r"with\ space\,comma\=eq"),
+        ] {
+            let line = tagged(value).unwrap();
+            assert_eq!(line, format!("m,t={written} f=1i 1\n"));
+            assert_eq!(read_by_influxdb3(&line), value, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_name_without_a_backslash_before_an_escape_reads_the_same_on_both() {
+        for value in [r"back\slash", r"\x", r"a\b\c d", "a,b=c d"] {
+            let line = tagged(value).unwrap();
+            assert_eq!(read_by_influxdb1(&line), value, "{line}");
+        }
+        // Where the two differ, 1.x keeps the doubled backslash.
+        let line = tagged(r"a\,b").unwrap();
+        assert_eq!(read_by_influxdb1(&line), r"a\\,b");
+    }
+
+    #[test]
+    fn what_no_escape_carries_is_refused_and_leaves_no_trace() {
+        for value in ["", "new\nline", "tab\there", r"trailing\", r"two\\", "\\"] {
+            let mut out = b"m".to_vec();
+            assert!(
+                matches!(
+                    tag_into(&mut out, "t", value, &"vm"),
+                    Err(EncodeError::UnrepresentableTag { key: "t", .. })
+                ),
+                "{value:?}"
+            );
+            assert_eq!(out, b"m");
+        }
+    }
 
     #[test]
     fn the_fast_check_flags_every_byte_the_tag_table_escapes_or_refuses() {
@@ -120,8 +208,28 @@ mod tests {
             }
         }
         // A flagged byte that needs nothing is copied as it is, by the slow path.
-        let mut line = Vec::new();
-        tag_into(&mut line, "t", "it's(1)+#2", &"vm").unwrap();
-        assert_eq!(line, b",t=it's(1)+#2");
+        assert_eq!(tagged("it's(1)+#2").unwrap(), "m,t=it's(1)+#2 f=1i 1\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tag_value_reads_back_exactly_or_is_refused(
+            value in r#"[a\\ ,="é\n\t]{0,12}|\PC{0,12}"#
+        ) {
+            match tagged(&value) {
+                Some(line) => {
+                    proptest::prop_assert_eq!(read_by_influxdb3(&line), value.clone());
+                    let backslash_before_escape = ["\\\\", "\\,", "\\ ", "\\="]
+                        .iter()
+                        .any(|pair| value.contains(pair));
+                    if !backslash_before_escape {
+                        proptest::prop_assert_eq!(read_by_influxdb1(&line), value);
+                    }
+                }
+                None => proptest::prop_assert!(
+                    value.is_empty() || value.ends_with('\\') || value.contains(['\n', '\t'])
+                ),
+            }
+        }
     }
 }

@@ -286,6 +286,12 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_backslash_before_an_ordinary_character_is_written_as_it_is() {
+        let line = metrics("kvm1", &domain(r"back\slash")).unwrap();
+        assert!(line.contains(r",name=back\slash,"), "{line}");
+    }
+
+    #[test]
     fn unrepresentable_names_are_refused_not_corrupted() {
         for name in ["line\nbreak", "tab\there", r"trailing\", ""] {
             let error = metrics("kvm1", &domain(name)).unwrap_err();
