@@ -5,6 +5,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
+/// `VMID` of a domain that is not running: libvirt gives inactive domains no id, and
+/// `virsh list --all` shows them as `-`.
+pub const INACTIVE_VMID: &str = "-";
+
 /// One domain as read in one collection cycle: the seed's `vm_metrics` fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainSample {

@@ -17,11 +17,12 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::{Pipeline, TelemetrySupervisor};
 use crate::configuration::AppConfig;
+use crate::influx::TargetError;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
 use crate::influx::queue::WriteQueue;
 use crate::influx::spool::{Spool, SpoolError};
-use crate::influx::tls::HttpClients;
+use crate::influx::tls::{HttpClients, TlsError};
 use crate::influx::write::WriteTarget;
 use crate::routes;
 
@@ -39,12 +40,13 @@ pub enum StartupError {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("configuration key `influx_token`: {0}")]
-    Token(String),
+    /// `influx_url` or `influx_token` cannot make a request.
+    #[error("configuration key `{}`: {}", .0.key(), .0)]
+    Target(#[from] TargetError),
     #[error("configuration key `spool_dir`: {0}")]
     Spool(#[from] SpoolError),
     #[error("configuration key `influx_ca_file`: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
 }
 
 /// Everything the HTTP workers share; each worker adds its own `awc::Client`.
@@ -62,11 +64,10 @@ impl Application {
     pub fn build(config: AppConfig) -> Result<Self, StartupError> {
         // libvirt's default handler prints every error to stderr; errors are logged here instead.
         virt::error::clear_error_callback();
-        let write_target = WriteTarget::new(&config.writer).map_err(StartupError::Token)?;
-        let query_target = QueryTarget::new(&config.writer).map_err(StartupError::Token)?;
+        let write_target = WriteTarget::new(&config.writer)?;
+        let query_target = QueryTarget::new(&config.writer)?;
         let https = config.writer.influx_url.scheme() == "https";
-        let clients =
-            HttpClients::new(https, config.writer.ca_file.as_deref()).map_err(StartupError::Tls)?;
+        let clients = HttpClients::new(https, config.writer.ca_file.as_deref())?;
         let listen_error = |source| StartupError::Listen {
             address: config.listen,
             source,

@@ -260,7 +260,7 @@ impl WriterActor {
                     tracing::info!(%reason, "database created");
                     actor.send_batch(ctx);
                 }
-                Err(error) => actor.retry_later(error, None, false),
+                Err(error) => actor.retry_later(error.to_string(), None, false),
             }
         }));
     }
@@ -323,7 +323,7 @@ impl Handler<WriteLines> for WriterActor {
         guarded(self, ctx, |actor, ctx| {
             if let Err(error) = actor.buffer.push(lines, Instant::now()) {
                 tracing::error!(%error, "lines could not be kept");
-                actor.note_error(error);
+                actor.note_error(error.to_string());
             }
             actor.status.dropped_lines = actor.buffer.dropped();
             actor.flush_if_due(ctx);

@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::TargetError;
+use super::schema::{vm_features, vm_metrics, vm_tags};
 use crate::configuration::{InfluxApi, WriterConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -24,42 +26,36 @@ pub enum Measurement {
 impl Measurement {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
-            "vm_metrics" => Some(Measurement::VmMetrics),
-            "vm_features" => Some(Measurement::VmFeatures),
+            vm_metrics::MEASUREMENT => Some(Measurement::VmMetrics),
+            vm_features::MEASUREMENT => Some(Measurement::VmFeatures),
             _ => None,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Measurement::VmMetrics => "vm_metrics",
-            Measurement::VmFeatures => "vm_features",
+            Measurement::VmMetrics => vm_metrics::MEASUREMENT,
+            Measurement::VmFeatures => vm_features::MEASUREMENT,
         }
     }
 
     /// The fields the seed defines; nothing else may be asked for.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Measurement::VmMetrics => &[
-                "state",
-                "cpu_count",
-                "memory_max_kb",
-                "memory_used_kb",
-                "cputime_ns",
-            ],
-            Measurement::VmFeatures => &["memory_rate_kb_per_sec", "memory_angle_deg"],
+            Measurement::VmMetrics => &vm_metrics::FIELDS,
+            Measurement::VmFeatures => &vm_features::FIELDS,
         }
     }
 
     /// Fields that cannot be averaged into buckets.
     pub fn is_text(field: &str) -> bool {
-        field == "state"
+        field == vm_metrics::STATE
     }
 
     /// Cumulative counters: a bucket shows its last value, which keeps differences exact (a mean
     /// of a counter means little, and overflows InfluxDB 1.x's integer sums).
     pub fn is_counter(field: &str) -> bool {
-        field == "cputime_ns"
+        field == vm_metrics::CPUTIME_NS
     }
 }
 
@@ -114,7 +110,7 @@ pub struct QueryTarget {
 }
 
 impl QueryTarget {
-    pub fn new(config: &WriterConfig) -> Result<Self, String> {
+    pub fn new(config: &WriterConfig) -> Result<Self, TargetError> {
         let path = match config.influx_api {
             InfluxApi::V3 => "api/v3/query_sql",
             InfluxApi::V1 | InfluxApi::V2 => "query",
@@ -205,15 +201,15 @@ fn params(query: &HistoryQuery, time: impl Fn(&DateTime<Utc>) -> Value) -> Value
 /// and InfluxQL.
 fn vm_filter(query: &HistoryQuery) -> String {
     let tag = match query.vm_tag {
-        VmTag::Uuid => "uuid",
-        VmTag::Name => "name",
+        VmTag::Uuid => vm_tags::UUID,
+        VmTag::Name => vm_tags::NAME,
     };
     let mut filter = format!(
         " FROM \"{}\" WHERE \"{tag}\" = $vm",
         query.measurement.name()
     );
     if query.host.is_some() {
-        filter.push_str(" AND \"host\" = $host");
+        let _ = write!(filter, " AND \"{}\" = $host", vm_tags::HOST);
     }
     filter
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::buffer::{Batch, LineBuffer};
+use super::buffer::{Batch, BatchAge, BufferError, LineBuffer};
 use super::line_protocol::Lines;
 
 /// One line, ending with `\n`.
@@ -15,10 +15,9 @@ pub struct WriteQueue {
     waiting: VecDeque<Line>,
     /// The batch being written; it counts against `max_lines`.
     in_flight: Vec<Line>,
-    /// When the oldest waiting line arrived.
-    oldest_since: Option<Instant>,
+    /// Since when the oldest waiting line has waited.
+    age: BatchAge,
     max_lines: usize,
-    batch_max_age: Duration,
     dropped: u64,
 }
 
@@ -27,9 +26,8 @@ impl WriteQueue {
         WriteQueue {
             waiting: VecDeque::new(),
             in_flight: Vec::new(),
-            oldest_since: None,
+            age: BatchAge::new(batch_max_age),
             max_lines,
-            batch_max_age,
             dropped: 0,
         }
     }
@@ -40,37 +38,32 @@ impl WriteQueue {
             self.dropped += 1;
         }
         if self.waiting.is_empty() {
-            self.oldest_since = None;
+            self.age.clear();
         }
     }
 }
 
 impl LineBuffer for WriteQueue {
-    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), String> {
+    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), BufferError> {
         // Line by line, so the oldest can be dropped one at a time when full.
         for line in lines.iter() {
             self.waiting.push_back(line.to_vec());
-            self.oldest_since.get_or_insert(now);
+            self.age.waiting_since(now);
         }
         self.drop_overflow();
         Ok(())
     }
 
     fn batch_due(&self, now: Instant, batch_lines: usize) -> bool {
-        self.in_flight.is_empty()
-            && !self.waiting.is_empty()
-            && (self.waiting.len() >= batch_lines
-                || self
-                    .oldest_since
-                    .is_some_and(|since| now.duration_since(since) >= self.batch_max_age))
+        self.in_flight.is_empty() && self.age.batch_due(now, self.waiting.len(), batch_lines)
     }
 
-    /// What remains keeps its `oldest_since`, so a backlog goes out batch after batch.
-    fn take_batch(&mut self, limit: usize) -> Result<Batch, String> {
+    /// What remains keeps its age, so a backlog goes out batch after batch.
+    fn take_batch(&mut self, limit: usize) -> Result<Batch, BufferError> {
         let n = self.waiting.len().min(limit);
         self.in_flight = self.waiting.drain(..n).collect();
         if self.waiting.is_empty() {
-            self.oldest_since = None;
+            self.age.clear();
         }
         Ok(Batch {
             body: self.in_flight.concat(),
@@ -88,7 +81,7 @@ impl LineBuffer for WriteQueue {
             self.waiting.push_front(line);
         }
         if !self.waiting.is_empty() {
-            self.oldest_since.get_or_insert(now);
+            self.age.waiting_since(now);
         }
         self.drop_overflow();
     }

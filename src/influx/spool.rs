@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::buffer::{Batch, LineBuffer};
+use super::buffer::{Batch, BatchAge, BufferError, LineBuffer};
 use super::line_protocol::Lines;
 
 /// Chunks of lines in arrival order: key = sequence number, value = lines ending in `\n`.
@@ -20,10 +20,8 @@ const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("chunks");
 const FILE_NAME: &str = "spool.redb";
 const LOCK_NAME: &str = "spool.lock";
 /// redb caches pages in memory up to 1 GiB by default, so during an outage the backlog would
-/// stay resident (≈ 340 MB after 1.3 M lines, measured). The file and the OS page cache hold it.
-/// 1 MiB rather than 4: 3.7 MiB less resident during an outage at 10,000 VMs (40.1 → 36.4 MiB),
-/// with the same CPU per cycle spooled and the same time to drain 690,000 lines (means of two
-/// alternating runs each).
+/// stay resident: the file and the OS page cache hold it instead. A larger cache only holds more
+/// resident, and drains no faster (benches/README.md).
 const CACHE_BYTES: usize = 1 << 20;
 
 pub struct Spool {
@@ -37,8 +35,8 @@ pub struct Spool {
     lines: usize,
     max_bytes: u64,
     chunk_lines: usize,
-    batch_max_age: Duration,
-    oldest_since: Option<Instant>,
+    /// Since when the oldest spooled line has waited.
+    age: BatchAge,
     /// The batch being written: lines taken from the front chunks.
     in_flight: usize,
     dropped: u64,
@@ -57,12 +55,6 @@ struct Chunk {
 pub enum SpoolError {
     #[error("cannot use {path}: {message}")]
     Open { path: PathBuf, message: String },
-    #[error("the spool failed: {0}")]
-    Storage(String),
-}
-
-fn storage(error: impl std::fmt::Display) -> SpoolError {
-    SpoolError::Storage(error.to_string())
 }
 
 impl Spool {
@@ -96,8 +88,7 @@ impl Spool {
             lines: 0,
             max_bytes,
             chunk_lines: chunk_lines.max(1),
-            batch_max_age,
-            oldest_since: None,
+            age: BatchAge::new(batch_max_age),
             in_flight: 0,
             dropped: 0,
             unsynced: false,
@@ -106,15 +97,15 @@ impl Spool {
         Ok(spool)
     }
 
-    fn load(&mut self) -> Result<(), SpoolError> {
-        let read = self.db.begin_read().map_err(storage)?;
+    fn load(&mut self) -> Result<(), redb::Error> {
+        let read = self.db.begin_read()?;
         let table = match read.open_table(CHUNKS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(storage(e)),
+            Err(e) => return Err(e.into()),
         };
-        for entry in table.iter().map_err(storage)? {
-            let (key, value) = entry.map_err(storage)?;
+        for entry in table.iter()? {
+            let (key, value) = entry?;
             let value = value.value();
             let chunk = Chunk {
                 key: key.value(),
@@ -125,8 +116,7 @@ impl Spool {
         }
         self.next_key = self.chunks.back().map_or(0, |c| c.key + 1);
         if !self.chunks.is_empty() {
-            // Waiting since the last run: due at once.
-            self.oldest_since = Instant::now().checked_sub(self.batch_max_age);
+            self.age.overdue();
             tracing::info!(
                 lines = self.lines,
                 bytes = self.bytes,
@@ -175,19 +165,19 @@ impl Spool {
         &self,
         durability: Durability,
         work: impl FnOnce(&mut redb::Table<u64, &[u8]>) -> Result<(), redb::StorageError>,
-    ) -> Result<(), SpoolError> {
-        let mut write = self.db.begin_write().map_err(storage)?;
-        write.set_durability(durability).map_err(storage)?;
+    ) -> Result<(), redb::Error> {
+        let mut write = self.db.begin_write()?;
+        write.set_durability(durability)?;
         {
-            let mut table = write.open_table(CHUNKS).map_err(storage)?;
-            work(&mut table).map_err(storage)?;
+            let mut table = write.open_table(CHUNKS)?;
+            work(&mut table)?;
         }
-        write.commit().map_err(storage)
+        Ok(write.commit()?)
     }
 }
 
 impl LineBuffer for Spool {
-    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), String> {
+    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), BufferError> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -218,13 +208,16 @@ impl LineBuffer for Spool {
         if committed.is_ok() {
             self.unsynced = false;
         }
-        if let Err(error) = committed {
+        if let Err(source) = committed {
             for chunk in self.chunks.drain(first_new..).collect::<Vec<_>>() {
                 self.lines -= chunk.lines;
                 self.bytes -= chunk.bytes;
             }
             self.dropped += lines.len() as u64;
-            return Err(format!("{error}: {} lines lost", lines.len()));
+            return Err(BufferError::Lost {
+                lines: lines.len(),
+                source,
+            });
         }
         if !evict.is_empty() {
             let lost: usize = evict.iter().map(|chunk| chunk.lines).sum();
@@ -240,23 +233,18 @@ impl LineBuffer for Spool {
             self.bytes -= evict.iter().map(|chunk| chunk.bytes).sum::<u64>();
         }
         if self.lines > 0 {
-            self.oldest_since.get_or_insert(now);
+            self.age.waiting_since(now);
         }
         Ok(())
     }
 
     fn batch_due(&self, now: Instant, batch_lines: usize) -> bool {
-        self.in_flight == 0
-            && self.lines > 0
-            && (self.lines >= batch_lines
-                || self
-                    .oldest_since
-                    .is_some_and(|since| now.duration_since(since) >= self.batch_max_age))
+        self.in_flight == 0 && self.age.batch_due(now, self.lines, batch_lines)
     }
 
-    fn take_batch(&mut self, limit: usize) -> Result<Batch, String> {
-        let read = self.db.begin_read().map_err(|e| e.to_string())?;
-        let table = read.open_table(CHUNKS).map_err(|e| e.to_string())?;
+    fn take_batch(&mut self, limit: usize) -> Result<Batch, BufferError> {
+        let read = self.db.begin_read().map_err(redb::Error::from)?;
+        let table = read.open_table(CHUNKS).map_err(redb::Error::from)?;
         let mut body = Vec::new();
         let mut taken = 0;
         for chunk in &self.chunks {
@@ -265,8 +253,8 @@ impl LineBuffer for Spool {
             }
             let value = table
                 .get(chunk.key)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("spool chunk {} is missing", chunk.key))?;
+                .map_err(redb::Error::from)?
+                .ok_or(BufferError::MissingChunk(chunk.key))?;
             let value = value.value();
             let want = (limit - taken).min(chunk.lines);
             body.extend_from_slice(&value[..prefix_len(value, want)]);
@@ -293,8 +281,8 @@ impl LineBuffer for Spool {
             .flatten();
         let mut rest_bytes = 0;
         // Not durable: the next push's commit, or closing the spool, makes it so. A crash before
-        // then sends these lines again, which InfluxDB overwrites; the fsync saved is a third of
-        // the writer's CPU per cycle.
+        // then sends these lines again, which InfluxDB overwrites: cheaper than an fsync per batch
+        // (benches/README.md).
         let result = self.commit_with(Durability::None, |table| {
             for chunk in &whole {
                 table.remove(chunk.key)?;
@@ -332,7 +320,7 @@ impl LineBuffer for Spool {
             front.bytes = rest_bytes;
         }
         if self.chunks.is_empty() {
-            self.oldest_since = None;
+            self.age.clear();
         }
         done
     }
@@ -340,7 +328,7 @@ impl LineBuffer for Spool {
     fn batch_failed(&mut self, now: Instant) {
         self.in_flight = 0;
         if self.lines > 0 {
-            self.oldest_since.get_or_insert(now);
+            self.age.waiting_since(now);
         }
     }
 
@@ -352,12 +340,11 @@ impl LineBuffer for Spool {
         self.dropped
     }
 
-    fn persist(&mut self) -> Result<(), String> {
+    fn persist(&mut self) -> Result<(), BufferError> {
         if !self.unsynced {
             return Ok(());
         }
-        self.commit_with(Durability::Immediate, |_| Ok(()))
-            .map_err(|e| e.to_string())?;
+        self.commit_with(Durability::Immediate, |_| Ok(()))?;
         self.unsynced = false;
         Ok(())
     }

@@ -4,13 +4,31 @@
 //! names one, the CAs of that file. A system without a CA store (a bare container) gets
 //! Mozilla's root certificates instead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ClientConfig;
 use rustls::crypto::ring;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: {source}")]
+    Certificate {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+}
 
 /// Builds `awc` clients (which are not `Send`: one per actor or HTTP worker) that share one TLS
 /// configuration.
@@ -22,7 +40,7 @@ pub struct HttpClients {
 impl HttpClients {
     /// `https`: whether InfluxDB's URL is one. Only then is the system's store read (and a
     /// missing one worth a warning); plain http gets Mozilla's roots, never used.
-    pub fn new(https: bool, ca_file: Option<&Path>) -> Result<Self, String> {
+    pub fn new(https: bool, ca_file: Option<&Path>) -> Result<Self, TlsError> {
         let mut roots = if https {
             system_roots()
         } else {
@@ -31,19 +49,27 @@ impl HttpClients {
         if let Some(path) = ca_file {
             let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|certificates| certificates.collect())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|source| TlsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
             if certificates.is_empty() {
-                return Err(format!("{} holds no PEM certificate", path.display()));
+                return Err(TlsError::NoCertificate {
+                    path: path.to_owned(),
+                });
             }
             for certificate in certificates {
                 roots
                     .add(certificate)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|source| TlsError::Certificate {
+                        path: path.to_owned(),
+                        source,
+                    })?;
             }
         }
         let mut tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(TlsError::Protocols)?
             .with_root_certificates(roots)
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -99,9 +125,9 @@ mod tests {
         assert!(HttpClients::new(true, None).is_ok());
         let empty = tempfile::NamedTempFile::new().unwrap();
         let error = HttpClients::new(true, Some(empty.path())).unwrap_err();
-        assert!(error.contains("no PEM certificate"), "{error}");
+        assert!(error.to_string().contains("no PEM certificate"), "{error}");
         let error = HttpClients::new(true, Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
-        assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use super::TargetError;
 use crate::configuration::{InfluxApi, WriterConfig};
 
 /// Where and how to write: built once from the settings.
@@ -63,11 +64,25 @@ pub struct RejectedLine {
     pub original_line: String,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum CreateDatabaseError {
+    #[error("create_database is off")]
+    Off,
+    #[error("InfluxDB unreachable: {0}")]
+    Unreachable(#[source] awc::error::SendRequestError),
+    #[error("creating database `{database}` failed ({status}): {reply}")]
+    Failed {
+        database: String,
+        status: u16,
+        reply: String,
+    },
+}
+
 /// Longest reply body kept for logs and the status endpoint.
 const REPLY_BODY_LIMIT: usize = 1024 * 1024;
 
 impl WriteTarget {
-    pub fn new(config: &WriterConfig) -> Result<Self, String> {
+    pub fn new(config: &WriterConfig) -> Result<Self, TargetError> {
         let (path, database_param, precision) = match config.influx_api {
             InfluxApi::V3 => ("api/v3/write_lp", "db", "nanosecond"),
             InfluxApi::V2 => ("api/v2/write", "bucket", "ns"),
@@ -137,9 +152,9 @@ impl WriteTarget {
     }
 
     /// Creates the database (v3, `create_database = true`). Creating one that exists is fine.
-    pub async fn create_database(&self, client: &awc::Client) -> Result<(), String> {
+    pub async fn create_database(&self, client: &awc::Client) -> Result<(), CreateDatabaseError> {
         let Some(url) = &self.create_database else {
-            return Err("create_database is off".into());
+            return Err(CreateDatabaseError::Off);
         };
         let mut request = client.post(url.as_str()).timeout(self.timeout);
         if let Some(authorization) = &self.authorization {
@@ -148,7 +163,7 @@ impl WriteTarget {
         let mut response = request
             .send_json(&json!({ "db": self.database }))
             .await
-            .map_err(|e| format!("InfluxDB unreachable: {e}"))?;
+            .map_err(CreateDatabaseError::Unreachable)?;
         match response.status().as_u16() {
             200..=299 | 409 => Ok(()),
             status => {
@@ -157,19 +172,19 @@ impl WriteTarget {
                     .limit(REPLY_BODY_LIMIT)
                     .await
                     .unwrap_or_default();
-                Err(format!(
-                    "creating database `{}` failed ({status}): {}",
-                    self.database,
-                    String::from_utf8_lossy(&body)
-                ))
+                Err(CreateDatabaseError::Failed {
+                    database: self.database.clone(),
+                    status,
+                    reply: String::from_utf8_lossy(&body).into_owned(),
+                })
             }
         }
     }
 }
 
 thread_local! {
-    /// A new compressor allocates and zeroes ≈ 300 KB of tables: one per writer thread, reset for
-    /// each body, takes an 11 KB batch from 94 to 34 µs of CPU (measured with flate2 1.1).
+    /// A new compressor allocates and zeroes ≈ 300 KB of tables: one per writer thread is reset
+    /// for each body instead.
     static DEFLATE: RefCell<DeflateEncoder<Vec<u8>>> =
         RefCell::new(DeflateEncoder::new(Vec::new(), flate2::Compression::fast()));
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::influx::line_protocol::INACTIVE_VMID;
+use crate::sample::INACTIVE_VMID;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
 use recent::{RecentSamples, Recorded};
 

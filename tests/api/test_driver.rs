@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use vmtelemetry::influx::schema::{vm_features, vm_metrics};
 
 use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
 
-/// Names that need escaping in line protocol and still mean the same to InfluxDB 1.x, which,
-/// unlike InfluxDB 3, keeps a tag's escaping backslashes (those are checked on the stand-in).
+/// Names that need escaping in line protocol and still mean the same to InfluxDB 1.x (backslashes
+/// are checked in tests/api/line_protocol.rs, and on the stand-in).
 const AWKWARD_NAMES: [&str; 6] = [
     "vm with spaces",
     "comma,vm",
@@ -91,14 +92,14 @@ async fn every_domain_lands_with_its_tags_state_and_field_types() {
             .map(|f| (f.to_string(), "integer".to_string()))
             .collect()
     };
-    let mut expected = integer(&["cpu_count", "memory_max_kb", "memory_used_kb", "cputime_ns"]);
-    expected.insert("state".into(), "string".into());
-    assert_eq!(influx.field_types("vm_metrics").await, expected);
-    let floats: BTreeMap<String, String> = ["memory_angle_deg", "memory_rate_kb_per_sec"]
+    let mut expected = integer(&vm_metrics::INTEGERS);
+    expected.insert(vm_metrics::STATE.into(), "string".into());
+    assert_eq!(influx.field_types(vm_metrics::MEASUREMENT).await, expected);
+    let floats: BTreeMap<String, String> = vm_features::FIELDS
         .iter()
         .map(|f| (f.to_string(), "float".to_string()))
         .collect();
-    assert_eq!(influx.field_types("vm_features").await, floats);
+    assert_eq!(influx.field_types(vm_features::MEASUREMENT).await, floats);
 
     // The test driver's memory never changes: rate exactly 0, angle exactly degrees(atan(1e-12)).
     let tiny_angle = 1e-12_f64.atan().to_degrees();
