@@ -3,8 +3,6 @@
 //! to the writer. Answers the live VM queries of the API.
 
 use actix::prelude::*;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::crash::{CrashRecord, Crashable, guarded};
@@ -12,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
+use super::status::FeatureStatus;
 use crate::extended::{self, DomainStatsSample, StatsSample};
 use crate::influx::line_protocol::{self, EncodeError, Lines, VmTags};
 use crate::vms::VmTable;
@@ -25,16 +24,6 @@ pub struct FeatureActor {
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
-}
-
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct FeatureStatus {
-    pub vms_tracked: usize,
-    pub lines_produced: u64,
-    /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
-    pub unencodable_lines: u64,
-    pub restarts: u64,
-    pub panics: u64,
 }
 
 impl FeatureActor {
@@ -160,12 +149,18 @@ impl Actor for FeatureActor {
 }
 
 impl Crashable for FeatureActor {
+    type Status = FeatureStatus;
+
     fn crashes(&mut self) -> &mut CrashRecord {
         &mut self.crashes
     }
 
     fn name(&self) -> String {
         "features".into()
+    }
+
+    fn status(&self) -> &FeatureStatus {
+        &self.status
     }
 }
 
@@ -193,9 +188,7 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     type Result = MessageResult<GetFeatureStatus>;
 
     fn handle(&mut self, _: GetFeatureStatus, _: &mut Self::Context) -> Self::Result {
-        let mut status = self.status.clone();
-        status.panics = self.crashes.panics;
-        MessageResult(status)
+        MessageResult(self.report())
     }
 }
 
@@ -216,10 +209,10 @@ impl Handler<LookupVm> for FeatureActor {
 }
 
 impl Handler<Restart> for FeatureActor {
-    type Result = ();
+    type Result = u64;
 
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
+        self.restart(ctx)
     }
 }
 
