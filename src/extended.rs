@@ -1,6 +1,6 @@
 //! The extended measurements (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`) as plain data: read
-//! from libvirt's bulk stats by the host's worker, and derived (rates, percentages) by the feature
-//! actor from each VM's previous extended sample.
+//! from libvirt's bulk stats by the host's worker, and derived (rates, percentages) as they are
+//! encoded, from the previous extended sample the VM's record keeps.
 //!
 //! Counters are integers, exactly as libvirt gives them; everything derived is a float. A counter
 //! lower than before (a reboot, a device unplugged and plugged back) gives no rate for that pair.

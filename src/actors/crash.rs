@@ -8,7 +8,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
+
+use super::backoff;
+use super::status::ActorStatus;
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -30,14 +33,10 @@ impl CrashRecord {
         if self.last.is_none_or(|last| now - last > FORGIVEN_AFTER) {
             self.backoff = None;
         }
-        let backoff = self.backoff.get_or_insert_with(|| {
-            ExponentialBuilder::default()
-                .with_min_delay(FIRST_DELAY)
-                .with_max_delay(MAX_DELAY)
-                .without_max_times()
-                .build()
-        });
-        self.pending_delay = backoff.next();
+        let delays = self
+            .backoff
+            .get_or_insert_with(|| backoff::exponential(FIRST_DELAY, MAX_DELAY));
+        self.pending_delay = delays.next();
         self.panics += 1;
         self.last = Some(now);
     }
@@ -57,10 +56,31 @@ impl CrashRecord {
     }
 }
 
-/// Actors whose handlers run guarded.
+/// Actors whose handlers run guarded, restarted on request, and asked for their status.
 pub trait Crashable: Actor<Context = Context<Self>> {
+    type Status: ActorStatus;
+
     fn crashes(&mut self) -> &mut CrashRecord;
     fn name(&self) -> String;
+    /// Its status as kept between messages.
+    fn status(&self) -> &Self::Status;
+    /// Adds to `status` what is only read when asked.
+    fn fill_in(&self, _status: &mut Self::Status) {}
+
+    /// Its status as reported, its panics included.
+    fn report(&mut self) -> Self::Status {
+        let mut status = self.status().clone();
+        status.set_panics(self.crashes().panics);
+        self.fill_in(&mut status);
+        status
+    }
+
+    /// Stops it, for its `actix::Supervisor` to start it again at once; returns its restarts
+    /// before this one, so that the supervisor can tell when the restart has happened.
+    fn restart(&mut self, ctx: &mut Context<Self>) -> u64 {
+        ctx.stop();
+        self.status().restarts()
+    }
 }
 
 /// Runs `work`; a panic in it is logged and counted, and stops the actor for a restart.

@@ -1,25 +1,20 @@
-//! Keeps every VM's latest and recent samples (`vms::VmTable`), derives the seed's
-//! `vm_features` from each VM's previous sample, and hands `vm_metrics` and `vm_features` lines
-//! to the writer. Answers the live VM queries of the API.
+//! Records each host's cycle in the VM table (`vms::VmTable`: every VM's latest and recent
+//! samples, and what the next features and rates derive from), encodes what changed
+//! (`influx::encode`), and hands the batch to the writer. Answers the live VM queries of the API.
 
 use actix::prelude::*;
-use serde::Serialize;
-use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
-use crate::extended::{self, DomainStatsSample, StatsSample};
-use crate::influx::line_protocol::{self, EncodeError, Lines, VmTags};
+use super::status::FeatureStatus;
+use crate::extended::StatsSample;
+use crate::influx::encode::{Encoded, encode_changes};
+use crate::influx::line_protocol::VmTags;
+use crate::sample::HostSample;
 use crate::vms::VmTable;
 
 pub struct FeatureActor {
     vms: VmTable,
-    /// Each VM's previous extended sample, per host URI and UUID, that rates derive from.
-    stats_baselines: HashMap<Arc<str>, HashMap<Uuid, DomainStatsSample>>,
     /// The tags of the VM being encoded, reused from VM to VM.
     tags: VmTags,
     writer: Recipient<WriteLines>,
@@ -27,22 +22,11 @@ pub struct FeatureActor {
     crashes: CrashRecord,
 }
 
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct FeatureStatus {
-    pub vms_tracked: usize,
-    pub lines_produced: u64,
-    /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
-    pub unencodable_lines: u64,
-    pub restarts: u64,
-    pub panics: u64,
-}
-
 impl FeatureActor {
     /// `recent_samples`: how many samples per VM the API can show without InfluxDB.
     pub fn new(writer: Recipient<WriteLines>, recent_samples: usize) -> Self {
         FeatureActor {
             vms: VmTable::new(recent_samples),
-            stats_baselines: HashMap::new(),
             tags: VmTags::default(),
             writer,
             status: FeatureStatus::default(),
@@ -51,102 +35,14 @@ impl FeatureActor {
     }
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
-    fn record(&mut self, sample: crate::sample::HostSample, stats: Option<StatsSample>) {
-        // Two lines per VM and one per extended row, of about 200 bytes each, so the buffer
-        // seldom grows.
-        let rows: usize = stats
-            .iter()
-            .flat_map(|s| &s.domains)
-            .map(|d| d.rows.len())
-            .sum();
-        let capacity = (sample.domains.len() * 2 + rows + 1) * LINE_BYTES;
-        let mut lines = Lines::with_capacity(capacity);
-        self.record_seed(sample, &mut lines);
-        if let Some(stats) = stats {
-            self.record_stats(stats, &mut lines);
-        }
+    fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
+        let changes = self.vms.record(sample, stats);
+        let Encoded { lines, unencodable } = encode_changes(changes, &mut self.tags);
+        self.status.lines_produced += lines.len() as u64;
+        self.status.unencodable_lines += unencodable;
+        self.status.vms_tracked = self.vms.len();
         if !lines.is_empty() {
             self.writer.do_send(WriteLines(lines));
-        }
-    }
-
-    fn record_seed(&mut self, mut sample: crate::sample::HostSample, lines: &mut Lines) {
-        let status = &mut self.status;
-        if let Some(node) = sample.node.take() {
-            let encoded = line_protocol::host_metrics(lines, &sample.host, &node);
-            count(encoded, 1, status);
-        }
-        let tags = &mut self.tags;
-        self.vms.record(sample, |host, domain, features| {
-            let wanted = 1 + usize::from(features.is_some());
-            if let Err(error) = tags.set(host, domain.id, &domain.name, &domain.uuid) {
-                return count(Err(error), wanted, status);
-            }
-            count(line_protocol::vm_metrics(lines, tags, domain), 1, status);
-            if let Some(features) = features {
-                let encoded = line_protocol::vm_features(lines, tags, domain, features);
-                count(encoded, 1, status);
-            }
-        });
-        self.status.vms_tracked = self.vms.len();
-    }
-}
-
-impl FeatureActor {
-    /// Encodes the extended measurements of one host's cycle, with rates from each VM's previous
-    /// extended sample. A VM not in `vm_metrics` (its seed fields could not be read) gives no
-    /// lines, as its `VMID` is not known, but becomes a baseline. A VM still on the host but
-    /// missing from `sample` (the call reading it failed) keeps its baseline: its next rates
-    /// span the gap.
-    fn record_stats(&mut self, sample: StatsSample, lines: &mut Lines) {
-        let mut previous = self.stats_baselines.remove(&sample.uri).unwrap_or_default();
-        let with_rows = sample.domains.iter().filter(|d| !d.rows.is_empty()).count();
-        let mut baselines = HashMap::with_capacity(with_rows);
-        for domain in sample.domains {
-            // What is left in `previous` afterwards: the VMs this sample lacks.
-            let before = previous.remove(&domain.uuid);
-            if let Some((id, cpu_count)) = self.vms.identity(&sample.uri, &domain.uuid) {
-                let tags = &mut self.tags;
-                if let Err(error) = tags.set(&sample.host, id, &domain.name, &domain.uuid) {
-                    count(Err(error), domain.rows.len(), &mut self.status);
-                } else {
-                    let derived = extended::derive(before.as_ref(), &domain, Some(cpu_count));
-                    for (row, derived) in domain.rows.iter().zip(&derived) {
-                        match line_protocol::stats_row(lines, tags, &domain, row, derived) {
-                            Ok(true) => self.status.lines_produced += 1,
-                            // A row without any field is no line, and no error.
-                            Ok(false) => {}
-                            Err(error) => count(Err(error), 1, &mut self.status),
-                        }
-                    }
-                }
-            }
-            // A domain without rows (shut off, or a driver without these groups) has no rate to
-            // give next time either: no baseline, which saves ≈ 0.4 KB a VM.
-            if !domain.rows.is_empty() {
-                baselines.insert(domain.uuid, domain);
-            }
-        }
-        // Of the VMs this sample lacks, those gone from the host are forgotten.
-        for (uuid, baseline) in previous {
-            if self.vms.identity(&sample.uri, &uuid).is_some() {
-                baselines.insert(uuid, baseline);
-            }
-        }
-        self.stats_baselines.insert(sample.uri, baselines);
-    }
-}
-
-/// Roughly one line's length, for sizing a cycle's buffer.
-const LINE_BYTES: usize = 200;
-
-/// Counts a line encoded, or counts the `lines` that could not be and logs why.
-fn count(encoded: Result<(), EncodeError>, lines: usize, status: &mut FeatureStatus) {
-    match encoded {
-        Ok(()) => status.lines_produced += 1,
-        Err(error) => {
-            status.unencodable_lines += lines as u64;
-            tracing::error!(%error, lines, "lines not written");
         }
     }
 }
@@ -160,12 +56,18 @@ impl Actor for FeatureActor {
 }
 
 impl Crashable for FeatureActor {
+    type Status = FeatureStatus;
+
     fn crashes(&mut self) -> &mut CrashRecord {
         &mut self.crashes
     }
 
     fn name(&self) -> String {
         "features".into()
+    }
+
+    fn status(&self) -> &FeatureStatus {
+        &self.status
     }
 }
 
@@ -174,7 +76,6 @@ impl Supervised for FeatureActor {
         // Only the previous samples are lost: the next cycle writes no features, as after
         // start-up. The live view stays, so the API keeps answering.
         self.vms.forget_baselines();
-        self.stats_baselines.clear();
         self.status.restarts += 1;
     }
 }
@@ -193,9 +94,7 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     type Result = MessageResult<GetFeatureStatus>;
 
     fn handle(&mut self, _: GetFeatureStatus, _: &mut Self::Context) -> Self::Result {
-        let mut status = self.status.clone();
-        status.panics = self.crashes.panics;
-        MessageResult(status)
+        MessageResult(self.report())
     }
 }
 
@@ -216,18 +115,21 @@ impl Handler<LookupVm> for FeatureActor {
 }
 
 impl Handler<Restart> for FeatureActor {
-    type Result = ();
+    type Result = u64;
 
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
+        self.restart(ctx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{DomainSample, HostSample, VmState};
+    use crate::extended::DomainStatsSample;
+    use crate::influx::line_protocol::Lines;
+    use crate::sample::{DomainSample, VmState};
     use influxdb_line_protocol::{FieldValue, parse_lines};
+    use uuid::Uuid;
 
     /// Collects what the feature actor sends to the writer.
     #[derive(Default)]
@@ -413,9 +315,10 @@ mod tests {
         bare.uuid = Uuid::from_u128(2);
         bare.rows.clear();
         sample.domains.push(bare);
-        features.record_stats(sample, &mut Lines::default());
-        let kept: Vec<&Uuid> = features.stats_baselines["a"].keys().collect();
-        assert_eq!(kept, [&Uuid::from_u128(1)]);
+        let HostCollected { sample: seed, .. } = host("a", vec![]);
+        features.record(seed, Some(sample));
+        let kept = features.vms.stats_baselines("a");
+        assert_eq!(kept, [Uuid::from_u128(1)]);
     }
 
     #[actix_rt::test]

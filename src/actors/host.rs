@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use backon::ExponentialBackoff;
+use chrono::{TimeDelta, Utc};
 
+use super::backoff;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
+use super::status::{ConnectionState, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
@@ -51,56 +52,6 @@ pub struct HostActor {
 struct Reconnect {
     at: Instant,
     backoff: ExponentialBackoff,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HostStatus {
-    pub uri: String,
-    /// The `host` tag, once connected.
-    #[schema(value_type = Option<String>)]
-    pub host: Option<Arc<str>>,
-    pub connection: ConnectionState,
-    pub total_collections: u64,
-    pub total_errors: u64,
-    pub vms_monitored: usize,
-    pub last_collection_time: Option<DateTime<Utc>>,
-    /// Wall time of the last successful cycle (list, info per domain, the host's own calls), in
-    /// seconds.
-    pub last_collection_duration_sec: Option<f64>,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<DateTime<Utc>>,
-    pub restarts: u64,
-    pub panics: u64,
-    /// After a failure: the earliest time of the next connection attempt.
-    pub next_attempt_time: Option<DateTime<Utc>>,
-    /// After a failure: the wait before that attempt, between half and all of a ceiling that
-    /// starts at `poll_interval` and doubles with each failure in a row, up to 60 s.
-    pub reconnect_backoff_sec: Option<f64>,
-    /// When a connection was abandoned while its thread was blocked in a libvirt call that has not
-    /// returned since. No new connection is opened meanwhile.
-    pub stuck_call_since: Option<DateTime<Utc>>,
-    /// Domains that were listed but gone by the time they were read (not errors).
-    pub domains_vanished: u64,
-    /// Cycles that made the bulk stats calls (the extended groups), and those in which one
-    /// failed or was left behind, costing the rows of the domains it reads (not counted in
-    /// `total_errors`: the seed's fields do not depend on them).
-    pub stats_collections: u64,
-    pub stats_errors: u64,
-    pub last_stats_error: Option<String>,
-    /// Bulk stats calls left behind after `libvirt_timeout` (a guest whose QEMU does not answer
-    /// its monitor) that have not returned yet, each holding a thread.
-    pub stats_calls_left_behind: usize,
-    /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
-    /// on the same list of domains), in seconds.
-    pub last_stats_duration_sec: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectionState {
-    Connecting,
-    Connected,
-    Disconnected,
 }
 
 impl HostActor {
@@ -290,11 +241,7 @@ impl HostActor {
         let poll_interval = self.poll_interval;
         let reconnect = self.reconnect.get_or_insert_with(|| Reconnect {
             at: Instant::now(),
-            backoff: ExponentialBuilder::default()
-                .with_min_delay(poll_interval)
-                .with_max_delay(RECONNECT_MAX_DELAY.max(poll_interval))
-                .without_max_times()
-                .build(),
+            backoff: backoff::exponential(poll_interval, RECONNECT_MAX_DELAY.max(poll_interval)),
         });
         let ceiling = reconnect.backoff.next().unwrap_or(RECONNECT_MAX_DELAY);
         // Equal jitter: hosts that failed together retry apart, none sooner than half the ceiling.
@@ -334,12 +281,22 @@ impl Actor for HostActor {
 }
 
 impl Crashable for HostActor {
+    type Status = HostStatus;
+
     fn crashes(&mut self) -> &mut CrashRecord {
         &mut self.crashes
     }
 
     fn name(&self) -> String {
         format!("host:{}", self.host.uri)
+    }
+
+    fn status(&self) -> &HostStatus {
+        &self.status
+    }
+
+    fn fill_in(&self, status: &mut HostStatus) {
+        status.stats_calls_left_behind = self.stats_calls_left_behind.load(Ordering::Acquire);
     }
 }
 
@@ -362,10 +319,10 @@ impl Supervised for HostActor {
 }
 
 impl Handler<Restart> for HostActor {
-    type Result = ();
+    type Result = u64;
 
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
+        self.restart(ctx)
     }
 }
 
@@ -373,10 +330,7 @@ impl Handler<GetHostStatus> for HostActor {
     type Result = MessageResult<GetHostStatus>;
 
     fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
-        let mut status = self.status.clone();
-        status.panics = self.crashes.panics;
-        status.stats_calls_left_behind = self.stats_calls_left_behind.load(Ordering::Acquire);
-        MessageResult(status)
+        MessageResult(self.report())
     }
 }
 

@@ -7,10 +7,9 @@ use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use crate::vms::{VmFilter, VmLookup, VmView};
 
-use super::features::FeatureStatus;
-use super::host::HostStatus;
-use super::supervisor::{ActorInfo, TelemetryStatus, UnknownActor};
-use super::writer::WriterStatus;
+use super::status::{
+    ActorInfo, FeatureStatus, HostStatus, TelemetryStatus, UnknownActor, WriterStatus,
+};
 
 /// A host actor finished a cycle: every domain of that host, and the extended groups of every
 /// (filtered) domain when the cycle carried them.
@@ -55,9 +54,10 @@ pub struct LookupVm {
     pub host: Option<String>,
 }
 
-/// Stops the actor; its `actix::Supervisor` starts it again at once.
+/// Stops the actor; its `actix::Supervisor` starts it again at once. Answers its restarts
+/// before this one.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "u64")]
 pub struct Restart;
 
 /// Every actor's name, state and restarts.

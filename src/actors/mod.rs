@@ -1,10 +1,13 @@
 //! The actor system: a supervisor, one host actor per libvirt URI, a feature actor and a writer.
-//! A sample flows host → features → writer as plain data (see `messages`).
+//! A sample flows host → features → writer as plain data (see `messages`); what each actor says
+//! about itself is plain data too (see `status`).
 
+pub mod backoff;
 pub mod crash;
 pub mod features;
 pub mod host;
 pub mod messages;
+pub mod status;
 pub mod supervisor;
 pub mod writer;
 

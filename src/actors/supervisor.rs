@@ -7,16 +7,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::{join_all, try_join_all};
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use super::features::{FeatureActor, FeatureStatus};
-use super::host::{ConnectionState, HostActor, HostStatus};
+use super::features::FeatureActor;
+use super::host::HostActor;
 use super::messages::{
     Drain, GetFeatureStatus, GetHostStatus, GetTelemetryStatus, GetWriterStatus, ListActors,
     Restart, RestartActor, StopCollecting,
 };
-use super::writer::{WriterActor, WriterStatus};
+use super::status::{ActorInfo, ActorState, ActorStatus, TelemetryStatus, UnknownActor};
+use super::writer::WriterActor;
 use crate::configuration::AppConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
@@ -33,73 +32,6 @@ pub struct TelemetrySupervisor {
     /// Restarts asked for by name, with the actor's restart count when asked.
     restarts_requested: HashMap<String, u64>,
 }
-
-/// The seed's statistics, plus the writer's queue and each host's connection.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TelemetryStatus {
-    pub started_at: DateTime<Utc>,
-    pub total_collections: u64,
-    pub total_errors: u64,
-    pub last_collection_time: Option<DateTime<Utc>>,
-    pub vms_monitored: usize,
-    pub total_metrics_written: u64,
-    pub queue_depth: usize,
-    pub dropped_lines: u64,
-    pub write_retries: u64,
-    pub hosts: Vec<HostStatus>,
-    pub features: FeatureStatus,
-    pub writer: WriterStatus,
-}
-
-impl TelemetryStatus {
-    /// Ready: a host of this instance is connected (or it was given none: an idle shard), and
-    /// the last write attempt did not fail.
-    pub fn is_ready(&self) -> bool {
-        let connected = self.hosts.is_empty()
-            || self
-                .hosts
-                .iter()
-                .any(|host| host.connection == ConnectionState::Connected);
-        connected && self.writer.consecutive_failures == 0
-    }
-}
-
-/// One actor, for the admin API.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ActorInfo {
-    /// `host:<uri>`, `features` or `writer`.
-    pub name: String,
-    pub kind: ActorKind,
-    pub state: ActorState,
-    pub restarts: u64,
-    /// Panics caught in its handlers, each followed by a restart.
-    pub panics: u64,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<DateTime<Utc>>,
-    /// Lines waiting in the writer's queue; none for the other actors.
-    pub queue_depth: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKind {
-    Host,
-    Features,
-    Writer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorState {
-    Running,
-    Restarting,
-    /// Not answering, or its work is failing (host disconnected, writes failing).
-    Failed,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("no actor is named `{0}`")]
-pub struct UnknownActor(pub String);
 
 const FEATURES: &str = "features";
 const WRITER: &str = "writer";
@@ -184,11 +116,29 @@ impl TelemetrySupervisor {
         }
     }
 
-    fn state(&self, name: &str, restarts: u64, failing: bool) -> ActorState {
-        match self.restarts_requested.get(name) {
-            Some(asked_at) if restarts <= *asked_at => ActorState::Restarting,
-            _ if failing => ActorState::Failed,
+    /// One actor's line for the admin API, from its status or from its silence.
+    fn info<S: ActorStatus>(&self, name: String, reply: Result<S, MailboxError>) -> ActorInfo {
+        let status = match reply {
+            Ok(status) => status,
+            Err(error) => return ActorInfo::not_answering(name, S::KIND, &error),
+        };
+        let state = match self.restarts_requested.get(&name) {
+            Some(asked_at) if status.restarts() <= *asked_at => ActorState::Restarting,
+            _ if status.failing() => ActorState::Failed,
             _ => ActorState::Running,
+        };
+        ActorInfo::from_status(name, state, &status)
+    }
+
+    /// Asks the actor named `name` to restart; none is so named: `None`.
+    fn restart(&self, name: &str) -> Option<ResponseFuture<Result<u64, MailboxError>>> {
+        if name == FEATURES {
+            Some(Box::pin(self.features.send(Restart)))
+        } else if name == WRITER {
+            Some(Box::pin(self.writer.send(Restart)))
+        } else {
+            let (_, host) = self.hosts.iter().find(|(n, _)| n == name)?;
+            Some(Box::pin(host.send(Restart)))
         }
     }
 }
@@ -206,25 +156,8 @@ impl Handler<GetTelemetryStatus> for TelemetrySupervisor {
         let features = self.features.send(GetFeatureStatus);
         let writer = self.writer.send(GetWriterStatus);
         Box::pin(async move {
-            let hosts = hosts.await?;
-            let features = features.await?;
-            let writer = writer.await?;
-            Ok(TelemetryStatus {
-                started_at,
-                total_collections: hosts.iter().map(|h| h.total_collections).sum(),
-                total_errors: hosts.iter().map(|h| h.total_errors).sum::<u64>()
-                    + features.unencodable_lines
-                    + writer.failed_writes,
-                last_collection_time: hosts.iter().filter_map(|h| h.last_collection_time).max(),
-                vms_monitored: hosts.iter().map(|h| h.vms_monitored).sum(),
-                total_metrics_written: writer.total_metrics_written,
-                queue_depth: writer.queue_depth,
-                dropped_lines: writer.dropped_lines,
-                write_retries: writer.write_retries,
-                hosts,
-                features,
-                writer,
-            })
+            let (hosts, features, writer) = (hosts.await?, features.await?, writer.await?);
+            Ok(TelemetryStatus::new(started_at, hosts, features, writer))
         })
     }
 }
@@ -245,72 +178,15 @@ impl Handler<ListActors> for TelemetrySupervisor {
             replies
                 .into_actor(self)
                 .map(|(hosts, features, writer), supervisor, _| {
-                    let mut actors = Vec::with_capacity(hosts.len() + 2);
-                    for (name, reply) in hosts {
-                        actors.push(match reply {
-                            Ok(host) => ActorInfo {
-                                state: supervisor.state(
-                                    &name,
-                                    host.restarts,
-                                    host.connection == ConnectionState::Disconnected,
-                                ),
-                                name,
-                                kind: ActorKind::Host,
-                                restarts: host.restarts,
-                                panics: host.panics,
-                                last_error: host.last_error,
-                                last_error_time: host.last_error_time,
-                                queue_depth: None,
-                            },
-                            Err(error) => not_answering(name, ActorKind::Host, &error),
-                        });
-                    }
-                    actors.push(match features {
-                        Ok(features) => ActorInfo {
-                            name: FEATURES.into(),
-                            kind: ActorKind::Features,
-                            state: supervisor.state(FEATURES, features.restarts, false),
-                            restarts: features.restarts,
-                            panics: features.panics,
-                            last_error: None,
-                            last_error_time: None,
-                            queue_depth: None,
-                        },
-                        Err(error) => not_answering(FEATURES.into(), ActorKind::Features, &error),
-                    });
-                    actors.push(match writer {
-                        Ok(writer) => ActorInfo {
-                            name: WRITER.into(),
-                            kind: ActorKind::Writer,
-                            state: supervisor.state(
-                                WRITER,
-                                writer.restarts,
-                                writer.consecutive_failures > 0,
-                            ),
-                            restarts: writer.restarts,
-                            panics: writer.panics,
-                            last_error: writer.last_error,
-                            last_error_time: writer.last_error_time,
-                            queue_depth: Some(writer.queue_depth),
-                        },
-                        Err(error) => not_answering(WRITER.into(), ActorKind::Writer, &error),
-                    });
+                    let mut actors: Vec<ActorInfo> = hosts
+                        .into_iter()
+                        .map(|(name, reply)| supervisor.info(name, reply))
+                        .collect();
+                    actors.push(supervisor.info(FEATURES.into(), features));
+                    actors.push(supervisor.info(WRITER.into(), writer));
                     actors
                 }),
         )
-    }
-}
-
-fn not_answering(name: String, kind: ActorKind, error: &MailboxError) -> ActorInfo {
-    ActorInfo {
-        name,
-        kind,
-        state: ActorState::Failed,
-        restarts: 0,
-        panics: 0,
-        last_error: Some(format!("not answering: {error}")),
-        last_error_time: Some(Utc::now()),
-        queue_depth: None,
     }
 }
 
@@ -319,28 +195,7 @@ impl Handler<RestartActor> for TelemetrySupervisor {
 
     fn handle(&mut self, RestartActor(name): RestartActor, _: &mut Self::Context) -> Self::Result {
         // The restart count before the restart tells when it has happened.
-        let restarts: ResponseFuture<Result<u64, MailboxError>> = if name == FEATURES {
-            let features = self.features.clone();
-            Box::pin(async move {
-                let restarts = features.send(GetFeatureStatus).await?.restarts;
-                features.do_send(Restart);
-                Ok(restarts)
-            })
-        } else if name == WRITER {
-            let writer = self.writer.clone();
-            Box::pin(async move {
-                let restarts = writer.send(GetWriterStatus).await?.restarts;
-                writer.do_send(Restart);
-                Ok(restarts)
-            })
-        } else if let Some((_, host)) = self.hosts.iter().find(|(n, _)| *n == name) {
-            let host = host.clone();
-            Box::pin(async move {
-                let restarts = host.send(GetHostStatus).await?.restarts;
-                host.do_send(Restart);
-                Ok(restarts)
-            })
-        } else {
+        let Some(restarts) = self.restart(&name) else {
             return Box::pin(fut::ready(Err(UnknownActor(name))));
         };
         tracing::info!(actor = %name, "restart requested");

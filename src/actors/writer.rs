@@ -7,12 +7,13 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use backon::ExponentialBackoff;
+use chrono::Utc;
 
+use super::backoff;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
+use super::status::WriterStatus;
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
@@ -45,30 +46,6 @@ pub struct WriterActor {
 struct Retry {
     at: Instant,
     backoff: ExponentialBackoff,
-}
-
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct WriterStatus {
-    pub url: String,
-    /// Lines held (in the spool, or in memory), the batch in flight included.
-    pub queue_depth: usize,
-    pub spooled: bool,
-    pub total_metrics_written: u64,
-    /// Lines lost because the buffer was full or could not keep them.
-    pub dropped_lines: u64,
-    /// Lines InfluxDB refused as invalid, each logged with its reason.
-    pub rejected_lines: u64,
-    pub write_retries: u64,
-    /// Write requests that failed, for any reason.
-    pub failed_writes: u64,
-    pub consecutive_failures: u64,
-    /// InfluxDB refused the token (401/403): lines wait until the operator fixes it.
-    pub auth_failing: bool,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<DateTime<Utc>>,
-    pub last_write_time: Option<DateTime<Utc>>,
-    pub restarts: u64,
-    pub panics: u64,
 }
 
 impl WriterActor {
@@ -225,7 +202,7 @@ impl WriterActor {
         let max_delay = self.config.retry_max_delay;
         let retry = self.retry.get_or_insert_with(|| Retry {
             at: Instant::now(),
-            backoff: backoff(max_delay),
+            backoff: backoff::exponential(RETRY_MIN_DELAY.min(max_delay), max_delay),
         });
         // Full jitter: anywhere between no wait and the exponential ceiling.
         let ceiling = retry.backoff.next().unwrap_or(max_delay);
@@ -272,14 +249,6 @@ impl WriterActor {
     }
 }
 
-fn backoff(max_delay: Duration) -> ExponentialBackoff {
-    ExponentialBuilder::default()
-        .with_min_delay(RETRY_MIN_DELAY.min(max_delay))
-        .with_max_delay(max_delay)
-        .without_max_times()
-        .build()
-}
-
 impl Actor for WriterActor {
     type Context = Context<Self>;
 
@@ -295,12 +264,22 @@ impl Actor for WriterActor {
 }
 
 impl Crashable for WriterActor {
+    type Status = WriterStatus;
+
     fn crashes(&mut self) -> &mut CrashRecord {
         &mut self.crashes
     }
 
     fn name(&self) -> String {
         "writer".into()
+    }
+
+    fn status(&self) -> &WriterStatus {
+        &self.status
+    }
+
+    fn fill_in(&self, status: &mut WriterStatus) {
+        status.queue_depth = self.buffer.depth();
     }
 }
 
@@ -335,18 +314,15 @@ impl Handler<GetWriterStatus> for WriterActor {
     type Result = MessageResult<GetWriterStatus>;
 
     fn handle(&mut self, _: GetWriterStatus, _: &mut Self::Context) -> Self::Result {
-        let mut status = self.status.clone();
-        status.queue_depth = self.buffer.depth();
-        status.panics = self.crashes.panics;
-        MessageResult(status)
+        MessageResult(self.report())
     }
 }
 
 impl Handler<Restart> for WriterActor {
-    type Result = ();
+    type Result = u64;
 
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
+        self.restart(ctx)
     }
 }
 

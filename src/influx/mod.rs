@@ -2,6 +2,7 @@
 //! client and history queries.
 
 pub mod buffer;
+pub mod encode;
 pub mod line_protocol;
 pub mod query;
 pub mod queue;

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::ApiError;
 use crate::actors::Pipeline;
 use crate::actors::messages::{ListActors, RestartActor};
-use crate::actors::supervisor::ActorInfo;
+use crate::actors::status::ActorInfo;
 
 pub struct AdminToken(pub Option<SecretString>);
 

@@ -3,8 +3,8 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::actors::Pipeline;
-use crate::actors::host::ConnectionState;
 use crate::actors::messages::GetTelemetryStatus;
+use crate::actors::status::ConnectionState;
 
 /// The process is up and serving.
 #[utoipa::path(get, path = "/health", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]

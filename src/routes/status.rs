@@ -3,7 +3,7 @@ use actix_web::{HttpResponse, web};
 use super::ApiError;
 use crate::actors::Pipeline;
 use crate::actors::messages::GetTelemetryStatus;
-use crate::actors::supervisor::TelemetryStatus;
+use crate::actors::status::TelemetryStatus;
 
 /// The seed's collection statistics, the writer's queue and each host's connection.
 #[utoipa::path(

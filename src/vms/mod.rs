@@ -1,55 +1,42 @@
 //! The live view of every VM: its latest sample and features, the recent samples held in memory,
-//! and the previous sample the next features are derived from. Owned by the feature actor.
+//! and what the next cycle derives from (the previous seed sample and the previous extended
+//! sample), all in the VM's own record, which goes when the VM goes. Owned by the feature actor:
+//! it records each host's cycle here, and encodes what the table returns as changed.
 
+mod changes;
+mod host;
 mod recent;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hashbrown::HashTable;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::sample::INACTIVE_VMID;
-use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
+use crate::extended::StatsSample;
+use crate::sample::{DomainSample, HostSample, INACTIVE_VMID, MemoryFeatures, VmState};
+pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
+use host::HostVms;
 use recent::{RecentSamples, Recorded};
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
     hosts: HashMap<Arc<str>, HostVms>,
-    /// Hashes a record by its latest sample's UUID.
+    /// Hashes a record by its VM's UUID.
     uuid_hasher: RandomState,
     recent_capacity: usize,
 }
 
-struct HostVms {
-    host: Arc<str>,
-    /// Found by each record's own UUID, so no copy of it is kept as a key (10,000 VMs: 0.7 MB).
-    /// Boxed: the table keeps room for up to twice its entries, which then costs a pointer each
-    /// instead of a whole record (10,000 VMs: 4.1 MB of table → 0.5 MB + 2.4 MB of records).
-    vms: HashTable<Box<VmRecord>>,
-    /// This host's cycles so far, wrapping: a record stamped with another was not in the last.
-    cycle: u32,
-}
-
-impl HostVms {
-    fn find(&self, hasher: &RandomState, uuid: &Uuid) -> Option<&VmRecord> {
-        self.vms
-            .find(hasher.hash_one(uuid), |r| r.latest.uuid == *uuid)
-            .map(|r| &**r)
-    }
-}
-
-struct VmRecord {
-    latest: DomainSample,
-    /// False after the feature actor restarts: the next sample derives no features.
-    baseline: bool,
-    /// The host's cycle this VM was last in.
-    seen_in: u32,
-    recent: RecentSamples,
+/// A VM with a seed sample: what the API shows.
+#[derive(Clone, Copy)]
+struct Listed<'a> {
+    host: &'a str,
+    uri: &'a str,
+    latest: &'a DomainSample,
+    recent: &'a RecentSamples,
 }
 
 /// A VM as the API shows it.
@@ -115,76 +102,37 @@ impl VmTable {
         }
     }
 
-    /// Records one host's cycle. `on_domain` sees each domain with the features derived from its
-    /// previous sample (none for a VM's first sample). VMs missing from the cycle are forgotten.
-    pub fn record(
-        &mut self,
-        sample: HostSample,
-        mut on_domain: impl FnMut(&str, &DomainSample, Option<&MemoryFeatures>),
-    ) {
-        let entry = self
+    /// Records one host's cycle: its VMs' samples, then their extended samples if it carried
+    /// them. A VM missing from the cycle is forgotten; one missing only from its extended samples
+    /// keeps its extended baseline. Returns what changed, for the encoder.
+    pub fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) -> Changes<'_> {
+        let HostSample {
+            uri,
+            host,
+            domains,
+            node,
+        } = sample;
+        let vms = self
             .hosts
-            .entry(sample.uri.clone())
-            .or_insert_with(|| HostVms {
-                host: sample.host.clone(),
-                vms: HashTable::new(),
-                cycle: 0,
-            });
-        entry.host = sample.host.clone();
-        entry.cycle = entry.cycle.wrapping_add(1);
-        let cycle = entry.cycle;
+            .entry(uri)
+            .or_insert_with(|| HostVms::new(host.clone()));
+        vms.host = host;
         let hasher = &self.uuid_hasher;
-        for domain in sample.domains {
-            let hash = hasher.hash_one(domain.uuid);
-            match entry.vms.find_mut(hash, |r| r.latest.uuid == domain.uuid) {
-                Some(record) => {
-                    record.seen_in = cycle;
-                    let features = record
-                        .baseline
-                        .then(|| MemoryFeatures::between(&record.latest, &domain))
-                        .flatten();
-                    on_domain(&sample.host, &domain, features.as_ref());
-                    record.baseline = true;
-                    let capacity = self.recent_capacity;
-                    record
-                        .recent
-                        .push(&record.latest, &domain, features.is_some(), capacity);
-                    record.latest = domain;
-                }
-                None => {
-                    on_domain(&sample.host, &domain, None);
-                    let record = VmRecord {
-                        latest: domain,
-                        baseline: true,
-                        seen_in: cycle,
-                        recent: RecentSamples::new(self.recent_capacity),
-                    };
-                    entry
-                        .vms
-                        .insert_unique(hash, Box::new(record), |r| hasher.hash_one(r.latest.uuid));
-                }
-            }
-        }
-        entry.vms.retain(|record| record.seen_in == cycle);
+        let listed = vms.record_seed(hasher, domains, self.recent_capacity);
+        let stats = stats.map(|stats| vms.record_stats(hasher, stats));
+        Changes::new(vms, hasher, node, listed, stats)
     }
 
-    /// The libvirt id and vCPU count of a VM's latest sample, if that VM is known on that host.
-    pub fn identity(&self, uri: &str, uuid: &Uuid) -> Option<(Option<u32>, u32)> {
-        let record = self.hosts.get(uri)?.find(&self.uuid_hasher, uuid)?;
-        Some((record.latest.id, record.latest.cpu_count))
-    }
-
-    /// Forgets every previous sample, so the next cycle derives no features.
+    /// Forgets every previous sample: the next cycle derives no features, the next extended
+    /// sample no rates.
     pub fn forget_baselines(&mut self) {
         for host in self.hosts.values_mut() {
-            for record in host.vms.iter_mut() {
-                record.baseline = false;
-            }
+            host.forget_baselines();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.hosts.values().map(|h| h.vms.len()).sum()
+        self.hosts.values().map(|h| h.listed).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,19 +142,19 @@ impl VmTable {
     /// Matching VMs, ordered by host, name and UUID.
     pub fn list(&self, filter: &VmFilter) -> Vec<VmView> {
         let mut views: Vec<VmView> = self
-            .records()
-            .filter(|(host, _, record)| {
-                filter.host.as_deref().is_none_or(|h| h == &***host)
+            .listed()
+            .filter(|vm| {
+                filter.host.as_deref().is_none_or(|h| h == vm.host)
                     && filter
                         .state
                         .as_deref()
-                        .is_none_or(|s| s == record.latest.state.as_str())
+                        .is_none_or(|s| s == vm.latest.state.as_str())
                     && filter
                         .name
                         .as_deref()
-                        .is_none_or(|n| record.latest.name.contains(n))
+                        .is_none_or(|n| vm.latest.name.contains(n))
             })
-            .map(|(host, uri, record)| view(host, uri, record))
+            .map(|vm| vm.view())
             .collect();
         sort(&mut views);
         views
@@ -214,19 +162,18 @@ impl VmTable {
 
     /// A VM by UUID (always unique), or by name or numeric VMID, optionally on one host.
     pub fn lookup(&self, selector: &str, host: Option<&str>) -> VmLookup {
-        let on_host = |h: &Arc<str>| host.is_none_or(|wanted| wanted == &**h);
+        let on_host = |vm: &Listed| host.is_none_or(|wanted| wanted == vm.host);
         let uuid = Uuid::try_parse(selector).ok();
         let candidates: Vec<_> = self
-            .records()
-            .filter(|(h, _, _)| on_host(h))
-            .filter(|(_, _, r)| uuid == Some(r.latest.uuid))
+            .listed()
+            .filter(|vm| on_host(vm) && uuid == Some(vm.latest.uuid))
             .collect();
         let candidates = if candidates.is_empty() {
-            self.records()
-                .filter(|(h, _, _)| on_host(h))
-                .filter(|(_, _, r)| {
-                    &*r.latest.name == selector
-                        || r.latest.id.is_some_and(|id| id.to_string() == selector)
+            self.listed()
+                .filter(|vm| {
+                    on_host(vm)
+                        && (&*vm.latest.name == selector
+                            || vm.latest.id.is_some_and(|id| id.to_string() == selector))
                 })
                 .collect()
         } else {
@@ -234,30 +181,58 @@ impl VmTable {
         };
         match candidates.as_slice() {
             [] => VmLookup::NotFound,
-            [(host, uri, record)] => VmLookup::Found(Box::new(VmDetail {
-                vm: view(host, uri, record),
-                recent: record.recent_views(self.recent_capacity),
+            [vm] => VmLookup::Found(Box::new(VmDetail {
+                vm: vm.view(),
+                recent: vm.recent_views(self.recent_capacity),
             })),
             several => {
-                let mut views: Vec<_> = several.iter().map(|(h, u, r)| view(h, u, r)).collect();
+                let mut views: Vec<_> = several.iter().map(Listed::view).collect();
                 sort(&mut views);
                 VmLookup::Ambiguous(views)
             }
         }
     }
 
-    fn records(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, &VmRecord)> {
-        self.hosts
-            .iter()
-            .flat_map(|(uri, host)| host.vms.iter().map(move |r| (&host.host, uri, &**r)))
+    fn listed(&self) -> impl Iterator<Item = Listed<'_>> {
+        self.hosts.iter().flat_map(|(uri, host)| {
+            host.vms.iter().filter_map(move |record| {
+                Some(Listed {
+                    host: &host.host,
+                    uri,
+                    latest: record.latest.as_ref()?,
+                    recent: &record.recent,
+                })
+            })
+        })
     }
 }
+impl Listed<'_> {
+    fn view(&self) -> VmView {
+        let latest = self.latest;
+        let features = self.recent.latest_features(latest);
+        VmView {
+            host: self.host.to_owned(),
+            uri: self.uri.to_owned(),
+            vmid: latest
+                .id
+                .map_or_else(|| INACTIVE_VMID.to_owned(), |id| id.to_string()),
+            name: latest.name.to_string(),
+            uuid: latest.uuid.to_string(),
+            state: latest.state,
+            cpu_count: latest.cpu_count,
+            memory_max_kb: latest.memory_max_kb,
+            memory_used_kb: latest.memory_used_kb,
+            cputime_ns: latest.cputime_ns,
+            timestamp: DateTime::from_timestamp_nanos(latest.timestamp_ns),
+            memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
+            memory_angle_deg: features.map(|f| f.memory_angle_deg),
+        }
+    }
 
-impl VmRecord {
     /// The recent samples, oldest first, with their features.
     fn recent_views(&self, capacity: usize) -> Vec<RecentSample> {
         self.recent
-            .shown(&self.latest, capacity)
+            .shown(self.latest, capacity)
             .iter()
             .map(|(sample, features)| recent_view(sample, *features))
             .collect()
@@ -266,28 +241,6 @@ impl VmRecord {
 
 fn sort(views: &mut [VmView]) {
     views.sort_by(|a, b| (&a.host, &a.name, &a.uuid).cmp(&(&b.host, &b.name, &b.uuid)));
-}
-
-fn view(host: &str, uri: &str, record: &VmRecord) -> VmView {
-    let latest = &record.latest;
-    let features = record.recent.latest_features(latest);
-    VmView {
-        host: host.to_owned(),
-        uri: uri.to_owned(),
-        vmid: latest
-            .id
-            .map_or_else(|| INACTIVE_VMID.to_owned(), |id| id.to_string()),
-        name: latest.name.to_string(),
-        uuid: latest.uuid.to_string(),
-        state: latest.state,
-        cpu_count: latest.cpu_count,
-        memory_max_kb: latest.memory_max_kb,
-        memory_used_kb: latest.memory_used_kb,
-        cputime_ns: latest.cputime_ns,
-        timestamp: DateTime::from_timestamp_nanos(latest.timestamp_ns),
-        memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
-        memory_angle_deg: features.map(|f| f.memory_angle_deg),
-    }
 }
 
 fn recent_view(sample: &Recorded, features: Option<MemoryFeatures>) -> RecentSample {
@@ -300,6 +253,28 @@ fn recent_view(sample: &Recorded, features: Option<MemoryFeatures>) -> RecentSam
         cputime_ns: sample.cputime_ns,
         memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
         memory_angle_deg: features.map(|f| f.memory_angle_deg),
+    }
+}
+
+#[cfg(test)]
+impl VmTable {
+    /// The libvirt id and vCPU count of a VM's latest sample, if that VM is listed on that host.
+    pub(crate) fn identity(&self, uri: &str, uuid: &Uuid) -> Option<(Option<u32>, u32)> {
+        let record = self.hosts.get(uri)?.find(&self.uuid_hasher, uuid)?;
+        let latest = record.latest.as_ref()?;
+        Some((latest.id, latest.cpu_count))
+    }
+
+    /// The VMs of a host that keep an extended sample, by UUID.
+    pub(crate) fn stats_baselines(&self, uri: &str) -> Vec<Uuid> {
+        let host = &self.hosts[uri];
+        let mut uuids: Vec<_> = host
+            .vms
+            .iter()
+            .filter_map(|r| Some(r.stats.as_ref()?.uuid))
+            .collect();
+        uuids.sort();
+        uuids
     }
 }
 
@@ -331,17 +306,14 @@ mod tests {
     }
 
     fn cycle(table: &mut VmTable, uri: &str, host: &str, domains: Vec<DomainSample>) -> usize {
-        let mut with_features = 0;
-        table.record(
-            HostSample {
-                uri: uri.into(),
-                host: host.into(),
-                domains,
-                node: None,
-            },
-            |_, _, features| with_features += usize::from(features.is_some()),
-        );
-        with_features
+        let sample = HostSample {
+            uri: uri.into(),
+            host: host.into(),
+            domains,
+            node: None,
+        };
+        let changes = table.record(sample, None);
+        changes.vms.filter(|vm| vm.features.is_some()).count()
     }
 
     fn table() -> VmTable {
@@ -455,6 +427,53 @@ mod tests {
         assert!(table.identity("u1", &uuid("a")).is_some());
     }
 
+    fn stats(uri: &str, hexes: &[&str]) -> StatsSample {
+        use crate::extended::{DomainStatsSample, StatsRow};
+        let domains = hexes
+            .iter()
+            .map(|hex| DomainStatsSample {
+                uuid: uuid(hex),
+                name: format!("vm-{hex}"),
+                timestamp_ns: 0,
+                vcpus: None,
+                rows: vec![StatsRow {
+                    measurement: "vm_disk",
+                    key: Some(("device", "vda".into())),
+                    counters: vec![("read_bytes", 1)],
+                }],
+            })
+            .collect();
+        StatsSample {
+            uri: uri.into(),
+            host: "h".into(),
+            domains,
+        }
+    }
+
+    #[test]
+    fn extended_samples_are_kept_by_their_vm_and_forgotten_with_the_baselines() {
+        let mut table = VmTable::new(3);
+        let sample = HostSample {
+            uri: "u".into(),
+            host: "h".into(),
+            domains: vec![vm("a", "x", Some(1), 0, 10)],
+            node: None,
+        };
+        // VM b's seed fields were not read: it keeps its extended sample, but is not listed.
+        let changes = table.record(sample, Some(stats("u", &["a", "b"])));
+        let tagged: Vec<_> = changes.stats.unwrap().map(|s| s.current.uuid).collect();
+        assert_eq!(tagged, [uuid("a")]);
+        assert_eq!(table.stats_baselines("u"), [uuid("a"), uuid("b")]);
+        assert_eq!(table.len(), 1);
+        assert!(matches!(table.lookup("vm-b", None), VmLookup::NotFound));
+        table.forget_baselines();
+        assert!(table.stats_baselines("u").is_empty());
+        assert_eq!(table.len(), 1);
+        // A cycle without b forgets it; a's baseline went with the others.
+        cycle(&mut table, "u", "h", vec![vm("a", "x", Some(1), 1, 10)]);
+        assert!(table.stats_baselines("u").is_empty());
+    }
+
     proptest::proptest! {
         /// The recent samples show exactly what was recorded, features included, though none
         /// are kept.
@@ -474,11 +493,11 @@ mod tests {
                 t += dt * 1_000_000_000;
                 let mut sample = vm("a", "x", Some(1), t, memory);
                 sample.cputime_ns = cputime;
-                let mut derived = None;
-                table.record(
+                let changes = table.record(
                     HostSample { uri: "u".into(), host: "h".into(), domains: vec![sample.clone()], node: None },
-                    |_, _, features| derived = features.copied(),
+                    None,
                 );
+                let derived = changes.vms.map(|vm| vm.features).next().flatten();
                 expected.push((t, memory, cputime, derived));
             }
             let VmLookup::Found(detail) = table.lookup(&uuid("a").to_string(), None) else { panic!() };

@@ -1,11 +1,12 @@
 //! A VM's recent samples, held compactly: the latest is the VM record's own, each earlier one is
-//! its difference from the one after it in a few varint bytes (≈ 9 B, against 40 B in full). With
-//! `recent_samples` = 60 and 10,000 VMs that is ≈ 5.4 MB instead of 24 MB.
+//! its difference from the one after it in a few varint bytes (about 9, against 40 in full): the
+//! largest part of a VM's memory.
 
 use integer_encoding::VarInt;
 
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
 
+#[derive(Default)]
 pub(super) struct RecentSamples {
     /// One entry per earlier sample, oldest first, each its difference from the sample after it
     /// (see `encode`); the last one's is from the latest. One more is kept than shown, so that
@@ -14,6 +15,10 @@ pub(super) struct RecentSamples {
     entries: u32,
     /// Whether features were derived for the latest sample.
     latest_derived: bool,
+    /// The host's cycle (wrapping) the latest sample is from, for the table to forget the VMs
+    /// missing from a cycle. Kept here, in room the fields above leave, so that a VM's record
+    /// stays within 120 bytes (one 128-byte heap chunk).
+    pub seen_in: u8,
 }
 
 /// One sample as shown. Its features are not kept: they are exactly those of the sample before
@@ -75,8 +80,8 @@ const OTHERS_CHANGED: u8 = 0x80;
 const MAX_ENTRY: usize = 1 + 4 * 10 + 5;
 /// Room reserved per sample at a VM's first one (see `encode`): the header, then 4 bytes each for
 /// time and CPU time, whole µs up to 2²⁷ (134 s) as the sampler times them and cgroup v2 counts
-/// them, so memory and vCPU count unchanged. 7 bytes and exact growth measured 3 MiB worse at
-/// 10,000 test domains: entries outgrew it, and the heap fragmented.
+/// them, so memory and vCPU count unchanged. Less room, grown exactly, fragments the heap as
+/// entries outgrow it one by one.
 const TYPICAL_ENTRY: usize = 9;
 
 /// `target` as its difference from `base`: a header byte (`target`'s state, derived flag, and
@@ -181,11 +186,12 @@ fn entry_len(bytes: &[u8]) -> Option<usize> {
 impl RecentSamples {
     /// A VM's first sample: no earlier one, no features. Room is reserved for the entries of
     /// `capacity` samples (one more than shown, less the latest).
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, seen_in: u8) -> Self {
         RecentSamples {
             deltas: Vec::with_capacity(kept_entries(capacity) * TYPICAL_ENTRY),
             entries: 0,
             latest_derived: false,
+            seen_in,
         }
     }
 
@@ -314,7 +320,7 @@ mod tests {
     /// goes before the newest is added.
     #[test]
     fn a_steady_vm_keeps_to_the_room_reserved_at_its_first_sample() {
-        let mut samples = RecentSamples::new(60);
+        let mut samples = RecentSamples::new(60, 0);
         let mut previous: Option<DomainSample> = None;
         for i in 0..100u64 {
             let sample = DomainSample {

@@ -1,0 +1,287 @@
+//! What the actors say about themselves, as plain data: each actor's status, the whole
+//! pipeline's, and one actor's line in the admin API. The actors, their messages and the HTTP
+//! handlers all read these from here.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HostStatus {
+    pub uri: String,
+    /// The `host` tag, once connected.
+    #[schema(value_type = Option<String>)]
+    pub host: Option<Arc<str>>,
+    pub connection: ConnectionState,
+    pub total_collections: u64,
+    pub total_errors: u64,
+    pub vms_monitored: usize,
+    pub last_collection_time: Option<DateTime<Utc>>,
+    /// Wall time of the last successful cycle (list, info per domain, the host's own calls), in
+    /// seconds.
+    pub last_collection_duration_sec: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    pub restarts: u64,
+    pub panics: u64,
+    /// After a failure: the earliest time of the next connection attempt.
+    pub next_attempt_time: Option<DateTime<Utc>>,
+    /// After a failure: the wait before that attempt, between half and all of a ceiling that
+    /// starts at `poll_interval` and doubles with each failure in a row, up to 60 s.
+    pub reconnect_backoff_sec: Option<f64>,
+    /// When a connection was abandoned while its thread was blocked in a libvirt call that has not
+    /// returned since. No new connection is opened meanwhile.
+    pub stuck_call_since: Option<DateTime<Utc>>,
+    /// Domains that were listed but gone by the time they were read (not errors).
+    pub domains_vanished: u64,
+    /// Cycles that made the bulk stats calls (the extended groups), and those in which one
+    /// failed or was left behind, costing the rows of the domains it reads (not counted in
+    /// `total_errors`: the seed's fields do not depend on them).
+    pub stats_collections: u64,
+    pub stats_errors: u64,
+    pub last_stats_error: Option<String>,
+    /// Bulk stats calls left behind after `libvirt_timeout` (a guest whose QEMU does not answer
+    /// its monitor) that have not returned yet, each holding a thread.
+    pub stats_calls_left_behind: usize,
+    /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
+    /// on the same list of domains), in seconds.
+    pub last_stats_duration_sec: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct FeatureStatus {
+    pub vms_tracked: usize,
+    pub lines_produced: u64,
+    /// Lines that could not be encoded (see `line_protocol::EncodeError`), each logged.
+    pub unencodable_lines: u64,
+    pub restarts: u64,
+    pub panics: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct WriterStatus {
+    pub url: String,
+    /// Lines held (in the spool, or in memory), the batch in flight included.
+    pub queue_depth: usize,
+    pub spooled: bool,
+    pub total_metrics_written: u64,
+    /// Lines lost because the buffer was full or could not keep them.
+    pub dropped_lines: u64,
+    /// Lines InfluxDB refused as invalid, each logged with its reason.
+    pub rejected_lines: u64,
+    pub write_retries: u64,
+    /// Write requests that failed, for any reason.
+    pub failed_writes: u64,
+    pub consecutive_failures: u64,
+    /// InfluxDB refused the token (401/403): lines wait until the operator fixes it.
+    pub auth_failing: bool,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    pub last_write_time: Option<DateTime<Utc>>,
+    pub restarts: u64,
+    pub panics: u64,
+}
+
+/// The seed's statistics, plus the writer's queue and each host's connection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TelemetryStatus {
+    pub started_at: DateTime<Utc>,
+    pub total_collections: u64,
+    pub total_errors: u64,
+    pub last_collection_time: Option<DateTime<Utc>>,
+    pub vms_monitored: usize,
+    pub total_metrics_written: u64,
+    pub queue_depth: usize,
+    pub dropped_lines: u64,
+    pub write_retries: u64,
+    pub hosts: Vec<HostStatus>,
+    pub features: FeatureStatus,
+    pub writer: WriterStatus,
+}
+
+impl TelemetryStatus {
+    /// The totals of every actor's status.
+    pub fn new(
+        started_at: DateTime<Utc>,
+        hosts: Vec<HostStatus>,
+        features: FeatureStatus,
+        writer: WriterStatus,
+    ) -> Self {
+        TelemetryStatus {
+            started_at,
+            total_collections: hosts.iter().map(|h| h.total_collections).sum(),
+            total_errors: hosts.iter().map(|h| h.total_errors).sum::<u64>()
+                + features.unencodable_lines
+                + writer.failed_writes,
+            last_collection_time: hosts.iter().filter_map(|h| h.last_collection_time).max(),
+            vms_monitored: hosts.iter().map(|h| h.vms_monitored).sum(),
+            total_metrics_written: writer.total_metrics_written,
+            queue_depth: writer.queue_depth,
+            dropped_lines: writer.dropped_lines,
+            write_retries: writer.write_retries,
+            hosts,
+            features,
+            writer,
+        }
+    }
+
+    /// Ready: a host of this instance is connected (or it was given none: an idle shard), and
+    /// the last write attempt did not fail.
+    pub fn is_ready(&self) -> bool {
+        let connected = self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|host| host.connection == ConnectionState::Connected);
+        connected && self.writer.consecutive_failures == 0
+    }
+}
+
+/// One actor, for the admin API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActorInfo {
+    /// `host:<uri>`, `features` or `writer`.
+    pub name: String,
+    pub kind: ActorKind,
+    pub state: ActorState,
+    pub restarts: u64,
+    /// Panics caught in its handlers, each followed by a restart.
+    pub panics: u64,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    /// Lines waiting in the writer's queue; none for the other actors.
+    pub queue_depth: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    Host,
+    Features,
+    Writer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorState {
+    Running,
+    Restarting,
+    /// Not answering, or its work is failing (host disconnected, writes failing).
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no actor is named `{0}`")]
+pub struct UnknownActor(pub String);
+
+/// What every actor's status tells the supervisor and the admin API.
+pub trait ActorStatus: Clone {
+    const KIND: ActorKind;
+    fn restarts(&self) -> u64;
+    fn panics(&self) -> u64;
+    fn set_panics(&mut self, panics: u64);
+    /// Its work is failing (host disconnected, writes failing).
+    fn failing(&self) -> bool {
+        false
+    }
+    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+        (None, None)
+    }
+    fn queue_depth(&self) -> Option<usize> {
+        None
+    }
+}
+
+impl ActorInfo {
+    pub fn from_status<S: ActorStatus>(name: String, state: ActorState, status: &S) -> Self {
+        let (last_error, last_error_time) = status.last_error();
+        ActorInfo {
+            name,
+            kind: S::KIND,
+            state,
+            restarts: status.restarts(),
+            panics: status.panics(),
+            last_error,
+            last_error_time,
+            queue_depth: status.queue_depth(),
+        }
+    }
+
+    /// An actor whose status did not come back in time.
+    pub fn not_answering(name: String, kind: ActorKind, error: &actix::MailboxError) -> Self {
+        ActorInfo {
+            name,
+            kind,
+            state: ActorState::Failed,
+            restarts: 0,
+            panics: 0,
+            last_error: Some(format!("not answering: {error}")),
+            last_error_time: Some(Utc::now()),
+            queue_depth: None,
+        }
+    }
+}
+
+impl ActorStatus for HostStatus {
+    const KIND: ActorKind = ActorKind::Host;
+    fn restarts(&self) -> u64 {
+        self.restarts
+    }
+    fn panics(&self) -> u64 {
+        self.panics
+    }
+    fn set_panics(&mut self, panics: u64) {
+        self.panics = panics;
+    }
+    fn failing(&self) -> bool {
+        self.connection == ConnectionState::Disconnected
+    }
+    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+        (self.last_error.clone(), self.last_error_time)
+    }
+}
+
+impl ActorStatus for FeatureStatus {
+    const KIND: ActorKind = ActorKind::Features;
+    fn restarts(&self) -> u64 {
+        self.restarts
+    }
+    fn panics(&self) -> u64 {
+        self.panics
+    }
+    fn set_panics(&mut self, panics: u64) {
+        self.panics = panics;
+    }
+}
+
+impl ActorStatus for WriterStatus {
+    const KIND: ActorKind = ActorKind::Writer;
+    fn restarts(&self) -> u64 {
+        self.restarts
+    }
+    fn panics(&self) -> u64 {
+        self.panics
+    }
+    fn set_panics(&mut self, panics: u64) {
+        self.panics = panics;
+    }
+    fn failing(&self) -> bool {
+        self.consecutive_failures > 0
+    }
+    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+        (self.last_error.clone(), self.last_error_time)
+    }
+    fn queue_depth(&self) -> Option<usize> {
+        Some(self.queue_depth)
+    }
+}
