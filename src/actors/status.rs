@@ -232,17 +232,24 @@ impl ActorInfo {
     }
 }
 
+/// The two counters every status keeps under the same names.
+macro_rules! counters {
+    () => {
+        fn restarts(&self) -> u64 {
+            self.restarts
+        }
+        fn panics(&self) -> u64 {
+            self.panics
+        }
+        fn set_panics(&mut self, panics: u64) {
+            self.panics = panics;
+        }
+    };
+}
+
 impl ActorStatus for HostStatus {
     const KIND: ActorKind = ActorKind::Host;
-    fn restarts(&self) -> u64 {
-        self.restarts
-    }
-    fn panics(&self) -> u64 {
-        self.panics
-    }
-    fn set_panics(&mut self, panics: u64) {
-        self.panics = panics;
-    }
+    counters!();
     fn failing(&self) -> bool {
         self.connection == ConnectionState::Disconnected
     }
@@ -253,28 +260,12 @@ impl ActorStatus for HostStatus {
 
 impl ActorStatus for FeatureStatus {
     const KIND: ActorKind = ActorKind::Features;
-    fn restarts(&self) -> u64 {
-        self.restarts
-    }
-    fn panics(&self) -> u64 {
-        self.panics
-    }
-    fn set_panics(&mut self, panics: u64) {
-        self.panics = panics;
-    }
+    counters!();
 }
 
 impl ActorStatus for WriterStatus {
     const KIND: ActorKind = ActorKind::Writer;
-    fn restarts(&self) -> u64 {
-        self.restarts
-    }
-    fn panics(&self) -> u64 {
-        self.panics
-    }
-    fn set_panics(&mut self, panics: u64) {
-        self.panics = panics;
-    }
+    counters!();
     fn failing(&self) -> bool {
         self.consecutive_failures > 0
     }

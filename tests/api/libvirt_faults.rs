@@ -211,6 +211,15 @@ async fn host_status(app: &TestApp, uri: &str) -> Value {
     host(&app.status().await, uri).clone()
 }
 
+/// Waits until the host's connection is `state` ("connected", "disconnected"): its status then.
+async fn host_in_state(app: &TestApp, uri: &str, state: &str, within: Duration) -> Value {
+    wait_for(&format!("the host {state}"), within, || async {
+        let host = host_status(app, uri).await;
+        (host["connection"] == json!(state)).then_some(host)
+    })
+    .await
+}
+
 /// Waits until the host is connected and has completed two cycles.
 async fn connected_and_collecting(app: &TestApp, uri: &str) {
     wait_for(
@@ -239,15 +248,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     connected_and_collecting(&app, &uri).await;
 
     daemon.stop();
-    let down = wait_for(
-        "the host to be disconnected",
-        Duration::from_secs(20),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (host["connection"] == json!("disconnected")).then_some(host)
-        },
-    )
-    .await;
+    let down = host_in_state(&app, &uri, "disconnected", Duration::from_secs(20)).await;
     assert!(down["next_attempt_time"].is_string(), "{down}");
     assert!(
         down["reconnect_backoff_sec"].as_f64().unwrap() > 0.0,
@@ -257,15 +258,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     actix_rt::time::sleep(Duration::from_secs(3)).await;
 
     daemon.run();
-    let back = wait_for(
-        "the host to be connected again",
-        Duration::from_secs(30),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (host["connection"] == json!("connected")).then_some(host)
-        },
-    )
-    .await;
+    let back = host_in_state(&app, &uri, "connected", Duration::from_secs(30)).await;
     // A success resets the backoff.
     assert_eq!(back["next_attempt_time"], Value::Null, "{back}");
     assert_eq!(back["reconnect_backoff_sec"], Value::Null, "{back}");
@@ -758,11 +751,7 @@ async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
     );
 
     daemon.thaw();
-    let back = wait_for("the host to reconnect", Duration::from_secs(60), || async {
-        let host = host_status(&app, &uri).await;
-        (host["connection"] == json!("connected")).then_some(host)
-    })
-    .await;
+    let back = host_in_state(&app, &uri, "connected", Duration::from_secs(60)).await;
     let collected = count(&back["total_collections"]);
     wait_for(
         "collections after the thaw",

@@ -22,6 +22,21 @@ async fn writing_to(node: &TestNode, url: &str, api: &str, extra: &[(&str, &str)
     spawn_app(&env).await
 }
 
+/// `writing_to`, collecting once: the first cycle, then none for an hour.
+async fn one_cycle_to(node: &TestNode, url: &str, api: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![("VMTELEMETRY_POLL_INTERVAL", "3600")];
+    env.extend_from_slice(extra);
+    writing_to(node, url, api, &env).await
+}
+
+/// Waits until the service has written `lines` lines in all.
+async fn until_written(app: &TestApp, lines: u64, what: &str, within: Duration) {
+    wait_for(what, within, || async {
+        (app.status().await["total_metrics_written"] == json!(lines)).then_some(())
+    })
+    .await
+}
+
 /// One misbehaving reply per request, in order; after them, 204s.
 #[derive(Clone, Copy)]
 enum Reply {
@@ -178,25 +193,9 @@ async fn a_413_halves_the_batch_until_influxdb_takes_it() {
             .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
             .collect::<Vec<_>>(),
     );
-    let app = writing_to(
-        &node,
-        &url,
-        "v3",
-        &[
-            ("VMTELEMETRY_INFLUX_GZIP", "false"),
-            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-        ],
-    )
-    .await;
-    wait_for(
-        "the cycle written in small batches",
-        Duration::from_secs(15),
-        || async {
-            let status = app.status().await;
-            (status["total_metrics_written"] == json!(10)).then_some(())
-        },
-    )
-    .await;
+    let app = one_cycle_to(&node, &url, "v3", &[("VMTELEMETRY_INFLUX_GZIP", "false")]).await;
+    let within = Duration::from_secs(15);
+    until_written(&app, 10, "the cycle written in small batches", within).await;
     assert_eq!(stored_lines(&seen, |lines| lines.len() <= 3), 10);
     assert_eq!(app.status().await["writer"]["rejected_lines"], json!(0));
 }
@@ -217,16 +216,7 @@ async fn an_all_or_nothing_refusal_costs_only_the_bad_line() {
         .collect();
     domains.push(TestDomain::new("poison", 1, 99));
     let node = TestNode::new(&domains);
-    let app = writing_to(
-        &node,
-        &url,
-        "v1",
-        &[
-            ("VMTELEMETRY_INFLUX_GZIP", "false"),
-            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-        ],
-    )
-    .await;
+    let app = one_cycle_to(&node, &url, "v1", &[("VMTELEMETRY_INFLUX_GZIP", "false")]).await;
     let status = wait_for(
         "the good lines written, the bad one dropped",
         Duration::from_secs(15),
@@ -261,20 +251,19 @@ async fn a_missing_database_is_created_when_allowed() {
     })
     .await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1), TestDomain::new("b", 1, 2)]);
-    let app = writing_to(
+    let app = one_cycle_to(
         &node,
         &url,
         "v3",
-        &[
-            ("VMTELEMETRY_CREATE_DATABASE", "true"),
-            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-        ],
+        &[("VMTELEMETRY_CREATE_DATABASE", "true")],
     )
     .await;
-    wait_for(
+    let within = Duration::from_secs(15);
+    until_written(
+        &app,
+        2,
         "the lines written after creating the database",
-        Duration::from_secs(15),
-        || async { (app.status().await["total_metrics_written"] == json!(2)).then_some(()) },
+        within,
     )
     .await;
     assert_eq!(created.load(Ordering::SeqCst), 1);
@@ -325,20 +314,8 @@ async fn retry_after_is_honoured() {
     })
     .await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
-    let app = writing_to(
-        &node,
-        &url,
-        "v3",
-        &[
-            ("VMTELEMETRY_POLL_INTERVAL", "3600"),
-            ("VMTELEMETRY_RETRY_MAX_DELAY", "0.1"),
-        ],
-    )
-    .await;
-    wait_for("the retry", Duration::from_secs(10), || async {
-        (app.status().await["total_metrics_written"] == json!(1)).then_some(())
-    })
-    .await;
+    let app = one_cycle_to(&node, &url, "v3", &[("VMTELEMETRY_RETRY_MAX_DELAY", "0.1")]).await;
+    until_written(&app, 1, "the retry", Duration::from_secs(10)).await;
     let times: Vec<std::time::Instant> = seen.lock().unwrap().iter().map(|(t, _, _)| *t).collect();
     let waited = times[1] - times[0];
     assert!(
