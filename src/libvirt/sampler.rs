@@ -258,27 +258,19 @@ mod tests {
         names
     }
 
-    /// The names the extended groups were read of, sorted.
-    fn stats_names(stats: &crate::libvirt::StatsCycle) -> Vec<String> {
-        let mut names: Vec<String> = stats
-            .sample
-            .domains
-            .iter()
-            .map(|d| d.name.clone())
-            .collect();
+    fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let mut names: Vec<String> = names.map(str::to_string).collect();
         names.sort();
         names
     }
 
+    /// The names the extended groups were read of, sorted.
+    fn stats_names(stats: &crate::libvirt::StatsCycle) -> Vec<String> {
+        sorted(stats.sample.domains.iter().map(|d| d.name.as_str()))
+    }
+
     fn names(cycle: &crate::libvirt::Cycle) -> Vec<String> {
-        let mut names: Vec<String> = cycle
-            .sample
-            .domains
-            .iter()
-            .map(|d| d.name.to_string())
-            .collect();
-        names.sort();
-        names
+        sorted(cycle.sample.domains.iter().map(|d| d.name.as_ref()))
     }
 
     #[test]

@@ -425,6 +425,19 @@ impl ServiceProcess {
         assert_eq!(response.status().as_u16(), 202, "restarting {actor}");
     }
 
+    /// Waits until the host's stuck call has ended and new connections are tried (and fail):
+    /// its status then.
+    async fn connecting_again(&self, uri: &str) -> Value {
+        wait_for("the stuck call to end", Duration::from_secs(20), || async {
+            let status = self.status().expect("the service answers");
+            let host = host(&status, uri).clone();
+            let last_error = host["last_error"].as_str().unwrap_or_default();
+            (host["stuck_call_since"].is_null() && last_error.contains("cannot connect"))
+                .then_some(host)
+        })
+        .await
+    }
+
     /// CPU time a thread has used, in clock ticks (user + system).
     fn cpu_ticks(&self, tid: &str) -> u64 {
         let stat =
@@ -544,21 +557,7 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
 
     // Once the blocked call fails, the thread ends and new connections are tried again.
     drop(silent);
-    let freed = wait_for(
-        "the stuck thread to end",
-        Duration::from_secs(20),
-        || async {
-            let status = service.status().expect("the service answers");
-            let hung = host(&status, &hung).clone();
-            (hung["stuck_call_since"].is_null()
-                && hung["last_error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("cannot connect"))
-            .then_some(hung)
-        },
-    )
-    .await;
+    let freed = service.connecting_again(&hung).await;
     assert_eq!(freed["connection"], json!("disconnected"));
     assert!(service.threads_named(hung_thread).len() <= 1);
 }
@@ -882,18 +881,5 @@ async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
     assert_eq!(restarted["total_errors"], json!(0), "{restarted}");
 
     drop(silent);
-    wait_for(
-        "new connection attempts",
-        Duration::from_secs(20),
-        || async {
-            let status = service.status().expect("the service answers");
-            let hung = host(&status, &hung).clone();
-            (hung["stuck_call_since"].is_null()
-                && hung["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("cannot connect")))
-            .then_some(())
-        },
-    )
-    .await;
+    service.connecting_again(&hung).await;
 }
