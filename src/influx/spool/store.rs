@@ -178,7 +178,10 @@ pub fn is_damage(error: &DatabaseError) -> bool {
     match error {
         DatabaseError::UpgradeRequired(_) | DatabaseError::RepairAborted => true,
         DatabaseError::Storage(StorageError::Corrupted(_)) => true,
-        DatabaseError::Storage(StorageError::Io(e)) => e.kind() == io::ErrorKind::InvalidData,
+        DatabaseError::Storage(StorageError::Io(e)) => matches!(
+            e.kind(),
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+        ),
         _ => false,
     }
 }
