@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestDomain, TestNode, wait_for};
+use crate::helpers::{Influx, TestNode, wait_for};
+use crate::reliability::{domains, one_cycle_env};
+use crate::support::browser::{in_browser, open, wait_js};
 use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
@@ -81,12 +83,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn domains(n: u32) -> Vec<TestDomain> {
-    (0..n)
-        .map(|i| TestDomain::new(&format!("vm-{i}"), 1, i))
-        .collect()
-}
-
 /// Fast cycles of the seed's lines only, written to `influxd` as soon as they come.
 fn fast_env<'a>(
     node: &'a TestNode,
@@ -94,17 +90,13 @@ fn fast_env<'a>(
     db: &'a str,
     spool: &'a str,
 ) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("VMTELEMETRY_LIBVIRT_URI", node.uri.as_str()),
-        ("VMTELEMETRY_INFLUX_URL", influxd.url.as_str()),
-        ("VMTELEMETRY_INFLUX_DB", db),
-        ("VMTELEMETRY_SPOOL_DIR", spool),
+    let mut env = one_cycle_env(node, influxd, db, spool);
+    // Later settings win.
+    env.extend([
         ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
         ("VMTELEMETRY_BATCH_MAX_SEC", "0.05"),
-        ("VMTELEMETRY_RETRY_MAX_DELAY", "1"),
-        ("VMTELEMETRY_STATS_GROUPS", ""),
-        ("VMTELEMETRY_HOST_METRICS", "false"),
-    ]
+    ]);
+    env
 }
 
 /// Distinct points InfluxDB holds (a point written twice is one point).
@@ -242,6 +234,24 @@ async fn a_disk_full_from_the_start_holds_lines_in_memory_until_there_is_room() 
         "{why}"
     );
 
+    // The dashboard says so too.
+    let address = service.address.clone();
+    in_browser(move |tab| {
+        open(tab, &address);
+        let shown = wait_js(
+            tab,
+            "the spool failing on the dashboard",
+            "document.querySelector('#spool-status').dataset.state === 'failing' && \
+             document.querySelector('#spool-status').textContent",
+        );
+        let shown = shown.as_str().unwrap();
+        assert!(
+            shown.starts_with("Spool failing: ") && shown.contains("lines held in memory"),
+            "{shown}"
+        );
+    })
+    .await;
+
     std::fs::remove_file(filler).unwrap();
     wait_for("the spool open again", Duration::from_secs(40), || async {
         let status = service.status()?;
@@ -298,12 +308,15 @@ fn kept_aside(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// What is done to a spool file's bytes, and its name.
+type Damage<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+
 #[actix_web::test]
 async fn a_damaged_or_empty_spool_file_never_keeps_the_service_down() {
     let zero_header = |bytes: &mut Vec<u8>| bytes[..4096].fill(0);
     let half = |bytes: &mut Vec<u8>| bytes.truncate(bytes.len() / 2);
     let empty = |bytes: &mut Vec<u8>| bytes.clear();
-    let damages: [(&str, &dyn Fn(&mut Vec<u8>)); 3] = [
+    let damages: [Damage; 3] = [
         ("zeroed header", &zero_header),
         ("half", &half),
         ("empty", &empty),
