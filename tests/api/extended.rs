@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{
+    Influx, TestDomain, TestNode, collecting, spawn_app, spawn_collecting, wait_for,
+};
 use crate::support::guest::Guest;
 
 const ALL_GROUPS: &str = "cpu_total,balloon,vcpu,interface,block";
@@ -242,17 +244,16 @@ async fn every_one_of_a_thousand_domains_is_reported_every_cycle() {
     let domains: Vec<TestDomain> = (0..N)
         .map(|i| TestDomain::new(&format!("vm-{i:04}"), if i % 10 == 0 { 5 } else { 1 }, i))
         .collect();
-    let node = TestNode::new(&domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "2"),
-        ("VMTELEMETRY_STATS_INTERVAL", "1"),
-        ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-        ("VMTELEMETRY_BATCH_MAX_LINES", "5000"),
-    ])
+    let (app, influx, _node) = collecting(
+        &domains,
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "2"),
+            ("VMTELEMETRY_STATS_INTERVAL", "1"),
+            ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
+            ("VMTELEMETRY_HOST_METRICS", "true"),
+            ("VMTELEMETRY_BATCH_MAX_LINES", "5000"),
+        ],
+    )
     .await;
     let cycles = wait_for("four complete cycles", Duration::from_secs(90), || {
         influx.complete_cycles(N as usize, 4)
@@ -282,20 +283,14 @@ async fn filters_change_which_domains_and_nothing_else() {
     let node = TestNode::new(&domains);
     let all = Influx::new_database().await;
     let some = Influx::new_database().await;
-    let _everything = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &all.db),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-    ])
-    .await;
-    let _filtered = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &some.db),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
+    let host_metrics = ("VMTELEMETRY_HOST_METRICS", "true");
+    let _everything = spawn_collecting(&node.uri, &all, &[host_metrics]).await;
+    let filters = [
+        host_metrics,
         ("VMTELEMETRY_DOMAIN_INCLUDE", "web-*"),
         ("VMTELEMETRY_DOMAIN_EXCLUDE", "*-test"),
-    ])
-    .await;
+    ];
+    let _filtered = spawn_collecting(&node.uri, &some, &filters).await;
     let names = |rows: &[BTreeMap<String, Value>]| -> BTreeSet<String> {
         rows.iter()
             .map(|r| r["name"].as_str().unwrap().to_owned())
