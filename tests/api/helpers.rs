@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vmtelemetry::configuration::load_with_env;
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
@@ -179,6 +179,20 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// Asserts an error answer as the API promises it: the HTTP `status`, the stable `code`, and a
+/// message that names `named`.
+#[track_caller]
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, named: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["error"]["code"], json!(code), "{body}");
+    let message = body["error"]["message"].as_str();
+    assert!(
+        message.is_some_and(|m| m.contains(named)),
+        "the message should name {named:?}: {body}"
+    );
 }
 
 /// Polls `check` until it returns `Some`, or fails the test after `timeout` with `what`.
