@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
-use crate::support::DiesWithTest;
+use crate::support::{DiesWithTest, run};
 use crate::support::browser::{host_row, in_browser, open};
 use crate::support::service::ServiceProcess;
 use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
@@ -151,17 +151,10 @@ impl PrivateLibvirtd {
 
     fn admin(&self, args: &[&str]) -> String {
         let socket = self.dir.path().join("run/libvirt-admin-sock");
-        let output = Command::new("virt-admin")
+        let output = run(Command::new("virt-admin")
             .arg("-c")
             .arg(format!("libvirtd:///system?socket={}", socket.display()))
-            .args(args)
-            .output()
-            .expect("virt-admin runs");
-        assert!(
-            output.status.success(),
-            "virt-admin {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .args(args));
         String::from_utf8(output.stdout).expect("virt-admin writes UTF-8")
     }
 
