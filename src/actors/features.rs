@@ -365,25 +365,17 @@ mod tests {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         let cycle = |uri: &str, seed: Vec<DomainSample>, stats| with_stats(uri, seed, Some(stats));
-        // Its seed fields unread: no VMID to tag with, so no line, but a baseline.
-        features
-            .send(cycle("a", vec![], disk_stats("a", 1, 0, 100)))
-            .await
-            .unwrap();
-        features
-            .send(cycle("a", vec![vm(1, 2, 1)], disk_stats("a", 1, 2, 300)))
-            .await
-            .unwrap();
-        // A reset: no rate for that pair, the counter still written.
-        features
-            .send(cycle("a", vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 50)))
-            .await
-            .unwrap();
-        // Another host's VM of the same UUID has no baseline of its own.
-        features
-            .send(cycle("b", vec![vm(1, 6, 1)], disk_stats("b", 1, 6, 900)))
-            .await
-            .unwrap();
+        for message in [
+            // Its seed fields unread: no VMID to tag with, so no line, but a baseline.
+            cycle("a", vec![], disk_stats("a", 1, 0, 100)),
+            cycle("a", vec![vm(1, 2, 1)], disk_stats("a", 1, 2, 300)),
+            // A reset: no rate for that pair, the counter still written.
+            cycle("a", vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 50)),
+            // Another host's VM of the same UUID has no baseline of its own.
+            cycle("b", vec![vm(1, 6, 1)], disk_stats("b", 1, 6, 900)),
+        ] {
+            features.send(message).await.unwrap();
+        }
         let batches = sink.send(Take).await.unwrap();
         // One batch a cycle with lines: the seed's and the extended ones together.
         assert_eq!(batches.len(), 3);
