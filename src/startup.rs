@@ -21,7 +21,7 @@ use crate::influx::TargetError;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
 use crate::influx::queue::WriteQueue;
-use crate::influx::spool::{Spool, SpoolError};
+use crate::influx::spool::{Limits, Spool, SpoolError, SpoolSettings};
 use crate::influx::tls::{HttpClients, TlsError};
 use crate::influx::write::WriteTarget;
 use crate::routes;
@@ -84,9 +84,15 @@ impl Application {
         let buffer: Box<dyn LineBuffer + Send> = match &config.writer.spool {
             Some(spool) => Box::new(Spool::open(
                 &spool.dir,
-                spool.max_bytes,
-                config.writer.batch_max_lines,
-                config.writer.batch_max_age,
+                SpoolSettings {
+                    limits: Limits {
+                        max_bytes: spool.max_bytes,
+                        min_free: spool.min_free_bytes,
+                    },
+                    chunk_lines: config.writer.batch_max_lines,
+                    max_queue: config.writer.max_queue,
+                    batch_max_age: config.writer.batch_max_age,
+                },
             )?),
             None => Box::new(WriteQueue::new(
                 config.writer.max_queue,

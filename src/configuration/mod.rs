@@ -52,6 +52,7 @@ pub struct Settings {
     pub retry_max_delay: f64,
     pub spool_dir: String,
     pub spool_max_bytes: i64,
+    pub spool_min_free_bytes: i64,
     pub shutdown_timeout: f64,
     pub hosts: Option<Vec<HostEntry>>,
     pub host_name: Option<String>,

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::Settings;
 use super::error::{ConfigError, invalid};
-use super::values::{PositiveSecs, positive_count};
+use super::values::{PositiveSecs, positive_count, whole_number_in};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -35,7 +35,10 @@ pub struct WriterConfig {
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
     pub dir: PathBuf,
+    /// Bytes of lines.
     pub max_bytes: u64,
+    /// What the spool leaves free on its filesystem.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +87,15 @@ impl SpoolConfig {
             return Ok(None);
         };
         let max_bytes = positive_count("spool_max_bytes", settings.spool_max_bytes)?;
+        let min_free_bytes = whole_number_in(
+            "spool_min_free_bytes",
+            settings.spool_min_free_bytes,
+            0..=u64::MAX,
+        )?;
         Ok(Some(SpoolConfig {
             dir,
             max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX),
+            min_free_bytes,
         }))
     }
 }
