@@ -45,6 +45,9 @@ pub struct DomainStatsSample {
     /// `vcpu.current`, when the vcpu group is on.
     pub vcpus: Option<u64>,
     pub rows: Vec<StatsRow>,
+    /// Each row's derived (float) fields, in the rows' order (see `derive`): set when the VM
+    /// table records the sample after the one before, and read by the encoder and `/metrics`.
+    pub derived: Vec<Vec<(&'static str, f64)>>,
 }
 
 /// Every (filtered) domain of one host from one stats cycle.
@@ -190,6 +193,7 @@ impl DomainStatsSample {
             timestamp_ns,
             vcpus,
             rows,
+            derived: Vec::new(),
         })
     }
 

@@ -24,6 +24,7 @@ use crate::influx::queue::WriteQueue;
 use crate::influx::spool::{Limits, Spool, SpoolError, SpoolSettings};
 use crate::influx::tls::{HttpClients, TlsError};
 use crate::influx::write::WriteTarget;
+use crate::metrics::{self, HttpMetrics};
 use crate::routes;
 
 pub struct Application {
@@ -57,6 +58,8 @@ struct Shared {
     query_limit: web::Data<routes::QueryLimit>,
     admin_token: web::Data<routes::AdminToken>,
     clients: HttpClients,
+    http_metrics: web::Data<HttpMetrics>,
+    metrics_enabled: bool,
 }
 
 impl Application {
@@ -107,6 +110,8 @@ impl Application {
             query_limit: web::Data::new(routes::QueryLimit(config.query_limit_max)),
             admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
             clients,
+            http_metrics: web::Data::new(HttpMetrics::default()),
+            metrics_enabled: config.metrics_enabled,
         };
         let server = run(listener, shared).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
@@ -163,7 +168,9 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
         App::new()
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
+            .wrap(from_fn(metrics::count_requests))
             .wrap(TracingLogger::default())
+            .app_data(shared.http_metrics)
             .app_data(shared.pipeline)
             .app_data(shared.query_target)
             .app_data(shared.query_limit)
@@ -181,6 +188,11 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
             .service(readable("/api/telemetry/history", routes::history))
             .service(readable("/api/admin/actors", routes::list_actors))
+            .configure(|app| {
+                if shared.metrics_enabled {
+                    app.service(readable("/metrics", routes::metrics));
+                }
+            })
             .service(
                 web::resource("/api/admin/actors/{name}/restart")
                     .route(web::post().to(routes::restart_actor))

@@ -5,7 +5,9 @@
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
+use super::messages::{
+    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, SnapshotVms, WriteLines,
+};
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
 use crate::influx::encode::{Encoded, encode_changes};
@@ -103,6 +105,14 @@ impl Handler<ListVms> for FeatureActor {
 
     fn handle(&mut self, ListVms(filter): ListVms, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.vms.list(&filter))
+    }
+}
+
+impl Handler<SnapshotVms> for FeatureActor {
+    type Result = MessageResult<SnapshotVms>;
+
+    fn handle(&mut self, _: SnapshotVms, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.vms.snapshot())
     }
 }
 
@@ -293,6 +303,7 @@ mod tests {
             uri: uri.into(),
             host: "h".into(),
             domains: vec![DomainStatsSample {
+                derived: Vec::new(),
                 uuid: Uuid::from_u128(n),
                 name: format!("vm-{n}"),
                 timestamp_ns: t_sec * 1_000_000_000,

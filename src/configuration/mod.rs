@@ -69,6 +69,7 @@ pub struct Settings {
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
+    pub metrics_enabled: bool,
 }
 
 /// Validated settings, in the units the service uses.
@@ -92,6 +93,8 @@ pub struct AppConfig {
     pub query_limit_max: usize,
     /// What is collected besides the seed's fields, and from which domains.
     pub collection: CollectionConfig,
+    /// Serve `GET /metrics` (Prometheus).
+    pub metrics_enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +171,7 @@ impl Settings {
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             admin_token: self.admin_token,
             collection,
+            metrics_enabled: self.metrics_enabled,
         })
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::extended;
 use crate::influx::line_protocol::{
     EncodeError, Lines, VmTags, host_metrics, stats_row, vm_features, vm_metrics,
 };
@@ -65,8 +64,7 @@ impl Encoded {
         if let Err(error) = tags.set(host, change.id, &current.name, &current.uuid) {
             return self.check(Err(error), current.rows.len());
         }
-        let derived = extended::derive(change.previous.as_ref(), current, Some(change.cpu_count));
-        for (row, derived) in current.rows.iter().zip(&derived) {
+        for (row, derived) in current.rows.iter().zip(&current.derived) {
             // `Ok(false)`: a row without any field is no line, and no error.
             if let Err(error) = stats_row(&mut self.lines, tags, current, row, derived) {
                 self.check(Err(error), 1);

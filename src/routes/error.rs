@@ -42,6 +42,8 @@ pub enum ApiError {
     NotReady(String),
     #[error("{0}")]
     Influx(#[from] QueryError),
+    #[error("the metrics could not be encoded")]
+    Metrics(std::fmt::Error),
 }
 
 /// The shape of every error body, for the OpenAPI document.
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::Influx(QueryError::Timeout(_)) => "influx_timeout",
             ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
+            ApiError::Metrics(_) => "metrics_unencodable",
         }
     }
 }
@@ -106,6 +109,7 @@ impl ResponseError for ApiError {
             ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
                 StatusCode::BAD_GATEWAY
             }
+            ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use uuid::Uuid;
 
 use super::recent::RecentSamples;
-use crate::extended::{DomainStatsSample, StatsSample};
+use crate::extended::{self, DomainStatsSample, StatsSample};
 use crate::sample::{DomainSample, MemoryFeatures};
 
 pub(super) struct HostVms {
@@ -43,7 +43,7 @@ pub(super) struct RecordedStats {
     pub host: Arc<str>,
     /// The rows of every extended sample of the cycle.
     pub rows: usize,
-    pub changed: Vec<(Uuid, Option<DomainStatsSample>)>,
+    pub changed: Vec<Uuid>,
 }
 
 impl HostVms {
@@ -117,8 +117,8 @@ impl HostVms {
         None
     }
 
-    /// Makes each extended sample its VM's baseline. Returns the VMs with a seed sample (which
-    /// tags their lines) and the baseline each had. A VM without one gives no lines but keeps
+    /// Derives each extended sample's rates from its VM's baseline, then makes it the baseline.
+    /// Returns the VMs with a seed sample (which tags their lines). A VM without one gives no lines but keeps
     /// its sample for the next rates; a sample without rows has no rate to give, and is not kept.
     pub fn record_stats(&mut self, hasher: &RandomState, stats: StatsSample) -> RecordedStats {
         let StatsSample { host, domains, .. } = stats;
@@ -130,19 +130,21 @@ impl HostVms {
             match self.vms.find_mut(hash, |r| r.uuid() == uuid) {
                 Some(record) if domain.rows.is_empty() => record.stats = None,
                 Some(record) => {
-                    let previous = match &mut record.stats {
-                        Some(baseline) => Some(mem::replace(&mut **baseline, domain)),
-                        None => {
-                            record.stats = Some(Box::new(domain));
-                            None
-                        }
-                    };
+                    let mut domain = domain;
+                    let vcpus = record.latest.as_ref().map(|l| l.cpu_count);
+                    domain.derived = extended::derive(record.stats.as_deref(), &domain, vcpus);
+                    match &mut record.stats {
+                        Some(baseline) => **baseline = domain,
+                        None => record.stats = Some(Box::new(domain)),
+                    }
                     if record.latest.is_some() {
-                        changed.push((uuid, previous));
+                        changed.push(uuid);
                     }
                 }
                 None if domain.rows.is_empty() => {}
                 None => {
+                    let mut domain = domain;
+                    domain.derived = extended::derive(None, &domain, None);
                     let record = VmRecord {
                         latest: None,
                         recent: RecentSamples::default(),

@@ -6,6 +6,7 @@
 mod changes;
 mod host;
 mod recent;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::hash::RandomState;
@@ -21,6 +22,7 @@ use crate::sample::{DomainSample, HostSample, INACTIVE_VMID, MemoryFeatures, VmS
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 use host::HostVms;
 use recent::{RecentSamples, Recorded};
+pub use snapshot::VmSnapshot;
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
@@ -432,6 +434,7 @@ mod tests {
         let domains = hexes
             .iter()
             .map(|hex| DomainStatsSample {
+                derived: Vec::new(),
                 uuid: uuid(hex),
                 name: format!("vm-{hex}"),
                 timestamp_ns: 0,

@@ -14,6 +14,7 @@ mod influx_v3;
 mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;
+mod metrics;
 mod multi_host;
 mod openapi;
 mod real_guest;

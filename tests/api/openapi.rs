@@ -40,6 +40,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/telemetry/status",
             "/api/telemetry/vms",
             "/health",
+            "/metrics",
             "/ready",
         ]
     );

@@ -326,6 +326,7 @@ pub(super) mod tests {
     fn extended_rows_have_the_vm_tags_plus_their_own_integers_and_floats() {
         use crate::extended::{DomainStatsSample, StatsRow};
         let sample = DomainStatsSample {
+            derived: Vec::new(),
             uuid: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
             name: "web 1".into(),
             timestamp_ns: 1_699_868_400_000_000_000,
