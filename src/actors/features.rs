@@ -2,18 +2,20 @@
 //! samples, and what the next features and rates derive from), encodes what changed
 //! (`influx::encode`), and hands the batch to the writer. Answers the live VM queries of the API.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{
-    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, SnapshotVms, WriteLines,
+    GetCatalog, GetFeatureStatus, HostCollected, LookupVm, Restart, SnapshotVms, WriteLines,
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
 use crate::influx::encode::{Encoded, encode_changes};
 use crate::influx::line_protocol::VmTags;
 use crate::sample::HostSample;
-use crate::vms::VmTable;
+use crate::vms::{Catalog, Catalogs, VmTable};
 
 pub struct FeatureActor {
     vms: VmTable,
@@ -22,6 +24,8 @@ pub struct FeatureActor {
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
+    /// Where the API finds the table's generation and its catalog.
+    catalogs: Arc<Catalogs>,
 }
 
 impl FeatureActor {
@@ -33,12 +37,19 @@ impl FeatureActor {
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
+            catalogs: Arc::default(),
         }
+    }
+
+    /// Shares the table's generation and catalog with the API through `catalogs`.
+    pub fn with_catalogs(self, catalogs: Arc<Catalogs>) -> Self {
+        FeatureActor { catalogs, ..self }
     }
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
     fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
         let changes = self.vms.record(sample, stats);
+        self.catalogs.advance();
         let Encoded { lines, unencodable } = encode_changes(changes, &mut self.tags);
         self.status.lines_produced += lines.len() as u64;
         self.status.unencodable_lines += unencodable;
@@ -78,6 +89,7 @@ impl Supervised for FeatureActor {
         // Only the previous samples are lost: the next cycle writes no features, as after
         // start-up. The live view stays, so the API keeps answering.
         self.vms.forget_baselines();
+        self.catalogs.advance();
         self.status.restarts += 1;
     }
 }
@@ -100,11 +112,18 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     }
 }
 
-impl Handler<ListVms> for FeatureActor {
-    type Result = MessageResult<ListVms>;
+impl Handler<GetCatalog> for FeatureActor {
+    type Result = MessageResult<GetCatalog>;
 
-    fn handle(&mut self, ListVms(filter): ListVms, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.vms.list(&filter))
+    fn handle(&mut self, _: GetCatalog, _: &mut Self::Context) -> Self::Result {
+        // Requests that missed the same generation queue here: only the first builds it.
+        if let Some(catalog) = self.catalogs.current() {
+            return MessageResult(catalog);
+        }
+        let generation = self.catalogs.generation();
+        let catalog: Arc<Catalog> = Arc::new(self.vms.catalog(self.catalogs.epoch, generation));
+        self.catalogs.publish(catalog.clone());
+        MessageResult(catalog)
     }
 }
 

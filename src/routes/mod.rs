@@ -9,6 +9,8 @@ mod metrics;
 mod openapi;
 mod stats;
 mod status;
+mod summary;
+mod validators;
 mod vms;
 
 pub use admin::{AdminToken, list_actors, restart_actor};
@@ -20,4 +22,5 @@ pub use metrics::metrics;
 pub use openapi::{ApiDoc, openapi_json};
 pub use stats::vm_stats;
 pub use status::telemetry_status;
+pub use summary::summary;
 pub use vms::list_vms;
