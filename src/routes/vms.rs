@@ -131,13 +131,13 @@ pub async fn list_vms(
     let catalog = catalog(&pipeline).await?;
     let etag = etag(catalog.epoch, catalog.generation);
     let mut response = fresh(etag);
-    if query.is_whole_list() && accepts_gzip(&request) {
-        // Gzipped once per generation: the answer of every such request.
+    if accepts_gzip(&request) {
+        // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
         response
             .insert_header(ContentType::json())
             .insert_header(ContentEncoding::Gzip)
             .insert_header((VARY, "accept-encoding"));
-        return Ok(response.body(catalog.whole_list_gzip()));
+        return Ok(response.body(catalog.gzipped(&query)));
     }
     Ok(response.json(catalog.page(&query)))
 }

@@ -1,11 +1,11 @@
 //! The VM list as the API serves it: copied out of the table once per cycle (the first request
 //! after a cycle asks the feature actor for it), then read by every request of that cycle on
-//! the HTTP workers: pages, sort orders (each sorted once, when first asked for), the whole
-//! list gzipped once, and the fleet's totals for the summary.
+//! the HTTP workers: pages, sort orders (each sorted once, when first asked for), gzipped answers
+//! (each gzipped once), and the fleet's totals for the summary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use flate2::Compression;
@@ -69,8 +69,12 @@ pub struct Catalog {
     pub capacity: Capacity,
     /// Per column and order: indices into `rows`.
     orders: Box<[OnceLock<Box<[u32]>>]>,
-    whole_list_gzip: OnceLock<Bytes>,
+    /// The gzipped answers of the first `GZIPPED_ANSWERS` queries asked.
+    gzipped: Mutex<HashMap<PageQuery, Bytes>>,
 }
+
+/// Pages of 100 VMs gzip to ≈ 5 kB, the whole list of 10,000 to ≈ 0.3 MB.
+const GZIPPED_ANSWERS: usize = 64;
 
 /// The VMs' totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, ToSchema)]
@@ -122,7 +126,7 @@ impl VmTable {
             orders: (0..SortColumn::COUNT * 2)
                 .map(|_| OnceLock::new())
                 .collect(),
-            whole_list_gzip: OnceLock::new(),
+            gzipped: Mutex::default(),
         }
     }
 }
@@ -182,15 +186,20 @@ impl Catalog {
         self.orders[column.slot(order)].get_or_init(|| column.sorted(&self.rows, order))
     }
 
-    /// The whole list's JSON, gzipped: the same for every request of this generation.
-    pub fn whole_list_gzip(&self) -> Bytes {
-        let gzip = self.whole_list_gzip.get_or_init(|| {
-            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-            // Writing to memory cannot fail, nor can serialising these types.
-            serde_json::to_writer(&mut encoder, &self.page(&PageQuery::default()))
-                .expect("JSON gzipped into memory");
-            Bytes::from(encoder.finish().expect("gzip into memory"))
-        });
-        gzip.clone()
+    /// The answer to `query`, gzipped: once per generation for the first queries asked.
+    pub fn gzipped(&self, query: &PageQuery) -> Bytes {
+        let cached = |gzipped: &HashMap<PageQuery, Bytes>| gzipped.get(query).cloned();
+        if let Some(gzip) = cached(&self.gzipped.lock().unwrap_or_else(|e| e.into_inner())) {
+            return gzip;
+        }
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        // Writing to memory cannot fail, nor can serialising these types.
+        serde_json::to_writer(&mut encoder, &self.page(query)).expect("JSON gzipped into memory");
+        let gzip = Bytes::from(encoder.finish().expect("gzip into memory"));
+        let mut gzipped = self.gzipped.lock().unwrap_or_else(|e| e.into_inner());
+        if gzipped.len() < GZIPPED_ANSWERS {
+            gzipped.insert(query.clone(), gzip.clone());
+        }
+        gzip
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::row::VmRow;
 
 /// Filters of the VM list; `name` matches a substring.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct VmFilter {
     pub host: Option<String>,
     pub state: Option<String>,
@@ -36,7 +36,7 @@ impl VmFilter {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Order {
     Asc,
     Desc,
@@ -94,7 +94,7 @@ const COLUMNS: [(&str, KeyOf); 18] = [
 ];
 
 /// One of `COLUMNS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SortColumn(usize);
 
 impl SortColumn {
@@ -140,7 +140,7 @@ fn compare(a: &Key, b: &Key) -> Ordering {
 }
 
 /// A checked list request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PageQuery {
     pub filter: VmFilter,
     /// None: the default order.
@@ -148,13 +148,6 @@ pub struct PageQuery {
     pub offset: usize,
     /// None: every VM from `offset` on.
     pub limit: Option<usize>,
-}
-
-impl PageQuery {
-    /// Asks for the whole list as it always was: the same answer for every such request.
-    pub fn is_whole_list(&self) -> bool {
-        self.filter.is_empty() && self.sort.is_none() && self.offset == 0 && self.limit.is_none()
-    }
 }
 
 /// One page of the list, and how many VMs match in all.
