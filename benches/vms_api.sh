@@ -13,7 +13,8 @@
 # machine runs). Then the bytes a dashboard-like refresh moves every 5 s over BENCH_REFRESHES
 # refreshes (status, summary and a page of 100 sorted by CPU %, gzip, each with the `ETag` of its
 # last answer in `If-None-Match`), against the same refresh fetching the whole list, and the
-# service's resident memory before the first API request and after the runs.
+# service's resident memory before the first API request, after the page runs and after the
+# whole-list runs.
 # Prints a Markdown table and one line per target: a page of 100 VMs >= 10,000 requests/s on 2
 # cores, <= 50 KB per 5 s of steady refresh. wrk runs on the same cores as the service.
 # Usage: benches/vms_api.sh   (as root; needs libvirtd running, as scripts/test-env.sh up leaves
@@ -120,6 +121,7 @@ run "page of 100, by memory desc, offset $((VMS / 2)), gzip" \
     "/api/telemetry/vms?sort=memory_used_kb&order=desc&limit=100&offset=$((VMS / 2))" "${gzip[@]}"
 run "page of 100, running, name contains 99, gzip" \
     "/api/telemetry/vms?state=running&name=99&sort=cpu_count&limit=100" "${gzip[@]}"
+rss_pages=$(rss_kib)
 run "whole list" "/api/telemetry/vms"
 run "whole list, gzip" "/api/telemetry/vms" "${gzip[@]}"
 run "summary, gzip" "/api/telemetry/summary" "${gzip[@]}"
@@ -163,7 +165,7 @@ echo "|---|---|---|"
 echo "| status + summary + page of 100 by CPU % | $paged | $paged_304 |"
 echo "| status + whole list (today's dashboard) | $whole | $whole_304 |"
 echo
-echo "resident memory: $rss_before KiB after 2 cycles, before any API request; $rss_after KiB after the runs"
+echo "resident memory: $rss_before KiB after 2 cycles, before any API request; $rss_pages KiB after the page runs; $rss_after KiB after the whole-list runs"
 echo
 verdict() { if (($1)); then echo met; else echo MISSED; fi; }
 echo "target: a page of 100 VMs >= 10,000 requests/s: $page_rps plain, $page_gzip_rps gzip: $(verdict "page_rps >= 10000")"

@@ -313,3 +313,27 @@ async fn bad_parameters_are_400s_naming_them_and_a_page_past_the_end_is_empty() 
     assert_eq!(column(&list(&app, "limit=1000").await, "uuid").len(), 12);
     assert_eq!(column(&list(&app, "offset=10").await, "uuid").len(), 2);
 }
+
+#[actix_web::test]
+async fn the_openapi_document_has_the_parameters_the_summary_and_the_304() {
+    let app = crate::helpers::spawn_app(&[]).await;
+    let (_, spec) = app.get("/api/openapi.json").await;
+    for path in ["/api/telemetry/vms", "/api/telemetry/summary"] {
+        let get = &spec["paths"][path]["get"];
+        let parameters: Vec<_> = get["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {get}"))
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+            .collect();
+        assert!(parameters.contains(&("If-None-Match", "header")), "{path}");
+        if path.ends_with("vms") {
+            for name in ["sort", "order", "limit", "offset", "host", "state", "name"] {
+                assert!(parameters.contains(&(name, "query")), "{path}: {name}");
+            }
+        }
+        let responses = &get["responses"];
+        assert!(responses["304"].is_object(), "{path}: {responses}");
+        assert!(responses["200"]["headers"]["ETag"].is_object(), "{path}");
+    }
+}
