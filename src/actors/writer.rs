@@ -13,7 +13,7 @@ use chrono::Utc;
 use super::backoff;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
-use super::status::WriterStatus;
+use super::status::{WriteFailures, WriterStatus};
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
@@ -99,8 +99,10 @@ impl WriterActor {
         let target = self.target.clone();
         let lines = batch.lines;
         let write = async move { target.write(&client, batch.body).await };
+        let sent = Instant::now();
         ctx.spawn(write.into_actor(self).map(move |outcome, actor, ctx| {
             actor.in_flight = false;
+            actor.status.write_durations.observe(sent.elapsed());
             guarded(actor, ctx, |actor, ctx| {
                 actor.batch_done(outcome, lines, ctx);
                 actor.flush_if_due(ctx);
@@ -110,6 +112,7 @@ impl WriterActor {
 
     fn batch_done(&mut self, outcome: WriteOutcome, lines: usize, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        count_failure(&mut self.status.failures, &outcome);
         match outcome {
             WriteOutcome::Written => {
                 self.buffer.batch_done();
@@ -235,6 +238,20 @@ impl WriterActor {
         self.status.last_error = Some(error);
         self.status.last_error_time = Some(Utc::now());
     }
+}
+
+fn count_failure(failures: &mut WriteFailures, outcome: &WriteOutcome) {
+    let class = match outcome {
+        WriteOutcome::Written | WriteOutcome::Partial(_) => return,
+        WriteOutcome::Retry {
+            auth_failed: true, ..
+        } => &mut failures.auth,
+        WriteOutcome::Retry { .. } => &mut failures.transient,
+        WriteOutcome::Refused { .. } => &mut failures.refused,
+        WriteOutcome::TooLarge => &mut failures.too_large,
+        WriteOutcome::DatabaseMissing(_) => &mut failures.database_missing,
+    };
+    *class += 1;
 }
 
 impl Actor for WriterActor {

@@ -15,6 +15,7 @@ mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;
 mod metrics;
+mod metrics_health;
 mod multi_host;
 mod openapi;
 mod real_guest;
