@@ -27,7 +27,8 @@ const DRAIN_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 pub struct WriterActor {
     config: WriterConfig,
-    target: WriteTarget,
+    /// None without InfluxDB (`influx_url = ""`): lines are not kept.
+    target: Option<WriteTarget>,
     clients: HttpClients,
     /// Created on the actor's own thread: `awc::Client` is not `Send`.
     client: Option<awc::Client>,
@@ -51,12 +52,15 @@ struct Retry {
 impl WriterActor {
     pub fn new(
         config: WriterConfig,
-        target: WriteTarget,
+        target: Option<WriteTarget>,
         clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Self {
         let status = WriterStatus {
-            url: target.url().to_string(),
+            url: target
+                .as_ref()
+                .map(|t| t.url().to_string())
+                .unwrap_or_default(),
             spooled: config.spool.is_some(),
             ..WriterStatus::default()
         };
@@ -88,7 +92,7 @@ impl WriterActor {
     }
 
     fn send_batch(&mut self, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.clone() else {
+        let (Some(client), Some(target)) = (self.client.clone(), self.target.clone()) else {
             return;
         };
         let batch = self.buffer.take_batch(self.batch_limit);
@@ -96,7 +100,6 @@ impl WriterActor {
             return;
         }
         self.in_flight = true;
-        let target = self.target.clone();
         let lines = batch.lines;
         let write = async move { target.write(&client, batch.body).await };
         let sent = Instant::now();
@@ -153,7 +156,12 @@ impl WriterActor {
                 self.status.rejected_lines += 1;
                 self.note_error("InfluxDB refused a single line as too large (413)".into());
             }
-            WriteOutcome::DatabaseMissing(message) if self.target.creates_database() => {
+            WriteOutcome::DatabaseMissing(message)
+                if self
+                    .target
+                    .as_ref()
+                    .is_some_and(WriteTarget::creates_database) =>
+            {
                 self.buffer.batch_failed(now);
                 self.create_database(message, ctx);
             }
@@ -215,11 +223,10 @@ impl WriterActor {
     }
 
     fn create_database(&mut self, reason: String, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.clone() else {
+        let (Some(client), Some(target)) = (self.client.clone(), self.target.clone()) else {
             return;
         };
         self.in_flight = true;
-        let target = self.target.clone();
         let create = async move { target.create_database(&client).await };
         ctx.spawn(create.into_actor(self).map(move |created, actor, ctx| {
             actor.in_flight = false;
@@ -309,6 +316,9 @@ impl Handler<WriteLines> for WriterActor {
     type Result = ();
 
     fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
+        if self.target.is_none() {
+            return;
+        }
         guarded(self, ctx, |actor, ctx| {
             actor.buffer.push(lines, Instant::now());
             actor.status.dropped_lines = actor.buffer.dropped();

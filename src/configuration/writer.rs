@@ -12,7 +12,8 @@ use super::values::{PositiveSecs, positive_count, whole_number_in};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub influx_url: Url,
+    /// None (`influx_url = ""`): no InfluxDB, Prometheus only.
+    pub influx_url: Option<Url>,
     pub influx_db: String,
     pub influx_api: InfluxApi,
     pub influx_token: Option<SecretString>,
@@ -114,7 +115,10 @@ impl InfluxApi {
     }
 }
 
-fn influx_url(text: &str) -> Result<Url, ConfigError> {
+fn influx_url(text: &str) -> Result<Option<Url>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
     let url = Url::parse(text).map_err(|e| invalid("influx_url", format!("`{text}`: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(
@@ -122,7 +126,7 @@ fn influx_url(text: &str) -> Result<Url, ConfigError> {
             format!("`{text}` is not an http(s) URL"),
         ));
     }
-    Ok(url)
+    Ok(Some(url))
 }
 
 fn influx_db(name: &str) -> Result<String, ConfigError> {

@@ -17,6 +17,7 @@ mod line_protocol;
 mod metrics;
 mod metrics_health;
 mod multi_host;
+mod no_influx;
 mod openapi;
 mod real_guest;
 mod reliability;
