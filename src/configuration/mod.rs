@@ -5,6 +5,7 @@
 mod collection;
 mod error;
 mod hosts;
+mod http;
 mod values;
 mod writer;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 pub use collection::{CollectionConfig, Keepalive};
 pub use error::ConfigError;
 pub use hosts::{HostConfig, HostEntry, Shard};
+pub use http::{AllowedHosts, HttpConfig};
 pub use writer::{InfluxApi, SpoolConfig, WriterConfig};
 
 use error::invalid;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub http_max_connections: i64,
 }
 
 /// Validated settings, in the units the service uses.
@@ -91,6 +95,8 @@ pub struct AppConfig {
     pub query_limit_max: usize,
     /// What is collected besides the seed's fields, and from which domains.
     pub collection: CollectionConfig,
+    /// The REST API's Host names and connection bound.
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +137,7 @@ pub fn load_with_env(
                 .with_list_parse_key("stats_groups")
                 .with_list_parse_key("domain_include")
                 .with_list_parse_key("domain_exclude")
+                .with_list_parse_key("allowed_hosts")
                 .source(Some(env)),
         )
         .build()?
@@ -150,6 +157,7 @@ impl Settings {
         let shard = Shard::from_settings(&self)?;
         refuse_empty_admin_token(self.admin_token.as_ref())?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
+        let http = HttpConfig::from_settings(&self)?;
         Ok(AppConfig {
             poll_interval: poll_interval.into(),
             libvirt_timeout: libvirt_timeout.into(),
@@ -167,6 +175,7 @@ impl Settings {
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             admin_token: self.admin_token,
             collection,
+            http,
         })
     }
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     NotReady(String),
     #[error("{0}")]
     Influx(#[from] QueryError),
+    /// A Host name not configured: what a DNS-rebinding page would send.
+    #[error("this service does not answer for Host `{0}`: add the name to allowed_hosts")]
+    HostNotAllowed(String),
 }
 
 /// The shape of every error body, for the OpenAPI document.
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::Influx(QueryError::Timeout(_)) => "influx_timeout",
             ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
         }
     }
 }
@@ -106,6 +110,7 @@ impl ResponseError for ApiError {
             ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
                 StatusCode::BAD_GATEWAY
             }
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
