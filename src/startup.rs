@@ -157,7 +157,7 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
         App::new()
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<routes::PathOnlySpan>::new())
             .app_data(shared.pipeline)
             .app_data(shared.query_target)
             .app_data(shared.query_limit)
