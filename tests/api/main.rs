@@ -18,6 +18,7 @@ mod multi_host;
 mod openapi;
 mod real_guest;
 mod reliability;
+mod secrets;
 mod status;
 mod support;
 mod test_driver;
