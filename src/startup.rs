@@ -169,7 +169,7 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
             .wrap(from_fn(metrics::count_requests))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<routes::PathOnlySpan>::new())
             .app_data(shared.http_metrics)
             .app_data(shared.pipeline)
             .app_data(shared.query_target)

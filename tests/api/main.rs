@@ -19,6 +19,7 @@ mod multi_host;
 mod openapi;
 mod real_guest;
 mod reliability;
+mod secrets;
 mod spool_faults;
 mod status;
 mod support;
