@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing vmtelemetry needs on Debian 12, as root:
-# libvirt (daemon, QEMU driver, virsh, headers), QEMU/KVM, InfluxDB 1.x and Chromium (for the
-# dashboard's browser test); then the Python venv in which the tests' InfluxDB 3 stand-in runs
+# libvirt (daemon, QEMU driver, virsh, headers), QEMU/KVM, InfluxDB 1.x, Chromium (for the
+# dashboard's browser test), Prometheus and prometheus-libvirt-exporter (for /metrics); then the Python venv in which the tests' InfluxDB 3 stand-in runs
 # SQL with Apache DataFusion (tests/api/support/requirements.txt).
 # Idempotent: when everything is installed already it touches neither apt nor PyPI.
 # Environment: VMT_TEST_STATE (/var/tmp/vmtelemetry-test) holds the venv, in venv/.
@@ -22,6 +22,9 @@ PKGS=(
     cpio
     # proves the libvirt bulk-stats wrapper frees what it gets (tests/api/bulk_stats.rs)
     valgrind
+    # `/metrics` is checked by promtool (in `prometheus`), scraped by a real Prometheus and
+    # compared with Debian's prometheus-libvirt-exporter (tests/api/metrics.rs)
+    prometheus prometheus-libvirt-exporter
     # `kill` (the tests stop and resume QEMU, libvirtd and the service) and `ip` (removes a
     # test guest's tap): not in a minimal Debian 12
     procps iproute2

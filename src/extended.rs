@@ -45,6 +45,9 @@ pub struct DomainStatsSample {
     /// `vcpu.current`, when the vcpu group is on.
     pub vcpus: Option<u64>,
     pub rows: Vec<StatsRow>,
+    /// Each row's derived (float) fields, in the rows' order (see `derive`): set when the VM
+    /// table records the sample after the one before, and read by the encoder and `/metrics`.
+    pub derived: Vec<Vec<(&'static str, f64)>>,
 }
 
 /// Every (filtered) domain of one host from one stats cycle.
@@ -136,45 +139,33 @@ impl DomainStatsSample {
     pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64) -> Option<Self> {
         let uuid = stats.uuid?;
         let mut rows = Vec::new();
-        let counters =
-            |fields: &[(&str, &'static str)], prefix: &str| -> Vec<(&'static str, u64)> {
-                fields
-                    .iter()
-                    .filter_map(|(param, field)| {
-                        stats
-                            .get_u64(&format!("{prefix}{param}"))
-                            .map(|value| (*field, value))
-                    })
-                    .collect()
-            };
-        let cpu = counters(&CPU_FIELDS, "");
-        if !cpu.is_empty() {
-            rows.push(StatsRow {
-                measurement: VM_CPU,
-                key: None,
-                counters: cpu,
-            });
-        }
+        // The row of `fields` read under `prefix`: none when libvirt gave none of them.
+        let row = |measurement: &'static str,
+                   key: Option<(&'static str, &str)>,
+                   fields: &[(&str, &'static str)],
+                   prefix: &str| {
+            let counters: Vec<(&'static str, u64)> = fields
+                .iter()
+                .filter_map(|(param, field)| {
+                    stats
+                        .get_u64(&format!("{prefix}{param}"))
+                        .map(|value| (*field, value))
+                })
+                .collect();
+            (!counters.is_empty()).then(|| StatsRow {
+                measurement,
+                key: key.map(|(tag, value)| (tag, value.to_owned())),
+                counters,
+            })
+        };
+        rows.extend(row(VM_CPU, None, &CPU_FIELDS, ""));
         let vcpus = stats.get_u64("vcpu.current");
         let vcpu_slots = stats.get_u64("vcpu.maximum").unwrap_or(0).min(4096);
         for n in 0..vcpu_slots {
-            let fields = counters(&VCPU_FIELDS, &format!("vcpu.{n}."));
-            if !fields.is_empty() {
-                rows.push(StatsRow {
-                    measurement: VM_CPU,
-                    key: Some(("vcpu", n.to_string())),
-                    counters: fields,
-                });
-            }
+            let (slot, prefix) = (n.to_string(), format!("vcpu.{n}."));
+            rows.extend(row(VM_CPU, Some(("vcpu", &slot)), &VCPU_FIELDS, &prefix));
         }
-        let balloon = counters(&BALLOON_FIELDS, "");
-        if !balloon.is_empty() {
-            rows.push(StatsRow {
-                measurement: VM_MEMORY,
-                key: None,
-                counters: balloon,
-            });
-        }
+        rows.extend(row(VM_MEMORY, None, &BALLOON_FIELDS, ""));
         for (group, measurement, tag, fields) in [
             ("block", VM_DISK, "device", &BLOCK_FIELDS[..]),
             ("net", VM_NET, "interface", &NET_FIELDS[..]),
@@ -192,14 +183,8 @@ impl DomainStatsSample {
                 if name.is_empty() || !seen.insert(name.to_owned()) {
                     continue;
                 }
-                let fields = counters(fields, &format!("{group}.{n}."));
-                if !fields.is_empty() {
-                    rows.push(StatsRow {
-                        measurement,
-                        key: Some((tag, name.to_owned())),
-                        counters: fields,
-                    });
-                }
+                let prefix = format!("{group}.{n}.");
+                rows.extend(row(measurement, Some((tag, name)), fields, &prefix));
             }
         }
         Some(DomainStatsSample {
@@ -208,6 +193,7 @@ impl DomainStatsSample {
             timestamp_ns,
             vcpus,
             rows,
+            derived: Vec::new(),
         })
     }
 

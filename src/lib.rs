@@ -6,6 +6,7 @@ pub mod domain_filter;
 pub mod extended;
 pub mod influx;
 pub mod libvirt;
+pub mod metrics;
 pub mod routes;
 pub mod sample;
 pub mod startup;

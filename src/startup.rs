@@ -22,9 +22,10 @@ use crate::influx::TargetError;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
 use crate::influx::queue::WriteQueue;
-use crate::influx::spool::{Spool, SpoolError};
+use crate::influx::spool::{Limits, Spool, SpoolError, SpoolSettings};
 use crate::influx::tls::{HttpClients, TlsError};
 use crate::influx::write::WriteTarget;
+use crate::metrics::{self, HttpMetrics};
 use crate::routes;
 
 pub struct Application {
@@ -59,6 +60,8 @@ struct Shared {
     admin_token: web::Data<routes::AdminToken>,
     allowed_hosts: web::Data<AllowedHosts>,
     clients: HttpClients,
+    http_metrics: web::Data<HttpMetrics>,
+    metrics_enabled: bool,
 }
 
 impl Application {
@@ -86,9 +89,15 @@ impl Application {
         let buffer: Box<dyn LineBuffer + Send> = match &config.writer.spool {
             Some(spool) => Box::new(Spool::open(
                 &spool.dir,
-                spool.max_bytes,
-                config.writer.batch_max_lines,
-                config.writer.batch_max_age,
+                SpoolSettings {
+                    limits: Limits {
+                        max_bytes: spool.max_bytes,
+                        min_free: spool.min_free_bytes,
+                    },
+                    chunk_lines: config.writer.batch_max_lines,
+                    max_queue: config.writer.max_queue,
+                    batch_max_age: config.writer.batch_max_age,
+                },
             )?),
             None => Box::new(WriteQueue::new(
                 config.writer.max_queue,
@@ -104,6 +113,8 @@ impl Application {
             admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
             allowed_hosts: web::Data::new(routes::served_names(&config.http.allowed_hosts)),
             clients,
+            http_metrics: web::Data::new(HttpMetrics::default()),
+            metrics_enabled: config.metrics_enabled,
         };
         let server = run(listener, shared, &config.http).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
@@ -175,11 +186,13 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
     let server = HttpServer::new(move || {
         let shared = shared.clone();
         App::new()
-            // Inside the two below: a refused Host (421) is logged and carries its request id.
+            // Innermost: a refused Host (421) is logged, counted and carries its request id.
             .wrap(from_fn(routes::host_check))
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(from_fn(metrics::count_requests))
+            .wrap(TracingLogger::<routes::PathOnlySpan>::new())
+            .app_data(shared.http_metrics)
             .app_data(shared.pipeline)
             .app_data(shared.query_target)
             .app_data(shared.query_limit)
@@ -200,6 +213,11 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
             .service(readable("/api/telemetry/history", routes::history))
             .service(readable("/api/admin/actors", routes::list_actors))
+            .configure(|app| {
+                if shared.metrics_enabled {
+                    app.service(readable("/metrics", routes::metrics));
+                }
+            })
             .service(
                 web::resource("/api/admin/actors/{name}/restart")
                     .route(web::post().to(routes::restart_actor))

@@ -510,6 +510,7 @@
       const body = await api("/api/telemetry/status");
       syncRows($("#hosts-table tbody"), body.hosts, (host) => host.uri, newHostRow, fillHostRow);
       fillWriter(writer, body.writer);
+      fillSpool($("#spool-status"), body.writer.spool);
     } catch (error) {
       setStatus(writer, "error", `Status unavailable: ${error.message}. Retrying…`);
     }
@@ -597,6 +598,36 @@
       const written = `${integer.format(writer.total_metrics_written)} lines written${last}`;
       const lost = writer.dropped_lines > 0 || writer.rejected_lines > 0;
       setStatus(element, lost ? "losing" : "ok", `InfluxDB: ${written} · ${details}`);
+    }
+  }
+
+  const size = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+  function mebibytes(bytes) {
+    return `${size.format(bytes / 1048576)} MiB`;
+  }
+
+  // The durable spool: its lines and disk, the oldest dropped for room, a failing file and what
+  // memory holds meanwhile, damaged files set aside.
+  function fillSpool(element, spool) {
+    element.hidden = !spool;
+    if (!spool) return;
+    const parts = [
+      `${integer.format(spool.lines)} lines (${mebibytes(spool.line_bytes)} of ${mebibytes(spool.allowed_bytes)} allowed)`,
+      `file ${mebibytes(spool.file_bytes)} on disk, ${mebibytes(spool.free_bytes)} free`,
+    ];
+    if (spool.evicted_lines > 0) parts.push(`${integer.format(spool.evicted_lines)} oldest dropped for room`);
+    if (spool.errors > 0) parts.push(`${integer.format(spool.errors)} errors, reopened ${integer.format(spool.reopens)} times`);
+    if (spool.damaged_files > 0) {
+      parts.push(`${integer.format(spool.damaged_files)} damaged files set aside (${integer.format(spool.salvaged_lines)} lines read back)`);
+    }
+    if (spool.empty_files > 0) parts.push(`${integer.format(spool.empty_files)} found empty`);
+    const details = parts.join(" · ");
+    if (spool.state === "failing") {
+      const held = `${integer.format(spool.lines_in_memory)} lines held in memory`;
+      setStatus(element, "failing", `Spool failing: ${spool.last_error || "no error recorded"} · ${held} · ${details}`);
+    } else {
+      setStatus(element, spool.state, `Spool${spool.state === "full" ? " full" : ""}: ${details}`);
     }
   }
 

@@ -2,15 +2,21 @@
 //! samples, and what the next features and rates derive from), encodes what changed
 //! (`influx::encode`), and hands the batch to the writer. Answers the live VM queries of the API.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, WriteLines};
+use super::messages::{
+    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, SnapshotVms, WriteLines,
+};
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
-use crate::influx::encode::{Encoded, encode_changes};
+use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
 use crate::sample::HostSample;
+use crate::telemetry::LogThrottle;
 use crate::vms::VmTable;
 
 pub struct FeatureActor {
@@ -20,7 +26,11 @@ pub struct FeatureActor {
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
+    /// A summary of the unencodable lines, every ten minutes at most (each VM's are logged once).
+    unencodable_summary: LogThrottle,
 }
+
+const UNENCODABLE_SUMMARY_PERIOD: Duration = Duration::from_secs(600);
 
 impl FeatureActor {
     /// `recent_samples`: how many samples per VM the API can show without InfluxDB.
@@ -31,18 +41,50 @@ impl FeatureActor {
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
+            unencodable_summary: LogThrottle::new(UNENCODABLE_SUMMARY_PERIOD),
         }
     }
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
     fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
+        let uri = Arc::clone(&sample.uri);
         let changes = self.vms.record(sample, stats);
-        let Encoded { lines, unencodable } = encode_changes(changes, &mut self.tags);
+        let Encoded {
+            lines,
+            unencodable,
+            skipped,
+        } = encode_changes(changes, &mut self.tags);
         self.status.lines_produced += lines.len() as u64;
         self.status.unencodable_lines += unencodable;
         self.status.vms_tracked = self.vms.len();
         if !lines.is_empty() {
             self.writer.do_send(WriteLines(lines));
+        }
+        if unencodable > 0 {
+            self.log_unencodable(&uri, skipped, unencodable);
+        }
+    }
+
+    /// Each VM's first unencodable lines, then a summary every ten minutes at most: a VM whose
+    /// name line protocol cannot carry fails every cycle, and would otherwise log every cycle.
+    fn log_unencodable(&mut self, uri: &str, skipped: Vec<Skipped>, lines: u64) {
+        for Skipped { vm, error, lines } in skipped {
+            if self.vms.first_unencodable(uri, vm.as_ref()) {
+                tracing::error!(
+                    %error,
+                    lines,
+                    "lines not written: this VM's cannot be encoded (logged once per VM; every \
+                     cycle's are counted in features.unencodable_lines)"
+                );
+            }
+        }
+        if let Some(lines) = self.unencodable_summary.count(lines, Instant::now()) {
+            tracing::warn!(
+                lines,
+                total = self.status.unencodable_lines,
+                "unencodable lines not written since the last summary (at most one summary \
+                 every ten minutes)"
+            );
         }
     }
 }
@@ -103,6 +145,14 @@ impl Handler<ListVms> for FeatureActor {
 
     fn handle(&mut self, ListVms(filter): ListVms, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.vms.list(&filter))
+    }
+}
+
+impl Handler<SnapshotVms> for FeatureActor {
+    type Result = MessageResult<SnapshotVms>;
+
+    fn handle(&mut self, _: SnapshotVms, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.vms.snapshot())
     }
 }
 
@@ -293,6 +343,7 @@ mod tests {
             uri: uri.into(),
             host: "h".into(),
             domains: vec![DomainStatsSample {
+                derived: Vec::new(),
                 uuid: Uuid::from_u128(n),
                 name: format!("vm-{n}"),
                 timestamp_ns: t_sec * 1_000_000_000,
@@ -365,25 +416,17 @@ mod tests {
         let sink = Sink::default().start();
         let features = FeatureActor::new(sink.clone().recipient(), 10).start();
         let cycle = |uri: &str, seed: Vec<DomainSample>, stats| with_stats(uri, seed, Some(stats));
-        // Its seed fields unread: no VMID to tag with, so no line, but a baseline.
-        features
-            .send(cycle("a", vec![], disk_stats("a", 1, 0, 100)))
-            .await
-            .unwrap();
-        features
-            .send(cycle("a", vec![vm(1, 2, 1)], disk_stats("a", 1, 2, 300)))
-            .await
-            .unwrap();
-        // A reset: no rate for that pair, the counter still written.
-        features
-            .send(cycle("a", vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 50)))
-            .await
-            .unwrap();
-        // Another host's VM of the same UUID has no baseline of its own.
-        features
-            .send(cycle("b", vec![vm(1, 6, 1)], disk_stats("b", 1, 6, 900)))
-            .await
-            .unwrap();
+        for message in [
+            // Its seed fields unread: no VMID to tag with, so no line, but a baseline.
+            cycle("a", vec![], disk_stats("a", 1, 0, 100)),
+            cycle("a", vec![vm(1, 2, 1)], disk_stats("a", 1, 2, 300)),
+            // A reset: no rate for that pair, the counter still written.
+            cycle("a", vec![vm(1, 4, 1)], disk_stats("a", 1, 4, 50)),
+            // Another host's VM of the same UUID has no baseline of its own.
+            cycle("b", vec![vm(1, 6, 1)], disk_stats("b", 1, 6, 900)),
+        ] {
+            features.send(message).await.unwrap();
+        }
         let batches = sink.send(Take).await.unwrap();
         // One batch a cycle with lines: the seed's and the extended ones together.
         assert_eq!(batches.len(), 3);

@@ -5,7 +5,7 @@ use actix::Message;
 use crate::extended::StatsSample;
 use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
-use crate::vms::{VmFilter, VmLookup, VmView};
+use crate::vms::{VmFilter, VmLookup, VmSnapshot, VmView};
 
 use super::status::{
     ActorInfo, FeatureStatus, HostStatus, TelemetryStatus, UnknownActor, WriterStatus,
@@ -45,6 +45,11 @@ pub struct GetTelemetryStatus;
 #[derive(Message)]
 #[rtype(result = "Vec<VmView>")]
 pub struct ListVms(pub VmFilter);
+
+/// Every VM's latest values, for a scrape of `/metrics`.
+#[derive(Message)]
+#[rtype(result = "Vec<VmSnapshot>")]
+pub struct SnapshotVms;
 
 /// One VM by UUID, name or numeric VMID, optionally on one host.
 #[derive(Message)]

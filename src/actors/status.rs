@@ -90,6 +90,79 @@ pub struct WriterStatus {
     pub last_write_time: Option<DateTime<Utc>>,
     pub restarts: u64,
     pub panics: u64,
+    /// The durable spool's state; none when lines are held in memory only.
+    pub spool: Option<SpoolStatus>,
+}
+
+impl WriterStatus {
+    /// Why the writer cannot take lines as it should: InfluxDB failing, or the spool.
+    pub fn trouble(&self) -> Option<String> {
+        let influx = match &self.last_error {
+            Some(error) if self.consecutive_failures > 0 => Some(format!("failing ({error})")),
+            _ => None,
+        };
+        let spool = self
+            .spool
+            .as_ref()
+            .filter(|spool| spool.state == SpoolState::Failing)
+            .map(|spool| {
+                format!(
+                    "spool failing ({}), {} lines held in memory",
+                    spool.last_error.as_deref().unwrap_or("no error recorded"),
+                    spool.lines_in_memory
+                )
+            });
+        match (influx, spool) {
+            (Some(influx), Some(spool)) => Some(format!("{influx}; {spool}")),
+            (influx, spool) => influx.or(spool),
+        }
+    }
+}
+
+/// The durable spool: how full it is, on disk too, and how it fares.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct SpoolStatus {
+    pub state: SpoolState,
+    /// Lines in the spool's file not yet written (part of `queue_depth`).
+    pub lines: usize,
+    /// Their bytes, against `spool_max_bytes`.
+    pub line_bytes: u64,
+    /// The bytes of lines it may hold now: `spool_max_bytes`, or less when its filesystem is
+    /// short of room (`spool_min_free_bytes` kept free).
+    pub allowed_bytes: u64,
+    /// What the file occupies on disk (its blocks), as last measured.
+    pub file_bytes: u64,
+    /// What its filesystem has left, as last measured.
+    pub free_bytes: u64,
+    /// Lines held in memory while the file cannot take them (part of `queue_depth`): at most
+    /// `max_queue`, the oldest dropped first.
+    pub lines_in_memory: usize,
+    /// Lines InfluxDB has whose removal from the file has not succeeded yet: never sent again.
+    pub written_not_removed: usize,
+    /// Oldest lines dropped to make room (part of `dropped_lines`).
+    pub evicted_lines: u64,
+    /// Errors of the file or its disk; each closes it, to be opened again after a backoff.
+    pub errors: u64,
+    pub reopens: u64,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    /// Damaged files found at an open, each moved aside as `spool.redb.corrupt-<UTC time>`.
+    pub damaged_files: u64,
+    /// Lines read back from them and replayed.
+    pub salvaged_lines: u64,
+    /// Files found empty at an open: their lines, if any, are lost and their number unknown.
+    pub empty_files: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpoolState {
+    #[default]
+    Ok,
+    /// Its last commit dropped its oldest lines to make room.
+    Full,
+    /// Its file failed and is closed until it opens again: new lines wait in memory.
+    Failing,
 }
 
 /// The seed's statistics, plus the writer's queue and each host's connection.
@@ -135,15 +208,15 @@ impl TelemetryStatus {
         }
     }
 
-    /// Ready: a host of this instance is connected (or it was given none: an idle shard), and
-    /// the last write attempt did not fail.
+    /// Ready: a host of this instance is connected (or it was given none: an idle shard), the
+    /// last write attempt did not fail, and the spool is not failing.
     pub fn is_ready(&self) -> bool {
         let connected = self.hosts.is_empty()
             || self
                 .hosts
                 .iter()
                 .any(|host| host.connection == ConnectionState::Connected);
-        connected && self.writer.consecutive_failures == 0
+        connected && self.writer.trouble().is_none()
     }
 }
 
@@ -267,7 +340,7 @@ impl ActorStatus for WriterStatus {
     const KIND: ActorKind = ActorKind::Writer;
     counters!();
     fn failing(&self) -> bool {
-        self.consecutive_failures > 0
+        self.trouble().is_some()
     }
     fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
         (self.last_error.clone(), self.last_error_time)

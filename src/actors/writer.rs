@@ -91,15 +91,10 @@ impl WriterActor {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let batch = match self.buffer.take_batch(self.batch_limit) {
-            Ok(batch) if batch.lines > 0 => batch,
-            Ok(_) => return,
-            Err(error) => {
-                self.buffer.batch_failed(Instant::now());
-                self.note_error(format!("reading the spool: {error}"));
-                return;
-            }
-        };
+        let batch = self.buffer.take_batch(self.batch_limit);
+        if batch.lines == 0 {
+            return;
+        }
         self.in_flight = true;
         let target = self.target.clone();
         let lines = batch.lines;
@@ -173,17 +168,10 @@ impl WriterActor {
             } => self.retry_later(reason, retry_after, auth_failed),
         }
         self.status.dropped_lines = self.buffer.dropped();
+        // While stopping no push follows to make the spool's removals durable: made so here,
+        // so that the next start does not send written lines again.
         if self.draining {
-            self.persist();
-        }
-    }
-
-    /// While stopping no push follows to make the spool's removals durable: made so here, so
-    /// that the next start does not send written lines again.
-    fn persist(&mut self) {
-        if let Err(error) = self.buffer.persist() {
-            // Nothing is lost: the written lines would go out again, and InfluxDB overwrites.
-            tracing::error!(%error, "could not sync the spool");
+            self.buffer.persist();
         }
     }
 
@@ -258,7 +246,11 @@ impl Actor for WriterActor {
         // Check a few times per batch age, so no line waits much longer than `batch_max_sec`.
         let tick = (self.config.batch_max_age / 4).max(Duration::from_millis(5));
         ctx.run_interval(tick, |actor, ctx| {
-            guarded(actor, ctx, Self::flush_if_due);
+            guarded(actor, ctx, |actor, ctx| {
+                actor.buffer.maintain(Instant::now());
+                actor.status.dropped_lines = actor.buffer.dropped();
+                actor.flush_if_due(ctx);
+            });
         });
     }
 }
@@ -280,6 +272,7 @@ impl Crashable for WriterActor {
 
     fn fill_in(&self, status: &mut WriterStatus) {
         status.queue_depth = self.buffer.depth();
+        status.spool = self.buffer.spool_status();
     }
 }
 
@@ -300,10 +293,7 @@ impl Handler<WriteLines> for WriterActor {
 
     fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
         guarded(self, ctx, |actor, ctx| {
-            if let Err(error) = actor.buffer.push(lines, Instant::now()) {
-                tracing::error!(%error, "lines could not be kept");
-                actor.note_error(error.to_string());
-            }
+            actor.buffer.push(lines, Instant::now());
             actor.status.dropped_lines = actor.buffer.dropped();
             actor.flush_if_due(ctx);
         });
@@ -333,7 +323,7 @@ impl Handler<Drain> for WriterActor {
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
         self.draining = true;
         self.retry = None;
-        self.persist();
+        self.buffer.persist();
         self.flush_if_due(ctx);
     }
 }

@@ -1,9 +1,10 @@
 //! Where the writer keeps lines until InfluxDB has them: in memory (`queue`), or in the durable
-//! spool on disk (`spool`).
+//! spool on disk (`spool`, with memory while its file fails).
 
 use std::time::{Duration, Instant};
 
 use super::line_protocol::Lines;
+use crate::actors::status::SpoolStatus;
 
 /// One request's worth of lines, oldest first.
 pub struct Batch {
@@ -11,37 +12,31 @@ pub struct Batch {
     pub lines: usize,
 }
 
-/// Why a buffer could not keep lines or give them back: only the spool's database fails.
-#[derive(Debug, thiserror::Error)]
-pub enum BufferError {
-    /// A push's lines could not be kept: they were counted dropped.
-    #[error("the spool failed: {source}: {lines} lines lost")]
-    Lost { lines: usize, source: redb::Error },
-    #[error("the spool failed: {0}")]
-    Storage(#[from] redb::Error),
-    #[error("spool chunk {0} is missing")]
-    MissingChunk(u64),
-}
-
 pub trait LineBuffer {
-    /// Accepts lines; an error means they (or some) could not be kept, and were counted dropped.
-    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), BufferError>;
+    /// Accepts lines; when full, the oldest are dropped and counted.
+    fn push(&mut self, lines: Lines, now: Instant);
     /// No batch is in flight, and `batch_lines` lines wait or the oldest has waited long enough.
     fn batch_due(&self, now: Instant, batch_lines: usize) -> bool;
     /// Takes up to `limit` of the oldest lines as the batch in flight.
-    fn take_batch(&mut self, limit: usize) -> Result<Batch, BufferError>;
-    /// The batch in flight was stored, or refused for good: it leaves. Returns its size.
+    fn take_batch(&mut self, limit: usize) -> Batch;
+    /// The batch in flight was stored, or refused for good: it leaves, and is never sent again.
+    /// Returns its size.
     fn batch_done(&mut self) -> usize;
     /// The batch in flight was not written: it stays, in front of newer lines.
     fn batch_failed(&mut self, now: Instant);
     /// Lines held, in flight included.
     fn depth(&self) -> usize;
-    /// Lines dropped because the buffer was full (or could not keep them).
+    /// Lines dropped because the buffer was full.
     fn dropped(&self) -> u64;
     /// Makes every change so far durable, removals included (the spool leaves those to the next
     /// push): called while stopping, when no push may follow.
-    fn persist(&mut self) -> Result<(), BufferError> {
-        Ok(())
+    fn persist(&mut self) {}
+    /// Called every tick: the spool opens its file again when a failure closed it, and takes in
+    /// the lines memory held meanwhile.
+    fn maintain(&mut self, _now: Instant) {}
+    /// The spool's state, for the writer's status.
+    fn spool_status(&self) -> Option<SpoolStatus> {
+        None
     }
 }
 

@@ -459,35 +459,45 @@ mod tests {
         );
     }
 
+    /// Asserts that `parse` calls each of `bodies` a bad reply.
+    #[track_caller]
+    fn assert_bad_replies(
+        parse: fn(&[u8], &HistoryQuery) -> Result<Vec<Point>, QueryError>,
+        bodies: &[&[u8]],
+    ) {
+        let q = query(None, None);
+        for body in bodies {
+            assert!(
+                matches!(parse(body, &q), Err(QueryError::BadReply(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
     #[test]
     fn malformed_replies_are_errors_not_panics() {
+        assert_bad_replies(
+            influxql_points,
+            &[
+                b"not json",
+                b"{\"results\":[]}",
+                b"{\"results\":[{\"series\":[{\"columns\":[\"time\"],\"values\":[[1,2]]}]}]}",
+                b"{\"results\":[{\"series\":[{\"columns\":[\"time\"],\"values\":[[\"x\"]]}]}]}",
+                b"{\"results\":[{\"series\":[{\"values\":[]}]}]}",
+                b"{\"res",
+            ],
+        );
+        assert_bad_replies(
+            sql_points,
+            &[
+                b"[{\"time\":5}]",
+                b"[{\"time\":\"yesterday\"}]",
+                b"{}",
+                b"[1]",
+            ],
+        );
         let q = query(None, None);
-        for body in [
-            &b"not json"[..],
-            b"{\"results\":[]}",
-            b"{\"results\":[{\"series\":[{\"columns\":[\"time\"],\"values\":[[1,2]]}]}]}",
-            b"{\"results\":[{\"series\":[{\"columns\":[\"time\"],\"values\":[[\"x\"]]}]}]}",
-            b"{\"results\":[{\"series\":[{\"values\":[]}]}]}",
-            b"{\"res",
-        ] {
-            assert!(
-                matches!(influxql_points(body, &q), Err(QueryError::BadReply(_))),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        for body in [
-            &b"[{\"time\":5}]"[..],
-            b"[{\"time\":\"yesterday\"}]",
-            b"{}",
-            b"[1]",
-        ] {
-            assert!(
-                matches!(sql_points(body, &q), Err(QueryError::BadReply(_))),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
         let failed = br#"{"results":[{"statement_id":0,"error":"database not found: x"}]}"#;
         assert!(matches!(
             influxql_points(failed, &q),

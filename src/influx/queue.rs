@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::buffer::{Batch, BatchAge, BufferError, LineBuffer};
+use super::buffer::{Batch, BatchAge, LineBuffer};
 use super::line_protocol::Lines;
 
 /// One line, ending with `\n`.
@@ -32,6 +32,14 @@ impl WriteQueue {
         }
     }
 
+    /// Every waiting line, oldest first; the batch in flight stays.
+    pub fn take_waiting(&mut self) -> Lines {
+        let lines = self.waiting.iter().map(Vec::as_slice).collect();
+        self.waiting.clear();
+        self.age.clear();
+        lines
+    }
+
     fn drop_overflow(&mut self) {
         while self.depth() > self.max_lines {
             self.waiting.pop_front();
@@ -44,14 +52,13 @@ impl WriteQueue {
 }
 
 impl LineBuffer for WriteQueue {
-    fn push(&mut self, lines: Lines, now: Instant) -> Result<(), BufferError> {
+    fn push(&mut self, lines: Lines, now: Instant) {
         // Line by line, so the oldest can be dropped one at a time when full.
         for line in lines.iter() {
             self.waiting.push_back(line.to_vec());
             self.age.waiting_since(now);
         }
         self.drop_overflow();
-        Ok(())
     }
 
     fn batch_due(&self, now: Instant, batch_lines: usize) -> bool {
@@ -59,16 +66,16 @@ impl LineBuffer for WriteQueue {
     }
 
     /// What remains keeps its age, so a backlog goes out batch after batch.
-    fn take_batch(&mut self, limit: usize) -> Result<Batch, BufferError> {
+    fn take_batch(&mut self, limit: usize) -> Batch {
         let n = self.waiting.len().min(limit);
         self.in_flight = self.waiting.drain(..n).collect();
         if self.waiting.is_empty() {
             self.age.clear();
         }
-        Ok(Batch {
+        Batch {
             body: self.in_flight.concat(),
             lines: n,
-        })
+        }
     }
 
     fn batch_done(&mut self) -> usize {
@@ -125,12 +132,12 @@ pub(super) mod tests {
 
         let mut buffer = make();
         assert!(!buffer.batch_due(start + age * 10, 3), "empty is never due");
-        buffer.push(lines(0..2), start).unwrap();
+        buffer.push(lines(0..2), start);
         assert!(!buffer.batch_due(start, 3));
         assert!(buffer.batch_due(start + age, 3), "due by age");
-        buffer.push(lines(2..5), start).unwrap();
+        buffer.push(lines(2..5), start);
         assert!(buffer.batch_due(start, 3), "due by size");
-        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [0, 1, 2]);
+        assert_eq!(numbers(&buffer.take_batch(3)), [0, 1, 2]);
         assert!(
             !buffer.batch_due(start + age * 10, 1),
             "one batch in flight at a time"
@@ -140,28 +147,28 @@ pub(super) mod tests {
         assert_eq!(buffer.depth(), 2);
 
         // A failed batch goes back in front of newer lines, in order.
-        let batch = buffer.take_batch(10).unwrap();
+        let batch = buffer.take_batch(10);
         assert_eq!(numbers(&batch), [3, 4]);
-        buffer.push(lines(5..7), start).unwrap();
+        buffer.push(lines(5..7), start);
         buffer.batch_failed(start);
         assert_eq!(buffer.depth(), 4);
-        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [3, 4, 5]);
+        assert_eq!(numbers(&buffer.take_batch(3)), [3, 4, 5]);
         assert_eq!(buffer.batch_done(), 3);
-        assert_eq!(numbers(&buffer.take_batch(3).unwrap()), [6]);
+        assert_eq!(numbers(&buffer.take_batch(3)), [6]);
         assert_eq!(buffer.batch_done(), 1);
         assert_eq!(buffer.depth(), 0);
         assert!(!buffer.batch_due(start + age * 10, 1));
 
         // Batches smaller than what arrived together, e.g. after a 413.
         let mut buffer = make();
-        buffer.push(lines(0..10), start).unwrap();
-        assert_eq!(numbers(&buffer.take_batch(4).unwrap()), [0, 1, 2, 3]);
+        buffer.push(lines(0..10), start);
+        assert_eq!(numbers(&buffer.take_batch(4)), [0, 1, 2, 3]);
         buffer.batch_done();
-        assert_eq!(numbers(&buffer.take_batch(1).unwrap()), [4]);
+        assert_eq!(numbers(&buffer.take_batch(1)), [4]);
         buffer.batch_failed(start);
-        assert_eq!(numbers(&buffer.take_batch(2).unwrap()), [4, 5]);
+        assert_eq!(numbers(&buffer.take_batch(2)), [4, 5]);
         buffer.batch_done();
-        assert_eq!(numbers(&buffer.take_batch(100).unwrap()), [6, 7, 8, 9]);
+        assert_eq!(numbers(&buffer.take_batch(100)), [6, 7, 8, 9]);
         buffer.batch_done();
         assert_eq!(buffer.dropped(), 0);
     }
@@ -175,27 +182,27 @@ pub(super) mod tests {
     fn when_full_the_oldest_lines_are_dropped_and_counted() {
         let now = Instant::now();
         let mut queue = WriteQueue::new(5, Duration::from_secs(1));
-        queue.push(lines(0..8), now).unwrap();
+        queue.push(lines(0..8), now);
         assert_eq!(queue.dropped(), 3);
         assert_eq!(queue.depth(), 5);
-        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [3, 4]);
+        assert_eq!(numbers(&queue.take_batch(2)), [3, 4]);
         // The batch in flight counts against the bound but is never dropped from under the request.
-        queue.push(lines(8..11), now).unwrap();
+        queue.push(lines(8..11), now);
         assert_eq!(queue.dropped(), 6);
         queue.batch_done();
-        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [8, 9]);
+        assert_eq!(numbers(&queue.take_batch(2)), [8, 9]);
     }
 
     #[test]
     fn a_failed_batch_that_no_longer_fits_loses_its_oldest_lines() {
         let now = Instant::now();
         let mut queue = WriteQueue::new(4, Duration::from_secs(1));
-        queue.push(lines(0..2), now).unwrap();
-        queue.take_batch(2).unwrap();
-        queue.push(lines(2..4), now).unwrap();
+        queue.push(lines(0..2), now);
+        queue.take_batch(2);
+        queue.push(lines(2..4), now);
         queue.batch_failed(now);
-        queue.push(lines(4..5), now).unwrap();
+        queue.push(lines(4..5), now);
         assert_eq!(queue.dropped(), 1);
-        assert_eq!(numbers(&queue.take_batch(2).unwrap()), [1, 2]);
+        assert_eq!(numbers(&queue.take_batch(2)), [1, 2]);
     }
 }

@@ -12,7 +12,7 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// At least one libvirt host is connected and the writer is not failing.
+/// At least one libvirt host is connected, the writer is not failing, nor is its spool.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -31,10 +31,7 @@ pub async fn ready(pipeline: web::Data<Pipeline>) -> Result<HttpResponse, ApiErr
         .iter()
         .filter(|h| h.connection == ConnectionState::Connected)
         .count();
-    let writer = match &status.writer.last_error {
-        Some(error) if status.writer.consecutive_failures > 0 => format!("failing ({error})"),
-        _ => "ok".to_owned(),
-    };
+    let writer = status.writer.trouble().unwrap_or_else(|| "ok".to_owned());
     Err(ApiError::NotReady(format!(
         "{connected} of {} hosts connected; writer {writer}",
         status.hosts.len()

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::vms::list_vms,
         super::stats::vm_stats,
         super::history::history,
+        super::metrics::metrics,
         super::admin::list_actors,
         super::admin::restart_actor,
     ),

@@ -32,12 +32,10 @@ pub struct VmChange<'a> {
 
 /// One VM's extended sample, and what its lines are tagged and derived with.
 pub struct StatsChange<'a> {
-    /// libvirt's id and the vCPU count, from the VM's seed sample of this cycle.
+    /// libvirt's id, from the VM's seed sample of this cycle.
     pub id: Option<u32>,
-    pub cpu_count: u32,
+    /// With its rates, derived from the VM's extended sample before.
     pub current: &'a DomainStatsSample,
-    /// The VM's extended sample before, that rates derive from.
-    pub previous: Option<DomainStatsSample>,
 }
 
 /// The VMs of the cycle, each looked up in the table as it comes.
@@ -53,7 +51,7 @@ pub struct StatsChanges<'a> {
     /// The rows of every extended sample of the cycle.
     pub rows: usize,
     table: Table<'a>,
-    changed: vec::IntoIter<(Uuid, Option<DomainStatsSample>)>,
+    changed: vec::IntoIter<Uuid>,
 }
 
 #[derive(Clone, Copy)]
@@ -118,14 +116,12 @@ impl<'a> Iterator for StatsChanges<'a> {
 
     fn next(&mut self) -> Option<StatsChange<'a>> {
         let table = self.table;
-        self.changed.find_map(|(uuid, previous)| {
+        self.changed.find_map(|uuid| {
             let record = table.find(&uuid)?;
             let latest = record.latest.as_ref()?;
             Some(StatsChange {
                 id: latest.id,
-                cpu_count: latest.cpu_count,
                 current: record.stats.as_deref()?,
-                previous,
             })
         })
     }

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use uuid::Uuid;
 
 use super::recent::RecentSamples;
-use crate::extended::{DomainStatsSample, StatsSample};
+use crate::extended::{self, DomainStatsSample, StatsSample};
 use crate::sample::{DomainSample, MemoryFeatures};
 
 pub(super) struct HostVms {
@@ -24,6 +24,8 @@ pub(super) struct HostVms {
     cycle: u8,
     /// The feature actor restarted: the next cycle derives no features.
     forgotten: bool,
+    /// Whether the host's own line (`host_metrics`) was logged as unencodable.
+    unencodable_logged: bool,
 }
 
 /// One VM's history.
@@ -43,7 +45,7 @@ pub(super) struct RecordedStats {
     pub host: Arc<str>,
     /// The rows of every extended sample of the cycle.
     pub rows: usize,
-    pub changed: Vec<(Uuid, Option<DomainStatsSample>)>,
+    pub changed: Vec<Uuid>,
 }
 
 impl HostVms {
@@ -54,6 +56,7 @@ impl HostVms {
             listed: 0,
             cycle: 0,
             forgotten: false,
+            unencodable_logged: false,
         }
     }
 
@@ -61,6 +64,22 @@ impl HostVms {
         self.vms
             .find(hasher.hash_one(uuid), |r| r.uuid() == *uuid)
             .map(|r| &**r)
+    }
+
+    /// True the first time the lines of VM `uuid` (None: the host's own) cannot be encoded, so
+    /// that they are logged once while they are counted every cycle.
+    pub fn first_unencodable(&mut self, hasher: &RandomState, uuid: Option<&Uuid>) -> bool {
+        let logged = match uuid {
+            Some(uuid) => match self
+                .vms
+                .find_mut(hasher.hash_one(uuid), |r| r.uuid() == *uuid)
+            {
+                Some(record) => &mut record.recent.unencodable_logged,
+                None => return true,
+            },
+            None => &mut self.unencodable_logged,
+        };
+        !mem::replace(logged, true)
     }
 
     /// Forgets every previous sample: the next cycle derives no features, the next extended
@@ -117,8 +136,8 @@ impl HostVms {
         None
     }
 
-    /// Makes each extended sample its VM's baseline. Returns the VMs with a seed sample (which
-    /// tags their lines) and the baseline each had. A VM without one gives no lines but keeps
+    /// Derives each extended sample's rates from its VM's baseline, then makes it the baseline.
+    /// Returns the VMs with a seed sample (which tags their lines). A VM without one gives no lines but keeps
     /// its sample for the next rates; a sample without rows has no rate to give, and is not kept.
     pub fn record_stats(&mut self, hasher: &RandomState, stats: StatsSample) -> RecordedStats {
         let StatsSample { host, domains, .. } = stats;
@@ -130,19 +149,21 @@ impl HostVms {
             match self.vms.find_mut(hash, |r| r.uuid() == uuid) {
                 Some(record) if domain.rows.is_empty() => record.stats = None,
                 Some(record) => {
-                    let previous = match &mut record.stats {
-                        Some(baseline) => Some(mem::replace(&mut **baseline, domain)),
-                        None => {
-                            record.stats = Some(Box::new(domain));
-                            None
-                        }
-                    };
+                    let mut domain = domain;
+                    let vcpus = record.latest.as_ref().map(|l| l.cpu_count);
+                    domain.derived = extended::derive(record.stats.as_deref(), &domain, vcpus);
+                    match &mut record.stats {
+                        Some(baseline) => **baseline = domain,
+                        None => record.stats = Some(Box::new(domain)),
+                    }
                     if record.latest.is_some() {
-                        changed.push((uuid, previous));
+                        changed.push(uuid);
                     }
                 }
                 None if domain.rows.is_empty() => {}
                 None => {
+                    let mut domain = domain;
+                    domain.derived = extended::derive(None, &domain, None);
                     let record = VmRecord {
                         latest: None,
                         recent: RecentSamples::default(),

@@ -6,6 +6,7 @@
 mod changes;
 mod host;
 mod recent;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::hash::RandomState;
@@ -21,6 +22,7 @@ use crate::sample::{DomainSample, HostSample, INACTIVE_VMID, MemoryFeatures, VmS
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 use host::HostVms;
 use recent::{RecentSamples, Recorded};
+pub use snapshot::VmSnapshot;
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
@@ -121,6 +123,15 @@ impl VmTable {
         let listed = vms.record_seed(hasher, domains, self.recent_capacity);
         let stats = stats.map(|stats| vms.record_stats(hasher, stats));
         Changes::new(vms, hasher, node, listed, stats)
+    }
+
+    /// True the first time the lines of VM `uuid` (None: the host's own) of host `uri` cannot be
+    /// encoded: each is logged once in the record's life, and counted every cycle.
+    pub fn first_unencodable(&mut self, uri: &str, uuid: Option<&Uuid>) -> bool {
+        match self.hosts.get_mut(uri) {
+            Some(host) => host.first_unencodable(&self.uuid_hasher, uuid),
+            None => true,
+        }
     }
 
     /// Forgets every previous sample: the next cycle derives no features, the next extended
@@ -432,6 +443,7 @@ mod tests {
         let domains = hexes
             .iter()
             .map(|hex| DomainStatsSample {
+                derived: Vec::new(),
                 uuid: uuid(hex),
                 name: format!("vm-{hex}"),
                 timestamp_ns: 0,

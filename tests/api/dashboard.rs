@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Influx, TestApp, TestDomain, TestNode, spawn_app, spawn_app_with_file, wait_for,
-};
+use crate::helpers::{TestApp, TestDomain, TestNode, collecting, spawn_app_with_file, wait_for};
 use crate::support::browser::{
-    PAGE_TIMEOUT, host_row, in_browser, js, open, wait_js, writer_status,
+    PAGE_TIMEOUT, admin_status, host_row, in_browser, js, open, wait_js, writer_status,
 };
 
-const ADMIN_TOKEN: &str = "dashboard-test-token";
+const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
 /// Would become markup, or break out of an attribute, if the page inserted it as HTML.
 const AWKWARD_NAME: &str = "vm \"<quoted>\" & ünï";
 /// The cell of the page's actor table with the `features` actor's restarts.
@@ -27,26 +25,17 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         TestDomain::new("old-3", 5, 3),
         TestDomain::new(AWKWARD_NAME, 1, 4),
     ];
-    let node = TestNode::new(&domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_ADMIN_TOKEN", ADMIN_TOKEN),
-    ])
-    .await;
+    let (app, influx, node) =
+        collecting(&domains, &[("VMTELEMETRY_ADMIN_TOKEN", ADMIN_TOKEN)]).await;
     // Features come from a VM's second sample on: then every chart has points.
-    wait_for(
-        "features of every domain in InfluxDB",
-        Duration::from_secs(20),
-        || async {
-            let per_vm = influx
-                .rows("SELECT COUNT(memory_rate_kb_per_sec) FROM vm_features GROUP BY uuid")
-                .await;
-            (per_vm.len() == domains.len()).then_some(())
-        },
-    )
-    .await;
+    influx
+        .rows_when(
+            "features of every domain in InfluxDB",
+            Duration::from_secs(20),
+            "SELECT COUNT(memory_rate_kb_per_sec) FROM vm_features GROUP BY uuid",
+            |per_vm| per_vm.len() == domains.len(),
+        )
+        .await;
     let restarts_before = actor(&app, "features").await["restarts"]
         .as_u64()
         .expect("restarts is a number");
@@ -109,16 +98,8 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         );
 
         // Nothing typed yet: the actor panel asks for the token.
-        let status = wait_js(
-            tab,
-            "the actor panel to ask for a token",
-            "document.querySelector('#admin-status').dataset.state === 'token-needed' && \
-             document.querySelector('#admin-status').textContent",
-        );
-        assert!(
-            status.as_str().unwrap().contains("token needed"),
-            "{status}"
-        );
+        let status = admin_status(tab, "token-needed");
+        assert!(status.contains("token needed"), "{status}");
 
         // The name filter goes to the API, which matches substrings.
         tab.find_element("#filter-name")
@@ -290,19 +271,8 @@ async fn without_influxdb_a_host_or_an_admin_token_the_dashboard_says_so() {
             ))
         );
 
-        let status = wait_js(
-            tab,
-            "the actor panel to say it is disabled",
-            "document.querySelector('#admin-status').dataset.state === 'disabled' && \
-             document.querySelector('#admin-status').textContent",
-        );
-        assert!(
-            status
-                .as_str()
-                .unwrap()
-                .contains("Admin endpoints disabled"),
-            "{status}"
-        );
+        let status = admin_status(tab, "disabled");
+        assert!(status.contains("Admin endpoints disabled"), "{status}");
         assert_eq!(
             js(tab, "document.querySelectorAll('button.restart').length"),
             json!(0)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{Influx, TestDomain, TestNode, collecting, spawn_collecting, wait_for};
 use crate::support::guest::Guest;
 
 const ALL_GROUPS: &str = "cpu_total,balloon,vcpu,interface,block";
@@ -58,15 +58,17 @@ async fn a_real_guests_disk_and_network_land_with_growing_counters_and_sane_rate
     let guest = Guest::start("disk,net");
     let influx = Influx::new_database().await;
     // Only this guest: other tests' guests may come and go meanwhile.
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "1"),
-        ("VMTELEMETRY_STATS_INTERVAL", "1"),
-        ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", &guest.name),
-    ])
+    let app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "1"),
+            ("VMTELEMETRY_STATS_INTERVAL", "1"),
+            ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
+            ("VMTELEMETRY_HOST_METRICS", "true"),
+            ("VMTELEMETRY_DOMAIN_INCLUDE", &guest.name),
+        ],
+    )
     .await;
     let name = guest.name.clone();
     let (disk, net) = wait_for(
@@ -173,15 +175,17 @@ async fn a_guest_power_cycled_between_cycles_gives_no_negative_rate() {
     let guest = Guest::start("disk,net");
     let name = guest.name.clone();
     let influx = Influx::new_database().await;
-    let _app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        // Longer than the power cycle takes, so that cycles likely see the guest on both sides.
-        ("VMTELEMETRY_POLL_INTERVAL", "2"),
-        ("VMTELEMETRY_STATS_INTERVAL", "2"),
-        ("VMTELEMETRY_STATS_GROUPS", "cpu_total,block,interface"),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", &name),
-    ])
+    let _app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[
+            // Longer than the power cycle takes, so that cycles likely see the guest on both sides.
+            ("VMTELEMETRY_POLL_INTERVAL", "2"),
+            ("VMTELEMETRY_STATS_INTERVAL", "2"),
+            ("VMTELEMETRY_STATS_GROUPS", "cpu_total,block,interface"),
+            ("VMTELEMETRY_DOMAIN_INCLUDE", &name),
+        ],
+    )
     .await;
     let written_before = wait_for("disk counters grow", Duration::from_secs(60), || async {
         let disk = rows_of(&influx, "vm_disk", &name).await;
@@ -242,17 +246,16 @@ async fn every_one_of_a_thousand_domains_is_reported_every_cycle() {
     let domains: Vec<TestDomain> = (0..N)
         .map(|i| TestDomain::new(&format!("vm-{i:04}"), if i % 10 == 0 { 5 } else { 1 }, i))
         .collect();
-    let node = TestNode::new(&domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "2"),
-        ("VMTELEMETRY_STATS_INTERVAL", "1"),
-        ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-        ("VMTELEMETRY_BATCH_MAX_LINES", "5000"),
-    ])
+    let (app, influx, _node) = collecting(
+        &domains,
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "2"),
+            ("VMTELEMETRY_STATS_INTERVAL", "1"),
+            ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
+            ("VMTELEMETRY_HOST_METRICS", "true"),
+            ("VMTELEMETRY_BATCH_MAX_LINES", "5000"),
+        ],
+    )
     .await;
     let cycles = wait_for("four complete cycles", Duration::from_secs(90), || {
         influx.complete_cycles(N as usize, 4)
@@ -282,20 +285,14 @@ async fn filters_change_which_domains_and_nothing_else() {
     let node = TestNode::new(&domains);
     let all = Influx::new_database().await;
     let some = Influx::new_database().await;
-    let _everything = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &all.db),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-    ])
-    .await;
-    let _filtered = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &some.db),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
+    let host_metrics = ("VMTELEMETRY_HOST_METRICS", "true");
+    let _everything = spawn_collecting(&node.uri, &all, &[host_metrics]).await;
+    let filters = [
+        host_metrics,
         ("VMTELEMETRY_DOMAIN_INCLUDE", "web-*"),
         ("VMTELEMETRY_DOMAIN_EXCLUDE", "*-test"),
-    ])
-    .await;
+    ];
+    let _filtered = spawn_collecting(&node.uri, &some, &filters).await;
     let names = |rows: &[BTreeMap<String, Value>]| -> BTreeSet<String> {
         rows.iter()
             .map(|r| r["name"].as_str().unwrap().to_owned())
@@ -354,20 +351,13 @@ async fn stats_groups_choose_the_extended_measurements_and_nothing_else() {
     let net_only = Influx::new_database().await;
     let none = Influx::new_database().await;
     let common = [
-        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
         ("VMTELEMETRY_POLL_INTERVAL", "1"),
         ("VMTELEMETRY_STATS_INTERVAL", "1"),
         ("VMTELEMETRY_DOMAIN_INCLUDE", guest.name.as_str()),
     ];
-    let mut env = common.to_vec();
-    env.extend([
-        ("VMTELEMETRY_INFLUX_DB", net_only.db.as_str()),
-        ("VMTELEMETRY_STATS_GROUPS", "interface"),
-    ]);
-    let _a = spawn_app(&env).await;
-    let mut env = common.to_vec();
-    env.extend([("VMTELEMETRY_INFLUX_DB", none.db.as_str())]);
-    let _b = spawn_app(&env).await;
+    let net = [&common[..], &[("VMTELEMETRY_STATS_GROUPS", "interface")]].concat();
+    let _a = spawn_collecting("qemu:///system", &net_only, &net).await;
+    let _b = spawn_collecting("qemu:///system", &none, &common).await;
     let name = guest.name.clone();
     wait_for("vm_net rows", Duration::from_secs(60), || async {
         let net = rows_of(&net_only, "vm_net", &name).await;

@@ -1,16 +1,14 @@
 //! Every API parameter, fuzzed: arbitrary strings (any unicode, control characters, quotes,
 //! huge numbers) answer 4xx or 2xx, never 5xx, and the service keeps serving.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{Influx, TestApp, TestDomain, TestNode, collecting};
 
 const CASES: usize = 300;
-const TOKEN: &str = "fuzz-token";
+const TOKEN: &str = "fuzz-token-3e7a19c5d0f28b64e1a7c93d";
 
 /// Strings an attacker or a confused script might send.
 fn awkward() -> impl Strategy<Value = String> {
@@ -64,21 +62,12 @@ fn segment(text: &str) -> String {
 }
 
 async fn fuzzed_app() -> (TestApp, Influx, TestNode) {
-    let node = TestNode::new(&[
+    let domains = [
         TestDomain::new("web", 1, 1),
         TestDomain::new("x' OR '1'='1", 3, 2),
-    ]);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_ADMIN_TOKEN", TOKEN),
-    ])
-    .await;
-    wait_for("data in InfluxDB", Duration::from_secs(15), || async {
-        (influx.rows("SELECT * FROM vm_features").await.len() >= 2).then_some(())
-    })
-    .await;
+    ];
+    let (app, influx, node) = collecting(&domains, &[("VMTELEMETRY_ADMIN_TOKEN", TOKEN)]).await;
+    influx.features_stored(2).await;
     (app, influx, node)
 }
 

@@ -1,11 +1,16 @@
-use crate::helpers::{Influx, spawn_app};
+use crate::helpers::{Influx, TestApp, assert_error, spawn_app, spawn_collecting};
 use serde_json::json;
 
 const UNREACHABLE_HOST: &str = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
 
+/// The service with its one host unreachable.
+async fn unconnected_app() -> TestApp {
+    spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await
+}
+
 #[actix_web::test]
 async fn health_answers_while_nothing_is_connected() {
-    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    let app = unconnected_app().await;
     let (code, body) = app.get("/health").await;
     assert_eq!(code, 200);
     assert_eq!(body, json!({"status": "ok"}));
@@ -13,17 +18,9 @@ async fn health_answers_while_nothing_is_connected() {
 
 #[actix_web::test]
 async fn not_ready_without_a_connected_host() {
-    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
-    let (code, body) = app.get("/ready").await;
-    assert_eq!(code, 503);
-    assert_eq!(body["error"]["code"], json!("not_ready"));
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("0 of 1 hosts connected"),
-        "{body}"
-    );
+    let app = unconnected_app().await;
+    let answer = app.get("/ready").await;
+    assert_error(&answer, 503, "not_ready", "0 of 1 hosts connected");
 }
 
 #[actix_web::test]
@@ -53,11 +50,7 @@ async fn not_ready_while_writes_fail() {
 #[actix_web::test]
 async fn ready_when_a_host_is_connected_and_writes_succeed() {
     let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", "test:///default"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
-    .await;
+    let app = spawn_collecting("test:///default", &influx, &[]).await;
     crate::helpers::wait_for("readiness", std::time::Duration::from_secs(10), || async {
         let status = app.status().await;
         let written = status["total_metrics_written"].as_u64()? > 0;
@@ -69,21 +62,14 @@ async fn ready_when_a_host_is_connected_and_writes_succeed() {
 
 #[actix_web::test]
 async fn unknown_paths_are_a_json_404() {
-    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
-    let (code, body) = app.get("/api/nothing-here").await;
-    assert_eq!(code, 404);
-    assert_eq!(body["error"]["code"], json!("not_found"));
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("/api/nothing-here")
-    );
+    let app = unconnected_app().await;
+    let answer = app.get("/api/nothing-here").await;
+    assert_error(&answer, 404, "not_found", "/api/nothing-here");
 }
 
 #[actix_web::test]
 async fn head_answers_as_get_without_a_body_and_other_methods_get_405() {
-    let app = spawn_app(&[("VMTELEMETRY_LIBVIRT_URI", UNREACHABLE_HOST)]).await;
+    let app = unconnected_app().await;
     for path in ["/", "/health", "/ready", "/api/telemetry/status"] {
         let url = format!("{}{path}", app.address);
         let get = app.client.get(&url).send().await.expect("GET answers");

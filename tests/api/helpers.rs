@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vmtelemetry::configuration::load_with_env;
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
@@ -45,6 +45,39 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
     spawn_app_with_file(None, env).await
 }
 
+/// Starts the application collecting `uri` into `influx`'s database, with `env` over that.
+pub async fn spawn_collecting(uri: &str, influx: &Influx, env: &[(&str, &str)]) -> TestApp {
+    let target = [
+        ("VMTELEMETRY_LIBVIRT_URI", uri),
+        ("VMTELEMETRY_INFLUX_URL", &influx.url),
+        ("VMTELEMETRY_INFLUX_DB", &influx.db),
+    ];
+    spawn_app(&[&target, env].concat()).await
+}
+
+/// A test-driver node of `domains` and a fresh database, with the application collecting the one
+/// into the other (`env` over the test settings). Keep the node: dropping it removes its file.
+pub async fn collecting(
+    domains: &[TestDomain],
+    env: &[(&str, &str)],
+) -> (TestApp, Influx, TestNode) {
+    let node = TestNode::new(domains);
+    let influx = Influx::new_database().await;
+    let app = spawn_collecting(&node.uri, &influx, env).await;
+    (app, influx, node)
+}
+
+/// Starts the application collecting `uri` and writing to the InfluxDB at `url` through `api`
+/// (`v1`, `v2` or `v3`), with `env` over that.
+pub async fn spawn_writing_to(uri: &str, url: &str, api: &str, env: &[(&str, &str)]) -> TestApp {
+    let target = [
+        ("VMTELEMETRY_LIBVIRT_URI", uri),
+        ("VMTELEMETRY_INFLUX_URL", url),
+        ("VMTELEMETRY_INFLUX_API", api),
+    ];
+    spawn_app(&[&target, env].concat()).await
+}
+
 /// As `spawn_app`, with a configuration file's text between the defaults and `env`.
 pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
@@ -71,6 +104,26 @@ pub async fn spawn_app_with_file(file: Option<&str>, env: &[(&str, &str)]) -> Te
         client: awc::Client::default(),
         _spool: spool,
     }
+}
+
+/// Serves `handler` for every request, on a free loopback port with one worker, for the rest of
+/// the test; its base URL. For the fake servers a test scripts.
+pub fn serve_every_request<F, Args>(handler: F) -> String
+where
+    F: actix_web::Handler<Args> + Send,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().default_service(actix_web::web::to(handler.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .expect("a free loopback port");
+    let url = format!("http://{}", server.addrs()[0]);
+    actix_rt::spawn(server.run());
+    url
 }
 
 /// A JSON answer of the service.
@@ -111,6 +164,35 @@ impl TestApp {
         assert_eq!(code, 200, "{status}");
         status
     }
+
+    /// The status once `ready` holds of it (`None`: a figure it needs is not there yet); fails
+    /// the test after `timeout` with `what`.
+    pub async fn status_when(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> Option<bool>,
+    ) -> Value {
+        wait_for(what, timeout, || async {
+            let status = self.status().await;
+            ready(&status)?.then_some(status)
+        })
+        .await
+    }
+}
+
+/// Asserts an error answer as the API promises it: the HTTP `status`, the stable `code`, and a
+/// message that names `named`.
+#[track_caller]
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, named: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["error"]["code"], json!(code), "{body}");
+    let message = body["error"]["message"].as_str();
+    assert!(
+        message.is_some_and(|m| m.contains(named)),
+        "the message should name {named:?}: {body}"
+    );
 }
 
 /// Polls `check` until it returns `Some`, or fails the test after `timeout` with `what`.
@@ -227,6 +309,32 @@ impl Influx {
             && counts["lo"] == n
             && counts["hi"] == n)
             .then_some(cycles)
+    }
+
+    /// The rows of the query `q` once `ready` holds of them; fails the test after `timeout` with
+    /// `what`.
+    pub async fn rows_when(
+        &self,
+        what: &str,
+        timeout: Duration,
+        q: &str,
+        ready: impl Fn(&[BTreeMap<String, Value>]) -> bool,
+    ) -> Vec<BTreeMap<String, Value>> {
+        wait_for(what, timeout, || async {
+            let rows = self.rows(q).await;
+            ready(&rows).then_some(rows)
+        })
+        .await
+    }
+
+    /// Waits until this database holds at least `min` `vm_features` points (a VM has them from
+    /// its second sample on).
+    pub async fn features_stored(&self, min: usize) {
+        let what = format!("{min} vm_features points in InfluxDB");
+        let q = "SELECT * FROM vm_features";
+        let timeout = Duration::from_secs(15);
+        self.rows_when(&what, timeout, q, |rows| rows.len() >= min)
+            .await;
     }
 
     /// How many points both measurements hold.

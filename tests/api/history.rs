@@ -3,34 +3,24 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::HttpResponse;
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{
+    Influx, TestApp, TestDomain, TestNode, collecting, serve_every_request, spawn_writing_to,
+};
 
 const INJECTION: &str = "x' OR '1'='1";
 
 /// A node with a VM named like an injection next to an ordinary one, collected into InfluxDB.
 async fn collected() -> (TestApp, Influx, TestNode) {
-    let node = TestNode::new(&[
+    let domains = [
         TestDomain::new(INJECTION, 1, 1),
         TestDomain::new("victim", 1, 2),
-    ]);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
-    .await;
-    wait_for(
-        "a few cycles in InfluxDB",
-        Duration::from_secs(15),
-        || async {
-            let rows = influx.rows("SELECT * FROM vm_features").await;
-            (rows.len() >= 6).then_some(())
-        },
-    )
-    .await;
+    ];
+    let (app, influx, node) = collecting(&domains, &[]).await;
+    // A few cycles.
+    influx.features_stored(6).await;
     (app, influx, node)
 }
 
@@ -41,21 +31,49 @@ fn path(params: &[(&str, &str)]) -> String {
     format!("/api/telemetry/history?{query}")
 }
 
-fn uuids_of(points: &Value) -> usize {
-    points.as_array().unwrap().len()
+/// The history that `params` ask for, asserting a 200.
+async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
+    let path = path(params);
+    let (code, body) = app.get(&path).await;
+    assert_eq!(code, 200, "{path}: {body}");
+    body
+}
+
+/// Asserts that the VM named `INJECTION` gets its own history, and that names no VM has, each
+/// shaped to match every row if spliced into InfluxQL or SQL, get none: such a name goes to
+/// InfluxDB as the `name` tag, bound as a parameter.
+async fn assert_own_history_only(app: &TestApp) {
+    let own = TestDomain::new(INJECTION, 1, 1);
+    let body = history(app, &[("vm", INJECTION)]).await;
+    assert_eq!(body["vm"], json!(own.uuid));
+    let points = body["points"].as_array().unwrap();
+    assert!(!points.is_empty(), "{body}");
+    for point in points {
+        assert_eq!(point["memory_used_kb"], json!(own.current_memory_kib));
+    }
+    for name in [
+        "nobody' OR '1'='1",
+        "nobody\" OR \"1\"=\"1",
+        "nobody' OR 1=1 --",
+        "x') OR 1=1 --",
+    ] {
+        let body = history(app, &[("vm", name)]).await;
+        assert_eq!(body["points"], json!([]), "{name}: {body}");
+    }
 }
 
 #[actix_web::test]
 async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
     let (app, influx, _node) = collected().await;
     let victim = TestDomain::new("victim", 1, 2);
-    let (code, by_name) = app
-        .get(&path(&[
+    let by_name = history(
+        &app,
+        &[
             ("vm", "victim"),
             ("fields", "memory_used_kb,cputime_ns,state"),
-        ]))
-        .await;
-    assert_eq!(code, 200, "{by_name}");
+        ],
+    )
+    .await;
     assert_eq!(by_name["vm"], json!(victim.uuid));
     assert_eq!(by_name["measurement"], json!("vm_metrics"));
     assert_eq!(
@@ -85,14 +103,10 @@ async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
             "only the fields asked for"
         );
     }
-    let (_, by_uuid) = app
-        .get(&path(&[("vm", &victim.uuid), ("limit", "2")]))
-        .await;
+    let by_uuid = history(&app, &[("vm", &victim.uuid), ("limit", "2")]).await;
     assert_eq!(by_uuid["points"].as_array().unwrap().len(), 2);
     assert_eq!(by_uuid["limit"], json!(2));
-    let (_, features) = app
-        .get(&path(&[("vm", "victim"), ("measurement", "vm_features")]))
-        .await;
+    let features = history(&app, &[("vm", "victim"), ("measurement", "vm_features")]).await;
     let first = &features["points"][0];
     // InfluxDB 1.x writes a whole float without its fraction: compare numbers.
     assert_eq!(first["memory_rate_kb_per_sec"].as_f64(), Some(0.0));
@@ -113,14 +127,15 @@ async fn every_averages_per_bucket_and_keeps_the_counters_last_value() {
         ))
         .await;
     let latest_cputime = stored[0]["max"].as_u64().unwrap();
-    let (code, body) = app
-        .get(&path(&[
+    let body = history(
+        &app,
+        &[
             ("vm", "victim"),
             ("fields", "memory_used_kb,cputime_ns"),
             ("every", "1h"),
-        ]))
-        .await;
-    assert_eq!(code, 200, "{body}");
+        ],
+    )
+    .await;
     assert_eq!(body["every"], json!(3600));
     let points = body["points"].as_array().unwrap();
     // The last hour falls in one or two hour buckets, whatever the number of samples.
@@ -139,24 +154,7 @@ async fn every_averages_per_bucket_and_keeps_the_counters_last_value() {
 #[actix_web::test]
 async fn a_vm_named_like_an_injection_gets_its_own_history_and_nothing_else() {
     let (app, influx, _node) = collected().await;
-    let own = TestDomain::new(INJECTION, 1, 1);
-    let (code, body) = app.get(&path(&[("vm", INJECTION)])).await;
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(body["vm"], json!(own.uuid));
-    for point in body["points"].as_array().unwrap() {
-        assert_eq!(point["memory_used_kb"], json!(own.current_memory_kib));
-    }
-    // A name no live VM has goes to InfluxDB as the `name` tag, bound as a parameter: a spliced
-    // query would match every row here.
-    for name in [
-        "nobody' OR '1'='1",
-        "nobody\" OR \"1\"=\"1",
-        "nobody' OR 1=1 --",
-    ] {
-        let (code, body) = app.get(&path(&[("vm", name)])).await;
-        assert_eq!(code, 200, "{body}");
-        assert_eq!(uuids_of(&body["points"]), 0, "{name}: {body}");
-    }
+    assert_own_history_only(&app).await;
     assert!(!influx.rows("SELECT * FROM vm_metrics").await.is_empty());
 }
 
@@ -199,39 +197,23 @@ async fn bad_parameters_are_400s_naming_them() {
 #[actix_web::test]
 async fn the_limit_is_capped() {
     let (app, _influx, _node) = collected().await;
-    let (_, body) = app
-        .get(&path(&[("vm", "victim"), ("limit", "99999999")]))
-        .await;
+    let body = history(&app, &[("vm", "victim"), ("limit", "99999999")]).await;
     assert_eq!(body["limit"], json!(10000));
 }
 
 /// An InfluxDB that answers every query with `body` after `delay`.
 async fn fake_influx(status: u16, body: &'static str, delay: Duration) -> String {
-    let server = HttpServer::new(move || {
-        App::new().default_service(web::to(move || async move {
-            actix_rt::time::sleep(delay).await;
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                .content_type("application/json")
-                .body(body)
-        }))
+    serve_every_request(move || async move {
+        actix_rt::time::sleep(delay).await;
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .content_type("application/json")
+            .body(body)
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let address = format!("http://{}", server.addrs()[0]);
-    actix_rt::spawn(server.run());
-    address
 }
 
 async fn history_via(influx_url: &str, extra: &[(&str, &str)]) -> (u16, Value) {
     let node = TestNode::new(&[TestDomain::new("vm", 1, 1)]);
-    let mut env = vec![
-        ("VMTELEMETRY_LIBVIRT_URI", node.uri.as_str()),
-        ("VMTELEMETRY_INFLUX_URL", influx_url),
-    ];
-    env.extend_from_slice(extra);
-    let app = spawn_app(&env).await;
+    let app = spawn_writing_to(&node.uri, influx_url, "v1", extra).await;
     app.get(&path(&[("vm", "vm")])).await
 }
 
@@ -284,6 +266,7 @@ async fn a_slow_influxdb_is_a_504_not_a_hang() {
 /// 3's engine) with the parameters bound by DataFusion, so the SQL is proven in its dialect.
 mod influxdb3 {
     use super::*;
+    use crate::helpers::wait_for;
     use crate::support::influxdb3_standin::InfluxDb3StandIn;
 
     async fn collected_v3() -> (TestApp, InfluxDb3StandIn, TestNode) {
@@ -292,13 +275,8 @@ mod influxdb3 {
             TestDomain::new(INJECTION, 1, 1),
             TestDomain::new("victim", 1, 2),
         ]);
-        let app = spawn_app(&[
-            ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-            ("VMTELEMETRY_INFLUX_URL", &standin.url),
-            ("VMTELEMETRY_INFLUX_API", "v3"),
-            ("INFLUX_TOKEN", "t0ken"),
-        ])
-        .await;
+        let token = [("INFLUX_TOKEN", "t0ken")];
+        let app = spawn_writing_to(&node.uri, &standin.url, "v3", &token).await;
         wait_for("a few cycles stored", Duration::from_secs(15), || async {
             (standin.rows("vmstats", "vm_features").len() >= 6).then_some(())
         })
@@ -310,13 +288,11 @@ mod influxdb3 {
     async fn history_runs_as_sql_with_bound_parameters() {
         let (app, standin, _node) = collected_v3().await;
         let victim = TestDomain::new("victim", 1, 2);
-        let (code, body) = app
-            .get(&path(&[
-                ("vm", "victim"),
-                ("fields", "memory_used_kb,state"),
-            ]))
-            .await;
-        assert_eq!(code, 200, "{body}");
+        let body = history(
+            &app,
+            &[("vm", "victim"), ("fields", "memory_used_kb,state")],
+        )
+        .await;
         let points = body["points"].as_array().unwrap();
         assert!(points.len() >= 3, "{body}");
         for point in points {
@@ -338,14 +314,15 @@ mod influxdb3 {
     #[actix_web::test]
     async fn every_downsamples_with_date_bin() {
         let (app, _standin, _node) = collected_v3().await;
-        let (code, body) = app
-            .get(&path(&[
+        let body = history(
+            &app,
+            &[
                 ("vm", "victim"),
                 ("measurement", "vm_features"),
                 ("every", "1h"),
-            ]))
-            .await;
-        assert_eq!(code, 200, "{body}");
+            ],
+        )
+        .await;
         let points = body["points"].as_array().unwrap();
         assert!((1..=2).contains(&points.len()), "{body}");
         assert_eq!(points[0]["memory_rate_kb_per_sec"].as_f64(), Some(0.0));
@@ -354,21 +331,6 @@ mod influxdb3 {
     #[actix_web::test]
     async fn an_injection_gets_its_own_history_and_nothing_else() {
         let (app, _standin, _node) = collected_v3().await;
-        let own = TestDomain::new(INJECTION, 1, 1);
-        let (_, body) = app.get(&path(&[("vm", INJECTION)])).await;
-        assert_eq!(body["vm"], json!(own.uuid));
-        assert!(!body["points"].as_array().unwrap().is_empty());
-        for point in body["points"].as_array().unwrap() {
-            assert_eq!(point["memory_used_kb"], json!(own.current_memory_kib));
-        }
-        for name in [
-            "nobody' OR '1'='1",
-            "nobody\" OR \"1\"=\"1",
-            "x') OR 1=1 --",
-        ] {
-            let (code, body) = app.get(&path(&[("vm", name)])).await;
-            assert_eq!(code, 200, "{body}");
-            assert_eq!(body["points"], json!([]), "{name}");
-        }
+        assert_own_history_only(&app).await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{TestApp, TestDomain, TestNode, spawn_writing_to, wait_for};
 use crate::support::influxdb3_standin::{FieldValue, InfluxDb3StandIn, Row};
 
 /// Every awkward name, backslashes included: InfluxDB 3 reads escapes as the builder writes them.
@@ -30,14 +30,11 @@ fn node() -> (TestNode, Vec<TestDomain>) {
 }
 
 async fn app_writing_to(standin: &InfluxDb3StandIn, api: &str, node: &TestNode) -> TestApp {
-    spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &standin.url),
-        ("VMTELEMETRY_INFLUX_API", api),
+    let env = [
         ("VMTELEMETRY_INFLUX_DB", "vmstats"),
         ("INFLUX_TOKEN", "t0ken-v3"),
-    ])
-    .await
+    ];
+    spawn_writing_to(&node.uri, &standin.url, api, &env).await
 }
 
 /// Waits until every domain has metrics and features in the stand-in.
@@ -141,14 +138,11 @@ async fn batches_are_cut_at_batch_max_lines() {
         .collect();
     let node = TestNode::new(&domains);
     // Time never triggers a flush here: only size does.
-    let _app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &standin.url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
+    let size_only = [
         ("VMTELEMETRY_BATCH_MAX_LINES", "3"),
         ("VMTELEMETRY_BATCH_MAX_SEC", "3600"),
-    ])
-    .await;
+    ];
+    let _app = spawn_writing_to(&node.uri, &standin.url, "v3", &size_only).await;
     let requests = wait_for("four batches", Duration::from_secs(15), || async {
         let requests = standin.requests();
         (requests.len() >= 4).then_some(requests)
@@ -167,25 +161,26 @@ async fn a_failed_write_is_retried_and_nothing_is_lost() {
         (503, "proxy says no".into()),
     ]);
     let (node, domains) = node();
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &standin.url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-    ])
+    let app = spawn_writing_to(
+        &node.uri,
+        &standin.url,
+        "v3",
+        &[("VMTELEMETRY_POLL_INTERVAL", "0.5")],
+    )
     .await;
     // Every line produced ends up stored, once each, after the server recovers.
-    let status = wait_for("every line stored", Duration::from_secs(20), || async {
-        let status = app.status().await;
-        let produced = status["features"]["lines_produced"].as_u64()?;
-        let stored = standin.rows("vmstats", "vm_metrics").len()
-            + standin.rows("vmstats", "vm_features").len();
-        (produced > domains.len() as u64
-            && status["total_metrics_written"].as_u64()? == produced
-            && stored as u64 == produced)
-            .then_some(status)
-    })
-    .await;
+    let status = app
+        .status_when("every line stored", Duration::from_secs(20), |status| {
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            let stored = standin.rows("vmstats", "vm_metrics").len()
+                + standin.rows("vmstats", "vm_features").len();
+            Some(
+                produced > domains.len() as u64
+                    && status["total_metrics_written"].as_u64()? == produced
+                    && stored as u64 == produced,
+            )
+        })
+        .await;
     assert_eq!(status["write_retries"], json!(2));
     assert_eq!(status["dropped_lines"], json!(0));
     let statuses: Vec<u16> = standin.requests().iter().map(|r| r.status).collect();
@@ -204,26 +199,24 @@ async fn a_partial_write_drops_only_the_rejected_lines() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
     let (node, domains) = node();
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &standin.url),
-        ("VMTELEMETRY_INFLUX_API", "v3"),
-    ])
-    .await;
+    let app = spawn_writing_to(&node.uri, &standin.url, "v3", &[]).await;
     let vms = domains.len() as u64;
-    let status = wait_for(
-        "features stored, metrics rejected",
-        Duration::from_secs(20),
-        || async {
-            let status = app.status().await;
-            let produced = status["features"]["lines_produced"].as_u64()?;
-            let rejected = status["writer"]["rejected_lines"].as_u64()?;
-            let written = status["total_metrics_written"].as_u64()?;
-            (status["queue_depth"] == json!(0) && written >= vms && rejected + written == produced)
-                .then_some(status)
-        },
-    )
-    .await;
+    let status = app
+        .status_when(
+            "features stored, metrics rejected",
+            Duration::from_secs(20),
+            |status| {
+                let produced = status["features"]["lines_produced"].as_u64()?;
+                let rejected = status["writer"]["rejected_lines"].as_u64()?;
+                let written = status["total_metrics_written"].as_u64()?;
+                Some(
+                    status["queue_depth"] == json!(0)
+                        && written >= vms
+                        && rejected + written == produced,
+                )
+            },
+        )
+        .await;
     // Only the conflicting lines were refused, and none was sent twice.
     let rejected = status["writer"]["rejected_lines"].as_u64().unwrap();
     assert_eq!(

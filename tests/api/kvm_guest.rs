@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Influx, spawn_app, wait_for};
+use crate::helpers::{Influx, spawn_collecting, wait_for};
 use crate::support::browser::{host_row, in_browser, open};
 use crate::support::guest::Guest;
 use crate::support::service::ServiceProcess;
@@ -17,11 +17,11 @@ async fn a_real_guest_s_cpu_time_grows_and_it_vanishes_cleanly_when_destroyed() 
     let name = format!("vmt-test-guest-{}", std::process::id());
     let guest = Guest::firmware(&name);
     let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-    ])
+    let app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[("VMTELEMETRY_POLL_INTERVAL", "0.5")],
+    )
     .await;
     let query = format!(
         "SELECT cputime_ns, state, cpu_count, memory_max_kb FROM vm_metrics WHERE \"name\" = '{name}'"
@@ -80,15 +80,17 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     let _live_guest = Guest::firmware_with_disk(&live_name);
     let influx = Influx::new_database().await;
     let include = format!("{stopped_name},{live_name}");
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", "qemu:///system"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_GROUPS", "block"),
-        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "3"),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", &include),
-    ])
+    let app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+            ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
+            ("VMTELEMETRY_STATS_GROUPS", "block"),
+            ("VMTELEMETRY_LIBVIRT_TIMEOUT", "3"),
+            ("VMTELEMETRY_DOMAIN_INCLUDE", &include),
+        ],
+    )
     .await;
     let count = |measurement: &'static str, field: &'static str, name: String| {
         let influx = &influx;

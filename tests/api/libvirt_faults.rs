@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
-use crate::helpers::{Influx, TestApp, TestDomain, TestNode, spawn_app, wait_for};
-use crate::support::DiesWithTest;
+use crate::helpers::{
+    Influx, TestApp, TestDomain, TestNode, spawn_app, spawn_collecting, wait_for,
+};
 use crate::support::browser::{host_row, in_browser, open};
 use crate::support::service::ServiceProcess;
 use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
+use crate::support::{DiesWithTest, run};
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
@@ -151,17 +153,10 @@ impl PrivateLibvirtd {
 
     fn admin(&self, args: &[&str]) -> String {
         let socket = self.dir.path().join("run/libvirt-admin-sock");
-        let output = Command::new("virt-admin")
+        let output = run(Command::new("virt-admin")
             .arg("-c")
             .arg(format!("libvirtd:///system?socket={}", socket.display()))
-            .args(args)
-            .output()
-            .expect("virt-admin runs");
-        assert!(
-            output.status.success(),
-            "virt-admin {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .args(args));
         String::from_utf8(output.stdout).expect("virt-admin writes UTF-8")
     }
 
@@ -211,26 +206,36 @@ async fn host_status(app: &TestApp, uri: &str) -> Value {
     host(&app.status().await, uri).clone()
 }
 
+/// The host's status once `ready` holds of it; fails the test after `within` with `what`.
+async fn host_when(
+    app: &TestApp,
+    uri: &str,
+    what: &str,
+    within: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(what, within, || async {
+        let host = host_status(app, uri).await;
+        ready(&host).then_some(host)
+    })
+    .await
+}
+
 /// Waits until the host's connection is `state` ("connected", "disconnected"): its status then.
 async fn host_in_state(app: &TestApp, uri: &str, state: &str, within: Duration) -> Value {
-    wait_for(&format!("the host {state}"), within, || async {
-        let host = host_status(app, uri).await;
-        (host["connection"] == json!(state)).then_some(host)
+    let what = format!("the host {state}");
+    host_when(app, uri, &what, within, |host| {
+        host["connection"] == json!(state)
     })
     .await
 }
 
 /// Waits until the host is connected and has completed two cycles.
 async fn connected_and_collecting(app: &TestApp, uri: &str) {
-    wait_for(
-        "the host connected and collecting",
-        Duration::from_secs(20),
-        || async {
-            let host = host_status(app, uri).await;
-            (host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2)
-                .then_some(())
-        },
-    )
+    let what = "the host connected and collecting";
+    host_when(app, uri, what, Duration::from_secs(20), |host| {
+        host["connection"] == json!("connected") && count(&host["total_collections"]) >= 2
+    })
     .await;
 }
 
@@ -240,11 +245,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     let node = TestNode::new(&[TestDomain::new("restart-a", 1, 1)]);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
     let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
-    .await;
+    let app = spawn_collecting(&uri, &influx, &[]).await;
     connected_and_collecting(&app, &uri).await;
 
     daemon.stop();
@@ -263,16 +264,11 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     assert_eq!(back["next_attempt_time"], Value::Null, "{back}");
     assert_eq!(back["reconnect_backoff_sec"], Value::Null, "{back}");
     let collected = count(&back["total_collections"]);
-    wait_for(
-        "collections after the restart",
-        Duration::from_secs(10),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (count(&host["total_collections"]) >= collected + 5
-                && host["connection"] == json!("connected"))
-            .then_some(())
-        },
-    )
+    let what = "collections after the restart";
+    host_when(&app, &uri, what, Duration::from_secs(10), |host| {
+        count(&host["total_collections"]) >= collected + 5
+            && host["connection"] == json!("connected")
+    })
     .await;
     assert_eq!(host_status(&app, &uri).await["vms_monitored"], json!(1));
     assert_eq!(
@@ -292,13 +288,15 @@ async fn a_small_hosts_second_connection_dropped_by_libvirtd_costs_no_domain_and
     let node = TestNode::new(&domains);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
     let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
-        ("VMTELEMETRY_HOST_METRICS", "true"),
-        ("VMTELEMETRY_SEED_CONNECTIONS", "2"),
-    ])
+    let app = spawn_collecting(
+        &uri,
+        &influx,
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
+            ("VMTELEMETRY_HOST_METRICS", "true"),
+            ("VMTELEMETRY_SEED_CONNECTIONS", "2"),
+        ],
+    )
     .await;
     // Six domains: from its second cycle on, the seed cycle runs over two connections.
     let mut held = wait_for("two connections", Duration::from_secs(20), || async {
@@ -716,13 +714,15 @@ async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
     let influx = Influx::new_database().await;
     // Pings 1 s apart, 3 unanswered: the call ends ≈ 4 s into the freeze, not 25 s or more as
     // with the defaults (5 s × 5).
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_LIBVIRT_TIMEOUT", "1"),
-        ("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "1"),
-        ("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "3"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
+    let app = spawn_collecting(
+        &uri,
+        &influx,
+        &[
+            ("VMTELEMETRY_LIBVIRT_TIMEOUT", "1"),
+            ("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "1"),
+            ("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "3"),
+        ],
+    )
     .await;
     connected_and_collecting(&app, &uri).await;
 
@@ -734,14 +734,10 @@ async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
     })
     .await;
     // Nothing but keepalive can end that call while the daemon is frozen: its socket stays open.
-    wait_for(
-        "keepalive to end the stuck call",
-        Duration::from_secs(20),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (host["stuck_call_since"].as_str() != Some(stuck.as_str())).then_some(())
-        },
-    )
+    let what = "keepalive to end the stuck call";
+    host_when(&app, &uri, what, Duration::from_secs(20), |host| {
+        host["stuck_call_since"].as_str() != Some(stuck.as_str())
+    })
     .await;
     let freed = frozen.elapsed();
     assert!(
@@ -752,14 +748,10 @@ async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
     daemon.thaw();
     let back = host_in_state(&app, &uri, "connected", Duration::from_secs(60)).await;
     let collected = count(&back["total_collections"]);
-    wait_for(
-        "collections after the thaw",
-        Duration::from_secs(10),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (count(&host["total_collections"]) >= collected + 3).then_some(())
-        },
-    )
+    let what = "collections after the thaw";
+    host_when(&app, &uri, what, Duration::from_secs(10), |host| {
+        count(&host["total_collections"]) >= collected + 3
+    })
     .await;
 }
 
@@ -820,20 +812,11 @@ async fn domains_that_vanish_between_listing_and_reading_are_no_error() {
     let uri = format!("test+unix:///default?socket={}", daemon.socket().display());
     let churn = Churn::start(uri.clone());
     let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.02"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
-    .await;
-    let host = wait_for(
-        "domains vanishing mid-cycle",
-        Duration::from_secs(30),
-        || async {
-            let host = host_status(&app, &uri).await;
-            (count(&host["domains_vanished"]) >= 3).then_some(host)
-        },
-    )
+    let app = spawn_collecting(&uri, &influx, &[("VMTELEMETRY_POLL_INTERVAL", "0.02")]).await;
+    let what = "domains vanishing mid-cycle";
+    let host = host_when(&app, &uri, what, Duration::from_secs(30), |host| {
+        count(&host["domains_vanished"]) >= 3
+    })
     .await;
     assert!(churn.finish() > 0);
     assert!(count(&host["total_collections"]) > 0, "{host}");
@@ -844,7 +827,7 @@ async fn domains_that_vanish_between_listing_and_reading_are_no_error() {
 
 #[actix_web::test]
 async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
-    const TOKEN: &str = "faults-t0ken";
+    const TOKEN: &str = "faults-t0ken-a4c2e8f06b1d3957c8e0";
     let dir = tempfile::tempdir().unwrap();
     let silent = SilentSocket::bind(&dir.path().join("sock"));
     let hung = format!("qemu+unix:///system?socket={}", silent.path.display());

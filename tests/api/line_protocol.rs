@@ -8,7 +8,7 @@ use vmtelemetry::influx::line_protocol::{Lines, VmTags, vm_features};
 use vmtelemetry::influx::schema::{vm_features as features, vm_metrics};
 use vmtelemetry::sample::{DomainSample, MemoryFeatures, VmState};
 
-use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{Influx, TestDomain, collecting};
 use crate::support::settings::influx_url;
 
 #[actix_rt::test]
@@ -85,25 +85,19 @@ async fn a_name_with_a_backslash_is_stored_as_it_is() {
         TestDomain::new(r"\lead and back\ space", 1, 2),
     ];
     let [slash, before_space] = &domains;
-    let node = TestNode::new(&domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_INFLUX_API", "v1"),
-    ])
-    .await;
+    let (app, influx, _node) = collecting(&domains, &[("VMTELEMETRY_INFLUX_API", "v1")]).await;
     let select = format!("SELECT * FROM {}", vm_metrics::MEASUREMENT);
-    let rows = wait_for(
-        "both domains in InfluxDB",
-        Duration::from_secs(15),
-        || async {
-            let rows = influx.rows(&select).await;
-            let stored = |uuid: &str| rows.iter().any(|row| row["uuid"] == json!(uuid));
-            (stored(&slash.uuid) && stored(&before_space.uuid)).then_some(rows)
-        },
-    )
-    .await;
+    let rows = influx
+        .rows_when(
+            "both domains in InfluxDB",
+            Duration::from_secs(15),
+            &select,
+            |rows| {
+                let stored = |uuid: &str| rows.iter().any(|row| row["uuid"] == json!(uuid));
+                stored(&slash.uuid) && stored(&before_space.uuid)
+            },
+        )
+        .await;
     let name_of = |uuid: &str| {
         let row = rows.iter().find(|row| row["uuid"] == json!(uuid)).unwrap();
         row["name"].as_str().unwrap().to_owned()

@@ -9,7 +9,7 @@ use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
 use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
-fn domains(n: u32) -> Vec<TestDomain> {
+pub fn domains(n: u32) -> Vec<TestDomain> {
     (0..n)
         .map(|i| TestDomain::new(&format!("vm-{i}"), 1, i))
         .collect()
@@ -65,7 +65,7 @@ async fn every_line_collected_while_influxdb_was_down_arrives_once() {
 
 /// A host actor collects once at start; with an hour between cycles a run produces exactly one
 /// cycle: `n` lines, which the test can count on.
-fn one_cycle_env<'a>(
+pub fn one_cycle_env<'a>(
     node: &'a TestNode,
     influx: &'a OwnInfluxd,
     db: &'a str,

@@ -2,34 +2,34 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{TestDomain, TestNode, collecting, spawn_app};
 
 #[actix_web::test]
 async fn status_reports_the_seeds_statistics_and_each_host() {
-    let node = TestNode::new(&[TestDomain::new("one", 1, 1), TestDomain::new("two", 5, 2)]);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-        ("VMTELEMETRY_BATCH_MAX_SEC", "0.05"),
-    ])
+    let (app, _influx, node) = collecting(
+        &[TestDomain::new("one", 1, 1), TestDomain::new("two", 5, 2)],
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+            ("VMTELEMETRY_BATCH_MAX_SEC", "0.05"),
+        ],
+    )
     .await;
     // Eventually every line produced (two VMs, metrics every cycle, features after the first) is
     // written; checked between cycles, when nothing is on its way.
-    let status = wait_for(
-        "three collections written",
-        Duration::from_secs(15),
-        || async {
-            let status = app.status().await;
-            let produced = status["features"]["lines_produced"].as_u64()?;
-            (status["total_collections"].as_u64()? >= 3
-                && status["queue_depth"] == json!(0)
-                && status["total_metrics_written"].as_u64()? == produced)
-                .then_some(status)
-        },
-    )
-    .await;
+    let status = app
+        .status_when(
+            "three collections written",
+            Duration::from_secs(15),
+            |status| {
+                let produced = status["features"]["lines_produced"].as_u64()?;
+                Some(
+                    status["total_collections"].as_u64()? >= 3
+                        && status["queue_depth"] == json!(0)
+                        && status["total_metrics_written"].as_u64()? == produced,
+                )
+            },
+        )
+        .await;
     for key in [
         "started_at",
         "total_collections",
@@ -60,26 +60,29 @@ async fn status_reports_the_seeds_statistics_and_each_host() {
 
 #[actix_web::test]
 async fn status_times_each_hosts_last_cycle_and_bulk_call() {
-    let node = TestNode::new(&[TestDomain::new("one", 1, 1), TestDomain::new("two", 1, 2)]);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_GROUPS", "block,interface"),
-    ])
-    .await;
-    let host = wait_for(
-        "a cycle and a bulk call done",
-        Duration::from_secs(15),
-        || async {
-            let host = app.status().await["hosts"][0].clone();
-            (host["total_collections"].as_u64()? >= 2 && host["stats_collections"].as_u64()? >= 2)
-                .then_some(host)
-        },
+    let (app, _influx, _node) = collecting(
+        &[TestDomain::new("one", 1, 1), TestDomain::new("two", 1, 2)],
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
+            ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
+            ("VMTELEMETRY_STATS_GROUPS", "block,interface"),
+        ],
     )
     .await;
+    let status = app
+        .status_when(
+            "a cycle and a bulk call done",
+            Duration::from_secs(15),
+            |s| {
+                let host = &s["hosts"][0];
+                Some(
+                    host["total_collections"].as_u64()? >= 2
+                        && host["stats_collections"].as_u64()? >= 2,
+                )
+            },
+        )
+        .await;
+    let host = &status["hosts"][0];
     // Two test domains on a local socket: well under the poll interval, yet never nothing.
     for key in ["last_collection_duration_sec", "last_stats_duration_sec"] {
         let seconds = host[key].as_f64();
@@ -92,22 +95,22 @@ async fn status_times_each_hosts_last_cycle_and_bulk_call() {
 
 #[actix_web::test]
 async fn the_extended_groups_ride_on_every_cycle_of_their_interval() {
-    let node = TestNode::new(&[TestDomain::new("one", 1, 1)]);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.3"),
-        // Two poll intervals: the first cycle carries them, then every second one.
-        ("VMTELEMETRY_STATS_INTERVAL", "0.6"),
-        ("VMTELEMETRY_STATS_GROUPS", "interface"),
-    ])
+    let (app, _influx, _node) = collecting(
+        &[TestDomain::new("one", 1, 1)],
+        &[
+            ("VMTELEMETRY_POLL_INTERVAL", "0.3"),
+            // Two poll intervals: the first cycle carries them, then every second one.
+            ("VMTELEMETRY_STATS_INTERVAL", "0.6"),
+            ("VMTELEMETRY_STATS_GROUPS", "interface"),
+        ],
+    )
     .await;
-    let host = wait_for("six cycles", Duration::from_secs(15), || async {
-        let host = app.status().await["hosts"][0].clone();
-        (host["total_collections"].as_u64()? >= 6).then_some(host)
-    })
-    .await;
+    let status = app
+        .status_when("six cycles", Duration::from_secs(15), |status| {
+            Some(status["hosts"][0]["total_collections"].as_u64()? >= 6)
+        })
+        .await;
+    let host = &status["hosts"][0];
     let cycles = host["total_collections"].as_u64().unwrap();
     assert_eq!(
         host["stats_collections"],
@@ -135,14 +138,14 @@ async fn a_full_queue_drops_the_oldest_lines_and_counts_each() {
     .await;
     // Nothing is written, so every line produced is either still queued or counted as dropped
     // (checked between cycles, when no line is on its way to the writer).
-    let status = wait_for("lines dropped", Duration::from_secs(15), || async {
-        let status = app.status().await;
-        let produced = status["features"]["lines_produced"].as_u64()?;
-        let dropped = status["dropped_lines"].as_u64()?;
-        let queued = status["queue_depth"].as_u64()?;
-        (dropped >= 10 && produced == dropped + queued).then_some(status)
-    })
-    .await;
+    let status = app
+        .status_when("lines dropped", Duration::from_secs(15), |status| {
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            let dropped = status["dropped_lines"].as_u64()?;
+            let queued = status["queue_depth"].as_u64()?;
+            Some(dropped >= 10 && produced == dropped + queued)
+        })
+        .await;
     assert_eq!(status["total_metrics_written"], json!(0));
     assert_eq!(status["queue_depth"], json!(5));
     assert!(status["write_retries"].as_u64().unwrap() >= 1);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use vmtelemetry::influx::schema::{vm_features, vm_metrics};
 
-use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{TestDomain, collecting};
 
 /// Names that need escaping in line protocol and still mean the same to InfluxDB 1.x (backslashes
 /// are checked in tests/api/line_protocol.rs, and on the stand-in).
@@ -30,34 +30,28 @@ async fn every_domain_lands_with_its_tags_state_and_field_types() {
     for (i, name) in AWKWARD_NAMES.iter().enumerate() {
         domains.push(TestDomain::new(name, 1, 10 + i as u32));
     }
-    let node = TestNode::new(&domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ])
-    .await;
+    let (app, influx, _node) = collecting(&domains, &[]).await;
 
     // Two cycles of every domain, so every VM also has features.
-    let metrics = wait_for(
-        "two cycles of every domain",
-        Duration::from_secs(20),
-        || async {
-            let rows = influx.rows("SELECT * FROM vm_metrics").await;
-            let per_vm = count_by(&rows, "uuid");
-            (per_vm.len() == domains.len() && per_vm.values().all(|n| *n >= 2)).then_some(rows)
-        },
-    )
-    .await;
-    let features = wait_for(
-        "features of every domain",
-        Duration::from_secs(10),
-        || async {
-            let rows = influx.rows("SELECT * FROM vm_features").await;
-            (count_by(&rows, "uuid").len() == domains.len()).then_some(rows)
-        },
-    )
-    .await;
+    let metrics = influx
+        .rows_when(
+            "two cycles of every domain",
+            Duration::from_secs(20),
+            "SELECT * FROM vm_metrics",
+            |rows| {
+                let per_vm = count_by(rows, "uuid");
+                per_vm.len() == domains.len() && per_vm.values().all(|n| *n >= 2)
+            },
+        )
+        .await;
+    let features = influx
+        .rows_when(
+            "features of every domain",
+            Duration::from_secs(10),
+            "SELECT * FROM vm_features",
+            |rows| count_by(rows, "uuid").len() == domains.len(),
+        )
+        .await;
 
     let host = metrics[0]["host"].clone();
     assert!(host.as_str().is_some_and(|h| !h.is_empty()), "{host}");

@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
-use crate::support::DiesWithTest;
+use crate::helpers::{TestApp, TestDomain, TestNode, spawn_writing_to, wait_for};
 use crate::support::service::ServiceProcess;
+use crate::support::{DiesWithTest, run};
 
 fn openssl(args: &[&str], dir: &Path) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run(Command::new("openssl").args(args).current_dir(dir));
 }
 
 /// A CA, and a certificate it signed for localhost and 127.0.0.1.
@@ -154,24 +145,22 @@ fn https_server_and_node() -> (tempfile::TempDir, TlsServer, TestNode) {
 }
 
 async fn app_writing_to(server: &TlsServer, node: &TestNode, ca_file: &str) -> TestApp {
-    spawn_app(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
-        ("VMTELEMETRY_INFLUX_URL", &server.url),
+    let env = [
         ("VMTELEMETRY_INFLUX_CA_FILE", ca_file),
         ("VMTELEMETRY_INFLUX_GZIP", "false"),
-    ])
-    .await
+    ];
+    spawn_writing_to(&node.uri, &server.url, "v1", &env).await
 }
 
 #[actix_web::test]
 async fn an_unknown_certificate_is_refused() {
     let (_dir, server, node) = https_server_and_node();
     let app = app_writing_to(&server, &node, "").await;
-    let status = wait_for("a refused write", Duration::from_secs(10), || async {
-        let status = app.status().await;
-        (status["writer"]["failed_writes"].as_u64()? > 0).then_some(status)
-    })
-    .await;
+    let status = app
+        .status_when("a refused write", Duration::from_secs(10), |status| {
+            Some(status["writer"]["failed_writes"].as_u64()? > 0)
+        })
+        .await;
     assert_eq!(status["total_metrics_written"], json!(0));
     let error = status["writer"]["last_error"]
         .as_str()
@@ -188,8 +177,8 @@ async fn a_trusted_ca_makes_https_work() {
     let (dir, server, node) = https_server_and_node();
     let ca = dir.path().join("ca.pem");
     let app = app_writing_to(&server, &node, ca.to_str().unwrap()).await;
-    wait_for("a write over https", Duration::from_secs(10), || async {
-        (app.status().await["total_metrics_written"].as_u64()? > 0).then_some(())
+    app.status_when("a write over https", Duration::from_secs(10), |status| {
+        Some(status["total_metrics_written"].as_u64()? > 0)
     })
     .await;
 }

@@ -1,9 +1,16 @@
 //! `GET /api/telemetry/stats/{vm_id}`: one VM by UUID, name or VMID.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::TestDomain;
+use crate::helpers::{TestApp, TestDomain, assert_error};
 use crate::vms::two_host_app;
+
+/// The VM that `path` finds, asserting a 200.
+async fn found(app: &TestApp, path: &str) -> Value {
+    let (code, body) = app.get(path).await;
+    assert_eq!(code, 200, "{path}: {body}");
+    body["vm"].clone()
+}
 
 #[actix_web::test]
 async fn one_vm_by_uuid_with_features_and_recent_samples() {
@@ -40,52 +47,41 @@ async fn one_vm_by_uuid_with_features_and_recent_samples() {
 #[actix_web::test]
 async fn a_unique_name_finds_its_vm() {
     let (app, _alpha, _beta) = two_host_app(&[]).await;
-    let (code, body) = app.get("/api/telemetry/stats/old").await;
-    assert_eq!(code, 200);
-    assert_eq!(body["vm"]["state"], json!("stopped"));
+    let vm = found(&app, "/api/telemetry/stats/old").await;
+    assert_eq!(vm["state"], json!("stopped"));
 }
 
 #[actix_web::test]
 async fn a_name_on_two_hosts_is_a_409_listing_candidates_unless_host_settles_it() {
     let (app, _alpha, _beta) = two_host_app(&[]).await;
-    let (code, body) = app.get("/api/telemetry/stats/web").await;
-    assert_eq!(code, 409);
-    assert_eq!(body["error"]["code"], json!("ambiguous_vm"));
-    let hosts: Vec<&str> = body["error"]["candidates"]
+    let answer = app.get("/api/telemetry/stats/web").await;
+    assert_error(&answer, 409, "ambiguous_vm", "?host=");
+    let hosts: Vec<&str> = answer.1["error"]["candidates"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["host"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, ["alpha", "beta"]);
-    let (code, body) = app.get("/api/telemetry/stats/web?host=beta").await;
-    assert_eq!(code, 200);
-    assert_eq!(body["vm"]["uuid"], json!(TestDomain::new("web", 1, 4).uuid));
+    let vm = found(&app, "/api/telemetry/stats/web?host=beta").await;
+    assert_eq!(vm["uuid"], json!(TestDomain::new("web", 1, 4).uuid));
 }
 
 #[actix_web::test]
 async fn a_numeric_vmid_on_two_hosts_is_ambiguous_too() {
     let (app, _alpha, _beta) = two_host_app(&[]).await;
     // Each test-driver host numbers its running domains from 1.
-    let (code, body) = app.get("/api/telemetry/stats/1").await;
-    assert_eq!(code, 409, "{body}");
-    let (code, body) = app.get("/api/telemetry/stats/1?host=beta").await;
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(body["vm"]["name"], json!("web"));
+    let answer = app.get("/api/telemetry/stats/1").await;
+    assert_error(&answer, 409, "ambiguous_vm", "?host=");
+    let vm = found(&app, "/api/telemetry/stats/1?host=beta").await;
+    assert_eq!(vm["name"], json!("web"));
 }
 
 #[actix_web::test]
 async fn an_unknown_vm_is_a_404_saying_so() {
     let (app, _alpha, _beta) = two_host_app(&[]).await;
-    let (code, body) = app.get("/api/telemetry/stats/no-such-vm").await;
-    assert_eq!(code, 404);
-    assert_eq!(body["error"]["code"], json!("vm_not_found"));
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no-such-vm")
-    );
+    let answer = app.get("/api/telemetry/stats/no-such-vm").await;
+    assert_error(&answer, 404, "vm_not_found", "no-such-vm");
     let (code, _) = app.get("/api/telemetry/stats/web?host=gamma").await;
     assert_eq!(code, 404);
 }

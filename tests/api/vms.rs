@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app_with_file, wait_for};
+use crate::helpers::{TestApp, TestDomain, TestNode, assert_error, spawn_app_with_file, wait_for};
 
 /// Two hosts: alpha has web (running), db (paused) and old (shut off); beta has another web.
 pub async fn two_host_app(extra_env: &[(&str, &str)]) -> (TestApp, TestNode, TestNode) {
@@ -99,13 +99,11 @@ async fn an_unknown_parameter_is_a_400_naming_it() {
     let answer = app
         .request("GET", "/api/telemetry/vms?colour=red", None)
         .await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.body["error"]["code"], json!("invalid_parameter"));
-    assert!(
-        answer.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("colour")
+    assert_error(
+        &(answer.status, answer.body.clone()),
+        400,
+        "invalid_parameter",
+        "colour",
     );
     assert!(answer.headers.contains_key("x-request-id"));
 }

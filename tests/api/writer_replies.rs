@@ -6,35 +6,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{TestApp, TestDomain, TestNode, serve_every_request, spawn_writing_to};
 
-/// The service collecting `node` and writing to the InfluxDB at `url` through `api`.
-async fn writing_to(node: &TestNode, url: &str, api: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut env = vec![
-        ("VMTELEMETRY_LIBVIRT_URI", node.uri.as_str()),
-        ("VMTELEMETRY_INFLUX_URL", url),
-        ("VMTELEMETRY_INFLUX_API", api),
-    ];
-    env.extend_from_slice(extra);
-    spawn_app(&env).await
-}
-
-/// `writing_to`, collecting once: the first cycle, then none for an hour.
+/// `spawn_writing_to`, collecting once: the first cycle, then none for an hour.
 async fn one_cycle_to(node: &TestNode, url: &str, api: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut env = vec![("VMTELEMETRY_POLL_INTERVAL", "3600")];
-    env.extend_from_slice(extra);
-    writing_to(node, url, api, &env).await
+    let once = [("VMTELEMETRY_POLL_INTERVAL", "3600")];
+    spawn_writing_to(&node.uri, url, api, &[&once, extra].concat()).await
 }
 
 /// Waits until the service has written `lines` lines in all.
 async fn until_written(app: &TestApp, lines: u64, what: &str, within: Duration) {
-    wait_for(what, within, || async {
-        (app.status().await["total_metrics_written"] == json!(lines)).then_some(())
+    app.status_when(what, within, |status| {
+        Some(status["total_metrics_written"] == json!(lines))
     })
-    .await
+    .await;
 }
 
 /// One misbehaving reply per request, in order; after them, 204s.
@@ -62,41 +50,32 @@ const MISBEHAVIOUR: [Reply; 9] = [
 async fn fake_influxdb() -> (String, Arc<AtomicUsize>) {
     let requests = Arc::new(AtomicUsize::new(0));
     let stored = Arc::new(AtomicUsize::new(0));
-    let (requests_seen, stored_lines) = (requests.clone(), stored.clone());
-    let server = HttpServer::new(move || {
-        let (requests, stored) = (requests_seen.clone(), stored_lines.clone());
-        App::new().default_service(web::to(move |body: web::Bytes| {
-            let (requests, stored) = (requests.clone(), stored.clone());
-            async move {
-                let n = requests.fetch_add(1, Ordering::SeqCst);
-                match MISBEHAVIOUR.get(n).copied() {
-                    Some(Reply::Status(status, text)) => {
-                        HttpResponse::build(StatusCode::from_u16(status).unwrap()).body(text)
-                    }
-                    Some(Reply::Slow(delay)) => {
-                        actix_rt::time::sleep(delay).await;
-                        HttpResponse::NoContent().finish()
-                    }
-                    Some(Reply::Truncated) => HttpResponse::InternalServerError()
-                        .insert_header(("content-length", "1000"))
-                        .body("{\"error\":\"trunc"),
-                    None => {
-                        stored.fetch_add(
-                            body.iter().filter(|b| **b == b'\n').count(),
-                            Ordering::SeqCst,
-                        );
-                        HttpResponse::NoContent().finish()
-                    }
+    let stored_lines = stored.clone();
+    let url = serve_every_request(move |body: web::Bytes| {
+        let (requests, stored) = (requests.clone(), stored_lines.clone());
+        async move {
+            let n = requests.fetch_add(1, Ordering::SeqCst);
+            match MISBEHAVIOUR.get(n).copied() {
+                Some(Reply::Status(status, text)) => {
+                    HttpResponse::build(StatusCode::from_u16(status).unwrap()).body(text)
+                }
+                Some(Reply::Slow(delay)) => {
+                    actix_rt::time::sleep(delay).await;
+                    HttpResponse::NoContent().finish()
+                }
+                Some(Reply::Truncated) => HttpResponse::InternalServerError()
+                    .insert_header(("content-length", "1000"))
+                    .body("{\"error\":\"trunc"),
+                None => {
+                    stored.fetch_add(
+                        body.iter().filter(|b| **b == b'\n').count(),
+                        Ordering::SeqCst,
+                    );
+                    HttpResponse::NoContent().finish()
                 }
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}", server.addrs()[0]);
-    actix_rt::spawn(server.run());
+        }
+    });
     (url, stored)
 }
 
@@ -104,8 +83,8 @@ async fn fake_influxdb() -> (String, Arc<AtomicUsize>) {
 async fn garbage_truncated_and_slow_replies_never_crash_the_writer_nor_lose_lines() {
     let (url, stored) = fake_influxdb().await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1), TestDomain::new("b", 1, 2)]);
-    let app = writing_to(
-        &node,
+    let app = spawn_writing_to(
+        &node.uri,
         &url,
         "v3",
         &[
@@ -115,14 +94,13 @@ async fn garbage_truncated_and_slow_replies_never_crash_the_writer_nor_lose_line
         ],
     )
     .await;
-    let status = wait_for("every line delivered", Duration::from_secs(30), || async {
-        let status = app.status().await;
-        let produced = status["features"]["lines_produced"].as_u64()?;
-        let delivered = stored.load(Ordering::SeqCst) as u64;
-        (status["queue_depth"] == json!(0) && produced > 4 && delivered >= produced)
-            .then_some(status)
-    })
-    .await;
+    let status = app
+        .status_when("every line delivered", Duration::from_secs(30), |status| {
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            let delivered = stored.load(Ordering::SeqCst) as u64;
+            Some(status["queue_depth"] == json!(0) && produced > 4 && delivered >= produced)
+        })
+        .await;
     assert!(status["write_retries"].as_u64().unwrap() >= 8, "{status}");
     assert_eq!(status["dropped_lines"], json!(0));
     assert_eq!(status["writer"]["rejected_lines"], json!(0), "{status}");
@@ -141,30 +119,19 @@ where
 {
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let server = HttpServer::new(move || {
+    let url = serve_every_request(move |request: actix_web::HttpRequest, body: web::Bytes| {
         let (answer, log) = (answer.clone(), log.clone());
-        App::new().default_service(web::to(
-            move |request: actix_web::HttpRequest, body: web::Bytes| {
-                let (answer, log) = (answer.clone(), log.clone());
-                async move {
-                    let lines: Vec<String> = String::from_utf8_lossy(&body)
-                        .lines()
-                        .map(str::to_owned)
-                        .collect();
-                    let path = request.path().to_owned();
-                    let mut log = log.lock().unwrap();
-                    log.push((std::time::Instant::now(), path.clone(), lines.clone()));
-                    answer(&path, &lines, log.len())
-                }
-            },
-        ))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}", server.addrs()[0]);
-    actix_rt::spawn(server.run());
+        async move {
+            let lines: Vec<String> = String::from_utf8_lossy(&body)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let path = request.path().to_owned();
+            let mut log = log.lock().unwrap();
+            log.push((std::time::Instant::now(), path.clone(), lines.clone()));
+            answer(&path, &lines, log.len())
+        }
+    });
     (url, seen)
 }
 
@@ -217,16 +184,18 @@ async fn an_all_or_nothing_refusal_costs_only_the_bad_line() {
     domains.push(TestDomain::new("poison", 1, 99));
     let node = TestNode::new(&domains);
     let app = one_cycle_to(&node, &url, "v1", &[("VMTELEMETRY_INFLUX_GZIP", "false")]).await;
-    let status = wait_for(
-        "the good lines written, the bad one dropped",
-        Duration::from_secs(15),
-        || async {
-            let status = app.status().await;
-            (status["queue_depth"] == json!(0) && status["total_metrics_written"] == json!(7))
-                .then_some(status)
-        },
-    )
-    .await;
+    let status = app
+        .status_when(
+            "the good lines written, the bad one dropped",
+            Duration::from_secs(15),
+            |status| {
+                Some(
+                    status["queue_depth"] == json!(0)
+                        && status["total_metrics_written"] == json!(7),
+                )
+            },
+        )
+        .await;
     assert_eq!(status["writer"]["rejected_lines"], json!(1));
     assert_eq!(status["dropped_lines"], json!(0));
     let accepted = stored_lines(&seen, |lines| {
@@ -287,12 +256,12 @@ async fn a_missing_database_is_created_when_allowed() {
 async fn a_refused_token_keeps_the_lines_and_makes_the_service_unready() {
     let (url, _seen) = scripted(|_, _, _| HttpResponse::Unauthorized().finish()).await;
     let node = TestNode::new(&[TestDomain::new("a", 1, 1)]);
-    let app = writing_to(&node, &url, "v3", &[("INFLUX_TOKEN", "expired-t0ken")]).await;
-    let status = wait_for("an auth failure", Duration::from_secs(10), || async {
-        let status = app.status().await;
-        (status["writer"]["auth_failing"] == json!(true)).then_some(status)
-    })
-    .await;
+    let app = spawn_writing_to(&node.uri, &url, "v3", &[("INFLUX_TOKEN", "expired-t0ken")]).await;
+    let status = app
+        .status_when("an auth failure", Duration::from_secs(10), |status| {
+            Some(status["writer"]["auth_failing"] == json!(true))
+        })
+        .await;
     assert_eq!(status["dropped_lines"], json!(0));
     assert!(status["queue_depth"].as_u64().unwrap() >= 1);
     let (code, body) = app.get("/ready").await;

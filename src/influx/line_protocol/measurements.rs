@@ -141,7 +141,7 @@ pub fn host_metrics(lines: &mut Lines, host: &str, node: &NodeSample) -> Result<
 pub(super) mod tests {
     use super::*;
     use crate::sample::VmState;
-    use influxdb_line_protocol::{FieldValue, parse_lines};
+    use influxdb_line_protocol::{FieldValue, ParsedLine, parse_lines};
     use uuid::Uuid;
 
     pub fn domain(name: &str) -> DomainSample {
@@ -206,6 +206,14 @@ pub(super) mod tests {
         encoded(|lines| vm_metrics(lines, host, domain)).map(|(_, text)| text)
     }
 
+    /// Asserts each field's value as InfluxDB's own parser reads it (`None`: left out).
+    #[track_caller]
+    fn assert_fields(line: &ParsedLine, expected: &[(&str, Option<FieldValue>)]) {
+        for (name, value) in expected {
+            assert_eq!(line.field_value(name), value.as_ref(), "{name}");
+        }
+    }
+
     #[test]
     fn vm_metrics_matches_the_seed_example_plus_host() {
         let line = metrics("kvm1", &domain("ubuntu-vm")).unwrap();
@@ -228,13 +236,12 @@ pub(super) mod tests {
             .1;
         let parsed = parse_lines(&line).next().unwrap().unwrap();
         assert_eq!(parsed.series.measurement.as_str(), "vm_features");
-        assert_eq!(
-            parsed.field_value("memory_rate_kb_per_sec"),
-            Some(&FieldValue::F64(0.0))
-        );
-        assert_eq!(
-            parsed.field_value("memory_angle_deg"),
-            Some(&FieldValue::F64(45.0))
+        assert_fields(
+            &parsed,
+            &[
+                ("memory_rate_kb_per_sec", Some(FieldValue::F64(0.0))),
+                ("memory_angle_deg", Some(FieldValue::F64(45.0))),
+            ],
         );
     }
 
@@ -273,13 +280,12 @@ pub(super) mod tests {
                 parsed.tag_value("host").unwrap().as_str(),
                 "host with space,comma"
             );
-            assert_eq!(
-                parsed.field_value("state"),
-                Some(&FieldValue::String("running".into()))
-            );
-            assert_eq!(
-                parsed.field_value("cputime_ns"),
-                Some(&FieldValue::I64(5_000_000_000))
+            assert_fields(
+                &parsed,
+                &[
+                    ("state", Some(FieldValue::String("running".into()))),
+                    ("cputime_ns", Some(FieldValue::I64(5_000_000_000))),
+                ],
             );
             assert_eq!(parsed.timestamp, Some(1_699_868_400_000_000_000));
         }
@@ -320,6 +326,7 @@ pub(super) mod tests {
     fn extended_rows_have_the_vm_tags_plus_their_own_integers_and_floats() {
         use crate::extended::{DomainStatsSample, StatsRow};
         let sample = DomainStatsSample {
+            derived: Vec::new(),
             uuid: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
             name: "web 1".into(),
             timestamp_ns: 1_699_868_400_000_000_000,
@@ -344,18 +351,17 @@ pub(super) mod tests {
             "{line}"
         );
         let parsed = parse_lines(&line).next().unwrap().unwrap();
-        assert_eq!(
-            parsed.field_value("read_bytes"),
-            Some(&FieldValue::I64(4096))
+        assert_fields(
+            &parsed,
+            &[
+                ("read_bytes", Some(FieldValue::I64(4096))),
+                ("write_bytes", Some(FieldValue::I64(0))),
+                // Whole rates stay floats; what cannot be written is left out, never retyped.
+                ("read_bytes_per_sec", Some(FieldValue::F64(2.0))),
+                ("errors", None),
+                ("read_iops", None),
+            ],
         );
-        assert_eq!(parsed.field_value("write_bytes"), Some(&FieldValue::I64(0)));
-        // Whole rates stay floats; what cannot be written is left out, never retyped.
-        assert_eq!(
-            parsed.field_value("read_bytes_per_sec"),
-            Some(&FieldValue::F64(2.0))
-        );
-        assert_eq!(parsed.field_value("errors"), None);
-        assert_eq!(parsed.field_value("read_iops"), None);
         assert_eq!(parsed.timestamp, Some(1_699_868_400_000_000_000));
 
         let vcpu = StatsRow {
@@ -415,15 +421,14 @@ pub(super) mod tests {
         let parsed = parse_lines(&line).next().unwrap().unwrap();
         assert_eq!(parsed.series.measurement.as_str(), "host_metrics");
         assert_eq!(parsed.tag_value("host").unwrap().as_str(), "kvm 1");
-        assert_eq!(parsed.field_value("cpus"), Some(&FieldValue::I64(16)));
-        assert_eq!(parsed.field_value("memory_free_kb"), None);
-        assert_eq!(
-            parsed.field_value("domains_other"),
-            Some(&FieldValue::I64(0))
-        );
-        assert_eq!(
-            parsed.field_value("collection_duration_sec"),
-            Some(&FieldValue::F64(0.0))
+        assert_fields(
+            &parsed,
+            &[
+                ("cpus", Some(FieldValue::I64(16))),
+                ("memory_free_kb", None),
+                ("domains_other", Some(FieldValue::I64(0))),
+                ("collection_duration_sec", Some(FieldValue::F64(0.0))),
+            ],
         );
     }
 

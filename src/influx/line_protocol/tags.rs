@@ -122,6 +122,7 @@ mod tests {
     #[test]
     fn a_row_tag_takes_its_place_in_key_order() {
         let sample = DomainStatsSample {
+            derived: Vec::new(),
             uuid: Uuid::from_u128(1),
             name: "n".into(),
             timestamp_ns: 1,

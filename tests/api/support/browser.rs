@@ -128,12 +128,24 @@ pub fn host_row(tab: &Tab, uri: &str, ready: &str) -> Value {
 /// The dashboard's line on the writer once its state is `state`.
 #[track_caller]
 pub fn writer_status(tab: &Tab, state: &str) -> String {
+    panel_status(tab, "writer-status", state)
+}
+
+/// The actor panel's status line, once it shows `state`.
+#[track_caller]
+pub fn admin_status(tab: &Tab, state: &str) -> String {
+    panel_status(tab, "admin-status", state)
+}
+
+/// The text of the element `id`, once its `data-state` is `state`.
+#[track_caller]
+fn panel_status(tab: &Tab, id: &str, state: &str) -> String {
     let status = wait_js(
         tab,
-        &format!("the writer's state to be {state}"),
+        &format!("#{id} to be {state}"),
         &format!(
-            "document.querySelector('#writer-status').dataset.state === '{state}' && \
-             document.querySelector('#writer-status').textContent"
+            "document.querySelector('#{id}').dataset.state === '{state}' && \
+             document.querySelector('#{id}').textContent"
         ),
     );
     status.as_str().unwrap().to_owned()

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::run;
+
 /// A booted guest's memory.
 pub const MEMORY_KIB: u64 = 160 * 1024;
 const MARKER: &str = "VMT-GUEST-UP";
@@ -231,17 +233,7 @@ fn guest_files() -> &'static (PathBuf, PathBuf) {
             .unwrap_or_else(|_| "/var/tmp/vmtelemetry-test".to_owned());
         let out = Path::new(&state).join("guest");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/build-guest.sh");
-        let output = Command::new("bash")
-            .arg(script)
-            .arg(&out)
-            .output()
-            .expect("bash runs build-guest.sh");
-        assert!(
-            output.status.success(),
-            "{script} {} failed:\n{}",
-            out.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run(Command::new("bash").arg(script).arg(&out));
         destroy_orphans();
         (out.join("vmlinuz"), out.join("initramfs.gz"))
     })
@@ -302,14 +294,4 @@ pub fn virsh(args: &[&str]) -> Output {
     run(Command::new("timeout")
         .args(["60", "virsh", "-c", "qemu:///system"])
         .args(args))
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().expect("the command runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }

@@ -100,6 +100,18 @@ impl ServiceProcess {
             .collect()
     }
 
+    /// What it logged with a message starting `prefix`.
+    pub fn logged_starting(&self, prefix: &str) -> Vec<Value> {
+        self.logged()
+            .into_iter()
+            .filter(|line| {
+                line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with(prefix))
+            })
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

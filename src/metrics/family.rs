@@ -1,0 +1,66 @@
+//! Writing one family: its descriptor, then one sample per label set.
+
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use crate::vms::VmSnapshot;
+
+/// What a family is: its name without unit or `_total`, which `prometheus-client` appends.
+pub(super) struct Spec<'a> {
+    pub name: &'a str,
+    pub help: &'a str,
+    pub unit: Option<Unit>,
+    pub kind: MetricType,
+}
+
+impl Spec<'static> {
+    pub const fn gauge(name: &'static str, unit: Option<Unit>, help: &'static str) -> Self {
+        Spec {
+            name,
+            help,
+            unit,
+            kind: MetricType::Gauge,
+        }
+    }
+
+    pub const fn counter(name: &'static str, unit: Option<Unit>, help: &'static str) -> Self {
+        Spec {
+            name,
+            help,
+            unit,
+            kind: MetricType::Counter,
+        }
+    }
+}
+
+/// The label set of a family's one unlabelled sample.
+pub(super) const NO_LABELS: [(&str, &str); 0] = [];
+
+/// Writes `spec` and its `samples`; a counter's value must never go down.
+pub(super) fn emit<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    spec: &Spec<'_>,
+    samples: impl IntoIterator<Item = (L, f64)>,
+) -> fmt::Result {
+    // prometheus-client ends every help text with a full stop of its own.
+    let help = spec.help.strip_suffix('.').unwrap_or(spec.help);
+    let mut metric = encoder.encode_descriptor(spec.name, help, spec.unit.as_ref(), spec.kind)?;
+    for (labels, value) in samples {
+        let mut sample = metric.encode_family(&labels)?;
+        if spec.kind == MetricType::Counter {
+            sample.encode_counter::<NoLabelSet, _, f64>(&value, None)?;
+        } else {
+            sample.encode_gauge(&value)?;
+        }
+    }
+    Ok(())
+}
+
+/// A VM with its UUID as text, formatted once for all its families.
+pub(super) struct Vm<'a> {
+    pub vm: &'a VmSnapshot,
+    pub uuid: String,
+}

@@ -1,0 +1,42 @@
+//! Every VM's latest values, copied out of the table for `/metrics`: a scrape encodes them off
+//! the feature actor, which is busy only for the copy.
+
+use std::sync::Arc;
+
+use super::VmTable;
+use crate::extended::DomainStatsSample;
+use crate::sample::{DomainSample, MemoryFeatures};
+
+/// One VM as a scrape shows it.
+#[derive(Debug, Clone)]
+pub struct VmSnapshot {
+    /// The host's configured URI, which ties the VM to its host's status.
+    pub uri: Arc<str>,
+    /// The `host` tag.
+    pub host: Arc<str>,
+    pub latest: DomainSample,
+    pub features: Option<MemoryFeatures>,
+    /// Its latest extended sample, with the rates derived for it.
+    pub stats: Option<DomainStatsSample>,
+}
+
+impl VmTable {
+    /// Every VM with a seed sample, in no particular order.
+    pub fn snapshot(&self) -> Vec<VmSnapshot> {
+        self.hosts
+            .iter()
+            .flat_map(|(uri, host)| {
+                host.vms.iter().filter_map(move |record| {
+                    let latest = record.latest.as_ref()?;
+                    Some(VmSnapshot {
+                        uri: uri.clone(),
+                        host: host.host.clone(),
+                        latest: latest.clone(),
+                        features: record.recent.latest_features(latest),
+                        stats: record.stats.as_deref().cloned(),
+                    })
+                })
+            })
+            .collect()
+    }
+}
