@@ -6,6 +6,7 @@ mod admin;
 mod collection;
 mod error;
 mod hosts;
+mod http;
 mod strict;
 mod values;
 mod writer;
@@ -21,6 +22,7 @@ pub use admin::MIN_ADMIN_TOKEN_CHARS;
 pub use collection::{CollectionConfig, Keepalive};
 pub use error::ConfigError;
 pub use hosts::{HostConfig, HostEntry, Shard};
+pub use http::{AllowedHosts, HttpConfig};
 pub use writer::{InfluxApi, SpoolConfig, WriterConfig, redacted_url};
 
 use error::invalid;
@@ -73,6 +75,8 @@ pub struct Settings {
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub http_max_connections: i64,
     pub metrics_enabled: bool,
 }
 
@@ -97,6 +101,8 @@ pub struct AppConfig {
     pub query_limit_max: usize,
     /// What is collected besides the seed's fields, and from which domains.
     pub collection: CollectionConfig,
+    /// The REST API's Host names and connection bound.
+    pub http: HttpConfig,
     /// Serve `GET /metrics` (Prometheus).
     pub metrics_enabled: bool,
 }
@@ -163,6 +169,7 @@ impl Settings {
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
+        let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
             poll_interval: poll_interval.into(),
@@ -181,6 +188,7 @@ impl Settings {
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             admin_token,
             collection,
+            http,
             metrics_enabled: self.metrics_enabled,
         })
     }

@@ -42,6 +42,9 @@ pub enum ApiError {
     NotReady(String),
     #[error("{0}")]
     Influx(#[from] QueryError),
+    /// A Host name not configured: what a DNS-rebinding page would send.
+    #[error("this service does not answer for Host `{0}`: add the name to allowed_hosts")]
+    HostNotAllowed(String),
     #[error("the metrics could not be encoded")]
     Metrics(std::fmt::Error),
 }
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Influx(QueryError::Timeout(_)) => "influx_timeout",
             ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Metrics(_) => "metrics_unencodable",
         }
     }
@@ -109,6 +113,7 @@ impl ResponseError for ApiError {
             ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
                 StatusCode::BAD_GATEWAY
             }
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -10,6 +10,7 @@ mod fuzz;
 mod health_check;
 mod helpers;
 mod history;
+mod http_face;
 mod influx_v3;
 mod kvm_guest;
 mod libvirt_faults;
