@@ -15,7 +15,7 @@ use serde_json::json;
 use url::Url;
 
 use super::TargetError;
-use crate::configuration::{InfluxApi, WriterConfig};
+use crate::configuration::{InfluxApi, WriterConfig, redacted_url};
 
 /// Where and how to write: built once from the settings.
 #[derive(Clone)]
@@ -113,8 +113,9 @@ impl WriteTarget {
         }))
     }
 
-    pub fn url(&self) -> &Url {
-        &self.url
+    /// The write URL as it may be shown: without the password of `influx_url`.
+    pub fn url(&self) -> Url {
+        redacted_url(&self.url)
     }
 
     pub fn creates_database(&self) -> bool {

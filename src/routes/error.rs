@@ -44,6 +44,9 @@ pub enum ApiError {
     Influx(#[from] QueryError),
     #[error("history is read from InfluxDB, and none is configured (influx_url is empty)")]
     NoInflux,
+    /// A Host name not configured: what a DNS-rebinding page would send.
+    #[error("this service does not answer for Host `{0}`: add the name to allowed_hosts")]
+    HostNotAllowed(String),
     #[error("the metrics could not be encoded")]
     Metrics(std::fmt::Error),
 }
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
             ApiError::NoInflux => "influx_not_configured",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Metrics(_) => "metrics_unencodable",
         }
     }
@@ -113,6 +117,7 @@ impl ResponseError for ApiError {
             ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
                 StatusCode::BAD_GATEWAY
             }
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -661,7 +661,7 @@ async fn domains_that_vanish_between_listing_and_reading_are_no_error() {
 
 #[actix_web::test]
 async fn restarting_a_host_blocked_in_a_call_starts_no_second_blocked_thread() {
-    const TOKEN: &str = "faults-t0ken";
+    const TOKEN: &str = "faults-t0ken-a4c2e8f06b1d3957c8e0";
     let dir = tempfile::tempdir().unwrap();
     let silent = SilentSocket::bind(&dir.path().join("sock"));
     let hung = format!("qemu+unix:///system?socket={}", silent.path.display());
