@@ -55,7 +55,8 @@ pub enum StartupError {
 #[derive(Clone)]
 struct Shared {
     pipeline: web::Data<Pipeline>,
-    query_target: web::Data<QueryTarget>,
+    /// None without InfluxDB: history answers 503.
+    query_target: web::Data<Option<QueryTarget>>,
     query_limit: web::Data<routes::QueryLimit>,
     admin_token: web::Data<routes::AdminToken>,
     allowed_hosts: web::Data<AllowedHosts>,
@@ -71,7 +72,7 @@ impl Application {
         virt::error::clear_error_callback();
         let write_target = WriteTarget::new(&config.writer)?;
         let query_target = QueryTarget::new(&config.writer)?;
-        let https = config.writer.influx_url.scheme() == "https";
+        let https = (config.writer.influx_url.as_ref()).is_some_and(|url| url.scheme() == "https");
         let clients = HttpClients::new(https, config.writer.ca_file.as_deref())?;
         let listen_error = |source| StartupError::Listen {
             address: config.listen,

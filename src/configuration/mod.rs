@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(config.writer.batch_max_age, Duration::from_secs(1));
         assert_eq!(config.writer.max_queue, 20000);
         assert_eq!(config.writer.influx_db, "vmstats");
-        assert_eq!(config.writer.influx_url.as_str(), "http://localhost:8181/");
+        assert_eq!(
+            config.writer.influx_url.unwrap().as_str(),
+            "http://localhost:8181/"
+        );
         assert_eq!(config.writer.influx_api, InfluxApi::V3);
         assert!(config.writer.influx_token.is_none());
         assert_eq!(
