@@ -3,6 +3,7 @@
 //! (`influx::encode`), and hands the batch to the writer. Answers the live VM queries of the API.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -12,9 +13,10 @@ use super::messages::{
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
-use crate::influx::encode::{Encoded, encode_changes};
+use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
 use crate::sample::HostSample;
+use crate::telemetry::LogThrottle;
 use crate::vms::{Catalog, Catalogs, VmTable};
 
 pub struct FeatureActor {
@@ -24,9 +26,13 @@ pub struct FeatureActor {
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
+    /// A summary of the unencodable lines, every ten minutes at most (each VM's are logged once).
+    unencodable_summary: LogThrottle,
     /// Where the API finds the table's generation and its catalog.
     catalogs: Arc<Catalogs>,
 }
+
+const UNENCODABLE_SUMMARY_PERIOD: Duration = Duration::from_secs(600);
 
 impl FeatureActor {
     /// `recent_samples`: how many samples per VM the API can show without InfluxDB.
@@ -37,6 +43,7 @@ impl FeatureActor {
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
+            unencodable_summary: LogThrottle::new(UNENCODABLE_SUMMARY_PERIOD),
             catalogs: Arc::default(),
         }
     }
@@ -48,14 +55,45 @@ impl FeatureActor {
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
     fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
+        let uri = Arc::clone(&sample.uri);
         let changes = self.vms.record(sample, stats);
         self.catalogs.advance();
-        let Encoded { lines, unencodable } = encode_changes(changes, &mut self.tags);
+        let Encoded {
+            lines,
+            unencodable,
+            skipped,
+        } = encode_changes(changes, &mut self.tags);
         self.status.lines_produced += lines.len() as u64;
         self.status.unencodable_lines += unencodable;
         self.status.vms_tracked = self.vms.len();
         if !lines.is_empty() {
             self.writer.do_send(WriteLines(lines));
+        }
+        if unencodable > 0 {
+            self.log_unencodable(&uri, skipped, unencodable);
+        }
+    }
+
+    /// Each VM's first unencodable lines, then a summary every ten minutes at most: a VM whose
+    /// name line protocol cannot carry fails every cycle, and would otherwise log every cycle.
+    fn log_unencodable(&mut self, uri: &str, skipped: Vec<Skipped>, lines: u64) {
+        for Skipped { vm, error, lines } in skipped {
+            if self.vms.first_unencodable(uri, vm.as_ref()) {
+                tracing::error!(
+                    %error,
+                    lines,
+                    "lines not written: this VM's cannot be encoded (logged once per VM; every \
+                     cycle's are counted in features.unencodable_lines)"
+                );
+            }
+        }
+        if let Some(lines) = self.unencodable_summary.count(lines, Instant::now()) {
+            tracing::warn!(
+                lines,
+                total = self.status.unencodable_lines,
+                "unencodable lines not written since the last summary (at most one summary \
+                 every ten minutes)"
+            );
         }
     }
 }

@@ -3,8 +3,10 @@
 //! handlers all read these from here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,6 +50,30 @@ pub struct HostStatus {
     /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
     /// on the same list of domains), in seconds.
     pub last_stats_duration_sec: Option<f64>,
+    /// Every successful cycle's wall time, and every bulk stats calls' (for `/metrics`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub cycle_durations: Durations,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub stats_durations: Durations,
+}
+
+/// A histogram of durations, 1 ms to 33 s. Its copies share their counts: a status handed to a
+/// scrape reads what the actor records after.
+#[derive(Debug, Clone)]
+pub struct Durations(pub Histogram);
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations(Histogram::new(exponential_buckets(0.001, 2.0, 16)))
+    }
+}
+
+impl Durations {
+    pub fn observe(&self, duration: Duration) {
+        self.0.observe(duration.as_secs_f64());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -92,6 +118,28 @@ pub struct WriterStatus {
     pub panics: u64,
     /// The durable spool's state; none when lines are held in memory only.
     pub spool: Option<SpoolStatus>,
+    /// Write requests that failed, by what failed them.
+    pub failures: WriteFailures,
+    /// Time from sending each batch to InfluxDB's answer (for `/metrics`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub write_durations: Durations,
+}
+
+/// Write requests that failed, by class; a batch refused or too large counts once for each
+/// request, the halves it is retried in included.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct WriteFailures {
+    /// No answer, a 5xx or 429, or another answer worth a retry.
+    pub transient: u64,
+    /// 401 or 403: the token refused.
+    pub auth: u64,
+    /// A batch refused as invalid: 400 or 422 (InfluxDB 3: 422, its 400 is transient).
+    pub refused: u64,
+    /// 413.
+    pub too_large: u64,
+    /// No such database (InfluxDB 3's 404).
+    pub database_missing: u64,
 }
 
 impl WriterStatus {

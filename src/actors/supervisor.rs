@@ -74,7 +74,7 @@ impl TelemetrySupervisor {
     /// Starts the writer, the feature actor and one host actor per configured URI.
     pub fn start_pipeline(
         config: &AppConfig,
-        target: WriteTarget,
+        target: Option<WriteTarget>,
         clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Pipeline {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Settings;
 use super::error::{ConfigError, invalid};
-use super::values::{PositiveSecs, whole_number_in};
+use super::values::{PositiveSecs, floor, whole_number_in};
 use crate::domain_filter::DomainFilter;
 use crate::extended::GROUP_NAMES;
 use crate::libvirt::bulk_stats::StatsGroups;
@@ -58,7 +58,12 @@ impl CollectionConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         Ok(CollectionConfig {
             stats_groups: stats_groups(&settings.stats_groups)?,
-            stats_interval: PositiveSecs::parse("stats_interval", settings.stats_interval)?.into(),
+            stats_interval: PositiveSecs::parse(
+                "stats_interval",
+                settings.stats_interval,
+                floor::STATS_INTERVAL,
+            )?
+            .into(),
             filter: domain_filter(&settings.domain_include, &settings.domain_exclude)?,
             host_metrics: settings.host_metrics,
             seed_connections: whole_number_in(

@@ -2,9 +2,12 @@
 //! `Settings` is what the files say; `validate` turns it, part by part, into typed values or one
 //! error naming the key.
 
+mod admin;
 mod collection;
 mod error;
 mod hosts;
+mod http;
+mod strict;
 mod values;
 mod writer;
 
@@ -12,16 +15,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use admin::MIN_ADMIN_TOKEN_CHARS;
 pub use collection::{CollectionConfig, Keepalive};
 pub use error::ConfigError;
 pub use hosts::{HostConfig, HostEntry, Shard};
-pub use writer::{InfluxApi, SpoolConfig, WriterConfig};
+pub use http::{AllowedHosts, HttpConfig};
+pub use writer::{InfluxApi, SpoolConfig, WriterConfig, redacted_url};
 
 use error::invalid;
-use values::{PositiveSecs, positive_count, whole_number_in};
+use strict::Strict;
+use values::{PositiveSecs, floor, positive_count, whole_number_in};
 
 const DEFAULTS: &str = include_str!("../../config/default.toml");
 const ENV_PREFIX: &str = "VMTELEMETRY";
@@ -69,6 +75,8 @@ pub struct Settings {
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub http_max_connections: i64,
     pub metrics_enabled: bool,
 }
 
@@ -93,6 +101,8 @@ pub struct AppConfig {
     pub query_limit_max: usize,
     /// What is collected besides the seed's fields, and from which domains.
     pub collection: CollectionConfig,
+    /// The REST API's Host names and connection bound.
+    pub http: HttpConfig,
     /// Serve `GET /metrics` (Prometheus).
     pub metrics_enabled: bool,
 }
@@ -124,36 +134,43 @@ pub fn load_with_env(
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).required(true));
     }
-    let settings: Settings = builder
+    let merged = builder
         .add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("hosts")
-                .with_list_parse_key("stats_groups")
-                .with_list_parse_key("domain_include")
-                .with_list_parse_key("domain_exclude")
                 .source(Some(env)),
         )
-        .build()?
-        .try_deserialize()?;
+        .build()?;
+    let settings = Settings::deserialize(Strict(merged.cache)).map_err(|e| ConfigError::Type {
+        key: e.path,
+        message: e.message,
+    })?;
     settings.validate()
 }
 
 impl Settings {
     pub fn validate(self) -> Result<AppConfig, ConfigError> {
-        let poll_interval = PositiveSecs::parse("poll_interval", self.poll_interval)?;
-        let libvirt_timeout = PositiveSecs::parse("libvirt_timeout", self.libvirt_timeout)?;
-        let shutdown_timeout = PositiveSecs::parse("shutdown_timeout", self.shutdown_timeout)?;
+        let poll_interval =
+            PositiveSecs::parse("poll_interval", self.poll_interval, floor::POLL_INTERVAL)?;
+        let libvirt_timeout = PositiveSecs::parse(
+            "libvirt_timeout",
+            self.libvirt_timeout,
+            floor::LIBVIRT_TIMEOUT,
+        )?;
+        let shutdown_timeout = PositiveSecs::parse(
+            "shutdown_timeout",
+            self.shutdown_timeout,
+            floor::SHUTDOWN_TIMEOUT,
+        )?;
         let collection = CollectionConfig::from_settings(&self)?;
         let writer = WriterConfig::from_settings(&self)?;
         let log_format = LogFormat::parse(&self.log_format)?;
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
-        refuse_empty_admin_token(self.admin_token.as_ref())?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
+        let http = HttpConfig::from_settings(&self)?;
+        let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
             poll_interval: poll_interval.into(),
             libvirt_timeout: libvirt_timeout.into(),
@@ -169,8 +186,9 @@ impl Settings {
                 0..=MAX_RECENT_SAMPLES,
             )?,
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
-            admin_token: self.admin_token,
+            admin_token,
             collection,
+            http,
             metrics_enabled: self.metrics_enabled,
         })
     }
@@ -194,20 +212,11 @@ fn listen_address(text: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|e| invalid("listen", format!("`{text}`: {e}")))
 }
 
-fn refuse_empty_admin_token(token: Option<&SecretString>) -> Result<(), ConfigError> {
-    if token.is_some_and(|t| t.expose_secret().is_empty()) {
-        return Err(invalid(
-            "admin_token",
-            "is empty: unset it to disable the admin endpoints",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::libvirt::bulk_stats::StatsGroups;
+    use secrecy::ExposeSecret;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -237,7 +246,10 @@ mod tests {
         assert_eq!(config.writer.batch_max_age, Duration::from_secs(1));
         assert_eq!(config.writer.max_queue, 20000);
         assert_eq!(config.writer.influx_db, "vmstats");
-        assert_eq!(config.writer.influx_url.as_str(), "http://localhost:8181/");
+        assert_eq!(
+            config.writer.influx_url.unwrap().as_str(),
+            "http://localhost:8181/"
+        );
         assert_eq!(config.writer.influx_api, InfluxApi::V3);
         assert!(config.writer.influx_token.is_none());
         assert_eq!(
@@ -354,6 +366,40 @@ mod tests {
                 &[("VMTELEMETRY_POLL_INTERVAL", "soon")][..],
                 "poll_interval",
             ),
+            (
+                &[("VMTELEMETRY_POLL_INTERVAL", "1e-8")][..],
+                "poll_interval",
+            ),
+            (
+                &[("VMTELEMETRY_STATS_INTERVAL", "0.001")][..],
+                "stats_interval",
+            ),
+            (
+                &[("VMTELEMETRY_BATCH_MAX_SEC", "0.001")][..],
+                "batch_max_sec",
+            ),
+            (
+                &[("VMTELEMETRY_RETRY_MAX_DELAY", "0.01")][..],
+                "retry_max_delay",
+            ),
+            (
+                &[("VMTELEMETRY_LIBVIRT_TIMEOUT", "0.01")][..],
+                "libvirt_timeout",
+            ),
+            (
+                &[("VMTELEMETRY_INFLUX_TIMEOUT", "0.01")][..],
+                "influx_timeout",
+            ),
+            (
+                &[("VMTELEMETRY_SHUTDOWN_TIMEOUT", "0.01")][..],
+                "shutdown_timeout",
+            ),
+            (
+                &[("VMTELEMETRY_BATCH_MAX_LINES", "1.5")][..],
+                "batch_max_lines",
+            ),
+            (&[("VMTELEMETRY_INFLUX_GZIP", "yes")][..], "influx_gzip"),
+            (&[("VMTELEMETRY_ADMIN_TOKEN", "1234")][..], "admin_token"),
         ] {
             let message = error_of(pairs);
             assert!(
@@ -362,6 +408,80 @@ mod tests {
             );
             assert!(!message.contains('\n'), "{message} is more than one line");
         }
+    }
+
+    fn file_error(text: &str) -> String {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(file, "{text}").unwrap();
+        load_with_env(Some(file.path()), env(&[]))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_in_a_file_is_refused() {
+        for (text, key) in [
+            ("batch_max_lines = 1.5", "`batch_max_lines`"),
+            ("influx_gzip = \"yes\"", "`influx_gzip`"),
+            ("influx_gzip = 1", "`influx_gzip`"),
+            ("poll_interval = \"5\"", "`poll_interval`"),
+            ("influx_db = 5", "`influx_db`"),
+            ("stats_groups = \"block\"", "`stats_groups`"),
+            ("domain_include = [1]", "`domain_include.0`"),
+            ("admin_token = 1234567890", "`admin_token`"),
+        ] {
+            let message = file_error(text);
+            assert!(
+                message.contains(key),
+                "{text}: `{message}` does not name {key}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+        assert!(file_error("no_such_key = 1").contains("`no_such_key`"));
+    }
+
+    #[test]
+    fn the_environment_is_text_parsed_whole_for_each_key() {
+        let token = "12345678901234567890123456789012345";
+        let config = load_with_env(
+            None,
+            env(&[
+                ("VMTELEMETRY_INFLUX_GZIP", "FALSE"),
+                ("VMTELEMETRY_CREATE_DATABASE", "true"),
+                ("VMTELEMETRY_BATCH_MAX_LINES", " 500 "),
+                ("VMTELEMETRY_POLL_INTERVAL", "2"),
+                ("VMTELEMETRY_INFLUX_DB", "2024"),
+                ("VMTELEMETRY_ADMIN_TOKEN", token),
+                ("VMTELEMETRY_DOMAIN_EXCLUDE", "1,true"),
+            ]),
+        )
+        .unwrap();
+        assert!(!config.writer.gzip && config.writer.create_database);
+        assert_eq!(config.writer.batch_max_lines, 500);
+        assert_eq!(config.poll_interval, Duration::from_secs(2));
+        // Text that looks like a number stays the text it was.
+        assert_eq!(config.writer.influx_db, "2024");
+        assert_eq!(config.admin_token.unwrap().expose_secret(), token);
+        assert!(!config.collection.filter.allows("true"));
+    }
+
+    #[test]
+    fn each_interval_accepts_its_floor() {
+        let config = load_with_env(
+            None,
+            env(&[
+                ("VMTELEMETRY_POLL_INTERVAL", "0.01"),
+                ("VMTELEMETRY_STATS_INTERVAL", "0.01"),
+                ("VMTELEMETRY_BATCH_MAX_SEC", "0.01"),
+                ("VMTELEMETRY_RETRY_MAX_DELAY", "0.1"),
+                ("VMTELEMETRY_LIBVIRT_TIMEOUT", "0.1"),
+                ("VMTELEMETRY_INFLUX_TIMEOUT", "0.1"),
+                ("VMTELEMETRY_SHUTDOWN_TIMEOUT", "0.1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.poll_interval, Duration::from_millis(10));
+        assert_eq!(config.shutdown_timeout, Duration::from_millis(100));
     }
 
     #[test]
@@ -418,7 +538,10 @@ mod tests {
             None,
             env(&[
                 ("INFLUX_TOKEN", "s3cret"),
-                ("VMTELEMETRY_ADMIN_TOKEN", "adm1n"),
+                (
+                    "VMTELEMETRY_ADMIN_TOKEN",
+                    "adm1n-0123456789abcdef0123456789ab",
+                ),
             ]),
         )
         .unwrap();

@@ -8,11 +8,12 @@ use url::Url;
 
 use super::Settings;
 use super::error::{ConfigError, invalid};
-use super::values::{PositiveSecs, positive_count, whole_number_in};
+use super::values::{PositiveSecs, floor, positive_count, whole_number_in};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub influx_url: Url,
+    /// None (`influx_url = ""`): no InfluxDB, Prometheus only.
+    pub influx_url: Option<Url>,
     pub influx_db: String,
     pub influx_api: InfluxApi,
     pub influx_token: Option<SecretString>,
@@ -50,9 +51,21 @@ pub enum InfluxApi {
 
 impl WriterConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let batch_max_age = PositiveSecs::parse("batch_max_sec", settings.batch_max_sec)?;
-        let request_timeout = PositiveSecs::parse("influx_timeout", settings.influx_timeout)?;
-        let retry_max_delay = PositiveSecs::parse("retry_max_delay", settings.retry_max_delay)?;
+        let batch_max_age = PositiveSecs::parse(
+            "batch_max_sec",
+            settings.batch_max_sec,
+            floor::BATCH_MAX_SEC,
+        )?;
+        let request_timeout = PositiveSecs::parse(
+            "influx_timeout",
+            settings.influx_timeout,
+            floor::INFLUX_TIMEOUT,
+        )?;
+        let retry_max_delay = PositiveSecs::parse(
+            "retry_max_delay",
+            settings.retry_max_delay,
+            floor::RETRY_MAX_DELAY,
+        )?;
         let spool = SpoolConfig::from_settings(settings)?;
         let batch_max_lines = positive_count("batch_max_lines", settings.batch_max_lines)?;
         let max_queue = positive_count("max_queue", settings.max_queue)?;
@@ -114,15 +127,44 @@ impl InfluxApi {
     }
 }
 
-fn influx_url(text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| invalid("influx_url", format!("`{text}`: {e}")))?;
+fn influx_url(text: &str) -> Result<Option<Url>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let shown = redacted_text(text);
+    let url = Url::parse(text).map_err(|e| invalid("influx_url", format!("`{shown}`: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(
             "influx_url",
-            format!("`{text}` is not an http(s) URL"),
+            format!("`{shown}` is not an http(s) URL"),
         ));
     }
-    Ok(url)
+    Ok(Some(url))
+}
+
+/// `url` as it may be shown (status, logs, errors): its password, if any, replaced by `***`.
+pub fn redacted_url(url: &Url) -> Url {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only a URL that cannot have a password refuses one: this one has one.
+        let _ = shown.set_password(Some(REDACTED));
+    }
+    shown
+}
+
+const REDACTED: &str = "***";
+
+/// As `redacted_url`, for text that may not even parse: the whole userinfo goes, since where the
+/// user ends is not sure.
+fn redacted_text(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}{REDACTED}{}", &text[..start], &text[start + at..]),
+        None => text.to_owned(),
+    }
 }
 
 fn influx_db(name: &str) -> Result<String, ConfigError> {
@@ -137,5 +179,35 @@ fn path_if_set(path: &str) -> Option<PathBuf> {
     match path.trim() {
         "" => None,
         path => Some(PathBuf::from(path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_influx_url_is_never_shown() {
+        let url = influx_url("http://admin:pw-s3cret@db.example:8086/influx")
+            .unwrap()
+            .unwrap();
+        assert_eq!(url.password(), Some("pw-s3cret"));
+        assert_eq!(
+            redacted_url(&url).as_str(),
+            "http://admin:***@db.example:8086/influx"
+        );
+        let plain = Url::parse("http://admin@db.example:8086").unwrap();
+        assert_eq!(redacted_url(&plain), plain);
+        for text in [
+            "http://admin:pw-s3cret@db.example:99999",
+            "ftp://admin:pw-s3cret@db.example",
+            "admin:pw-s3cret@db.example:8086",
+            "http://admin:pw-s3cret@@/x",
+        ] {
+            let message = influx_url(text).unwrap_err().to_string();
+            assert!(message.contains("influx_url"), "{message}");
+            assert!(message.contains("***@"), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::influx::line_protocol::{
     EncodeError, Lines, VmTags, host_metrics, stats_row, vm_features, vm_metrics,
 };
@@ -11,11 +13,20 @@ use crate::vms::{Changes, StatsChange, VmChange};
 /// Roughly one line's length, for sizing a cycle's buffer.
 const LINE_BYTES: usize = 200;
 
-/// A cycle's lines, and how many could not be encoded (each logged).
+/// A cycle's lines, and how many could not be encoded, and why.
 #[derive(Debug, Default)]
 pub struct Encoded {
     pub lines: Lines,
     pub unencodable: u64,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Lines of one VM (None: the host's own line) that could not be encoded.
+#[derive(Debug)]
+pub struct Skipped {
+    pub vm: Option<Uuid>,
+    pub error: EncodeError,
+    pub lines: usize,
 }
 
 /// `host_metrics`, then `vm_metrics` and `vm_features` of every VM, then the extended lines.
@@ -27,10 +38,11 @@ pub fn encode_changes(changes: Changes<'_>, tags: &mut VmTags) -> Encoded {
     let mut encoded = Encoded {
         lines: Lines::with_capacity(capacity),
         unencodable: 0,
+        skipped: Vec::new(),
     };
     if let Some(node) = &changes.node {
         let result = host_metrics(&mut encoded.lines, changes.host, node);
-        encoded.check(result, 1);
+        encoded.check(None, result, 1);
     }
     for vm in changes.vms {
         encoded.vm(tags, changes.host, vm);
@@ -47,36 +59,39 @@ pub fn encode_changes(changes: Changes<'_>, tags: &mut VmTags) -> Encoded {
 impl Encoded {
     fn vm(&mut self, tags: &mut VmTags, host: &str, VmChange { sample, features }: VmChange<'_>) {
         let wanted = 1 + usize::from(features.is_some());
+        let vm = Some(sample.uuid);
         if let Err(error) = tags.set(host, sample.id, &sample.name, &sample.uuid) {
-            return self.check(Err(error), wanted);
+            return self.check(vm, Err(error), wanted);
         }
         let result = vm_metrics(&mut self.lines, tags, sample);
-        self.check(result, 1);
+        self.check(vm, result, 1);
         if let Some(features) = &features {
             let result = vm_features(&mut self.lines, tags, sample, features);
-            self.check(result, 1);
+            self.check(vm, result, 1);
         }
     }
 
     /// A VM's extended rows, with rates from its previous extended sample.
     fn stats(&mut self, tags: &mut VmTags, host: &str, change: StatsChange<'_>) {
         let current = change.current;
+        let vm = Some(current.uuid);
         if let Err(error) = tags.set(host, change.id, &current.name, &current.uuid) {
-            return self.check(Err(error), current.rows.len());
+            return self.check(vm, Err(error), current.rows.len());
         }
         for (row, derived) in current.rows.iter().zip(&current.derived) {
             // `Ok(false)`: a row without any field is no line, and no error.
             if let Err(error) = stats_row(&mut self.lines, tags, current, row, derived) {
-                self.check(Err(error), 1);
+                self.check(vm, Err(error), 1);
             }
         }
     }
 
-    /// Counts the `lines` that could not be encoded, and logs why.
-    fn check(&mut self, result: Result<(), EncodeError>, lines: usize) {
+    /// Counts the `lines` of `vm` that could not be encoded, and keeps why (the feature actor
+    /// logs it once per VM).
+    fn check(&mut self, vm: Option<Uuid>, result: Result<(), EncodeError>, lines: usize) {
         if let Err(error) = result {
             self.unencodable += lines as u64;
-            tracing::error!(%error, lines, "lines not written");
+            self.skipped.push(Skipped { vm, error, lines });
         }
     }
 }

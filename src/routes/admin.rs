@@ -1,10 +1,11 @@
-//! Operations on the actors. Needs `Authorization: Bearer <admin_token>`; without a configured
-//! token the endpoints are disabled.
+//! Operations on the actors. Needs `Authorization: Bearer <admin_token>` (the scheme in any
+//! case); without a configured token the endpoints are disabled.
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
@@ -24,15 +25,25 @@ impl AdminToken {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
             .ok_or(ApiError::Unauthorized)?;
-        // Constant time, so the comparison does not tell how much of a guess was right.
-        if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        // Digests of equal length compared in constant time: the answer's timing tells neither
+        // how much of a guess was right nor how long the token is.
+        let given = Sha256::digest(given.as_bytes());
+        let expected = Sha256::digest(expected.expose_secret().as_bytes());
+        if bool::from(given.as_slice().ct_eq(expected.as_slice())) {
             Ok(())
         } else {
             Err(ApiError::Unauthorized)
         }
     }
+}
+
+/// The credentials of `Bearer <token>`: the scheme in any case, then one or more spaces or tabs.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once([' ', '\t'])?;
+    let credentials = credentials.trim_start_matches([' ', '\t']);
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -98,4 +109,25 @@ pub async fn restart_actor(
         actor: name,
         status: "restarting",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_credentials_take_the_scheme_in_any_case() {
+        for (header, credentials) in [
+            ("Bearer t0ken", Some("t0ken")),
+            ("bearer t0ken", Some("t0ken")),
+            ("BEARER \t  t0ken ", Some("t0ken")),
+            ("Basic t0ken", None),
+            ("Bearert0ken", None),
+            ("Bearer", None),
+            ("Bearer   ", None),
+            ("", None),
+        ] {
+            assert_eq!(bearer_credentials(header), credentials, "{header:?}");
+        }
+    }
 }

@@ -26,6 +26,8 @@ pub(super) struct HostVms {
     cycle: u8,
     /// The feature actor restarted: the next cycle derives no features.
     forgotten: bool,
+    /// Whether the host's own line (`host_metrics`) was logged as unencodable.
+    unencodable_logged: bool,
 }
 
 /// One VM's history.
@@ -57,6 +59,7 @@ impl HostVms {
             node: None,
             cycle: 0,
             forgotten: false,
+            unencodable_logged: false,
         }
     }
 
@@ -64,6 +67,22 @@ impl HostVms {
         self.vms
             .find(hasher.hash_one(uuid), |r| r.uuid() == *uuid)
             .map(|r| &**r)
+    }
+
+    /// True the first time the lines of VM `uuid` (None: the host's own) cannot be encoded, so
+    /// that they are logged once while they are counted every cycle.
+    pub fn first_unencodable(&mut self, hasher: &RandomState, uuid: Option<&Uuid>) -> bool {
+        let logged = match uuid {
+            Some(uuid) => match self
+                .vms
+                .find_mut(hasher.hash_one(uuid), |r| r.uuid() == *uuid)
+            {
+                Some(record) => &mut record.recent.unencodable_logged,
+                None => return true,
+            },
+            None => &mut self.unencodable_logged,
+        };
+        !mem::replace(logged, true)
     }
 
     /// Forgets every previous sample: the next cycle derives no features, the next extended

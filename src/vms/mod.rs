@@ -135,6 +135,15 @@ impl VmTable {
         Changes::new(vms, hasher, node, listed, stats)
     }
 
+    /// True the first time the lines of VM `uuid` (None: the host's own) of host `uri` cannot be
+    /// encoded: each is logged once in the record's life, and counted every cycle.
+    pub fn first_unencodable(&mut self, uri: &str, uuid: Option<&Uuid>) -> bool {
+        match self.hosts.get_mut(uri) {
+            Some(host) => host.first_unencodable(&self.uuid_hasher, uuid),
+            None => true,
+        }
+    }
+
     /// Forgets every previous sample: the next cycle derives no features, the next extended
     /// sample no rates.
     pub fn forget_baselines(&mut self) {

@@ -19,6 +19,9 @@ pub(super) struct RecentSamples {
     /// missing from a cycle. Kept here, in room the fields above leave, so that a VM's record
     /// stays within 120 bytes (one 128-byte heap chunk).
     pub seen_in: u8,
+    /// Whether the VM's lines that cannot be encoded were logged: once in its record's life.
+    /// In the same spare room.
+    pub unencodable_logged: bool,
 }
 
 /// One sample as shown. Its features are not kept: they are exactly those of the sample before
@@ -192,6 +195,7 @@ impl RecentSamples {
             entries: 0,
             latest_derived: false,
             seen_in,
+            unencodable_logged: false,
         }
     }
 

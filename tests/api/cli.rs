@@ -1,15 +1,32 @@
 //! The binary itself: bad configuration stops start-up with exit code 2 and one line naming the key.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::DiesWithTest;
 
-fn start_with(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+/// The exit code and standard error of the binary; a binary that starts instead (a setting
+/// wrongly accepted) is stopped after a few seconds, and its code is None.
+pub(crate) fn start_with(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
         .args(args)
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .dies_with_test()
+        .spawn()
         .expect("the binary runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child
+        .try_wait()
+        .expect("the child can be waited on")
+        .is_none()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("the binary's output");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -55,7 +72,10 @@ fn secrets_never_reach_the_logs() {
             ("VMTELEMETRY_SHUTDOWN_TIMEOUT", "0.5"),
             ("RUST_LOG", "trace"),
             ("INFLUX_TOKEN", "influx-s3cret-t0ken"),
-            ("VMTELEMETRY_ADMIN_TOKEN", "adm1n-s3cret-t0ken"),
+            (
+                "VMTELEMETRY_ADMIN_TOKEN",
+                "adm1n-s3cret-t0ken-0c4f9b2e7a1d5836",
+            ),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

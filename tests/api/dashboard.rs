@@ -10,7 +10,7 @@ use crate::support::browser::{
     PAGE_TIMEOUT, admin_status, host_row, in_browser, js, open, wait_js, writer_status,
 };
 
-const ADMIN_TOKEN: &str = "dashboard-test-token";
+const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
 /// Would become markup, or break out of an attribute, if the page inserted it as HTML.
 const AWKWARD_NAME: &str = "vm \"<quoted>\" & ünï";
 /// The cell of the page's actor table with the `features` actor's restarts.

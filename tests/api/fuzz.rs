@@ -8,7 +8,7 @@ use proptest::test_runner::{Config, TestRunner};
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, collecting};
 
 const CASES: usize = 300;
-const TOKEN: &str = "fuzz-token";
+const TOKEN: &str = "fuzz-token-3e7a19c5d0f28b64e1a7c93d";
 
 /// Strings an attacker or a confused script might send.
 fn awkward() -> impl Strategy<Value = String> {

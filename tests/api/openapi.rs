@@ -26,7 +26,11 @@ fn sample_value(parameter: &str) -> &'static str {
 
 #[actix_web::test]
 async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers() {
-    let (app, _alpha, _beta) = two_host_app(&[("VMTELEMETRY_ADMIN_TOKEN", "t")]).await;
+    let (app, _alpha, _beta) = two_host_app(&[(
+        "VMTELEMETRY_ADMIN_TOKEN",
+        "openapi-t0ken-7c1e5a9f3b2d80e46a1f",
+    )])
+    .await;
     let (code, spec) = app.get("/api/openapi.json").await;
     assert_eq!(code, 200);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));

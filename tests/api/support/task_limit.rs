@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::service::ServiceProcess;
 use crate::helpers::wait_for;
@@ -70,19 +70,6 @@ impl Drop for PidsCgroup {
     }
 }
 
-/// What `service` logged with a message starting `prefix`.
-fn logged(service: &ServiceProcess, prefix: &str) -> Vec<Value> {
-    service
-        .logged()
-        .into_iter()
-        .filter(|line| {
-            line["fields"]["message"]
-                .as_str()
-                .is_some_and(|message| message.starts_with(prefix))
-        })
-        .collect()
-}
-
 /// The name of the threads a host's sampler runs its side-by-side calls on.
 const CALL_THREADS: &str = "libvirt calls";
 
@@ -96,7 +83,7 @@ pub fn assert_short_handed(service: &ServiceProcess, uri: &str) {
         "{:?}",
         service.threads()
     );
-    let warnings = logged(service, "no thread could be started");
+    let warnings = service.logged_starting("no thread could be started");
     assert_eq!(warnings.len(), 1, "one warning a streak: {warnings:?}");
     assert_eq!(warnings[0]["level"], json!("WARN"), "{warnings:?}");
     assert_eq!(warnings[0]["fields"]["owner"], json!(uri), "{warnings:?}");
@@ -113,7 +100,11 @@ pub async fn lift_and_see_threads_again(cgroup: &PidsCgroup, service: &ServicePr
     let recovered = wait_for(
         "the log to say threads can be started again",
         Duration::from_secs(10),
-        || async { logged(service, "threads can be started again").pop() },
+        || async {
+            service
+                .logged_starting("threads can be started again")
+                .pop()
+        },
     )
     .await;
     assert_eq!(recovered["fields"]["owner"], json!(uri), "{recovered}");
