@@ -8,7 +8,7 @@ use actix_rt::signal::unix::{SignalKind, signal};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{self, Next, from_fn};
 use actix_web::{
     App, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, HttpServer, Resource,
     Responder, ResponseError, guard, web,
@@ -192,6 +192,7 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
             .wrap(from_fn(metrics::count_requests))
+            .wrap(middleware::Compress::default())
             .wrap(TracingLogger::<routes::PathOnlySpan>::new())
             .app_data(shared.http_metrics)
             .app_data(shared.pipeline)
@@ -211,6 +212,7 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             .service(readable("/api/openapi.json", routes::openapi_json))
             .service(readable("/api/telemetry/status", routes::telemetry_status))
             .service(readable("/api/telemetry/vms", routes::list_vms))
+            .service(readable("/api/telemetry/summary", routes::summary))
             .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
             .service(readable("/api/telemetry/history", routes::history))
             .service(readable("/api/admin/actors", routes::list_actors))

@@ -2,6 +2,7 @@
 //! stops), keeps their addresses, answers for all of them, and restarts one on request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -20,6 +21,7 @@ use crate::configuration::AppConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
+use crate::vms::Catalogs;
 
 /// How long an actor may take to say how it is before it counts as failed.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,6 +43,8 @@ const WRITER: &str = "writer";
 pub struct Pipeline {
     pub supervisor: Addr<TelemetrySupervisor>,
     pub features: Addr<FeatureActor>,
+    /// The VM list the API serves, shared with the feature actor.
+    pub catalogs: Arc<Catalogs>,
     writer: Addr<WriterActor>,
     /// The writer's thread runs as long as someone holds its handle.
     _writer_arbiter: ArbiterHandle,
@@ -82,8 +86,11 @@ impl TelemetrySupervisor {
         });
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;
-        let features =
-            Supervisor::start(move |_| FeatureActor::new(writer_recipient, recent_samples));
+        let catalogs = Arc::new(Catalogs::default());
+        let shared = catalogs.clone();
+        let features = Supervisor::start(move |_| {
+            FeatureActor::new(writer_recipient, recent_samples).with_catalogs(shared)
+        });
         let hosts = config
             .hosts
             .iter()
@@ -111,6 +118,7 @@ impl TelemetrySupervisor {
         Pipeline {
             supervisor,
             features,
+            catalogs,
             writer,
             _writer_arbiter: writer_arbiter,
         }

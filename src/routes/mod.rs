@@ -13,6 +13,8 @@ mod openapi;
 mod request_span;
 mod stats;
 mod status;
+mod summary;
+mod validators;
 mod vms;
 
 pub use admin::{AdminToken, list_actors, restart_actor};
@@ -28,4 +30,5 @@ pub use openapi::{ApiDoc, openapi_json};
 pub use request_span::PathOnlySpan;
 pub use stats::vm_stats;
 pub use status::telemetry_status;
+pub use summary::summary;
 pub use vms::list_vms;

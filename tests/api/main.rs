@@ -31,4 +31,5 @@ mod test_driver;
 mod tls;
 mod vm_stats;
 mod vms;
+mod vms_paging;
 mod writer_replies;

@@ -17,6 +17,9 @@ fn sample_value(parameter: &str) -> &'static str {
         "end" => "now",
         "every" => "1m",
         "limit" => "10",
+        "sort" => "name",
+        "order" => "desc",
+        "offset" => "1",
         other => panic!("a parameter this test does not know: {other}"),
     }
 }
@@ -42,6 +45,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/telemetry/history",
             "/api/telemetry/stats/{vm_id}",
             "/api/telemetry/status",
+            "/api/telemetry/summary",
             "/api/telemetry/vms",
             "/health",
             "/metrics",
@@ -99,6 +103,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
         "ActorInfo",
         "TelemetryStatus",
         "ErrorBody",
+        "Summary",
     ] {
         assert!(schemas.get(schema).is_some(), "{schema} missing");
     }
