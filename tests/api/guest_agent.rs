@@ -3,12 +3,14 @@
 //! guest sees them, and an agent that stops answering costs only its own guest rows.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestApp, spawn_collecting, wait_for};
 use crate::support::guest::{Guest, virsh};
+use crate::support::valgrind::{LeakSummary, assert_no_leak, example_binary, run_under_valgrind};
 
 const MIB: u64 = 1 << 20;
 /// A mountpoint with a comma, an equals sign and a non-ASCII letter, which tags must escape.
@@ -149,6 +151,26 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
     assert_eq!(agents["answering"], json!(1), "{status}");
     assert_eq!(agents["silent"], json!(0), "{status}");
     assert_eq!(agents["absent"], json!(0), "{status}");
+
+    // While a guest with an agent is up: the calls' wrapper frees everything libvirt allocates.
+    let example = example_binary("guest_info_cycles");
+    let few = agent_calls_under_valgrind(&example, &guest.name, 10);
+    let many = agent_calls_under_valgrind(&example, &guest.name, 60);
+    assert_no_leak(&few, &many, 50);
+}
+
+fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSummary {
+    let args = ["qemu:///system", name, &cycles.to_string()];
+    let (stdout, summary) = run_under_valgrind(example, &args);
+    // Proves the calls answered: a filesystem's and the OS's parameters every time.
+    let params: u64 = stdout
+        .split_once(" cycles, ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(params >= cycles * 10, "{stdout}");
+    assert!(stdout.ends_with("unknown type refused: true\n"), "{stdout}");
+    summary
 }
 
 /// Points of `measurement` of `vm` stamped after `since` (ns).
