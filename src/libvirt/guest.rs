@@ -45,7 +45,8 @@ pub fn read(
         .filter(|d| d.id().is_some())
         .cloned()
         .collect();
-    let shares = split(running, stats_threads(domains.len()));
+    let threads = stats_threads(running.len());
+    let shares = split(running, threads);
     let sizes: Vec<usize> = shares.iter().map(Vec::len).collect();
     let known = Arc::new(timeouts_set.clone());
     let jobs: Vec<_> = shares

@@ -493,4 +493,43 @@ mod tests {
         let cycle = sampler.sample(true).unwrap().stats.unwrap();
         assert_eq!(stats_names(&cycle), ["vm-1", "vm-10"]);
     }
+
+    #[test]
+    fn the_guest_group_alone_asks_each_running_domains_agent_and_makes_no_bulk_call() {
+        // The test driver has no guest agents: each running domain's call fails, as a silent
+        // agent's, with the reason kept; the shut-off ones are not asked.
+        let file = node(6);
+        let uri = format!("test://{}", file.path().display());
+        virt::error::clear_error_callback();
+        let heartbeat = Heartbeat::default();
+        let host = HostConfig {
+            uri,
+            name: Some("node".into()),
+        };
+        let collection = CollectionConfig {
+            guest: true,
+            seed_connections: 1,
+            ..CollectionConfig::default()
+        };
+        let timeout = std::time::Duration::from_secs(10);
+        let mut sampler = Sampler::new(
+            &host,
+            &collection,
+            timeout,
+            heartbeat.clone(),
+            Default::default(),
+        );
+        let cycle = sampler.sample(true).unwrap().stats.unwrap();
+        assert!(cycle.sample.domains.is_empty(), "no bulk groups, no rows");
+        let (guest, _) = cycle.guest.unwrap();
+        assert_eq!((guest.answering, guest.silent, guest.absent), (0, 4, 0));
+        let failed = guest.failed.unwrap();
+        assert!(
+            failed.contains("virDomainAgentSetResponseTimeout"),
+            "{failed}"
+        );
+        // Open, list, 6 × info, the host's two calls, one agent timeout per running domain: no
+        // bulk call (an empty set of groups would ask libvirt for every one).
+        assert_eq!(heartbeat.beats(), 2 + 6 + 2 + 4);
+    }
 }
