@@ -4,6 +4,7 @@ pub mod actors;
 pub mod configuration;
 pub mod domain_filter;
 pub mod extended;
+pub mod guest;
 pub mod influx;
 pub mod libvirt;
 pub mod metrics;

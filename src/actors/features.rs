@@ -13,6 +13,7 @@ use super::messages::{
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
+use crate::guest::{GuestCycle, InfoLog};
 use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
 use crate::sample::HostSample;
@@ -23,6 +24,8 @@ pub struct FeatureActor {
     vms: VmTable,
     /// The tags of the VM being encoded, reused from VM to VM.
     tags: VmTags,
+    /// When each VM's `vm_guest_info` was last written.
+    guest_info: InfoLog,
     writer: Recipient<WriteLines>,
     status: FeatureStatus,
     crashes: CrashRecord,
@@ -40,6 +43,7 @@ impl FeatureActor {
         FeatureActor {
             vms: VmTable::new(recent_samples),
             tags: VmTags::default(),
+            guest_info: InfoLog::default(),
             writer,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
@@ -54,15 +58,24 @@ impl FeatureActor {
     }
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
-    fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
+    fn record(
+        &mut self,
+        sample: HostSample,
+        stats: Option<StatsSample>,
+        guest: Option<GuestCycle>,
+    ) {
         let uri = Arc::clone(&sample.uri);
         let changes = self.vms.record(sample, stats);
         self.catalogs.advance();
+        let mut encoded = encode_changes(changes, &mut self.tags);
+        if let Some(guest) = &guest {
+            encoded.guests(&mut self.tags, &uri, guest, &mut self.guest_info);
+        }
         let Encoded {
             lines,
             unencodable,
             skipped,
-        } = encode_changes(changes, &mut self.tags);
+        } = encoded;
         self.status.lines_produced += lines.len() as u64;
         self.status.unencodable_lines += unencodable;
         self.status.vms_tracked = self.vms.len();
@@ -137,7 +150,7 @@ impl Handler<HostCollected> for FeatureActor {
 
     fn handle(&mut self, cycle: HostCollected, ctx: &mut Self::Context) {
         guarded(self, ctx, |actor, _| {
-            actor.record(cycle.sample, cycle.stats)
+            actor.record(cycle.sample, cycle.stats, cycle.guest)
         });
     }
 }
@@ -251,6 +264,7 @@ mod tests {
                 node: None,
             },
             stats,
+            guest: None,
         }
     }
 
@@ -384,7 +398,7 @@ mod tests {
         bare.rows.clear();
         sample.domains.push(bare);
         let HostCollected { sample: seed, .. } = host("a", vec![]);
-        features.record(seed, Some(sample));
+        features.record(seed, Some(sample), None);
         let kept = features.vms.stats_baselines("a");
         assert_eq!(kept, [Uuid::from_u128(1)]);
     }

@@ -18,6 +18,7 @@ use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
 use super::status::{ConnectionState, Durations, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
+use crate::guest::{GuestAgents, GuestCycle};
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
 
 /// The longest wait between two connection attempts to a failing host.
@@ -86,6 +87,7 @@ impl HostActor {
             last_stats_duration_sec: None,
             cycle_durations: Durations::default(),
             stats_durations: Durations::default(),
+            guest_agents: None,
         };
         let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
         HostActor {
@@ -161,7 +163,7 @@ impl HostActor {
 
     /// Whether the cycle about to start carries the extended groups.
     fn stats_due(&mut self) -> bool {
-        if self.collection.stats_groups.is_empty() {
+        if self.collection.stats_groups.is_empty() && !self.collection.guest {
             return false;
         }
         match self.cycles_until_stats.checked_sub(1) {
@@ -178,12 +180,16 @@ impl HostActor {
 
     /// Of a cycle that carried the extended groups: a failed call costs only the rows of the
     /// domains it read (counted in `stats_errors`, not in `total_errors`).
-    fn finish_stats(&mut self, stats: StatsCycle) -> StatsSample {
+    fn finish_stats(&mut self, stats: StatsCycle) -> (StatsSample, Option<GuestCycle>) {
         let StatsCycle {
             sample,
             duration,
             failed,
+            guest,
         } = stats;
+        if let Some((guest, duration)) = &guest {
+            self.finish_guest(guest, *duration);
+        }
         self.status.stats_collections += 1;
         self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
         self.status.stats_durations.observe(duration);
@@ -192,7 +198,25 @@ impl HostActor {
             self.status.stats_errors += 1;
             self.status.last_stats_error = Some(error.to_string());
         }
-        sample
+        (sample, guest.map(|(guest, _)| guest))
+    }
+
+    /// The agents' counts for the status. A silent or absent agent is no error and is not
+    /// logged (it would be, every cycle); anything else is logged at debug level.
+    fn finish_guest(&mut self, guest: &GuestCycle, duration: Duration) {
+        let before = self.status.guest_agents.take().unwrap_or_default();
+        let rejected: usize = guest.samples.iter().map(|s| s.rejected).sum();
+        if let Some(error) = &guest.failed {
+            tracing::debug!(uri = %self.host.uri, %error, "guest agent call failed");
+        }
+        self.status.guest_agents = Some(GuestAgents {
+            answering: guest.answering,
+            silent: guest.silent,
+            absent: guest.absent,
+            duration_sec: duration.as_secs_f64(),
+            rejected_values: before.rejected_values + rejected as u64,
+            last_error: guest.failed.clone().or(before.last_error),
+        });
     }
 
     fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>) {
@@ -218,8 +242,15 @@ impl HostActor {
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }
-                let stats = stats.map(|stats| self.finish_stats(stats));
-                self.features.do_send(HostCollected { sample, stats });
+                let (stats, guest) = match stats.map(|stats| self.finish_stats(stats)) {
+                    Some((stats, guest)) => (Some(stats), guest),
+                    None => (None, None),
+                };
+                self.features.do_send(HostCollected {
+                    sample,
+                    stats,
+                    guest,
+                });
             }
             Err(error) => {
                 // The extended groups it would have carried come with the next cycle.

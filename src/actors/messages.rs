@@ -3,6 +3,7 @@
 use actix::Message;
 
 use crate::extended::StatsSample;
+use crate::guest::GuestCycle;
 use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use super::status::{
 pub struct HostCollected {
     pub sample: HostSample,
     pub stats: Option<StatsSample>,
+    /// The guest agents' answers, when the cycle asked them.
+    pub guest: Option<GuestCycle>,
 }
 
 /// Encoded lines for InfluxDB, oldest first.

@@ -1,6 +1,5 @@
-//! What the actors say about themselves, as plain data: each actor's status, the whole
-//! pipeline's, and one actor's line in the admin API. The actors, their messages and the HTTP
-//! handlers all read these from here.
+//! What the actors say about themselves, as plain data: each actor's status, the pipeline's,
+//! one actor's line in the admin API; the actors, their messages and the HTTP handlers read them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +20,7 @@ pub struct HostStatus {
     pub total_errors: u64,
     pub vms_monitored: usize,
     pub last_collection_time: Option<DateTime<Utc>>,
-    /// Wall time of the last successful cycle (list, info per domain, the host's own calls), in
-    /// seconds.
+    /// Seconds of the last successful cycle (list, info per domain, the host's own calls).
     pub last_collection_duration_sec: Option<f64>,
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
@@ -57,6 +55,8 @@ pub struct HostStatus {
     #[serde(skip)]
     #[schema(ignore)]
     pub stats_durations: Durations,
+    /// The guest group's agents in its last cycle (None: the group is off, or has not run yet).
+    pub guest_agents: Option<crate::guest::GuestAgents>,
 }
 
 /// A histogram of durations, 1 ms to 33 s. Its copies share their counts: a status handed to a

@@ -71,6 +71,7 @@ pub struct Settings {
     pub query_limit_max: i64,
     pub stats_groups: Vec<String>,
     pub stats_interval: f64,
+    pub guest_agent_timeout: i64,
     pub host_metrics: bool,
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
@@ -592,5 +593,43 @@ mod tests {
         assert!(error_of(&[("VMTELEMETRY_STATS_INTERVAL", "0")]).contains("stats_interval"));
         assert!(error_of(&[("VMTELEMETRY_DOMAIN_INCLUDE", "[x")]).contains("domain_include"));
         assert!(error_of(&[("VMTELEMETRY_DOMAIN_EXCLUDE", "{a")]).contains("domain_exclude"));
+    }
+
+    #[test]
+    fn the_guest_group_is_off_by_default_and_its_timeout_bounded() {
+        let config = load_with_env(None, env(&[])).unwrap();
+        assert!(!config.collection.guest);
+        assert_eq!(config.collection.guest_agent_timeout_sec, 2);
+        let config = load_with_env(
+            None,
+            env(&[
+                ("VMTELEMETRY_STATS_GROUPS", "guest"),
+                ("VMTELEMETRY_GUEST_AGENT_TIMEOUT", "5"),
+            ]),
+        )
+        .unwrap();
+        let c = &config.collection;
+        assert!(c.guest && c.stats_groups.is_empty());
+        assert_eq!(c.guest_agent_timeout_sec, 5);
+        for bad in ["0", "301", "-1"] {
+            let message = error_of(&[("VMTELEMETRY_GUEST_AGENT_TIMEOUT", bad)]);
+            assert!(message.contains("guest_agent_timeout"), "{message}");
+        }
+        let at_libvirts = [
+            ("VMTELEMETRY_STATS_GROUPS", "guest,block"),
+            ("VMTELEMETRY_GUEST_AGENT_TIMEOUT", "10"),
+        ];
+        let message = error_of(&at_libvirts);
+        assert!(
+            message.contains("guest_agent_timeout") && message.contains("libvirt_timeout"),
+            "{message}"
+        );
+        // Without the group, the timeout is not in use.
+        assert!(load_with_env(None, env(&[("VMTELEMETRY_GUEST_AGENT_TIMEOUT", "10")])).is_ok());
+        let message = error_of(&[("VMTELEMETRY_STATS_GROUPS", "guests")]);
+        assert!(
+            message.contains("guest,") || message.contains(", guest"),
+            "{message}"
+        );
     }
 }

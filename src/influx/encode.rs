@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::guest::{GuestCycle, InfoLog};
 use crate::influx::line_protocol::{
-    EncodeError, Lines, VmTags, host_metrics, stats_row, vm_features, vm_metrics,
+    EncodeError, Lines, VmTags, host_metrics, stats_row, vm_features, vm_guest_fs, vm_guest_info,
+    vm_metrics,
 };
 use crate::vms::{Changes, StatsChange, VmChange};
 
@@ -57,6 +59,35 @@ pub fn encode_changes(changes: Changes<'_>, tags: &mut VmTags) -> Encoded {
 }
 
 impl Encoded {
+    /// The guest agents' lines of one host's cycle (at `uri`): `vm_guest_fs` of every answer,
+    /// `vm_guest_info` of those `log` says are due.
+    pub fn guests(
+        &mut self,
+        tags: &mut VmTags,
+        uri: &Arc<str>,
+        cycle: &GuestCycle,
+        log: &mut InfoLog,
+    ) {
+        let due = log.due(uri, &cycle.samples);
+        for sample in &cycle.samples {
+            let with_info = due.iter().any(|d| std::ptr::eq(*d, sample));
+            let vm = Some(sample.uuid);
+            let wanted = sample.filesystems.len() + usize::from(with_info);
+            if let Err(error) = tags.set(&cycle.host, sample.id, &sample.name, &sample.uuid) {
+                self.check(vm, Err(error), wanted);
+                continue;
+            }
+            for fs in &sample.filesystems {
+                let result = vm_guest_fs(&mut self.lines, tags, sample, fs);
+                self.check(vm, result, 1);
+            }
+            if with_info {
+                let result = vm_guest_info(&mut self.lines, tags, sample);
+                self.check(vm, result, 1);
+            }
+        }
+    }
+
     fn vm(&mut self, tags: &mut VmTags, host: &str, VmChange { sample, features }: VmChange<'_>) {
         let wanted = 1 + usize::from(features.is_some());
         let vm = Some(sample.uuid);

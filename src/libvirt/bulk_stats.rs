@@ -4,8 +4,9 @@
 //! `virt` 0.5 wraps this call as `Connect::all_domain_stats`, but hands back raw record pointers
 //! and frees only the outer array, so every call leaks the records, their typed parameters and
 //! their domain references. This module calls `virt::sys` itself, copies everything into owned
-//! Rust values and always frees the list with `virDomainStatsRecordListFree`. It is the only place
-//! in the crate with `unsafe`; each block says why it is sound.
+//! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`,
+//! which decodes its parameters with `decode_param`, it is the only place in the crate with
+//! `unsafe`; each block says why it is sound.
 
 use std::ffi::{CStr, c_char};
 use std::ops::{BitOr, BitOrAssign};
@@ -319,7 +320,7 @@ unsafe fn decode_record(record: &sys::virDomainStatsRecord) -> Result<DomainStat
 /// # Safety
 /// If `p.type_` is `VIR_TYPED_PARAM_STRING`, `p.value.s` must be null or point to a
 /// NUL-terminated string that stays valid for the duration of the call.
-unsafe fn decode_param(p: &sys::virTypedParameter) -> Option<(String, StatValue)> {
+pub(super) unsafe fn decode_param(p: &sys::virTypedParameter) -> Option<(String, StatValue)> {
     let field = c_chars_to_string(&p.field).filter(|f| !f.is_empty())?;
     let tag = u32::try_from(p.type_).ok()?;
     // SAFETY: each arm reads the union member its `type_` tag names, the one libvirt wrote;

@@ -21,6 +21,8 @@ pub struct Connector {
     /// (and any call blocked on it failed) after `count` unanswered ones.
     keepalive: Keepalive,
     heartbeat: Heartbeat,
+    /// Open read-write: the guest group's calls are refused on a read-only connection.
+    read_write: bool,
 }
 
 /// The connection a host's cycles run on.
@@ -31,13 +33,19 @@ pub struct Connection {
 }
 
 impl Connector {
-    pub fn new(host: &HostConfig, keepalive: Keepalive, heartbeat: Heartbeat) -> Self {
+    pub fn new(
+        host: &HostConfig,
+        keepalive: Keepalive,
+        heartbeat: Heartbeat,
+        read_write: bool,
+    ) -> Self {
         Connector {
             uri: host.uri.as_str().into(),
             remote: is_remote(&host.uri),
             name: host.name.as_deref().map(Arc::from),
             keepalive,
             heartbeat,
+            read_write,
         }
     }
 
@@ -61,7 +69,8 @@ impl Connector {
         matches!(self.heartbeat.call(|| connect.is_alive()), Ok(true))
     }
 
-    /// A connection, read-only (collection never changes a domain), with keepalive if remote.
+    /// A connection, read-only (collection never changes a domain) unless the guest group needs it
+    /// read-write, with keepalive if remote.
     pub fn connect(&self) -> Result<Connect, LibvirtError> {
         // Only keepalive needs libvirt's event loop, and it makes every call on every connection
         // opened after it dearer (each wakes the loop's thread twice): local sockets go without.
@@ -70,7 +79,10 @@ impl Connector {
         }
         let connect = self
             .heartbeat
-            .call(|| Connect::open_read_only(Some(&self.uri)))
+            .call(|| match self.read_write {
+                true => Connect::open(Some(&self.uri)),
+                false => Connect::open_read_only(Some(&self.uri)),
+            })
             .map_err(|e| self.connect_error(e))?;
         if self.remote {
             // Frees a call blocked on a peer that went silent, which no socket error may ever do.

@@ -6,6 +6,8 @@ mod clock;
 mod connection;
 mod crew;
 pub mod event_loop;
+mod guest;
+pub mod guest_info;
 mod heartbeat;
 mod node;
 mod pool;
@@ -48,6 +50,8 @@ pub struct StatsCycle {
     /// The first call that failed or was left behind: the domains it read are missing from
     /// `sample`, the others are there.
     pub failed: Option<LibvirtError>,
+    /// The guest group's answers and the wall time of its calls, when it is on.
+    pub guest: Option<(crate::guest::GuestCycle, Duration)>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

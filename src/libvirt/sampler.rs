@@ -1,6 +1,7 @@
 //! One host's collection cycle: the connection, the seed's fields of every domain, the host's own,
 //! then the stats groups of the domains the seed listed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use virt::domain::Domain;
 use super::bulk_stats::StatsGroups;
 use super::connection::{Connection, Connector, close};
 use super::crew::Crew;
+use super::guest::{self, RunningDomain};
 use super::heartbeat::Heartbeat;
 use super::pool::Helpers;
 use super::seed::{self, Reading};
@@ -35,6 +37,10 @@ pub struct Sampler {
     stats_patience: Duration,
     /// The threads of the calls a cycle makes side by side.
     crew: Crew,
+    /// The guest group's agent timeout, in seconds, when it is on.
+    guest_timeout_sec: Option<i32>,
+    /// Running domains whose agent timeout is set.
+    agent_timeouts: HashSet<RunningDomain>,
 }
 
 /// What a cycle's seed read, and the helpers it read over: those at `failed` could not list.
@@ -52,7 +58,12 @@ impl Sampler {
         heartbeat: Heartbeat,
         stats_calls_left_behind: Arc<AtomicUsize>,
     ) -> Self {
-        let connector = Connector::new(host, collection.keepalive, heartbeat.clone());
+        let connector = Connector::new(
+            host,
+            collection.keepalive,
+            heartbeat.clone(),
+            collection.guest,
+        );
         Sampler {
             crew: Crew::new(
                 "libvirt calls",
@@ -68,6 +79,10 @@ impl Sampler {
             host_metrics: collection.host_metrics,
             heartbeat,
             stats_patience: libvirt_timeout,
+            guest_timeout_sec: collection
+                .guest
+                .then_some(collection.guest_agent_timeout_sec),
+            agent_timeouts: HashSet::new(),
         }
     }
 
@@ -144,8 +159,14 @@ impl Sampler {
     fn stats(&mut self, domains: Vec<Domain>, host: Arc<str>) -> StatsCycle {
         let started = Instant::now();
         let (groups, patience) = (self.groups, self.stats_patience);
-        let read = stats::read(&mut self.crew, domains, groups, patience, &self.heartbeat);
+        let for_guest = self.guest_timeout_sec.map(|t| (t, domains.clone()));
+        // No group at all would ask libvirt for every one.
+        let read = match groups.is_empty() {
+            true => stats::StatsRead::default(),
+            false => stats::read(&mut self.crew, domains, groups, patience, &self.heartbeat),
+        };
         let duration = started.elapsed();
+        let guest = for_guest.map(|(timeout, domains)| self.guest(&domains, timeout, host.clone()));
         if read.left_behind
             && let Some(connection) = self.connection.take()
         {
@@ -155,7 +176,28 @@ impl Sampler {
             sample: stats::sample(&read.stats, self.connector.uri().clone(), host),
             duration,
             failed: read.failed,
+            guest,
         }
+    }
+
+    /// The guest group of `domains`, and its wall time.
+    fn guest(
+        &mut self,
+        domains: &[Domain],
+        timeout_sec: i32,
+        host: Arc<str>,
+    ) -> (crate::guest::GuestCycle, std::time::Duration) {
+        let started = Instant::now();
+        let cycle = guest::read(
+            &mut self.crew,
+            domains,
+            timeout_sec,
+            self.stats_patience,
+            &self.heartbeat,
+            &mut self.agent_timeouts,
+            host,
+        );
+        (cycle, started.elapsed())
     }
 }
 
@@ -450,5 +492,44 @@ mod tests {
         let (mut sampler, _) = sampler(&uri, filter);
         let cycle = sampler.sample(true).unwrap().stats.unwrap();
         assert_eq!(stats_names(&cycle), ["vm-1", "vm-10"]);
+    }
+
+    #[test]
+    fn the_guest_group_alone_asks_each_running_domains_agent_and_makes_no_bulk_call() {
+        // The test driver has no guest agents: each running domain's call fails, as a silent
+        // agent's, with the reason kept; the shut-off ones are not asked.
+        let file = node(6);
+        let uri = format!("test://{}", file.path().display());
+        virt::error::clear_error_callback();
+        let heartbeat = Heartbeat::default();
+        let host = HostConfig {
+            uri,
+            name: Some("node".into()),
+        };
+        let collection = CollectionConfig {
+            guest: true,
+            seed_connections: 1,
+            ..CollectionConfig::default()
+        };
+        let timeout = std::time::Duration::from_secs(10);
+        let mut sampler = Sampler::new(
+            &host,
+            &collection,
+            timeout,
+            heartbeat.clone(),
+            Default::default(),
+        );
+        let cycle = sampler.sample(true).unwrap().stats.unwrap();
+        assert!(cycle.sample.domains.is_empty(), "no bulk groups, no rows");
+        let (guest, _) = cycle.guest.unwrap();
+        assert_eq!((guest.answering, guest.silent, guest.absent), (0, 4, 0));
+        let failed = guest.failed.unwrap();
+        assert!(
+            failed.contains("virDomainAgentSetResponseTimeout"),
+            "{failed}"
+        );
+        // Open, list, 6 × info, the host's two calls, one agent timeout per running domain: no
+        // bulk call (an empty set of groups would ask libvirt for every one).
+        assert_eq!(heartbeat.beats(), 2 + 6 + 2 + 4);
     }
 }

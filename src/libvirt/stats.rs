@@ -19,6 +19,7 @@ const STATS_THREADS: usize = 4;
 const STATS_DOMAINS_PER_THREAD: usize = 3;
 
 /// What the stats calls of one cycle read.
+#[derive(Default)]
 pub struct StatsRead {
     pub stats: Vec<DomainStats>,
     /// The first call that failed or was left behind.
@@ -53,6 +54,28 @@ pub fn read(
             move || read_share(&share, groups, &heartbeat)
         })
         .collect();
+    let parts = side_by_side(crew, jobs, patience, heartbeat);
+    let read = gather(parts, &sizes, patience);
+    crew.dismiss(&read.dismissed);
+    StatsRead {
+        stats: read.stats,
+        failed: read.failed,
+        left_behind: !read.dismissed.is_empty(),
+    }
+}
+
+/// Each of `jobs` on a thread of `crew` (on this one, those no thread could be started for),
+/// waited for until none has returned for `patience`: `None` for those still running then.
+pub(super) fn side_by_side<T, F>(
+    crew: &mut Crew,
+    jobs: Vec<F>,
+    patience: Duration,
+    heartbeat: &Heartbeat,
+) -> Vec<Option<Outcome<T>>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
     let mut started = crew.start(jobs);
     let here: Vec<_> = std::mem::take(&mut started.left)
         .into_iter()
@@ -63,13 +86,7 @@ pub fn read(
     for (index, part) in here {
         parts[index] = Some(Ok(part));
     }
-    let read = gather(parts, &sizes, patience);
-    crew.dismiss(&read.dismissed);
-    StatsRead {
-        stats: read.stats,
-        failed: read.failed,
-        left_behind: !read.dismissed.is_empty(),
-    }
+    parts
 }
 
 /// The stats read, stamped now, of the domains `host` (at `uri`) has.
@@ -91,7 +108,7 @@ pub(super) fn stats_threads(domains: usize) -> usize {
 }
 
 /// `items` in `parts` contiguous runs, as even as can be, in order (none empty, unless `items` is).
-fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
+pub(super) fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
     let parts = parts.clamp(1, items.len().max(1));
     let (size, rest) = (items.len() / parts, items.len() % parts);
     let mut items = items.into_iter();

@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod extended;
 mod fuzz;
+mod guest_agent;
 mod guest_truth;
 mod health_check;
 mod helpers;

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Builds the tests' tiny bootable guest from Debian packages only:
 #   OUTDIR/vmlinuz         the kernel of linux-image-cloud-amd64
-#   OUTDIR/initramfs.gz    busybox-static, tests/guest/init and the virtio modules (newc cpio, gzip)
+#   OUTDIR/initramfs.gz    busybox-static, tests/guest/init, the virtio modules, and
+#                          qemu-guest-agent's qemu-ga with the shared libraries ldd names
+#                          (newc cpio, gzip)
 #   OUTDIR/stamp           the inputs they were built from
 # Usage: tests/guest/build-guest.sh OUTDIR
 # Idempotent: when OUTDIR already holds a build of the same inputs (these files and the package
 # versions apt would pick) it returns at once. Nothing is installed on the host: the packages are
 # fetched with `apt-get download` and unpacked with `dpkg-deb -x` into a temporary directory.
-# Needs: apt, dpkg-deb, cpio, gzip, flock (Debian: apt, dpkg, cpio, gzip, util-linux).
+# qemu-ga's libraries (glib, libudev, liburing, libnuma, libc…) are copied from the host, where
+# ldd finds them: a Debian 12 host running libvirt and QEMU has every one.
+# Needs: apt, dpkg-deb, cpio, gzip, flock, ldd (Debian: apt, dpkg, cpio, gzip, util-linux,
+# libc-bin).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KERNEL_META=linux-image-cloud-amd64
 BUSYBOX=busybox-static
+AGENT=qemu-guest-agent
 # What the guest needs; their dependencies (virtio, virtio_ring, failover...) are found from these.
-MODULES=(virtio_pci virtio_balloon virtio_blk virtio_net)
+MODULES=(virtio_pci virtio_balloon virtio_blk virtio_net virtio_console)
 
 log() { printf 'build-guest: %s\n' "$*" >&2; }
 die() {
@@ -28,7 +34,7 @@ die() {
 }
 out=$1
 declare -A package_of=([apt-get]=apt [apt-cache]=apt [dpkg-deb]=dpkg [cpio]=cpio [gzip]=gzip
-    [flock]=util-linux [sha256sum]=coreutils)
+    [flock]=util-linux [sha256sum]=coreutils [ldd]=libc-bin)
 for tool in "${!package_of[@]}"; do
     command -v "$tool" >/dev/null || die "$tool not found (Debian package: ${package_of[$tool]})"
 done
@@ -39,12 +45,13 @@ out=$(cd "$out" && pwd)
 exec 9>"$out/.lock"
 flock 9
 
-# resolve: sets image (the versioned kernel package), image_version and busybox_version, the
-# versions apt would install. (Two apt-cache calls: each takes about half a second.)
+# resolve: sets image (the versioned kernel package), image_version, busybox_version and
+# agent_version, the versions apt would install. (Two apt-cache calls: each takes about half a
+# second.)
 resolve() {
     image=$(apt-cache depends "$KERNEL_META" 2>/dev/null |
         awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
-    image_version='' busybox_version=''
+    image_version='' busybox_version='' agent_version=''
     [[ -n $image ]] || return 1
     local pkg version
     # Package names start a line of `apt-cache policy`; their fields are indented.
@@ -52,9 +59,10 @@ resolve() {
         [[ $version != "(none)" ]] || continue
         [[ $pkg != "$image" ]] || image_version=$version
         [[ $pkg != "$BUSYBOX" ]] || busybox_version=$version
-    done < <(apt-cache policy "$image" "$BUSYBOX" 2>/dev/null |
+        [[ $pkg != "$AGENT" ]] || agent_version=$version
+    done < <(apt-cache policy "$image" "$BUSYBOX" "$AGENT" 2>/dev/null |
         awk '/^[^ ]/ { pkg = substr($1, 1, length($1) - 1) } $1 == "Candidate:" { print pkg, $2 }')
-    [[ -n $image_version && -n $busybox_version ]]
+    [[ -n $image_version && -n $busybox_version && -n $agent_version ]]
 }
 
 # What the guest is built from besides the packages.
@@ -67,7 +75,7 @@ built() { [[ -s $out/vmlinuz && -s $out/initramfs.gz && -s $out/stamp ]]; }
 if ! resolve; then
     # No package lists (apt-get update never ran): a build of the same local inputs will do
     # rather than touching the network; else fetch the lists.
-    if built && [[ $(tail -n +3 "$out/stamp") == "$local_inputs" ]]; then
+    if built && [[ $(tail -n +4 "$out/stamp") == "$local_inputs" ]]; then
         log "apt cannot resolve $KERNEL_META/$BUSYBOX; reusing $out ($(head -n1 "$out/stamp"))"
         exit 0
     fi
@@ -76,7 +84,10 @@ if ! resolve; then
     resolve || die "apt knows no $KERNEL_META or $BUSYBOX"
 fi
 
-stamp() { printf '%s=%s\n%s=%s\n%s\n' "$image" "$image_version" "$BUSYBOX" "$busybox_version" "$local_inputs"; }
+stamp() {
+    printf '%s=%s\n%s=%s\n%s=%s\n%s\n' "$image" "$image_version" "$BUSYBOX" "$busybox_version" \
+        "$AGENT" "$agent_version" "$local_inputs"
+}
 if built && [[ $(cat "$out/stamp") == "$(stamp)" ]]; then
     exit 0
 fi
@@ -88,7 +99,10 @@ mkdir -p "$work/debs" "$work/pkg" "$work/root"
 # apt's sandbox user must be able to write where it downloads, else apt warns and runs as root.
 chmod 755 "$work"
 chmod 777 "$work/debs"
-download() { (cd "$work/debs" && apt-get download -q "$image=$image_version" "$BUSYBOX=$busybox_version" >&2); }
+download() {
+    (cd "$work/debs" && apt-get download -q "$image=$image_version" "$BUSYBOX=$busybox_version" \
+        "$AGENT=$agent_version" >&2)
+}
 if ! download; then
     # Old package lists name versions the mirror no longer has (kernels move on quickly).
     log "apt-get download failed; apt-get update and again"
@@ -105,6 +119,7 @@ vmlinuz=$work/pkg/boot/vmlinuz-$kver
 moddir=$work/pkg/lib/modules/$kver
 [[ -s $vmlinuz ]] || die "$image has no /boot/vmlinuz-$kver"
 [[ -x $work/pkg/bin/busybox ]] || die "$BUSYBOX has no /bin/busybox"
+[[ -x $work/pkg/usr/sbin/qemu-ga ]] || die "$AGENT has no /usr/sbin/qemu-ga"
 
 # The package has no modules.dep (depmod makes it on install, and kmod may not be here):
 # each module's own `depends=` (its .modinfo section) gives the load order.
@@ -135,6 +150,19 @@ for applet in $("$root/bin/busybox" --list); do
     [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
 done
 install -m 755 "$here/init" "$root/init"
+# qemu-ga and what its dynamic loader needs, from where ldd finds it on this (Debian) host.
+cp "$work/pkg/usr/sbin/qemu-ga" "$root/bin/qemu-ga"
+libs=$(ldd "$root/bin/qemu-ga") || die "ldd qemu-ga failed"
+! grep -q 'not found' <<<"$libs" || die "qemu-ga's libraries are missing here: $libs"
+mkdir -p "$root/lib/x86_64-linux-gnu" "$root/lib64" "$root/etc"
+for lib in $(awk '$2 == "=>" && $3 ~ /^\// { print $3 }' <<<"$libs"); do
+    cp -L "$lib" "$root/lib/x86_64-linux-gnu/${lib##*/}"
+done
+loader=$(awk '$1 ~ /^\/.*ld-linux/ { print $1 }' <<<"$libs")
+[[ -n $loader ]] || die "no dynamic loader in ldd qemu-ga: $libs"
+cp -L "$loader" "$root/lib64/${loader##*/}"
+# What the agent's guest-get-osinfo reads (os_id, os_version in vm_guest_info).
+printf 'ID=vmt-test-guest\nNAME="vmtelemetry test guest"\nVERSION_ID=1\n' >"$root/etc/os-release"
 for name in "${order[@]}"; do
     cp "${path[$name]}" "$root/lib/modules/$name.ko"
 done

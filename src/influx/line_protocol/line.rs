@@ -71,6 +71,25 @@ impl<'a> LineWriter<'a> {
         out.push(b'"');
     }
 
+    /// Any text: `"` and `\\` escaped, control characters (a newline would end the line) written
+    /// as spaces.
+    pub(super) fn string(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        let out = &mut self.lines.bytes;
+        out.push(b'"');
+        for c in value.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push(b'\\');
+                    out.push(c as u8);
+                }
+                c if c.is_control() => out.push(b' '),
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        out.push(b'"');
+    }
+
     /// False, with nothing written, when the line has no field: a line needs at least one.
     #[inline(always)]
     pub(super) fn finish(self, timestamp_ns: i64) -> bool {

@@ -9,11 +9,13 @@
 //! tags, escaped once), `line` (one line's writer), `measurements` (one function each).
 
 mod escape;
+mod guest;
 mod line;
 mod lines;
 mod measurements;
 mod tags;
 
+pub use guest::{vm_guest_fs, vm_guest_info};
 pub use lines::Lines;
 pub use measurements::{host_metrics, stats_row, vm_features, vm_metrics};
 pub use tags::VmTags;

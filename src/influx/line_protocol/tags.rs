@@ -66,15 +66,33 @@ impl VmTags {
         out: &mut Vec<u8>,
         extra: Option<(&'static str, &str)>,
     ) -> Result<(), EncodeError> {
-        let Some((key, value)) = extra else {
-            out.extend_from_slice(&self.text);
-            return Ok(());
-        };
-        let position = vm_tags::ALL.iter().position(|k| *k > key);
-        let at = position.map_or(self.text.len(), |i| self.starts[i]);
-        out.extend_from_slice(&self.text[..at]);
-        tag_into(out, key, value, &self.uuid)?;
-        out.extend_from_slice(&self.text[at..]);
+        match extra {
+            None => {
+                out.extend_from_slice(&self.text);
+                Ok(())
+            }
+            Some(extra) => self.write_sorted(out, &[extra]),
+        }
+    }
+
+    /// Tags in key order with the row's own, `extras`, whose keys must be sorted.
+    pub(super) fn write_sorted(
+        &self,
+        out: &mut Vec<u8>,
+        extras: &[(&'static str, &str)],
+    ) -> Result<(), EncodeError> {
+        debug_assert!(extras.is_sorted_by_key(|(k, _)| *k));
+        let mut from = 0;
+        for (key, value) in extras {
+            let position = vm_tags::ALL.iter().position(|k| k > key);
+            let at = position
+                .map_or(self.text.len(), |i| self.starts[i])
+                .max(from);
+            out.extend_from_slice(&self.text[from..at]);
+            from = at;
+            tag_into(out, key, value, &self.uuid)?;
+        }
+        out.extend_from_slice(&self.text[from..]);
         Ok(())
     }
 }

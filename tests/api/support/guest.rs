@@ -16,6 +16,9 @@ pub const MEMORY_KIB: u64 = 160 * 1024;
 const MARKER: &str = "VMT-GUEST-UP";
 /// TCG boots this kernel in a few seconds; much slack for a loaded machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// libvirt picks the host end's socket path itself.
+const AGENT_CHANNEL: &str = "<channel type='unix'>\
+     <target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
 /// The prefix of booted guests' names, by which orphans are found.
 const BOOTED_PREFIX: &str = "vmt-real-guest-";
 
@@ -36,6 +39,8 @@ pub struct GuestOptions {
     args: Vec<String>,
     /// The host CPU its vCPU is pinned to (`<vcpupin>`).
     host_cpu: Option<u32>,
+    /// A virtio-serial channel `org.qemu.guest_agent.0`, for `vmt.agent=1`'s qemu-ga.
+    agent_channel: bool,
 }
 
 impl GuestOptions {
@@ -47,6 +52,12 @@ impl GuestOptions {
     pub fn pin_vcpu(mut self, host_cpu: u32) -> Self {
         self.host_cpu = Some(host_cpu);
         self
+    }
+
+    /// The guest agent's channel, and `vmt.agent=1` to start the agent on it.
+    pub fn guest_agent(mut self) -> Self {
+        self.agent_channel = true;
+        self.arg("vmt.agent", 1)
     }
 
     /// Boots the guest and waits for its init's marker line.
@@ -66,6 +77,7 @@ impl Guest {
             work: work.to_owned(),
             args: Vec::new(),
             host_cpu: None,
+            agent_channel: false,
         }
     }
 
@@ -85,6 +97,10 @@ impl Guest {
             .host_cpu
             .map(|cpu| format!("<cputune><vcpupin vcpu='0' cpuset='{cpu}'/></cputune>"))
             .unwrap_or_default();
+        let channel = match options.agent_channel {
+            true => AGENT_CHANNEL,
+            false => "",
+        };
         let cmdline = std::iter::once(format!("vmt.work={}", options.work))
             .chain(options.args.iter().cloned())
             .collect::<Vec<_>>()
@@ -103,7 +119,7 @@ impl Guest {
              <devices><controller type='usb' model='none'/>{disk}\
              <interface type='ethernet'><target dev='{tap}'/><model type='virtio'/></interface>\
              <serial type='file'><source path='{console}'/><target port='0'/></serial>\
-             <memballoon model='virtio'><stats period='1'/></memballoon>\
+             <memballoon model='virtio'><stats period='1'/></memballoon>{channel}\
              </devices></domain>",
             kernel = kernel.display(),
             initrd = initrd.display(),

@@ -13,6 +13,7 @@ pub mod service;
 pub mod settings;
 pub mod task_limit;
 pub mod test_node;
+pub mod valgrind;
 
 /// Runs `command`, which must succeed; its output.
 #[track_caller]

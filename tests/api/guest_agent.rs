@@ -1,0 +1,252 @@
+//! The `guest` group on real booted guests (tests/guest: qemu-ga on a virtio-serial channel, an
+//! ext2 filesystem on the virtio disk): their filesystems and identity land in InfluxDB as the
+//! guest sees them, and an agent that stops answering costs only its own guest rows.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Influx, TestApp, spawn_collecting, wait_for};
+use crate::support::guest::{Guest, virsh};
+use crate::support::valgrind::{LeakSummary, assert_no_leak, example_binary, run_under_valgrind};
+
+const MIB: u64 = 1 << 20;
+/// A mountpoint with a comma, an equals sign and a non-ASCII letter, which tags must escape.
+const MOUNT: &str = "/data,x=é";
+
+/// The service on qemu:///system, `groups` every poll of `poll_sec`, of the domains `names` only
+/// (other tests' guests come and go meanwhile).
+async fn collect(
+    influx: &Influx,
+    poll_sec: u32,
+    groups: &str,
+    names: &[&str],
+    more: &[(&str, &str)],
+) -> TestApp {
+    let (poll, names) = (poll_sec.to_string(), names.join(","));
+    let mut env = vec![
+        ("VMTELEMETRY_POLL_INTERVAL", poll.as_str()),
+        ("VMTELEMETRY_STATS_INTERVAL", poll.as_str()),
+        ("VMTELEMETRY_STATS_GROUPS", groups),
+        ("VMTELEMETRY_DOMAIN_INCLUDE", names.as_str()),
+    ];
+    env.extend_from_slice(more);
+    spawn_collecting("qemu:///system", influx, &env).await
+}
+
+/// `SELECT * FROM measurement WHERE name = vm`, in time order.
+async fn rows_of(influx: &Influx, measurement: &str, vm: &str) -> Vec<BTreeMap<String, Value>> {
+    let q = format!("SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' ORDER BY time");
+    influx.rows(&q).await
+}
+
+fn int(row: &BTreeMap<String, Value>, field: &str) -> u64 {
+    row[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {row:?}"))
+}
+
+/// The guest agent's own answer for the filesystem at `MOUNT`, through virsh (read-write).
+fn agent_fs(guest: &Guest) -> BTreeMap<String, String> {
+    let output = virsh(&["guestinfo", &guest.name, "--filesystem"]);
+    let all: BTreeMap<String, String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let n = (0..8)
+        .find(|n| all.get(&format!("fs.{n}.mountpoint")).map(String::as_str) == Some(MOUNT))
+        .unwrap_or_else(|| panic!("no {MOUNT} in the agent's answer: {all:?}"));
+    let prefix = format!("fs.{n}.");
+    all.into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v)))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it() {
+    let fill_mib = 3;
+    let guest = Guest::options("")
+        .guest_agent()
+        .arg("vmt.fs", 1)
+        .arg("vmt.mount", MOUNT)
+        .arg("vmt.fill", fill_mib)
+        .arg("vmt.after", 20)
+        .arg("vmt.hostname", "vmt-agent,guest")
+        .start();
+    let influx = Influx::new_database().await;
+    let app = collect(&influx, 1, "guest", &[&guest.name], &[]).await;
+    let name = guest.name.clone();
+    let before = influx
+        .rows_when(
+            "the guest's filesystem in vm_guest_fs",
+            Duration::from_secs(30),
+            &format!("SELECT * FROM vm_guest_fs WHERE \"name\" = '{name}'"),
+            |rows| !rows.is_empty(),
+        )
+        .await;
+    let first = &before[0];
+    let truth = agent_fs(&guest);
+    assert_eq!(first["mountpoint"], json!(MOUNT), "{first:?}");
+    assert_eq!(first["fstype"], json!("ext2"));
+    assert_eq!(first["device"], json!("vda"));
+    let total = int(first, "total_bytes");
+    assert_eq!(total.to_string(), truth["total-bytes"], "{truth:?}");
+    // The 8 MiB disk less ext2's own metadata.
+    assert!((7 * MIB..8 * MIB).contains(&total), "{total}");
+    let used_before = int(first, "used_bytes");
+    assert!(used_before < MIB, "an empty filesystem: {first:?}");
+    let percent = first["used_percent"].as_f64().unwrap();
+    assert!((percent - used_before as f64 / total as f64 * 100.0).abs() < 1e-9);
+
+    let filled = wait_for(
+        "the fill in used_bytes",
+        Duration::from_secs(60),
+        || async {
+            let rows = rows_of(&influx, "vm_guest_fs", &name).await;
+            let last = rows.last()?.clone();
+            (int(&last, "used_bytes") >= used_before + fill_mib * MIB).then_some(last)
+        },
+    )
+    .await;
+    let grown = int(&filled, "used_bytes") - used_before;
+    // ext2 adds a few indirect blocks (1 KiB each) for a 3 MiB file.
+    assert!(grown < fill_mib * MIB + 64 * 1024, "grew by {grown}");
+    assert_eq!(
+        int(&filled, "used_bytes").to_string(),
+        agent_fs(&guest)["used-bytes"]
+    );
+
+    let types = influx.field_types("vm_guest_fs").await;
+    let expected = [
+        ("total_bytes", "integer"),
+        ("used_bytes", "integer"),
+        ("used_percent", "float"),
+    ];
+    assert_eq!(
+        types,
+        expected.map(|(f, t)| (f.to_owned(), t.to_owned())).into()
+    );
+
+    // Once, however many cycles asked: it has not changed.
+    let info = rows_of(&influx, "vm_guest_info", &name).await;
+    let cycles = rows_of(&influx, "vm_guest_fs", &name).await.len();
+    assert!(cycles >= 5, "{cycles} vm_guest_fs points");
+    assert_eq!(info.len(), 1, "{info:?}");
+    let info = &info[0];
+    assert_eq!(info["os_id"], json!("vmt-test-guest"));
+    assert_eq!(info["os_version"], json!("1"));
+    assert_eq!(info["hostname"], json!("vmt-agent,guest"));
+    assert_eq!(info["users"], json!(0));
+    let release = info["kernel_release"].as_str().unwrap();
+    assert!(release.ends_with("-cloud-amd64"), "{release}");
+    let types = influx.field_types("vm_guest_info").await;
+    assert_eq!(types["users"], "integer");
+    assert_eq!(types["hostname"], "string");
+
+    let status = app.status().await;
+    let agents = &status["hosts"][0]["guest_agents"];
+    assert_eq!(agents["answering"], json!(1), "{status}");
+    assert_eq!(agents["silent"], json!(0), "{status}");
+    assert_eq!(agents["absent"], json!(0), "{status}");
+
+    // While a guest with an agent is up: the calls' wrapper frees everything libvirt allocates.
+    let example = example_binary("guest_info_cycles");
+    let few = agent_calls_under_valgrind(&example, &guest.name, 10);
+    let many = agent_calls_under_valgrind(&example, &guest.name, 60);
+    assert_no_leak(&few, &many, 50);
+}
+
+fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSummary {
+    let args = ["qemu:///system", name, &cycles.to_string()];
+    let (stdout, summary) = run_under_valgrind(example, &args);
+    // Proves the calls answered: a filesystem's and the OS's parameters every time.
+    let params: u64 = stdout
+        .split_once(" cycles, ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(params >= cycles * 10, "{stdout}");
+    assert!(stdout.ends_with("unknown type refused: true\n"), "{stdout}");
+    summary
+}
+
+/// Points of `measurement` of `vm` stamped after `since` (ns).
+async fn count_since(influx: &Influx, measurement: &str, vm: &str, since: i64) -> usize {
+    let q = format!("SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' AND time > {since}");
+    influx.rows(&q).await.len()
+}
+
+#[actix_web::test]
+async fn a_silent_or_absent_agent_costs_only_its_own_guest_rows_within_the_timeout() {
+    let answering = Guest::options("").guest_agent().arg("vmt.fs", 1).start();
+    let silent = Guest::options("")
+        .guest_agent()
+        .arg("vmt.fs", 1)
+        .arg("vmt.agentstop", 15)
+        .start();
+    let absent = Guest::firmware(&format!("vmt-agent-absent-{}", std::process::id()));
+    let influx = Influx::new_database().await;
+    let include = [&answering.name, &silent.name, &absent.name].map(|n| n.as_str());
+    let timeout = [("VMTELEMETRY_GUEST_AGENT_TIMEOUT", "1")];
+    let app = collect(&influx, 2, "guest,cpu_total", &include, &timeout).await;
+    // Both agents answer at first; then the second is stopped inside its guest.
+    let q = format!(
+        "SELECT * FROM vm_guest_fs WHERE \"name\" = '{}'",
+        silent.name
+    );
+    influx
+        .rows_when(
+            "the second agent's rows",
+            Duration::from_secs(30),
+            &q,
+            |r| !r.is_empty(),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !silent.console_text().contains("VMT-GUEST-AGENT-STOPPED") {
+        assert!(Instant::now() < deadline, "{}", silent.console_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = app
+        .status_when("a silent agent counted", Duration::from_secs(20), |s| {
+            let agents = &s["hosts"][0]["guest_agents"];
+            Some(agents["silent"] == json!(1))
+        })
+        .await;
+    let agents = &status["hosts"][0]["guest_agents"];
+    assert_eq!(agents["answering"], json!(1), "{status}");
+    assert_eq!(agents["absent"], json!(1), "{status}");
+    // The silent agent is given up on after its timeout (1 s), not libvirt's own: once for the
+    // first call after it fell silent (its sync, then its command), then once a cycle.
+    let duration = agents["duration_sec"].as_f64().unwrap();
+    assert!(duration < 2.5, "{status}");
+
+    // Over the next 12 s (six polls): every domain's other rows, and the answering agent's, on
+    // time; none of the silent one's guest rows.
+    let since = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    actix_rt::time::sleep(Duration::from_secs(12)).await;
+    for vm in [&answering.name, &silent.name, &absent.name] {
+        let metrics = count_since(&influx, "vm_metrics", vm, since).await;
+        let cpu = count_since(&influx, "vm_cpu", vm, since).await;
+        assert!(
+            metrics >= 5 && cpu >= 5,
+            "{vm}: {metrics} vm_metrics, {cpu} vm_cpu"
+        );
+    }
+    let answered = count_since(&influx, "vm_guest_fs", &answering.name, since).await;
+    assert!(answered >= 5, "{answered} rows of the answering agent");
+    assert_eq!(
+        count_since(&influx, "vm_guest_fs", &silent.name, since).await,
+        0
+    );
+    assert_eq!(
+        count_since(&influx, "vm_guest_fs", &absent.name, since).await,
+        0
+    );
+    let status = app.status().await;
+    assert_eq!(status["hosts"][0]["stats_errors"], json!(0), "{status}");
+    assert_eq!(status["hosts"][0]["total_errors"], json!(0), "{status}");
+}
