@@ -5,6 +5,7 @@ pub mod configuration;
 pub mod domain_filter;
 pub mod extended;
 pub mod influx;
+pub mod insights;
 pub mod libvirt;
 pub mod metrics;
 pub mod routes;

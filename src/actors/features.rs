@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
+use super::insights::ObserveHost;
 use super::messages::{
     GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, SnapshotVms, WriteLines,
 };
@@ -15,6 +16,8 @@ use super::status::FeatureStatus;
 use crate::extended::StatsSample;
 use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
+use crate::insights::HostCycle;
+use crate::insights::signals::VmReading;
 use crate::sample::HostSample;
 use crate::telemetry::LogThrottle;
 use crate::vms::VmTable;
@@ -24,6 +27,8 @@ pub struct FeatureActor {
     /// The tags of the VM being encoded, reused from VM to VM.
     tags: VmTags,
     writer: Recipient<WriteLines>,
+    /// Fed each host's cycle, when `insights` is on.
+    insights: Option<Recipient<ObserveHost>>,
     status: FeatureStatus,
     crashes: CrashRecord,
     /// A summary of the unencodable lines, every ten minutes at most (each VM's are logged once).
@@ -39,15 +44,30 @@ impl FeatureActor {
             vms: VmTable::new(recent_samples),
             tags: VmTags::default(),
             writer,
+            insights: None,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
             unencodable_summary: LogThrottle::new(UNENCODABLE_SUMMARY_PERIOD),
         }
     }
 
+    /// Hands every host's cycle to the insights actor too.
+    pub fn with_insights(mut self, insights: Recipient<ObserveHost>) -> Self {
+        self.insights = Some(insights);
+        self
+    }
+
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
     fn record(&mut self, sample: HostSample, stats: Option<StatsSample>) {
         let uri = Arc::clone(&sample.uri);
+        let cycle = self.insights.is_some().then(|| HostCycle {
+            uri: Arc::clone(&sample.uri),
+            host: Arc::clone(&sample.host),
+            cpus: sample.node.as_ref().and_then(|n| n.cpus),
+            memory_total_kb: sample.node.as_ref().and_then(|n| n.memory_total_kb),
+            timestamp_ns: cycle_time(&sample),
+            vms: Vec::with_capacity(sample.domains.len()),
+        });
         let changes = self.vms.record(sample, stats);
         let Encoded {
             lines,
@@ -62,6 +82,13 @@ impl FeatureActor {
         }
         if unencodable > 0 {
             self.log_unencodable(&uri, skipped, unencodable);
+        }
+        if let (Some(insights), Some(mut cycle)) = (&self.insights, cycle) {
+            let vms = self.vms.host_vms(&uri);
+            cycle.vms.extend(
+                vms.map(|(latest, features, stats)| VmReading::new(latest, features, stats)),
+            );
+            insights.do_send(ObserveHost(cycle));
         }
     }
 
@@ -87,6 +114,17 @@ impl FeatureActor {
             );
         }
     }
+}
+
+/// When a cycle was read: the host's own reading, else its latest VM's, else now.
+fn cycle_time(sample: &HostSample) -> i64 {
+    let latest = sample.domains.iter().map(|d| d.timestamp_ns).max();
+    sample
+        .node
+        .as_ref()
+        .map(|n| n.timestamp_ns)
+        .or(latest)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
 }
 
 impl Actor for FeatureActor {

@@ -68,6 +68,22 @@ pub struct FeatureStatus {
     pub panics: u64,
 }
 
+/// The insights actor: how many VMs it follows and how many have a trained model. Models live
+/// in memory only: a restart (of the actor or the service) starts every VM learning again.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct InsightsStatus {
+    pub vms_tracked: usize,
+    pub vms_trained: usize,
+    pub vms_learning: usize,
+    /// Host cycles analysed.
+    pub cycles: u64,
+    pub lines_produced: u64,
+    /// Lines that could not be encoded (a VM whose name line protocol cannot carry).
+    pub unencodable_lines: u64,
+    pub restarts: u64,
+    pub panics: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct WriterStatus {
     pub url: String,
@@ -180,6 +196,8 @@ pub struct TelemetryStatus {
     pub hosts: Vec<HostStatus>,
     pub features: FeatureStatus,
     pub writer: WriterStatus,
+    /// None when `insights = false`.
+    pub insights: Option<InsightsStatus>,
 }
 
 impl TelemetryStatus {
@@ -205,6 +223,7 @@ impl TelemetryStatus {
             hosts,
             features,
             writer,
+            insights: None,
         }
     }
 
@@ -223,7 +242,7 @@ impl TelemetryStatus {
 /// One actor, for the admin API.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActorInfo {
-    /// `host:<uri>`, `features` or `writer`.
+    /// `host:<uri>`, `features`, `insights` or `writer`.
     pub name: String,
     pub kind: ActorKind,
     pub state: ActorState,
@@ -241,6 +260,7 @@ pub struct ActorInfo {
 pub enum ActorKind {
     Host,
     Features,
+    Insights,
     Writer,
 }
 
@@ -333,6 +353,11 @@ impl ActorStatus for HostStatus {
 
 impl ActorStatus for FeatureStatus {
     const KIND: ActorKind = ActorKind::Features;
+    counters!();
+}
+
+impl ActorStatus for InsightsStatus {
+    const KIND: ActorKind = ActorKind::Insights;
     counters!();
 }
 

@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
         super::vms::list_vms,
         super::stats::vm_stats,
         super::history::history,
+        super::insights::fleet_insights,
+        super::insights::vm_insights,
         super::metrics::metrics,
         super::admin::list_actors,
         super::admin::restart_actor,

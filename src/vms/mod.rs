@@ -22,7 +22,7 @@ use crate::sample::{DomainSample, HostSample, INACTIVE_VMID, MemoryFeatures, VmS
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 use host::HostVms;
 use recent::{RecentSamples, Recorded};
-pub use snapshot::VmSnapshot;
+pub use snapshot::{LentVm, VmSnapshot};
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
