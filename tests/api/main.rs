@@ -11,6 +11,7 @@ mod health_check;
 mod helpers;
 mod history;
 mod influx_v3;
+mod insights;
 mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;

@@ -40,6 +40,8 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/admin/actors",
             "/api/admin/actors/{name}/restart",
             "/api/telemetry/history",
+            "/api/telemetry/insights",
+            "/api/telemetry/insights/{vm_id}",
             "/api/telemetry/stats/{vm_id}",
             "/api/telemetry/status",
             "/api/telemetry/vms",
@@ -99,6 +101,8 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
         "ActorInfo",
         "TelemetryStatus",
         "ErrorBody",
+        "FleetInsights",
+        "VmInsightsDetail",
     ] {
         assert!(schemas.get(schema).is_some(), "{schema} missing");
     }
