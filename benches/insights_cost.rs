@@ -11,40 +11,22 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+use vmtelemetry::configuration::load_with_env;
 use vmtelemetry::extended::{DomainStatsSample, StatsRow, VM_CPU, VM_DISK, VM_MEMORY, VM_NET};
 use vmtelemetry::influx::line_protocol::VmTags;
-use vmtelemetry::insights::bottlenecks::Thresholds;
-use vmtelemetry::insights::detector::{DetectorSettings, SignalModel};
+use vmtelemetry::insights::detector::SignalModel;
 use vmtelemetry::insights::encode::encode_host;
 use vmtelemetry::insights::signals::{SIGNALS, VmReading};
 use vmtelemetry::insights::vm::VmInsights;
 use vmtelemetry::insights::{HostCycle, Insights, InsightsSettings};
 use vmtelemetry::sample::{DomainSample, MemoryFeatures, VmState};
 
-const LEARNING: u16 = 60;
 const MEASURED_CYCLES: usize = 15;
 
+/// `config/default.toml`'s settings.
 fn settings() -> InsightsSettings {
-    InsightsSettings {
-        detector: DetectorSettings {
-            learning_samples: LEARNING,
-            baseline_samples: 360,
-            threshold: 5.0,
-        },
-        window: Duration::from_secs(900),
-        max_gap: Duration::from_secs(60),
-        peer_min_vms: 5,
-        thresholds: Thresholds {
-            cpu_saturated_percent: 90.0,
-            cpu_steal_percent: 10.0,
-            memory_used_percent: 95.0,
-            swap_kb_per_sec: 256.0,
-            major_faults_per_sec: 50.0,
-            disk_latency_ms: 50.0,
-            net_drops_per_sec: 1.0,
-            condition_cycles: 3,
-        },
-    }
+    let config = load_with_env(None, Vec::new()).expect("the defaults are valid");
+    config.insights.expect("insights are on by default")
 }
 
 /// VM `i` of a host at cycle `c` (5 s apart): every counter moving, with some noise.
@@ -210,7 +192,7 @@ fn measure(hosts: usize, per_host: usize, warm_up: u64, measured: usize) -> (f64
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it.
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let warm_up = u64::from(LEARNING) + 2;
+    let warm_up = u64::from(settings().detector.learning_samples) + 2;
     if !benchmarking {
         let (wall, _) = measure(2, 20, warm_up, 2);
         assert!(wall > 0.0);
