@@ -1,13 +1,17 @@
 //! Insights through the whole pipeline: the API learning then trained for every VM of a
 //! test-driver node, the three measurements in the real InfluxDB with their field types, CPU
-//! saturation named from the driver's own CPU time, and the actor restarted like the others.
+//! saturation named from the driver's own CPU time, every signal of a real guest read from its
+//! extended samples, and the actor restarted like the others.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDomain, assert_error, collecting, spawn_app, wait_for};
+use crate::helpers::{
+    Influx, TestApp, TestDomain, assert_error, collecting, spawn_app, spawn_collecting, wait_for,
+};
+use crate::support::guest::Guest;
 
 const TOKEN: &str = "insights-adm1n-t0ken-8c1f0e6b2d7a9354";
 
@@ -278,4 +282,68 @@ async fn filters_unknown_vms_a_restart_and_insights_off_answer_as_documented() {
         );
     }
     assert!(off.status().await["insights"].is_null());
+}
+
+#[actix_web::test]
+async fn a_real_guests_signals_come_from_its_extended_samples_and_are_scored() {
+    let guest = Guest::start("cpu,disk,net");
+    let influx = Influx::new_database().await;
+    let settings = [
+        ("VMTELEMETRY_DOMAIN_INCLUDE", guest.name.as_str()),
+        ("VMTELEMETRY_POLL_INTERVAL", "1"),
+        ("VMTELEMETRY_STATS_INTERVAL", "1"),
+        (
+            "VMTELEMETRY_STATS_GROUPS",
+            "cpu_total,balloon,vcpu,interface,block",
+        ),
+        ("VMTELEMETRY_INSIGHTS_LEARNING_SAMPLES", "5"),
+    ];
+    let app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[&SETTINGS[..], &settings].concat(),
+    )
+    .await;
+    let path = format!("/api/telemetry/insights/{}", guest.name);
+    let vm = wait_for(
+        "the guest's CPU scored",
+        Duration::from_secs(60),
+        || async {
+            let (_, vm) = app.get(&path).await;
+            vm["signals"][0]["score"].is_number().then_some(vm)
+        },
+    )
+    .await;
+    // Every signal, from real counters; the CPU and disk workloads' own are moving (the
+    // network's ARP requests are too sparse for every interval).
+    let signals = vm["signals"].as_array().unwrap();
+    let value = |name: &str| {
+        let signal = signals.iter().find(|s| s["signal"] == name).unwrap();
+        signal["value"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} absent: {vm}"))
+    };
+    for signal in signals {
+        let name = signal["signal"].as_str().unwrap();
+        assert!(value(name) >= 0.0, "{name}: {vm}");
+        if let Some(score) = signal["score"].as_f64() {
+            assert!((0.0..=1.0).contains(&score), "{name}: {vm}");
+        }
+    }
+    for moving in ["cpu_percent", "disk_write_bytes_per_sec", "disk_write_iops"] {
+        assert!(value(moving) > 0.0, "{moving}: {vm}");
+    }
+    let fields = wait_for(
+        "every score in InfluxDB",
+        Duration::from_secs(15),
+        || async {
+            let fields = influx.field_types("vm_anomalies").await;
+            (fields.len() == 16 + 3).then_some(fields)
+        },
+    )
+    .await;
+    assert!(
+        fields.values().all(|t| t == "float" || t == "integer"),
+        "{fields:?}"
+    );
 }
