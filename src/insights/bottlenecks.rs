@@ -108,7 +108,11 @@ fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
             reaches(Signal::SwapInKbPerSec, t.swap_kb_per_sec),
             reaches(Signal::SwapOutKbPerSec, t.swap_kb_per_sec),
             reaches(Signal::MajorFaultsPerSec, t.major_faults_per_sec),
-            reaches(Signal::MemoryUsedPercent, t.memory_used_percent),
+            at_least(
+                Signal::MemoryUsedPercent.name(),
+                values.guest_memory_used_percent,
+                t.memory_used_percent,
+            ),
         ]),
         Condition::DiskLatency => strongest([
             reaches(Signal::DiskReadLatencyMs, t.disk_latency_ms),
@@ -275,10 +279,30 @@ mod tests {
     }
 
     #[test]
+    fn guest_memory_nearly_full_is_pressure_but_a_full_balloon_is_not() {
+        let mut b = Bottlenecks::default();
+        // The seed's figure (the balloon's size) at 100 %: no pressure.
+        let balloon = values(&[(Signal::MemoryUsedPercent, 100.0)]);
+        let guest = Values {
+            guest_memory_used_percent: Some(97.0),
+            ..values(&[(Signal::MemoryUsedPercent, 97.0)])
+        };
+        for t in 0..3 {
+            b.update(&balloon, t, &thresholds());
+        }
+        assert!(names(&b).is_empty());
+        for t in 3..6 {
+            b.update(&guest, t, &thresholds());
+        }
+        assert_eq!(names(&b), ["memory_pressure"]);
+    }
+
+    #[test]
     fn memory_pressure_names_its_strongest_evidence_and_disk_errors_hold_at_once() {
         let mut b = Bottlenecks::default();
         let v = Values {
             disk_errors_per_sec: Some(0.2),
+            guest_memory_used_percent: Some(50.0),
             ..values(&[
                 (Signal::SwapOutKbPerSec, 300.0),
                 (Signal::MajorFaultsPerSec, 500.0),

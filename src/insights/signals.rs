@@ -91,6 +91,9 @@ pub struct Values {
     pub signals: [Option<f64>; SIGNALS],
     /// Not scored (any error is a condition), only for the `disk_errors` rule.
     pub disk_errors_per_sec: Option<f64>,
+    /// The guest's own `used_percent`, only: the seed's `memory_used_kb` is the balloon's size,
+    /// often all of `memory_max_kb`, so it cannot tell guest memory nearly full.
+    pub guest_memory_used_percent: Option<f64>,
 }
 
 impl Values {
@@ -275,6 +278,7 @@ impl Baseline {
         let from_seed = (reading.vm.memory_max_kb > 0)
             .then(|| reading.memory_used_kb as f64 / reading.vm.memory_max_kb as f64 * 100.0);
         values.set(MemoryUsedPercent, memory_percent.or(from_seed));
+        values.guest_memory_used_percent = memory_percent.filter(|p| p.is_finite());
         if continuous {
             values.set(MemoryRateKbPerSec, reading.memory_rate_kb_per_sec);
         }
