@@ -19,17 +19,7 @@ pub fn insights(settings: &Settings) -> Result<Option<InsightsSettings>, ConfigE
         return Ok(None);
     }
     let window = seconds_in("insights_window", settings.insights_window, WINDOW_SECONDS)?;
-    let max_gap = PositiveSecs::parse("insights_max_gap", settings.insights_max_gap, 0.01)?.into();
-    let cadence = settings.poll_interval.max(settings.stats_interval);
-    if max_gap <= Duration::try_from_secs_f64(cadence).unwrap_or(Duration::MAX) {
-        return Err(invalid(
-            "insights_max_gap",
-            format!(
-                "must be longer than poll_interval and stats_interval ({cadence} s), or every \
-                 sample would be a gap"
-            ),
-        ));
-    }
+    let max_gap = max_gap(settings)?;
     let learning_samples = whole_number_in(
         "insights_learning_samples",
         settings.insights_learning_samples,
@@ -91,6 +81,18 @@ fn thresholds(keys: &Settings) -> Result<Thresholds, ConfigError> {
     })
 }
 
+/// A gap spans at least `GAP_CYCLES` of the longer cadence (poll or stats), however short
+/// `insights_max_gap` is: a slow cadence is no gap.
+const GAP_CYCLES: f64 = 2.5;
+
+fn max_gap(settings: &Settings) -> Result<Duration, ConfigError> {
+    let configured: Duration =
+        PositiveSecs::parse("insights_max_gap", settings.insights_max_gap, 0.01)?.into();
+    let cadence = settings.poll_interval.max(settings.stats_interval) * GAP_CYCLES;
+    let cadence = Duration::try_from_secs_f64(cadence).unwrap_or(Duration::MAX);
+    Ok(configured.max(cadence))
+}
+
 /// A finite number above zero and at most `max`.
 fn positive(key: &'static str, value: f64, max: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && value > 0.0 && value <= max {
@@ -133,6 +135,11 @@ mod tests {
         assert_eq!(insights.detector.learning_samples, 60);
         assert_eq!(insights.thresholds.cpu_saturated_percent, 90.0);
         assert_eq!(insights.thresholds.condition_cycles, 3);
+        assert_eq!(insights.max_gap.as_secs(), 60);
+        // A slow cadence raises the gap rather than making every sample one.
+        let slow = [("VMTELEMETRY_POLL_INTERVAL".to_owned(), "3600".to_owned())];
+        let slow = load_with_env(None, slow).unwrap().insights.unwrap();
+        assert_eq!(slow.max_gap.as_secs(), 9000);
         let off = load_with_env(None, vec![("VMTELEMETRY_INSIGHTS".into(), "false".into())]);
         assert!(off.unwrap().insights.is_none());
     }
@@ -163,8 +170,8 @@ mod tests {
             ("INSIGHTS_PEER_MIN_VMS", "2", "`insights_peer_min_vms`"),
             (
                 "INSIGHTS_MAX_GAP",
-                "5",
-                "`insights_max_gap`: must be longer than poll_interval",
+                "0",
+                "`insights_max_gap`: must be a positive number",
             ),
             (
                 "INSIGHTS_DISK_LATENCY_MS",

@@ -24,14 +24,13 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 });
 
 /// Over `base_settings`: fast cycles, and the seed's pipeline unless a test asks for more
-/// (tests/api/extended.rs and insights.rs do): the older tests count lines exactly.
-const IN_PROCESS: [(&str, &str); 6] = [
+/// (tests/api/extended.rs does): the older tests count lines exactly.
+const IN_PROCESS: [(&str, &str); 5] = [
     ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
     ("VMTELEMETRY_BATCH_MAX_SEC", "0.2"),
     ("VMTELEMETRY_LIBVIRT_TIMEOUT", "5"),
     ("VMTELEMETRY_STATS_GROUPS", ""),
     ("VMTELEMETRY_HOST_METRICS", "false"),
-    ("VMTELEMETRY_INSIGHTS", "false"),
 ];
 
 pub struct TestApp {
