@@ -98,17 +98,8 @@ influxql() { # influxql DB QUERY
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 
-node_xml() { # node_xml COUNT FILE
-    {
-        echo "<node>"
-        for ((i = 1; i <= $1; i++)); do
-            printf "<domain type='test'><name>bench-%d</name><uuid>be7c0000-0000-4000-8000-%012x</uuid>" "$i" "$i"
-            printf "<memory unit='KiB'>1048576</memory><currentMemory unit='KiB'>524288</currentMemory>"
-            printf "<vcpu>2</vcpu><os><type>hvm</type></os></domain>\n"
-        done
-        echo "</node>"
-    } >"$2"
-}
+# shellcheck source=benches/node_xml.sh
+. "$here/node_xml.sh"
 
 start_service() { # start_service URI POLL_INTERVAL [NAME=VALUE...]: more (or other) settings
     local uri=$1 poll=$2

@@ -207,6 +207,8 @@ sub() {
 sub static static
 if $bin_ok; then
     sub runtime runtime --bin "$bin" --state "$state"
+    tool "deploy/grafana/vmtelemetry.json queries only what a scrape of the binary has; pods carry prometheus.io annotations" \
+        "$venv/bin/python" deploy/checks/prometheus.py "$bin"
 else
     fail "run the binary with each manifest's configuration" "no binary ($bin)"
 fi

@@ -17,7 +17,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     tune_malloc();
-    actix_web::rt::System::new().block_on(run())
+    let open_files = raise_open_files_limit();
+    actix_web::rt::System::new().block_on(run(open_files))
 }
 
 /// glibc's defaults suit the service badly in two ways, each measured with 10,000 VMs
@@ -43,7 +44,30 @@ fn tune_malloc() {
     }
 }
 
-async fn run() -> ExitCode {
+/// The soft limit on open files is often 1,024 (systemd's default) while the hard one is far
+/// higher: at 1,024, a burst of clients made accept fail ("Too many open files"). Raised to the
+/// hard limit; connections stay bounded by `http_max_connections`.
+/// Returns the soft limit before and after.
+fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if before < limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((before, limit.rlim_cur))
+    }
+}
+
+async fn run(open_files: std::io::Result<(u64, u64)>) -> ExitCode {
     let cli = Cli::parse();
     let config = match configuration::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -53,6 +77,10 @@ async fn run() -> ExitCode {
         }
     };
     init_subscriber(get_subscriber("info", config.log_format, std::io::stdout));
+    match open_files {
+        Ok((before, after)) => tracing::info!(before, after, "soft limit of open files"),
+        Err(error) => tracing::warn!(%error, "cannot raise the soft limit of open files"),
+    }
     let application = match Application::build(config) {
         Ok(application) => application,
         Err(error) => {

@@ -1,6 +1,6 @@
 //! Builds the application: the actor pipeline and the HTTP server bound to its listener.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_rt::signal::unix::{SignalKind, signal};
@@ -8,15 +8,16 @@ use actix_rt::signal::unix::{SignalKind, signal};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::{self, Next, from_fn};
 use actix_web::{
     App, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, HttpServer, Resource,
     Responder, ResponseError, guard, web,
 };
+use socket2::{Domain, Socket, Type};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::{Pipeline, TelemetrySupervisor};
-use crate::configuration::AppConfig;
+use crate::configuration::{AllowedHosts, AppConfig, HttpConfig};
 use crate::influx::TargetError;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::query::QueryTarget;
@@ -54,9 +55,11 @@ pub enum StartupError {
 #[derive(Clone)]
 struct Shared {
     pipeline: web::Data<Pipeline>,
-    query_target: web::Data<QueryTarget>,
+    /// None without InfluxDB: history answers 503.
+    query_target: web::Data<Option<QueryTarget>>,
     query_limit: web::Data<routes::QueryLimit>,
     admin_token: web::Data<routes::AdminToken>,
+    allowed_hosts: web::Data<AllowedHosts>,
     clients: HttpClients,
     http_metrics: web::Data<HttpMetrics>,
     metrics_enabled: bool,
@@ -69,13 +72,13 @@ impl Application {
         virt::error::clear_error_callback();
         let write_target = WriteTarget::new(&config.writer)?;
         let query_target = QueryTarget::new(&config.writer)?;
-        let https = config.writer.influx_url.scheme() == "https";
+        let https = (config.writer.influx_url.as_ref()).is_some_and(|url| url.scheme() == "https");
         let clients = HttpClients::new(https, config.writer.ca_file.as_deref())?;
         let listen_error = |source| StartupError::Listen {
             address: config.listen,
             source,
         };
-        let listener = TcpListener::bind(config.listen).map_err(listen_error)?;
+        let listener = bind(config.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
         if config.hosts.is_empty() {
             tracing::warn!(
@@ -109,11 +112,12 @@ impl Application {
             query_target: web::Data::new(query_target),
             query_limit: web::Data::new(routes::QueryLimit(config.query_limit_max)),
             admin_token: web::Data::new(routes::AdminToken(config.admin_token.clone())),
+            allowed_hosts: web::Data::new(routes::served_names(&config.http.allowed_hosts)),
             clients,
             http_metrics: web::Data::new(HttpMetrics::default()),
             metrics_enabled: config.metrics_enabled,
         };
-        let server = run(listener, shared).map_err(listen_error)?;
+        let server = run(listener, shared, &config.http).map_err(listen_error)?;
         tracing::info!(address = %config.listen, port, hosts = config.hosts.len(), "vmtelemetry started");
         Ok(Application {
             port,
@@ -162,19 +166,42 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
+/// Connects queued while the workers are busy or at `http_max_connections`: std's `bind` listens
+/// with 128, too few for a burst. The kernel caps it at net.core.somaxconn.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// As `TcpListener::bind` (with SO_REUSEADDR, so a restart rebinds while old connections linger in
+/// TIME_WAIT), with a longer backlog.
+fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Result<Server> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let connections = routes::ConnectionCount::default();
+    connections.clone().trim_after_bursts();
     let server = HttpServer::new(move || {
         let shared = shared.clone();
         App::new()
+            // Innermost: a refused Host (421) is logged, counted and carries its request id.
+            .wrap(from_fn(routes::host_check))
             // Registered first, so it runs inside the request span and sees its id.
             .wrap(from_fn(request_id_header))
             .wrap(from_fn(metrics::count_requests))
+            .wrap(middleware::Compress::default())
             .wrap(TracingLogger::<routes::PathOnlySpan>::new())
             .app_data(shared.http_metrics)
             .app_data(shared.pipeline)
             .app_data(shared.query_target)
             .app_data(shared.query_limit)
             .app_data(shared.admin_token)
+            .app_data(shared.allowed_hosts)
+            // Outermost: every answer carries them, errors and the middleware's 421 included.
+            .wrap(routes::security_headers())
             // `awc::Client` is not `Send`: one per worker.
             .app_data(web::Data::new(shared.clients.client()))
             .app_data(web::QueryConfig::default().error_handler(|e, _| routes::query_error(e)))
@@ -185,6 +212,7 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             .service(readable("/api/openapi.json", routes::openapi_json))
             .service(readable("/api/telemetry/status", routes::telemetry_status))
             .service(readable("/api/telemetry/vms", routes::list_vms))
+            .service(readable("/api/telemetry/summary", routes::summary))
             .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
             .service(readable("/api/telemetry/history", routes::history))
             .service(readable("/api/telemetry/insights", routes::fleet_insights))
@@ -207,7 +235,12 @@ fn run(listener: TcpListener, shared: Shared) -> std::io::Result<Server> {
             )
             .default_service(web::to(not_found))
     })
+    .on_connect(move |_, _| connections.accepted())
     .disable_signals()
+    // Each connection holds ≈ 20 KB of buffers: a burst is served so many at a time, the rest
+    // waits in the backlog, and memory stays bounded.
+    .workers(workers)
+    .max_connections(http.max_connections.div_ceil(workers))
     .listen(listener)?
     .run();
     Ok(server)

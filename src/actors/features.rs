@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::insights::ObserveHost;
 use super::messages::{
-    GetFeatureStatus, HostCollected, ListVms, LookupVm, Restart, SnapshotVms, WriteLines,
+    GetCatalog, GetFeatureStatus, HostCollected, LookupVm, Restart, SnapshotVms, WriteLines,
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
@@ -20,7 +20,7 @@ use crate::insights::HostCycle;
 use crate::insights::signals::VmReading;
 use crate::sample::HostSample;
 use crate::telemetry::LogThrottle;
-use crate::vms::VmTable;
+use crate::vms::{Catalog, Catalogs, VmTable};
 
 pub struct FeatureActor {
     vms: VmTable,
@@ -33,6 +33,8 @@ pub struct FeatureActor {
     crashes: CrashRecord,
     /// A summary of the unencodable lines, every ten minutes at most (each VM's are logged once).
     unencodable_summary: LogThrottle,
+    /// Where the API finds the table's generation and its catalog.
+    catalogs: Arc<Catalogs>,
 }
 
 const UNENCODABLE_SUMMARY_PERIOD: Duration = Duration::from_secs(600);
@@ -48,6 +50,7 @@ impl FeatureActor {
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
             unencodable_summary: LogThrottle::new(UNENCODABLE_SUMMARY_PERIOD),
+            catalogs: Arc::default(),
         }
     }
 
@@ -55,6 +58,11 @@ impl FeatureActor {
     pub fn with_insights(mut self, insights: Recipient<ObserveHost>) -> Self {
         self.insights = Some(insights);
         self
+    }
+
+    /// Shares the table's generation and catalog with the API through `catalogs`.
+    pub fn with_catalogs(self, catalogs: Arc<Catalogs>) -> Self {
+        FeatureActor { catalogs, ..self }
     }
 
     /// One cycle's lines, in one batch for the writer (one commit to its spool).
@@ -69,6 +77,7 @@ impl FeatureActor {
             vms: Vec::with_capacity(sample.domains.len()),
         });
         let changes = self.vms.record(sample, stats);
+        self.catalogs.advance();
         let Encoded {
             lines,
             unencodable,
@@ -156,6 +165,7 @@ impl Supervised for FeatureActor {
         // Only the previous samples are lost: the next cycle writes no features, as after
         // start-up. The live view stays, so the API keeps answering.
         self.vms.forget_baselines();
+        self.catalogs.advance();
         self.status.restarts += 1;
     }
 }
@@ -178,11 +188,18 @@ impl Handler<GetFeatureStatus> for FeatureActor {
     }
 }
 
-impl Handler<ListVms> for FeatureActor {
-    type Result = MessageResult<ListVms>;
+impl Handler<GetCatalog> for FeatureActor {
+    type Result = MessageResult<GetCatalog>;
 
-    fn handle(&mut self, ListVms(filter): ListVms, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.vms.list(&filter))
+    fn handle(&mut self, _: GetCatalog, _: &mut Self::Context) -> Self::Result {
+        // Requests that missed the same generation queue here: only the first builds it.
+        if let Some(catalog) = self.catalogs.current() {
+            return MessageResult(catalog);
+        }
+        let generation = self.catalogs.generation();
+        let catalog: Arc<Catalog> = Arc::new(self.vms.catalog(self.catalogs.epoch, generation));
+        self.catalogs.publish(catalog.clone());
+        MessageResult(catalog)
     }
 }
 

@@ -15,7 +15,7 @@ use chrono::{TimeDelta, Utc};
 use super::backoff;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
-use super::status::{ConnectionState, HostStatus};
+use super::status::{ConnectionState, Durations, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
@@ -84,6 +84,8 @@ impl HostActor {
             last_stats_error: None,
             stats_calls_left_behind: 0,
             last_stats_duration_sec: None,
+            cycle_durations: Durations::default(),
+            stats_durations: Durations::default(),
         };
         let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
         HostActor {
@@ -184,6 +186,7 @@ impl HostActor {
         } = stats;
         self.status.stats_collections += 1;
         self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
+        self.status.stats_durations.observe(duration);
         if let Some(error) = failed {
             tracing::warn!(uri = %self.host.uri, %error, "bulk stats failed");
             self.status.stats_errors += 1;
@@ -211,6 +214,7 @@ impl HostActor {
                 self.status.vms_monitored = sample.domains.len();
                 self.status.last_collection_time = Some(Utc::now());
                 self.status.last_collection_duration_sec = Some(duration.as_secs_f64());
+                self.status.cycle_durations.observe(duration);
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }

@@ -5,7 +5,9 @@ use actix::Message;
 use crate::extended::StatsSample;
 use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
-use crate::vms::{VmFilter, VmLookup, VmSnapshot, VmView};
+use std::sync::Arc;
+
+use crate::vms::{Catalog, VmLookup, VmSnapshot};
 
 use super::status::{
     ActorInfo, FeatureStatus, HostStatus, TelemetryStatus, UnknownActor, WriterStatus,
@@ -41,10 +43,10 @@ pub struct GetWriterStatus;
 #[rtype(result = "Result<TelemetryStatus, actix::MailboxError>")]
 pub struct GetTelemetryStatus;
 
-/// Live VMs matching a filter, in a stable order.
+/// The catalog of the table's current generation, built if not yet.
 #[derive(Message)]
-#[rtype(result = "Vec<VmView>")]
-pub struct ListVms(pub VmFilter);
+#[rtype(result = "Arc<Catalog>")]
+pub struct GetCatalog;
 
 /// Every VM's latest values, for a scrape of `/metrics`.
 #[derive(Message)]

@@ -3,10 +3,14 @@
 //! handlers all read these from here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+pub use super::spool_status::{SpoolState, SpoolStatus};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HostStatus {
@@ -48,6 +52,30 @@ pub struct HostStatus {
     /// Wall time of the bulk stats calls of the last cycle that made them (after its seed calls,
     /// on the same list of domains), in seconds.
     pub last_stats_duration_sec: Option<f64>,
+    /// Every successful cycle's wall time, and every bulk stats calls' (for `/metrics`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub cycle_durations: Durations,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub stats_durations: Durations,
+}
+
+/// A histogram of durations, 1 ms to 33 s. Its copies share their counts: a status handed to a
+/// scrape reads what the actor records after.
+#[derive(Debug, Clone)]
+pub struct Durations(pub Histogram);
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations(Histogram::new(exponential_buckets(0.001, 2.0, 16)))
+    }
+}
+
+impl Durations {
+    pub fn observe(&self, duration: Duration) {
+        self.0.observe(duration.as_secs_f64());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -108,6 +136,28 @@ pub struct WriterStatus {
     pub panics: u64,
     /// The durable spool's state; none when lines are held in memory only.
     pub spool: Option<SpoolStatus>,
+    /// Write requests that failed, by what failed them.
+    pub failures: WriteFailures,
+    /// Time from sending each batch to InfluxDB's answer (for `/metrics`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub write_durations: Durations,
+}
+
+/// Write requests that failed, by class; a batch refused or too large counts once for each
+/// request, the halves it is retried in included.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct WriteFailures {
+    /// No answer, a 5xx or 429, or another answer worth a retry.
+    pub transient: u64,
+    /// 401 or 403: the token refused.
+    pub auth: u64,
+    /// A batch refused as invalid: 400 or 422 (InfluxDB 3: 422, its 400 is transient).
+    pub refused: u64,
+    /// 413.
+    pub too_large: u64,
+    /// No such database (InfluxDB 3's 404).
+    pub database_missing: u64,
 }
 
 impl WriterStatus {
@@ -133,52 +183,6 @@ impl WriterStatus {
             (influx, spool) => influx.or(spool),
         }
     }
-}
-
-/// The durable spool: how full it is, on disk too, and how it fares.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct SpoolStatus {
-    pub state: SpoolState,
-    /// Lines in the spool's file not yet written (part of `queue_depth`).
-    pub lines: usize,
-    /// Their bytes, against `spool_max_bytes`.
-    pub line_bytes: u64,
-    /// The bytes of lines it may hold now: `spool_max_bytes`, or less when its filesystem is
-    /// short of room (`spool_min_free_bytes` kept free).
-    pub allowed_bytes: u64,
-    /// What the file occupies on disk (its blocks), as last measured.
-    pub file_bytes: u64,
-    /// What its filesystem has left, as last measured.
-    pub free_bytes: u64,
-    /// Lines held in memory while the file cannot take them (part of `queue_depth`): at most
-    /// `max_queue`, the oldest dropped first.
-    pub lines_in_memory: usize,
-    /// Lines InfluxDB has whose removal from the file has not succeeded yet: never sent again.
-    pub written_not_removed: usize,
-    /// Oldest lines dropped to make room (part of `dropped_lines`).
-    pub evicted_lines: u64,
-    /// Errors of the file or its disk; each closes it, to be opened again after a backoff.
-    pub errors: u64,
-    pub reopens: u64,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<DateTime<Utc>>,
-    /// Damaged files found at an open, each moved aside as `spool.redb.corrupt-<UTC time>`.
-    pub damaged_files: u64,
-    /// Lines read back from them and replayed.
-    pub salvaged_lines: u64,
-    /// Files found empty at an open: their lines, if any, are lost and their number unknown.
-    pub empty_files: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SpoolState {
-    #[default]
-    Ok,
-    /// Its last commit dropped its oldest lines to make room.
-    Full,
-    /// Its file failed and is closed until it opens again: new lines wait in memory.
-    Failing,
 }
 
 /// The seed's statistics, plus the writer's queue and each host's connection.

@@ -2,6 +2,7 @@
 //! stops), keeps their addresses, answers for all of them, and restarts one on request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -21,6 +22,7 @@ use crate::configuration::AppConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
+use crate::vms::Catalogs;
 
 /// How long an actor may take to say how it is before it counts as failed.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,6 +48,8 @@ pub struct Pipeline {
     pub features: Addr<FeatureActor>,
     /// None when `insights = false`.
     pub insights: Option<Addr<InsightsActor>>,
+    /// The VM list the API serves, shared with the feature actor.
+    pub catalogs: Arc<Catalogs>,
     writer: Addr<WriterActor>,
     /// The writer's thread runs as long as someone holds its handle.
     _writer_arbiter: ArbiterHandle,
@@ -76,7 +80,7 @@ impl TelemetrySupervisor {
     /// configured URI.
     pub fn start_pipeline(
         config: &AppConfig,
-        target: WriteTarget,
+        target: Option<WriteTarget>,
         clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Pipeline {
@@ -93,8 +97,11 @@ impl TelemetrySupervisor {
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;
         let to_insights = insights.clone().map(Addr::recipient);
+        let catalogs = Arc::new(Catalogs::default());
+        let shared = catalogs.clone();
         let features = Supervisor::start(move |_| {
-            let features = FeatureActor::new(writer_recipient, recent_samples);
+            let features =
+                FeatureActor::new(writer_recipient, recent_samples).with_catalogs(shared);
             match to_insights {
                 Some(insights) => features.with_insights(insights),
                 None => features,
@@ -129,6 +136,7 @@ impl TelemetrySupervisor {
             supervisor,
             features,
             insights,
+            catalogs,
             writer,
             _writer_arbiter: writer_arbiter,
         }

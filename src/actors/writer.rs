@@ -13,7 +13,7 @@ use chrono::Utc;
 use super::backoff;
 use super::crash::{CrashRecord, Crashable, guarded};
 use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
-use super::status::WriterStatus;
+use super::status::{WriteFailures, WriterStatus};
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
@@ -27,7 +27,8 @@ const DRAIN_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 pub struct WriterActor {
     config: WriterConfig,
-    target: WriteTarget,
+    /// None without InfluxDB (`influx_url = ""`): lines are not kept.
+    target: Option<WriteTarget>,
     clients: HttpClients,
     /// Created on the actor's own thread: `awc::Client` is not `Send`.
     client: Option<awc::Client>,
@@ -51,12 +52,15 @@ struct Retry {
 impl WriterActor {
     pub fn new(
         config: WriterConfig,
-        target: WriteTarget,
+        target: Option<WriteTarget>,
         clients: HttpClients,
         buffer: Box<dyn LineBuffer + Send>,
     ) -> Self {
         let status = WriterStatus {
-            url: target.url().to_string(),
+            url: target
+                .as_ref()
+                .map(|t| t.url().to_string())
+                .unwrap_or_default(),
             spooled: config.spool.is_some(),
             ..WriterStatus::default()
         };
@@ -88,7 +92,7 @@ impl WriterActor {
     }
 
     fn send_batch(&mut self, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.clone() else {
+        let (Some(client), Some(target)) = (self.client.clone(), self.target.clone()) else {
             return;
         };
         let batch = self.buffer.take_batch(self.batch_limit);
@@ -96,11 +100,12 @@ impl WriterActor {
             return;
         }
         self.in_flight = true;
-        let target = self.target.clone();
         let lines = batch.lines;
         let write = async move { target.write(&client, batch.body).await };
+        let sent = Instant::now();
         ctx.spawn(write.into_actor(self).map(move |outcome, actor, ctx| {
             actor.in_flight = false;
+            actor.status.write_durations.observe(sent.elapsed());
             guarded(actor, ctx, |actor, ctx| {
                 actor.batch_done(outcome, lines, ctx);
                 actor.flush_if_due(ctx);
@@ -110,6 +115,7 @@ impl WriterActor {
 
     fn batch_done(&mut self, outcome: WriteOutcome, lines: usize, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        count_failure(&mut self.status.failures, &outcome);
         match outcome {
             WriteOutcome::Written => {
                 self.buffer.batch_done();
@@ -150,7 +156,12 @@ impl WriterActor {
                 self.status.rejected_lines += 1;
                 self.note_error("InfluxDB refused a single line as too large (413)".into());
             }
-            WriteOutcome::DatabaseMissing(message) if self.target.creates_database() => {
+            WriteOutcome::DatabaseMissing(message)
+                if self
+                    .target
+                    .as_ref()
+                    .is_some_and(WriteTarget::creates_database) =>
+            {
                 self.buffer.batch_failed(now);
                 self.create_database(message, ctx);
             }
@@ -212,11 +223,10 @@ impl WriterActor {
     }
 
     fn create_database(&mut self, reason: String, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.clone() else {
+        let (Some(client), Some(target)) = (self.client.clone(), self.target.clone()) else {
             return;
         };
         self.in_flight = true;
-        let target = self.target.clone();
         let create = async move { target.create_database(&client).await };
         ctx.spawn(create.into_actor(self).map(move |created, actor, ctx| {
             actor.in_flight = false;
@@ -235,6 +245,20 @@ impl WriterActor {
         self.status.last_error = Some(error);
         self.status.last_error_time = Some(Utc::now());
     }
+}
+
+fn count_failure(failures: &mut WriteFailures, outcome: &WriteOutcome) {
+    let class = match outcome {
+        WriteOutcome::Written | WriteOutcome::Partial(_) => return,
+        WriteOutcome::Retry {
+            auth_failed: true, ..
+        } => &mut failures.auth,
+        WriteOutcome::Retry { .. } => &mut failures.transient,
+        WriteOutcome::Refused { .. } => &mut failures.refused,
+        WriteOutcome::TooLarge => &mut failures.too_large,
+        WriteOutcome::DatabaseMissing(_) => &mut failures.database_missing,
+    };
+    *class += 1;
 }
 
 impl Actor for WriterActor {
@@ -292,6 +316,9 @@ impl Handler<WriteLines> for WriterActor {
     type Result = ();
 
     fn handle(&mut self, WriteLines(lines): WriteLines, ctx: &mut Self::Context) {
+        if self.target.is_none() {
+            return;
+        }
         guarded(self, ctx, |actor, ctx| {
             actor.buffer.push(lines, Instant::now());
             actor.status.dropped_lines = actor.buffer.dropped();

@@ -6,6 +6,7 @@ mod admin;
 mod collection;
 mod error;
 mod hosts;
+mod http;
 mod insights;
 mod strict;
 mod values;
@@ -22,6 +23,7 @@ pub use admin::MIN_ADMIN_TOKEN_CHARS;
 pub use collection::{CollectionConfig, Keepalive};
 pub use error::ConfigError;
 pub use hosts::{HostConfig, HostEntry, Shard};
+pub use http::{AllowedHosts, HttpConfig};
 pub use writer::{InfluxApi, SpoolConfig, WriterConfig, redacted_url};
 
 use error::invalid;
@@ -74,6 +76,8 @@ pub struct Settings {
     pub seed_connections: i64,
     pub domain_include: Vec<String>,
     pub domain_exclude: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub http_max_connections: i64,
     pub metrics_enabled: bool,
     pub insights: bool,
     pub insights_window: f64,
@@ -113,6 +117,8 @@ pub struct AppConfig {
     pub query_limit_max: usize,
     /// What is collected besides the seed's fields, and from which domains.
     pub collection: CollectionConfig,
+    /// The REST API's Host names and connection bound.
+    pub http: HttpConfig,
     /// Serve `GET /metrics` (Prometheus).
     pub metrics_enabled: bool,
     /// None: `insights = false`.
@@ -182,6 +188,7 @@ impl Settings {
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
         let insights = insights::insights(&self)?;
+        let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
             poll_interval: poll_interval.into(),
@@ -200,6 +207,7 @@ impl Settings {
             query_limit_max: positive_count("query_limit_max", self.query_limit_max)?,
             admin_token,
             collection,
+            http,
             metrics_enabled: self.metrics_enabled,
             insights,
         })
@@ -258,7 +266,10 @@ mod tests {
         assert_eq!(config.writer.batch_max_age, Duration::from_secs(1));
         assert_eq!(config.writer.max_queue, 20000);
         assert_eq!(config.writer.influx_db, "vmstats");
-        assert_eq!(config.writer.influx_url.as_str(), "http://localhost:8181/");
+        assert_eq!(
+            config.writer.influx_url.unwrap().as_str(),
+            "http://localhost:8181/"
+        );
         assert_eq!(config.writer.influx_api, InfluxApi::V3);
         assert!(config.writer.influx_token.is_none());
         assert_eq!(

@@ -12,7 +12,8 @@ use super::values::{PositiveSecs, floor, positive_count, whole_number_in};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub influx_url: Url,
+    /// None (`influx_url = ""`): no InfluxDB, Prometheus only.
+    pub influx_url: Option<Url>,
     pub influx_db: String,
     pub influx_api: InfluxApi,
     pub influx_token: Option<SecretString>,
@@ -126,7 +127,10 @@ impl InfluxApi {
     }
 }
 
-fn influx_url(text: &str) -> Result<Url, ConfigError> {
+fn influx_url(text: &str) -> Result<Option<Url>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
     let shown = redacted_text(text);
     let url = Url::parse(text).map_err(|e| invalid("influx_url", format!("`{shown}`: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -135,7 +139,7 @@ fn influx_url(text: &str) -> Result<Url, ConfigError> {
             format!("`{shown}` is not an http(s) URL"),
         ));
     }
-    Ok(url)
+    Ok(Some(url))
 }
 
 /// `url` as it may be shown (status, logs, errors): its password, if any, replaced by `***`.
@@ -184,7 +188,9 @@ mod tests {
 
     #[test]
     fn a_password_in_influx_url_is_never_shown() {
-        let url = influx_url("http://admin:pw-s3cret@db.example:8086/influx").unwrap();
+        let url = influx_url("http://admin:pw-s3cret@db.example:8086/influx")
+            .unwrap()
+            .unwrap();
         assert_eq!(url.password(), Some("pw-s3cret"));
         assert_eq!(
             redacted_url(&url).as_str(),

@@ -110,18 +110,22 @@ pub struct QueryTarget {
 }
 
 impl QueryTarget {
-    pub fn new(config: &WriterConfig) -> Result<Self, TargetError> {
+    /// None without an `influx_url`.
+    pub fn new(config: &WriterConfig) -> Result<Option<Self>, TargetError> {
+        let Some(influx_url) = &config.influx_url else {
+            return Ok(None);
+        };
         let path = match config.influx_api {
             InfluxApi::V3 => "api/v3/query_sql",
             InfluxApi::V1 | InfluxApi::V2 => "query",
         };
-        Ok(QueryTarget {
+        Ok(Some(QueryTarget {
             api: config.influx_api,
-            url: super::endpoint(&config.influx_url, path)?,
+            url: super::endpoint(influx_url, path)?,
             db: config.influx_db.clone(),
             authorization: super::bearer(config.influx_token.as_ref())?,
             timeout: config.request_timeout,
-        })
+        }))
     }
 
     /// Runs the query. `awc::Client` is not `Send`: each HTTP worker passes its own.

@@ -82,24 +82,27 @@ pub enum CreateDatabaseError {
 const REPLY_BODY_LIMIT: usize = 1024 * 1024;
 
 impl WriteTarget {
-    pub fn new(config: &WriterConfig) -> Result<Self, TargetError> {
+    /// None without an `influx_url`.
+    pub fn new(config: &WriterConfig) -> Result<Option<Self>, TargetError> {
+        let Some(influx_url) = &config.influx_url else {
+            return Ok(None);
+        };
         let (path, database_param, precision) = match config.influx_api {
             InfluxApi::V3 => ("api/v3/write_lp", "db", "nanosecond"),
             InfluxApi::V2 => ("api/v2/write", "bucket", "ns"),
             InfluxApi::V1 => ("write", "db", "ns"),
         };
-        let mut url = super::endpoint(&config.influx_url, path)?;
+        let mut url = super::endpoint(influx_url, path)?;
         url.query_pairs_mut()
             .append_pair(database_param, &config.influx_db)
             .append_pair("precision", precision);
         let create_database = match (config.influx_api, config.create_database) {
-            (InfluxApi::V3, true) => Some(super::endpoint(
-                &config.influx_url,
-                "api/v3/configure/database",
-            )?),
+            (InfluxApi::V3, true) => {
+                Some(super::endpoint(influx_url, "api/v3/configure/database")?)
+            }
             _ => None,
         };
-        Ok(WriteTarget {
+        Ok(Some(WriteTarget {
             api: config.influx_api,
             url,
             create_database,
@@ -107,7 +110,7 @@ impl WriteTarget {
             authorization: super::bearer(config.influx_token.as_ref())?,
             timeout: config.request_timeout,
             gzip: config.gzip,
-        })
+        }))
     }
 
     /// The write URL as it may be shown: without the password of `influx_url`.
@@ -276,7 +279,7 @@ mod tests {
 
     fn config(api: InfluxApi, url: &str, token: Option<&str>) -> WriterConfig {
         WriterConfig {
-            influx_url: Url::parse(url).unwrap(),
+            influx_url: Some(Url::parse(url).unwrap()),
             influx_db: "vm stats".into(),
             influx_api: api,
             influx_token: token.map(|t| SecretString::from(t.to_owned())),
@@ -294,7 +297,10 @@ mod tests {
 
     #[test]
     fn each_api_has_its_path_and_parameters() {
-        let target = |api, url| WriteTarget::new(&config(api, url, None)).unwrap().url;
+        let target = |api, url| {
+            let target = WriteTarget::new(&config(api, url, None)).unwrap();
+            target.unwrap().url
+        };
         assert_eq!(
             target(InfluxApi::V3, "http://localhost:8181").as_str(),
             "http://localhost:8181/api/v3/write_lp?db=vm+stats&precision=nanosecond"
@@ -311,7 +317,8 @@ mod tests {
 
     #[test]
     fn the_token_is_a_sensitive_bearer_header() {
-        let target = WriteTarget::new(&config(InfluxApi::V3, "http://h", Some("s3cret"))).unwrap();
+        let config = config(InfluxApi::V3, "http://h", Some("s3cret"));
+        let target = WriteTarget::new(&config).unwrap().unwrap();
         let header = target.authorization.unwrap();
         assert_eq!(header.to_str().unwrap(), "Bearer s3cret");
         assert!(header.is_sensitive());

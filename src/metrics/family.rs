@@ -2,8 +2,11 @@
 
 use std::fmt;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
 use crate::vms::VmSnapshot;
@@ -26,6 +29,15 @@ impl Spec<'static> {
         }
     }
 
+    pub const fn histogram(name: &'static str, help: &'static str) -> Self {
+        Spec {
+            name,
+            help,
+            unit: Some(Unit::Seconds),
+            kind: MetricType::Histogram,
+        }
+    }
+
     pub const fn counter(name: &'static str, unit: Option<Unit>, help: &'static str) -> Self {
         Spec {
             name,
@@ -45,16 +57,38 @@ pub(super) fn emit<L: EncodeLabelSet>(
     spec: &Spec<'_>,
     samples: impl IntoIterator<Item = (L, f64)>,
 ) -> fmt::Result {
+    let counter = spec.kind == MetricType::Counter;
+    emit_each(encoder, spec, samples, |mut sample, value| {
+        if counter {
+            sample.encode_counter::<NoLabelSet, _, f64>(&value, None)
+        } else {
+            sample.encode_gauge(&value)
+        }
+    })
+}
+
+/// Writes the histogram `spec` and one histogram per label set.
+pub(super) fn emit_histograms<'h, L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    spec: &Spec<'_>,
+    samples: impl IntoIterator<Item = (L, &'h Histogram)>,
+) -> fmt::Result {
+    emit_each(encoder, spec, samples, |sample, histogram| {
+        histogram.encode(sample)
+    })
+}
+
+fn emit_each<L: EncodeLabelSet, V>(
+    encoder: &mut DescriptorEncoder,
+    spec: &Spec<'_>,
+    samples: impl IntoIterator<Item = (L, V)>,
+    mut value: impl FnMut(MetricEncoder, V) -> fmt::Result,
+) -> fmt::Result {
     // prometheus-client ends every help text with a full stop of its own.
     let help = spec.help.strip_suffix('.').unwrap_or(spec.help);
     let mut metric = encoder.encode_descriptor(spec.name, help, spec.unit.as_ref(), spec.kind)?;
-    for (labels, value) in samples {
-        let mut sample = metric.encode_family(&labels)?;
-        if spec.kind == MetricType::Counter {
-            sample.encode_counter::<NoLabelSet, _, f64>(&value, None)?;
-        } else {
-            sample.encode_gauge(&value)?;
-        }
+    for (labels, sample) in samples {
+        value(metric.encode_family(&labels)?, sample)?;
     }
     Ok(())
 }

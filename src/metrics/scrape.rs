@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use super::family::Vm;
 use super::http::HttpMetrics;
-use super::{exporter, process, service, vms};
+use super::{exporter, process, service, vms, writer};
 use crate::actors::status::{ConnectionState, TelemetryStatus};
 use crate::vms::VmSnapshot;
 
@@ -81,7 +81,8 @@ impl Collector for Scrape {
             .collect();
         exporter::write(&mut encoder, &all, &self.status.hosts, &connected)?;
         vms::write(&mut encoder, &all, self.now_ns)?;
-        service::write(&mut encoder, &self.status)
+        service::write(&mut encoder, &self.status)?;
+        writer::write(&mut encoder, &self.status.writer)
     }
 }
 
@@ -92,7 +93,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::actors::status::{FeatureStatus, WriterStatus};
+    use crate::actors::status::{FeatureStatus, SpoolStatus, WriterStatus};
     use crate::extended::{self, DomainStatsSample, StatsRow};
     use crate::sample::{DomainSample, VmState};
 
@@ -159,11 +160,18 @@ mod tests {
     /// Every family name and unit passes Prometheus's own linter (Debian's `prometheus`).
     #[test]
     fn every_family_passes_promtool() {
+        let writer = WriterStatus {
+            spool: Some(SpoolStatus::default()),
+            ..WriterStatus::default()
+        };
+        writer
+            .write_durations
+            .observe(std::time::Duration::from_millis(3));
         let status = TelemetryStatus::new(
             chrono::Utc::now(),
             Vec::new(),
             FeatureStatus::default(),
-            WriterStatus::default(),
+            writer,
         );
         let scrape = Scrape {
             vms: vec![vm()],
@@ -181,6 +189,14 @@ mod tests {
             text.contains("vmtelemetry_vm_memory_balloon_current_bytes{"),
             "{text}"
         );
+        for family in [
+            "vmtelemetry_write_duration_seconds_bucket{le=\"0.004\"} 1",
+            "vmtelemetry_influx_failures_total{class=\"too_large\"} 0",
+            "vmtelemetry_spool_state{state=\"ok\"} 1",
+            "vmtelemetry_spool_free_bytes 0",
+        ] {
+            assert!(text.contains(family), "{family} in {text}");
+        }
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &text).unwrap();
         let out = Command::new("promtool")

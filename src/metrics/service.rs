@@ -6,8 +6,8 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{NO_LABELS, Spec, emit};
-use crate::actors::status::{ConnectionState, HostStatus, TelemetryStatus};
+use super::family::{NO_LABELS, Spec, emit, emit_histograms};
+use crate::actors::status::{ConnectionState, Durations, HostStatus, TelemetryStatus};
 
 type HostField = fn(&HostStatus) -> Option<f64>;
 
@@ -87,6 +87,25 @@ const HOSTS: [(Spec<'static>, HostField); 10] = [
             "Domains listed but gone when read.",
         ),
         |h| Some(h.domains_vanished as f64),
+    ),
+];
+
+type HostDurations = fn(&HostStatus) -> &Durations;
+
+const HOST_DURATIONS: [(Spec<'static>, HostDurations); 2] = [
+    (
+        Spec::histogram(
+            "vmtelemetry_host_cycle_duration",
+            "Wall time of each successful cycle (list, info per domain, the host's own calls).",
+        ),
+        |h| &h.cycle_durations,
+    ),
+    (
+        Spec::histogram(
+            "vmtelemetry_host_stats_duration",
+            "Wall time of the bulk stats calls of each cycle that made them.",
+        ),
+        |h| &h.stats_durations,
     ),
 ];
 
@@ -189,6 +208,13 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, status: &TelemetryStatus) -
             Some(([("host", host), ("uri", h.uri.as_str())], field(h)?))
         });
         emit(encoder, spec, samples)?;
+    }
+    for (spec, durations) in &HOST_DURATIONS {
+        let samples = status.hosts.iter().map(|h| {
+            let host = h.host.as_deref().unwrap_or(&h.uri);
+            ([("host", host), ("uri", h.uri.as_str())], &durations(h).0)
+        });
+        emit_histograms(encoder, spec, samples)?;
     }
     for (spec, field) in &PIPELINE {
         emit(encoder, spec, [(NO_LABELS, field(status))])?;

@@ -44,6 +44,11 @@ pub enum ApiError {
     NotReady(String),
     #[error("{0}")]
     Influx(#[from] QueryError),
+    #[error("history is read from InfluxDB, and none is configured (influx_url is empty)")]
+    NoInflux,
+    /// A Host name not configured: what a DNS-rebinding page would send.
+    #[error("this service does not answer for Host `{0}`: add the name to allowed_hosts")]
+    HostNotAllowed(String),
     #[error("the metrics could not be encoded")]
     Metrics(std::fmt::Error),
 }
@@ -89,6 +94,8 @@ impl ApiError {
             ApiError::Influx(QueryError::Timeout(_)) => "influx_timeout",
             ApiError::Influx(QueryError::Failed { .. }) => "influx_error",
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
+            ApiError::NoInflux => "influx_not_configured",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Metrics(_) => "metrics_unencodable",
         }
     }
@@ -108,11 +115,13 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ActorUnavailable(_)
             | ApiError::NotReady(_)
+            | ApiError::NoInflux
             | ApiError::Influx(QueryError::Unreachable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Influx(QueryError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Influx(QueryError::Failed { .. } | QueryError::BadReply(_)) => {
                 StatusCode::BAD_GATEWAY
             }
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

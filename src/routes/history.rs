@@ -66,17 +66,18 @@ pub struct History {
         (status = 400, body = super::error::ErrorBody, description = "a bad parameter, named"),
         (status = 409, body = super::error::ErrorBody, description = "the name is on several hosts"),
         (status = 502, body = super::error::ErrorBody, description = "InfluxDB failed or answered garbage"),
-        (status = 503, body = super::error::ErrorBody, description = "InfluxDB is unreachable"),
+        (status = 503, body = super::error::ErrorBody, description = "InfluxDB is unreachable, or none is configured (`influx_url` empty)"),
         (status = 504, body = super::error::ErrorBody, description = "InfluxDB did not answer in time"),
     )
 )]
 pub async fn history(
     pipeline: web::Data<Pipeline>,
-    target: web::Data<QueryTarget>,
+    target: web::Data<Option<QueryTarget>>,
     client: web::Data<awc::Client>,
     max_limit: web::Data<QueryLimit>,
     params: web::Query<HistoryParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let target = target.as_ref().as_ref().ok_or(ApiError::NoInflux)?;
     let request = HistoryRequest::try_from(params.into_inner())?;
     let query = request.into_query(&pipeline, max_limit.0).await?;
     let points = target.history(&client, &query).await?;

@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
         super::health::ready,
         super::status::telemetry_status,
         super::vms::list_vms,
+        super::summary::summary,
         super::stats::vm_stats,
         super::history::history,
         super::insights::fleet_insights,

@@ -1,11 +1,18 @@
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{
+    AcceptEncoding, ContentEncoding, ContentType, Encoding, EntityTag, Header, VARY,
+};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::validators::{fresh, matches, not_modified};
 use crate::actors::Pipeline;
-use crate::actors::messages::ListVms;
-use crate::vms::{VmFilter, VmView};
+use crate::actors::messages::GetCatalog;
+use crate::vms::{Catalog, Order, PageQuery, SortColumn, VmFilter, VmView};
+
+/// The most VMs one page holds (≈ 0.5 MB of JSON); without `limit` the list is whole.
+pub const MAX_LIMIT: usize = 1000;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -17,35 +24,140 @@ pub struct VmsParams {
     state: Option<String>,
     /// Only VMs whose name contains this.
     name: Option<String>,
+    /// Sort by this field of the VM (any of `VmView`'s, e.g. `name`, `cpu_usage_percent`,
+    /// `memory_used_kb`); VMs without a value come last, ties in the default order. Default: by
+    /// host, name and UUID.
+    sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+    /// The most VMs returned, 1 to 1000; default all of them.
+    limit: Option<String>,
+    /// How many matching VMs to skip first; default 0. Past the end: an empty page.
+    offset: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct VmList {
     pub vms: Vec<VmView>,
+    /// Every VM matching the filters, whatever the page.
     pub count: usize,
 }
 
-/// Every monitored VM across hosts, live from the actors, ordered by host, name and UUID.
+impl TryFrom<VmsParams> for PageQuery {
+    type Error = ApiError;
+
+    fn try_from(params: VmsParams) -> Result<Self, ApiError> {
+        let column = match params.sort.as_deref() {
+            None => None,
+            Some(name) => Some(SortColumn::named(name).ok_or_else(|| {
+                let known: Vec<_> = SortColumn::names().collect();
+                let known = known.join(", ");
+                ApiError::bad_parameter("sort", format!("no column `{name}`: one of {known}"))
+            })?),
+        };
+        let order = match params.order.as_deref() {
+            None => None,
+            Some("asc") => Some(Order::Asc),
+            Some("desc") => Some(Order::Desc),
+            Some(_) => return Err(ApiError::bad_parameter("order", "must be `asc` or `desc`")),
+        };
+        let sort = match (column, order) {
+            (None, None) => None,
+            // The default order is by host first.
+            (column, order) => Some((
+                column.unwrap_or(SortColumn::HOST),
+                order.unwrap_or(Order::Asc),
+            )),
+        };
+        let limit = params.limit.as_deref().map(limit).transpose()?;
+        let offset = params.offset.as_deref().map(offset).transpose()?;
+        Ok(PageQuery {
+            filter: VmFilter {
+                host: params.host,
+                state: params.state,
+                name: params.name,
+            },
+            sort,
+            offset: offset.unwrap_or(0),
+            limit,
+        })
+    }
+}
+
+fn limit(text: &str) -> Result<usize, ApiError> {
+    match text.parse::<u64>() {
+        Ok(n @ 1..) if n <= MAX_LIMIT as u64 => Ok(n as usize),
+        _ => Err(ApiError::bad_parameter(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_LIMIT}, not `{text}`"),
+        )),
+    }
+}
+
+fn offset(text: &str) -> Result<usize, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_parameter("offset", format!("must be a whole number, not `{text}`"))
+    })
+}
+
+/// Monitored VMs across hosts, live from the actors: by default all of them, ordered by host,
+/// name and UUID. The answer changes once per collection cycle and carries a weak `ETag`: with
+/// that in `If-None-Match`, an unchanged answer is a `304` without a body. Gzipped when the
+/// client accepts it.
 #[utoipa::path(
     get,
     path = "/api/telemetry/vms",
-    params(VmsParams),
+    params(
+        VmsParams,
+        ("If-None-Match" = Option<String>, Header, description = "the `ETag` of an earlier answer"),
+    ),
     responses(
-        (status = 200, body = VmList),
-        (status = 400, body = super::error::ErrorBody, description = "an unknown parameter"),
+        (status = 200, body = VmList, headers(("ETag" = String, description = "this answer's version"))),
+        (status = 304, description = "unchanged since the `ETag` in `If-None-Match`"),
+        (status = 400, body = super::error::ErrorBody, description = "an unknown or bad parameter, named (code `invalid_parameter`)"),
     )
 )]
 pub async fn list_vms(
+    request: HttpRequest,
     pipeline: web::Data<Pipeline>,
     params: web::Query<VmsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let VmsParams { host, state, name } = params.into_inner();
-    let vms = pipeline
-        .features
-        .send(ListVms(VmFilter { host, state, name }))
-        .await?;
-    Ok(HttpResponse::Ok().json(VmList {
-        count: vms.len(),
-        vms,
-    }))
+    let query = PageQuery::try_from(params.into_inner())?;
+    let catalogs = &pipeline.catalogs;
+    let current = etag(catalogs.epoch, catalogs.generation());
+    if matches(&request, &current) {
+        return Ok(not_modified(current));
+    }
+    let catalog = catalog(&pipeline).await?;
+    let etag = etag(catalog.epoch, catalog.generation);
+    let mut response = fresh(etag);
+    if accepts_gzip(&request) {
+        // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
+        response
+            .insert_header(ContentType::json())
+            .insert_header(ContentEncoding::Gzip)
+            .insert_header((VARY, "accept-encoding"));
+        return Ok(response.body(catalog.gzipped(&query)));
+    }
+    Ok(response.json(catalog.page(&query)))
+}
+
+/// The catalog of the table's current generation: the one already built, else the feature
+/// actor builds it.
+pub async fn catalog(pipeline: &Pipeline) -> Result<std::sync::Arc<Catalog>, ApiError> {
+    match pipeline.catalogs.current() {
+        Some(catalog) => Ok(catalog),
+        None => Ok(pipeline.features.send(GetCatalog).await?),
+    }
+}
+
+fn etag(epoch: u64, generation: u64) -> EntityTag {
+    EntityTag::new_weak(format!("vms-{epoch:016x}-{generation}"))
+}
+
+fn accepts_gzip(request: &HttpRequest) -> bool {
+    AcceptEncoding::parse(request).is_ok_and(|accepted| {
+        accepted.negotiate([Encoding::gzip(), Encoding::identity()].iter())
+            == Some(Encoding::gzip())
+    })
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::recent::RecentSamples;
 use crate::extended::{self, DomainStatsSample, StatsSample};
-use crate::sample::{DomainSample, MemoryFeatures};
+use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
 
 pub(super) struct HostVms {
     pub host: Arc<str>,
@@ -20,6 +20,8 @@ pub(super) struct HostVms {
     pub vms: HashTable<Box<VmRecord>>,
     /// The VMs of the last cycle: the records but those known only from extended samples.
     pub listed: usize,
+    /// The host itself, as its last cycle that read it saw it.
+    pub node: Option<NodeSample>,
     /// This host's cycles so far, wrapping: a record stamped with another was not in the last.
     cycle: u8,
     /// The feature actor restarted: the next cycle derives no features.
@@ -54,6 +56,7 @@ impl HostVms {
             host,
             vms: HashTable::new(),
             listed: 0,
+            node: None,
             cycle: 0,
             forgotten: false,
             unencodable_logged: false,

@@ -3,9 +3,12 @@
 //! sample), all in the VM's own record, which goes when the VM goes. Owned by the feature actor:
 //! it records each host's cycle here, and encodes what the table returns as changed.
 
+mod catalog;
 mod changes;
 mod host;
+mod page;
 mod recent;
+mod row;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -17,11 +20,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extended::StatsSample;
-use crate::sample::{DomainSample, HostSample, INACTIVE_VMID, MemoryFeatures, VmState};
+use crate::extended::{DomainStatsSample, StatsSample};
+use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
+pub use catalog::{Capacity, Catalog, Catalogs, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 use host::HostVms;
+pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
+use row::{ExtendedRates, VmRow};
 pub use snapshot::{LentVm, VmSnapshot};
 
 pub struct VmTable {
@@ -35,10 +41,11 @@ pub struct VmTable {
 /// A VM with a seed sample: what the API shows.
 #[derive(Clone, Copy)]
 struct Listed<'a> {
-    host: &'a str,
-    uri: &'a str,
+    host: &'a Arc<str>,
+    uri: &'a Arc<str>,
     latest: &'a DomainSample,
     recent: &'a RecentSamples,
+    stats: Option<&'a DomainStatsSample>,
 }
 
 /// A VM as the API shows it.
@@ -58,6 +65,14 @@ pub struct VmView {
     pub timestamp: DateTime<Utc>,
     pub memory_rate_kb_per_sec: Option<f64>,
     pub memory_angle_deg: Option<f64>,
+    /// From the latest extended sample (`stats_groups`): `cpu_total`'s usage over its vCPUs.
+    pub cpu_usage_percent: Option<f64>,
+    /// Summed over the VM's disks (`block`).
+    pub disk_read_bytes_per_sec: Option<f64>,
+    pub disk_write_bytes_per_sec: Option<f64>,
+    /// Summed over the VM's interfaces (`interface`).
+    pub net_rx_bytes_per_sec: Option<f64>,
+    pub net_tx_bytes_per_sec: Option<f64>,
 }
 
 /// A recent sample held in memory, oldest first.
@@ -77,14 +92,6 @@ pub struct RecentSample {
 pub struct VmDetail {
     pub vm: VmView,
     pub recent: Vec<RecentSample>,
-}
-
-/// Filters of the VM list; `name` matches a substring.
-#[derive(Debug, Clone, Default)]
-pub struct VmFilter {
-    pub host: Option<String>,
-    pub state: Option<String>,
-    pub name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -119,6 +126,9 @@ impl VmTable {
             .entry(uri)
             .or_insert_with(|| HostVms::new(host.clone()));
         vms.host = host;
+        if node.is_some() {
+            vms.node.clone_from(&node);
+        }
         let hasher = &self.uuid_hasher;
         let listed = vms.record_seed(hasher, domains, self.recent_capacity);
         let stats = stats.map(|stats| vms.record_stats(hasher, stats));
@@ -150,30 +160,9 @@ impl VmTable {
         self.len() == 0
     }
 
-    /// Matching VMs, ordered by host, name and UUID.
-    pub fn list(&self, filter: &VmFilter) -> Vec<VmView> {
-        let mut views: Vec<VmView> = self
-            .listed()
-            .filter(|vm| {
-                filter.host.as_deref().is_none_or(|h| h == vm.host)
-                    && filter
-                        .state
-                        .as_deref()
-                        .is_none_or(|s| s == vm.latest.state.as_str())
-                    && filter
-                        .name
-                        .as_deref()
-                        .is_none_or(|n| vm.latest.name.contains(n))
-            })
-            .map(|vm| vm.view())
-            .collect();
-        sort(&mut views);
-        views
-    }
-
     /// A VM by UUID (always unique), or by name or numeric VMID, optionally on one host.
     pub fn lookup(&self, selector: &str, host: Option<&str>) -> VmLookup {
-        let on_host = |vm: &Listed| host.is_none_or(|wanted| wanted == vm.host);
+        let on_host = |vm: &Listed| host.is_none_or(|wanted| wanted == &**vm.host);
         let uuid = Uuid::try_parse(selector).ok();
         let candidates: Vec<_> = self
             .listed()
@@ -212,32 +201,25 @@ impl VmTable {
                     uri,
                     latest: record.latest.as_ref()?,
                     recent: &record.recent,
+                    stats: record.stats.as_deref(),
                 })
             })
         })
     }
 }
 impl Listed<'_> {
-    fn view(&self) -> VmView {
-        let latest = self.latest;
-        let features = self.recent.latest_features(latest);
-        VmView {
-            host: self.host.to_owned(),
-            uri: self.uri.to_owned(),
-            vmid: latest
-                .id
-                .map_or_else(|| INACTIVE_VMID.to_owned(), |id| id.to_string()),
-            name: latest.name.to_string(),
-            uuid: latest.uuid.to_string(),
-            state: latest.state,
-            cpu_count: latest.cpu_count,
-            memory_max_kb: latest.memory_max_kb,
-            memory_used_kb: latest.memory_used_kb,
-            cputime_ns: latest.cputime_ns,
-            timestamp: DateTime::from_timestamp_nanos(latest.timestamp_ns),
-            memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
-            memory_angle_deg: features.map(|f| f.memory_angle_deg),
+    fn row(&self) -> VmRow {
+        VmRow {
+            host: self.host.clone(),
+            uri: self.uri.clone(),
+            latest: self.latest.clone(),
+            features: self.recent.latest_features(self.latest),
+            rates: ExtendedRates::of(self.stats),
         }
+    }
+
+    fn view(&self) -> VmView {
+        self.row().view()
     }
 
     /// The recent samples, oldest first, with their features.
@@ -339,28 +321,127 @@ mod tests {
         table
     }
 
+    fn uuids(page: page::Page) -> Vec<String> {
+        page.rows
+            .iter()
+            .map(|r| r.latest.uuid.to_string())
+            .collect()
+    }
+
     #[test]
     fn lists_sorted_and_filtered() {
-        let table = table();
-        let all: Vec<_> = table
-            .list(&VmFilter::default())
-            .into_iter()
-            .map(|v| v.uuid)
-            .collect();
-        assert_eq!(all, ["b", "a", "c"].map(|hex| uuid(hex).to_string()));
-        let filter = VmFilter {
+        let catalog = table().catalog(0, 0);
+        let all = catalog.page(&PageQuery::default());
+        assert_eq!(all.count, 3);
+        assert_eq!(uuids(all), ["b", "a", "c"].map(|hex| uuid(hex).to_string()));
+        let query = |filter| PageQuery {
+            filter,
+            ..PageQuery::default()
+        };
+        let named = query(VmFilter {
             name: Some("we".into()),
             ..VmFilter::default()
-        };
-        assert_eq!(table.list(&filter).len(), 2);
-        let filter = VmFilter {
+        });
+        assert_eq!(catalog.page(&named).count, 2);
+        let stopped = query(VmFilter {
             host: Some("h1".into()),
             state: Some("stopped".into()),
             ..VmFilter::default()
+        });
+        let stopped = catalog.page(&stopped);
+        assert_eq!(stopped.count, 1);
+        assert_eq!(stopped.rows[0].view().vmid, "-");
+    }
+
+    #[test]
+    fn sorts_with_missing_values_last_and_pages_without_overlap() {
+        let mut table = table();
+        // a gets features (a second sample, 5 kB more over 1 s), b and c have none.
+        cycle(
+            &mut table,
+            "u1",
+            "h1",
+            vec![
+                vm("a", "web", Some(1), 1_000_000_000, 15),
+                vm("b", "db", None, 0, 10),
+            ],
+        );
+        let catalog = table.catalog(0, 0);
+        let sorted = |name, order, offset, limit| {
+            let query = PageQuery {
+                sort: Some((SortColumn::named(name).unwrap(), order)),
+                offset,
+                limit,
+                ..PageQuery::default()
+            };
+            uuids(catalog.page(&query))
         };
-        let stopped = table.list(&filter);
-        assert_eq!(stopped.len(), 1);
-        assert_eq!(stopped[0].vmid, "-");
+        let id = |hex| uuid(hex).to_string();
+        assert_eq!(
+            sorted("name", Order::Desc, 0, None),
+            [id("a"), id("c"), id("b")]
+        );
+        assert_eq!(
+            sorted("memory_used_kb", Order::Desc, 0, None),
+            [id("a"), id("b"), id("c")]
+        );
+        for order in [Order::Asc, Order::Desc] {
+            // Only a has a rate: it comes first, the others in the default order.
+            let by_rate = sorted("memory_rate_kb_per_sec", order, 0, None);
+            assert_eq!(by_rate, [id("a"), id("b"), id("c")]);
+            let pages: Vec<_> = (0..3)
+                .flat_map(|o| sorted("vmid", order, o, Some(1)))
+                .collect();
+            assert_eq!(pages, sorted("vmid", order, 0, None));
+        }
+        assert!(sorted("name", Order::Asc, 5, Some(2)).is_empty());
+        assert_eq!(SortColumn::named("colour"), None);
+    }
+
+    #[test]
+    fn extended_rates_are_summed_over_devices_and_fleet_totals_add_up() {
+        use crate::extended::{DomainStatsSample, StatsRow, VM_DISK};
+        let mut table = VmTable::new(3);
+        let disks = |t: i64, bytes: u64| DomainStatsSample {
+            derived: Vec::new(),
+            uuid: uuid("a"),
+            name: "x".into(),
+            timestamp_ns: t * 1_000_000_000,
+            vcpus: None,
+            rows: ["vda", "vdb"]
+                .map(|device| StatsRow {
+                    measurement: VM_DISK,
+                    key: Some(("device", device.into())),
+                    counters: vec![("read_bytes", bytes)],
+                })
+                .to_vec(),
+        };
+        for (t, bytes) in [(0, 100), (2, 300)] {
+            let sample = HostSample {
+                uri: "u".into(),
+                host: "h".into(),
+                domains: vec![vm("a", "x", Some(1), t * 1_000_000_000, 10)],
+                node: None,
+            };
+            let stats = StatsSample {
+                uri: "u".into(),
+                host: "h".into(),
+                domains: vec![disks(t, bytes)],
+            };
+            let _ = table.record(sample, Some(stats));
+        }
+        let catalog = table.catalog(0, 0);
+        let view = catalog.page(&PageQuery::default()).rows[0].view();
+        // (300 - 100) / 2 s on each of two disks.
+        assert_eq!(view.disk_read_bytes_per_sec, Some(200.0));
+        assert_eq!(view.net_rx_bytes_per_sec, None);
+        assert_eq!(view.cpu_usage_percent, None);
+        assert_eq!(catalog.fleet.vms, 1);
+        assert_eq!(catalog.fleet.by_state["running"], 1);
+        assert_eq!(
+            (catalog.fleet.vcpus, catalog.fleet.memory_max_kb),
+            (1, 4096)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, TestDomain, collecting, wait_for};
-use crate::support::prometheus::{Sample, exporter, parse, prometheus};
+use crate::support::prometheus::{Sample, exporter, get_text, parse, prometheus};
 
 /// Names a label value must carry escaped: quotes, backslashes, unicode.
 const NAMES: [&str; 3] = ["quo\"te", "back\\slash\\", "ünï ☃ 名前"];
@@ -22,26 +22,6 @@ fn domains() -> Vec<TestDomain> {
     domains.push(TestDomain::new("paused", 3, 7));
     domains.push(TestDomain::new("off", 5, 8));
     domains
-}
-
-/// The body of a GET of `url`, which must answer 200, and its content type.
-async fn get_text(client: &awc::Client, url: &str, accept: &str) -> (String, String) {
-    let mut response = client
-        .get(url)
-        .insert_header(("Accept", accept))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert_eq!(response.status().as_u16(), 200, "GET {url}");
-    let kind = response
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = response.body().limit(64 << 20).await.unwrap();
-    (String::from_utf8(body.to_vec()).unwrap(), kind)
 }
 
 /// A scrape once every VM of `domains()` is in it.

@@ -17,6 +17,9 @@ fn sample_value(parameter: &str) -> &'static str {
         "end" => "now",
         "every" => "1m",
         "limit" => "10",
+        "sort" => "name",
+        "order" => "desc",
+        "offset" => "1",
         other => panic!("a parameter this test does not know: {other}"),
     }
 }
@@ -44,6 +47,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/telemetry/insights/{vm_id}",
             "/api/telemetry/stats/{vm_id}",
             "/api/telemetry/status",
+            "/api/telemetry/summary",
             "/api/telemetry/vms",
             "/health",
             "/metrics",
@@ -103,6 +107,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
         "ErrorBody",
         "FleetInsights",
         "VmInsightsDetail",
+        "Summary",
     ] {
         assert!(schemas.get(schema).is_some(), "{schema} missing");
     }

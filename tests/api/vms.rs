@@ -8,16 +8,34 @@ use crate::helpers::{TestApp, TestDomain, TestNode, assert_error, spawn_app_with
 
 /// Two hosts: alpha has web (running), db (paused) and old (shut off); beta has another web.
 pub async fn two_host_app(extra_env: &[(&str, &str)]) -> (TestApp, TestNode, TestNode) {
-    let alpha = TestNode::new(&[
+    let alpha = vec![
         TestDomain::new("web", 1, 1),
         TestDomain::new("db", 3, 2),
         TestDomain::new("old", 5, 3),
-    ]);
-    let beta = TestNode::new(&[TestDomain::new("web", 1, 4)]);
-    let file = format!(
-        r#"hosts = [{{ uri = "{}", name = "alpha" }}, {{ uri = "{}", name = "beta" }}]"#,
-        alpha.uri, beta.uri
-    );
+    ];
+    let beta = vec![TestDomain::new("web", 1, 4)];
+    let hosts = vec![("alpha", alpha), ("beta", beta)];
+    let (app, mut nodes) = hosts_app(hosts, &[], extra_env).await;
+    let beta = nodes.pop().unwrap();
+    (app, nodes.pop().unwrap(), beta)
+}
+
+/// One test-driver node per named host, and `unreachable` URIs, collected until every VM shows
+/// features (two cycles).
+pub async fn hosts_app(
+    hosts: Vec<(&str, Vec<TestDomain>)>,
+    unreachable: &[&str],
+    extra_env: &[(&str, &str)],
+) -> (TestApp, Vec<TestNode>) {
+    let total: usize = hosts.iter().map(|(_, domains)| domains.len()).sum();
+    let nodes: Vec<_> = hosts.iter().map(|(_, d)| TestNode::new(d)).collect();
+    let mut entries: Vec<_> = hosts
+        .iter()
+        .zip(&nodes)
+        .map(|((name, _), node)| format!(r#"{{ uri = "{}", name = "{name}" }}"#, node.uri))
+        .collect();
+    entries.extend(unreachable.iter().map(|uri| format!("{uri:?}")));
+    let file = format!("hosts = [{}]", entries.join(", "));
     // Writes go nowhere: these tests read the live view only.
     let mut env = vec![("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9")];
     env.extend_from_slice(extra_env);
@@ -28,12 +46,12 @@ pub async fn two_host_app(extra_env: &[(&str, &str)]) -> (TestApp, TestNode, Tes
         || async {
             let (_, body) = app.get("/api/telemetry/vms").await;
             let vms = body["vms"].as_array()?;
-            (vms.len() == 4 && vms.iter().all(|vm| !vm["memory_rate_kb_per_sec"].is_null()))
+            (vms.len() == total && vms.iter().all(|vm| !vm["memory_rate_kb_per_sec"].is_null()))
                 .then_some(())
         },
     )
     .await;
-    (app, alpha, beta)
+    (app, nodes)
 }
 
 fn names(body: &Value) -> Vec<(String, String)> {

@@ -29,9 +29,47 @@ pub struct Guest {
     dir: tempfile::TempDir,
 }
 
+/// How to boot a guest beyond its workloads: `Guest::options(work).arg(..).pin_vcpu(..).start()`.
+pub struct GuestOptions {
+    work: String,
+    /// More `key=value` words for the kernel command line (`vmt.after=15`: tests/guest/init).
+    args: Vec<String>,
+    /// The host CPU its vCPU is pinned to (`<vcpupin>`).
+    host_cpu: Option<u32>,
+}
+
+impl GuestOptions {
+    pub fn arg(mut self, key: &str, value: impl std::fmt::Display) -> Self {
+        self.args.push(format!("{key}={value}"));
+        self
+    }
+
+    pub fn pin_vcpu(mut self, host_cpu: u32) -> Self {
+        self.host_cpu = Some(host_cpu);
+        self
+    }
+
+    /// Boots the guest and waits for its init's marker line.
+    pub fn start(self) -> Guest {
+        Guest::boot(&self)
+    }
+}
+
 impl Guest {
     /// Boots a guest running `vmt.work={work}` and waits for its init's marker line.
     pub fn start(work: &str) -> Self {
+        Self::options(work).start()
+    }
+
+    pub fn options(work: &str) -> GuestOptions {
+        GuestOptions {
+            work: work.to_owned(),
+            args: Vec::new(),
+            host_cpu: None,
+        }
+    }
+
+    fn boot(options: &GuestOptions) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let (kernel, initrd) = guest_files();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -43,15 +81,23 @@ impl Guest {
         let dir = guest_dir(BOOTED_PREFIX);
         let disk = raw_disk(&dir, 8 << 20);
         let console = dir.path().join("console.log");
+        let cputune = options
+            .host_cpu
+            .map(|cpu| format!("<cputune><vcpupin vcpu='0' cpuset='{cpu}'/></cputune>"))
+            .unwrap_or_default();
+        let cmdline = std::iter::once(format!("vmt.work={}", options.work))
+            .chain(options.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
         // TCG ('qemu'): this kernel hangs at "Probing EDD" under nested KVM here. The tap is
         // created (and removed) by libvirt itself: no libvirt network, no iptables.
         let xml = format!(
             "<domain type='qemu'><name>{name}</name>\
              <memory unit='KiB'>{MEMORY_KIB}</memory>\
-             <currentMemory unit='KiB'>{MEMORY_KIB}</currentMemory><vcpu>1</vcpu>\
+             <currentMemory unit='KiB'>{MEMORY_KIB}</currentMemory><vcpu>1</vcpu>{cputune}\
              <os><type arch='x86_64' machine='pc'>hvm</type>\
              <kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
-             <cmdline>console=ttyS0 edd=off vmt.work={work}</cmdline></os>\
+             <cmdline>console=ttyS0 edd=off {cmdline}</cmdline></os>\
              <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>\
              <on_crash>destroy</on_crash>\
              <devices><controller type='usb' model='none'/>{disk}\
@@ -152,14 +198,12 @@ impl Guest {
 
     /// `virsh domstats` of the groups the service reads, as `key -> value`.
     pub fn domstats(&self) -> BTreeMap<String, String> {
-        let output = virsh(&[
-            "domstats",
-            &self.name,
-            "--cpu-total",
-            "--balloon",
-            "--block",
-            "--interface",
-        ]);
+        self.domstats_of(&["--cpu-total", "--balloon", "--block", "--interface"])
+    }
+
+    /// `virsh domstats` of these groups (`--vcpu`, ...), as `key -> value`.
+    pub fn domstats_of(&self, groups: &[&str]) -> BTreeMap<String, String> {
+        let output = virsh(&[&["domstats", self.name.as_str()], groups].concat());
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| line.trim().split_once('='))

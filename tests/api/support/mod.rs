@@ -7,6 +7,7 @@ pub mod browser;
 pub mod guest;
 pub mod influxd;
 pub mod influxdb3_standin;
+pub mod libvirtd;
 pub mod prometheus;
 pub mod service;
 pub mod settings;

@@ -67,6 +67,26 @@ pub fn prometheus(target: &str) -> Served {
     })
 }
 
+/// The body of a GET of `url`, which must answer 200, and its content type.
+pub async fn get_text(client: &awc::Client, url: &str, accept: &str) -> (String, String) {
+    let mut response = client
+        .get(url)
+        .insert_header(("Accept", accept))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status().as_u16(), 200, "GET {url}");
+    let kind = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.body().limit(64 << 20).await.unwrap();
+    (String::from_utf8(body.to_vec()).unwrap(), kind)
+}
+
 /// One sample of a text exposition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -112,4 +132,21 @@ fn parse_line(line: &str) -> Option<Sample> {
         labels,
         value: value.parse().ok()?,
     })
+}
+
+/// The samples of one scrape of the service at `address`.
+pub async fn scrape(client: &awc::Client, address: &str) -> Vec<Sample> {
+    let url = format!("{address}/metrics");
+    parse(&get_text(client, &url, "text/plain").await.0)
+}
+
+/// The value of the sample `name` whose labels include `labels`, if one is in `samples`.
+pub fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let sample = samples.iter().find(|s| {
+        s.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })?;
+    Some(sample.value)
 }

@@ -21,9 +21,16 @@ impl ServiceProcess {
     /// Starts the binary with `env` over `base_settings`, and waits until its log tells the port
     /// it serves on.
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(env, |_| {})
+    }
+
+    /// As `start`, with `prepare` changing the command first (its limits, say).
+    pub fn start_with(env: &[(&str, &str)], prepare: impl FnOnce(&mut Command)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log_path = dir.path().join("service.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vmtelemetry"));
+        prepare(&mut command);
+        let mut child = command
             .envs(base_settings(&dir.path().join("spool")))
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
