@@ -6,6 +6,7 @@ pub mod domain_filter;
 pub mod extended;
 pub mod guest;
 pub mod influx;
+pub mod insights;
 pub mod libvirt;
 pub mod metrics;
 pub mod routes;

@@ -215,6 +215,11 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             .service(readable("/api/telemetry/summary", routes::summary))
             .service(readable("/api/telemetry/stats/{vm_id}", routes::vm_stats))
             .service(readable("/api/telemetry/history", routes::history))
+            .service(readable("/api/telemetry/insights", routes::fleet_insights))
+            .service(readable(
+                "/api/telemetry/insights/{vm_id}",
+                routes::vm_insights,
+            ))
             .service(readable("/api/admin/actors", routes::list_actors))
             .configure(|app| {
                 if shared.metrics_enabled {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
+use super::insights::ObserveHost;
 use super::messages::{
     GetCatalog, GetFeatureStatus, HostCollected, LookupVm, Restart, SnapshotVms, WriteLines,
 };
@@ -16,6 +17,8 @@ use crate::extended::StatsSample;
 use crate::guest::{GuestCycle, InfoLog};
 use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
+use crate::insights::HostCycle;
+use crate::insights::signals::VmReading;
 use crate::sample::HostSample;
 use crate::telemetry::LogThrottle;
 use crate::vms::{Catalog, Catalogs, VmTable};
@@ -27,6 +30,8 @@ pub struct FeatureActor {
     /// When each VM's `vm_guest_info` was last written.
     guest_info: InfoLog,
     writer: Recipient<WriteLines>,
+    /// Fed each host's cycle, when `insights` is on.
+    insights: Option<Recipient<ObserveHost>>,
     status: FeatureStatus,
     crashes: CrashRecord,
     /// A summary of the unencodable lines, every ten minutes at most (each VM's are logged once).
@@ -45,11 +50,18 @@ impl FeatureActor {
             tags: VmTags::default(),
             guest_info: InfoLog::default(),
             writer,
+            insights: None,
             status: FeatureStatus::default(),
             crashes: CrashRecord::default(),
             unencodable_summary: LogThrottle::new(UNENCODABLE_SUMMARY_PERIOD),
             catalogs: Arc::default(),
         }
+    }
+
+    /// Hands every host's cycle to the insights actor too.
+    pub fn with_insights(mut self, insights: Recipient<ObserveHost>) -> Self {
+        self.insights = Some(insights);
+        self
     }
 
     /// Shares the table's generation and catalog with the API through `catalogs`.
@@ -65,6 +77,14 @@ impl FeatureActor {
         guest: Option<GuestCycle>,
     ) {
         let uri = Arc::clone(&sample.uri);
+        let cycle = self.insights.is_some().then(|| HostCycle {
+            uri: Arc::clone(&sample.uri),
+            host: Arc::clone(&sample.host),
+            cpus: sample.node.as_ref().and_then(|n| n.cpus),
+            memory_total_kb: sample.node.as_ref().and_then(|n| n.memory_total_kb),
+            timestamp_ns: cycle_time(&sample),
+            vms: Vec::with_capacity(sample.domains.len()),
+        });
         let changes = self.vms.record(sample, stats);
         self.catalogs.advance();
         let mut encoded = encode_changes(changes, &mut self.tags);
@@ -84,6 +104,13 @@ impl FeatureActor {
         }
         if unencodable > 0 {
             self.log_unencodable(&uri, skipped, unencodable);
+        }
+        if let (Some(insights), Some(mut cycle)) = (&self.insights, cycle) {
+            let vms = self.vms.host_vms(&uri);
+            cycle.vms.extend(
+                vms.map(|(latest, features, stats)| VmReading::new(latest, features, stats)),
+            );
+            insights.do_send(ObserveHost(cycle));
         }
     }
 
@@ -109,6 +136,17 @@ impl FeatureActor {
             );
         }
     }
+}
+
+/// When a cycle was read: the host's own reading, else its latest VM's, else now.
+fn cycle_time(sample: &HostSample) -> i64 {
+    let latest = sample.domains.iter().map(|d| d.timestamp_ns).max();
+    sample
+        .node
+        .as_ref()
+        .map(|n| n.timestamp_ns)
+        .or(latest)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
 }
 
 impl Actor for FeatureActor {

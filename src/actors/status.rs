@@ -9,6 +9,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::spool_status::{SpoolState, SpoolStatus};
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HostStatus {
     pub uri: String,
@@ -94,6 +96,22 @@ pub struct FeatureStatus {
     pub panics: u64,
 }
 
+/// The insights actor: how many VMs it follows and how many have a trained model. Models live
+/// in memory only: a restart (of the actor or the service) starts every VM learning again.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct InsightsStatus {
+    pub vms_tracked: usize,
+    pub vms_trained: usize,
+    pub vms_learning: usize,
+    /// Host cycles analysed.
+    pub cycles: u64,
+    pub lines_produced: u64,
+    /// Lines that could not be encoded (a VM whose name line protocol cannot carry).
+    pub unencodable_lines: u64,
+    pub restarts: u64,
+    pub panics: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct WriterStatus {
     pub url: String,
@@ -167,52 +185,6 @@ impl WriterStatus {
     }
 }
 
-/// The durable spool: how full it is, on disk too, and how it fares.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct SpoolStatus {
-    pub state: SpoolState,
-    /// Lines in the spool's file not yet written (part of `queue_depth`).
-    pub lines: usize,
-    /// Their bytes, against `spool_max_bytes`.
-    pub line_bytes: u64,
-    /// The bytes of lines it may hold now: `spool_max_bytes`, or less when its filesystem is
-    /// short of room (`spool_min_free_bytes` kept free).
-    pub allowed_bytes: u64,
-    /// What the file occupies on disk (its blocks), as last measured.
-    pub file_bytes: u64,
-    /// What its filesystem has left, as last measured.
-    pub free_bytes: u64,
-    /// Lines held in memory while the file cannot take them (part of `queue_depth`): at most
-    /// `max_queue`, the oldest dropped first.
-    pub lines_in_memory: usize,
-    /// Lines InfluxDB has whose removal from the file has not succeeded yet: never sent again.
-    pub written_not_removed: usize,
-    /// Oldest lines dropped to make room (part of `dropped_lines`).
-    pub evicted_lines: u64,
-    /// Errors of the file or its disk; each closes it, to be opened again after a backoff.
-    pub errors: u64,
-    pub reopens: u64,
-    pub last_error: Option<String>,
-    pub last_error_time: Option<DateTime<Utc>>,
-    /// Damaged files found at an open, each moved aside as `spool.redb.corrupt-<UTC time>`.
-    pub damaged_files: u64,
-    /// Lines read back from them and replayed.
-    pub salvaged_lines: u64,
-    /// Files found empty at an open: their lines, if any, are lost and their number unknown.
-    pub empty_files: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SpoolState {
-    #[default]
-    Ok,
-    /// Its last commit dropped its oldest lines to make room.
-    Full,
-    /// Its file failed and is closed until it opens again: new lines wait in memory.
-    Failing,
-}
-
 /// The seed's statistics, plus the writer's queue and each host's connection.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TelemetryStatus {
@@ -228,6 +200,8 @@ pub struct TelemetryStatus {
     pub hosts: Vec<HostStatus>,
     pub features: FeatureStatus,
     pub writer: WriterStatus,
+    /// None when `insights = false`.
+    pub insights: Option<InsightsStatus>,
 }
 
 impl TelemetryStatus {
@@ -253,6 +227,7 @@ impl TelemetryStatus {
             hosts,
             features,
             writer,
+            insights: None,
         }
     }
 
@@ -271,7 +246,7 @@ impl TelemetryStatus {
 /// One actor, for the admin API.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActorInfo {
-    /// `host:<uri>`, `features` or `writer`.
+    /// `host:<uri>`, `features`, `insights` or `writer`.
     pub name: String,
     pub kind: ActorKind,
     pub state: ActorState,
@@ -289,6 +264,7 @@ pub struct ActorInfo {
 pub enum ActorKind {
     Host,
     Features,
+    Insights,
     Writer,
 }
 
@@ -381,6 +357,11 @@ impl ActorStatus for HostStatus {
 
 impl ActorStatus for FeatureStatus {
     const KIND: ActorKind = ActorKind::Features;
+    counters!();
+}
+
+impl ActorStatus for InsightsStatus {
+    const KIND: ActorKind = ActorKind::Insights;
     counters!();
 }
 

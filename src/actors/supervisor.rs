@@ -11,6 +11,7 @@ use futures_util::future::{join_all, try_join_all};
 
 use super::features::FeatureActor;
 use super::host::HostActor;
+use super::insights::{GetInsightsStatus, InsightsActor};
 use super::messages::{
     Drain, GetFeatureStatus, GetHostStatus, GetTelemetryStatus, GetWriterStatus, ListActors,
     Restart, RestartActor, StopCollecting,
@@ -30,12 +31,14 @@ pub struct TelemetrySupervisor {
     started_at: DateTime<Utc>,
     hosts: Vec<(String, Addr<HostActor>)>,
     features: Addr<FeatureActor>,
+    insights: Option<Addr<InsightsActor>>,
     writer: Addr<WriterActor>,
     /// Restarts asked for by name, with the actor's restart count when asked.
     restarts_requested: HashMap<String, u64>,
 }
 
 const FEATURES: &str = "features";
+const INSIGHTS: &str = "insights";
 const WRITER: &str = "writer";
 
 /// What the HTTP handlers talk to: the supervisor, and the feature actor for live VM queries.
@@ -43,6 +46,8 @@ const WRITER: &str = "writer";
 pub struct Pipeline {
     pub supervisor: Addr<TelemetrySupervisor>,
     pub features: Addr<FeatureActor>,
+    /// None when `insights = false`.
+    pub insights: Option<Addr<InsightsActor>>,
     /// The VM list the API serves, shared with the feature actor.
     pub catalogs: Arc<Catalogs>,
     writer: Addr<WriterActor>,
@@ -71,7 +76,8 @@ impl Pipeline {
 }
 
 impl TelemetrySupervisor {
-    /// Starts the writer, the feature actor and one host actor per configured URI.
+    /// Starts the writer, the insights actor (when on), the feature actor and one host actor per
+    /// configured URI.
     pub fn start_pipeline(
         config: &AppConfig,
         target: Option<WriteTarget>,
@@ -84,12 +90,22 @@ impl TelemetrySupervisor {
         let writer = Supervisor::start_in_arbiter(&writer_arbiter, move |_| {
             WriterActor::new(writer_config, target, clients, buffer)
         });
+        let insights = config.insights.clone().map(|settings| {
+            let writer = writer.clone().recipient();
+            Supervisor::start(move |_| InsightsActor::new(writer, settings))
+        });
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;
+        let to_insights = insights.clone().map(Addr::recipient);
         let catalogs = Arc::new(Catalogs::default());
         let shared = catalogs.clone();
         let features = Supervisor::start(move |_| {
-            FeatureActor::new(writer_recipient, recent_samples).with_catalogs(shared)
+            let features =
+                FeatureActor::new(writer_recipient, recent_samples).with_catalogs(shared);
+            match to_insights {
+                Some(insights) => features.with_insights(insights),
+                None => features,
+            }
         });
         let hosts = config
             .hosts
@@ -111,6 +127,7 @@ impl TelemetrySupervisor {
             started_at: Utc::now(),
             hosts,
             features: features.clone(),
+            insights: insights.clone(),
             writer: writer.clone(),
             restarts_requested: HashMap::new(),
         }
@@ -118,6 +135,7 @@ impl TelemetrySupervisor {
         Pipeline {
             supervisor,
             features,
+            insights,
             catalogs,
             writer,
             _writer_arbiter: writer_arbiter,
@@ -142,6 +160,9 @@ impl TelemetrySupervisor {
     fn restart(&self, name: &str) -> Option<ResponseFuture<Result<u64, MailboxError>>> {
         if name == FEATURES {
             Some(Box::pin(self.features.send(Restart)))
+        } else if name == INSIGHTS {
+            let insights = self.insights.as_ref()?;
+            Some(Box::pin(insights.send(Restart)))
         } else if name == WRITER {
             Some(Box::pin(self.writer.send(Restart)))
         } else {
@@ -162,10 +183,15 @@ impl Handler<GetTelemetryStatus> for TelemetrySupervisor {
         let started_at = self.started_at;
         let hosts = try_join_all(self.hosts.iter().map(|(_, host)| host.send(GetHostStatus)));
         let features = self.features.send(GetFeatureStatus);
+        let insights = self.insights.as_ref().map(|a| a.send(GetInsightsStatus));
         let writer = self.writer.send(GetWriterStatus);
         Box::pin(async move {
             let (hosts, features, writer) = (hosts.await?, features.await?, writer.await?);
-            Ok(TelemetryStatus::new(started_at, hosts, features, writer))
+            let mut status = TelemetryStatus::new(started_at, hosts, features, writer);
+            if let Some(insights) = insights {
+                status.insights = Some(insights.await?);
+            }
+            Ok(status)
         })
     }
 }
@@ -180,21 +206,30 @@ impl Handler<ListActors> for TelemetrySupervisor {
             async move { (name, reply.await) }
         }));
         let features = self.features.send(GetFeatureStatus).timeout(STATUS_TIMEOUT);
+        let insights =
+            (self.insights.as_ref()).map(|a| a.send(GetInsightsStatus).timeout(STATUS_TIMEOUT));
         let writer = self.writer.send(GetWriterStatus).timeout(STATUS_TIMEOUT);
-        let replies = async move { (hosts.await, features.await, writer.await) };
-        Box::pin(
-            replies
-                .into_actor(self)
-                .map(|(hosts, features, writer), supervisor, _| {
-                    let mut actors: Vec<ActorInfo> = hosts
-                        .into_iter()
-                        .map(|(name, reply)| supervisor.info(name, reply))
-                        .collect();
-                    actors.push(supervisor.info(FEATURES.into(), features));
-                    actors.push(supervisor.info(WRITER.into(), writer));
-                    actors
-                }),
-        )
+        let replies = async move {
+            let insights = match insights {
+                Some(reply) => Some(reply.await),
+                None => None,
+            };
+            (hosts.await, features.await, insights, writer.await)
+        };
+        Box::pin(replies.into_actor(self).map(
+            |(hosts, features, insights, writer), supervisor, _| {
+                let mut actors: Vec<ActorInfo> = hosts
+                    .into_iter()
+                    .map(|(name, reply)| supervisor.info(name, reply))
+                    .collect();
+                actors.push(supervisor.info(FEATURES.into(), features));
+                if let Some(insights) = insights {
+                    actors.push(supervisor.info(INSIGHTS.into(), insights));
+                }
+                actors.push(supervisor.info(WRITER.into(), writer));
+                actors
+            },
+        ))
     }
 }
 

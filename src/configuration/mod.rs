@@ -7,6 +7,7 @@ mod collection;
 mod error;
 mod hosts;
 mod http;
+mod insights;
 mod strict;
 mod values;
 mod writer;
@@ -79,6 +80,21 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     pub http_max_connections: i64,
     pub metrics_enabled: bool,
+    pub insights: bool,
+    pub insights_window: f64,
+    pub insights_max_gap: f64,
+    pub insights_learning_samples: i64,
+    pub insights_baseline_samples: i64,
+    pub insights_threshold: f64,
+    pub insights_peer_min_vms: i64,
+    pub insights_condition_cycles: i64,
+    pub insights_cpu_saturated_percent: f64,
+    pub insights_cpu_steal_percent: f64,
+    pub insights_memory_used_percent: f64,
+    pub insights_swap_kb_per_sec: f64,
+    pub insights_major_faults_per_sec: f64,
+    pub insights_disk_latency_ms: f64,
+    pub insights_net_drops_per_sec: f64,
 }
 
 /// Validated settings, in the units the service uses.
@@ -106,6 +122,8 @@ pub struct AppConfig {
     pub http: HttpConfig,
     /// Serve `GET /metrics` (Prometheus).
     pub metrics_enabled: bool,
+    /// None: `insights = false`.
+    pub insights: Option<crate::insights::InsightsSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +188,7 @@ impl Settings {
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
+        let insights = insights::insights(&self)?;
         let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
@@ -191,6 +210,7 @@ impl Settings {
             collection,
             http,
             metrics_enabled: self.metrics_enabled,
+            insights,
         })
     }
 }

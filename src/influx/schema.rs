@@ -48,3 +48,68 @@ pub mod host_metrics {
     /// A float.
     pub const COLLECTION_DURATION_SEC: &str = "collection_duration_sec";
 }
+
+/// Each VM's anomaly scores against its own past: one float per signal (0 to 1), then integers
+/// and the VM's anomaly rate. Written every cycle for a VM with a trained model.
+pub mod vm_anomalies {
+    pub const MEASUREMENT: &str = "vm_anomalies";
+    /// One per signal, in `insights::signals::Signal::ALL` order: `<signal>_score`.
+    pub const SCORES: [&str; 16] = [
+        "cpu_percent_score",
+        "memory_used_percent_score",
+        "memory_rate_kb_per_sec_score",
+        "disk_read_bytes_per_sec_score",
+        "disk_write_bytes_per_sec_score",
+        "disk_read_iops_score",
+        "disk_write_iops_score",
+        "disk_read_latency_ms_score",
+        "disk_write_latency_ms_score",
+        "net_rx_bytes_per_sec_score",
+        "net_tx_bytes_per_sec_score",
+        "net_drops_per_sec_score",
+        "cpu_steal_percent_score",
+        "swap_in_kb_per_sec_score",
+        "swap_out_kb_per_sec_score",
+        "major_faults_per_sec_score",
+    ];
+    /// Integers.
+    pub const ANOMALOUS_SIGNALS: &str = "anomalous_signals";
+    pub const PEER_OUTLIER_SIGNALS: &str = "peer_outlier_signals";
+    /// A float.
+    pub const ANOMALY_RATE: &str = "anomaly_rate";
+}
+
+/// One line per VM and condition while it holds: the VM's tags and `kind`.
+pub mod vm_bottlenecks {
+    pub const MEASUREMENT: &str = "vm_bottlenecks";
+    pub const KIND: &str = "kind";
+    /// A string: the signal the evidence is.
+    pub const SIGNAL: &str = "signal";
+    /// Floats.
+    pub const VALUE: &str = "value";
+    pub const THRESHOLD: &str = "threshold";
+    pub const HELD_SEC: &str = "held_sec";
+}
+
+/// One line per host and cycle, tagged `host` only.
+pub mod host_insights {
+    pub const MEASUREMENT: &str = "host_insights";
+    pub const HOST: &str = super::vm_tags::HOST;
+    /// Floats (the overcommit ratios only when `host_metrics` gives the host's CPUs and memory).
+    pub const ANOMALY_RATE: &str = "anomaly_rate";
+    pub const VCPU_OVERCOMMIT: &str = "vcpu_overcommit";
+    pub const MEMORY_OVERCOMMIT: &str = "memory_overcommit";
+    /// Integers.
+    pub const VMS: &str = "vms";
+    pub const VMS_TRAINED: &str = "vms_trained";
+    pub const VMS_ANOMALOUS: &str = "vms_anomalous";
+    /// VMs per condition, in `insights::bottlenecks::Condition::ALL` order.
+    pub const VMS_IN: [&str; 6] = [
+        "vms_cpu_saturated",
+        "vms_cpu_contention",
+        "vms_memory_pressure",
+        "vms_disk_latency",
+        "vms_disk_errors",
+        "vms_network_drops",
+    ];
+}

@@ -32,6 +32,8 @@ pub enum ApiError {
     },
     #[error("no actor is named `{0}`")]
     UnknownActor(String),
+    #[error("insights are off: set `insights = true` to have them")]
+    InsightsDisabled,
     #[error("the admin endpoints are disabled: no admin_token is configured")]
     AdminDisabled,
     #[error("a valid `Authorization: Bearer <admin token>` header is required")]
@@ -83,6 +85,7 @@ impl ApiError {
             ApiError::VmNotFound(_) => "vm_not_found",
             ApiError::AmbiguousVm { .. } => "ambiguous_vm",
             ApiError::UnknownActor(_) => "unknown_actor",
+            ApiError::InsightsDisabled => "insights_disabled",
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::Unauthorized => "unauthorized",
             ApiError::ActorUnavailable(_) => "actor_unavailable",
@@ -102,9 +105,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) | ApiError::VmNotFound(_) | ApiError::UnknownActor(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::NotFound(_)
+            | ApiError::VmNotFound(_)
+            | ApiError::UnknownActor(_)
+            | ApiError::InsightsDisabled => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AmbiguousVm { .. } => StatusCode::CONFLICT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,

@@ -14,6 +14,8 @@ use utoipa::{Modify, OpenApi};
         super::summary::summary,
         super::stats::vm_stats,
         super::history::history,
+        super::insights::fleet_insights,
+        super::insights::vm_insights,
         super::metrics::metrics,
         super::admin::list_actors,
         super::admin::restart_actor,

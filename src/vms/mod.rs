@@ -28,7 +28,7 @@ use host::HostVms;
 pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
 use row::{ExtendedRates, VmRow};
-pub use snapshot::VmSnapshot;
+pub use snapshot::{LentVm, VmSnapshot};
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.

@@ -1,5 +1,6 @@
 //! Every VM's latest values, copied out of the table for `/metrics`: a scrape encodes them off
-//! the feature actor, which is busy only for the copy.
+//! the feature actor, which is busy only for the copy. And one host's VMs lent to the insights'
+//! readings.
 
 use std::sync::Arc;
 
@@ -38,5 +39,25 @@ impl VmTable {
                 })
             })
             .collect()
+    }
+}
+
+/// One VM lent by the table: its latest sample, its features, its latest extended sample.
+pub type LentVm<'a> = (
+    &'a DomainSample,
+    Option<MemoryFeatures>,
+    Option<&'a DomainStatsSample>,
+);
+
+impl VmTable {
+    /// Every VM of host `uri` with a seed sample, in no particular order.
+    pub fn host_vms<'a>(&'a self, uri: &str) -> impl Iterator<Item = LentVm<'a>> + 'a {
+        self.hosts.get(uri).into_iter().flat_map(|host| {
+            host.vms.iter().filter_map(|record| {
+                let latest = record.latest.as_ref()?;
+                let features = record.recent.latest_features(latest);
+                Some((latest, features, record.stats.as_deref()))
+            })
+        })
     }
 }

@@ -14,6 +14,7 @@ mod helpers;
 mod history;
 mod http_face;
 mod influx_v3;
+mod insights;
 mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;

@@ -43,6 +43,8 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/admin/actors",
             "/api/admin/actors/{name}/restart",
             "/api/telemetry/history",
+            "/api/telemetry/insights",
+            "/api/telemetry/insights/{vm_id}",
             "/api/telemetry/stats/{vm_id}",
             "/api/telemetry/status",
             "/api/telemetry/summary",
@@ -103,6 +105,8 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
         "ActorInfo",
         "TelemetryStatus",
         "ErrorBody",
+        "FleetInsights",
+        "VmInsightsDetail",
         "Summary",
     ] {
         assert!(schemas.get(schema).is_some(), "{schema} missing");

@@ -1,21 +1,25 @@
-//! Every measurement as InfluxDB line protocol: the seed's two, the extended ones and
-//! `host_metrics`.
+//! Every measurement as InfluxDB line protocol: the seed's two, the extended ones,
+//! `host_metrics` and the insights' three.
 //!
 //! Written by hand, every line of a cycle into one buffer: InfluxDB's own builder
 //! (`influxdb-line-protocol`) formats every piece through `fmt`, far too slow for the target
 //! (benches/README.md). The tests check every line with that crate's parser, InfluxDB 3's.
 //!
 //! Read top to bottom: `lines` (the batch), `escape` (what a tag value needs), `tags` (a VM's
-//! tags, escaped once), `line` (one line's writer), `measurements` (one function each).
+//! tags, escaped once), `line` (one line's writer), `measurements` (one function each), `insights` (the insights').
 
 mod escape;
 mod guest;
+mod insights;
 mod line;
 mod lines;
 mod measurements;
 mod tags;
 
 pub use guest::{vm_guest_fs, vm_guest_info};
+pub use insights::{
+    AnomalyLine, BottleneckLine, HostInsightsLine, host_insights, vm_anomalies, vm_bottleneck,
+};
 pub use lines::Lines;
 pub use measurements::{host_metrics, stats_row, vm_features, vm_metrics};
 pub use tags::VmTags;

@@ -10,6 +10,9 @@ pub fn base_settings(spool_dir: &Path) -> Vec<(String, String)> {
         ("VMTELEMETRY_SPOOL_DIR", spool_dir.display().to_string()),
         ("VMTELEMETRY_INFLUX_API", "v1".to_owned()),
         ("VMTELEMETRY_INFLUX_URL", influx_url()),
+        // Off unless a test asks for them (tests/api/insights.rs): the others count the feature
+        // actor's lines against those written, exactly.
+        ("VMTELEMETRY_INSIGHTS", "false".to_owned()),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))

@@ -1,0 +1,320 @@
+//! Named conditions of a VM, each from a threshold on its signals: the rule of each, its
+//! evidence (the value and the threshold it crossed) and how long it has held.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::signals::{Signal, Values};
+
+pub const CONDITIONS: usize = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// CPU use near all of its vCPUs' capacity.
+    CpuSaturated,
+    /// Its vCPUs wait for a host CPU (steal) beyond a share of their time.
+    CpuContention,
+    /// Swapping, major page faults, or guest memory nearly full.
+    MemoryPressure,
+    /// Disk operations slower than a threshold on average.
+    DiskLatency,
+    /// Any disk error.
+    DiskErrors,
+    /// Packets dropped.
+    NetworkDrops,
+}
+
+impl Condition {
+    pub const ALL: [Condition; CONDITIONS] = [
+        Condition::CpuSaturated,
+        Condition::CpuContention,
+        Condition::MemoryPressure,
+        Condition::DiskLatency,
+        Condition::DiskErrors,
+        Condition::NetworkDrops,
+    ];
+
+    /// Its `kind` tag in `vm_bottlenecks`, and its name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::CpuSaturated => "cpu_saturated",
+            Condition::CpuContention => "cpu_contention",
+            Condition::MemoryPressure => "memory_pressure",
+            Condition::DiskLatency => "disk_latency",
+            Condition::DiskErrors => "disk_errors",
+            Condition::NetworkDrops => "network_drops",
+        }
+    }
+}
+
+/// The thresholds of the rules (configuration keys `insights_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    pub cpu_saturated_percent: f64,
+    pub cpu_steal_percent: f64,
+    pub memory_used_percent: f64,
+    pub swap_kb_per_sec: f64,
+    pub major_faults_per_sec: f64,
+    pub disk_latency_ms: f64,
+    pub net_drops_per_sec: f64,
+    /// Cycles in a row a rule must hold before its condition is named (disk errors: one).
+    pub condition_cycles: u32,
+}
+
+#[cfg(test)]
+impl Thresholds {
+    /// `config/default.toml`'s.
+    pub fn defaults() -> Self {
+        Thresholds {
+            cpu_saturated_percent: 90.0,
+            cpu_steal_percent: 10.0,
+            memory_used_percent: 95.0,
+            swap_kb_per_sec: 256.0,
+            major_faults_per_sec: 50.0,
+            disk_latency_ms: 50.0,
+            net_drops_per_sec: 1.0,
+            condition_cycles: 3,
+        }
+    }
+}
+
+/// Why a condition holds: the signal, its value and the threshold it reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// A signal's name, or `disk_errors_per_sec`.
+    pub signal: &'static str,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// A rule's answer for one cycle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rule {
+    Holds(Evidence),
+    Clear,
+    /// Its signals are absent this cycle: the condition stays as it was.
+    Unknown,
+}
+
+/// The rule of `condition` on one cycle's values.
+fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
+    let reaches =
+        |signal: Signal, threshold: f64| at_least(signal.name(), values.get(signal), threshold);
+    match condition {
+        Condition::CpuSaturated => reaches(Signal::CpuPercent, t.cpu_saturated_percent),
+        Condition::CpuContention => reaches(Signal::CpuStealPercent, t.cpu_steal_percent),
+        Condition::MemoryPressure => strongest([
+            reaches(Signal::SwapInKbPerSec, t.swap_kb_per_sec),
+            reaches(Signal::SwapOutKbPerSec, t.swap_kb_per_sec),
+            reaches(Signal::MajorFaultsPerSec, t.major_faults_per_sec),
+            at_least(
+                Signal::MemoryUsedPercent.name(),
+                values.guest_memory_used_percent,
+                t.memory_used_percent,
+            ),
+        ]),
+        Condition::DiskLatency => strongest([
+            reaches(Signal::DiskReadLatencyMs, t.disk_latency_ms),
+            reaches(Signal::DiskWriteLatencyMs, t.disk_latency_ms),
+        ]),
+        Condition::DiskErrors => match values.disk_errors_per_sec {
+            Some(rate) if rate > 0.0 => Rule::Holds(Evidence {
+                signal: "disk_errors_per_sec",
+                value: rate,
+                threshold: 0.0,
+            }),
+            Some(_) => Rule::Clear,
+            None => Rule::Unknown,
+        },
+        Condition::NetworkDrops => reaches(Signal::NetDropsPerSec, t.net_drops_per_sec),
+    }
+}
+
+fn at_least(signal: &'static str, value: Option<f64>, threshold: f64) -> Rule {
+    match value {
+        Some(value) if value >= threshold => Rule::Holds(Evidence {
+            signal,
+            value,
+            threshold,
+        }),
+        Some(_) => Rule::Clear,
+        None => Rule::Unknown,
+    }
+}
+
+/// The rule that holds furthest beyond its threshold; clear if one is known and none holds.
+fn strongest<const N: usize>(rules: [Rule; N]) -> Rule {
+    let ratio = |e: &Evidence| e.value / e.threshold.max(f64::MIN_POSITIVE);
+    let mut best = Rule::Unknown;
+    for rule in rules {
+        best = match (best, rule) {
+            (Rule::Holds(a), Rule::Holds(b)) if ratio(&b) > ratio(&a) => rule,
+            (Rule::Holds(_), _) => best,
+            (_, Rule::Holds(_)) | (Rule::Unknown, Rule::Clear) => rule,
+            _ => best,
+        };
+    }
+    best
+}
+
+/// One condition of one VM: how many cycles in a row its rule has held, and since when.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streak {
+    cycles: u32,
+    since_ns: i64,
+    evidence: Option<Evidence>,
+}
+
+/// A condition that holds, for the API and `vm_bottlenecks`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Active {
+    pub condition: Condition,
+    pub evidence: Evidence,
+    pub since_ns: i64,
+    pub held_sec: f64,
+}
+
+/// Every condition of one VM.
+#[derive(Debug, Clone, Default)]
+pub struct Bottlenecks {
+    streaks: [Streak; CONDITIONS],
+    now_ns: i64,
+}
+
+impl Bottlenecks {
+    /// Applies every rule to the cycle's values at `now_ns`.
+    pub fn update(&mut self, values: &Values, now_ns: i64, thresholds: &Thresholds) {
+        self.now_ns = now_ns;
+        for (condition, streak) in Condition::ALL.into_iter().zip(&mut self.streaks) {
+            match rule(condition, values, thresholds) {
+                Rule::Holds(evidence) => {
+                    if streak.cycles == 0 {
+                        streak.since_ns = now_ns;
+                    }
+                    streak.cycles = streak.cycles.saturating_add(1);
+                    streak.evidence = Some(evidence);
+                }
+                Rule::Clear => *streak = Streak::default(),
+                Rule::Unknown => {}
+            }
+        }
+    }
+
+    /// Forgets every streak: a stopped VM has no condition.
+    pub fn clear(&mut self) {
+        self.streaks = Default::default();
+    }
+
+    /// The conditions that hold now, in `Condition::ALL` order.
+    pub fn active(&self, thresholds: &Thresholds) -> impl Iterator<Item = Active> + '_ {
+        let required = thresholds.condition_cycles.max(1);
+        Condition::ALL
+            .into_iter()
+            .zip(&self.streaks)
+            .filter_map(move |(condition, streak)| {
+                let needed = match condition {
+                    Condition::DiskErrors => 1,
+                    _ => required,
+                };
+                let evidence = streak.evidence.filter(|_| streak.cycles >= needed)?;
+                let held_ns = self.now_ns.saturating_sub(streak.since_ns).max(0);
+                Some(Active {
+                    condition,
+                    evidence,
+                    since_ns: streak.since_ns,
+                    held_sec: held_ns as f64 / 1e9,
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds() -> Thresholds {
+        Thresholds::defaults()
+    }
+
+    fn values(pairs: &[(Signal, f64)]) -> Values {
+        let mut values = Values::default();
+        for (signal, value) in pairs {
+            values.signals[*signal as usize] = Some(*value);
+        }
+        values
+    }
+
+    fn names(b: &Bottlenecks) -> Vec<&'static str> {
+        b.active(&thresholds())
+            .map(|a| a.condition.name())
+            .collect()
+    }
+
+    #[test]
+    fn cpu_saturated_after_three_cycles_with_its_evidence_and_duration() {
+        let mut b = Bottlenecks::default();
+        let busy = values(&[(Signal::CpuPercent, 97.0)]);
+        for t in 0..2 {
+            b.update(&busy, t * 5_000_000_000, &thresholds());
+        }
+        assert!(names(&b).is_empty());
+        // A cycle without the signal keeps the streak.
+        b.update(&Values::default(), 10_000_000_000, &thresholds());
+        b.update(&busy, 15_000_000_000, &thresholds());
+        let active: Vec<Active> = b.active(&thresholds()).collect();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].condition, Condition::CpuSaturated);
+        assert_eq!(
+            active[0].evidence,
+            Evidence {
+                signal: "cpu_percent",
+                value: 97.0,
+                threshold: 90.0
+            }
+        );
+        assert_eq!(active[0].held_sec, 15.0);
+        b.update(&values(&[(Signal::CpuPercent, 20.0)]), 20, &thresholds());
+        assert!(names(&b).is_empty());
+    }
+
+    #[test]
+    fn guest_memory_nearly_full_is_pressure_but_a_full_balloon_is_not() {
+        let mut b = Bottlenecks::default();
+        // The seed's figure (the balloon's size) at 100 %: no pressure.
+        let balloon = values(&[(Signal::MemoryUsedPercent, 100.0)]);
+        let guest = Values {
+            guest_memory_used_percent: Some(97.0),
+            ..values(&[(Signal::MemoryUsedPercent, 97.0)])
+        };
+        for t in 0..3 {
+            b.update(&balloon, t, &thresholds());
+        }
+        assert!(names(&b).is_empty());
+        for t in 3..6 {
+            b.update(&guest, t, &thresholds());
+        }
+        assert_eq!(names(&b), ["memory_pressure"]);
+    }
+
+    #[test]
+    fn memory_pressure_names_its_strongest_evidence_and_disk_errors_hold_at_once() {
+        let mut b = Bottlenecks::default();
+        let v = Values {
+            disk_errors_per_sec: Some(0.2),
+            guest_memory_used_percent: Some(50.0),
+            ..values(&[
+                (Signal::SwapOutKbPerSec, 300.0),
+                (Signal::MajorFaultsPerSec, 500.0),
+                (Signal::MemoryUsedPercent, 50.0),
+            ])
+        };
+        b.update(&v, 0, &thresholds());
+        assert_eq!(names(&b), ["disk_errors"]);
+        b.update(&v, 1, &thresholds());
+        b.update(&v, 2, &thresholds());
+        assert_eq!(names(&b), ["memory_pressure", "disk_errors"]);
+        let memory = b.active(&thresholds()).next().unwrap();
+        assert_eq!(memory.evidence.signal, "major_faults_per_sec");
+    }
+}

@@ -1,0 +1,320 @@
+//! One signal of one VM against its own past, in 24 bytes and a few dozen floating-point
+//! operations a cycle: the value is smoothed (an EMA), and two robust z-scores are taken against
+//! exponentially weighted means and variances: of the smoothed level (a shift or a burst) and of
+//! its difference from the cycle before (a sudden change, as Netdata's differenced values). The
+//! score is the larger z mapped into [0, 1]; the sample is anomalous at `threshold` and above.
+//!
+//! Robust: the spread never falls below the signal's floor (nor 5 % of its level), and what
+//! updates the means is clipped to `threshold` spreads, so an anomaly teaches the model little
+//! while a lasting new level is learned over about `baseline_samples` cycles.
+
+/// Values beyond this (never a real rate) count as this: the state stays finite in f32.
+const LIMIT: f64 = 1e30;
+/// Weight of the newest value in the smoothed level: a one-cycle blip is halved.
+const SMOOTHING: f64 = 0.5;
+/// The spread never falls below this share of the level: 5 % of a busy signal is noise.
+const RELATIVE_FLOOR: f64 = 0.05;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorSettings {
+    /// Samples before a score is given: until then the signal is learning.
+    pub learning_samples: u16,
+    /// The memory of the means and variances, in samples.
+    pub baseline_samples: u32,
+    /// The z-score from which a sample is anomalous.
+    pub threshold: f64,
+}
+
+/// What one sample of a signal gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Too few samples yet: no score.
+    Learning,
+    /// Not scored: the first sample after a gap, whose difference would span it.
+    Resumed,
+    Scored {
+        score: f64,
+        anomalous: bool,
+    },
+}
+
+/// The state of one VM-signal. f32: the state is small, the arithmetic is in f64.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SignalModel {
+    smoothed: f32,
+    level_mean: f32,
+    level_var: f32,
+    change_mean: f32,
+    change_var: f32,
+    samples: u16,
+    /// `smoothed` holds the previous sample of an unbroken run.
+    continuous: bool,
+}
+
+impl SignalModel {
+    pub fn trained(&self, settings: &DetectorSettings) -> bool {
+        self.samples >= settings.learning_samples
+    }
+
+    /// The smoothed level, once it has one: what peers are compared on.
+    pub fn level(&self) -> Option<f64> {
+        self.continuous.then_some(f64::from(self.smoothed))
+    }
+
+    /// A gap: the next value starts a new run, unscored, its difference spanning nothing.
+    pub fn interrupt(&mut self) {
+        self.continuous = false;
+    }
+
+    /// The next value. Not finite: the sample is ignored (`None`), the model unchanged.
+    pub fn observe(
+        &mut self,
+        value: f64,
+        floor: f64,
+        settings: &DetectorSettings,
+    ) -> Option<Verdict> {
+        if !value.is_finite() {
+            return None;
+        }
+        let value = value.clamp(-LIMIT, LIMIT);
+        let trained = self.trained(settings);
+        if !self.continuous {
+            self.restart(value);
+            return Some(if trained {
+                Verdict::Resumed
+            } else {
+                Verdict::Learning
+            });
+        }
+        let previous = f64::from(self.smoothed);
+        let smoothed = previous + SMOOTHING * (value - previous);
+        let change = smoothed - previous;
+        let level = Moments::of(self.level_mean, self.level_var);
+        let delta = Moments::of(self.change_mean, self.change_var);
+        let spread_floor = floor.max(RELATIVE_FLOOR * level.mean.abs());
+        let z_level = level.z(smoothed, spread_floor);
+        let z_change = delta.z(change, spread_floor);
+        // Warm-up: a cumulative mean first, then the exponential memory.
+        let weight = (1.0 / (f64::from(self.samples) + 1.0))
+            .max(2.0 / (f64::from(settings.baseline_samples) + 1.0));
+        let clip = trained.then_some(settings.threshold);
+        (self.level_mean, self.level_var) = level.update(smoothed, weight, clip, spread_floor);
+        (self.change_mean, self.change_var) = delta.update(change, weight, clip, spread_floor);
+        self.smoothed = smoothed as f32;
+        self.samples = self.samples.saturating_add(1);
+        if !trained {
+            return Some(Verdict::Learning);
+        }
+        let z = z_level.max(z_change);
+        Some(Verdict::Scored {
+            score: score(z, settings.threshold),
+            anomalous: z >= settings.threshold,
+        })
+    }
+
+    /// A run starts at `value`: the level keeps what it learned, the differences start afresh.
+    fn restart(&mut self, value: f64) {
+        if self.samples == 0 {
+            self.level_mean = value as f32;
+        }
+        self.smoothed = value as f32;
+        self.continuous = true;
+        self.samples = self.samples.saturating_add(1);
+    }
+}
+
+/// z mapped into [0, 1]: 0 at the mean, 0.5 at the threshold, 0.9 at three times it.
+pub fn score(z: f64, threshold: f64) -> f64 {
+    let z2 = z * z;
+    let s = z2 / (z2 + threshold * threshold);
+    if s.is_finite() {
+        s.clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+/// An exponentially weighted mean and variance.
+#[derive(Clone, Copy)]
+struct Moments {
+    mean: f64,
+    var: f64,
+}
+
+impl Moments {
+    fn of(mean: f32, var: f32) -> Self {
+        Moments {
+            mean: f64::from(mean),
+            var: f64::from(var),
+        }
+    }
+
+    fn spread(self, floor: f64) -> f64 {
+        self.var.max(0.0).sqrt().max(floor)
+    }
+
+    fn z(self, x: f64, floor: f64) -> f64 {
+        let z = (x - self.mean).abs() / self.spread(floor);
+        if z.is_nan() { 0.0 } else { z }
+    }
+
+    /// The moments with `x` added at `weight`, `x` first clipped to `clip` spreads of the mean.
+    fn update(self, x: f64, weight: f64, clip: Option<f64>, floor: f64) -> (f32, f32) {
+        let x = match clip {
+            Some(k) => {
+                let reach = k * self.spread(floor);
+                x.clamp(self.mean - reach, self.mean + reach)
+            }
+            None => x,
+        };
+        let delta = x - self.mean;
+        let mean = self.mean + weight * delta;
+        let var = (1.0 - weight) * (self.var + weight * delta * delta);
+        (finite_f32(mean), finite_f32(var))
+    }
+}
+
+/// Beyond f32's range, the model saturates rather than turning infinite.
+fn finite_f32(x: f64) -> f32 {
+    x.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: DetectorSettings = DetectorSettings {
+        learning_samples: 30,
+        baseline_samples: 120,
+        threshold: 5.0,
+    };
+
+    /// A noisy steady signal around `level`: a fixed pseudo-random sequence.
+    fn noise(i: usize, level: f64, amplitude: f64) -> f64 {
+        let x = ((i as u64).wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0;
+        level + (x - 0.5) * 2.0 * amplitude
+    }
+
+    fn run(model: &mut SignalModel, values: impl IntoIterator<Item = f64>) -> Vec<Verdict> {
+        values
+            .into_iter()
+            .map(|v| model.observe(v, 2.0, &SETTINGS).unwrap())
+            .collect()
+    }
+
+    fn max_score(verdicts: &[Verdict]) -> f64 {
+        verdicts
+            .iter()
+            .map(|v| match v {
+                Verdict::Scored { score, .. } => *score,
+                _ => 0.0,
+            })
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn a_cold_start_is_learning_then_scored() {
+        let mut model = SignalModel::default();
+        let verdicts = run(&mut model, (0..40).map(|i| noise(i, 30.0, 3.0)));
+        assert!(verdicts[..30].iter().all(|v| *v == Verdict::Learning));
+        assert!(
+            verdicts[30..]
+                .iter()
+                .all(|v| matches!(v, Verdict::Scored { .. }))
+        );
+        assert!(model.trained(&SETTINGS));
+    }
+
+    #[test]
+    fn a_steady_stream_stays_low() {
+        let mut model = SignalModel::default();
+        let verdicts = run(&mut model, (0..5000).map(|i| noise(i, 30.0, 3.0)));
+        let anomalous = verdicts
+            .iter()
+            .filter(|v| {
+                matches!(
+                    v,
+                    Verdict::Scored {
+                        anomalous: true,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(anomalous, 0);
+        assert!(max_score(&verdicts[30..]) < 0.3, "{}", max_score(&verdicts));
+    }
+
+    #[test]
+    fn a_step_after_a_steady_phase_scores_high_then_becomes_the_new_normal() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..200).map(|i| noise(i, 10.0, 2.0)));
+        let step = run(&mut model, (200..1400).map(|i| noise(i, 80.0, 2.0)));
+        assert!(
+            matches!(step[0], Verdict::Scored { anomalous: true, score } if score > 0.9),
+            "{:?}",
+            step[0]
+        );
+        // Learned after a while: the last few hundred samples are normal again.
+        assert!(max_score(&step[900..]) < 0.5, "{}", max_score(&step[900..]));
+    }
+
+    #[test]
+    fn a_short_burst_is_flagged_and_the_signal_calms_down_after_it() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..300).map(|i| noise(i, 5.0, 1.0)));
+        let burst = run(&mut model, [95.0, 97.0, 96.0]);
+        assert!(burst.iter().all(|v| matches!(
+            v,
+            Verdict::Scored {
+                anomalous: true,
+                ..
+            }
+        )));
+        let after = run(&mut model, (303..600).map(|i| noise(i, 5.0, 1.0)));
+        let late = &after[20..];
+        assert!(max_score(late) < 0.5, "{}", max_score(late));
+    }
+
+    #[test]
+    fn a_gap_gives_no_score_and_no_anomaly() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..100).map(|i| noise(i, 50.0, 2.0)));
+        // After the gap the value is elsewhere (a VM paused for an hour): not an anomaly.
+        model.interrupt();
+        let resumed = model.observe(20.0, 2.0, &SETTINGS).unwrap();
+        assert_eq!(resumed, Verdict::Resumed);
+        let next = model.observe(20.5, 2.0, &SETTINGS).unwrap();
+        assert!(matches!(next, Verdict::Scored { .. }));
+    }
+
+    #[test]
+    fn not_finite_values_are_ignored_and_scores_stay_in_range() {
+        let mut model = SignalModel::default();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(model.observe(bad, 1.0, &SETTINGS), None);
+        }
+        assert_eq!(model, SignalModel::default());
+        let extremes = [0.0, 1e300, -1e300, f64::MAX, 1e-300, f64::MIN_POSITIVE, 0.0];
+        for (i, value) in extremes.iter().cycle().take(200).enumerate() {
+            if i % 7 == 0 {
+                model.interrupt();
+            }
+            if let Some(Verdict::Scored { score, .. }) = model.observe(*value, 1.0, &SETTINGS) {
+                assert!((0.0..=1.0).contains(&score), "{score} after {value}");
+            }
+        }
+        for z in [0.0, 1.0, 1e308, f64::INFINITY, f64::NAN] {
+            assert!((0.0..=1.0).contains(&score(z, 5.0)), "{z}");
+        }
+    }
+
+    #[test]
+    fn the_state_is_small() {
+        assert!(
+            size_of::<SignalModel>() <= 24,
+            "{}",
+            size_of::<SignalModel>()
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Insights: which VMs need attention, why, and since when. Fed by the feature actor with each
+//! host's cycle (`host::HostCycle`), held by the insights actor, written as `vm_anomalies`,
+//! `vm_bottlenecks` and `host_insights`, and shown by `/api/telemetry/insights`.
+//!
+//! Read top to bottom: `signals` (a VM's values of a cycle), `detector` (one signal against its
+//! own past), `window` (a VM's anomaly rate), `vm` (one VM's record), `peers` (a VM against the
+//! other VMs of its host), `bottlenecks` (named conditions), `host` and `fleet` (every VM of a
+//! host, every host), `encode` (the lines), `views` (the API's shapes), `settings`.
+
+pub mod bottlenecks;
+pub mod detector;
+pub mod encode;
+pub mod fleet;
+pub mod host;
+pub mod peers;
+pub mod settings;
+pub mod signals;
+pub mod views;
+pub mod vm;
+pub mod window;
+
+pub use fleet::Insights;
+pub use host::HostCycle;
+pub use settings::InsightsSettings;
