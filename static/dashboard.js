@@ -1,4 +1,5 @@
-// vmtelemetry dashboard: the VM table, one VM's history charts (uPlot), each host's collection
+// vmtelemetry dashboard: the fleet's tiles, the VM table (sorted, filtered and paged by the API)
+// with one VM's view beside it (its figures and history charts, uPlot), each host's collection
 // and the writer's state, and the actor panel.
 // Every value from the API reaches the DOM through textContent, attributes or `new Option`,
 // never through innerHTML: VM names hold quotes, `<`, `&` and any unicode.
@@ -6,6 +7,8 @@
 
 (function () {
   const VMS_EVERY_MS = 2000;
+  const SUMMARY_EVERY_MS = 2000;
+  const PAGE_SIZE = 100;
   const STATUS_EVERY_MS = 2000;
   const ACTORS_EVERY_MS = 2000;
   // Without a valid token, or with the endpoints disabled, asking every 2 s only fills logs;
@@ -13,7 +16,8 @@
   const ACTORS_REFUSED_EVERY_MS = 30000;
   const NAME_DEBOUNCE_MS = 250;
   const TOKEN_KEY = "vmtelemetry.adminToken";
-  const CHART_HEIGHT = 200;
+  // Three charts, the VM's figures and the tiles fit a 1000 px high window.
+  const CHART_HEIGHT = 110;
   // `every` keeps a range to a few hundred points (samples come every 5 s by default); a
   // longer range changes slowly, so it is also fetched again less often. `denseEvery` is for a
   // service polling so often that the raw samples exceed the API's limit.
@@ -27,11 +31,13 @@
   const $ = (selector) => document.querySelector(selector);
 
   const state = {
-    vms: new Map(), // key -> the VM as last listed
-    hosts: new Set(),
+    vms: new Map(), // key -> the VM as listed on this page
+    // The table's order and page; filters live in their controls.
+    sort: "host",
+    order: "asc",
+    offset: 0,
     actorsEveryMs: ACTORS_EVERY_MS,
     selected: null, // {host, uuid, name}
-    wanted: null, // {uuid, host} from the address, selected once listed
     charts: null,
   };
 
@@ -43,7 +49,8 @@
     }
   }
 
-  async function api(path, options = {}) {
+  // The answer's body, null for a 304.
+  async function call(path, options = {}) {
     let response;
     try {
       response = await fetch(path, {
@@ -54,6 +61,7 @@
     } catch (error) {
       throw new ApiError(0, "network", `no answer from the service (${error.message})`);
     }
+    if (response.status === 304) return { response, body: null };
     let body = null;
     try {
       body = await response.json();
@@ -68,7 +76,27 @@
         error.message || `${response.status} ${response.statusText}`,
       );
     }
-    return body;
+    return { response, body };
+  }
+
+  async function api(path, options = {}) {
+    return (await call(path, options)).body;
+  }
+
+  // The last answer of each kind with its ETag: polling the same path again sends
+  // If-None-Match, and a 304 (no body) reuses the answer held. `changed` is false then.
+  const validated = new Map();
+
+  async function apiValidated(kind, path) {
+    const last = validated.get(kind);
+    const same = last !== undefined && last.path === path;
+    const headers = same ? { "If-None-Match": last.etag } : {};
+    const { response, body } = await call(path, { headers });
+    if (response.status === 304 && same) return { body: last.body, changed: false };
+    const etag = response.headers.get("ETag");
+    if (etag && body) validated.set(kind, { path, etag, body });
+    else validated.delete(kind);
+    return { body, changed: true };
   }
 
   // Runs `task` now and again `intervalMs()` after each run ends, so slow answers never pile
@@ -186,64 +214,168 @@
     return tr;
   }
 
+  // ---------------------------------------------------------------- fleet tiles
+
+  function percent(part, whole) {
+    return whole > 0 ? `${Math.round((part / whole) * 100)} %` : "—";
+  }
+
+  const TILES = [
+    ["tile-hosts", "Hosts"],
+    ["tile-vms", "VMs"],
+    ["tile-vcpus", "vCPUs allocated"],
+    ["tile-memory", "Memory allocated"],
+    ["tile-writer", "InfluxDB writer"],
+  ];
+
+  function buildTiles() {
+    for (const [id, title] of TILES) {
+      const tile = document.createElement("div");
+      tile.className = "tile";
+      tile.id = id;
+      tile.dataset.state = "loading";
+      const [heading, value, detail] = ["h2", "p", "p"].map((tag) => document.createElement(tag));
+      heading.textContent = title;
+      value.className = "value";
+      value.textContent = "—";
+      detail.className = "detail";
+      tile.append(heading, value, detail);
+      $("#fleet").appendChild(tile);
+    }
+  }
+
+  function fillTile(id, kind, value, detail) {
+    const tile = $(`#${id}`);
+    tile.dataset.state = kind;
+    setText(tile.querySelector(".value"), value);
+    setText(tile.querySelector(".detail"), detail);
+    tile.querySelector(".detail").title = detail;
+  }
+
+  async function refreshSummary() {
+    try {
+      const { body, changed } = await apiValidated("summary", "/api/telemetry/summary");
+      if (changed) renderSummary(body);
+    } catch (error) {
+      fillTile("tile-hosts", "error", "—", `Summary unavailable: ${error.message}`);
+    }
+  }
+
+  function renderSummary({ hosts, vms, capacity, writer }) {
+    const hostsKind = hosts.failing > 0 ? "bad" : hosts.connected < hosts.total ? "warn" : "ok";
+    fillTile(
+      "tile-hosts",
+      hostsKind,
+      `${integer.format(hosts.connected)} of ${integer.format(hosts.total)} connected`,
+      hosts.failing > 0 ? `${integer.format(hosts.failing)} failing` : "none failing",
+    );
+    const states = Object.entries(vms.by_state).map(([name, n]) => `${integer.format(n)} ${name}`);
+    fillTile("tile-vms", "ok", integer.format(vms.vms), states.join(" · ") || "none");
+    const cpus = capacity.cpus;
+    fillTile(
+      "tile-vcpus",
+      "ok",
+      isNumber(cpus) ? `${integer.format(vms.vcpus)} of ${integer.format(cpus)}` : integer.format(vms.vcpus),
+      isNumber(cpus) ? `${(vms.vcpus / Math.max(1, cpus)).toFixed(1)} per host CPU` : "the hosts' CPUs are unknown",
+    );
+    const total = capacity.memory_total_kb;
+    fillTile(
+      "tile-memory",
+      isNumber(total) && vms.memory_max_kb > total ? "warn" : "ok",
+      isNumber(total) ? `${humanKiB(vms.memory_max_kb)} of ${humanKiB(total)}` : humanKiB(vms.memory_max_kb),
+      isNumber(total)
+        ? `${percent(vms.memory_max_kb, total)} of the hosts' · ${humanKiB(vms.memory_used_kb)} in use`
+        : `${humanKiB(vms.memory_used_kb)} in use · the hosts' memory is unknown`,
+    );
+    const dropped = writer.dropped_lines > 0 ? `${integer.format(writer.dropped_lines)} lines dropped` : "no line dropped";
+    if (writer.healthy) fillTile("tile-writer", writer.dropped_lines > 0 ? "warn" : "ok", "healthy", dropped);
+    else fillTile("tile-writer", "bad", "failing", `${writer.trouble} · ${dropped}`);
+  }
+
   // ---------------------------------------------------------------- VM table
 
   function vmKey(vm) {
     return `${vm.host}\n${vm.uuid}`;
   }
 
+  const FILTERS = [
+    ["#filter-host", "host"],
+    ["#filter-state", "state"],
+    ["#filter-name", "name"],
+  ];
+
   function vmQuery() {
     const params = new URLSearchParams();
-    for (const [id, key] of [
-      ["#filter-host", "host"],
-      ["#filter-state", "state"],
-      ["#filter-name", "name"],
-    ]) {
+    for (const [id, key] of FILTERS) {
       const value = $(id).value;
       if (value !== "") params.set(key, value);
     }
-    const query = params.toString();
-    return query ? `/api/telemetry/vms?${query}` : "/api/telemetry/vms";
+    params.set("sort", state.sort);
+    params.set("order", state.order);
+    params.set("limit", String(PAGE_SIZE));
+    params.set("offset", String(state.offset));
+    return `/api/telemetry/vms?${params}`;
   }
 
+  // Returns true when the page asked for lies past the end and another run is needed.
   async function refreshVms() {
     const query = vmQuery();
     const status = $("#vms-status");
     try {
-      const body = await api(query);
-      // Filters changed while waiting: their own run follows at once.
-      if (query !== vmQuery()) return;
-      renderVms(body.vms);
+      const { body, changed } = await apiValidated("vms", query);
+      // Filters, order or page changed while waiting: their own run follows at once.
+      if (query !== vmQuery()) return false;
       setStatus(status, "ok", `Updated ${new Date().toLocaleTimeString()}`);
+      if (body.vms.length === 0 && body.count > 0 && state.offset > 0) {
+        // Fewer VMs match now: the last page that has some.
+        state.offset = Math.floor((body.count - 1) / PAGE_SIZE) * PAGE_SIZE;
+        saveHash();
+        return true;
+      }
+      if (changed) renderVms(body);
     } catch (error) {
       setStatus(status, "error", `VM list unavailable: ${error.message}. Retrying…`);
     }
+    return false;
   }
 
-  function renderVms(vms) {
+  function renderVms({ vms, count }) {
     state.vms = new Map(vms.map((vm) => [vmKey(vm), vm]));
-    for (const vm of vms) state.hosts.add(vm.host);
     syncRows($("#vm-table tbody"), vms, vmKey, newVmRow, fillVmRow);
-    syncHostOptions();
-    setText($("#vm-count"), `(${vms.length})`);
+    setText($("#vm-count"), `(${integer.format(count)})`);
+    const first = vms.length > 0 ? state.offset + 1 : 0;
+    const last = state.offset + vms.length;
+    setText($("#page-range"), `${integer.format(first)}–${integer.format(last)} of ${integer.format(count)}`);
+    $("#page-prev").disabled = state.offset === 0;
+    $("#page-next").disabled = last >= count;
     $("#vm-empty").hidden = vms.length > 0;
   }
 
+  const VM_CELLS = [
+    "host", "name", "state", "cpus num", "cpu num", "memory num", "rate num",
+    "disk-read num", "disk-write num", "net-rx num", "net-tx num",
+  ];
+
   function newVmRow(vm) {
-    const cells = ["host", "name", "state", "cpus num", "memory num", "rate num", "angle num"];
-    const tr = newRow(cells, 2);
+    const tr = newRow(VM_CELLS, 2);
     tr.dataset.uuid = vm.uuid;
     tr.dataset.host = vm.host;
     tr.tabIndex = 0;
     const bar = document.createElement("span");
     bar.className = "bar";
     const text = document.createElement("span");
-    tr.cells[4].append(text, bar);
+    tr.cells[5].append(text, bar);
     return tr;
   }
 
+  // Bytes per second, in the units `ls -h` and iostat use.
+  function humanRate(bytes) {
+    if (!isNumber(bytes)) return "—";
+    return bytes < 1024 ? `${bytes.toFixed(0)} B/s` : `${humanKiB(bytes / 1024)}/s`;
+  }
+
   function fillVmRow(tr, vm) {
-    const [host, name, stateCell, cpus, memory, rate, angle] = tr.cells;
+    const [host, name, stateCell, cpus, cpu, memory, rate, ...io] = tr.cells;
     setText(host, vm.host);
     setText(name, vm.name);
     name.title = `${vm.uuid}${vm.vmid && vm.vmid !== "-" ? ` · id ${vm.vmid}` : ""}`;
@@ -251,22 +383,51 @@
     badge.dataset.state = vm.state;
     setText(badge, vm.state);
     setText(cpus, isNumber(vm.cpu_count) ? String(vm.cpu_count) : "—");
+    setText(cpu, fixed(vm.cpu_usage_percent, 1));
     setText(memory.firstChild, `${humanKiB(vm.memory_used_kb)} / ${humanKiB(vm.memory_max_kb)}`);
     memory.title = `${exactKiB(vm.memory_used_kb)} of ${exactKiB(vm.memory_max_kb)}`;
     const share = vm.memory_max_kb > 0 ? Math.min(1, vm.memory_used_kb / vm.memory_max_kb) : 0;
     memory.lastChild.style.setProperty("--share", String(share));
     setText(rate, fixed(vm.memory_rate_kb_per_sec, 1));
-    setText(angle, fixed(vm.memory_angle_deg, 2));
-    const selected = state.selected !== null && vmKey(state.selected) === vmKey(vm);
+    const rates = [vm.disk_read_bytes_per_sec, vm.disk_write_bytes_per_sec, vm.net_rx_bytes_per_sec, vm.net_tx_bytes_per_sec];
+    rates.forEach((value, i) => setText(io[i], humanRate(value)));
+    markSelected(tr);
+  }
+
+  function markSelected(tr) {
+    const selected = state.selected !== null && vmKey(state.selected) === tr.dataset.key;
     tr.classList.toggle("selected", selected);
     tr.setAttribute("aria-selected", String(selected));
   }
 
-  function syncHostOptions() {
+  // Text columns start A to Z, figures from the largest.
+  const TEXT_COLUMNS = new Set(["host", "name", "state"]);
+
+  function sortBy(column) {
+    if (state.sort === column) state.order = state.order === "asc" ? "desc" : "asc";
+    else state.order = TEXT_COLUMNS.has(column) ? "asc" : "desc";
+    state.sort = column;
+    state.offset = 0;
+    showSort();
+    saveHash();
+  }
+
+  function showSort() {
+    for (const th of document.querySelectorAll("#vm-table th[data-sort]")) {
+      if (th.dataset.sort === state.sort) {
+        th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
+      } else {
+        th.removeAttribute("aria-sort");
+      }
+    }
+  }
+
+  function syncHostOptions(hosts) {
     const select = $("#filter-host");
     const present = new Set([...select.options].map((option) => option.value));
-    for (const host of state.hosts) {
+    for (const host of hosts) {
       if (present.has(host)) continue;
+      present.add(host);
       // Sorted, after the "all hosts" option.
       const before = [...select.options].slice(1).find((option) => option.value > host);
       select.add(new Option(host, host), before || null);
@@ -299,6 +460,18 @@
     isNumber(t) ? `${legendTime(new Date(t * 1000))}${latest ? " (latest)" : ""}` : "—",
   );
 
+  // The axes in the page's colours, light or dark.
+  function axis(options) {
+    const style = getComputedStyle(document.documentElement);
+    const line = style.getPropertyValue("--line").trim();
+    return {
+      stroke: style.getPropertyValue("--muted").trim(),
+      grid: { stroke: line },
+      ticks: { stroke: line },
+      ...options,
+    };
+  }
+
   function makeChart(element, series, yAxis, yRange, yIncrements) {
     const options = {
       width: chartWidth(element),
@@ -306,7 +479,7 @@
       cursor: { sync: { key: "vmtelemetry" } },
       scales: { x: { time: true }, y: yRange ? { range: yRange } : {} },
       series: [{ value: timeLegend }, ...series],
-      axes: [{ space: 80 }, { size: 80, values: (chart, splits) => splits.map(yAxis) }],
+      axes: [axis({ space: 80 }), axis({ size: 80, values: (chart, splits) => splits.map(yAxis) })],
     };
     if (yIncrements) options.axes[1].incrs = yIncrements;
     return new uPlot(options, [[], ...series.map(() => [])], element);
@@ -418,7 +591,7 @@
     return [metrics, features];
   }
 
-  async function loadHistory(vm, range) {
+  async function loadHistory(vm, range, detail) {
     try {
       const [metrics, features] = await fetchHistory(vm, range, range.every);
       const empty = metrics.points.length === 0;
@@ -431,27 +604,36 @@
       if (error.status !== 0 && error.status < 500) {
         return { data: NO_DATA, notice: ["error", `No history: ${error.message}`] };
       }
-      return loadRecent(vm, error);
+      return loadRecent(detail, error);
     }
   }
 
-  async function loadRecent(vm, historyError) {
+  // `detail`: the VM as the service holds it, with its recent samples; null if unknown.
+  function loadRecent(detail, historyError) {
+    if (!detail) {
+      return { data: NO_DATA, notice: ["error", `No history (${historyError.message}) and no recent samples`] };
+    }
+    const { recent } = detail;
+    return {
+      data: chartData(recent, recent.filter((s) => isNumber(s.memory_rate_kb_per_sec))),
+      notice: [
+        "fallback",
+        `InfluxDB unavailable — showing the last ${recent.length} samples held in memory`,
+        historyError.message,
+      ],
+    };
+  }
+
+  const GONE = "gone";
+
+  // The VM from the service's memory: GONE when no host lists it any more, null when the
+  // service did not say.
+  async function lookupVm(vm) {
     const path = `/api/telemetry/stats/${encodeURIComponent(vm.uuid)}?${new URLSearchParams({ host: vm.host })}`;
     try {
-      const { recent } = await api(path);
-      return {
-        data: chartData(recent, recent.filter((s) => isNumber(s.memory_rate_kb_per_sec))),
-        notice: [
-          "fallback",
-          `InfluxDB unavailable — showing the last ${recent.length} samples held in memory`,
-          historyError.message,
-        ],
-      };
+      return await api(path);
     } catch (error) {
-      return {
-        data: NO_DATA,
-        notice: ["error", `No history (${historyError.message}) and no recent samples (${error.message})`],
-      };
+      return error.status === 404 ? GONE : null;
     }
   }
 
@@ -459,47 +641,114 @@
     const vm = state.selected;
     if (!vm) return;
     const rangeKey = $("#range").value;
-    const { data, notice } = await loadHistory(vm, RANGES[rangeKey]);
+    const detail = await lookupVm(vm);
+    if (state.selected !== vm) return;
+    showGone(detail === GONE ? vm : null);
+    if (detail === GONE) return;
+    if (detail) fillFacts(vm, detail.vm);
+    const { data, notice } = await loadHistory(vm, RANGES[rangeKey], detail);
     // Another VM or range was chosen meanwhile: its own run follows at once.
     if (state.selected !== vm || $("#range").value !== rangeKey) return;
     setNotice(...notice);
     drawCharts(data);
   }
 
+  // A VM that vanished keeps its name in the title, and a notice replaces its figures.
+  function showGone(vm) {
+    const notice = $("#vm-gone");
+    notice.hidden = vm === null;
+    if (vm === null) return;
+    setText(notice, `This VM is gone: ${vm.host} no longer lists ${vm.uuid}. Choose another VM in the table.`);
+    $("#vm-facts").hidden = true;
+    $("#charts").hidden = true;
+    setNotice("", "");
+  }
+
+  function fillFacts(vm, view) {
+    if (vm.name !== view.name) {
+      vm.name = view.name;
+      setText($("#vm-title"), `— ${view.name} on ${view.host}`);
+    }
+    const facts = [
+      ["State", view.state],
+      ["vCPUs", String(view.cpu_count)],
+      ["CPU", isNumber(view.cpu_usage_percent) ? `${view.cpu_usage_percent.toFixed(1)} %` : "—"],
+      ["Memory", `${humanKiB(view.memory_used_kb)} of ${humanKiB(view.memory_max_kb)}`],
+      ["Disk read / write", `${humanRate(view.disk_read_bytes_per_sec)} / ${humanRate(view.disk_write_bytes_per_sec)}`],
+      ["Network rx / tx", `${humanRate(view.net_rx_bytes_per_sec)} / ${humanRate(view.net_tx_bytes_per_sec)}`],
+      ["UUID", view.uuid],
+    ];
+    // A term and its value in a <div> each: one cell of the grid.
+    const list = $("#vm-facts");
+    if (list.children.length !== facts.length) {
+      list.replaceChildren(...facts.map(() => {
+        const pair = document.createElement("div");
+        pair.append(document.createElement("dt"), document.createElement("dd"));
+        return pair;
+      }));
+    }
+    facts.forEach(([term, text], i) => {
+      setText(list.children[i].firstChild, term);
+      setText(list.children[i].lastChild, text);
+    });
+    list.hidden = false;
+    $("#charts").hidden = false;
+  }
+
   let runCharts = null;
 
   function selectVm(vm) {
-    state.wanted = null;
     state.selected = { host: vm.host, uuid: vm.uuid, name: vm.name };
-    for (const tr of $("#vm-table tbody").rows) {
-      const selected = tr.dataset.key === vmKey(vm);
-      tr.classList.toggle("selected", selected);
-      tr.setAttribute("aria-selected", String(selected));
-    }
+    document.body.classList.add("has-selection");
+    for (const tr of $("#vm-table tbody").rows) markSelected(tr);
     setText($("#vm-title"), `— ${vm.name} on ${vm.host}`);
     saveHash();
+    // The page scrolled past the table's top: the view beside it is brought back in full.
+    const detail = $("#detail").getBoundingClientRect();
+    if (detail.top < 0 || detail.bottom > window.innerHeight) $("#detail").scrollIntoView({ block: "nearest" });
+    $("#vm-facts").hidden = true;
     $("#charts").hidden = false;
     setNotice("loading", "Loading…");
     drawCharts(NO_DATA); // never show the previous VM's points under this one's name
     runCharts();
   }
 
-  // The chosen VM and range live in the address, so a reload or a bookmark shows them again.
+  // The view lives in the address (VM, range, filters, order, page), so a reload or a shared
+  // link shows the same.
   function saveHash() {
-    const params = new URLSearchParams({ range: $("#range").value });
+    const params = new URLSearchParams();
     if (state.selected) {
       params.set("vm", state.selected.uuid);
       params.set("host", state.selected.host);
     }
+    params.set("range", $("#range").value);
+    for (const [id, key] of FILTERS) {
+      if ($(id).value !== "") params.set(`filter-${key}`, $(id).value);
+    }
+    params.set("sort", state.sort);
+    params.set("order", state.order);
+    if (state.offset > 0) params.set("offset", String(state.offset));
     history.replaceState(null, "", `#${params}`);
   }
 
-  // Returns the VM asked for by the address, to select once the table lists it.
+  const SORTABLE = new Set([...document.querySelectorAll("#vm-table th[data-sort]")].map((th) => th.dataset.sort));
+
+  // Sets the controls and state from the address; returns the VM it names, if any.
   function loadHash() {
     const params = new URLSearchParams(location.hash.slice(1));
     if (params.get("range") in RANGES) $("#range").value = params.get("range");
+    const host = params.get("filter-host");
+    if (host) syncHostOptions([host]);
+    for (const [id, key] of FILTERS) {
+      const value = params.get(`filter-${key}`);
+      if (value !== null) $(id).value = value;
+    }
+    if (SORTABLE.has(params.get("sort"))) state.sort = params.get("sort");
+    if (["asc", "desc"].includes(params.get("order"))) state.order = params.get("order");
+    const offset = Number.parseInt(params.get("offset") || "0", 10);
+    state.offset = Number.isSafeInteger(offset) && offset > 0 ? offset - (offset % PAGE_SIZE) : 0;
     const uuid = params.get("vm");
-    return uuid ? { uuid, host: params.get("host") } : null;
+    return uuid ? { uuid, host: params.get("host") || "", name: uuid } : null;
   }
 
   // ---------------------------------------------------------------- collection
@@ -509,6 +758,7 @@
     try {
       const body = await api("/api/telemetry/status");
       syncRows($("#hosts-table tbody"), body.hosts, (host) => host.uri, newHostRow, fillHostRow);
+      syncHostOptions(body.hosts.map((host) => host.host).filter(Boolean));
       fillWriter(writer, body.writer);
       fillSpool($("#spool-status"), body.writer.spool);
     } catch (error) {
@@ -712,21 +962,29 @@
 
   // ---------------------------------------------------------------- wiring
 
-  function start() {
-    state.wanted = loadHash();
-    runCharts = poll(() => RANGES[$("#range").value].refreshMs, refreshCharts);
-    const runVms = poll(() => VMS_EVERY_MS, async () => {
-      await refreshVms();
-      const wanted = state.wanted;
-      if (!wanted) return;
-      const vm = [...state.vms.values()].find((v) => v.uuid === wanted.uuid && (!wanted.host || v.host === wanted.host));
-      if (vm) selectVm(vm);
-    });
-
+  function wireTable(runVms) {
+    const changed = () => {
+      state.offset = 0;
+      saveHash();
+      runVms();
+    };
     $("#filters").addEventListener("submit", (event) => event.preventDefault());
-    $("#filter-host").addEventListener("change", runVms);
-    $("#filter-state").addEventListener("change", runVms);
-    $("#filter-name").addEventListener("input", debounce(NAME_DEBOUNCE_MS, runVms));
+    $("#filter-host").addEventListener("change", changed);
+    $("#filter-state").addEventListener("change", changed);
+    $("#filter-name").addEventListener("input", debounce(NAME_DEBOUNCE_MS, changed));
+    $("#vm-table thead").addEventListener("click", (event) => {
+      const th = event.target.closest("th[data-sort]");
+      if (!th) return;
+      sortBy(th.dataset.sort);
+      runVms();
+    });
+    const turn = (step) => {
+      state.offset = Math.max(0, state.offset + step * PAGE_SIZE);
+      saveHash();
+      runVms();
+    };
+    $("#page-prev").addEventListener("click", () => turn(-1));
+    $("#page-next").addEventListener("click", () => turn(1));
 
     const tbody = $("#vm-table tbody");
     const chooseRow = (event) => {
@@ -741,6 +999,19 @@
         chooseRow(event);
       }
     });
+  }
+
+  function start() {
+    buildTiles();
+    const wanted = loadHash();
+    showSort();
+    runCharts = poll(() => RANGES[$("#range").value].refreshMs, refreshCharts);
+    if (wanted) selectVm(wanted);
+    poll(() => SUMMARY_EVERY_MS, refreshSummary);
+    const runVms = poll(() => VMS_EVERY_MS, async () => {
+      if (await refreshVms()) runVms();
+    });
+    wireTable(runVms);
     $("#range").addEventListener("change", () => {
       saveHash();
       if (!state.selected) return;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, collecting, spawn_app_with_file, wait_for};
 use crate::support::browser::{
-    PAGE_TIMEOUT, admin_status, host_row, in_browser, js, open, wait_js, writer_status,
+    PAGE_TIMEOUT, admin_status, host_row, in_browser, js, open, tile, wait_js, writer_status,
 };
 
 const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
@@ -91,6 +91,11 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             ),
             json!(1)
         );
+        assert_eq!(
+            tile(tab, "tile-hosts", "ok"),
+            ("1 of 1 connected".into(), "none failing".into())
+        );
+        assert_eq!(tile(tab, "tile-writer", "ok").0, "healthy");
         let writer = writer_status(tab, "ok");
         assert!(
             writer.starts_with("InfluxDB: ") && writer.contains(" lines written, the last at "),
@@ -247,6 +252,12 @@ async fn without_influxdb_a_host_or_an_admin_token_the_dashboard_says_so() {
             writer.starts_with("InfluxDB writes failing (") && writer.contains(&writer_error),
             "{writer}"
         );
+        // The fleet's tiles say it too, at the top of the page.
+        let hosts = tile(tab, "tile-hosts", "bad");
+        assert_eq!(hosts, ("1 of 2 connected".into(), "1 failing".into()));
+        let (state, trouble) = tile(tab, "tile-writer", "bad");
+        assert_eq!(state, "failing");
+        assert!(trouble.contains(&writer_error), "{trouble}");
         tab.wait_for_element_with_custom_timeout(
             &format!("#vm-table tbody tr[data-uuid='{uuid}']"),
             PAGE_TIMEOUT,

@@ -5,6 +5,7 @@ mod admin;
 mod bulk_stats;
 mod cli;
 mod dashboard;
+mod dashboard_fleet;
 mod extended;
 mod fuzz;
 mod guest_agent;

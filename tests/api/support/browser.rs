@@ -150,3 +150,18 @@ fn panel_status(tab: &Tab, id: &str, state: &str) -> String {
     );
     status.as_str().unwrap().to_owned()
 }
+
+/// The fleet tile `id`'s value and detail lines, once its `data-state` is `state`.
+#[track_caller]
+pub fn tile(tab: &Tab, id: &str, state: &str) -> (String, String) {
+    let shown = wait_js(
+        tab,
+        &format!("the tile #{id} to be {state}"),
+        &format!(
+            "document.querySelector('#{id}').dataset.state === '{state}' && \
+             ['value', 'detail'].map(c => document.querySelector('#{id} .' + c).textContent)"
+        ),
+    );
+    let text = |i: usize| shown[i].as_str().unwrap().to_owned();
+    (text(0), text(1))
+}
