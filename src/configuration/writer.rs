@@ -142,12 +142,14 @@ fn influx_url(text: &str) -> Result<Option<Url>, ConfigError> {
     Ok(Some(url))
 }
 
-/// `url` as it may be shown (status, logs, errors): its password, if any, replaced by `***`.
+/// `url` as it may be shown (status, logs, errors): its userinfo, if any, replaced by `***`, so
+/// neither user nor password shows, only that there were credentials.
 pub fn redacted_url(url: &Url) -> Url {
     let mut shown = url.clone();
-    if shown.password().is_some() {
-        // Only a URL that cannot have a password refuses one: this one has one.
-        let _ = shown.set_password(Some(REDACTED));
+    if !url.username().is_empty() || url.password().is_some() {
+        // Only a URL that cannot have userinfo refuses it: this one had some.
+        let _ = shown.set_password(None);
+        let _ = shown.set_username(REDACTED);
     }
     shown
 }
@@ -187,16 +189,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_password_in_influx_url_is_never_shown() {
+    fn the_userinfo_of_influx_url_is_never_shown() {
         let url = influx_url("http://admin:pw-s3cret@db.example:8086/influx")
             .unwrap()
             .unwrap();
         assert_eq!(url.password(), Some("pw-s3cret"));
         assert_eq!(
             redacted_url(&url).as_str(),
-            "http://admin:***@db.example:8086/influx"
+            "http://***@db.example:8086/influx"
         );
-        let plain = Url::parse("http://admin@db.example:8086").unwrap();
+        let user_only = Url::parse("http://admin@db.example:8086").unwrap();
+        assert_eq!(
+            redacted_url(&user_only).as_str(),
+            "http://***@db.example:8086/"
+        );
+        let plain = Url::parse("http://db.example:8086").unwrap();
         assert_eq!(redacted_url(&plain), plain);
         for text in [
             "http://admin:pw-s3cret@db.example:99999",
