@@ -3,11 +3,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ApiError;
+use super::stats::find_vm;
 use crate::actors::Pipeline;
 use crate::actors::insights::{GetFleetInsights, GetVmInsights, InsightsActor};
-use crate::actors::messages::LookupVm;
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
-use crate::vms::VmLookup;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -67,20 +66,9 @@ pub async fn vm_insights(
 ) -> Result<HttpResponse, ApiError> {
     let insights = actor(&pipeline)?;
     let selector = vm_id.into_inner();
-    let lookup = LookupVm {
-        selector: selector.clone(),
-        host: params.into_inner().host,
-    };
-    let vm = match pipeline.features.send(lookup).await? {
-        VmLookup::Found(detail) => detail.vm,
-        VmLookup::NotFound => return Err(ApiError::VmNotFound(selector)),
-        VmLookup::Ambiguous(candidates) => {
-            return Err(ApiError::AmbiguousVm {
-                selector,
-                candidates,
-            });
-        }
-    };
+    let vm = find_vm(&pipeline, selector.clone(), params.into_inner().host)
+        .await?
+        .vm;
     let uuid = vm
         .uuid
         .parse()

@@ -35,13 +35,23 @@ pub async fn vm_stats(
     vm_id: web::Path<String>,
     params: web::Query<StatsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let selector = vm_id.into_inner();
+    let detail = find_vm(&pipeline, vm_id.into_inner(), params.into_inner().host).await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// The VM `selector` names (UUID, name or VMID, settled by `host`): 404 if none, 409 listing
+/// the candidates if several.
+pub(super) async fn find_vm(
+    pipeline: &Pipeline,
+    selector: String,
+    host: Option<String>,
+) -> Result<Box<VmDetail>, ApiError> {
     let lookup = LookupVm {
         selector: selector.clone(),
-        host: params.into_inner().host,
+        host,
     };
     match pipeline.features.send(lookup).await? {
-        VmLookup::Found(detail) => Ok(HttpResponse::Ok().json(detail)),
+        VmLookup::Found(detail) => Ok(detail),
         VmLookup::NotFound => Err(ApiError::VmNotFound(selector)),
         VmLookup::Ambiguous(candidates) => Err(ApiError::AmbiguousVm {
             selector,
