@@ -10,6 +10,11 @@ use super::messages::{Restart, WriteLines};
 use super::status::InsightsStatus;
 use crate::influx::line_protocol::VmTags;
 use crate::insights::encode::encode_host;
+use crate::insights::outlook::{Outlook, OutlookSettings};
+use crate::insights::outlook_lines::due_lines;
+use crate::insights::rightsizing::summary::{
+    Recommendations, RecommendationsQuery, recommendations,
+};
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
 use crate::insights::{HostCycle, Insights, InsightsSettings};
 
@@ -19,6 +24,8 @@ pub struct InsightsActor {
     writer: Recipient<WriteLines>,
     status: InsightsStatus,
     crashes: CrashRecord,
+    /// Forecasts and recommendations, when configured (`with_outlook`).
+    outlook: Option<(Outlook, OutlookSettings)>,
 }
 
 /// One host's cycle, from the feature actor.
@@ -51,10 +58,18 @@ impl InsightsActor {
             writer,
             status: InsightsStatus::default(),
             crashes: CrashRecord::default(),
+            outlook: None,
         }
     }
 
+    /// Also forecasts and right-sizes every VM, from the same cycles.
+    pub fn with_outlook(mut self, settings: OutlookSettings) -> Self {
+        self.outlook = Some((Outlook::default(), settings));
+        self
+    }
+
     fn observe(&mut self, cycle: HostCycle) {
+        self.observe_outlook(&cycle);
         let (host, settings) = self.insights.observe(cycle);
         let encoded = encode_host(host, settings, &mut self.tags);
         let (vms, trained) = self.insights.counts();
@@ -67,6 +82,40 @@ impl InsightsActor {
         if !encoded.lines.is_empty() {
             self.writer.do_send(WriteLines(encoded.lines));
         }
+    }
+}
+
+impl InsightsActor {
+    /// The outlook's hook: its state follows every cycle, its lines go at their own cadence.
+    fn observe_outlook(&mut self, cycle: &HostCycle) {
+        let Some((outlook, settings)) = &mut self.outlook else {
+            return;
+        };
+        outlook.observe(cycle, settings);
+        let Some(host) = outlook.hosts.get_mut(&cycle.uri) else {
+            return;
+        };
+        let encoded = due_lines(host, settings, &mut self.tags);
+        self.status.lines_produced += encoded.lines.len() as u64;
+        self.status.unencodable_lines += encoded.unencodable;
+        if !encoded.lines.is_empty() {
+            self.writer.do_send(WriteLines(encoded.lines));
+        }
+    }
+}
+
+/// Every VM's recommendation and forecasts, and the totals per host and fleet; None when the
+/// outlook is not configured.
+#[derive(Message)]
+#[rtype(result = "Option<Recommendations>")]
+pub struct GetRecommendations(pub RecommendationsQuery);
+
+impl Handler<GetRecommendations> for InsightsActor {
+    type Result = MessageResult<GetRecommendations>;
+
+    fn handle(&mut self, query: GetRecommendations, _: &mut Self::Context) -> Self::Result {
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook);
+        MessageResult(outlook.map(|outlook| recommendations(outlook, &query.0)))
     }
 }
 
@@ -98,6 +147,9 @@ impl Supervised for InsightsActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         // Models are not kept across a restart: every VM learns again.
         self.insights = Insights::new(self.insights.settings.clone());
+        if let Some((outlook, _)) = &mut self.outlook {
+            *outlook = Outlook::default();
+        }
         (self.status.vms_tracked, self.status.vms_trained) = (0, 0);
         self.status.vms_learning = 0;
         self.status.restarts += 1;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::forecast::fill::Fill;
 use crate::extended::{DomainStatsSample, VM_CPU, VM_DISK, VM_MEMORY, VM_NET, rate};
 use crate::influx::schema::vm_anomalies::SCORES;
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
@@ -153,6 +154,8 @@ pub struct ExtendedReading {
     pub guest_used_percent: Option<f64>,
     pub vcpus: Option<u64>,
     counters: [Option<u64>; COUNTERS],
+    /// How full its memory and disks are: what the forecasts follow.
+    pub fill: Fill,
 }
 
 impl ExtendedReading {
@@ -180,6 +183,7 @@ impl ExtendedReading {
             guest_used_percent,
             vcpus: stats.vcpus,
             counters,
+            fill: Fill::from_stats(stats),
         }
     }
 
