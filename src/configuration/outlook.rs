@@ -46,3 +46,34 @@ fn seconds(key: &'static str, value: f64) -> Result<Duration, ConfigError> {
     }
     Ok(Duration::from_secs_f64(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_with_env;
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<OutlookSettings, ConfigError> {
+        let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        load_with_env(None, env).map(|config| config.outlook)
+    }
+
+    #[test]
+    fn defaults_and_each_key_checked_by_name() {
+        let defaults = load(&[]).unwrap();
+        assert_eq!(defaults.forecast_every, Duration::from_secs(300));
+        assert_eq!(defaults.recommend_every, Duration::from_secs(3600));
+        assert_eq!(defaults.forecast.half_life, 21_600.0);
+        assert_eq!(defaults.forecast.horizon, 365.0 * 86_400.0);
+        for (key, value) in [
+            ("INSIGHTS_FORECAST_EVERY", "59"),
+            ("INSIGHTS_RECOMMEND_EVERY", "604801"),
+            ("INSIGHTS_FORECAST_HALF_LIFE", "0"),
+            ("INSIGHTS_FORECAST_HORIZON_DAYS", "0.5"),
+            ("INSIGHTS_FORECAST_HORIZON_DAYS", "NaN"),
+        ] {
+            let error = load(&[(&format!("VMTELEMETRY_{key}"), value)]).unwrap_err();
+            let named = key.to_lowercase();
+            assert!(error.to_string().contains(&named), "{key}={value}: {error}");
+        }
+    }
+}

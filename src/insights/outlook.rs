@@ -88,15 +88,6 @@ impl Outlook {
             host.committed.observe(now, levels, &settings.forecast);
         }
     }
-
-    /// Buckets held by every VM's histograms, and the VMs: what the README's bytes per VM
-    /// are measured from.
-    pub fn footprint(&self) -> (usize, usize) {
-        let vms = self.hosts.values().flat_map(|h| h.vms.values());
-        vms.fold((0, 0), |(buckets, n), vm| {
-            (buckets + vm.rightsizing.buckets_held(), n + 1)
-        })
-    }
 }
 
 impl VmOutlook {
@@ -129,5 +120,145 @@ impl VmOutlook {
             memory.into_iter().chain(disks),
             settings,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
+    use crate::insights::forecast::Resource;
+    use crate::insights::rightsizing::recommend::{Class, recommend};
+    use crate::insights::signals::{ExtendedReading, VmIdentity};
+
+    const MINUTE: i64 = 60_000_000_000;
+    const T0: i64 = 20_000 * DAY_NS;
+    const MIB: u64 = 1 << 20;
+
+    fn settings() -> OutlookSettings {
+        OutlookSettings {
+            forecast: ForecastSettings {
+                half_life: 21_600.0,
+                horizon: 365.0 * 86_400.0,
+            },
+            forecast_every: Duration::from_secs(300),
+            recommend_every: Duration::from_secs(3600),
+        }
+    }
+
+    /// Minute `i` of a 4-vCPU VM at half a core, 300 MiB in use of 1 GiB, its disk filling
+    /// 1 MiB a minute from 1 GiB of 10.
+    fn reading(i: i64) -> VmReading {
+        let t = T0 + i * MINUTE;
+        let stats = DomainStatsSample {
+            uuid: Uuid::from_u128(1),
+            name: "vm".into(),
+            timestamp_ns: t,
+            vcpus: Some(4),
+            rows: vec![
+                StatsRow {
+                    measurement: VM_MEMORY,
+                    key: None,
+                    counters: vec![
+                        ("available_kb", 1 << 20),
+                        ("usable_kb", (1 << 20) - 300 * 1024),
+                    ],
+                },
+                StatsRow {
+                    measurement: VM_DISK,
+                    key: Some(("device", "vda".into())),
+                    counters: vec![
+                        ("capacity_bytes", 10 << 30),
+                        ("allocation_bytes", (1 << 30) + i as u64 * MIB),
+                    ],
+                },
+            ],
+            derived: Vec::new(),
+        };
+        VmReading {
+            vm: VmIdentity {
+                uuid: Uuid::from_u128(1),
+                name: "vm".into(),
+                id: Some(1),
+                running: true,
+                cpu_count: 4,
+                memory_max_kb: 1 << 20,
+                timestamp_ns: t,
+            },
+            memory_used_kb: 1 << 20,
+            cputime_ns: (i * MINUTE / 2) as u64,
+            memory_rate_kb_per_sec: None,
+            extended: Some(ExtendedReading::from_stats(&stats)),
+        }
+    }
+
+    fn cycle(t: i64, vms: Vec<VmReading>) -> HostCycle {
+        HostCycle {
+            uri: "test:///default".into(),
+            host: "h".into(),
+            cpus: Some(8),
+            memory_total_kb: Some(4 << 20),
+            timestamp_ns: t,
+            vms,
+        }
+    }
+
+    #[test]
+    fn two_days_of_cycles_give_a_recommendation_a_disk_forecast_and_a_bounded_state() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        for i in 0..2880 {
+            outlook.observe(&cycle(T0 + i * MINUTE, vec![reading(i)]), &settings);
+        }
+        let host = &outlook.hosts["test:///default"];
+        let vm = &host.vms[&1];
+        let r = recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb).unwrap();
+        assert_eq!((r.cpu.target, r.class), (1, Class::OverProvisioned));
+        let resources: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
+        assert_eq!(resources, ["memory", "disk:vda"]);
+        let [memory, disk] = [0, 1].map(|i| vm.forecasts.resources[i].last.unwrap());
+        assert_eq!(memory.to_full, None, "300 MiB steady");
+        // 10 GiB − (1 GiB + 2879 MiB) at 1 MiB a minute.
+        let truth = (10.0 * 1024.0 - 1024.0 - 2879.0) * 60.0;
+        let seconds = disk.to_full.unwrap().seconds;
+        assert!((seconds / truth - 1.0).abs() < 0.01, "{seconds} vs {truth}");
+        let committed = host.committed.resources[0].last.unwrap();
+        assert_eq!(
+            (committed.used, committed.capacity),
+            ((1u64 << 30) as f64, (4u64 << 30) as f64)
+        );
+        // What a VM costs: the record, its histograms' buckets and its resources.
+        let bytes = size_of::<VmOutlook>()
+            + vm.rightsizing.buckets_held() * size_of::<(u16, f64)>()
+            + vm.forecasts.resources.len() * (size_of::<Resource>() + 8);
+        assert!(bytes <= 1024, "{bytes} bytes per VM");
+        eprintln!(
+            "outlook state per VM: {bytes} bytes, {} buckets",
+            vm.rightsizing.buckets_held()
+        );
+    }
+
+    #[test]
+    fn a_vm_gone_is_kept_eight_days_then_forgotten() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        for i in 0..3 {
+            outlook.observe(&cycle(T0 + i * MINUTE, vec![reading(i)]), &settings);
+        }
+        let gone = |outlook: &Outlook| {
+            outlook.hosts["test:///default"]
+                .vms
+                .get(&1)
+                .map(|vm| vm.present)
+        };
+        outlook.observe(&cycle(T0 + DAY_NS, Vec::new()), &settings);
+        assert_eq!(gone(&outlook), Some(false));
+        outlook.observe(
+            &cycle(T0 + FORGET_AFTER_NS + 2 * MINUTE, Vec::new()),
+            &settings,
+        );
+        assert_eq!(gone(&outlook), None);
     }
 }

@@ -25,6 +25,7 @@ mod multi_host;
 mod no_influx;
 mod openapi;
 mod real_guest;
+mod recommendations;
 mod reliability;
 mod secrets;
 mod spool_faults;
