@@ -90,6 +90,23 @@ impl Outlook {
     }
 }
 
+impl Outlook {
+    /// One VM's reading on its own, as the replay reads history: VM by VM, not cycle by cycle
+    /// (a host's committed memory is not followed).
+    pub fn observe_vm(
+        &mut self,
+        host: &Arc<str>,
+        reading: &VmReading,
+        settings: &ForecastSettings,
+    ) {
+        let outlook = self.hosts.entry(Arc::clone(host)).or_default();
+        outlook.host = Arc::clone(host);
+        outlook.timestamp_ns = outlook.timestamp_ns.max(reading.vm.timestamp_ns);
+        let vm = outlook.vms.entry(reading.vm.uuid.as_u128()).or_default();
+        vm.observe(reading, settings);
+    }
+}
+
 impl VmOutlook {
     fn observe(&mut self, reading: &VmReading, settings: &ForecastSettings) {
         let vm = &reading.vm;

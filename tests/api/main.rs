@@ -27,6 +27,7 @@ mod openapi;
 mod real_guest;
 mod recommendations;
 mod reliability;
+mod replay;
 mod secrets;
 mod spool_faults;
 mod status;
