@@ -8,8 +8,10 @@ use super::error::{ConfigError, invalid};
 use crate::insights::forecast::ForecastSettings;
 use crate::insights::outlook::OutlookSettings;
 
-/// A cadence or a half-life from a minute to a week.
+/// A cadence from a minute to a week.
 const SECONDS: (f64, f64) = (60.0, 604_800.0);
+/// A half-life from a second (a test's leak fills a guest in minutes) to a week.
+const HALF_LIFE: (f64, f64) = (1.0, 604_800.0);
 
 pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
     let horizon_days = settings.insights_forecast_horizon_days;
@@ -21,9 +23,10 @@ pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
     }
     Ok(OutlookSettings {
         forecast: ForecastSettings {
-            half_life: seconds(
+            half_life: seconds_in(
                 "insights_forecast_half_life",
                 settings.insights_forecast_half_life,
+                HALF_LIFE,
             )?
             .as_secs_f64(),
             horizon: horizon_days * 86_400.0,
@@ -37,7 +40,14 @@ pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
 }
 
 fn seconds(key: &'static str, value: f64) -> Result<Duration, ConfigError> {
-    let (low, high) = SECONDS;
+    seconds_in(key, value, SECONDS)
+}
+
+fn seconds_in(
+    key: &'static str,
+    value: f64,
+    (low, high): (f64, f64),
+) -> Result<Duration, ConfigError> {
     if !(low..=high).contains(&value) {
         return Err(invalid(
             key,

@@ -7,6 +7,7 @@ mod cli;
 mod dashboard;
 mod dashboard_fleet;
 mod extended;
+mod forecast_guest;
 mod fuzz;
 mod guest_agent;
 mod guest_truth;
