@@ -95,6 +95,7 @@ pub struct Settings {
     pub insights_major_faults_per_sec: f64,
     pub insights_disk_latency_ms: f64,
     pub insights_net_drops_per_sec: f64,
+    pub insights_snapshot_interval: f64,
 }
 
 /// Validated settings, in the units the service uses.
@@ -188,7 +189,7 @@ impl Settings {
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
-        let insights = insights::insights(&self)?;
+        let insights = insights::insights(&self, &hosts)?;
         let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {

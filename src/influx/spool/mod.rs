@@ -25,6 +25,7 @@ use self::recovery::{FILE_NAME, Recovered, open_error};
 pub use self::space::Limits;
 use self::space::Usage;
 use self::store::Store;
+pub use self::store::is_damage;
 use super::buffer::{Batch, BatchAge, LineBuffer};
 use super::line_protocol::Lines;
 use super::queue::WriteQueue;
