@@ -21,7 +21,7 @@ use redb::Durability;
 use self::health::Health;
 use self::index::{Chunk, Index};
 pub use self::recovery::SpoolError;
-use self::recovery::{FILE_NAME, Recovered, open_error};
+use self::recovery::{FILE_NAME, OpenFailure, Recovered, open_error};
 pub use self::space::Limits;
 use self::space::Usage;
 use self::store::Store;
@@ -101,14 +101,14 @@ impl Spool {
             Ok(store) => spool.start_with(store, &path)?,
             // Not the directory's fault: the spool starts in memory, and opens when there is room.
             Err(error) if store::is_full_disk(&error) => spool.fail(&error, Instant::now()),
-            Err(error) => return Err(open_error(&path, error.to_string())),
+            Err(error) => return Err(open_error(&path, error)),
         }
         Ok(spool)
     }
 
     fn start_with(&mut self, store: Store, path: &Path) -> Result<(), SpoolError> {
-        let chunks = store.load().map_err(|e| open_error(path, e.to_string()))?;
-        self.usage = store.usage().map_err(|e| open_error(path, e.to_string()))?;
+        let chunks = store.load().map_err(|e| open_error(path, e))?;
+        self.usage = store.usage().map_err(|e| open_error(path, e))?;
         self.index = Index::new(chunks);
         self.store = Some(store);
         if self.index.unsent() > 0 {
@@ -130,9 +130,9 @@ impl Spool {
 
     fn reopen(&mut self, now: Instant) {
         let opened = recovery::open(&self.dir, &mut self.recovered)
-            .map_err(|e| e.to_string())
-            .and_then(|store| store.load().map(|c| (store, c)).map_err(|e| e.to_string()));
-        let (store, chunks) = match opened {
+            .map_err(OpenFailure::from)
+            .and_then(|store| Ok((store.load()?, store)));
+        let (chunks, store) = match opened {
             Ok(opened) => opened,
             Err(error) => return self.fail(&error, now),
         };
