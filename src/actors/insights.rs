@@ -7,8 +7,8 @@
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{Restart, WriteLines};
+use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
+use super::messages::WriteLines;
 use super::status::InsightsStatus;
 use crate::influx::line_protocol::VmTags;
 use crate::insights::encode::encode_host;
@@ -119,18 +119,10 @@ impl Actor for InsightsActor {
 }
 
 impl Crashable for InsightsActor {
-    type Status = InsightsStatus;
-
-    fn crashes(&mut self) -> &mut CrashRecord {
-        &mut self.crashes
-    }
+    crash_fields!(InsightsStatus);
 
     fn name(&self) -> String {
         "insights".into()
-    }
-
-    fn status(&self) -> &InsightsStatus {
-        &self.status
     }
 
     fn fill_in(&self, status: &mut InsightsStatus) {
@@ -157,14 +149,6 @@ impl Handler<ObserveHost> for InsightsActor {
 
     fn handle(&mut self, ObserveHost(cycle): ObserveHost, ctx: &mut Self::Context) {
         guarded(self, ctx, |actor, _| actor.observe(cycle));
-    }
-}
-
-impl Handler<GetInsightsStatus> for InsightsActor {
-    type Result = MessageResult<GetInsightsStatus>;
-
-    fn handle(&mut self, _: GetInsightsStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.report())
     }
 }
 
@@ -199,10 +183,4 @@ impl Handler<GetVmInsights> for InsightsActor {
     }
 }
 
-impl Handler<Restart> for InsightsActor {
-    type Result = u64;
-
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
-        self.restart(ctx)
-    }
-}
+crash_handlers!(InsightsActor, GetInsightsStatus);
