@@ -74,7 +74,7 @@ impl Outlook {
         for reading in &cycle.vms {
             let vm = host.vms.entry(reading.vm.uuid.as_u128()).or_default();
             vm.observe(reading, &settings.forecast);
-            if reading.vm.running {
+            if reading.running() {
                 committed_kb = committed_kb.saturating_add(reading.vm.memory_max_kb);
             }
         }
@@ -113,11 +113,10 @@ impl VmOutlook {
         self.name.clone_from(&vm.name);
         (self.id, self.cpu_count, self.memory_max_kb) = (vm.id, vm.cpu_count, vm.memory_max_kb);
         self.present = true;
-        if !vm.running {
+        if !reading.running() {
             return;
         }
-        self.rightsizing
-            .observe_cpu(vm.timestamp_ns, reading.cputime_ns);
+        self.rightsizing.observe_cpu(vm.timestamp_ns, vm.cputime_ns);
         let Some(extended) = &reading.extended else {
             return;
         };
@@ -150,7 +149,8 @@ mod tests {
     use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
     use crate::insights::forecast::Resource;
     use crate::insights::rightsizing::recommend::{Class, recommend};
-    use crate::insights::signals::{ExtendedReading, VmIdentity};
+    use crate::insights::signals::ExtendedReading;
+    use crate::sample::{DomainSample, VmState};
 
     const MINUTE: i64 = 60_000_000_000;
     const T0: i64 = 20_000 * DAY_NS;
@@ -197,17 +197,17 @@ mod tests {
             derived: Vec::new(),
         };
         VmReading {
-            vm: VmIdentity {
+            vm: DomainSample {
                 uuid: Uuid::from_u128(1),
                 name: "vm".into(),
                 id: Some(1),
-                running: true,
+                state: VmState::Running,
                 cpu_count: 4,
                 memory_max_kb: 1 << 20,
+                memory_used_kb: 1 << 20,
+                cputime_ns: (i * MINUTE / 2) as u64,
                 timestamp_ns: t,
             },
-            memory_used_kb: 1 << 20,
-            cputime_ns: (i * MINUTE / 2) as u64,
             memory_rate_kb_per_sec: None,
             extended: Some(ExtendedReading::from_stats(&stats)),
         }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
 use crate::influx::query::{QueryError, QueryTarget};
-use crate::insights::signals::{ExtendedReading, VmIdentity, VmReading};
+use crate::insights::signals::{ExtendedReading, VmReading};
+use crate::sample::{DomainSample, VmState};
 
 /// Three statements, one answer each: the seed's fields, the balloon's and the disks'.
 const QUERY: &str = "\
@@ -145,18 +146,24 @@ fn reading(
 ) -> Option<VmReading> {
     let int = |field: &str| row.get(field).copied().and_then(Value::as_u64);
     let timestamp_ns = row.get("time")?.as_i64()?;
+    // Only whether it ran matters to the outlook.
+    let running = row.get("state").copied().and_then(Value::as_str) == Some("running");
     Some(VmReading {
-        vm: VmIdentity {
+        vm: DomainSample {
             uuid,
             name: name.into(),
             id: tag(tags, "VMID").parse().ok(),
-            running: row.get("state").copied().and_then(Value::as_str) == Some("running"),
+            state: if running {
+                VmState::Running
+            } else {
+                VmState::Stopped
+            },
             cpu_count: u32::try_from(int("cpu_count")?).ok()?,
             memory_max_kb: int("memory_max_kb")?,
+            memory_used_kb: 0,
+            cputime_ns: int("cputime_ns")?,
             timestamp_ns,
         },
-        memory_used_kb: 0,
-        cputime_ns: int("cputime_ns")?,
         memory_rate_kb_per_sec: None,
         extended: None,
     })
