@@ -82,8 +82,14 @@ impl InsightsActor {
 
     /// Also forecasts and right-sizes every VM, from the same cycles.
     pub fn with_outlook(mut self, settings: OutlookSettings) -> Self {
-        self.outlook = Some((Outlook::default(), settings));
+        self.outlook = Some((self.saved_outlook(), settings));
         self
+    }
+
+    /// The outlook of the last snapshot, if there is one.
+    fn saved_outlook(&mut self) -> Outlook {
+        let json = self.snapshots.as_mut().and_then(Snapshots::load_outlook);
+        json.map_or_else(Outlook::default, |json| Outlook::from_json(&json))
     }
 
     fn observe(&mut self, cycle: HostCycle) {
@@ -104,7 +110,11 @@ impl InsightsActor {
 
     /// Saves every VM's models on a blocking thread: the commit waits for the disk.
     fn save(&mut self) -> Option<impl ActorFuture<Self, Output = ()> + 'static> {
-        let (vms, save) = self.snapshots.as_mut()?.begin_save(&self.insights)?;
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook.to_json());
+        let (vms, save) = self
+            .snapshots
+            .as_mut()?
+            .begin_save(&self.insights, outlook)?;
         let saved = actix_rt::task::spawn_blocking(save).into_actor(self);
         Some(saved.map(move |result, actor, _| {
             let result = result.unwrap_or(Err(SnapshotError::Panicked));
@@ -184,8 +194,11 @@ impl Supervised for InsightsActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         // From the last snapshot, if there is one: what was learned since is lost.
         self.insights = Insights::new(self.insights.settings.clone());
-        if let Some((outlook, _)) = &mut self.outlook {
-            *outlook = Outlook::default();
+        if self.outlook.is_some() {
+            let saved = self.saved_outlook();
+            if let Some((outlook, _)) = &mut self.outlook {
+                *outlook = saved;
+            }
         }
         if let Some(snapshots) = &mut self.snapshots {
             snapshots.load_into(&mut self.insights);

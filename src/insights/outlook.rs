@@ -65,6 +65,19 @@ pub struct VmOutlook {
 }
 
 impl Outlook {
+    /// As the snapshot store keeps it.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain data")
+    }
+
+    /// One that cannot be read starts afresh (a file of another version's layout).
+    pub fn from_json(json: &[u8]) -> Outlook {
+        serde_json::from_slice(json).unwrap_or_else(|error| {
+            tracing::warn!(%error, "the forecasts' and right-sizing's saved state is unreadable");
+            Outlook::default()
+        })
+    }
+
     pub fn observe(&mut self, cycle: &HostCycle, settings: &OutlookSettings) {
         let host = self.hosts.entry(Arc::clone(&cycle.uri)).or_default();
         host.host = Arc::clone(&cycle.host);
@@ -256,6 +269,29 @@ mod tests {
             "outlook state per VM: {bytes} bytes, {} buckets",
             vm.rightsizing.buckets_held()
         );
+    }
+
+    #[test]
+    fn the_state_survives_its_json_and_a_damaged_one_starts_afresh() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        for i in 0..180 {
+            outlook.observe(&cycle(T0 + i * MINUTE, vec![reading(i)]), &settings);
+        }
+        let json = outlook.to_json();
+        let back = Outlook::from_json(&json);
+        let (a, b) = (
+            &outlook.hosts["test:///default"],
+            &back.hosts["test:///default"],
+        );
+        let (a, b) = (&a.vms[&1], &b.vms[&1]);
+        assert_eq!(a.rightsizing, b.rightsizing);
+        assert_eq!(
+            a.forecasts.resources[1].trend,
+            b.forecasts.resources[1].trend
+        );
+        assert!(recommend(&b.rightsizing, 4, 1 << 20).is_some());
+        eprintln!("outlook JSON: {} bytes for one VM", json.len());
+        assert!(Outlook::from_json(b"{\"hosts\": 7}").hosts.is_empty());
     }
 
     #[test]
