@@ -231,6 +231,10 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
                 "/api/telemetry/insights/{vm_id}",
                 routes::vm_insights,
             ))
+            .service(readable(
+                "/api/telemetry/recommendations",
+                routes::recommendations,
+            ))
             .service(readable("/api/admin/actors", routes::list_actors))
             .configure(|app| {
                 if shared.metrics_enabled {

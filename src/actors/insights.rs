@@ -12,6 +12,11 @@ use super::messages::WriteLines;
 use super::status::InsightsStatus;
 use crate::influx::line_protocol::VmTags;
 use crate::insights::encode::encode_host;
+use crate::insights::outlook::{Outlook, OutlookSettings};
+use crate::insights::outlook_lines::due_lines;
+use crate::insights::rightsizing::summary::{
+    Recommendations, RecommendationsQuery, recommendations,
+};
 use crate::insights::snapshot::Snapshots;
 use crate::insights::store::SnapshotError;
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
@@ -23,6 +28,8 @@ pub struct InsightsActor {
     writer: Recipient<WriteLines>,
     status: InsightsStatus,
     crashes: CrashRecord,
+    /// Forecasts and recommendations, when configured (`with_outlook`).
+    outlook: Option<(Outlook, OutlookSettings)>,
     /// None without a spool directory.
     snapshots: Option<Snapshots>,
 }
@@ -64,6 +71,7 @@ impl InsightsActor {
             writer,
             status: InsightsStatus::default(),
             crashes: CrashRecord::default(),
+            outlook: None,
             snapshots,
         };
         if let Some(snapshots) = &mut actor.snapshots {
@@ -72,7 +80,20 @@ impl InsightsActor {
         actor
     }
 
+    /// Also forecasts and right-sizes every VM, from the same cycles.
+    pub fn with_outlook(mut self, settings: OutlookSettings) -> Self {
+        self.outlook = Some((self.saved_outlook(), settings));
+        self
+    }
+
+    /// The outlook of the last snapshot, if there is one.
+    fn saved_outlook(&mut self) -> Outlook {
+        let json = self.snapshots.as_mut().and_then(Snapshots::load_outlook);
+        json.map_or_else(Outlook::default, |json| Outlook::from_json(&json))
+    }
+
     fn observe(&mut self, cycle: HostCycle) {
+        self.observe_outlook(&cycle);
         let (host, settings) = self.insights.observe(cycle);
         let encoded = encode_host(host, settings, &mut self.tags);
         let (vms, trained) = self.insights.counts();
@@ -89,7 +110,11 @@ impl InsightsActor {
 
     /// Saves every VM's models on a blocking thread: the commit waits for the disk.
     fn save(&mut self) -> Option<impl ActorFuture<Self, Output = ()> + 'static> {
-        let (vms, save) = self.snapshots.as_mut()?.begin_save(&self.insights)?;
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook.to_json());
+        let (vms, save) = self
+            .snapshots
+            .as_mut()?
+            .begin_save(&self.insights, outlook)?;
         let saved = actix_rt::task::spawn_blocking(save).into_actor(self);
         Some(saved.map(move |result, actor, _| {
             let result = result.unwrap_or(Err(SnapshotError::Panicked));
@@ -97,6 +122,40 @@ impl InsightsActor {
                 snapshots.saved(vms, result);
             }
         }))
+    }
+}
+
+impl InsightsActor {
+    /// The outlook's hook: its state follows every cycle, its lines go at their own cadence.
+    fn observe_outlook(&mut self, cycle: &HostCycle) {
+        let Some((outlook, settings)) = &mut self.outlook else {
+            return;
+        };
+        outlook.observe(cycle, settings);
+        let Some(host) = outlook.hosts.get_mut(&cycle.uri) else {
+            return;
+        };
+        let encoded = due_lines(host, settings, &mut self.tags);
+        self.status.lines_produced += encoded.lines.len() as u64;
+        self.status.unencodable_lines += encoded.unencodable;
+        if !encoded.lines.is_empty() {
+            self.writer.do_send(WriteLines(encoded.lines));
+        }
+    }
+}
+
+/// Every VM's recommendation and forecasts, and the totals per host and fleet; None when the
+/// outlook is not configured.
+#[derive(Message)]
+#[rtype(result = "Option<Recommendations>")]
+pub struct GetRecommendations(pub RecommendationsQuery);
+
+impl Handler<GetRecommendations> for InsightsActor {
+    type Result = MessageResult<GetRecommendations>;
+
+    fn handle(&mut self, query: GetRecommendations, _: &mut Self::Context) -> Self::Result {
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook);
+        MessageResult(outlook.map(|outlook| recommendations(outlook, &query.0)))
     }
 }
 
@@ -135,6 +194,12 @@ impl Supervised for InsightsActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         // From the last snapshot, if there is one: what was learned since is lost.
         self.insights = Insights::new(self.insights.settings.clone());
+        if self.outlook.is_some() {
+            let saved = self.saved_outlook();
+            if let Some((outlook, _)) = &mut self.outlook {
+                *outlook = saved;
+            }
+        }
         if let Some(snapshots) = &mut self.snapshots {
             snapshots.load_into(&mut self.insights);
         }

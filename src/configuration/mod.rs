@@ -8,6 +8,7 @@ mod error;
 mod hosts;
 mod http;
 mod insights;
+mod outlook;
 mod strict;
 mod values;
 mod writer;
@@ -95,6 +96,10 @@ pub struct Settings {
     pub insights_major_faults_per_sec: f64,
     pub insights_disk_latency_ms: f64,
     pub insights_net_drops_per_sec: f64,
+    pub insights_forecast_every: f64,
+    pub insights_recommend_every: f64,
+    pub insights_forecast_half_life: f64,
+    pub insights_forecast_horizon_days: f64,
     pub insights_snapshot_interval: f64,
 }
 
@@ -125,6 +130,8 @@ pub struct AppConfig {
     pub metrics_enabled: bool,
     /// None: `insights = false`.
     pub insights: Option<crate::insights::InsightsSettings>,
+    /// Forecasts and recommendations, part of the insights.
+    pub outlook: crate::insights::outlook::OutlookSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +197,7 @@ impl Settings {
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
         let insights = insights::insights(&self, &hosts)?;
+        let outlook = outlook::outlook(&self)?;
         let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
@@ -212,6 +220,7 @@ impl Settings {
             http,
             metrics_enabled: self.metrics_enabled,
             insights,
+            outlook,
         })
     }
 }

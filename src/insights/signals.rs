@@ -4,6 +4,7 @@
 //! does not have (no balloon, no disk) is absent, and so is a rate across a reset counter, a clock
 //! that went back or a gap longer than `max_gap`.
 
+use super::forecast::fill::Fill;
 use crate::extended::{DomainStatsSample, VM_CPU, VM_DISK, VM_MEMORY, VM_NET, rate};
 use crate::influx::schema::vm_anomalies::SCORES;
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
@@ -151,6 +152,8 @@ pub struct ExtendedReading {
     pub guest_used_percent: Option<f64>,
     pub vcpus: Option<u64>,
     counters: [Option<u64>; COUNTERS],
+    /// How full its memory and disks are: what the forecasts follow.
+    pub fill: Fill,
 }
 
 impl ExtendedReading {
@@ -178,6 +181,7 @@ impl ExtendedReading {
             guest_used_percent,
             vcpus: stats.vcpus,
             counters,
+            fill: Fill::from_stats(stats),
         }
     }
 

@@ -71,14 +71,27 @@ impl Snapshots {
         }
     }
 
+    /// The outlook's last saved state (JSON); none when there is none or it cannot be read.
+    pub fn load_outlook(&mut self) -> Option<Vec<u8>> {
+        match self.store.as_ref()?.load_outlook() {
+            Ok(json) => json,
+            Err(error) => {
+                self.damaged(&error);
+                None
+            }
+        }
+    }
+
     pub fn saving(&self) -> bool {
         self.saving
     }
 
     /// What every VM has learned, and the save of it to run on a blocking thread.
+    /// `outlook`: the forecasts' and right-sizing's state as JSON, saved first.
     pub fn begin_save(
         &mut self,
         insights: &Insights,
+        outlook: Option<Vec<u8>>,
     ) -> Option<(
         usize,
         impl FnOnce() -> Result<u64, SnapshotError> + Send + 'static,
@@ -86,7 +99,12 @@ impl Snapshots {
         let store = Arc::clone(self.store.as_ref()?);
         let snapshot = insights.snapshot();
         self.saving = true;
-        Some((snapshot.len(), move || store.save(&snapshot)))
+        Some((snapshot.len(), move || {
+            if let Some(json) = outlook {
+                store.save_outlook(&json)?;
+            }
+            store.save(&snapshot)
+        }))
     }
 
     pub fn saved(&mut self, vms: usize, result: Result<u64, SnapshotError>) {

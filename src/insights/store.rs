@@ -20,6 +20,9 @@ use crate::influx::spool::is_damage;
 pub const FILE_NAME: &str = "insights.redb";
 /// Key: the host's URI and the VM's UUID.
 const VMS: TableDefinition<(&str, u128), VmSnapshot> = TableDefinition::new("insights_vms");
+/// The forecasts' and right-sizing's state (`outlook::Outlook`) as one JSON value, under `STATE`.
+const OUTLOOK: TableDefinition<&str, &[u8]> = TableDefinition::new("insights_outlook");
+const STATE: &str = "state";
 /// Read at start and written every few minutes: its pages need not stay resident.
 const CACHE_BYTES: usize = 1 << 20;
 
@@ -150,6 +153,30 @@ impl SnapshotStore {
     }
 }
 
+impl SnapshotStore {
+    /// Replaces the outlook's state, in one durable commit.
+    pub fn save_outlook(&self, json: &[u8]) -> Result<(), SnapshotError> {
+        let write = self.db.begin_write().map_err(redb)?;
+        {
+            let mut table = write.open_table(OUTLOOK).map_err(redb)?;
+            table.insert(STATE, json).map_err(redb)?;
+        }
+        write.commit().map_err(redb)
+    }
+
+    /// The outlook's state; none before its first save.
+    pub fn load_outlook(&self) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let read = self.db.begin_read().map_err(redb)?;
+        let table = match read.open_table(OUTLOOK) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(redb(error)),
+        };
+        let state = table.get(STATE).map_err(redb)?;
+        Ok(state.map(|json| json.value().to_vec()))
+    }
+}
+
 fn open_error(path: &Path, source: DatabaseError) -> SnapshotError {
     SnapshotError::Open {
         path: path.to_owned(),
@@ -200,6 +227,22 @@ mod tests {
         let fewer: Vec<SnapshotEntry> = (0..10).map(entry).collect();
         store.save(&fewer).unwrap();
         assert_eq!(store.load().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn the_outlooks_state_is_kept_beside_the_models_and_replaced_by_each_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let (store, _) = SnapshotStore::open(&path).unwrap();
+        assert_eq!(store.load_outlook().unwrap(), None);
+        store.save_outlook(b"{\"hosts\":{}}").unwrap();
+        store.save(&[entry(1)]).unwrap();
+        store.save_outlook(b"{\"hosts\":{\"a\":{}}}").unwrap();
+        drop(store);
+        let (store, _) = SnapshotStore::open(&path).unwrap();
+        let json = store.load_outlook().unwrap().unwrap();
+        assert_eq!(json, b"{\"hosts\":{\"a\":{}}}");
+        assert_eq!(store.load().unwrap(), [entry(1)]);
     }
 
     #[test]
