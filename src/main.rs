@@ -21,14 +21,13 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(run(open_files))
 }
 
-/// glibc's defaults suit the service badly in two ways, each measured with 10,000 VMs
-/// (benches/libvirt.sh):
+/// glibc's defaults suit the service badly in two ways (figures in benches/README.md):
 /// - each thread that allocates gets its own arena, up to 8 per core, keeping its freed memory;
-///   the service's few threads hand large batches to each other, so two arenas suffice (≈ 5 MB);
+///   the service's few threads hand large batches to each other, so two arenas suffice;
 /// - a cycle's big buffers (its lines, the domain list) are mmapped, but the first one freed
 ///   raises the mmap threshold to its size, so later ones come from the heap and stay resident
 ///   between cycles. A fixed threshold stops that adjustment: every cycle's big buffers go back to
-///   the system when freed (≈ 11 MB).
+///   the system when freed.
 ///
 /// Set before any other thread starts.
 fn tune_malloc() {

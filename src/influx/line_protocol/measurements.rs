@@ -208,7 +208,7 @@ pub(super) mod tests {
 
     /// Asserts each field's value as InfluxDB's own parser reads it (`None`: left out).
     #[track_caller]
-    fn assert_fields(line: &ParsedLine, expected: &[(&str, Option<FieldValue>)]) {
+    pub fn assert_fields(line: &ParsedLine, expected: &[(&str, Option<FieldValue>)]) {
         for (name, value) in expected {
             assert_eq!(line.field_value(name), value.as_ref(), "{name}");
         }

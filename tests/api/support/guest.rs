@@ -363,6 +363,21 @@ fn signal(signal: &str, pid: &str) {
 
 /// A `virsh` command on qemu:///system that must succeed; bounded, so a stuck libvirtd fails the
 /// test instead of hanging it.
+/// Settings that collect only the guests `names` (comma-separated; other tests' guests come and
+/// go meanwhile), a cycle every `interval` seconds, each with the stats groups `groups`.
+pub fn only_guests<'a>(
+    names: &'a str,
+    interval: &'a str,
+    groups: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("VMTELEMETRY_POLL_INTERVAL", interval),
+        ("VMTELEMETRY_STATS_INTERVAL", interval),
+        ("VMTELEMETRY_STATS_GROUPS", groups),
+        ("VMTELEMETRY_DOMAIN_INCLUDE", names),
+    ]
+}
+
 pub fn virsh(args: &[&str]) -> Output {
     run(Command::new("timeout")
         .args(["60", "virsh", "-c", "qemu:///system"])
