@@ -398,6 +398,7 @@ mod tests {
                 rows: vec![StatsRow {
                     measurement: "vm_disk",
                     key: Some(("device", "vda".into())),
+                    source: None,
                     counters: vec![("read_bytes", read_bytes)],
                 }],
             }],

@@ -74,16 +74,19 @@ impl Guest {
             StatsRow {
                 measurement: VM_CPU,
                 key: Some(("vcpu", "0".into())),
+                source: None,
                 counters: vec![("vcpu_delay_ns", self.cputime_ns / 100)],
             },
             StatsRow {
                 measurement: VM_NET,
                 key: Some(("interface", "tap0".into())),
+                source: None,
                 counters: vec![("rx_bytes", self.rx), ("rx_drops", 0)],
             },
             StatsRow {
                 measurement: VM_MEMORY,
                 key: None,
+                source: None,
                 counters: vec![("swap_in_kb", 0), ("major_faults", 7)],
             },
         ];
@@ -91,6 +94,7 @@ impl Guest {
             rows.push(StatsRow {
                 measurement: VM_DISK,
                 key: Some(("device", "vda".into())),
+                source: None,
                 counters: vec![
                     ("read_bytes", self.disk_bytes),
                     ("read_requests", self.disk_ops),

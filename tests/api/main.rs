@@ -21,6 +21,7 @@ mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;
 mod metrics;
+mod metrics_guest;
 mod metrics_health;
 mod multi_host;
 mod no_influx;

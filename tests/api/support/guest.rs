@@ -41,6 +41,8 @@ pub struct GuestOptions {
     host_cpu: Option<u32>,
     /// A virtio-serial channel `org.qemu.guest_agent.0`, for `vmt.agent=1`'s qemu-ga.
     agent_channel: bool,
+    /// The host bridge its NIC is plugged into, instead of a bare tap.
+    bridge: Option<String>,
 }
 
 impl GuestOptions {
@@ -58,6 +60,12 @@ impl GuestOptions {
     pub fn guest_agent(mut self) -> Self {
         self.agent_channel = true;
         self.arg("vmt.agent", 1)
+    }
+
+    /// Its NIC on the host bridge `bridge` (which must exist).
+    pub fn bridge(mut self, bridge: &str) -> Self {
+        self.bridge = Some(bridge.to_owned());
+        self
     }
 
     /// Boots the guest and waits for its init's marker line.
@@ -78,6 +86,7 @@ impl Guest {
             args: Vec::new(),
             host_cpu: None,
             agent_channel: false,
+            bridge: None,
         }
     }
 
@@ -101,6 +110,10 @@ impl Guest {
             true => AGENT_CHANNEL,
             false => "",
         };
+        let (nic, source) = match &options.bridge {
+            Some(bridge) => ("bridge", format!("<source bridge='{bridge}'/>")),
+            None => ("ethernet", String::new()),
+        };
         let cmdline = std::iter::once(format!("vmt.work={}", options.work))
             .chain(options.args.iter().cloned())
             .collect::<Vec<_>>()
@@ -117,7 +130,7 @@ impl Guest {
              <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>\
              <on_crash>destroy</on_crash>\
              <devices><controller type='usb' model='none'/>{disk}\
-             <interface type='ethernet'><target dev='{tap}'/><model type='virtio'/></interface>\
+             <interface type='{nic}'>{source}<target dev='{tap}'/><model type='virtio'/></interface>\
              <serial type='file'><source path='{console}'/><target port='0'/></serial>\
              <memballoon model='virtio'><stats period='1'/></memballoon>{channel}\
              </devices></domain>",
