@@ -193,6 +193,7 @@ mod tests {
                 StatsRow {
                     measurement: VM_MEMORY,
                     key: None,
+                    source: None,
                     counters: vec![
                         ("available_kb", 1 << 20),
                         ("usable_kb", (1 << 20) - 300 * 1024),
@@ -201,6 +202,7 @@ mod tests {
                 StatsRow {
                     measurement: VM_DISK,
                     key: Some(("device", "vda".into())),
+                    source: None,
                     counters: vec![
                         ("capacity_bytes", 10 << 30),
                         ("allocation_bytes", (1 << 30) + i as u64 * MIB),

@@ -80,6 +80,7 @@ pub fn vms(
                 .push(StatsRow {
                     measurement,
                     key: device.map(|d| ("device", d.to_owned())),
+                    source: None,
                     counters,
                 });
         }
