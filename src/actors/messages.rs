@@ -105,6 +105,11 @@ pub struct StartHost(pub HostConfig);
 #[rtype(result = "Option<DateTime<Utc>>")]
 pub struct StopHost(pub String);
 
+/// To the feature actor: the host of this URI went to another replica, forget its VMs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetHost(pub String);
+
 /// To a host actor: stop collecting and stop, without being restarted. Answers as `StopHost`.
 #[derive(Message)]
 #[rtype(result = "Option<DateTime<Utc>>")]

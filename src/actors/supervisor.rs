@@ -14,7 +14,7 @@ use super::features::FeatureActor;
 use super::host::HostActor;
 use super::insights::{GetInsightsStatus, InsightsActor};
 use super::messages::{
-    Drain, GetCoordinationStatus, GetFeatureStatus, GetHostStatus, GetTelemetryStatus,
+    Drain, ForgetHost, GetCoordinationStatus, GetFeatureStatus, GetHostStatus, GetTelemetryStatus,
     GetWriterStatus, HostCollected, ListActors, Restart, RestartActor, Retire, StartHost,
     StopCollecting, StopHost,
 };
@@ -375,6 +375,12 @@ impl Handler<StopHost> for TelemetrySupervisor {
         // With its last address gone, its actix Supervisor does not start it again.
         let retired = host.send(Retire);
         drop(host);
-        Box::pin(async move { retired.await.ok().flatten() })
+        let features = self.features.clone();
+        Box::pin(async move {
+            let last_cycle = retired.await.ok().flatten();
+            // After its last cycle's samples, which went before the retirement.
+            features.do_send(ForgetHost(uri));
+            last_cycle
+        })
     }
 }

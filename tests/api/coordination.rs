@@ -354,6 +354,17 @@ async fn a_drained_replica_hands_over_and_an_etcd_outage_stops_collection_before
         },
     )
     .await;
+    // Its VMs leave its API (and /metrics): the other replica shows them.
+    let vms = |replica: &ServiceProcess| replica.request("GET", "/api/telemetry/vms", None).1;
+    wait_for(
+        "the drained replica's VMs listed only by the other",
+        Duration::from_secs(10),
+        || async {
+            (vms(&replicas[0])["count"] == json!(0) && vms(&replicas[1])["count"] == json!(12))
+                .then_some(())
+        },
+    )
+    .await;
     let (code, _) =
         replicas[0].request("POST", "/api/admin/coordination/resume", Some(ADMIN_TOKEN));
     assert_eq!(code, 200);
