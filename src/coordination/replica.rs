@@ -49,7 +49,14 @@ impl Replica {
         control: HostControl,
         timing: Timing,
     ) -> Self {
-        let status = CoordinationStatus::new(config.member_name.clone());
+        let mut status = CoordinationStatus::new(config.member_name.clone());
+        status.hosts = (hosts.iter())
+            .map(|h| HostOwner {
+                uri: h.uri.clone(),
+                owner: None,
+                assigned_to: None,
+            })
+            .collect();
         Replica {
             config,
             hosts,
