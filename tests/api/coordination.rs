@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestDomain, TestNode, assert_error, spawn_app, wait_for};
-use crate::support::browser::{in_browser, open, wait_js};
+use crate::support::browser::{in_browser, open, panel_status};
 use crate::support::etcd::{OwnEtcd, shared_etcd_url};
 use crate::support::service::ServiceProcess;
 
@@ -464,13 +464,7 @@ async fn a_replica_started_while_etcd_is_down_collects_nothing_until_it_joins() 
     let address = replica.address.clone();
     in_browser(move |tab| {
         open(tab, &address);
-        let shown = wait_js(
-            tab,
-            "the coordination's trouble on the dashboard",
-            "document.querySelector('#coordination-status').dataset.state === 'joining' && \
-             document.querySelector('#coordination-status').textContent",
-        );
-        let shown = shown.as_str().unwrap();
+        let shown = panel_status(tab, "coordination-status", "joining");
         assert!(
             shown.starts_with("Coordination: not a member yet")
                 && shown.contains("collecting 0 of 2"),
