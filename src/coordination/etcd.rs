@@ -30,6 +30,21 @@ pub enum EtcdError {
     NameTaken(String),
 }
 
+impl EtcdError {
+    /// etcd did not answer at all (as opposed to refusing what was asked).
+    pub fn unreachable(&self) -> bool {
+        use etcd_client::Error::{GRpcStatus, TransportError};
+        match self {
+            EtcdError::Timeout(_) | EtcdError::Client(TransportError(_)) => true,
+            EtcdError::Client(GRpcStatus(status)) => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A member's record under `members/<name>`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MemberRecord {

@@ -97,7 +97,7 @@ impl Replica {
                 let message = error.to_string();
                 self.edit_status(|status| {
                     let now = Utc::now();
-                    if matches!(error, EtcdError::Timeout(_) | EtcdError::Client(_)) {
+                    if error.unreachable() {
                         status.etcd_unreachable_since.get_or_insert(now);
                     }
                     status.last_error = Some(message);

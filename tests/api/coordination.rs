@@ -520,3 +520,57 @@ async fn static_shards_have_no_coordination_to_drain() {
         assert_eq!(answer.status, 405);
     }
 }
+
+#[actix_web::test]
+async fn a_replica_authenticates_to_etcd_with_its_user_and_says_when_it_cannot() {
+    let etcd = OwnEtcd::start();
+    etcd.enable_auth("s3cret-pw");
+    let fleet = Fleet::new(1, 1, 3000);
+    let influx = Influx::new_database().await;
+    let mut settings = Replicas::new(&etcd.url, "auth", &fleet, &influx, 3);
+    settings
+        .env
+        .push(("VMTELEMETRY_ETCD_USER".into(), "root".into()));
+    settings
+        .env
+        .push(("VMTELEMETRY_ETCD_PASSWORD".into(), "s3cret-pw".into()));
+    let member = settings.start(0);
+    wait_shared(
+        "the host collected by the authenticated replica",
+        &[&member],
+        1,
+        1,
+    )
+    .await;
+
+    settings.env.pop();
+    settings
+        .env
+        .push(("VMTELEMETRY_ETCD_PASSWORD".into(), "wrong".into()));
+    let refused = settings.start(1);
+    let status = wait_for(
+        "the refusal in the status",
+        Duration::from_secs(15),
+        || async {
+            let status = refused.status()?;
+            status["coordination"]["last_error"]
+                .is_string()
+                .then_some(status)
+        },
+    )
+    .await;
+    let coordination = &status["coordination"];
+    assert_eq!(coordination["state"], json!("joining"), "{status}");
+    let error = coordination["last_error"].as_str().unwrap();
+    assert!(error.contains("authentication failed"), "{error}");
+    assert!(
+        coordination["etcd_unreachable_since"].is_null(),
+        "etcd answered: {status}"
+    );
+    assert!(
+        !status.to_string().contains("wrong"),
+        "the password shows: {status}"
+    );
+    let (code, body) = refused.request("GET", "/ready", None);
+    assert_eq!(code, 503, "{body}");
+}

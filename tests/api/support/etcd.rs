@@ -3,8 +3,10 @@
 
 use std::process::Command;
 
-use super::OwnServer;
+use serde_json::json;
+
 use super::influxd::free_port;
+use super::{OwnServer, run};
 
 /// The etcd that `scripts/test-env.sh up` starts.
 pub fn shared_etcd_url() -> String {
@@ -50,6 +52,20 @@ impl OwnEtcd {
             .args(["--initial-cluster", &format!("own={}", self.peer_url)])
             .env_clear();
         self.server.start(&mut etcd);
+    }
+
+    /// Turns etcd's authentication on, with a `root` user of `password` (through etcd's JSON
+    /// gateway: the same calls as `etcdctl user add root` and `etcdctl auth enable`).
+    pub fn enable_auth(&self, password: &str) {
+        for (path, body) in [
+            ("role/add", json!({"name": "root"})),
+            ("user/add", json!({"name": "root", "password": password})),
+            ("user/grant", json!({"user": "root", "role": "root"})),
+            ("enable", json!({})),
+        ] {
+            let url = format!("{}/v3/auth/{path}", self.url);
+            run(Command::new("curl").args(["-sf", "-X", "POST", &url, "-d", &body.to_string()]));
+        }
     }
 
     /// Kills it (SIGKILL: no goodbye).
