@@ -5,8 +5,9 @@
 # "N passed, M failed"; exits 1 when any check failed.
 #
 # Needs, and installs when missing (Debian 12, as root): systemd (systemd-analyze), shellcheck,
-# libvirt0, python3 with venv; Python tools from PyPI into $VMT_TEST_STATE/deploy-venv
-# (deploy/checks/requirements.txt). Uses kubectl's built-in kustomize when kubectl is there.
+# libvirt0, python3 with venv, etcd-server (the central replicas' etcd); Python tools from PyPI
+# into $VMT_TEST_STATE/deploy-venv (deploy/checks/requirements.txt). Uses kubectl's built-in
+# kustomize when kubectl is there.
 #
 # Environment:
 #   VMT_BIN        the vmtelemetry binary to run (default target/debug/vmtelemetry, built with
@@ -70,7 +71,7 @@ install_apt() {
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
-    for pkg in libvirt0 python3-venv; do
+    for pkg in libvirt0 python3-venv etcd-server; do
         [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] ||
             missing+=("$pkg")
     done

@@ -28,6 +28,9 @@ PKGS=(
     # `kill` (the tests stop and resume QEMU, libvirtd and the service) and `ip` (removes a
     # test guest's tap): not in a minimal Debian 12
     procps iproute2
+    # coordination = "etcd": the real etcd of the failover tests (tests/api/coordination.rs),
+    # and protoc, which the etcd-client crate needs to build
+    etcd-server protobuf-compiler
 )
 
 missing=()

@@ -143,16 +143,58 @@ start_influxd() {
     die "influxd did not start (no pid in $pidfile after 10 s; log: $logfile)"
 }
 
-# wait_influx PORT PID LOGFILE: wait for /ping, failing early if influxd died.
-wait_influx() {
-    local port=$1 pid=$2 logfile=$3 deadline=$((SECONDS + VMT_TIMEOUT))
-    until influx_ping "$port"; do
-        if ! is_prog "$pid" /usr/bin/influxd; then
+# wait_answering NAME BINARY PID LOGFILE URL CHECK...: wait until CHECK succeeds, failing early
+# if the server (PID, running BINARY) died.
+wait_answering() {
+    local name=$1 bin=$2 pid=$3 logfile=$4 url=$5 deadline=$((SECONDS + VMT_TIMEOUT))
+    shift 5
+    until "$@"; do
+        if ! is_prog "$pid" "$bin"; then
             tail -n 20 "$logfile" >&2 || true
-            die "influxd (pid $pid) exited before answering on 127.0.0.1:$port (log: $logfile)"
+            die "$name (pid $pid) exited before answering on $url (log: $logfile)"
         fi
         ((SECONDS < deadline)) ||
-            die "influxd (pid $pid) did not answer http://127.0.0.1:$port/ping within ${VMT_TIMEOUT}s (log: $logfile)"
+            die "$name (pid $pid) did not answer $url within ${VMT_TIMEOUT}s (log: $logfile)"
         sleep 0.2
     done
+}
+
+# wait_influx PORT PID LOGFILE: wait for /ping, failing early if influxd died.
+wait_influx() {
+    wait_answering influxd /usr/bin/influxd "$2" "$3" "http://127.0.0.1:$1/ping" influx_ping "$1"
+}
+
+# etcd_health PORT: an etcd answers /health on 127.0.0.1:PORT.
+etcd_health() {
+    curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$1/health"
+}
+
+# start_etcd DATADIR CLIENT_PORT PEER_PORT LOGFILE: a one-member etcd on loopback only, all of
+# its state in DATADIR, in its own session (whoever started it stops it); prints its pid.
+start_etcd() {
+    local dir=$1 client=$2 peer=$3 logfile=$4 pid
+    mkdir -p "$dir"
+    (
+        # ETCD_* variables would clash with the flags (etcd refuses both).
+        while read -r var; do unset "$var"; done < <(compgen -e | grep '^ETCD_' || true)
+        exec setsid /usr/bin/etcd --name vmtelemetry-test --data-dir "$dir" \
+            --listen-client-urls "http://127.0.0.1:$client" \
+            --advertise-client-urls "http://127.0.0.1:$client" \
+            --listen-peer-urls "http://127.0.0.1:$peer" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+            --initial-cluster "vmtelemetry-test=http://127.0.0.1:$peer" \
+            --initial-cluster-state new >"$logfile" 2>&1 </dev/null
+    ) &
+    pid=$!
+    sleep 0.2
+    is_prog "$pid" /usr/bin/etcd "$dir" || {
+        tail -n 20 "$logfile" >&2 || true
+        die "etcd did not start (log: $logfile)"
+    }
+    printf '%s\n' "$pid"
+}
+
+# wait_etcd PORT PID LOGFILE: wait for /health, failing early if etcd died.
+wait_etcd() {
+    wait_answering etcd /usr/bin/etcd "$2" "$3" "http://127.0.0.1:$1/health" etcd_health "$1"
 }

@@ -2,13 +2,15 @@
 # The real servers the integration tests talk to:
 #   virtlogd + libvirtd  (qemu:///system; unix sockets only, no TCP)
 #   influxd              (InfluxDB 1.x, loopback only, all state under $VMT_TEST_STATE)
+#   etcd                 (one member, loopback only, for coordination = "etcd")
 # Usage: scripts/test-env.sh up|down|status
 #   up      start what is not running yet (reuses servers started by an earlier `up`,
 #           uses a libvirtd/virtlogd somebody else started), then check libvirt works
 #   down    stop exactly the processes that `up` started, nothing else
 #   status  show what runs and who started it
 # Environment: VMT_TEST_STATE (default /var/tmp/vmtelemetry-test), VMT_TEST_INFLUX_PORT
-# (18086), VMT_TEST_INFLUX_RPC_PORT (18088), VMT_TIMEOUT (60 s to wait for a server).
+# (18086), VMT_TEST_INFLUX_RPC_PORT (18088), VMT_TEST_ETCD_PORT (12379), VMT_TEST_ETCD_PEER_PORT
+# (12380), VMT_TIMEOUT (60 s to wait for a server).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +24,11 @@ PIDDIR=$STATE/pids
 INFLUX_CONF=$STATE/influxd.conf
 INFLUX_LOG=$STATE/influxd.log
 INFLUXD=/usr/bin/influxd
+ETCD=/usr/bin/etcd
+ETCD_PORT=${VMT_TEST_ETCD_PORT:-12379}
+ETCD_PEER_PORT=${VMT_TEST_ETCD_PEER_PORT:-12380}
+ETCD_DATA=$STATE/etcd
+ETCD_LOG=$STATE/etcd.log
 LIBVIRTD=/usr/sbin/libvirtd
 VIRTLOGD=/usr/sbin/virtlogd
 QEMU_CONF=/etc/libvirt/qemu.conf
@@ -160,6 +167,22 @@ ensure_influxd() {
     log "influxd: answers on http://127.0.0.1:$INFLUX_PORT"
 }
 
+ensure_etcd() {
+    local pid
+    if pid=$(recorded etcd "$ETCD" "$ETCD_DATA"); then
+        log "etcd: reusing pid $pid (started by test-env)"
+    else
+        if etcd_health "$ETCD_PORT"; then
+            die "something that test-env did not start answers on 127.0.0.1:$ETCD_PORT; stop it or set VMT_TEST_ETCD_PORT"
+        fi
+        pid=$(start_etcd "$ETCD_DATA" "$ETCD_PORT" "$ETCD_PEER_PORT" "$ETCD_LOG")
+        record etcd "$pid"
+        log "etcd: started, pid $pid"
+    fi
+    wait_etcd "$ETCD_PORT" "$pid" "$ETCD_LOG"
+    log "etcd: answers on http://127.0.0.1:$ETCD_PORT"
+}
+
 # libvirtd -d returns before its drivers are up (and exits later if one fails): wait until
 # qemu:///system answers, then check the in-process test driver too.
 check_libvirt() {
@@ -200,8 +223,9 @@ up() {
     ensure_daemon virtlogd "$VIRTLOGD"
     ensure_daemon libvirtd "$LIBVIRTD"
     ensure_influxd
+    ensure_etcd
     check_libvirt
-    log "up: state in $STATE; VMT_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT"
+    log "up: state in $STATE; VMT_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT VMT_TEST_ETCD_URL=http://127.0.0.1:$ETCD_PORT"
 }
 
 down() {
@@ -221,6 +245,10 @@ down() {
         stop_pid influxd "$pid" "$INFLUXD" "$INFLUX_CONF"
     fi
     rm -f "$PIDDIR/influxd.pid"
+    if pid=$(recorded etcd "$ETCD" "$ETCD_DATA"); then
+        stop_pid etcd "$pid" "$ETCD" "$ETCD_DATA"
+    fi
+    rm -f "$PIDDIR/etcd.pid"
 }
 
 status() {
@@ -245,6 +273,14 @@ status() {
         echo "influxd: something NOT started by test-env answers on http://127.0.0.1:$INFLUX_PORT"
     else
         echo "influxd: not running on 127.0.0.1:$INFLUX_PORT"
+        rc=3
+    fi
+    if pid=$(recorded etcd "$ETCD" "$ETCD_DATA"); then
+        echo "etcd: running, pid $pid, started by test-env, http://127.0.0.1:$ETCD_PORT"
+    elif etcd_health "$ETCD_PORT"; then
+        echo "etcd: something NOT started by test-env answers on http://127.0.0.1:$ETCD_PORT"
+    else
+        echo "etcd: not running on 127.0.0.1:$ETCD_PORT"
         rc=3
     fi
     return "$rc"

@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod configuration;
+pub mod coordination;
 pub mod domain_filter;
 pub mod extended;
 pub mod guest;

@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{self, Next, from_fn};
 use actix_web::{
     App, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, HttpServer, Resource,
-    Responder, ResponseError, guard, web,
+    Responder, ResponseError, Route, guard, web,
 };
 use socket2::{Domain, Socket, Type};
 use tracing_actix_web::{RequestId, TracingLogger};
@@ -241,13 +241,12 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
                     app.service(readable("/metrics", routes::metrics));
                 }
             })
-            .service(
-                web::resource("/api/admin/actors/{name}/restart")
-                    .route(web::post().to(routes::restart_actor))
-                    .default_service(web::to(|request: HttpRequest| async move {
-                        not_allowed(&request, "POST")
-                    })),
-            )
+            .service(postable(
+                "/api/admin/actors/{name}/restart",
+                routes::restart_actor,
+            ))
+            .service(postable("/api/admin/coordination/drain", routes::drain))
+            .service(postable("/api/admin/coordination/resume", routes::resume))
             .default_service(web::to(not_found))
     })
     .on_connect(move |_, _| connections.accepted())
@@ -286,15 +285,25 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    web::resource(path)
-        .route(
-            web::route()
-                .guard(guard::Any(guard::Get()).or(guard::Head()))
-                .to(handler),
-        )
-        .default_service(web::to(|request: HttpRequest| async move {
-            not_allowed(&request, "GET, HEAD")
-        }))
+    let get = web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+    only(path, get.to(handler), "GET, HEAD")
+}
+
+/// POST on `path`; any other method gets 405.
+fn postable<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    only(path, web::post().to(handler), "POST")
+}
+
+/// `route` on `path`; any other method gets 405 naming the `allowed` ones.
+fn only(path: &str, route: Route, allowed: &'static str) -> Resource {
+    web::resource(path).route(route).default_service(web::to(
+        move |request: HttpRequest| async move { not_allowed(&request, allowed) },
+    ))
 }
 
 fn not_allowed(request: &HttpRequest, allowed: &'static str) -> HttpResponse {

@@ -761,6 +761,7 @@
       syncHostOptions(body.hosts.map((host) => host.host).filter(Boolean));
       fillWriter(writer, body.writer);
       fillSpool($("#spool-status"), body.writer.spool);
+      fillCoordination($("#coordination-status"), body.coordination);
     } catch (error) {
       setStatus(writer, "error", `Status unavailable: ${error.message}. Retrying…`);
     }
@@ -879,6 +880,30 @@
     } else {
       setStatus(element, spool.state, `Spool${spool.state === "full" ? " full" : ""}: ${details}`);
     }
+  }
+
+  // Replicas on etcd: this one's standing, each member's share, when the assignment moved.
+  const COORDINATION = {
+    member: "Coordination (etcd)",
+    joining: "Coordination: not a member yet",
+    lost: "Coordination: lease lost, collecting nothing",
+  };
+
+  function fillCoordination(element, coordination) {
+    element.hidden = !coordination;
+    if (!coordination) return;
+    const share = (member) => `${member.name}${member.draining ? " (draining)" : ""} ${member.hosts.length}`;
+    const parts = [
+      `member ${coordination.member}${coordination.draining ? ", draining" : ""}`,
+      `collecting ${integer.format(coordination.collecting.length)} of ${integer.format(coordination.hosts.length)} hosts`,
+      `members: ${coordination.members.map(share).join(", ") || "none seen"}`,
+      `assignment changed at ${clock(coordination.assignment_changed_at)}`,
+    ];
+    if (coordination.etcd_unreachable_since) {
+      parts.push(`etcd unreachable since ${clock(coordination.etcd_unreachable_since)}`);
+    }
+    if (coordination.state !== "member" && coordination.last_error) parts.push(coordination.last_error);
+    setStatus(element, coordination.state, `${COORDINATION[coordination.state]}: ${parts.join(" · ")}`);
   }
 
   // ---------------------------------------------------------------- actors

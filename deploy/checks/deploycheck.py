@@ -382,7 +382,9 @@ class Mount:
 def compose_mounts(service: dict) -> list[Mount]:
     mounts = []
     for item in service.get("volumes", []):
-        if isinstance(item, str):
+        if isinstance(item, str) and ":" not in item:
+            mounts.append(Mount("", item, False))  # an anonymous volume
+        elif isinstance(item, str):
             parts = item.split(":")
             mounts.append(Mount(parts[0], parts[1], len(parts) > 2 and "ro" in parts[2]))
         else:
@@ -777,15 +779,27 @@ def check_statefulset(image: Image) -> None:
         return
     workload = run.workload
 
-    def shards() -> list[str]:
+    def coordinated() -> list[str]:
         p = []
-        label = "metadata.labels['apps.kubernetes.io/pod-index']"
-        if run.field_env.get(PREFIX + "SHARD_INDEX") != label:
-            p.append(f"{PREFIX}SHARD_INDEX does not come from {label}")
+        if run.field_env.get(PREFIX + "MEMBER_NAME") != "metadata.name":
+            p.append(f"{PREFIX}MEMBER_NAME does not come from metadata.name")
         env = run.env(image, pod_fields(0))
-        count = int(effective("shard_count", env, run.config_text))
-        if count != workload["spec"]["replicas"]:
-            p.append(f"shard_count {count} != replicas {workload['spec']['replicas']}")
+        if effective("coordination", env, run.config_text) != "etcd":
+            p.append("coordination is not etcd")
+        if int(effective("shard_count", env, run.config_text)) != 1:
+            p.append("shard_count is not 1 (etcd spreads the hosts)")
+        endpoints = effective("etcd_endpoints", env, run.config_text) or []
+        if not endpoints:
+            p.append("no etcd_endpoints")
+        for url in endpoints:
+            parts = urllib.parse.urlsplit(url)
+            try:
+                etcd = k8s_find("Service", parts.hostname or "", path)
+            except CheckError:
+                p.append(f"etcd endpoint {url} names no Service of deploy/kubernetes")
+                continue
+            if parts.port not in [x["port"] for x in etcd["spec"]["ports"]]:
+                p.append(f"etcd endpoint {url}: Service {parts.hostname} has no port {parts.port}")
         service = k8s_find("Service", workload["spec"]["serviceName"], path)
         if service["spec"].get("clusterIP") != "None":
             p.append(f"Service {service['metadata']['name']} is not headless")
@@ -801,8 +815,9 @@ def check_statefulset(image: Image) -> None:
             p.append("the ConfigMap lists no hosts")
         return p
 
-    guarded("kubernetes/central/statefulset.yaml: shard_index from the pod-index label, "
-            "shard_count = replicas, headless Service, per-replica state claim", shards)
+    guarded("kubernetes/central/statefulset.yaml: coordination = etcd through a Service of the "
+            "kit, member_name from the pod's name, headless Service, per-replica state claim",
+            coordinated)
 
 
 def check_kustomizations() -> None:
@@ -1348,38 +1363,66 @@ def systemd_service(binary: Path, work: Path, closed: str) -> None:
     service.stop()
 
 
+def start_etcd(work: Path) -> tuple[Service, str]:
+    """A one-member etcd (Debian's etcd-server) on loopback, for the central replicas."""
+    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    argv = ["/usr/bin/etcd", "--name=check", f"--data-dir={work / 'etcd'}",
+            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=check={peer}"]
+    etcd = Service("etcd", argv, base_env(work), work / "etcd.log")
+    why = etcd.wait_health(int(client.rsplit(":", 1)[1]))
+    if why:
+        raise CheckError(f"etcd: {why}")
+    return etcd, client
+
+
+def collecting(port: int) -> set[str] | None:
+    """The hosts a replica collects, once it is a member."""
+    coordination = status_of(port).get("coordination") or {}
+    if coordination.get("state") != "member":
+        return None
+    return set(coordination.get("collecting", []))
+
+
+def shared_out(ports: list[int], hosts: list[str]) -> list[set[str]] | None:
+    shares = [collecting(port) for port in ports]
+    if any(share is None for share in shares):
+        return None
+    every = [h for share in shares for h in share]
+    return shares if sorted(every) == sorted(hosts) else None
+
+
 def central(image: Image, binary: Path, work: Path, closed: str) -> None:
     what = "kubernetes StatefulSet"
     try:
         run = pod_run(K8S / "central" / "statefulset.yaml")
         replicas = run.workload["spec"]["replicas"]
         uris = node_files(work, 20)
+        _, etcd = start_etcd(work)
         started = [start_pod(f"central-{i}", run, image, binary, work, i,
-                             {"influx_url": closed, "hosts": ",".join(uris)})
+                             {"influx_url": closed, "hosts": ",".join(uris),
+                              "etcd_endpoints": etcd})
                    for i in range(replicas)]
     except Exception as error:  # noqa: BLE001
         R.fail(f"{what}: replicas start", f"{type(error).__name__}: {error}")
         return
     problems = [f"replica {i}: {why}" for i, (service, port) in enumerate(started)
                 if (why := service.wait_health(port))]
-    if not R.check(f"{what}: {replicas} replicas (pod index 0..{replicas - 1}) with the central "
-                   "ConfigMap and 20 test-driver hosts start, /health 200", problems):
+    if not R.check(f"{what}: {replicas} replicas (pods vmtelemetry-0..{replicas - 1}) with the "
+                   "central ConfigMap, 20 test-driver hosts and an etcd start, /health 200",
+                   problems):
         return
-    count = int(effective("shard_count", run.env(image, pod_fields(0)), run.config_text))
-    seen: list[str] = []
-    for i, (service, port) in enumerate(started):
-        hosts = wait_for(lambda port=port: connected_hosts(port), 20)
-        got = [h["uri"] for h in hosts]
-        want = [u for n, u in enumerate(uris) if n % count == i]
-        collected = all(h.get("vms_monitored") == 1 for h in hosts)
-        R.check(f"{what}: replica {i} collects exactly the hosts at positions = {i} mod "
-                f"{count} ({len(want)} hosts, one VM each)",
-                [] if got == want and collected else
-                [f"got {[u.rsplit('/', 1)[-1] for u in got] or status_of(port).get('hosts')}"])
-        seen += got
-    R.check(f"{what}: every one of the 20 hosts is collected by exactly one replica",
-            [] if sorted(seen) == sorted(uris) else
-            [f"{len(seen)} collected, {len(set(seen))} distinct of {len(uris)}"])
+    ports = [port for _, port in started]
+    shares = wait_for(lambda: shared_out(ports, uris), 30)
+    R.check(f"{what}: every one of the 20 hosts is collected by exactly one of the {replicas} "
+            "replicas, each a member with a share",
+            [] if shares and all(shares) else
+            [f"collecting: {[collecting(port) for port in ports]}"])
+    started[0][0].stop()
+    shares = wait_for(lambda: shared_out(ports[1:], uris), 30)
+    R.check(f"{what}: replica 0 stopped (SIGTERM), the others take its hosts over",
+            [] if shares else [f"collecting: {[collecting(port) for port in ports[1:]]}"])
     Service.stop_all()
 
 

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
 use super::insights::ObserveHost;
 use super::messages::{
-    GetCatalog, GetFeatureStatus, HostCollected, LookupVm, SnapshotVms, WriteLines,
+    ForgetHost, GetCatalog, GetFeatureStatus, HostCollected, LookupVm, SnapshotVms, WriteLines,
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
@@ -182,6 +182,17 @@ impl Handler<HostCollected> for FeatureActor {
         guarded(self, ctx, |actor, _| {
             actor.record(cycle.sample, cycle.stats, cycle.guest)
         });
+    }
+}
+
+impl Handler<ForgetHost> for FeatureActor {
+    type Result = ();
+
+    /// Its VMs leave the API and `/metrics` here: the replica now collecting it shows them.
+    fn handle(&mut self, ForgetHost(uri): ForgetHost, _: &mut Self::Context) {
+        if self.vms.forget_host(&uri) {
+            self.catalogs.advance();
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use chrono::{TimeDelta, Utc};
 
 use super::backoff;
 use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
-use super::messages::{GetHostStatus, HostCollected, StopCollecting};
-use super::status::{ConnectionState, Durations, HostStatus};
+use super::messages::{GetHostStatus, HostCollected, Retire, StopCollecting};
+use super::status::{ConnectionState, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
 use crate::guest::{GuestAgents, GuestCycle};
@@ -43,6 +43,8 @@ pub struct HostActor {
     cycles_until_stats: u32,
     /// The service is stopping: no new cycle starts.
     stopped: bool,
+    /// Its host went to another replica: it stops for good, and is not restarted.
+    retired: bool,
     /// Bulk stats calls left behind, of every worker this actor had, still in libvirt.
     stats_calls_left_behind: Arc<AtomicUsize>,
     features: Recipient<HostCollected>,
@@ -65,29 +67,7 @@ impl HostActor {
     ) -> Self {
         let status = HostStatus {
             uri: host.uri.clone(),
-            host: None,
-            connection: ConnectionState::Connecting,
-            total_collections: 0,
-            total_errors: 0,
-            vms_monitored: 0,
-            last_collection_time: None,
-            last_collection_duration_sec: None,
-            last_error: None,
-            last_error_time: None,
-            restarts: 0,
-            panics: 0,
-            next_attempt_time: None,
-            reconnect_backoff_sec: None,
-            stuck_call_since: None,
-            domains_vanished: 0,
-            stats_collections: 0,
-            stats_errors: 0,
-            last_stats_error: None,
-            stats_calls_left_behind: 0,
-            last_stats_duration_sec: None,
-            cycle_durations: Durations::default(),
-            stats_durations: Durations::default(),
-            guest_agents: None,
+            ..HostStatus::default()
         };
         let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
         HostActor {
@@ -102,6 +82,7 @@ impl HostActor {
             stats_every,
             cycles_until_stats: 0,
             stopped: false,
+            retired: false,
             stats_calls_left_behind: Arc::default(),
             features,
             status,
@@ -220,6 +201,10 @@ impl HostActor {
     }
 
     fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>) {
+        // A cycle that ends after its host went to another replica is not this replica's.
+        if self.retired {
+            return;
+        }
         match result {
             Ok(Cycle {
                 sample,
@@ -306,6 +291,10 @@ impl Actor for HostActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.retired {
+            ctx.stop();
+            return;
+        }
         tracing::info!(uri = %self.host.uri, "host actor started");
         self.crashes.wait_out(ctx);
         guarded(self, ctx, Self::collect);
@@ -346,6 +335,20 @@ impl Supervised for HostActor {
 }
 
 crash_handlers!(HostActor, GetHostStatus);
+
+impl Handler<Retire> for HostActor {
+    type Result = MessageResult<Retire>;
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) -> Self::Result {
+        tracing::info!(uri = %self.host.uri, "host handed over: its actor stops");
+        self.retired = true;
+        self.stopped = true;
+        // Its thread ends once its current call returns; the cycle's answer is dropped.
+        self.worker = None;
+        ctx.stop();
+        MessageResult(self.status.last_collection_time)
+    }
+}
 
 impl Handler<StopCollecting> for HostActor {
     type Result = ();

@@ -2,6 +2,10 @@
 
 use actix::Message;
 
+use chrono::{DateTime, Utc};
+
+use crate::configuration::HostConfig;
+use crate::coordination::status::CoordinationStatus;
 use crate::extended::StatsSample;
 use crate::guest::GuestCycle;
 use crate::influx::line_protocol::Lines;
@@ -89,3 +93,33 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopCollecting;
+
+/// The coordinator took `0`'s ownership key: start its host actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartHost(pub HostConfig);
+
+/// The host of this URI goes to another replica: stop its actor, for good. Answers when its last
+/// cycle ended (none if it had none), so that the next owner starts a poll interval later.
+#[derive(Message)]
+#[rtype(result = "Option<DateTime<Utc>>")]
+pub struct StopHost(pub String);
+
+/// To the feature actor: the host of this URI went to another replica, forget its VMs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetHost(pub String);
+
+/// To a host actor: stop collecting and stop, without being restarted. Answers as `StopHost`.
+#[derive(Message)]
+#[rtype(result = "Option<DateTime<Utc>>")]
+pub struct Retire;
+
+#[derive(Message)]
+#[rtype(result = "CoordinationStatus")]
+pub struct GetCoordinationStatus;
+
+/// Drain this replica (hand every host over, take none) or end the draining.
+#[derive(Message)]
+#[rtype(result = "CoordinationStatus")]
+pub struct SetDraining(pub bool);

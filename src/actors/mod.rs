@@ -4,6 +4,7 @@
 //! (see `status`).
 
 pub mod backoff;
+pub mod coordinator;
 pub mod crash;
 pub mod features;
 pub mod host;

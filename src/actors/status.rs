@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 
 pub use super::snapshot_status::SnapshotStatus;
 pub use super::spool_status::{SpoolState, SpoolStatus};
+use crate::coordination::status::CoordinationStatus;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct HostStatus {
     pub uri: String,
     /// The `host` tag, once connected.
@@ -79,9 +80,10 @@ impl Durations {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionState {
+    #[default]
     Connecting,
     Connected,
     Disconnected,
@@ -205,6 +207,8 @@ pub struct TelemetryStatus {
     pub writer: WriterStatus,
     /// None when `insights = false`.
     pub insights: Option<InsightsStatus>,
+    /// None with static shards (`coordination = "static"`).
+    pub coordination: Option<CoordinationStatus>,
 }
 
 impl TelemetryStatus {
@@ -231,25 +235,28 @@ impl TelemetryStatus {
             features,
             writer,
             insights: None,
+            coordination: None,
         }
     }
 
     /// Ready: a host of this instance is connected (or it was given none: an idle shard), the
-    /// last write attempt did not fail, and the spool is not failing.
+    /// last write attempt did not fail, the spool is not failing, and with etcd, this replica is
+    /// a member holding its lease.
     pub fn is_ready(&self) -> bool {
         let connected = self.hosts.is_empty()
             || self
                 .hosts
                 .iter()
                 .any(|host| host.connection == ConnectionState::Connected);
-        connected && self.writer.trouble().is_none()
+        let coordinated = (self.coordination.as_ref()).is_none_or(|c| c.trouble().is_none());
+        connected && coordinated && self.writer.trouble().is_none()
     }
 }
 
 /// One actor, for the admin API.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActorInfo {
-    /// `host:<uri>`, `features`, `insights` or `writer`.
+    /// `host:<uri>`, `features`, `insights`, `writer` or `coordinator`.
     pub name: String,
     pub kind: ActorKind,
     pub state: ActorState,
@@ -269,6 +276,7 @@ pub enum ActorKind {
     Features,
     Insights,
     Writer,
+    Coordinator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -366,6 +374,17 @@ impl ActorStatus for FeatureStatus {
 impl ActorStatus for InsightsStatus {
     const KIND: ActorKind = ActorKind::Insights;
     counters!();
+}
+
+impl ActorStatus for CoordinationStatus {
+    const KIND: ActorKind = ActorKind::Coordinator;
+    counters!();
+    fn failing(&self) -> bool {
+        self.trouble().is_some()
+    }
+    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+        (self.last_error.clone(), self.last_error_time)
+    }
 }
 
 impl ActorStatus for WriterStatus {

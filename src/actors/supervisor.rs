@@ -9,16 +9,19 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::{join_all, try_join_all};
 
+use super::coordinator::CoordinatorActor;
 use super::features::FeatureActor;
 use super::host::HostActor;
 use super::insights::{GetInsightsStatus, InsightsActor};
 use super::messages::{
-    Drain, GetFeatureStatus, GetHostStatus, GetTelemetryStatus, GetWriterStatus, ListActors,
-    Restart, RestartActor, StopCollecting,
+    Drain, ForgetHost, GetCoordinationStatus, GetFeatureStatus, GetHostStatus, GetTelemetryStatus,
+    GetWriterStatus, HostCollected, ListActors, Restart, RestartActor, Retire, StartHost,
+    StopCollecting, StopHost,
 };
 use super::status::{ActorInfo, ActorState, ActorStatus, TelemetryStatus, UnknownActor};
 use super::writer::WriterActor;
-use crate::configuration::AppConfig;
+use crate::configuration::{AppConfig, CollectionConfig, HostConfig};
+use crate::coordination::{HostControl, Replica, Timing};
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
@@ -30,9 +33,15 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct TelemetrySupervisor {
     started_at: DateTime<Utc>,
     hosts: Vec<(String, Addr<HostActor>)>,
+    /// Starts the host actors, at start or when the coordinator says.
+    host_factory: HostFactory,
     features: Addr<FeatureActor>,
     insights: Option<Addr<InsightsActor>>,
     writer: Addr<WriterActor>,
+    /// None with static shards.
+    coordinator: Option<Addr<CoordinatorActor>>,
+    /// False once the service is stopping: the coordinator starts no more hosts.
+    collecting: bool,
     /// Restarts asked for by name, with the actor's restart count when asked.
     restarts_requested: HashMap<String, u64>,
 }
@@ -40,6 +49,27 @@ pub struct TelemetrySupervisor {
 const FEATURES: &str = "features";
 const INSIGHTS: &str = "insights";
 const WRITER: &str = "writer";
+const COORDINATOR: &str = "coordinator";
+
+/// What every host actor starts with.
+struct HostFactory {
+    poll_interval: Duration,
+    libvirt_timeout: Duration,
+    collection: CollectionConfig,
+    features: Recipient<HostCollected>,
+}
+
+impl HostFactory {
+    fn start(&self, host: HostConfig) -> (String, Addr<HostActor>) {
+        let name = format!("host:{}", host.uri);
+        let (poll_interval, libvirt_timeout) = (self.poll_interval, self.libvirt_timeout);
+        let (collection, features) = (self.collection.clone(), self.features.clone());
+        let addr = Supervisor::start(move |_| {
+            HostActor::new(host, poll_interval, libvirt_timeout, collection, features)
+        });
+        (name, addr)
+    }
+}
 
 /// What the HTTP handlers talk to: the supervisor, and the feature actor for live VM queries.
 #[derive(Clone)]
@@ -48,6 +78,8 @@ pub struct Pipeline {
     pub features: Addr<FeatureActor>,
     /// None when `insights = false`.
     pub insights: Option<Addr<InsightsActor>>,
+    /// None with static shards.
+    pub coordinator: Option<Addr<CoordinatorActor>>,
     /// The VM list the API serves, shared with the feature actor.
     pub catalogs: Arc<Catalogs>,
     writer: Addr<WriterActor>,
@@ -110,35 +142,39 @@ impl TelemetrySupervisor {
                 None => features,
             }
         });
-        let hosts = config
-            .hosts
-            .iter()
-            .map(|host| {
-                let name = format!("host:{}", host.uri);
-                let host = host.clone();
-                let features = features.clone().recipient();
-                let (poll_interval, libvirt_timeout) =
-                    (config.poll_interval, config.libvirt_timeout);
-                let collection = config.collection.clone();
-                let addr = Supervisor::start(move |_| {
-                    HostActor::new(host, poll_interval, libvirt_timeout, collection, features)
-                });
-                (name, addr)
-            })
-            .collect();
-        let supervisor = TelemetrySupervisor {
-            started_at: Utc::now(),
-            hosts,
-            features: features.clone(),
-            insights: insights.clone(),
-            writer: writer.clone(),
-            restarts_requested: HashMap::new(),
-        }
-        .start();
+        let host_factory = HostFactory {
+            poll_interval: config.poll_interval,
+            libvirt_timeout: config.libvirt_timeout,
+            collection: config.collection.clone(),
+            features: features.clone().recipient(),
+        };
+        let mut coordinator = None;
+        let supervisor = TelemetrySupervisor::create(|ctx| {
+            // With etcd the coordinator starts each host once it owns it; else every host now.
+            coordinator = start_coordinator(config, ctx);
+            let hosts = match coordinator {
+                Some(_) => Vec::new(),
+                None => (config.hosts.iter())
+                    .map(|host| host_factory.start(host.clone()))
+                    .collect(),
+            };
+            TelemetrySupervisor {
+                started_at: Utc::now(),
+                hosts,
+                host_factory,
+                features: features.clone(),
+                insights: insights.clone(),
+                writer: writer.clone(),
+                coordinator: coordinator.clone(),
+                collecting: true,
+                restarts_requested: HashMap::new(),
+            }
+        });
         Pipeline {
             supervisor,
             features,
             insights,
+            coordinator,
             catalogs,
             writer,
             _writer_arbiter: writer_arbiter,
@@ -168,11 +204,32 @@ impl TelemetrySupervisor {
             Some(Box::pin(insights.send(Restart)))
         } else if name == WRITER {
             Some(Box::pin(self.writer.send(Restart)))
+        } else if name == COORDINATOR {
+            let coordinator = self.coordinator.as_ref()?;
+            Some(Box::pin(coordinator.send(Restart)))
         } else {
             let (_, host) = self.hosts.iter().find(|(n, _)| n == name)?;
             Some(Box::pin(host.send(Restart)))
         }
     }
+}
+
+/// With `coordination = "etcd"`, the coordinator, which has the supervisor start and stop the
+/// host actors.
+fn start_coordinator(
+    config: &AppConfig,
+    ctx: &mut Context<TelemetrySupervisor>,
+) -> Option<Addr<CoordinatorActor>> {
+    let etcd = config.coordination.etcd()?;
+    let control = HostControl {
+        start: ctx.address().recipient(),
+        stop: ctx.address().recipient(),
+    };
+    let timing = Timing::new(config.poll_interval, etcd.member_ttl);
+    let replica = Replica::new(etcd.clone(), config.hosts.clone(), control, timing);
+    Some(Supervisor::start(move |_| {
+        CoordinatorActor::new(replica, timing)
+    }))
 }
 
 impl Actor for TelemetrySupervisor {
@@ -188,11 +245,18 @@ impl Handler<GetTelemetryStatus> for TelemetrySupervisor {
         let features = self.features.send(GetFeatureStatus);
         let insights = self.insights.as_ref().map(|a| a.send(GetInsightsStatus));
         let writer = self.writer.send(GetWriterStatus);
+        let coordination = self
+            .coordinator
+            .as_ref()
+            .map(|a| a.send(GetCoordinationStatus));
         Box::pin(async move {
             let (hosts, features, writer) = (hosts.await?, features.await?, writer.await?);
             let mut status = TelemetryStatus::new(started_at, hosts, features, writer);
             if let Some(insights) = insights {
                 status.insights = Some(insights.await?);
+            }
+            if let Some(coordination) = coordination {
+                status.coordination = Some(coordination.await?);
             }
             Ok(status)
         })
@@ -212,15 +276,27 @@ impl Handler<ListActors> for TelemetrySupervisor {
         let insights =
             (self.insights.as_ref()).map(|a| a.send(GetInsightsStatus).timeout(STATUS_TIMEOUT));
         let writer = self.writer.send(GetWriterStatus).timeout(STATUS_TIMEOUT);
+        let coordinator = (self.coordinator.as_ref())
+            .map(|a| a.send(GetCoordinationStatus).timeout(STATUS_TIMEOUT));
         let replies = async move {
             let insights = match insights {
                 Some(reply) => Some(reply.await),
                 None => None,
             };
-            (hosts.await, features.await, insights, writer.await)
+            let coordinator = match coordinator {
+                Some(reply) => Some(reply.await),
+                None => None,
+            };
+            (
+                hosts.await,
+                features.await,
+                insights,
+                writer.await,
+                coordinator,
+            )
         };
         Box::pin(replies.into_actor(self).map(
-            |(hosts, features, insights, writer), supervisor, _| {
+            |(hosts, features, insights, writer, coordinator), supervisor, _| {
                 let mut actors: Vec<ActorInfo> = hosts
                     .into_iter()
                     .map(|(name, reply)| supervisor.info(name, reply))
@@ -230,6 +306,9 @@ impl Handler<ListActors> for TelemetrySupervisor {
                     actors.push(supervisor.info(INSIGHTS.into(), insights));
                 }
                 actors.push(supervisor.info(WRITER.into(), writer));
+                if let Some(coordinator) = coordinator {
+                    actors.push(supervisor.info(COORDINATOR.into(), coordinator));
+                }
                 actors
             },
         ))
@@ -262,10 +341,49 @@ impl Handler<RestartActor> for TelemetrySupervisor {
 impl Handler<StopCollecting> for TelemetrySupervisor {
     type Result = ResponseFuture<()>;
 
+    /// No host starts a cycle from now on; then the coordinator hands them over.
     fn handle(&mut self, _: StopCollecting, _: &mut Self::Context) -> Self::Result {
+        self.collecting = false;
         let stops = join_all(self.hosts.iter().map(|(_, host)| host.send(StopCollecting)));
+        let coordinator = self.coordinator.clone();
         Box::pin(async move {
             stops.await;
+            if let Some(coordinator) = coordinator {
+                let _ = coordinator.send(StopCollecting).await;
+            }
+        })
+    }
+}
+
+impl Handler<StartHost> for TelemetrySupervisor {
+    type Result = ();
+
+    fn handle(&mut self, StartHost(host): StartHost, _: &mut Self::Context) {
+        let name = format!("host:{}", host.uri);
+        if self.collecting && !self.hosts.iter().any(|(n, _)| *n == name) {
+            self.hosts.push(self.host_factory.start(host));
+        }
+    }
+}
+
+impl Handler<StopHost> for TelemetrySupervisor {
+    type Result = ResponseFuture<Option<DateTime<Utc>>>;
+
+    fn handle(&mut self, StopHost(uri): StopHost, _: &mut Self::Context) -> Self::Result {
+        let name = format!("host:{uri}");
+        let Some(at) = self.hosts.iter().position(|(n, _)| *n == name) else {
+            return Box::pin(async { None });
+        };
+        let (_, host) = self.hosts.remove(at);
+        // With its last address gone, its actix Supervisor does not start it again.
+        let retired = host.send(Retire);
+        drop(host);
+        let features = self.features.clone();
+        Box::pin(async move {
+            let last_cycle = retired.await.ok().flatten();
+            // After its last cycle's samples, which went before the retirement.
+            features.do_send(ForgetHost(uri));
+            last_cycle
         })
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod collection;
+mod coordination;
 mod error;
 mod hosts;
 mod http;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 pub use admin::MIN_ADMIN_TOKEN_CHARS;
 pub use collection::{CollectionConfig, Keepalive};
+pub use coordination::{Coordination, EtcdConfig, EtcdTls};
 pub use error::ConfigError;
 pub use hosts::{HostConfig, HostEntry, Shard};
 pub use http::{AllowedHosts, HttpConfig};
@@ -66,6 +68,16 @@ pub struct Settings {
     pub host_name: Option<String>,
     pub shard_index: i64,
     pub shard_count: i64,
+    pub coordination: String,
+    pub etcd_endpoints: Vec<String>,
+    pub etcd_prefix: String,
+    pub etcd_member_ttl: i64,
+    pub etcd_cacert: String,
+    pub etcd_cert: String,
+    pub etcd_key: String,
+    pub etcd_user: String,
+    pub etcd_password: Option<SecretString>,
+    pub member_name: String,
     pub listen: String,
     pub log_format: String,
     pub admin_token: Option<SecretString>,
@@ -108,9 +120,11 @@ pub struct Settings {
 pub struct AppConfig {
     pub poll_interval: Duration,
     pub libvirt_timeout: Duration,
-    /// The hosts this instance collects: its shard of the configured list.
+    /// The hosts this instance collects: its shard of the configured list (with etcd, the whole
+    /// list, of which it collects the hosts it owns).
     pub hosts: Vec<HostConfig>,
     pub shard: Shard,
+    pub coordination: Coordination,
     pub writer: WriterConfig,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
@@ -196,6 +210,7 @@ impl Settings {
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
+        let coordination = Coordination::from_settings(&self)?;
         let insights = insights::insights(&self, &hosts)?;
         let outlook = outlook::outlook(&self)?;
         let http = HttpConfig::from_settings(&self)?;
@@ -205,6 +220,7 @@ impl Settings {
             libvirt_timeout: libvirt_timeout.into(),
             hosts,
             shard,
+            coordination,
             writer,
             listen,
             log_format,

@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 
 use super::ApiError;
 use crate::actors::Pipeline;
-use crate::actors::messages::{ListActors, RestartActor};
+use crate::actors::messages::{ListActors, RestartActor, SetDraining};
 use crate::actors::status::ActorInfo;
+use crate::coordination::status::CoordinationStatus;
 
 pub struct AdminToken(pub Option<SecretString>);
 
@@ -125,6 +126,63 @@ pub async fn restart_actor(
         actor: name,
         status: "restarting",
     }))
+}
+
+/// Drains this replica (`coordination = "etcd"`): it hands every host over, each a poll
+/// interval after its last cycle, and takes none until resumed. For maintenance: the others
+/// take its hosts without waiting for its lease to expire.
+#[utoipa::path(
+    post,
+    path = "/api/admin/coordination/drain",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = CoordinationStatus, description = "draining: the hosts move at the next ticks"),
+        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
+        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        (status = 404, body = super::error::ErrorBody, description = "static shards: nothing to drain"),
+    )
+)]
+pub async fn drain(
+    request: HttpRequest,
+    token: web::Data<AdminToken>,
+    pipeline: web::Data<Pipeline>,
+) -> Result<HttpResponse, ApiError> {
+    set_draining(&request, &token, &pipeline, true).await
+}
+
+/// Ends the draining: this replica takes its share of the hosts again.
+#[utoipa::path(
+    post,
+    path = "/api/admin/coordination/resume",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = CoordinationStatus),
+        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
+        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        (status = 404, body = super::error::ErrorBody, description = "static shards: nothing to resume"),
+    )
+)]
+pub async fn resume(
+    request: HttpRequest,
+    token: web::Data<AdminToken>,
+    pipeline: web::Data<Pipeline>,
+) -> Result<HttpResponse, ApiError> {
+    set_draining(&request, &token, &pipeline, false).await
+}
+
+async fn set_draining(
+    request: &HttpRequest,
+    token: &AdminToken,
+    pipeline: &Pipeline,
+    draining: bool,
+) -> Result<HttpResponse, ApiError> {
+    token.check(request)?;
+    let coordinator = pipeline
+        .coordinator
+        .as_ref()
+        .ok_or(ApiError::CoordinationStatic)?;
+    let status = coordinator.send(SetDraining(draining)).await?;
+    Ok(HttpResponse::Ok().json(status))
 }
 
 #[cfg(test)]

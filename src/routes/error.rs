@@ -34,6 +34,8 @@ pub enum ApiError {
     UnknownActor(String),
     #[error("insights are off: set `insights = true` to have them")]
     InsightsDisabled,
+    #[error("hosts are shared by static shards: draining needs coordination = \"etcd\"")]
+    CoordinationStatic,
     #[error("the admin endpoints are disabled: no admin_token is configured")]
     AdminDisabled,
     #[error("a valid `Authorization: Bearer <admin token>` header is required")]
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::AmbiguousVm { .. } => "ambiguous_vm",
             ApiError::UnknownActor(_) => "unknown_actor",
             ApiError::InsightsDisabled => "insights_disabled",
+            ApiError::CoordinationStatic => "coordination_static",
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::Unauthorized => "unauthorized",
             ApiError::ActorUnavailable(_) => "actor_unavailable",
@@ -105,7 +108,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_)
             | ApiError::VmNotFound(_)
             | ApiError::UnknownActor(_)
-            | ApiError::InsightsDisabled => StatusCode::NOT_FOUND,
+            | ApiError::InsightsDisabled
+            | ApiError::CoordinationStatic => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AmbiguousVm { .. } => StatusCode::CONFLICT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,

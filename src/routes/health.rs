@@ -12,7 +12,8 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// At least one libvirt host is connected, the writer is not failing, nor is its spool.
+/// At least one libvirt host is connected, the writer is not failing, nor is its spool; with
+/// etcd, this replica holds its lease.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -32,8 +33,12 @@ pub async fn ready(pipeline: web::Data<Pipeline>) -> Result<HttpResponse, ApiErr
         .filter(|h| h.connection == ConnectionState::Connected)
         .count();
     let writer = status.writer.trouble().unwrap_or_else(|| "ok".to_owned());
+    let coordination = (status.coordination.as_ref())
+        .and_then(|c| c.trouble())
+        .map(|trouble| format!("; coordination: {trouble}"))
+        .unwrap_or_default();
     Err(ApiError::NotReady(format!(
-        "{connected} of {} hosts connected; writer {writer}",
+        "{connected} of {} hosts connected; writer {writer}{coordination}",
         status.hosts.len()
     )))
 }

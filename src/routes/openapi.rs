@@ -20,6 +20,8 @@ use utoipa::{Modify, OpenApi};
         super::metrics::metrics,
         super::admin::list_actors,
         super::admin::restart_actor,
+        super::admin::drain,
+        super::admin::resume,
     ),
     modifiers(&AdminSecurity)
 )]

@@ -152,6 +152,11 @@ impl VmTable {
         }
     }
 
+    /// Forgets every VM of host `uri` (it went to another replica); whether it had any.
+    pub fn forget_host(&mut self, uri: &str) -> bool {
+        self.hosts.remove(uri).is_some()
+    }
+
     pub fn len(&self) -> usize {
         self.hosts.values().map(|h| h.listed).sum()
     }

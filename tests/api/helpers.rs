@@ -239,11 +239,18 @@ where
     }
 }
 
+/// Unique across runs too: pids come round again (pid_max is 32768 here), and a database left by
+/// an earlier run of the same pid would hand its rows to a test that counts them.
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static STARTED: LazyLock<u128> = LazyLock::new(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(0, |since| since.as_millis())
+    });
     format!(
-        "{prefix}_{}_{}",
+        "{prefix}_{}_{}_{}",
         std::process::id(),
+        *STARTED,
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

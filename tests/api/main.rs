@@ -4,6 +4,7 @@
 mod admin;
 mod bulk_stats;
 mod cli;
+mod coordination;
 mod dashboard;
 mod dashboard_fleet;
 mod extended;

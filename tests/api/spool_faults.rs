@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestNode, wait_for};
 use crate::reliability::{domains, one_cycle_env};
-use crate::support::browser::{in_browser, open, wait_js};
+use crate::support::browser::{in_browser, open, panel_status};
 use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
@@ -243,13 +243,7 @@ async fn a_disk_full_from_the_start_holds_lines_in_memory_until_there_is_room() 
     let address = service.address.clone();
     in_browser(move |tab| {
         open(tab, &address);
-        let shown = wait_js(
-            tab,
-            "the spool failing on the dashboard",
-            "document.querySelector('#spool-status').dataset.state === 'failing' && \
-             document.querySelector('#spool-status').textContent",
-        );
-        let shown = shown.as_str().unwrap();
+        let shown = panel_status(tab, "spool-status", "failing");
         assert!(
             shown.starts_with("Spool failing: ") && shown.contains("lines held in memory"),
             "{shown}"

@@ -139,7 +139,7 @@ pub fn admin_status(tab: &Tab, state: &str) -> String {
 
 /// The text of the element `id`, once its `data-state` is `state`.
 #[track_caller]
-fn panel_status(tab: &Tab, id: &str, state: &str) -> String {
+pub fn panel_status(tab: &Tab, id: &str, state: &str) -> String {
     let status = wait_js(
         tab,
         &format!("#{id} to be {state}"),

@@ -3,17 +3,17 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use super::DiesWithTest;
+use super::OwnServer;
 use crate::helpers::Influx;
 
 pub struct OwnInfluxd {
+    /// First: killed before its directory goes.
+    server: OwnServer,
     pub url: String,
     config: PathBuf,
     _dir: tempfile::TempDir,
-    child: Option<Child>,
 }
 
 pub fn free_port() -> u16 {
@@ -40,11 +40,12 @@ impl OwnInfluxd {
             ),
         )
         .expect("config written");
+        let url = format!("http://127.0.0.1:{http}");
         let mut influxd = OwnInfluxd {
-            url: format!("http://127.0.0.1:{http}"),
+            server: OwnServer::new("influxd", format!("{url}/ping")),
+            url,
             config,
             _dir: dir,
-            child: None,
         };
         influxd.resume();
         influxd
@@ -60,44 +61,13 @@ impl OwnInfluxd {
 
     /// Starts the server again on the same port and data.
     pub fn resume(&mut self) {
-        let child = Command::new("influxd")
-            .args(["run", "-config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .dies_with_test()
-            .spawn()
-            .expect("influxd starts (scripts/install-deps.sh installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "influxd did not come up at {}",
-                self.url
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut influxd = Command::new("influxd");
+        influxd.args(["run", "-config"]).arg(&self.config);
+        self.server.start(&mut influxd);
     }
 
     /// Kills the server (SIGKILL: no goodbye).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn answers(&self) -> bool {
-        Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", &format!("{}/ping", self.url)])
-            .status()
-            .is_ok_and(|status| status.success())
-    }
-}
-
-impl Drop for OwnInfluxd {
-    fn drop(&mut self) {
-        self.kill();
+        self.server.kill();
     }
 }

@@ -1,9 +1,11 @@
 //! Test-only servers and processes.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub mod browser;
+pub mod etcd;
 pub mod guest;
 pub mod influxd;
 pub mod influxdb3_standin;
@@ -46,5 +48,65 @@ impl DiesWithTest for Command {
                 },
             )
         }
+    }
+}
+
+/// A server of a test's own (influxd, etcd), to kill and start again; killed when dropped.
+pub struct OwnServer {
+    name: &'static str,
+    /// Answers 2xx once the server is up.
+    health: String,
+    child: Option<Child>,
+}
+
+impl OwnServer {
+    pub fn new(name: &'static str, health: String) -> Self {
+        OwnServer {
+            name,
+            health,
+            child: None,
+        }
+    }
+
+    /// Starts `command` and waits until the server answers.
+    pub fn start(&mut self, command: &mut Command) {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .dies_with_test()
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts (scripts/install-deps.sh): {e}", self.name));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not come up: {}",
+                self.name,
+                self.health
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the server (SIGKILL: no goodbye).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn answers(&self) -> bool {
+        Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", &self.health])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

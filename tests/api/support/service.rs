@@ -118,11 +118,28 @@ impl ServiceProcess {
 
     /// `/api/telemetry/status`, or None while it does not answer.
     pub fn status(&self) -> Option<Value> {
-        let output = Command::new("curl")
-            .args(["-sf", &format!("{}/api/telemetry/status", self.address)])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&output.stdout).ok()
+        match self.request("GET", "/api/telemetry/status", None) {
+            (200, status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// `method path`, with `Authorization: Bearer <token>` when given: the answer's status (0
+    /// without one) and its JSON body (null if none).
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-X", method, "-w", "\n%{http_code}"])
+            .arg(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let Ok(output) = curl.output() else {
+            return (0, Value::Null);
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let body = serde_json::from_str(body).unwrap_or(Value::Null);
+        (code.trim().parse().unwrap_or(0), body)
     }
 
     pub fn kill_9(mut self) {
