@@ -242,6 +242,7 @@ mod tests {
                 vcpus: Some(1),
                 rows,
                 derived: Vec::new(),
+                carried: Vec::new(),
             };
             VmReading {
                 vm: VmIdentity {

@@ -8,6 +8,7 @@ mod dashboard;
 mod dashboard_fleet;
 mod extended;
 mod fuzz;
+mod group_cadence;
 mod guest_agent;
 mod guest_truth;
 mod health_check;
