@@ -37,8 +37,9 @@ pub struct GuestLane {
     busy: bool,
     /// Rounds due while the last was still asking, since the last answers.
     skipped: usize,
-    /// A round that could not start, answered at once.
-    failed: Option<Answered>,
+    /// The answers of the last round, once it ended, until a cycle takes them (or of a round
+    /// that could not start).
+    ended: Option<Answered>,
 }
 
 /// What the thread is made of.
@@ -80,12 +81,13 @@ impl GuestLane {
             thread: None,
             busy: false,
             skipped: 0,
-            failed: None,
+            ended: None,
         }
     }
 
     /// Asks the agents of `domains` (running, filtered) in a round, unless the last still asks.
     pub fn ask(&mut self, domains: HashSet<Uuid>, host: Arc<str>) {
+        self.collect();
         if self.busy {
             self.skipped += 1;
             return;
@@ -100,7 +102,7 @@ impl GuestLane {
                     failed: Some(message),
                     ..GuestCycle::default()
                 };
-                self.failed = Some((cycle, Duration::ZERO));
+                self.ended = Some((cycle, Duration::ZERO));
                 return;
             }
         };
@@ -113,21 +115,27 @@ impl GuestLane {
 
     /// The answers of a round that ended since the last call, if any.
     pub fn answered(&mut self) -> Option<Answered> {
-        if let Some(failed) = self.failed.take() {
-            return Some(failed);
-        }
-        let (_, answers) = self.thread.as_ref()?;
+        self.collect();
+        let (mut cycle, took) = self.ended.take()?;
+        cycle.skipped_rounds = std::mem::take(&mut self.skipped);
+        Some((cycle, took))
+    }
+
+    /// Takes in the answers of the round asking, if it ended (and those before were taken): the
+    /// lane is free again.
+    fn collect(&mut self) {
+        let (None, Some((_, answers))) = (&self.ended, &self.thread) else {
+            return;
+        };
         match answers.try_recv() {
-            Ok((mut cycle, took)) => {
+            Ok(answered) => {
                 self.busy = false;
-                cycle.skipped_rounds = std::mem::take(&mut self.skipped);
-                Some((cycle, took))
+                self.ended = Some(answered);
             }
-            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => {
                 self.thread = None;
                 self.busy = false;
-                None
             }
         }
     }
@@ -223,5 +231,61 @@ impl LaneState {
                 Err(LibvirtError::call("virConnectListAllDomains", e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use super::GuestLane;
+    use crate::configuration::{CollectionConfig, HostConfig};
+    use crate::libvirt::test_node::{TestDomain, node_xml};
+
+    #[test]
+    fn a_round_that_ended_between_cycles_frees_the_lane_and_its_answers_wait_their_turn() {
+        // Three running test-driver domains: no agents, each call fails at once.
+        let domains: Vec<TestDomain> = (0..3)
+            .map(|i| TestDomain::new(&format!("vm-{i}"), 1, i))
+            .collect();
+        let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
+        std::fs::write(file.path(), node_xml(&domains)).unwrap();
+        virt::error::clear_error_callback();
+        let uri = format!("test://{}", file.path().display());
+        let connect = virt::connect::Connect::open(Some(&uri)).unwrap();
+        let all = connect.list_all_domains(0).unwrap();
+        let uuids: HashSet<_> = all.iter().map(|d| d.uuid().unwrap()).collect();
+        let host = HostConfig { uri, name: None };
+        let collection = CollectionConfig {
+            guest: true,
+            ..CollectionConfig::default()
+        };
+        let patience = Duration::from_secs(10);
+        let mut lane = GuestLane::new(&host, &collection, patience, Default::default());
+        let until_free = |lane: &mut GuestLane| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                lane.collect();
+                if !lane.busy {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "the round to end");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        lane.ask(uuids.clone(), "node".into());
+        lane.ask(uuids.clone(), "node".into());
+        until_free(&mut lane);
+        // Ended before the next cycle asked: that one is not skipped, and the first round's
+        // answers come first.
+        lane.ask(uuids.clone(), "node".into());
+        let (first, _) = lane.answered().unwrap();
+        assert_eq!((first.silent, first.skipped_rounds), (3, 1));
+        until_free(&mut lane);
+        let (second, _) = lane.answered().unwrap();
+        assert_eq!((second.silent, second.skipped_rounds), (3, 0));
+        assert!(lane.answered().is_none());
+        drop(connect);
     }
 }
