@@ -111,6 +111,7 @@ fn vm(i: usize, c: u64) -> (DomainSample, MemoryFeatures, DomainStatsSample) {
         vcpus: Some(2),
         rows,
         derived,
+        carried: Vec::new(),
     };
     let features = MemoryFeatures {
         memory_rate_kb_per_sec: wobble as f64 * 10.0,

@@ -1,9 +1,12 @@
-//! The extended measurements (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`) as plain data: read
-//! from libvirt's bulk stats by the host's worker, and derived (rates, percentages) as they are
-//! encoded, from the previous extended sample the VM's record keeps.
+//! The extended measurements (`vm_cpu`, `vm_memory`, `vm_disk`, `vm_net`, and `vm_kvm`,
+//! `vm_perf`, `vm_dirtyrate` of the newer groups) as plain data: read from libvirt's bulk stats
+//! by the host's worker, and derived (rates, percentages) as they are encoded, from the previous
+//! extended sample the VM's record keeps.
 //!
 //! Counters are integers, exactly as libvirt gives them; everything derived is a float. A counter
 //! lower than before (a reboot, a device unplugged and plugged back) gives no rate for that pair.
+
+mod newer;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,13 +15,18 @@ use uuid::Uuid;
 
 use crate::libvirt::bulk_stats::{DomainStats, StatsGroups};
 
+pub use newer::{VM_DIRTYRATE, VM_KVM, VM_PERF};
+
 /// The `stats_groups` names, as Telegraf's libvirt plugin spells them, and libvirt's groups.
-pub const GROUP_NAMES: [(&str, StatsGroups); 5] = [
+pub const GROUP_NAMES: [(&str, StatsGroups); 8] = [
     ("cpu_total", StatsGroups::CPU_TOTAL),
     ("balloon", StatsGroups::BALLOON),
     ("vcpu", StatsGroups::VCPU),
     ("interface", StatsGroups::INTERFACE),
     ("block", StatsGroups::BLOCK),
+    ("vm", StatsGroups::VM),
+    ("perf", StatsGroups::PERF),
+    ("dirtyrate", StatsGroups::DIRTYRATE),
 ];
 
 pub const VM_CPU: &str = "vm_cpu";
@@ -48,10 +56,15 @@ pub struct DomainStatsSample {
     pub timestamp_ns: i64,
     /// `vcpu.current`, when the vcpu group is on.
     pub vcpus: Option<u64>,
+    /// The rows read this time: each is written.
     pub rows: Vec<StatsRow>,
     /// Each row's derived (float) fields, in the rows' order (see `derive`): set when the VM
     /// table records the sample after the one before, and read by the encoder and `/metrics`.
     pub derived: Vec<Vec<(&'static str, f64)>>,
+    /// Rows of groups not read this time (they have cadences of their own), from the samples
+    /// before, with when they were read: the next rates of those groups derive from them. Never
+    /// written again.
+    pub carried: Vec<(i64, StatsRow)>,
 }
 
 /// Every (filtered) domain of one host from one stats cycle.
@@ -133,69 +146,47 @@ pub fn field_types() -> Vec<(&'static str, &'static str, bool)> {
     all.extend(RATES.iter().map(|(m, _, r)| (*m, *r, false)));
     all.push((VM_CPU, "cpu_usage_percent", false));
     all.push((VM_MEMORY, "used_percent", false));
+    all.extend(newer::field_types());
     all
 }
 
 impl DomainStatsSample {
-    /// The rows of one bulk record. Groups libvirt did not give (not asked for, not supported, or
-    /// skipped by NOWAIT while the domain was busy) give no row. None for a record without a
-    /// domain.
-    pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64) -> Option<Self> {
+    /// The rows of `wanted`'s groups in one bulk record (a call may ask for more: libvirt gives
+    /// KVM's per-vCPU statistics only with the vcpu group). Groups libvirt did not give (not
+    /// supported, or skipped by NOWAIT while the domain was busy) give no row. None for a record
+    /// without a domain.
+    pub fn from_bulk(stats: &DomainStats, timestamp_ns: i64, wanted: StatsGroups) -> Option<Self> {
         let uuid = stats.uuid?;
         let mut rows = Vec::new();
-        // The row of `fields` read under `prefix`: none when libvirt gave none of them.
-        let row = |measurement: &'static str,
-                   key: Option<(&'static str, &str)>,
-                   fields: &[(&str, &'static str)],
-                   prefix: &str| {
-            let counters: Vec<(&'static str, u64)> = fields
-                .iter()
-                .filter_map(|(param, field)| {
-                    stats
-                        .get_u64(&format!("{prefix}{param}"))
-                        .map(|value| (*field, value))
-                })
-                .collect();
-            let source = match measurement {
-                VM_DISK => stats.get_str(&format!("{prefix}path")),
-                _ => None,
-            };
-            (!counters.is_empty()).then(|| StatsRow {
-                measurement,
-                key: key.map(|(tag, value)| (tag, value.to_owned())),
-                source: source.map(str::to_owned),
-                counters,
-            })
-        };
-        rows.extend(row(VM_CPU, None, &CPU_FIELDS, ""));
-        let vcpus = stats.get_u64("vcpu.current");
-        let vcpu_slots = stats.get_u64("vcpu.maximum").unwrap_or(0).min(4096);
-        for n in 0..vcpu_slots {
-            let (slot, prefix) = (n.to_string(), format!("vcpu.{n}."));
-            rows.extend(row(VM_CPU, Some(("vcpu", &slot)), &VCPU_FIELDS, &prefix));
+        let wants = |group| wanted.contains(group);
+        if wants(StatsGroups::CPU_TOTAL) {
+            rows.extend(counters_row(stats, VM_CPU, None, &CPU_FIELDS, ""));
         }
-        rows.extend(row(VM_MEMORY, None, &BALLOON_FIELDS, ""));
-        for (group, measurement, tag, fields) in [
-            ("block", VM_DISK, "device", &BLOCK_FIELDS[..]),
-            ("net", VM_NET, "interface", &NET_FIELDS[..]),
-        ] {
-            let count = stats
-                .get_u64(&format!("{group}.count"))
-                .unwrap_or(0)
-                .min(4096);
-            let mut seen = HashSet::new();
-            for n in 0..count {
-                let Some(name) = stats.get_str(&format!("{group}.{n}.name")) else {
-                    continue;
-                };
-                // With backing chains a device may repeat: its top image comes first.
-                if name.is_empty() || !seen.insert(name.to_owned()) {
-                    continue;
-                }
-                let prefix = format!("{group}.{n}.");
-                rows.extend(row(measurement, Some((tag, name)), fields, &prefix));
+        let vcpus = stats.get_u64("vcpu.current");
+        let vcpu_slots = stats.get_u64("vcpu.maximum").unwrap_or(0).min(MAX_DEVICES);
+        if wants(StatsGroups::VCPU) {
+            for n in 0..vcpu_slots {
+                let (slot, prefix) = (n.to_string(), format!("vcpu.{n}."));
+                let key = Some(("vcpu", slot.as_str()));
+                rows.extend(counters_row(stats, VM_CPU, key, &VCPU_FIELDS, &prefix));
             }
         }
+        if wants(StatsGroups::BALLOON) {
+            rows.extend(counters_row(stats, VM_MEMORY, None, &BALLOON_FIELDS, ""));
+        }
+        if wants(StatsGroups::BLOCK) {
+            device_rows(
+                stats,
+                "block",
+                (VM_DISK, "device"),
+                &BLOCK_FIELDS,
+                &mut rows,
+            );
+        }
+        if wants(StatsGroups::INTERFACE) {
+            device_rows(stats, "net", (VM_NET, "interface"), &NET_FIELDS, &mut rows);
+        }
+        newer::rows(stats, wanted, vcpu_slots, &mut rows);
         Some(DomainStatsSample {
             uuid,
             name: stats.name.clone(),
@@ -203,13 +194,103 @@ impl DomainStatsSample {
             vcpus,
             rows,
             derived: Vec::new(),
+            carried: Vec::new(),
         })
     }
 
-    fn row(&self, measurement: &str, key: &Option<(&'static str, String)>) -> Option<&StatsRow> {
-        self.rows
-            .iter()
-            .find(|r| r.measurement == measurement && &r.key == key)
+    /// The row of `measurement` and `key` last read, and when: this time's, else one carried.
+    fn row(
+        &self,
+        measurement: &str,
+        key: &Option<(&'static str, String)>,
+    ) -> Option<(i64, &StatsRow)> {
+        let same = |r: &StatsRow| r.measurement == measurement && &r.key == key;
+        match self.rows.iter().find(|r| same(r)) {
+            Some(row) => Some((self.timestamp_ns, row)),
+            None => self
+                .carried
+                .iter()
+                .find(|(_, r)| same(r))
+                .map(|(at, row)| (*at, row)),
+        }
+    }
+
+    /// Keeps, from `previous` (the VM's sample before), the rows of the kinds this one did not
+    /// read (a kind: a measurement, and which tag tells its rows apart), for the rates of the
+    /// next sample that does.
+    pub fn carry(&mut self, previous: Option<&DomainStatsSample>) {
+        let Some(previous) = previous else { return };
+        let kind = |r: &StatsRow| (r.measurement, r.key.as_ref().map(|(tag, _)| *tag));
+        let read: HashSet<_> = self.rows.iter().map(kind).collect();
+        let before = previous.rows.iter().map(|r| (previous.timestamp_ns, r));
+        let carried = previous.carried.iter().map(|(at, r)| (*at, r));
+        self.carried = before
+            .chain(carried)
+            .filter(|(_, r)| !read.contains(&kind(r)))
+            .map(|(at, r)| (at, r.clone()))
+            .collect();
+    }
+}
+
+/// The most vCPUs, disks or interfaces read of one domain: libvirt's counts bound the loops.
+const MAX_DEVICES: u64 = 4096;
+
+/// The row of `fields` read under `prefix`: none when libvirt gave none of them.
+fn counters_row(
+    stats: &DomainStats,
+    measurement: &'static str,
+    key: Option<(&'static str, &str)>,
+    fields: &[(&str, &'static str)],
+    prefix: &str,
+) -> Option<StatsRow> {
+    let counters: Vec<(&'static str, u64)> = fields
+        .iter()
+        .filter_map(|(param, field)| {
+            let value = stats.get_u64(&format!("{prefix}{param}"))?;
+            Some((*field, value))
+        })
+        .collect();
+    let source = match measurement {
+        VM_DISK => stats.get_str(&format!("{prefix}path")),
+        _ => None,
+    };
+    (!counters.is_empty()).then(|| StatsRow {
+        measurement,
+        key: key.map(|(tag, value)| (tag, value.to_owned())),
+        source: source.map(str::to_owned),
+        counters,
+    })
+}
+
+/// One row per device of `group` (`block`, `net`): `measurement` tagged `tag` with its name.
+fn device_rows(
+    stats: &DomainStats,
+    group: &str,
+    (measurement, tag): (&'static str, &'static str),
+    fields: &[(&str, &'static str)],
+    rows: &mut Vec<StatsRow>,
+) {
+    let count = stats
+        .get_u64(&format!("{group}.count"))
+        .unwrap_or(0)
+        .min(MAX_DEVICES);
+    let mut seen = HashSet::new();
+    for n in 0..count {
+        let Some(name) = stats.get_str(&format!("{group}.{n}.name")) else {
+            continue;
+        };
+        // With backing chains a device may repeat: its top image comes first.
+        if name.is_empty() || !seen.insert(name.to_owned()) {
+            continue;
+        }
+        let prefix = format!("{group}.{n}.");
+        rows.extend(counters_row(
+            stats,
+            measurement,
+            Some((tag, name)),
+            fields,
+            &prefix,
+        ));
     }
 }
 
@@ -238,13 +319,15 @@ pub fn derive(
     current: &DomainStatsSample,
     vcpus_fallback: Option<u32>,
 ) -> Vec<Vec<(&'static str, f64)>> {
-    let dt_ns = previous.map_or(0, |p| current.timestamp_ns.saturating_sub(p.timestamp_ns));
     current
         .rows
         .iter()
         .map(|row| {
             let mut derived = Vec::new();
             let before = previous.and_then(|p| p.row(row.measurement, &row.key));
+            // Each kind of row from the last that read it: groups have cadences of their own.
+            let dt_ns = before.map_or(0, |(at, _)| current.timestamp_ns.saturating_sub(at));
+            let before = before.map(|(_, row)| row);
             if row.measurement == VM_CPU && row.key.is_none() {
                 let vcpus = current.vcpus.or(vcpus_fallback.map(u64::from));
                 // Δcpu_time / (Δt × vCPUs) × 100; both in nanoseconds.
@@ -332,6 +415,7 @@ mod tests {
                 ("net.0.tx.bytes", ULLong(5)),
             ]),
             t_sec * 1_000_000_000,
+            StatsGroups::ALL,
         )
         .unwrap()
     }
@@ -374,13 +458,16 @@ mod tests {
             uuid: None,
             ..stats(&[("state.state", StatValue::Int(1))])
         };
-        assert_eq!(DomainStatsSample::from_bulk(&record, 0), None);
+        assert_eq!(
+            DomainStatsSample::from_bulk(&record, 0, StatsGroups::ALL),
+            None
+        );
     }
 
     #[test]
     fn nothing_given_gives_no_rows() {
-        let s =
-            DomainStatsSample::from_bulk(&stats(&[("state.state", StatValue::Int(5))]), 0).unwrap();
+        let state = stats(&[("state.state", StatValue::Int(5))]);
+        let s = DomainStatsSample::from_bulk(&state, 0, StatsGroups::ALL).unwrap();
         assert!(s.rows.is_empty());
         assert!(derive(None, &s, Some(1)).is_empty());
     }
@@ -442,7 +529,8 @@ mod tests {
     #[test]
     fn cpu_usage_falls_back_to_the_vm_metrics_vcpu_count() {
         let cpu_only = |t: i64, ns: u64| {
-            DomainStatsSample::from_bulk(&stats(&[("cpu.time", StatValue::ULLong(ns))]), t).unwrap()
+            let cpu = stats(&[("cpu.time", StatValue::ULLong(ns))]);
+            DomainStatsSample::from_bulk(&cpu, t, StatsGroups::ALL).unwrap()
         };
         let (a, b) = (cpu_only(0, 0), cpu_only(1_000_000_000, 500_000_000));
         assert_eq!(
@@ -451,5 +539,58 @@ mod tests {
         );
         assert!(derive(Some(&a), &b, None)[0].is_empty());
         assert!(derive(Some(&a), &b, Some(0))[0].is_empty());
+    }
+
+    /// `guest`'s record read for `groups` only, at `t_sec`.
+    fn partial(t_sec: i64, rd: u64, rx: u64, groups: StatsGroups) -> DomainStatsSample {
+        let all = guest(t_sec, 1_000_000_000, rd, rx);
+        let keep = |r: &StatsRow| match r.measurement {
+            VM_DISK => groups.contains(StatsGroups::BLOCK),
+            VM_NET => groups.contains(StatsGroups::INTERFACE),
+            _ => false,
+        };
+        DomainStatsSample {
+            rows: all.rows.into_iter().filter(keep).collect(),
+            ..all
+        }
+    }
+
+    #[test]
+    fn a_group_read_less_often_derives_its_rates_from_its_own_last_reading() {
+        // Disks every other second, the network every second: the disk's rate spans 2 s, the
+        // network's 1 s, and neither is lost to the cycles that read only the other.
+        let (both, net) = (
+            StatsGroups::BLOCK | StatsGroups::INTERFACE,
+            StatsGroups::INTERFACE,
+        );
+        let mut previous = partial(10, 1000, 100, both);
+        previous.carry(None);
+        let mut cycles = Vec::new();
+        for (t, rd, rx, groups) in [(11, 9999, 200, net), (12, 5096, 400, both)] {
+            let mut current = partial(t, rd, rx, groups);
+            current.derived = derive(Some(&previous), &current, None);
+            current.carry(Some(&previous));
+            cycles.push(current.clone());
+            previous = current;
+        }
+        let rate = |s: &DomainStatsSample, m: &str, f: &str| {
+            let i = s.rows.iter().position(|r| r.measurement == m)?;
+            s.derived[i].iter().find(|(n, _)| *n == f).map(|x| x.1)
+        };
+        assert_eq!(cycles[0].rows.len(), 1, "only the network was read");
+        assert_eq!(rate(&cycles[0], VM_NET, "rx_bytes_per_sec"), Some(100.0));
+        assert_eq!(cycles[0].carried.len(), 1);
+        assert_eq!(cycles[0].carried[0].0, 10_000_000_000);
+        // (5096 - 1000) bytes over the 2 s since the disk was last read.
+        assert_eq!(
+            rate(&cycles[1], VM_DISK, "read_bytes_per_sec"),
+            Some(2048.0)
+        );
+        assert_eq!(rate(&cycles[1], VM_NET, "rx_bytes_per_sec"), Some(200.0));
+        assert!(cycles[1].carried.is_empty(), "both read again");
+        // A cycle that read nothing of a VM carries all, and writes nothing.
+        let mut idle = partial(13, 0, 0, StatsGroups::empty());
+        idle.carry(Some(&cycles[1]));
+        assert!(idle.rows.is_empty() && idle.carried.len() == 2);
     }
 }

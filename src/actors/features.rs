@@ -402,6 +402,7 @@ mod tests {
             host: "h".into(),
             domains: vec![DomainStatsSample {
                 derived: Vec::new(),
+                carried: Vec::new(),
                 uuid: Uuid::from_u128(n),
                 name: format!("vm-{n}"),
                 timestamp_ns: t_sec * 1_000_000_000,

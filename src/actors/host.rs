@@ -1,8 +1,8 @@
 //! One actor per libvirt URI: every `poll_interval` it asks its libvirt worker thread for a cycle
-//! (with the extended groups every `stats_interval`) and passes the sample on. A cycle that fails
-//! or overruns drops the worker (and its connection), so one stuck host never delays another. A
-//! new worker starts after an exponential backoff, and never while an abandoned one is still
-//! blocked in libvirt.
+//! (with the extended groups due, each at its own interval) and passes the sample on. A cycle
+//! that fails or overruns drops the worker (and its connection), so one stuck host never delays
+//! another. A new worker starts after an exponential backoff, and never while an abandoned one is
+//! still blocked in libvirt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use super::status::{ConnectionState, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
 use crate::guest::{GuestAgents, GuestCycle};
+use crate::libvirt::cadence::{Cadence, Due};
 use crate::libvirt::{Abandoned, Cycle, LibvirtError, LibvirtWorker, StatsCycle};
 
 /// The longest wait between two connection attempts to a failing host.
@@ -34,13 +35,11 @@ pub struct HostActor {
     /// After a failed cycle: no new connection before `at`.
     reconnect: Option<Reconnect>,
     cycle_running: bool,
-    /// Extended stats groups, their interval, the domain filter.
+    /// Extended stats groups, their intervals, the domain filter.
     collection: CollectionConfig,
-    /// The extended groups ride on one cycle in this many (`stats_interval` in whole poll
-    /// intervals), so that they share its list of domains and its batch of lines.
-    stats_every: u32,
-    /// Cycles to go before one carries the extended groups again.
-    cycles_until_stats: u32,
+    /// Which groups each cycle carries: they ride on a cycle, so that they share its list of
+    /// domains and its batch of lines.
+    cadence: Cadence,
     /// The service is stopping: no new cycle starts.
     stopped: bool,
     /// Its host went to another replica: it stops for good, and is not restarted.
@@ -69,7 +68,7 @@ impl HostActor {
             uri: host.uri.clone(),
             ..HostStatus::default()
         };
-        let stats_every = cycles_per_stats(collection.stats_interval, poll_interval);
+        let cadence = Cadence::new(&collection.intervals, poll_interval);
         HostActor {
             host,
             poll_interval,
@@ -79,8 +78,7 @@ impl HostActor {
             reconnect: None,
             cycle_running: false,
             collection,
-            stats_every,
-            cycles_until_stats: 0,
+            cadence,
             stopped: false,
             retired: false,
             stats_calls_left_behind: Arc::default(),
@@ -132,45 +130,24 @@ impl HostActor {
                 }
             }
         }
-        let with_stats = self.stats_due();
         let Some(worker) = &self.worker else { return };
+        let due = self.cadence.next_cycle();
         self.cycle_running = true;
-        let cycle = worker.sample(self.libvirt_timeout, with_stats);
-        ctx.spawn(cycle.into_actor(self).map(|result, actor, ctx| {
+        let cycle = worker.sample(self.libvirt_timeout, due);
+        ctx.spawn(cycle.into_actor(self).map(move |result, actor, ctx| {
             actor.cycle_running = false;
-            guarded(actor, ctx, |actor, _| actor.finish_cycle(result));
+            guarded(actor, ctx, |actor, _| actor.finish_cycle(result, due));
         }));
-    }
-
-    /// Whether the cycle about to start carries the extended groups.
-    fn stats_due(&mut self) -> bool {
-        if self.collection.stats_groups.is_empty() && !self.collection.guest {
-            return false;
-        }
-        match self.cycles_until_stats.checked_sub(1) {
-            Some(fewer) => {
-                self.cycles_until_stats = fewer;
-                false
-            }
-            None => {
-                self.cycles_until_stats = self.stats_every - 1;
-                true
-            }
-        }
     }
 
     /// Of a cycle that carried the extended groups: a failed call costs only the rows of the
     /// domains it read (counted in `stats_errors`, not in `total_errors`).
-    fn finish_stats(&mut self, stats: StatsCycle) -> (StatsSample, Option<GuestCycle>) {
+    fn finish_stats(&mut self, stats: StatsCycle) -> StatsSample {
         let StatsCycle {
             sample,
             duration,
             failed,
-            guest,
         } = stats;
-        if let Some((guest, duration)) = &guest {
-            self.finish_guest(guest, *duration);
-        }
         self.status.stats_collections += 1;
         self.status.last_stats_duration_sec = Some(duration.as_secs_f64());
         self.status.stats_durations.observe(duration);
@@ -179,7 +156,7 @@ impl HostActor {
             self.status.stats_errors += 1;
             self.status.last_stats_error = Some(error.to_string());
         }
-        (sample, guest.map(|(guest, _)| guest))
+        sample
     }
 
     /// The agents' counts for the status. A silent or absent agent is no error and is not
@@ -196,11 +173,12 @@ impl HostActor {
             absent: guest.absent,
             duration_sec: duration.as_secs_f64(),
             rejected_values: before.rejected_values + rejected as u64,
+            rounds_skipped: before.rounds_skipped + guest.skipped_rounds as u64,
             last_error: guest.failed.clone().or(before.last_error),
         });
     }
 
-    fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>) {
+    fn finish_cycle(&mut self, result: Result<Cycle, LibvirtError>, due: Due) {
         // A cycle that ends after its host went to another replica is not this replica's.
         if self.retired {
             return;
@@ -212,6 +190,7 @@ impl HostActor {
                 vanished,
                 duration,
                 stats,
+                guest,
             }) => {
                 self.reconnect = None;
                 self.status.next_attempt_time = None;
@@ -227,19 +206,19 @@ impl HostActor {
                 for error in domain_errors {
                     self.record_error(format!("reading a domain: {error}"));
                 }
-                let (stats, guest) = match stats.map(|stats| self.finish_stats(stats)) {
-                    Some((stats, guest)) => (Some(stats), guest),
-                    None => (None, None),
-                };
+                let stats = stats.map(|stats| self.finish_stats(stats));
+                if let Some((guest, duration)) = &guest {
+                    self.finish_guest(guest, *duration);
+                }
                 self.features.do_send(HostCollected {
                     sample,
                     stats,
-                    guest,
+                    guest: guest.map(|(guest, _)| guest),
                 });
             }
             Err(error) => {
                 // The extended groups it would have carried come with the next cycle.
-                self.cycles_until_stats = 0;
+                self.cadence.missed(due);
                 // Whatever failed, the next attempt starts on a new thread and connection.
                 if let (Some(worker), LibvirtError::Timeout(_)) = (self.worker.take(), &error) {
                     self.abandon(worker, Duration::ZERO);
@@ -278,13 +257,6 @@ impl HostActor {
         self.status.last_error = Some(message);
         self.status.last_error_time = Some(Utc::now());
     }
-}
-
-/// `stats_interval` in whole `poll_interval`s, at least one.
-fn cycles_per_stats(stats_interval: Duration, poll_interval: Duration) -> u32 {
-    let cycles = (stats_interval.as_secs_f64() / poll_interval.as_secs_f64()).round();
-    // `as` saturates: an interval beyond u32::MAX cycles is as good as never.
-    (cycles as u32).max(1)
 }
 
 impl Actor for HostActor {
@@ -355,25 +327,5 @@ impl Handler<StopCollecting> for HostActor {
 
     fn handle(&mut self, _: StopCollecting, _: &mut Self::Context) {
         self.stopped = true;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::cycles_per_stats;
-
-    #[test]
-    fn the_stats_interval_is_a_whole_number_of_cycles_at_least_one() {
-        let ms = Duration::from_millis;
-        let cycles = |stats, poll| cycles_per_stats(ms(stats), ms(poll));
-        assert_eq!(cycles(5000, 5000), 1);
-        assert_eq!(cycles(1000, 2000), 1);
-        assert_eq!(cycles(10_000, 5000), 2);
-        assert_eq!(cycles(7000, 5000), 1);
-        assert_eq!(cycles(8000, 5000), 2);
-        assert_eq!(cycles(60_000, 1), 60_000);
-        assert_eq!(cycles(u64::MAX, 1), u32::MAX);
     }
 }

@@ -1,6 +1,7 @@
 //! What is collected besides the seed's fields, from which domains, and how a remote peer is
 //! watched.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::Settings;
@@ -9,6 +10,7 @@ use super::values::{PositiveSecs, floor, whole_number_in};
 use crate::domain_filter::{DomainFilter, FilterError};
 use crate::extended::GROUP_NAMES;
 use crate::libvirt::bulk_stats::StatsGroups;
+use crate::libvirt::cadence::Part;
 
 /// "A few": each is one more client of libvirtd, and over ssh one more session.
 const MAX_SEED_CONNECTIONS: usize = 8;
@@ -26,8 +28,11 @@ pub struct CollectionConfig {
     /// Empty: no bulk stats call at all.
     pub stats_groups: StatsGroups,
     pub stats_interval: Duration,
-    /// The `guest` group: each running domain's guest agent, every `stats_interval`.
+    /// The `guest` group: each running domain's guest agent.
     pub guest: bool,
+    /// Each group on (a bulk group alone, or the guest agents) with its interval:
+    /// `stats_group_intervals`' where it names one, else `stats_interval`.
+    pub intervals: Vec<(Part, Duration)>,
     /// The longest a guest agent may take to answer (`virDomainAgentSetResponseTimeout`).
     pub guest_agent_timeout_sec: i32,
     pub filter: DomainFilter,
@@ -52,6 +57,7 @@ impl Default for CollectionConfig {
             stats_groups: StatsGroups::empty(),
             stats_interval: Duration::from_secs(5),
             guest: false,
+            intervals: Vec::new(),
             guest_agent_timeout_sec: 2,
             filter: DomainFilter::default(),
             host_metrics: true,
@@ -67,16 +73,19 @@ impl Default for CollectionConfig {
 impl CollectionConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let (stats_groups, guest) = stats_groups(&settings.stats_groups)?;
+        let stats_interval = PositiveSecs::parse(
+            "stats_interval",
+            settings.stats_interval,
+            floor::STATS_INTERVAL,
+        )?
+        .into();
+        let overrides = group_intervals(&settings.stats_group_intervals)?;
         Ok(CollectionConfig {
             stats_groups,
             guest,
+            intervals: intervals(stats_groups, guest, stats_interval, &overrides),
             guest_agent_timeout_sec: guest_agent_timeout(settings, guest)?,
-            stats_interval: PositiveSecs::parse(
-                "stats_interval",
-                settings.stats_interval,
-                floor::STATS_INTERVAL,
-            )?
-            .into(),
+            stats_interval,
             filter: domain_filter(&settings.domain_include, &settings.domain_exclude)?,
             host_metrics: settings.host_metrics,
             seed_connections: whole_number_in(
@@ -86,6 +95,12 @@ impl CollectionConfig {
             )?,
             keepalive: Keepalive::from_settings(settings)?,
         })
+    }
+
+    /// Whether the host's connections must open read-write: the guest agents' calls and the
+    /// dirty-rate calculation's start are refused on a read-only one.
+    pub fn read_write(&self) -> bool {
+        self.guest || self.stats_groups.contains(StatsGroups::DIRTYRATE)
     }
 }
 
@@ -137,19 +152,71 @@ fn stats_groups(names: &[String]) -> Result<(StatsGroups, bool), ConfigError> {
             continue;
         }
         let Some((_, group)) = GROUP_NAMES.iter().find(|(known, _)| *known == name) else {
-            let mut known: Vec<&str> = GROUP_NAMES.iter().map(|(n, _)| *n).collect();
-            known.push(GUEST_GROUP);
+            let known = known_groups();
             return Err(invalid(
                 "stats_groups",
-                format!(
-                    "unknown group `{name}` (expected some of {})",
-                    known.join(", ")
-                ),
+                format!("unknown group `{name}` (expected some of {known})"),
             ));
         };
         groups |= *group;
     }
     Ok((groups, guest))
+}
+
+/// The part `name` stands for in `stats_groups` and `stats_group_intervals`.
+fn part_named(name: &str) -> Option<Part> {
+    match name {
+        GUEST_GROUP => Some(Part::Guest),
+        _ => GROUP_NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, group)| Part::Bulk(*group)),
+    }
+}
+
+fn known_groups() -> String {
+    let mut known: Vec<&str> = GROUP_NAMES.iter().map(|(n, _)| *n).collect();
+    known.push(GUEST_GROUP);
+    known.join(", ")
+}
+
+/// `stats_group_intervals`: a known group's name to positive seconds (on or not).
+fn group_intervals(table: &BTreeMap<String, f64>) -> Result<HashMap<Part, Duration>, ConfigError> {
+    let key = "stats_group_intervals";
+    let mut intervals = HashMap::new();
+    for (name, seconds) in table {
+        let Some(part) = part_named(name.trim()) else {
+            let known = known_groups();
+            return Err(invalid(
+                key,
+                format!("unknown group `{name}` (expected some of {known})"),
+            ));
+        };
+        let interval =
+            PositiveSecs::parse(key, *seconds, floor::STATS_INTERVAL).map_err(|e| match e {
+                ConfigError::Invalid { key, message } => invalid(key, format!("{name}: {message}")),
+                other => other,
+            })?;
+        intervals.insert(part, interval.into());
+    }
+    Ok(intervals)
+}
+
+/// Each group on, one bulk group at a time, with its interval.
+fn intervals(
+    groups: StatsGroups,
+    guest: bool,
+    default: Duration,
+    overrides: &HashMap<Part, Duration>,
+) -> Vec<(Part, Duration)> {
+    let bulk = GROUP_NAMES
+        .iter()
+        .filter(|(_, group)| groups.contains(*group))
+        .map(|(_, group)| Part::Bulk(*group));
+    let guest = guest.then_some(Part::Guest);
+    bulk.chain(guest)
+        .map(|part| (part, overrides.get(&part).copied().unwrap_or(default)))
+        .collect()
 }
 
 fn domain_filter(include: &[String], exclude: &[String]) -> Result<DomainFilter, ConfigError> {

@@ -85,6 +85,7 @@ pub struct Settings {
     pub query_limit_max: i64,
     pub stats_groups: Vec<String>,
     pub stats_interval: f64,
+    pub stats_group_intervals: std::collections::BTreeMap<String, f64>,
     pub guest_agent_timeout: i64,
     pub host_metrics: bool,
     pub seed_connections: i64,
@@ -621,5 +622,58 @@ mod tests {
             message.contains("guest,") || message.contains(", guest"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn each_group_has_its_own_interval_stats_interval_by_default() {
+        use crate::libvirt::cadence::Part;
+        let secs = Duration::from_secs_f64;
+        let config = load_with_env(None, env(&[])).unwrap();
+        let c = &config.collection;
+        assert!(c.intervals.iter().all(|(_, every)| *every == secs(5.0)));
+        assert_eq!(c.intervals.len(), 5, "{:?}", c.intervals);
+        assert!(!c.read_write());
+        let config = load_with_env(
+            None,
+            env(&[
+                (
+                    "VMTELEMETRY_STATS_GROUPS",
+                    "block,balloon,vm,dirtyrate,guest",
+                ),
+                ("VMTELEMETRY_STATS_INTERVAL", "2"),
+                ("VMTELEMETRY_STATS_GROUP_INTERVALS__BALLOON", "30"),
+                ("VMTELEMETRY_STATS_GROUP_INTERVALS__VM", "0.5"),
+            ]),
+        )
+        .unwrap();
+        let c = &config.collection;
+        let expected = [
+            (Part::Bulk(StatsGroups::BALLOON), secs(30.0)),
+            (Part::Bulk(StatsGroups::BLOCK), secs(2.0)),
+            (Part::Bulk(StatsGroups::VM), secs(0.5)),
+            // The defaults' own: the guest agents every minute, the dirty rate every 5.
+            (Part::Bulk(StatsGroups::DIRTYRATE), secs(300.0)),
+            (Part::Guest, secs(60.0)),
+        ];
+        assert_eq!(c.intervals, expected);
+        assert!(c.read_write());
+        let dirty = load_with_env(None, env(&[("VMTELEMETRY_STATS_GROUPS", "dirtyrate")]));
+        assert!(dirty.unwrap().collection.read_write());
+
+        for (value, wanted) in [("0", "guest: must be a positive"), ("-5", "positive")] {
+            let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__GUEST", value)]);
+            assert!(
+                message.starts_with("configuration key `stats_group_intervals`: ")
+                    && message.contains(wanted),
+                "{message}"
+            );
+        }
+        let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__DISKS", "10")]);
+        assert!(
+            message.contains("stats_group_intervals") && message.contains("unknown group `disks`"),
+            "{message}"
+        );
+        let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK", "often")]);
+        assert!(message.contains("stats_group_intervals.block"), "{message}");
     }
 }

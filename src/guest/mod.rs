@@ -94,9 +94,12 @@ pub struct GuestAgents {
     pub rejected_values: u64,
     /// The last failure other than a silent or absent agent.
     pub last_error: Option<String>,
+    /// Since start: rounds due while the last was still asking (agents slower than the
+    /// group's interval), skipped.
+    pub rounds_skipped: u64,
 }
 
-/// Every running (filtered) domain's agent of one host in one cycle.
+/// Every running (filtered) domain's agent of one host in one round.
 #[derive(Debug, Clone, Default)]
 pub struct GuestCycle {
     pub host: Arc<str>,
@@ -106,6 +109,8 @@ pub struct GuestCycle {
     pub absent: usize,
     /// The first failure other than a silent or absent agent, for the host's status.
     pub failed: Option<String>,
+    /// Rounds due while this one was asking, skipped.
+    pub skipped_rounds: usize,
 }
 
 impl GuestSample {

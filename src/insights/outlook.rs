@@ -210,6 +210,7 @@ mod tests {
                 },
             ],
             derived: Vec::new(),
+            carried: Vec::new(),
         };
         VmReading {
             vm: DomainSample {

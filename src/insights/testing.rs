@@ -110,6 +110,7 @@ impl Guest {
             vcpus: Some(1),
             rows,
             derived: Vec::new(),
+            carried: Vec::new(),
         };
         let sample = DomainSample {
             id: Some(self.n as u32),

@@ -5,8 +5,8 @@
 //! and frees only the outer array, so every call leaks the records, their typed parameters and
 //! their domain references. This module calls `virt::sys` itself, copies everything into owned
 //! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`,
-//! which decodes its parameters with `decode_param`, it is the only place in the crate with
-//! `unsafe`; each block says why it is sound.
+//! which decodes its parameters with `decode_param`, and `dirty_rate`'s one call, it is the only
+//! place in the crate with `unsafe`; each block says why it is sound.
 
 use std::ffi::{CStr, c_char};
 use std::ops::{BitOr, BitOrAssign};
@@ -111,6 +111,19 @@ pub enum StatValue {
     String(String),
 }
 
+impl StatValue {
+    /// Any integer type that fits in a `u64` (negatives give `None`).
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            StatValue::Int(v) => u64::try_from(v).ok(),
+            StatValue::UInt(v) => Some(v.into()),
+            StatValue::LLong(v) => u64::try_from(v).ok(),
+            StatValue::ULLong(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
 /// One domain's record, copied out of libvirt's memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainStats {
@@ -131,13 +144,7 @@ impl DomainStats {
 
     /// Any integer type that fits in a `u64` (negatives give `None`).
     pub fn get_u64(&self, field: &str) -> Option<u64> {
-        match *self.get(field)? {
-            StatValue::Int(v) => u64::try_from(v).ok(),
-            StatValue::UInt(v) => Some(v.into()),
-            StatValue::LLong(v) => u64::try_from(v).ok(),
-            StatValue::ULLong(v) => Some(v),
-            _ => None,
-        }
+        self.get(field)?.as_u64()
     }
 
     /// Any integer type that fits in an `i64`.

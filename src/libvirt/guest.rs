@@ -1,6 +1,6 @@
-//! The `guest` group of a cycle's running domains: each domain's agent asked on its own
+//! The `guest` group of a round's running domains: each domain's agent asked on its own
 //! (`virDomainGetGuestInfo`), with its answer bounded by the agent timeout, side by side on the
-//! sampler's threads, so that a silent agent costs its own domain's rows and no other's.
+//! guest lane's threads, so that a silent agent costs its own domain's rows and no other's.
 
 use std::collections::HashSet;
 use std::sync::Arc;

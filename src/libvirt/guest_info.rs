@@ -89,3 +89,119 @@ impl Drop for TypedParams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CString, c_int};
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::guest::{GuestSample, MAX_FILESYSTEMS, MAX_TEXT};
+    use crate::libvirt::bulk_stats::DomainStats;
+
+    /// Typed parameters made by libvirt's own functions, as `virDomainGetGuestInfo` makes its
+    /// answer, and freed as it is (`TypedParams`).
+    struct Answer {
+        params: sys::virTypedParameterPtr,
+        n: c_int,
+        max: c_int,
+    }
+
+    impl Default for Answer {
+        fn default() -> Self {
+            Answer {
+                params: ptr::null_mut(),
+                n: 0,
+                max: 0,
+            }
+        }
+    }
+
+    impl Answer {
+        fn add(&mut self, name: &str, value: Value) {
+            let name = CString::new(name).unwrap();
+            let (params, n, max) = (&mut self.params, &mut self.n, &mut self.max);
+            // SAFETY: the array and its counts are libvirt's own, grown by each call; the name
+            // and string are copied by libvirt before the call returns.
+            let added = unsafe {
+                match value {
+                    Value::UInt(v) => sys::virTypedParamsAddUInt(params, n, max, name.as_ptr(), v),
+                    Value::ULLong(v) => {
+                        sys::virTypedParamsAddULLong(params, n, max, name.as_ptr(), v)
+                    }
+                    Value::LLong(v) => {
+                        sys::virTypedParamsAddLLong(params, n, max, name.as_ptr(), v)
+                    }
+                    Value::Text(v) => {
+                        let v = CString::new(v).unwrap();
+                        sys::virTypedParamsAddString(params, n, max, name.as_ptr(), v.as_ptr())
+                    }
+                }
+            };
+            assert_eq!(added, 0, "{name:?}");
+        }
+
+        fn filesystem(&mut self, n: usize, mount: &str, total: Option<Value>, used: Value) {
+            self.add(&format!("fs.{n}.mountpoint"), Value::Text(mount.into()));
+            self.add(&format!("fs.{n}.name"), Value::Text("vda1".into()));
+            self.add(&format!("fs.{n}.fstype"), Value::Text("ext4".into()));
+            if let Some(total) = total {
+                self.add(&format!("fs.{n}.total-bytes"), total);
+            }
+            self.add(&format!("fs.{n}.used-bytes"), used);
+        }
+
+        /// Read as the service reads an agent's answer.
+        fn parse(self) -> GuestSample {
+            let decoded = TypedParams(self.params, self.n).decode();
+            let stats = DomainStats {
+                uuid: Some(Uuid::from_u128(5)),
+                name: "vm".into(),
+                params: decoded.params,
+                skipped: decoded.skipped,
+            };
+            GuestSample::from_params(&stats, Some(1), 0).unwrap()
+        }
+    }
+
+    enum Value {
+        UInt(u32),
+        ULLong(u64),
+        LLong(i64),
+        Text(String),
+    }
+
+    #[test]
+    fn an_agent_answering_nonsense_in_libvirts_own_shapes_is_bounded_and_counted() {
+        let mut answer = Answer::default();
+        // More filesystems than it lists, and thousands listed.
+        let listed = 2000;
+        answer.add("fs.count", Value::UInt(u32::MAX));
+        let awkward = "/a b,c=\"d\"\\é日本";
+        answer.filesystem(0, awkward, Some(Value::ULLong(10)), Value::ULLong(4));
+        answer.filesystem(1, "/over", Some(Value::ULLong(10)), Value::ULLong(11));
+        answer.filesystem(2, "/no-total", None, Value::ULLong(1));
+        answer.filesystem(3, "/negative", Some(Value::LLong(-1)), Value::ULLong(0));
+        answer.filesystem(4, awkward, Some(Value::ULLong(20)), Value::ULLong(1));
+        for n in 5..listed {
+            let mount = format!("/m{n}");
+            answer.filesystem(n, &mount, Some(Value::ULLong(8)), Value::ULLong(1));
+        }
+        answer.add("hostname", Value::Text("h".repeat(MAX_TEXT + 44)));
+        answer.add("user.count", Value::UInt(2));
+        let sample = answer.parse();
+        assert_eq!(sample.filesystems.len(), MAX_FILESYSTEMS - 4);
+        let first = &sample.filesystems[0];
+        assert_eq!(
+            (first.mountpoint.as_str(), first.total_bytes),
+            (awkward, 10)
+        );
+        assert_eq!(sample.filesystems[1].mountpoint, "/m5");
+        // Four nonsensical, and all but the first 64 of the u32::MAX listed.
+        let beyond = u32::MAX as usize - MAX_FILESYSTEMS;
+        assert_eq!(sample.rejected, 4 + beyond);
+        assert_eq!(sample.info.hostname.map(|h| h.len()), Some(MAX_TEXT));
+        assert_eq!(sample.info.users, Some(2));
+    }
+}

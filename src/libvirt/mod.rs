@@ -3,12 +3,15 @@
 
 mod bridges;
 pub mod bulk_stats;
+pub mod cadence;
 mod clock;
 mod connection;
 mod crew;
+mod dirty_rate;
 pub mod event_loop;
 mod guest;
 pub mod guest_info;
+mod guest_lane;
 mod heartbeat;
 mod node;
 mod pool;
@@ -40,6 +43,8 @@ pub struct Cycle {
     /// The extended groups, when the cycle was asked for them: a failed bulk call fails only
     /// these, and only of the domains it read.
     pub stats: Option<StatsCycle>,
+    /// The guest agents' answers of a round that ended since the last cycle, and its wall time.
+    pub guest: Option<(crate::guest::GuestCycle, Duration)>,
 }
 
 /// What the bulk stats calls of one cycle produced.
@@ -51,8 +56,6 @@ pub struct StatsCycle {
     /// The first call that failed or was left behind: the domains it read are missing from
     /// `sample`, the others are there.
     pub failed: Option<LibvirtError>,
-    /// The guest group's answers and the wall time of its calls, when it is on.
-    pub guest: Option<(crate::guest::GuestCycle, Duration)>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -89,15 +89,21 @@ where
     parts
 }
 
-/// The stats read, stamped now, of the domains `host` (at `uri`) has.
-pub fn sample(stats: &[DomainStats], uri: Arc<str>, host: Arc<str>) -> StatsSample {
+/// The rows of the `wanted` groups of the stats read, stamped now, of the domains `host` (at
+/// `uri`) has.
+pub fn sample(
+    stats: &[DomainStats],
+    uri: Arc<str>,
+    host: Arc<str>,
+    wanted: StatsGroups,
+) -> StatsSample {
     let timestamp_ns = now_ns();
     StatsSample {
         uri,
         host,
         domains: stats
             .iter()
-            .filter_map(|d| DomainStatsSample::from_bulk(d, timestamp_ns))
+            .filter_map(|d| DomainStatsSample::from_bulk(d, timestamp_ns, wanted))
             .collect(),
     }
 }

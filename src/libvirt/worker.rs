@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::cadence::Due;
 use super::heartbeat::Heartbeat;
 use super::{Cycle, LibvirtError, Sampler};
 use crate::configuration::{CollectionConfig, HostConfig};
 
-/// A cycle the host actor asks of its worker thread (the seed's fields and the host's, and
-/// `with_stats` the extended groups too), with where the answer goes.
+/// A cycle the host actor asks of its worker thread (the seed's fields and the host's, and what
+/// `due` says of the extended groups), with where the answer goes.
 struct Request {
-    with_stats: bool,
+    due: Due,
     reply: oneshot::Sender<Result<Cycle, LibvirtError>>,
 }
 
@@ -59,9 +60,9 @@ impl LibvirtWorker {
         std::thread::Builder::new()
             .name(format!("libvirt {}", host.uri))
             .spawn(move || {
-                while let Ok(Request { with_stats, reply }) = inbox.recv() {
+                while let Ok(Request { due, reply }) = inbox.recv() {
                     // The requester may have given up meanwhile; nothing to do then.
-                    let _ = reply.send(sampler.sample(with_stats));
+                    let _ = reply.send(sampler.sample(due));
                 }
                 // Closing the connection is a libvirt call too, and may block as well.
                 drop(sampler);
@@ -86,17 +87,17 @@ impl LibvirtWorker {
         }
     }
 
-    /// One collection cycle, `with_stats` the extended groups too. Fails with `Timeout` when no
+    /// One collection cycle, with the extended groups `due`. Fails with `Timeout` when no
     /// libvirt call finishes within `timeout`, however long the whole cycle takes while calls
     /// keep finishing (or while the thread waits on its stats calls, which it gives up on
     /// itself after `timeout`).
     pub fn sample(
         &self,
         timeout: Duration,
-        with_stats: bool,
+        due: Due,
     ) -> impl Future<Output = Result<Cycle, LibvirtError>> + 'static {
         let (reply, mut answer) = oneshot::channel();
-        let sent = self.requests.send(Request { with_stats, reply }).is_ok();
+        let sent = self.requests.send(Request { due, reply }).is_ok();
         let heartbeat = self.heartbeat.clone();
         async move {
             if !sent {

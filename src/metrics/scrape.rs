@@ -158,6 +158,7 @@ mod tests {
             vcpus: Some(2),
             rows,
             derived,
+            carried: Vec::new(),
         };
         VmSnapshot {
             uri: "test:///default".into(),

@@ -132,6 +132,7 @@ fn attach(readings: &mut [VmReading], samples: BTreeMap<i64, Vec<StatsRow>>) {
                 vcpus: None,
                 rows,
                 derived: Vec::new(),
+                carried: Vec::new(),
             };
             latest = Some(ExtendedReading::from_stats(&sample));
         }

@@ -139,9 +139,10 @@ impl HostVms {
         None
     }
 
-    /// Derives each extended sample's rates from its VM's baseline, then makes it the baseline.
-    /// Returns the VMs with a seed sample (which tags their lines). A VM without one gives no lines but keeps
-    /// its sample for the next rates; a sample without rows has no rate to give, and is not kept.
+    /// Derives each extended sample's rates from its VM's baseline, then makes it the baseline,
+    /// with the rows of the groups it did not read carried over. Returns the VMs with a seed
+    /// sample (which tags their lines) and rows read. A VM without one gives no lines but keeps
+    /// its sample for the next rates; a baseline without any row is not kept.
     pub fn record_stats(&mut self, hasher: &RandomState, stats: StatsSample) -> RecordedStats {
         let StatsSample { host, domains, .. } = stats;
         let rows = domains.iter().map(|d| d.rows.len()).sum();
@@ -150,16 +151,21 @@ impl HostVms {
         for domain in domains {
             let (uuid, hash) = (domain.uuid, hasher.hash_one(domain.uuid));
             match self.vms.find_mut(hash, |r| r.uuid() == uuid) {
-                Some(record) if domain.rows.is_empty() => record.stats = None,
                 Some(record) => {
                     let mut domain = domain;
                     let vcpus = record.latest.as_ref().map(|l| l.cpu_count);
-                    domain.derived = extended::derive(record.stats.as_deref(), &domain, vcpus);
-                    match &mut record.stats {
-                        Some(baseline) => **baseline = domain,
-                        None => record.stats = Some(Box::new(domain)),
+                    let previous = record.stats.as_deref();
+                    domain.derived = extended::derive(previous, &domain, vcpus);
+                    domain.carry(previous);
+                    let read = !domain.rows.is_empty();
+                    if !read && domain.carried.is_empty() {
+                        record.stats = None;
+                    } else if let Some(baseline) = &mut record.stats {
+                        **baseline = domain;
+                    } else {
+                        record.stats = Some(Box::new(domain));
                     }
-                    if record.latest.is_some() {
+                    if read && record.latest.is_some() {
                         changed.push(uuid);
                     }
                 }

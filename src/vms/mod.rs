@@ -409,6 +409,7 @@ mod tests {
         let mut table = VmTable::new(3);
         let disks = |t: i64, bytes: u64| DomainStatsSample {
             derived: Vec::new(),
+            carried: Vec::new(),
             uuid: uuid("a"),
             name: "x".into(),
             timestamp_ns: t * 1_000_000_000,
@@ -531,6 +532,7 @@ mod tests {
             .iter()
             .map(|hex| DomainStatsSample {
                 derived: Vec::new(),
+                carried: Vec::new(),
                 uuid: uuid(hex),
                 name: format!("vm-{hex}"),
                 timestamp_ns: 0,

@@ -1,6 +1,7 @@
 //! The `guest` group on real booted guests (tests/guest: qemu-ga on a virtio-serial channel, an
 //! ext2 filesystem on the virtio disk): their filesystems and identity land in InfluxDB as the
-//! guest sees them, and an agent that stops answering costs only its own guest rows.
+//! guest sees them, and an agent that stops answering costs only its own guest rows: its calls
+//! run beside the host's cycles, which go on every poll.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,16 +17,18 @@ const MIB: u64 = 1 << 20;
 /// A mountpoint with a comma, an equals sign and a non-ASCII letter, which tags must escape.
 const MOUNT: &str = "/data,x=é";
 
-/// The service on qemu:///system, `groups` every poll of `poll_sec`, of the domains `names` only.
+/// The service on qemu:///system, `groups` (the guest agents too) every poll of `poll` seconds,
+/// of the domains `names` only (other tests' guests come and go meanwhile).
 async fn collect(
     influx: &Influx,
-    poll_sec: u32,
+    poll: &str,
     groups: &str,
     names: &[&str],
     more: &[(&str, &str)],
 ) -> TestApp {
-    let (poll, names) = (poll_sec.to_string(), names.join(","));
-    let mut env = only_guests(&names, &poll, groups);
+    let names = names.join(",");
+    let mut env = only_guests(&names, poll, groups);
+    env.push(("VMTELEMETRY_STATS_GROUP_INTERVALS__GUEST", poll));
     env.extend_from_slice(more);
     spawn_collecting(QEMU_SYSTEM, influx, &env).await
 }
@@ -65,7 +68,7 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
         .arg("vmt.hostname", "vmt-agent,guest")
         .start();
     let influx = Influx::new_database().await;
-    let app = collect(&influx, 1, "guest", &[&guest.name], &[]).await;
+    let app = collect(&influx, "1", "guest", &[&guest.name], &[]).await;
     let name = guest.name.clone();
     let before = influx
         .rows_when(
@@ -163,8 +166,16 @@ fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSu
 
 /// Points of `measurement` of `vm` stamped after `since` (ns).
 async fn count_since(influx: &Influx, measurement: &str, vm: &str, since: i64) -> usize {
-    let q = format!("SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' AND time > {since}");
-    influx.rows(&q).await.len()
+    times_since(influx, measurement, vm, since).await.len()
+}
+
+/// The times of the points of `measurement` of `vm` stamped after `since` (ns), in order.
+async fn times_since(influx: &Influx, measurement: &str, vm: &str, since: i64) -> Vec<i64> {
+    let q = format!(
+        "SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' AND time > {since} ORDER BY time"
+    );
+    let rows = influx.rows(&q).await;
+    rows.iter().map(|r| r["time"].as_i64().unwrap()).collect()
 }
 
 #[actix_web::test]
@@ -179,7 +190,9 @@ async fn a_silent_or_absent_agent_costs_only_its_own_guest_rows_within_the_timeo
     let influx = Influx::new_database().await;
     let include = [&answering.name, &silent.name, &absent.name].map(|n| n.as_str());
     let timeout = [("VMTELEMETRY_GUEST_AGENT_TIMEOUT", "1")];
-    let app = collect(&influx, 2, "guest,cpu_total", &include, &timeout).await;
+    // Polls far shorter than the agent's timeout: were its calls on the cycle, a silent agent
+    // would cost every cycle a second, and half the polls.
+    let app = collect(&influx, "0.5", "guest,cpu_total", &include, &timeout).await;
     // Both agents answer at first; then the second is stopped inside its guest.
     let q = format!(
         "SELECT * FROM vm_guest_fs WHERE \"name\" = '{}'",
@@ -212,20 +225,33 @@ async fn a_silent_or_absent_agent_costs_only_its_own_guest_rows_within_the_timeo
     let duration = agents["duration_sec"].as_f64().unwrap();
     assert!(duration < 2.5, "{status}");
 
-    // Over the next 12 s (six polls): every domain's other rows, and the answering agent's, on
-    // time; none of the silent one's guest rows.
+    // From now on, 16 cycles of every domain: each cycle every domain's other rows, on time
+    // (half a second apart but for a few cycles a loaded machine delays: were the agents' calls
+    // on the cycle, each would take the silent agent's second); the answering agent's rows in
+    // each round (one a second or so), none of the silent one's.
     let since = chrono::Utc::now().timestamp_nanos_opt().unwrap();
-    actix_rt::time::sleep(Duration::from_secs(12)).await;
-    for vm in [&answering.name, &silent.name, &absent.name] {
-        let metrics = count_since(&influx, "vm_metrics", vm, since).await;
-        let cpu = count_since(&influx, "vm_cpu", vm, since).await;
-        assert!(
-            metrics >= 5 && cpu >= 5,
-            "{vm}: {metrics} vm_metrics, {cpu} vm_cpu"
-        );
+    let names = [&answering.name, &silent.name, &absent.name];
+    wait_for("16 cycles", Duration::from_secs(60), || async {
+        for vm in names {
+            if times_since(&influx, "vm_metrics", vm, since).await.len() < 16 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    for vm in names {
+        let metrics = times_since(&influx, "vm_metrics", vm, since).await;
+        let cpu = times_since(&influx, "vm_cpu", vm, since).await;
+        // The last cycle's vm_cpu may not be written yet.
+        assert!(cpu.len() + 1 >= metrics.len(), "{vm}: {metrics:?} {cpu:?}");
+        let mut gaps: Vec<i64> = metrics.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_unstable();
+        let median = gaps[gaps.len() / 2];
+        assert!(median < 900_000_000, "{vm}: vm_metrics {gaps:?} ns apart");
     }
     let answered = count_since(&influx, "vm_guest_fs", &answering.name, since).await;
-    assert!(answered >= 5, "{answered} rows of the answering agent");
+    assert!(answered >= 3, "{answered} rows of the answering agent");
     assert_eq!(
         count_since(&influx, "vm_guest_fs", &silent.name, since).await,
         0
@@ -237,4 +263,7 @@ async fn a_silent_or_absent_agent_costs_only_its_own_guest_rows_within_the_timeo
     let status = app.status().await;
     assert_eq!(status["hosts"][0]["stats_errors"], json!(0), "{status}");
     assert_eq!(status["hosts"][0]["total_errors"], json!(0), "{status}");
+    // Rounds due every poll while one asks for a second: skipped, and counted.
+    let skipped = status["hosts"][0]["guest_agents"]["rounds_skipped"].as_u64();
+    assert!(skipped.is_some_and(|n| n >= 4), "{status}");
 }

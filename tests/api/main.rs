@@ -10,6 +10,7 @@ mod dashboard_fleet;
 mod extended;
 mod forecast_guest;
 mod fuzz;
+mod group_cadence;
 mod guest_agent;
 mod guest_truth;
 mod health_check;

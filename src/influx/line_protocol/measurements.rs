@@ -327,6 +327,7 @@ pub(super) mod tests {
         use crate::extended::{DomainStatsSample, StatsRow};
         let sample = DomainStatsSample {
             derived: Vec::new(),
+            carried: Vec::new(),
             uuid: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
             name: "web 1".into(),
             timestamp_ns: 1_699_868_400_000_000_000,

@@ -141,6 +141,7 @@ mod tests {
     fn a_row_tag_takes_its_place_in_key_order() {
         let sample = DomainStatsSample {
             derived: Vec::new(),
+            carried: Vec::new(),
             uuid: Uuid::from_u128(1),
             name: "n".into(),
             timestamp_ns: 1,
