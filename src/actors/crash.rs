@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use backon::ExponentialBackoff;
 
+use super::actor_info::ActorStatus;
 use super::backoff;
-use super::status::ActorStatus;
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(30);

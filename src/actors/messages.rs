@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use crate::vms::{Catalog, VmLookup, VmSnapshot};
 
-use super::status::{
-    ActorInfo, FeatureStatus, HostStatus, TelemetryStatus, UnknownActor, WriterStatus,
-};
+use super::actor_info::{ActorInfo, UnknownActor};
+use super::status::{FeatureStatus, HostStatus, TelemetryStatus, WriterStatus};
 
 /// A host actor finished a cycle: every domain of that host, and the extended groups of every
 /// (filtered) domain when the cycle carried them.

@@ -3,6 +3,7 @@
 //! writer) as plain data (see `messages`); what each actor says about itself is plain data too
 //! (see `status`).
 
+pub mod actor_info;
 pub mod backoff;
 pub mod coordinator;
 pub mod crash;

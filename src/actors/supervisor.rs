@@ -9,6 +9,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::{join_all, try_join_all};
 
+use super::actor_info::{ActorInfo, ActorState, ActorStatus, UnknownActor};
 use super::coordinator::CoordinatorActor;
 use super::features::FeatureActor;
 use super::host::HostActor;
@@ -18,7 +19,7 @@ use super::messages::{
     GetWriterStatus, HostCollected, ListActors, Restart, RestartActor, Retire, StartHost,
     StopCollecting, StopHost,
 };
-use super::status::{ActorInfo, ActorState, ActorStatus, TelemetryStatus, UnknownActor};
+use super::status::TelemetryStatus;
 use super::writer::WriterActor;
 use crate::configuration::{AppConfig, CollectionConfig, HostConfig};
 use crate::coordination::{HostControl, Replica, Timing};

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::ApiError;
 use crate::actors::Pipeline;
+use crate::actors::actor_info::ActorInfo;
 use crate::actors::messages::{ListActors, RestartActor, SetDraining};
-use crate::actors::status::ActorInfo;
 use crate::coordination::status::CoordinationStatus;
 
 pub struct AdminToken(pub Option<SecretString>);
