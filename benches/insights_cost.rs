@@ -50,6 +50,7 @@ fn vm(i: usize, c: u64) -> (DomainSample, MemoryFeatures, DomainStatsSample) {
     let row = |measurement, key: Option<(&'static str, &str)>, counters| StatsRow {
         measurement,
         key: key.map(|(k, v)| (k, v.to_owned())),
+        source: None,
         counters,
     };
     let rows = vec![

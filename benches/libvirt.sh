@@ -347,17 +347,22 @@ rss() {
 log "resident memory with 10,000 test domains"
 node_xml 10000 "$work/node-10000.xml"
 # Product defaults but a 1 s poll, so the ring of recent_samples (60) fills in minutes: read after
-# 2 cycles and at steady state, once every VM holds its full ring.
-start_service "test+unix://$work/node-10000.xml" 1
+# 2 cycles and at steady state, once every VM holds its full ring. The < 40 MB target is the
+# collection's own (insights off); the insights have theirs (≤ 64 MB, insights on, the default).
+start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INSIGHTS=false
 wait_collections 2
 rss_early_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
 wait_collections 65
 rss_vms=$(status | field 'd["vms_monitored"]')
 rss_kib=$(rss "$service_pid")
 stop_service
+start_service "test+unix://$work/node-10000.xml" 1
+wait_collections 65
+insights_kib=$(rss "$service_pid")
+stop_service
 # The same during an InfluxDB outage (nothing listens on port 1): every line goes to the spool,
 # which must keep its backlog on disk, not in memory.
-start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INFLUX_URL=http://127.0.0.1:1
+start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INSIGHTS=false VMTELEMETRY_INFLUX_URL=http://127.0.0.1:1
 wait_collections 65
 outage_spooled=$(status | field 'd["queue_depth"]')
 outage_kib=$(rss "$service_pid")
@@ -375,9 +380,11 @@ printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exp
 echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
-printf '| resident memory, 10,000 test domains tracked (after 2 cycles / at steady state, 65 cycles, 60 recent samples each; median of 20 readings over 5 s) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
+printf '| resident memory, 10,000 test domains tracked, insights off (after 2 cycles / at steady state, 65 cycles, 60 recent samples each; median of 20 readings over 5 s) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
     "$rss_vms" "$rss_early_kib" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN { print k / 1024 }')"
-printf '| resident memory, the same during an InfluxDB outage (65 cycles, %s lines spooled) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
+printf '| resident memory, the same with insights on (the default; 65 cycles) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
+    "$rss_vms" "$insights_kib" "$(awk -v k="$insights_kib" 'BEGIN { print k / 1024 }')"
+printf '| resident memory, insights off, during an InfluxDB outage (65 cycles, %s lines spooled) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
     "$outage_spooled" "$rss_vms" "$outage_kib" "$(awk -v k="$outage_kib" 'BEGIN { print k / 1024 }')"
 printf '| resident memory, 1 VM (test:///default): code and shared libraries | 1 | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
     "$floor_kib" "$(awk -v k="$floor_kib" 'BEGIN { print k / 1024 }')"
@@ -415,9 +422,14 @@ verdict=MISSED
 [[ $sv == 1000 ]] && awk -v r="$(per 1000.full)" 'BEGIN { exit !(r >= 3) }' && verdict=met
 echo "- target $verdict: 1,000 test domains, full cycle reports $sv/1000 (exporter $ev/1000), $(per 1000.full)× less CPU per domain than the exporter (target ≥ 3×; seed cycle: $(per 1000.seed)×); cycle errors: $serr"
 if ((rss_kib * 1024 < 40000000)) && [[ $rss_vms == 10000 ]]; then
-    echo "- target met: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked (< 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (40e6 - k * 1024) * 100 / 40e6 }') % under)"
+    echo "- target met: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked, insights off (< 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (40e6 - k * 1024) * 100 / 40e6 }') % under)"
 else
-    echo "- target MISSED: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked (target < 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (k * 1024 - 40e6) * 100 / 40e6 }') % over)"
+    echo "- target MISSED: resident memory $(mib "$rss_kib") with $rss_vms VMs tracked, insights off (target < 40 MB: $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", (k * 1024 - 40e6) * 100 / 40e6 }') % over)"
+fi
+if ((insights_kib * 1024 <= 64000000)); then
+    echo "- target met: resident memory $(mib "$insights_kib") with $rss_vms VMs tracked and insights on (≤ 64 MB: $(awk -v k="$insights_kib" 'BEGIN { printf "%.1f", (64e6 - k * 1024) * 100 / 64e6 }') % under)"
+else
+    echo "- target MISSED: resident memory $(mib "$insights_kib") with $rss_vms VMs tracked and insights on (target ≤ 64 MB: $(awk -v k="$insights_kib" 'BEGIN { printf "%.1f", (k * 1024 - 64e6) * 100 / 64e6 }') % over)"
 fi
 if awk -v m="${encode_mps:-0}" 'BEGIN { exit !(m >= 5) }'; then
     echo "- target met: line encoding ${encode_mps} M lines/s per core (≥ 5 M)"

@@ -5,10 +5,12 @@
 # (database scrapebench, dropped after). The test driver's bulk stats give no extended rows, so
 # each VM shows its seed families (the exporter's state and info, vmtelemetry_vm_*). Once every
 # VM is in a scrape, SCRAPES scrapes one after the other per format (Prometheus text 0.0.4, and
-# OpenMetrics as Prometheus's own scraper asks for it), each timed whole by curl; the service's
+# OpenMetrics as Prometheus's own scraper asks for it, plain and gzipped), each timed whole by curl; the service's
 # CPU per scrape is the median of its utime + stime over each scrape (/proc, 10 ms ticks), so
 # that a scrape overlapping a cycle does not count. Prints a Markdown table.
 # Usage: benches/scrape.sh [SCRAPES [POLL]]   (needs scripts/test-env.sh up: libvirtd, influxd)
+#        SCRAPE_BIN=path/to/vmtelemetry benches/scrape.sh ...   measures that binary (another
+#        commit's release build, side by side) instead of building this checkout's.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here/.."
@@ -31,14 +33,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-load_cargo_env || die "cargo not found"
-cargo build --release --bin vmtelemetry >&2
+bin=${SCRAPE_BIN:-}
+if [[ -z $bin ]]; then
+    load_cargo_env || die "cargo not found"
+    cargo build --release --bin vmtelemetry >&2
+    bin=target/release/vmtelemetry
+fi
 node_xml "$VMS" "$work/node.xml"
 curl -sf -XPOST "$influx/query" --data-urlencode 'q=CREATE DATABASE scrapebench' >/dev/null
 env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" VMTELEMETRY_POLL_INTERVAL="$POLL" \
     VMTELEMETRY_INFLUX_API=v1 VMTELEMETRY_INFLUX_URL="$influx" VMTELEMETRY_INFLUX_DB=scrapebench \
     VMTELEMETRY_SPOOL_DIR="$work/spool" VMTELEMETRY_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-    target/release/vmtelemetry >"$work/service.log" 2>&1 &
+    "$bin" >"$work/service.log" 2>&1 &
 service_pid=$!
 url="http://127.0.0.1:$port/metrics"
 ticks() { awk '{ print $14 + $15 }' "/proc/$service_pid/stat"; }
@@ -54,25 +60,28 @@ until [[ $(curl -sf "$url" | grep -c '^vmtelemetry_vm_memory_rate_bytes_per_seco
 done
 
 rss_before=$(rss_kib VmRSS)
-echo "| format | VMs | scrapes | wall median (ms) | wall p95 (ms) | service CPU median (ms) | bytes | gzip -1 bytes | samples | µs CPU per sample | peak RSS while scraped (KiB) |"
+echo "| format | encoding | VMs | scrapes | wall median (ms) | wall p95 (ms) | service CPU median (ms) | bytes sent | samples | µs CPU per sample | peak RSS while scraped (KiB) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
-for format in "text/plain" "application/openmetrics-text; version=1.0.0"; do
+# Prometheus's scraper asks for gzip (and OpenMetrics); plain text uncompressed is the worst case.
+for row in "text/plain|identity" "application/openmetrics-text; version=1.0.0|identity" "application/openmetrics-text; version=1.0.0|gzip"; do
+    format=${row%|*} encoding=${row##*|}
     : >"$work/walls" && : >"$work/cpu"
     # The peak RSS from now on (5: reset VmHWM to the current RSS).
     echo 5 >"/proc/$service_pid/clear_refs"
     for ((i = 0; i < SCRAPES; i++)); do
         t0=$(ticks)
-        curl -sf -H "Accept: $format" -o "$work/body" -w '%{time_total}\n' "$url" >>"$work/walls"
+        curl -sf -H "Accept: $format" -H "Accept-Encoding: $encoding" -o "$work/body" \
+            -w '%{time_total}\n' "$url" >>"$work/walls"
         echo $(($(ticks) - t0)) >>"$work/cpu"
     done
     bytes=$(stat -c %s "$work/body")
-    samples=$(grep -vc '^#' "$work/body")
+    if [[ $encoding == gzip ]]; then samples=$(zcat "$work/body" | grep -vc '^#'); else samples=$(grep -vc '^#' "$work/body"); fi
     wall_ms=$(awk '{ print $1 * 1000 }' "$work/walls" | median)
     p95_ms=$(awk '{ print $1 * 1000 }' "$work/walls" | p95)
     cpu_ms=$(awk -v hz="$(getconf CLK_TCK)" '{ print $1 * 1000 / hz }' "$work/cpu" | median)
-    printf '| %s | %s | %s | %.1f | %.1f | %s | %s | %s | %s | %.2f | %s |\n' "${format%%;*}" "$VMS" "$SCRAPES" \
-        "$wall_ms" "$p95_ms" "$cpu_ms" "$bytes" "$(gzip -1 -c "$work/body" | wc -c)" "$samples" \
+    printf '| %s | %s | %s | %s | %.1f | %.1f | %s | %s | %s | %.2f | %s |\n' "${format%%;*}" "$encoding" "$VMS" \
+        "$SCRAPES" "$wall_ms" "$p95_ms" "$cpu_ms" "$bytes" "$samples" \
         "$(awk -v c="$cpu_ms" -v n="$samples" 'BEGIN { print c * 1000 / n }')" "$(rss_kib VmHWM)"
 done
 echo
-echo "- $(date -u +%Y-%m-%d), $(nproc) cores, poll $POLL s; RSS before the scrapes $rss_before KiB; the service sends bodies uncompressed (gzip -1 bytes: what compression would send)."
+echo "- $(date -u +%Y-%m-%d), $(nproc) cores, poll $POLL s; RSS before the scrapes $rss_before KiB."

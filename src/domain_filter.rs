@@ -2,6 +2,26 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+/// A bad pattern, and the list it is in.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error(transparent)]
+    Include(GlobError),
+    #[error(transparent)]
+    Exclude(GlobError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GlobError {
+    #[error("`{pattern}`: {source}")]
+    Pattern {
+        pattern: String,
+        source: globset::Error,
+    },
+    #[error(transparent)]
+    Set(globset::Error),
+}
+
 /// An empty include list takes every domain; exclude wins over include.
 #[derive(Debug, Clone, Default)]
 pub struct DomainFilter {
@@ -10,11 +30,10 @@ pub struct DomainFilter {
 }
 
 impl DomainFilter {
-    /// `Err((which, message))` names the list (`"include"` or `"exclude"`) and the bad pattern.
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, (&'static str, String)> {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, FilterError> {
         Ok(DomainFilter {
-            include: set(include).map_err(|e| ("include", e))?,
-            exclude: set(exclude).map_err(|e| ("exclude", e))?,
+            include: set(include).map_err(FilterError::Include)?,
+            exclude: set(exclude).map_err(FilterError::Exclude)?,
         })
     }
 
@@ -29,17 +48,20 @@ impl DomainFilter {
     }
 }
 
-fn set(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+fn set(patterns: &[String]) -> Result<Option<GlobSet>, GlobError> {
     if patterns.is_empty() {
         return Ok(None);
     }
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
         // A name is not a path: `*` also matches `/`.
-        let glob = Glob::new(pattern).map_err(|e| format!("`{pattern}`: {e}"))?;
+        let glob = Glob::new(pattern).map_err(|source| GlobError::Pattern {
+            pattern: pattern.clone(),
+            source,
+        })?;
         builder.add(glob);
     }
-    builder.build().map(Some).map_err(|e| e.to_string())
+    builder.build().map(Some).map_err(GlobError::Set)
 }
 
 #[cfg(test)]
@@ -73,7 +95,7 @@ mod tests {
     #[test]
     fn a_bad_pattern_names_its_list() {
         let error = DomainFilter::new(&[], &list(&["[unclosed"])).unwrap_err();
-        assert_eq!(error.0, "exclude");
-        assert!(error.1.contains("[unclosed"), "{}", error.1);
+        assert!(matches!(error, FilterError::Exclude(_)), "{error:?}");
+        assert!(error.to_string().contains("[unclosed"), "{error}");
     }
 }

@@ -32,6 +32,10 @@ pub const VM_NET: &str = "vm_net";
 pub struct StatsRow {
     pub measurement: &'static str,
     pub key: Option<(&'static str, String)>,
+    /// A disk's source as the bulk stats give it (`block.N.path`: its file or block device), or
+    /// a NIC's bridge (read from the domain's XML by the sampler), for `/metrics` (the
+    /// exporter's `source_file` and `source_bridge`); not written to InfluxDB.
+    pub source: Option<String>,
     pub counters: Vec<(&'static str, u64)>,
 }
 
@@ -152,9 +156,14 @@ impl DomainStatsSample {
                         .map(|value| (*field, value))
                 })
                 .collect();
+            let source = match measurement {
+                VM_DISK => stats.get_str(&format!("{prefix}path")),
+                _ => None,
+            };
             (!counters.is_empty()).then(|| StatsRow {
                 measurement,
                 key: key.map(|(tag, value)| (tag, value.to_owned())),
+                source: source.map(str::to_owned),
                 counters,
             })
         };
@@ -309,6 +318,7 @@ mod tests {
                 ("balloon.unused", ULLong(500)),
                 ("block.count", UInt(2)),
                 ("block.0.name", String("vda".into())),
+                ("block.0.path", String("/var/lib/a \"b\".img".into())),
                 ("block.0.rd.bytes", ULLong(rd)),
                 ("block.0.rd.reqs", ULLong(rd / 512)),
                 ("block.0.wr.bytes", ULLong(0)),
@@ -347,6 +357,8 @@ mod tests {
         );
         assert_eq!(s.vcpus, Some(2));
         assert_eq!(s.rows[4].counter("capacity_bytes"), Some(1 << 30));
+        assert_eq!(s.rows[4].source.as_deref(), Some("/var/lib/a \"b\".img"));
+        assert_eq!(s.rows[5].source, None);
         // Every field a row carries is declared, as an integer.
         let declared = field_types();
         for row in &s.rows {

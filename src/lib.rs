@@ -9,6 +9,7 @@ pub mod influx;
 pub mod insights;
 pub mod libvirt;
 pub mod metrics;
+pub mod replay;
 pub mod routes;
 pub mod sample;
 pub mod startup;

@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use vmtelemetry::configuration;
+use vmtelemetry::replay::{self, ReplayArgs};
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
 
@@ -13,6 +14,39 @@ struct Cli {
     /// A TOML file overriding the built-in defaults (config/default.toml).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Forecasts and right-sizing over history already in InfluxDB (InfluxQL: v1 or v2 API).
+    Replay(ReplayCli),
+}
+
+#[derive(clap::Args)]
+struct ReplayCli {
+    /// The span's start: RFC 3339, or before now like `-30d`.
+    #[arg(long, allow_hyphen_values = true)]
+    start: String,
+    /// Its end: RFC 3339, `now` (the default) or like `-1h`.
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    end: String,
+    /// Only the VMs of this host (its `host` tag).
+    #[arg(long)]
+    host: Option<String>,
+    /// Only the VMs whose name matches this pattern (`*`: any characters).
+    #[arg(long)]
+    name: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The span read per query, like `6h`.
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    chunk: std::time::Duration,
+    /// VMs shown, the most to reclaim first.
+    #[arg(long, default_value_t = 10_000)]
+    limit: usize,
 }
 
 fn main() -> ExitCode {
@@ -21,14 +55,54 @@ fn main() -> ExitCode {
     actix_web::rt::System::new().block_on(run(open_files))
 }
 
-/// glibc's defaults suit the service badly in two ways, each measured with 10,000 VMs
-/// (benches/libvirt.sh):
+/// `vmtelemetry replay`: exit code 2 for arguments it cannot use, 1 when InfluxDB fails it.
+async fn replay_history(config: &configuration::AppConfig, cli: ReplayCli) -> ExitCode {
+    let now = chrono::Utc::now();
+    let span = replay::instant(&cli.start, now).and_then(|start| {
+        let end = replay::instant(&cli.end, now)?;
+        Ok((start, end))
+    });
+    let (start, end) = match span {
+        Ok(span) => span,
+        Err(error) => {
+            eprintln!("vmtelemetry replay: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = ReplayArgs {
+        start,
+        end,
+        host: cli.host,
+        name: cli.name,
+        chunk: cli.chunk,
+        limit: cli.limit,
+    };
+    match replay::run(config, &args).await {
+        Ok(all) if cli.json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("plain data")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(all) => {
+            print!("{}", replay::table(&all));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("vmtelemetry replay: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// glibc's defaults suit the service badly in two ways (figures in benches/README.md):
 /// - each thread that allocates gets its own arena, up to 8 per core, keeping its freed memory;
-///   the service's few threads hand large batches to each other, so two arenas suffice (≈ 5 MB);
+///   the service's few threads hand large batches to each other, so two arenas suffice;
 /// - a cycle's big buffers (its lines, the domain list) are mmapped, but the first one freed
 ///   raises the mmap threshold to its size, so later ones come from the heap and stay resident
 ///   between cycles. A fixed threshold stops that adjustment: every cycle's big buffers go back to
-///   the system when freed (≈ 11 MB).
+///   the system when freed.
 ///
 /// Set before any other thread starts.
 fn tune_malloc() {
@@ -76,6 +150,9 @@ async fn run(open_files: std::io::Result<(u64, u64)>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Replay(args)) = cli.command {
+        return replay_history(&config, args).await;
+    }
     init_subscriber(get_subscriber("info", config.log_format, std::io::stdout));
     match open_files {
         Ok((before, after)) => tracing::info!(before, after, "soft limit of open files"),

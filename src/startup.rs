@@ -16,6 +16,7 @@ use actix_web::{
 use socket2::{Domain, Socket, Type};
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::actors::insights::SaveSnapshot;
 use crate::actors::{Pipeline, TelemetrySupervisor};
 use crate::configuration::{AllowedHosts, AppConfig, HttpConfig};
 use crate::influx::TargetError;
@@ -132,7 +133,7 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops collecting and flushes for at most
-    /// `shutdown_timeout`; what is left stays in the spool.
+    /// `shutdown_timeout` (what is left stays in the spool) while the insights' models are saved.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         // Our own signal handling: actix-server's would stop the whole actix System, and with it
         // the writer's thread, before the flush.
@@ -155,8 +156,18 @@ impl Application {
             server.await?;
             stopped.await;
         }
-        tracing::info!("stopping: flushing what the writer holds");
+        tracing::info!("stopping: flushing what the writer holds, saving the insights' models");
+        // Queued at once, saved on a thread of its own while the writer flushes.
+        let snapshot =
+            (self.pipeline.insights.as_ref()).map(|insights| insights.send(SaveSnapshot));
         let left = self.pipeline.shut_down(self.shutdown_timeout).await;
+        if let Some(snapshot) = snapshot
+            && actix_rt::time::timeout(self.shutdown_timeout, snapshot)
+                .await
+                .is_err()
+        {
+            tracing::warn!("stopped before the insights' models were saved");
+        }
         if left == 0 {
             tracing::info!("stopped: every line written");
         } else {
@@ -219,6 +230,10 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             .service(readable(
                 "/api/telemetry/insights/{vm_id}",
                 routes::vm_insights,
+            ))
+            .service(readable(
+                "/api/telemetry/recommendations",
+                routes::recommendations,
             ))
             .service(readable("/api/admin/actors", routes::list_actors))
             .configure(|app| {

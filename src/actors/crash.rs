@@ -83,6 +83,50 @@ pub trait Crashable: Actor<Context = Context<Self>> {
     }
 }
 
+/// `Crashable`'s accessors for an actor that keeps its panics in `crashes` and its status in
+/// `status`, as every actor does.
+macro_rules! crash_fields {
+    ($status:ty) => {
+        type Status = $status;
+
+        fn crashes(&mut self) -> &mut $crate::actors::crash::CrashRecord {
+            &mut self.crashes
+        }
+
+        fn status(&self) -> &$status {
+            &self.status
+        }
+    };
+}
+pub(crate) use crash_fields;
+
+/// The two handlers every actor has, the same in each: `Restart`, and its status message
+/// answered with `Crashable::report`.
+macro_rules! crash_handlers {
+    ($actor:ty, $get_status:ty) => {
+        impl actix::Handler<$crate::actors::messages::Restart> for $actor {
+            type Result = u64;
+
+            fn handle(
+                &mut self,
+                _: $crate::actors::messages::Restart,
+                ctx: &mut Self::Context,
+            ) -> u64 {
+                $crate::actors::crash::Crashable::restart(self, ctx)
+            }
+        }
+
+        impl actix::Handler<$get_status> for $actor {
+            type Result = actix::MessageResult<$get_status>;
+
+            fn handle(&mut self, _: $get_status, _: &mut Self::Context) -> Self::Result {
+                actix::MessageResult($crate::actors::crash::Crashable::report(self))
+            }
+        }
+    };
+}
+pub(crate) use crash_handlers;
+
 /// Runs `work`; a panic in it is logged and counted, and stops the actor for a restart.
 pub fn guarded<A, R>(
     actor: &mut A,

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::crash::{CrashRecord, Crashable, guarded};
+use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
 use super::insights::ObserveHost;
 use super::messages::{
-    GetCatalog, GetFeatureStatus, HostCollected, LookupVm, Restart, SnapshotVms, WriteLines,
+    GetCatalog, GetFeatureStatus, HostCollected, LookupVm, SnapshotVms, WriteLines,
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
@@ -158,18 +158,10 @@ impl Actor for FeatureActor {
 }
 
 impl Crashable for FeatureActor {
-    type Status = FeatureStatus;
-
-    fn crashes(&mut self) -> &mut CrashRecord {
-        &mut self.crashes
-    }
+    crash_fields!(FeatureStatus);
 
     fn name(&self) -> String {
         "features".into()
-    }
-
-    fn status(&self) -> &FeatureStatus {
-        &self.status
     }
 }
 
@@ -190,14 +182,6 @@ impl Handler<HostCollected> for FeatureActor {
         guarded(self, ctx, |actor, _| {
             actor.record(cycle.sample, cycle.stats, cycle.guest)
         });
-    }
-}
-
-impl Handler<GetFeatureStatus> for FeatureActor {
-    type Result = MessageResult<GetFeatureStatus>;
-
-    fn handle(&mut self, _: GetFeatureStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.report())
     }
 }
 
@@ -232,13 +216,7 @@ impl Handler<LookupVm> for FeatureActor {
     }
 }
 
-impl Handler<Restart> for FeatureActor {
-    type Result = u64;
-
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
-        self.restart(ctx)
-    }
-}
+crash_handlers!(FeatureActor, GetFeatureStatus);
 
 #[cfg(test)]
 mod tests {
@@ -420,6 +398,7 @@ mod tests {
                 rows: vec![StatsRow {
                     measurement: "vm_disk",
                     key: Some(("device", "vda".into())),
+                    source: None,
                     counters: vec![("read_bytes", read_bytes)],
                 }],
             }],

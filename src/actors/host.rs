@@ -13,8 +13,8 @@ use backon::ExponentialBackoff;
 use chrono::{TimeDelta, Utc};
 
 use super::backoff;
-use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetHostStatus, HostCollected, Restart, StopCollecting};
+use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
+use super::messages::{GetHostStatus, HostCollected, StopCollecting};
 use super::status::{ConnectionState, Durations, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::extended::StatsSample;
@@ -316,18 +316,10 @@ impl Actor for HostActor {
 }
 
 impl Crashable for HostActor {
-    type Status = HostStatus;
-
-    fn crashes(&mut self) -> &mut CrashRecord {
-        &mut self.crashes
-    }
+    crash_fields!(HostStatus);
 
     fn name(&self) -> String {
         format!("host:{}", self.host.uri)
-    }
-
-    fn status(&self) -> &HostStatus {
-        &self.status
     }
 
     fn fill_in(&self, status: &mut HostStatus) {
@@ -353,21 +345,7 @@ impl Supervised for HostActor {
     }
 }
 
-impl Handler<Restart> for HostActor {
-    type Result = u64;
-
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
-        self.restart(ctx)
-    }
-}
-
-impl Handler<GetHostStatus> for HostActor {
-    type Result = MessageResult<GetHostStatus>;
-
-    fn handle(&mut self, _: GetHostStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.report())
-    }
-}
+crash_handlers!(HostActor, GetHostStatus);
 
 impl Handler<StopCollecting> for HostActor {
     type Result = ();

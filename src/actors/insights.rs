@@ -1,15 +1,24 @@
 //! The insights actor: fed by the feature actor with every host's cycle, it holds each VM's
 //! models (`insights::Insights`), writes what they say through the writer, and answers the
-//! insights API. Models live in memory: a restart starts every VM learning again.
+//! insights API. With a spool directory it saves every VM's models (`insights::snapshot`) every
+//! `insights_snapshot_interval` and when the service stops, on a blocking thread, and starts from
+//! the last snapshot, at start and at every restart.
 
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{Restart, WriteLines};
+use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
+use super::messages::WriteLines;
 use super::status::InsightsStatus;
 use crate::influx::line_protocol::VmTags;
 use crate::insights::encode::encode_host;
+use crate::insights::outlook::{Outlook, OutlookSettings};
+use crate::insights::outlook_lines::due_lines;
+use crate::insights::rightsizing::summary::{
+    Recommendations, RecommendationsQuery, recommendations,
+};
+use crate::insights::snapshot::Snapshots;
+use crate::insights::store::SnapshotError;
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
 use crate::insights::{HostCycle, Insights, InsightsSettings};
 
@@ -19,6 +28,10 @@ pub struct InsightsActor {
     writer: Recipient<WriteLines>,
     status: InsightsStatus,
     crashes: CrashRecord,
+    /// Forecasts and recommendations, when configured (`with_outlook`).
+    outlook: Option<(Outlook, OutlookSettings)>,
+    /// None without a spool directory.
+    snapshots: Option<Snapshots>,
 }
 
 /// One host's cycle, from the feature actor.
@@ -35,6 +48,11 @@ pub struct GetInsightsStatus;
 #[rtype(result = "FleetInsights")]
 pub struct GetFleetInsights(pub Option<String>);
 
+/// Saves every VM's models now (the service stops); answered once they are on disk.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SaveSnapshot;
+
 /// One VM, by its host's URI and its UUID.
 #[derive(Message)]
 #[rtype(result = "Option<VmInsightsDetail>")]
@@ -44,17 +62,38 @@ pub struct GetVmInsights {
 }
 
 impl InsightsActor {
+    /// Starts from the last snapshot, if there is one.
     pub fn new(writer: Recipient<WriteLines>, settings: InsightsSettings) -> Self {
-        InsightsActor {
+        let snapshots = settings.snapshots.as_ref().map(Snapshots::open);
+        let mut actor = InsightsActor {
             insights: Insights::new(settings),
             tags: VmTags::default(),
             writer,
             status: InsightsStatus::default(),
             crashes: CrashRecord::default(),
+            outlook: None,
+            snapshots,
+        };
+        if let Some(snapshots) = &mut actor.snapshots {
+            snapshots.load_into(&mut actor.insights);
         }
+        actor
+    }
+
+    /// Also forecasts and right-sizes every VM, from the same cycles.
+    pub fn with_outlook(mut self, settings: OutlookSettings) -> Self {
+        self.outlook = Some((self.saved_outlook(), settings));
+        self
+    }
+
+    /// The outlook of the last snapshot, if there is one.
+    fn saved_outlook(&mut self) -> Outlook {
+        let json = self.snapshots.as_mut().and_then(Snapshots::load_outlook);
+        json.map_or_else(Outlook::default, |json| Outlook::from_json(&json))
     }
 
     fn observe(&mut self, cycle: HostCycle) {
+        self.observe_outlook(&cycle);
         let (host, settings) = self.insights.observe(cycle);
         let encoded = encode_host(host, settings, &mut self.tags);
         let (vms, trained) = self.insights.counts();
@@ -68,6 +107,56 @@ impl InsightsActor {
             self.writer.do_send(WriteLines(encoded.lines));
         }
     }
+
+    /// Saves every VM's models on a blocking thread: the commit waits for the disk.
+    fn save(&mut self) -> Option<impl ActorFuture<Self, Output = ()> + 'static> {
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook.to_json());
+        let (vms, save) = self
+            .snapshots
+            .as_mut()?
+            .begin_save(&self.insights, outlook)?;
+        let saved = actix_rt::task::spawn_blocking(save).into_actor(self);
+        Some(saved.map(move |result, actor, _| {
+            let result = result.unwrap_or(Err(SnapshotError::Panicked));
+            if let Some(snapshots) = &mut actor.snapshots {
+                snapshots.saved(vms, result);
+            }
+        }))
+    }
+}
+
+impl InsightsActor {
+    /// The outlook's hook: its state follows every cycle, its lines go at their own cadence.
+    fn observe_outlook(&mut self, cycle: &HostCycle) {
+        let Some((outlook, settings)) = &mut self.outlook else {
+            return;
+        };
+        outlook.observe(cycle, settings);
+        let Some(host) = outlook.hosts.get_mut(&cycle.uri) else {
+            return;
+        };
+        let encoded = due_lines(host, settings, &mut self.tags);
+        self.status.lines_produced += encoded.lines.len() as u64;
+        self.status.unencodable_lines += encoded.unencodable;
+        if !encoded.lines.is_empty() {
+            self.writer.do_send(WriteLines(encoded.lines));
+        }
+    }
+}
+
+/// Every VM's recommendation and forecasts, and the totals per host and fleet; None when the
+/// outlook is not configured.
+#[derive(Message)]
+#[rtype(result = "Option<Recommendations>")]
+pub struct GetRecommendations(pub RecommendationsQuery);
+
+impl Handler<GetRecommendations> for InsightsActor {
+    type Result = MessageResult<GetRecommendations>;
+
+    fn handle(&mut self, query: GetRecommendations, _: &mut Self::Context) -> Self::Result {
+        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook);
+        MessageResult(outlook.map(|outlook| recommendations(outlook, &query.0)))
+    }
 }
 
 impl Actor for InsightsActor {
@@ -75,29 +164,45 @@ impl Actor for InsightsActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.crashes.wait_out(ctx);
+        if let Some(snapshots) = &self.snapshots {
+            ctx.run_interval(snapshots.interval, |actor, ctx| {
+                // A save still under way (a slow disk): this turn is skipped.
+                if actor.snapshots.as_ref().is_some_and(|s| !s.saving())
+                    && let Some(save) = actor.save()
+                {
+                    ctx.spawn(save);
+                }
+            });
+        }
     }
 }
 
 impl Crashable for InsightsActor {
-    type Status = InsightsStatus;
-
-    fn crashes(&mut self) -> &mut CrashRecord {
-        &mut self.crashes
-    }
+    crash_fields!(InsightsStatus);
 
     fn name(&self) -> String {
         "insights".into()
     }
 
-    fn status(&self) -> &InsightsStatus {
-        &self.status
+    fn fill_in(&self, status: &mut InsightsStatus) {
+        let counts = self.insights.restore_counts;
+        status.snapshot = self.snapshots.as_ref().map(|s| s.status(counts));
     }
 }
 
 impl Supervised for InsightsActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        // Models are not kept across a restart: every VM learns again.
+        // From the last snapshot, if there is one: what was learned since is lost.
         self.insights = Insights::new(self.insights.settings.clone());
+        if self.outlook.is_some() {
+            let saved = self.saved_outlook();
+            if let Some((outlook, _)) = &mut self.outlook {
+                *outlook = saved;
+            }
+        }
+        if let Some(snapshots) = &mut self.snapshots {
+            snapshots.load_into(&mut self.insights);
+        }
         (self.status.vms_tracked, self.status.vms_trained) = (0, 0);
         self.status.vms_learning = 0;
         self.status.restarts += 1;
@@ -112,11 +217,14 @@ impl Handler<ObserveHost> for InsightsActor {
     }
 }
 
-impl Handler<GetInsightsStatus> for InsightsActor {
-    type Result = MessageResult<GetInsightsStatus>;
+impl Handler<SaveSnapshot> for InsightsActor {
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: GetInsightsStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.report())
+    fn handle(&mut self, _: SaveSnapshot, _: &mut Self::Context) -> Self::Result {
+        match self.save() {
+            Some(save) => Box::pin(save),
+            None => Box::pin(fut::ready(())),
+        }
     }
 }
 
@@ -140,10 +248,4 @@ impl Handler<GetVmInsights> for InsightsActor {
     }
 }
 
-impl Handler<Restart> for InsightsActor {
-    type Result = u64;
-
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
-        self.restart(ctx)
-    }
-}
+crash_handlers!(InsightsActor, GetInsightsStatus);

@@ -9,6 +9,7 @@ pub mod features;
 pub mod host;
 pub mod insights;
 pub mod messages;
+pub mod snapshot_status;
 pub mod spool_status;
 pub mod status;
 pub mod supervisor;

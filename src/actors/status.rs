@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::snapshot_status::SnapshotStatus;
 pub use super::spool_status::{SpoolState, SpoolStatus};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -96,8 +97,8 @@ pub struct FeatureStatus {
     pub panics: u64,
 }
 
-/// The insights actor: how many VMs it follows and how many have a trained model. Models live
-/// in memory only: a restart (of the actor or the service) starts every VM learning again.
+/// The insights actor: how many VMs it follows and how many have a trained model (a VM found in
+/// the last snapshot starts as trained as it was).
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct InsightsStatus {
     pub vms_tracked: usize,
@@ -110,6 +111,8 @@ pub struct InsightsStatus {
     pub unencodable_lines: u64,
     pub restarts: u64,
     pub panics: u64,
+    /// Every VM's models saved to `insights.redb` in `spool_dir`; none without a spool.
+    pub snapshot: Option<SnapshotStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]

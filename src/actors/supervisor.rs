@@ -92,7 +92,10 @@ impl TelemetrySupervisor {
         });
         let insights = config.insights.clone().map(|settings| {
             let writer = writer.clone().recipient();
-            Supervisor::start(move |_| InsightsActor::new(writer, settings))
+            let outlook = config.outlook.clone();
+            Supervisor::start(move |_| {
+                InsightsActor::new(writer, settings).with_outlook(outlook.clone())
+            })
         });
         let writer_recipient = writer.clone().recipient();
         let recent_samples = config.recent_samples;

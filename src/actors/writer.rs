@@ -11,8 +11,8 @@ use backon::ExponentialBackoff;
 use chrono::Utc;
 
 use super::backoff;
-use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{Drain, GetWriterStatus, Restart, WriteLines};
+use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
+use super::messages::{Drain, GetWriterStatus, WriteLines};
 use super::status::{WriteFailures, WriterStatus};
 use crate::configuration::WriterConfig;
 use crate::influx::buffer::LineBuffer;
@@ -280,18 +280,10 @@ impl Actor for WriterActor {
 }
 
 impl Crashable for WriterActor {
-    type Status = WriterStatus;
-
-    fn crashes(&mut self) -> &mut CrashRecord {
-        &mut self.crashes
-    }
+    crash_fields!(WriterStatus);
 
     fn name(&self) -> String {
         "writer".into()
-    }
-
-    fn status(&self) -> &WriterStatus {
-        &self.status
     }
 
     fn fill_in(&self, status: &mut WriterStatus) {
@@ -327,21 +319,7 @@ impl Handler<WriteLines> for WriterActor {
     }
 }
 
-impl Handler<GetWriterStatus> for WriterActor {
-    type Result = MessageResult<GetWriterStatus>;
-
-    fn handle(&mut self, _: GetWriterStatus, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.report())
-    }
-}
-
-impl Handler<Restart> for WriterActor {
-    type Result = u64;
-
-    fn handle(&mut self, _: Restart, ctx: &mut Self::Context) -> u64 {
-        self.restart(ctx)
-    }
-}
+crash_handlers!(WriterActor, GetWriterStatus);
 
 /// From now on writes whatever waits at once, retrying quickly: the service is stopping.
 impl Handler<Drain> for WriterActor {

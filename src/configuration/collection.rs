@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Settings;
 use super::error::{ConfigError, invalid};
 use super::values::{PositiveSecs, floor, whole_number_in};
-use crate::domain_filter::DomainFilter;
+use crate::domain_filter::{DomainFilter, FilterError};
 use crate::extended::GROUP_NAMES;
 use crate::libvirt::bulk_stats::StatsGroups;
 
@@ -153,11 +153,9 @@ fn stats_groups(names: &[String]) -> Result<(StatsGroups, bool), ConfigError> {
 }
 
 fn domain_filter(include: &[String], exclude: &[String]) -> Result<DomainFilter, ConfigError> {
-    DomainFilter::new(&non_empty(include), &non_empty(exclude)).map_err(|(which, message)| {
-        match which {
-            "include" => invalid("domain_include", message),
-            _ => invalid("domain_exclude", message),
-        }
+    DomainFilter::new(&non_empty(include), &non_empty(exclude)).map_err(|error| match error {
+        FilterError::Include(e) => invalid("domain_include", e.to_string()),
+        FilterError::Exclude(e) => invalid("domain_exclude", e.to_string()),
     })
 }
 

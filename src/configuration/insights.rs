@@ -1,20 +1,29 @@
 //! The insights' keys (`insights`, `insights_*`): windows, the detector's tuning and the
 //! bottleneck thresholds, each checked with its key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Settings;
 use super::error::{ConfigError, invalid};
+use super::hosts::HostConfig;
 use super::values::{PositiveSecs, whole_number_in};
+use super::writer::SpoolConfig;
 use crate::insights::InsightsSettings;
 use crate::insights::bottlenecks::Thresholds;
 use crate::insights::detector::DetectorSettings;
+use crate::insights::settings::SnapshotSettings;
+use crate::insights::store::FILE_NAME;
 
-/// A window shorter than a second has no room for its buckets; a day is plenty.
+/// A window shorter than a second has no room for its buckets; a day is plenty. The same bounds
+/// for the snapshots' interval.
 const WINDOW_SECONDS: (f64, f64) = (1.0, 86_400.0);
 
-/// None when `insights = false`.
-pub fn insights(settings: &Settings) -> Result<Option<InsightsSettings>, ConfigError> {
+/// None when `insights = false`. `hosts`: this instance's.
+pub fn insights(
+    settings: &Settings,
+    hosts: &[HostConfig],
+) -> Result<Option<InsightsSettings>, ConfigError> {
     if !settings.insights {
         return Ok(None);
     }
@@ -44,6 +53,27 @@ pub fn insights(settings: &Settings) -> Result<Option<InsightsSettings>, ConfigE
             3..=1_000_000,
         )?,
         thresholds: thresholds(settings)?,
+        snapshots: snapshots(settings, hosts)?,
+    }))
+}
+
+/// None without a spool directory: the snapshots' file sits beside the spool's.
+fn snapshots(
+    settings: &Settings,
+    hosts: &[HostConfig],
+) -> Result<Option<SnapshotSettings>, ConfigError> {
+    let interval = seconds_in(
+        "insights_snapshot_interval",
+        settings.insights_snapshot_interval,
+        WINDOW_SECONDS,
+    )?;
+    let Some(spool) = SpoolConfig::from_settings(settings)? else {
+        return Ok(None);
+    };
+    Ok(Some(SnapshotSettings {
+        path: spool.dir.join(FILE_NAME),
+        interval,
+        hosts: hosts.iter().map(|h| Arc::from(h.uri.as_str())).collect(),
     }))
 }
 
@@ -120,6 +150,8 @@ fn seconds_in(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use crate::configuration::load_with_env;
 
     fn error_of(pairs: &[(&str, &str)]) -> String {
@@ -141,6 +173,16 @@ mod tests {
         let slow = [("VMTELEMETRY_POLL_INTERVAL".to_owned(), "3600".to_owned())];
         let slow = load_with_env(None, slow).unwrap().insights.unwrap();
         assert_eq!(slow.max_gap.as_secs(), 9000);
+        let snapshots = insights.snapshots.expect("beside the default spool");
+        assert_eq!(snapshots.interval.as_secs(), 300);
+        assert!(
+            snapshots.path.ends_with("spool/insights.redb"),
+            "{snapshots:?}"
+        );
+        assert_eq!(snapshots.hosts, vec![Arc::<str>::from("qemu:///system")]);
+        let no_spool = [("VMTELEMETRY_SPOOL_DIR".to_owned(), String::new())];
+        let no_spool = load_with_env(None, no_spool).unwrap().insights.unwrap();
+        assert_eq!(no_spool.snapshots, None);
         let off = load_with_env(None, vec![("VMTELEMETRY_INSIGHTS".into(), "false".into())]);
         assert!(off.unwrap().insights.is_none());
     }
@@ -183,6 +225,11 @@ mod tests {
                 "INSIGHTS_CONDITION_CYCLES",
                 "0",
                 "`insights_condition_cycles`",
+            ),
+            (
+                "INSIGHTS_SNAPSHOT_INTERVAL",
+                "0",
+                "`insights_snapshot_interval`: must be 1 to 86400 seconds",
             ),
         ] {
             let variable = format!("VMTELEMETRY_{key}");

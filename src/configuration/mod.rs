@@ -8,6 +8,7 @@ mod error;
 mod hosts;
 mod http;
 mod insights;
+mod outlook;
 mod strict;
 mod values;
 mod writer;
@@ -95,6 +96,11 @@ pub struct Settings {
     pub insights_major_faults_per_sec: f64,
     pub insights_disk_latency_ms: f64,
     pub insights_net_drops_per_sec: f64,
+    pub insights_forecast_every: f64,
+    pub insights_recommend_every: f64,
+    pub insights_forecast_half_life: f64,
+    pub insights_forecast_horizon_days: f64,
+    pub insights_snapshot_interval: f64,
 }
 
 /// Validated settings, in the units the service uses.
@@ -124,6 +130,8 @@ pub struct AppConfig {
     pub metrics_enabled: bool,
     /// None: `insights = false`.
     pub insights: Option<crate::insights::InsightsSettings>,
+    /// Forecasts and recommendations, part of the insights.
+    pub outlook: crate::insights::outlook::OutlookSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +196,8 @@ impl Settings {
         let listen = listen_address(&self.listen)?;
         let shard = Shard::from_settings(&self)?;
         let hosts = HostConfig::list_from_settings(&self, shard)?;
-        let insights = insights::insights(&self)?;
+        let insights = insights::insights(&self, &hosts)?;
+        let outlook = outlook::outlook(&self)?;
         let http = HttpConfig::from_settings(&self)?;
         let admin_token = admin::admin_token(self.admin_token)?;
         Ok(AppConfig {
@@ -211,6 +220,7 @@ impl Settings {
             http,
             metrics_enabled: self.metrics_enabled,
             insights,
+            outlook,
         })
     }
 }
@@ -333,99 +343,43 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        for (pairs, key) in [
-            (&[("VMTELEMETRY_POLL_INTERVAL", "0")][..], "poll_interval"),
-            (&[("VMTELEMETRY_BATCH_MAX_SEC", "-1")][..], "batch_max_sec"),
-            (
-                &[("VMTELEMETRY_LIBVIRT_TIMEOUT", "0")][..],
-                "libvirt_timeout",
-            ),
-            (
-                &[("VMTELEMETRY_BATCH_MAX_LINES", "20001")][..],
-                "batch_max_lines",
-            ),
-            (&[("VMTELEMETRY_MAX_QUEUE", "0")][..], "max_queue"),
-            (
-                &[("VMTELEMETRY_RECENT_SAMPLES", "-1")][..],
-                "recent_samples",
-            ),
-            (
-                &[("VMTELEMETRY_RECENT_SAMPLES", "100001")][..],
-                "recent_samples",
-            ),
-            (
-                &[("VMTELEMETRY_SEED_CONNECTIONS", "0")][..],
-                "seed_connections",
-            ),
-            (
-                &[("VMTELEMETRY_SEED_CONNECTIONS", "9")][..],
-                "seed_connections",
-            ),
-            (
-                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "0")][..],
-                "libvirt_keepalive_interval",
-            ),
-            (
-                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "3601")][..],
-                "libvirt_keepalive_interval",
-            ),
-            (
-                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "0")][..],
-                "libvirt_keepalive_count",
-            ),
-            (
-                &[("VMTELEMETRY_LIBVIRT_KEEPALIVE_COUNT", "-3")][..],
-                "libvirt_keepalive_count",
-            ),
-            (&[("VMTELEMETRY_INFLUX_URL", "not a url")][..], "influx_url"),
-            (&[("VMTELEMETRY_INFLUX_URL", "ftp://x")][..], "influx_url"),
-            (&[("VMTELEMETRY_INFLUX_API", "v4")][..], "influx_api"),
-            (&[("VMTELEMETRY_LOG_FORMAT", "xml")][..], "log_format"),
-            (&[("VMTELEMETRY_LISTEN", "nowhere")][..], "listen"),
-            (&[("VMTELEMETRY_HOSTS", "")][..], "hosts"),
-            (
-                &[("VMTELEMETRY_POLL_INTERVAL", "soon")][..],
-                "poll_interval",
-            ),
-            (
-                &[("VMTELEMETRY_POLL_INTERVAL", "1e-8")][..],
-                "poll_interval",
-            ),
-            (
-                &[("VMTELEMETRY_STATS_INTERVAL", "0.001")][..],
-                "stats_interval",
-            ),
-            (
-                &[("VMTELEMETRY_BATCH_MAX_SEC", "0.001")][..],
-                "batch_max_sec",
-            ),
-            (
-                &[("VMTELEMETRY_RETRY_MAX_DELAY", "0.01")][..],
-                "retry_max_delay",
-            ),
-            (
-                &[("VMTELEMETRY_LIBVIRT_TIMEOUT", "0.01")][..],
-                "libvirt_timeout",
-            ),
-            (
-                &[("VMTELEMETRY_INFLUX_TIMEOUT", "0.01")][..],
-                "influx_timeout",
-            ),
-            (
-                &[("VMTELEMETRY_SHUTDOWN_TIMEOUT", "0.01")][..],
-                "shutdown_timeout",
-            ),
-            (
-                &[("VMTELEMETRY_BATCH_MAX_LINES", "1.5")][..],
-                "batch_max_lines",
-            ),
-            (&[("VMTELEMETRY_INFLUX_GZIP", "yes")][..], "influx_gzip"),
-            (&[("VMTELEMETRY_ADMIN_TOKEN", "1234")][..], "admin_token"),
+        for (key, value) in [
+            ("poll_interval", "0"),
+            ("batch_max_sec", "-1"),
+            ("libvirt_timeout", "0"),
+            ("batch_max_lines", "20001"),
+            ("max_queue", "0"),
+            ("recent_samples", "-1"),
+            ("recent_samples", "100001"),
+            ("seed_connections", "0"),
+            ("seed_connections", "9"),
+            ("libvirt_keepalive_interval", "0"),
+            ("libvirt_keepalive_interval", "3601"),
+            ("libvirt_keepalive_count", "0"),
+            ("libvirt_keepalive_count", "-3"),
+            ("influx_url", "not a url"),
+            ("influx_url", "ftp://x"),
+            ("influx_api", "v4"),
+            ("log_format", "xml"),
+            ("listen", "nowhere"),
+            ("hosts", ""),
+            ("poll_interval", "soon"),
+            ("poll_interval", "1e-8"),
+            ("stats_interval", "0.001"),
+            ("batch_max_sec", "0.001"),
+            ("retry_max_delay", "0.01"),
+            ("libvirt_timeout", "0.01"),
+            ("influx_timeout", "0.01"),
+            ("shutdown_timeout", "0.01"),
+            ("batch_max_lines", "1.5"),
+            ("influx_gzip", "yes"),
+            ("admin_token", "1234"),
         ] {
-            let message = error_of(pairs);
+            let variable = format!("VMTELEMETRY_{}", key.to_uppercase());
+            let message = error_of(&[(&variable, value)]);
             assert!(
                 message.contains(key),
-                "{pairs:?}: `{message}` does not name {key}"
+                "{variable}={value}: `{message}` does not name {key}"
             );
             assert!(!message.contains('\n'), "{message} is more than one line");
         }

@@ -134,34 +134,54 @@ impl QueryTarget {
         client: &awc::Client,
         query: &HistoryQuery,
     ) -> Result<Vec<Point>, QueryError> {
+        let request = self.request(client);
+        let sent = match self.api {
+            InfluxApi::V3 => request.send_json(&json!({
+                "db": self.db,
+                "q": sql(query),
+                "format": "json",
+                "params": params(query, |t| json!(t.to_rfc3339())),
+            })),
+            InfluxApi::V1 | InfluxApi::V2 => {
+                let params = params(query, |t| json!(t.timestamp_nanos_opt()));
+                request.send_form(&[
+                    ("db", self.db.as_str()),
+                    ("q", &influxql(query)),
+                    ("epoch", "ns"),
+                    ("params", &params.to_string()),
+                ])
+            }
+        };
+        let body = self.exchange(sent).await?;
+        match self.api {
+            InfluxApi::V3 => sql_points(&body, query),
+            InfluxApi::V1 | InfluxApi::V2 => influxql_points(&body, query),
+        }
+    }
+
+    /// The API this target speaks.
+    pub fn api(&self) -> InfluxApi {
+        self.api
+    }
+
+    pub(crate) fn db(&self) -> &str {
+        &self.db
+    }
+
+    pub(crate) fn request(&self, client: &awc::Client) -> awc::ClientRequest {
         let mut request = client.post(self.url.as_str()).timeout(self.timeout);
         if let Some(authorization) = &self.authorization {
             request = request.insert_header((AUTHORIZATION, authorization.clone()));
         }
-        let sent = match self.api {
-            InfluxApi::V3 => {
-                request
-                    .send_json(&json!({
-                        "db": self.db,
-                        "q": sql(query),
-                        "format": "json",
-                        "params": params(query, |t| json!(t.to_rfc3339())),
-                    }))
-                    .await
-            }
-            InfluxApi::V1 | InfluxApi::V2 => {
-                let params = params(query, |t| json!(t.timestamp_nanos_opt()));
-                request
-                    .send_form(&[
-                        ("db", self.db.as_str()),
-                        ("q", &influxql(query)),
-                        ("epoch", "ns"),
-                        ("params", &params.to_string()),
-                    ])
-                    .await
-            }
-        };
-        let mut response = sent.map_err(|error| match error {
+        request
+    }
+
+    /// The answer's body, or what went wrong on the way.
+    pub(crate) async fn exchange(
+        &self,
+        sent: awc::SendClientRequest,
+    ) -> Result<actix_web::web::Bytes, QueryError> {
+        let mut response = sent.await.map_err(|error| match error {
             awc::error::SendRequestError::Timeout => QueryError::Timeout(self.timeout),
             other => QueryError::Unreachable(other.to_string()),
         })?;
@@ -182,10 +202,7 @@ impl QueryTarget {
                 message: error_message(&body),
             });
         }
-        match self.api {
-            InfluxApi::V3 => sql_points(&body, query),
-            InfluxApi::V1 | InfluxApi::V2 => influxql_points(&body, query),
-        }
+        Ok(body)
     }
 }
 

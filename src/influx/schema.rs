@@ -113,3 +113,37 @@ pub mod host_insights {
         "vms_network_drops",
     ];
 }
+
+/// Each bounded resource's forecast (`resource`: `memory`, `disk:<device>`; a host's
+/// `committed_memory` is tagged `host` only): floats, then `growing` (0 or 1). The seconds to
+/// full and their 80 % interval only while growing (the upper bound only when finite).
+pub mod vm_forecasts {
+    pub const MEASUREMENT: &str = "vm_forecasts";
+    pub const HOST: &str = super::vm_tags::HOST;
+    pub const RESOURCE: &str = "resource";
+    pub const USED: &str = "used";
+    pub const CAPACITY: &str = "capacity";
+    pub const GROWTH_PER_HOUR: &str = "growth_per_hour";
+    pub const SECONDS_TO_FULL: &str = "seconds_to_full";
+    pub const SECONDS_TO_FULL_LOWER: &str = "seconds_to_full_lower";
+    pub const SECONDS_TO_FULL_UPPER: &str = "seconds_to_full_upper";
+    pub const GROWING: &str = "growing";
+}
+
+/// Each VM's right-sizing (hourly): `class` (a string), integers in vCPUs and MiB, floats.
+/// The memory fields only for a guest that reports its memory in use.
+pub mod vm_recommendations {
+    pub const MEASUREMENT: &str = "vm_recommendations";
+    pub const CLASS: &str = "class";
+    pub const CPU: [&str; 4] = ["cpu_current", "cpu_lower", "cpu_target", "cpu_upper"];
+    pub const MEMORY: [&str; 4] = [
+        "memory_current_mib",
+        "memory_lower_mib",
+        "memory_target_mib",
+        "memory_upper_mib",
+    ];
+    pub const RECLAIMABLE_VCPUS: &str = "reclaimable_vcpus";
+    pub const RECLAIMABLE_MEMORY_MIB: &str = "reclaimable_memory_mib";
+    pub const HISTORY_HOURS: &str = "history_hours";
+    pub const CONFIDENCE_DAYS: &str = "confidence_days";
+}

@@ -205,7 +205,8 @@ impl Bottlenecks {
         for (condition, streak) in Condition::ALL.into_iter().zip(&mut self.streaks) {
             match rule(condition, values, thresholds) {
                 Rule::Holds(evidence) => {
-                    if streak.cycles == 0 {
+                    // A clock stepped back before its start: it holds since now.
+                    if streak.cycles == 0 || streak.since_ns > now_ns {
                         streak.since_ns = now_ns;
                     }
                     streak.cycles = streak.cycles.saturating_add(1);
@@ -290,6 +291,10 @@ mod tests {
             }
         );
         assert_eq!(active[0].held_sec, 15.0);
+        // The clock stepped back a day: it holds since then, not since a time to come.
+        b.update(&busy, -86_400_000_000_000, &thresholds());
+        b.update(&busy, -86_395_000_000_000, &thresholds());
+        assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 5.0);
         b.update(&values(&[(Signal::CpuPercent, 20.0)]), 20, &thresholds());
         assert!(names(&b).is_empty());
     }

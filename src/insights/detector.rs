@@ -49,7 +49,14 @@ pub struct SignalModel {
     samples: u16,
     /// `smoothed` holds the previous sample of an unbroken run.
     continuous: bool,
+    /// The level learned is stale (a gap longer than the window): the next run starts from the
+    /// value it meets, keeping what was learned of the spread.
+    stale: bool,
 }
+
+/// What a snapshot keeps of a model: its level's and its change's means and variances, and its
+/// samples. The rest belongs to the run a restart ends.
+pub type ModelParts = (f32, f32, f32, f32, u16);
 
 impl SignalModel {
     pub fn trained(&self, settings: &DetectorSettings) -> bool {
@@ -64,6 +71,39 @@ impl SignalModel {
     /// A gap: the next value starts a new run, unscored, its difference spanning nothing.
     pub fn interrupt(&mut self) {
         self.continuous = false;
+    }
+
+    /// A gap long enough to make the level stale: as `interrupt`, and the level is not held
+    /// against the next value (a VM back after a day at another level is not an anomaly).
+    pub fn interrupt_stale(&mut self) {
+        self.interrupt();
+        self.stale = true;
+    }
+
+    pub fn parts(&self) -> ModelParts {
+        (
+            self.level_mean,
+            self.level_var,
+            self.change_mean,
+            self.change_var,
+            self.samples,
+        )
+    }
+
+    /// A model from a snapshot's parts, its run interrupted; None if a mean is not finite or a
+    /// variance not a finite number ≥ 0.
+    pub fn from_parts(parts: ModelParts) -> Option<Self> {
+        let (level_mean, level_var, change_mean, change_var, samples) = parts;
+        let variance = |v: f32| v.is_finite() && v >= 0.0;
+        let sound = level_mean.is_finite() && change_mean.is_finite();
+        (sound && variance(level_var) && variance(change_var)).then_some(SignalModel {
+            level_mean,
+            level_var,
+            change_mean,
+            change_var,
+            samples,
+            ..SignalModel::default()
+        })
     }
 
     /// The next value. Not finite: the sample is ignored (`None`), the model unchanged.
@@ -112,13 +152,15 @@ impl SignalModel {
         })
     }
 
-    /// A run starts at `value`: the level keeps what it learned, the differences start afresh.
+    /// A run starts at `value`: the level keeps what it learned (unless stale), the differences
+    /// start afresh.
     fn restart(&mut self, value: f64) {
-        if self.samples == 0 {
+        if self.samples == 0 || self.stale {
             self.level_mean = value as f32;
         }
         self.smoothed = value as f32;
         self.continuous = true;
+        self.stale = false;
         self.samples = self.samples.saturating_add(1);
     }
 }
@@ -286,6 +328,56 @@ mod tests {
         assert_eq!(resumed, Verdict::Resumed);
         let next = model.observe(20.5, 2.0, &SETTINGS).unwrap();
         assert!(matches!(next, Verdict::Scored { .. }));
+    }
+
+    #[test]
+    fn after_a_stale_gap_a_new_level_is_not_an_anomaly_after_a_short_one_it_is() {
+        let trained = || {
+            let mut model = SignalModel::default();
+            run(&mut model, (0..200).map(|i| noise(i, 10.0, 2.0)));
+            model
+        };
+        let mut stale = trained();
+        stale.interrupt_stale();
+        let verdicts = run(&mut stale, (0..100).map(|i| noise(i, 80.0, 2.0)));
+        assert_eq!(verdicts[0], Verdict::Resumed);
+        assert!(max_score(&verdicts) < 0.5, "{verdicts:?}");
+        // A short gap keeps the level: a VM back at another level after a minute is anomalous.
+        let mut short = trained();
+        short.interrupt();
+        let verdicts = run(&mut short, (0..3).map(|i| noise(i, 80.0, 2.0)));
+        assert!(
+            matches!(
+                verdicts[1],
+                Verdict::Scored {
+                    anomalous: true,
+                    ..
+                }
+            ),
+            "{verdicts:?}"
+        );
+    }
+
+    #[test]
+    fn a_model_from_its_parts_is_interrupted_and_unsound_parts_are_refused() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..100).map(|i| noise(i, 40.0, 2.0)));
+        let mut restored = SignalModel::from_parts(model.parts()).unwrap();
+        assert_eq!(restored.parts(), model.parts());
+        assert!(restored.trained(&SETTINGS));
+        assert_eq!(restored.level(), None);
+        assert_eq!(
+            restored.observe(41.0, 2.0, &SETTINGS),
+            Some(Verdict::Resumed)
+        );
+        for bad in [
+            (f32::NAN, 1.0, 0.0, 1.0, 50),
+            (1.0, -1.0, 0.0, 1.0, 50),
+            (1.0, 1.0, f32::INFINITY, 1.0, 50),
+            (1.0, 1.0, 0.0, f32::NAN, 50),
+        ] {
+            assert_eq!(SignalModel::from_parts(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn encode_host(
     tags: &mut VmTags,
 ) -> EncodedInsights {
     let mut encoded = EncodedInsights::default();
-    for vm in host.vms.values().filter(|vm| vm.vm.running) {
+    for vm in host.vms.values().filter(|vm| vm.running()) {
         if let Err(lines) = encode_vm(&mut encoded.lines, tags, &host.host, vm, settings) {
             encoded.unencodable += lines;
         }

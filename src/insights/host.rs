@@ -12,7 +12,7 @@ use super::bottlenecks::CONDITIONS;
 use super::peers;
 use super::settings::InsightsSettings;
 use super::signals::{Signal, VmReading};
-use super::vm::VmInsights;
+use super::vm::{Learned, VmInsights};
 
 /// One host's cycle, as the feature actor hands it over.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ impl HostInsights {
         for reading in &cycle.vms {
             self.vms
                 .entry(reading.vm.uuid)
-                .or_insert_with(|| Box::new(VmInsights::new(reading)))
+                .or_insert_with(|| Box::new(VmInsights::new(reading, Learned::default())))
                 .observe(reading, settings);
         }
         self.compare_peers(settings.peer_min_vms);
@@ -120,7 +120,7 @@ impl HostInsights {
             summary.vms_anomalous += usize::from(vm.last.anomalous != 0);
             let (a, s) = vm.window_counts();
             (anomalous, scored) = (anomalous + a, scored + s);
-            if vm.vm.running {
+            if vm.running() {
                 vcpus += u64::from(vm.vm.cpu_count);
                 memory_kb = memory_kb.saturating_add(vm.vm.memory_max_kb);
             }
@@ -142,167 +142,26 @@ fn ratio(allocated: u64, capacity: Option<u64>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::extended::{DomainStatsSample, StatsRow, VM_CPU, VM_DISK, VM_MEMORY, VM_NET};
-    use crate::insights::bottlenecks::{Condition, Thresholds};
-    use crate::insights::detector::DetectorSettings;
-    use crate::insights::signals::{ExtendedReading, VmIdentity};
+    use crate::insights::bottlenecks::Condition;
+    use crate::insights::testing::{Guest, SEC, check, cycle, host_and_guests, settings, step_all};
     use crate::insights::vm::CycleResult;
-
-    const SEC: i64 = 1_000_000_000;
-
-    fn settings() -> InsightsSettings {
-        InsightsSettings {
-            detector: DetectorSettings {
-                learning_samples: 20,
-                baseline_samples: 100,
-                threshold: 5.0,
-            },
-            window: Duration::from_secs(900),
-            max_gap: Duration::from_secs(60),
-            peer_min_vms: 5,
-            thresholds: Thresholds::defaults(),
-        }
-    }
-
-    /// A VM's counters at time `t`: what a real guest's bulk stats would say.
-    struct Guest {
-        n: u128,
-        t: i64,
-        cputime_ns: u64,
-        disk_bytes: u64,
-        disk_ops: u64,
-        disk_ns: u64,
-        rx: u64,
-        with_disk: bool,
-    }
-
-    impl Guest {
-        fn new(n: u128) -> Self {
-            Guest {
-                n,
-                t: 1_000 * SEC,
-                cputime_ns: 0,
-                disk_bytes: 0,
-                disk_ops: 0,
-                disk_ns: 0,
-                rx: 0,
-                with_disk: true,
-            }
-        }
-
-        /// Advances `dt` seconds at `cpu` percent of one vCPU, with a little noise.
-        fn step(&mut self, dt: i64, cpu: f64) -> VmReading {
-            let wobble = (self.t / SEC % 7) as f64 * 0.3;
-            self.t += dt * SEC;
-            self.cputime_ns += ((cpu + wobble) / 100.0 * (dt * SEC) as f64) as u64;
-            self.disk_bytes += 40_000 * dt as u64;
-            self.disk_ops += 10 * dt as u64;
-            self.disk_ns += 10 * dt as u64 * 2_000_000;
-            self.rx += 9_000 * dt as u64;
-            self.reading()
-        }
-
-        fn reading(&self) -> VmReading {
-            let mut rows = vec![
-                StatsRow {
-                    measurement: VM_CPU,
-                    key: Some(("vcpu", "0".into())),
-                    counters: vec![("vcpu_delay_ns", self.cputime_ns / 100)],
-                },
-                StatsRow {
-                    measurement: VM_NET,
-                    key: Some(("interface", "tap0".into())),
-                    counters: vec![("rx_bytes", self.rx), ("rx_drops", 0)],
-                },
-                StatsRow {
-                    measurement: VM_MEMORY,
-                    key: None,
-                    counters: vec![("swap_in_kb", 0), ("major_faults", 7)],
-                },
-            ];
-            if self.with_disk {
-                rows.push(StatsRow {
-                    measurement: VM_DISK,
-                    key: Some(("device", "vda".into())),
-                    counters: vec![
-                        ("read_bytes", self.disk_bytes),
-                        ("read_requests", self.disk_ops),
-                        ("read_time_ns", self.disk_ns),
-                        ("errors", 0),
-                    ],
-                });
-            }
-            let stats = DomainStatsSample {
-                uuid: Uuid::from_u128(self.n),
-                name: format!("vm-{}", self.n),
-                timestamp_ns: self.t,
-                vcpus: Some(1),
-                rows,
-                derived: Vec::new(),
-            };
-            VmReading {
-                vm: VmIdentity {
-                    uuid: Uuid::from_u128(self.n),
-                    name: format!("vm-{}", self.n).into(),
-                    id: Some(self.n as u32),
-                    running: true,
-                    cpu_count: 1,
-                    memory_max_kb: 1 << 20,
-                    timestamp_ns: self.t,
-                },
-                memory_used_kb: 1 << 19,
-                cputime_ns: self.cputime_ns,
-                memory_rate_kb_per_sec: Some(0.0),
-                extended: Some(ExtendedReading::from_stats(&stats)),
-            }
-        }
-    }
-
-    fn cycle(t: i64, vms: Vec<VmReading>) -> HostCycle {
-        HostCycle {
-            uri: "test:///default".into(),
-            host: "h".into(),
-            cpus: Some(4),
-            memory_total_kb: Some(4 << 20),
-            timestamp_ns: t,
-            vms,
-        }
-    }
-
-    /// Every score of every VM is in [0, 1]; returns the anomalous signals of VM `n`.
-    fn check(host: &HostInsights, n: u128) -> Vec<Signal> {
-        for vm in host.vms.values() {
-            for score in vm.last.scores.iter().flatten() {
-                assert!((0.0..=1.0).contains(score), "{score}");
-            }
-        }
-        let vm = &host.vms[&Uuid::from_u128(n)];
-        Signal::ALL
-            .into_iter()
-            .filter(|s| vm.last.anomalous & (1 << *s as usize) != 0)
-            .collect()
-    }
+    use crate::sample::VmState;
 
     #[test]
     fn a_cpu_burst_after_a_steady_phase_is_an_anomaly_then_cpu_saturated() {
         let settings = settings();
-        let mut host = HostInsights::new("h".into());
-        let mut guests: Vec<Guest> = (1..=6).map(Guest::new).collect();
+        let (mut host, mut guests) = host_and_guests(6);
         for _ in 0..60 {
-            let readings = guests.iter_mut().map(|g| g.step(5, 10.0)).collect();
-            host.observe(cycle(guests[0].t, readings), &settings);
+            step_all(&mut host, &mut guests, &settings, |_| 10.0);
             assert!(check(&host, 1).is_empty());
         }
         assert_eq!(host.summary.vms_trained, 6);
         for round in 0..3 {
-            let readings = guests
-                .iter_mut()
-                .map(|g| g.step(5, if g.n == 1 { 97.0 } else { 10.0 }))
-                .collect();
-            host.observe(cycle(guests[0].t, readings), &settings);
+            step_all(&mut host, &mut guests, &settings, |g| match g.n {
+                1 => 97.0,
+                _ => 10.0,
+            });
             if round == 0 {
                 assert_eq!(check(&host, 1), [Signal::CpuPercent]);
                 assert!(check(&host, 2).is_empty());
@@ -325,32 +184,44 @@ mod tests {
         let settings = settings();
         let mut host = HostInsights::new("h".into());
         let mut guest = Guest::new(1);
-        let run = |host: &mut HostInsights, guest: &mut Guest, cycles: usize| {
+        let run = |host: &mut HostInsights, guest: &mut Guest, cycles: usize, cpu: f64| {
             for _ in 0..cycles {
-                let reading = guest.step(5, 30.0);
+                let reading = guest.step(5, cpu);
                 host.observe(cycle(guest.t, vec![reading]), &settings);
-                assert!(check(host, 1).is_empty(), "at {}", guest.t);
+                assert!(check(host, 1).is_empty(), "at {} s", guest.t / SEC);
             }
         };
-        run(&mut host, &mut guest, 40);
-        // Paused for an hour, then busier counters: the first samples span nothing.
+        run(&mut host, &mut guest, 40, 30.0);
+        // Paused for an hour (listed, not running), then busier: its levels are stale.
+        for _ in 0..720 {
+            let mut paused = guest.step(5, 0.0);
+            paused.vm.state = VmState::Paused;
+            host.observe(cycle(guest.t, vec![paused]), &settings);
+            assert!(check(&host, 1).is_empty());
+        }
+        run(&mut host, &mut guest, 20, 70.0);
+        // Unheard of for an hour while running (its host unreachable), back at its old level.
         guest.t += 3600 * SEC;
-        run(&mut host, &mut guest, 5);
-        // The service stopped for a day.
+        run(&mut host, &mut guest, 20, 30.0);
+        // The service stopped for a day, or the clock stepped a day on: back much lighter.
         guest.t += 86_400 * SEC;
-        run(&mut host, &mut guest, 5);
+        run(&mut host, &mut guest, 20, 5.0);
         // The clock stepped back a minute.
         guest.t -= 60 * SEC;
-        run(&mut host, &mut guest, 5);
+        run(&mut host, &mut guest, 5, 5.0);
         // A reboot: every counter starts again from zero.
         guest.cputime_ns = 0;
         (guest.disk_bytes, guest.disk_ops, guest.disk_ns, guest.rx) = (0, 0, 0, 0);
-        run(&mut host, &mut guest, 5);
+        run(&mut host, &mut guest, 5, 5.0);
         // The same timestamp twice (a zero Δt).
         let again = guest.reading();
         host.observe(cycle(guest.t, vec![again]), &settings);
         assert!(check(&host, 1).is_empty());
-        run(&mut host, &mut guest, 5);
+        run(&mut host, &mut guest, 5, 5.0);
+        // Still trained and scored throughout: a gap is not a reason to learn again.
+        let vm = &host.vms[&Uuid::from_u128(1)];
+        assert!(vm.trained(&settings));
+        assert!(vm.last.scores[Signal::CpuPercent as usize].is_some());
     }
 
     #[test]
@@ -388,11 +259,9 @@ mod tests {
     #[test]
     fn ten_thousand_vms_appearing_at_once_all_start_learning() {
         let settings = settings();
-        let mut host = HostInsights::new("h".into());
-        let mut guests: Vec<Guest> = (1..=10_000).map(Guest::new).collect();
+        let (mut host, mut guests) = host_and_guests(10_000);
         for _ in 0..3 {
-            let readings = guests.iter_mut().map(|g| g.step(5, 10.0)).collect();
-            host.observe(cycle(guests[0].t, readings), &settings);
+            step_all(&mut host, &mut guests, &settings, |_| 10.0);
         }
         assert_eq!(host.summary.vms, 10_000);
         assert_eq!(host.summary.vms_trained, 0);

@@ -4,13 +4,12 @@
 //! does not have (no balloon, no disk) is absent, and so is a rate across a reset counter, a clock
 //! that went back or a gap longer than `max_gap`.
 
-use serde::Serialize;
-use utoipa::ToSchema;
-use uuid::Uuid;
-
+use super::forecast::fill::Fill;
 use crate::extended::{DomainStatsSample, VM_CPU, VM_DISK, VM_MEMORY, VM_NET, rate};
 use crate::influx::schema::vm_anomalies::SCORES;
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const SIGNALS: usize = 16;
 
@@ -153,6 +152,8 @@ pub struct ExtendedReading {
     pub guest_used_percent: Option<f64>,
     pub vcpus: Option<u64>,
     counters: [Option<u64>; COUNTERS],
+    /// How full its memory and disks are: what the forecasts follow.
+    pub fill: Fill,
 }
 
 impl ExtendedReading {
@@ -180,6 +181,7 @@ impl ExtendedReading {
             guest_used_percent,
             vcpus: stats.vcpus,
             counters,
+            fill: Fill::from_stats(stats),
         }
     }
 
@@ -188,25 +190,11 @@ impl ExtendedReading {
     }
 }
 
-/// Who a VM is and what it is given, as of its latest sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VmIdentity {
-    pub uuid: Uuid,
-    pub name: Box<str>,
-    pub id: Option<u32>,
-    pub running: bool,
-    pub cpu_count: u32,
-    pub memory_max_kb: u64,
-    /// When its seed sample was read.
-    pub timestamp_ns: i64,
-}
-
 /// One VM of one cycle, as the feature actor hands it over.
 #[derive(Debug, Clone)]
 pub struct VmReading {
-    pub vm: VmIdentity,
-    pub memory_used_kb: u64,
-    pub cputime_ns: u64,
+    /// Its seed sample: who it is, what it is given, its CPU time and memory in use.
+    pub vm: DomainSample,
     pub memory_rate_kb_per_sec: Option<f64>,
     /// Its latest extended sample (possibly the same as last cycle's: then it gives no rate).
     pub extended: Option<ExtendedReading>,
@@ -219,20 +207,15 @@ impl VmReading {
         stats: Option<&DomainStatsSample>,
     ) -> Self {
         VmReading {
-            vm: VmIdentity {
-                uuid: sample.uuid,
-                name: sample.name.clone(),
-                id: sample.id,
-                running: sample.state == VmState::Running,
-                cpu_count: sample.cpu_count,
-                memory_max_kb: sample.memory_max_kb,
-                timestamp_ns: sample.timestamp_ns,
-            },
-            memory_used_kb: sample.memory_used_kb,
-            cputime_ns: sample.cputime_ns,
+            vm: sample.clone(),
             memory_rate_kb_per_sec: features.map(|f| f.memory_rate_kb_per_sec),
             extended: stats.map(ExtendedReading::from_stats),
         }
+    }
+
+    /// Only a running VM has signals.
+    pub fn running(&self) -> bool {
+        self.vm.state == VmState::Running
     }
 }
 
@@ -270,19 +253,19 @@ impl Baseline {
             && continuous
             && reading.vm.cpu_count > 0
         {
-            let percent = rate(cputime, reading.cputime_ns, dt)
+            let percent = rate(cputime, reading.vm.cputime_ns, dt)
                 .map(|ns| ns / 1e9 / f64::from(reading.vm.cpu_count) * 100.0);
             values.set(CpuPercent, percent);
         }
         let memory_percent = reading.extended.as_ref().and_then(|e| e.guest_used_percent);
         let from_seed = (reading.vm.memory_max_kb > 0)
-            .then(|| reading.memory_used_kb as f64 / reading.vm.memory_max_kb as f64 * 100.0);
+            .then(|| reading.vm.memory_used_kb as f64 / reading.vm.memory_max_kb as f64 * 100.0);
         values.set(MemoryUsedPercent, memory_percent.or(from_seed));
         values.guest_memory_used_percent = memory_percent.filter(|p| p.is_finite());
         if continuous {
             values.set(MemoryRateKbPerSec, reading.memory_rate_kb_per_sec);
         }
-        self.seed = Some((reading.vm.timestamp_ns, reading.cputime_ns));
+        self.seed = Some((reading.vm.timestamp_ns, reading.vm.cputime_ns));
         let mut extracted = Extracted {
             values,
             seed_gap: seed_dt.is_some() && !continuous,

@@ -172,7 +172,7 @@ impl Insights {
             .collect();
         Some(VmInsightsDetail {
             vm: self.attention(uri, host, vm),
-            running: vm.vm.running,
+            running: vm.running(),
             window_sec: self.settings.window.as_secs_f64(),
             samples_scored,
             samples_anomalous,

@@ -1,20 +1,30 @@
-//! One VM's insights: its identity, what its next rates derive from, a model per signal, its
-//! anomaly window and its conditions, all in one record that goes when the VM goes.
+//! One VM's insights: its latest sample, what its next rates derive from, what it has learned (a
+//! model per signal, its anomaly window) and its conditions, all in one record that goes when the
+//! VM goes.
 
 use super::bottlenecks::Bottlenecks;
 use super::detector::{SignalModel, Verdict};
 use super::settings::InsightsSettings;
-use super::signals::{Baseline, SIGNALS, Signal, Values, VmIdentity, VmReading};
+use super::signals::{Baseline, SIGNALS, Signal, Values, VmReading};
 use super::window::AnomalyWindow;
+use crate::sample::{DomainSample, VmState};
 
 pub struct VmInsights {
-    pub vm: VmIdentity,
+    pub vm: DomainSample,
     baseline: Baseline,
-    models: [SignalModel; SIGNALS],
-    window: AnomalyWindow,
+    pub learned: Learned,
     pub bottlenecks: Bottlenecks,
     /// What the last cycle gave.
     pub last: CycleResult,
+}
+
+/// What a VM has learned: what a snapshot keeps, so that a restart finds it trained.
+#[derive(Debug, Clone, Default)]
+pub struct Learned {
+    pub models: [SignalModel; SIGNALS],
+    pub window: AnomalyWindow,
+    /// When it was last seen running: a longer gap than the window makes its levels stale.
+    pub running_ns: Option<i64>,
 }
 
 /// One cycle of one VM: its values, and per signal (bit `signal as usize`) whether it was
@@ -40,32 +50,41 @@ impl CycleResult {
 }
 
 impl VmInsights {
-    pub fn new(reading: &VmReading) -> Self {
+    /// A VM as first seen, learning from nothing, or from what a snapshot kept.
+    pub fn new(reading: &VmReading, learned: Learned) -> Self {
         VmInsights {
             vm: reading.vm.clone(),
             baseline: Baseline::default(),
-            models: [SignalModel::default(); SIGNALS],
-            window: AnomalyWindow::default(),
+            learned,
             bottlenecks: Bottlenecks::default(),
             last: CycleResult::default(),
         }
     }
 
     /// Scores the cycle's values of every signal against the VM's past. A VM not running has
-    /// no signal: its rates and differences start afresh when it runs again.
+    /// no signal: its rates and differences start afresh when it runs again, and its levels too
+    /// when it was away longer than the window.
     pub fn observe(&mut self, reading: &VmReading, settings: &InsightsSettings) {
         self.vm.clone_from(&reading.vm);
         self.last = CycleResult::default();
-        if !reading.vm.running {
+        let models = &mut self.learned.models;
+        if !reading.running() {
             self.baseline.forget();
-            self.models.iter_mut().for_each(SignalModel::interrupt);
+            models.iter_mut().for_each(SignalModel::interrupt);
             self.bottlenecks.clear();
             return;
+        }
+        let now = reading.vm.timestamp_ns;
+        let away = self.learned.running_ns.map(|t| now.saturating_sub(t));
+        self.learned.running_ns = Some(now);
+        if away.is_some_and(|away| away > settings.window_ns()) {
+            models.iter_mut().for_each(SignalModel::interrupt_stale);
+            self.bottlenecks.clear();
         }
         let extracted = self.baseline.extract(reading, settings.max_gap_ns());
         let mut scored = 0;
         for signal in Signal::ALL {
-            let model = &mut self.models[signal as usize];
+            let model = &mut models[signal as usize];
             let gap = match signal.from_seed() {
                 true => extracted.seed_gap,
                 false => extracted.extended_gap,
@@ -90,37 +109,45 @@ impl VmInsights {
             }
         }
         let anomalous = self.last.anomalous_signals();
-        self.window
-            .record(settings.window, reading.vm.timestamp_ns, anomalous, scored);
-        self.bottlenecks.update(
-            &extracted.values,
-            reading.vm.timestamp_ns,
-            &settings.thresholds,
-        );
+        self.learned
+            .window
+            .record(settings.window, now, anomalous, scored);
+        self.bottlenecks
+            .update(&extracted.values, now, &settings.thresholds);
         self.last.values = extracted.values;
+    }
+
+    pub fn running(&self) -> bool {
+        self.vm.state == VmState::Running
     }
 
     /// Trained: at least one of its signals has left learning.
     pub fn trained(&self, settings: &InsightsSettings) -> bool {
-        self.models.iter().any(|m| m.trained(&settings.detector))
+        self.learned.trained(settings)
     }
 
     pub fn model(&self, signal: Signal) -> &SignalModel {
-        &self.models[signal as usize]
+        &self.learned.models[signal as usize]
     }
 
     /// The smoothed level of `signal` when the VM has it this cycle: what peers compare.
     pub fn level(&self, signal: Signal) -> Option<f64> {
         self.last.values.get(signal)?;
-        self.models[signal as usize].level()
+        self.model(signal).level()
     }
 
     /// The share of anomalous signal-samples over the window; none before any was scored.
     pub fn anomaly_rate(&self) -> Option<f64> {
-        self.window.rate()
+        self.learned.window.rate()
     }
 
     pub fn window_counts(&self) -> (u64, u64) {
-        self.window.counts()
+        self.learned.window.counts()
+    }
+}
+
+impl Learned {
+    pub fn trained(&self, settings: &InsightsSettings) -> bool {
+        self.models.iter().any(|m| m.trained(&settings.detector))
     }
 }

@@ -1,6 +1,7 @@
 //! Reading domains from libvirt. Every call here blocks, so it runs on a worker thread of its own
 //! (`worker`), never on an actix arbiter.
 
+mod bridges;
 pub mod bulk_stats;
 mod clock;
 mod connection;

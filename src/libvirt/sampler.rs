@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use virt::connect::Connect;
 use virt::domain::Domain;
 
+use super::bridges::Bridges;
 use super::bulk_stats::StatsGroups;
 use super::connection::{Connection, Connector, close};
 use super::crew::Crew;
@@ -41,6 +42,8 @@ pub struct Sampler {
     guest_timeout_sec: Option<i32>,
     /// Running domains whose agent timeout is set.
     agent_timeouts: HashSet<RunningDomain>,
+    /// The bridges of the domains' NICs, read from their XML.
+    bridges: Bridges,
 }
 
 /// What a cycle's seed read, and the helpers it read over: those at `failed` could not list.
@@ -83,6 +86,7 @@ impl Sampler {
                 .guest
                 .then_some(collection.guest_agent_timeout_sec),
             agent_timeouts: HashSet::new(),
+            bridges: Bridges::default(),
         }
     }
 
@@ -160,20 +164,28 @@ impl Sampler {
         let started = Instant::now();
         let (groups, patience) = (self.groups, self.stats_patience);
         let for_guest = self.guest_timeout_sec.map(|t| (t, domains.clone()));
+        let for_bridges = groups
+            .contains(StatsGroups::INTERFACE)
+            .then(|| domains.clone());
         // No group at all would ask libvirt for every one.
         let read = match groups.is_empty() {
             true => stats::StatsRead::default(),
             false => stats::read(&mut self.crew, domains, groups, patience, &self.heartbeat),
         };
         let duration = started.elapsed();
-        let guest = for_guest.map(|(timeout, domains)| self.guest(&domains, timeout, host.clone()));
+        let mut sample = stats::sample(&read.stats, self.connector.uri().clone(), host.clone());
+        // After a call left behind, no more calls on this connection this cycle.
+        if let Some(domains) = for_bridges.filter(|_| !read.left_behind) {
+            self.bridges.fill(&domains, &mut sample, &self.heartbeat);
+        }
+        let guest = for_guest.map(|(timeout, domains)| self.guest(&domains, timeout, host));
         if read.left_behind
             && let Some(connection) = self.connection.take()
         {
             connection.close();
         }
         StatsCycle {
-            sample: stats::sample(&read.stats, self.connector.uri().clone(), host),
+            sample,
             duration,
             failed: read.failed,
             guest,

@@ -1,7 +1,8 @@
 //! The families of Debian's prometheus-libvirt-exporter 0.2.0, under its names, labels, units
 //! and help texts, plus a `host` label (one service may collect several hosts). As the exporter,
 //! only active domains, and only of hosts connected now: a host that is down shows
-//! `libvirt_up 0` and none of its domains, never their last values.
+//! `libvirt_up 0` and none of its domains, never their last values. A disk's `source_file` is
+//! its path as the bulk stats give it, a NIC's `source_bridge` its bridge from the domain's XML.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,10 +10,11 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, Vm, emit};
+use super::family::{Spec, Vm, emit, flag, host_name};
+use super::seed::SEED;
 use crate::actors::status::{ConnectionState, HostStatus};
 use crate::extended::{StatsRow, VM_DISK, VM_NET};
-use crate::sample::{DomainSample, VmState};
+use crate::sample::VmState;
 
 const UP: Spec = Spec::gauge(
     "libvirt_up",
@@ -22,46 +24,8 @@ const UP: Spec = Spec::gauge(
 const DOMAINS: Spec = Spec::gauge("libvirt_domains_number", None, "Number of domains.");
 const STATE: Spec = Spec::gauge("libvirt_domain_state_code", None, "State of the domain.");
 
-type Field = fn(&DomainSample) -> f64;
-
-const INFO: [(Spec, Field); 4] = [
-    (
-        Spec::counter(
-            "libvirt_domain_info_cpu_time",
-            Some(Unit::Seconds),
-            "Amount of CPU time used by the domain, in seconds.",
-        ),
-        |d| d.cputime_ns as f64 / 1e9,
-    ),
-    (
-        Spec::gauge(
-            "libvirt_domain_info_maximum_memory",
-            Some(Unit::Bytes),
-            "Maximum allowed memory of the domain, in bytes.",
-        ),
-        |d| d.memory_max_kb as f64 * 1024.0,
-    ),
-    (
-        Spec::gauge(
-            "libvirt_domain_info_memory_usage",
-            Some(Unit::Bytes),
-            "Memory usage of the domain, in bytes.",
-        ),
-        |d| d.memory_used_kb as f64 * 1024.0,
-    ),
-    (
-        Spec::gauge(
-            "libvirt_domain_info_virtual_cpus",
-            None,
-            "Number of virtual CPUs for the domain.",
-        ),
-        |d| f64::from(d.cpu_count),
-    ),
-];
-
 /// The exporter's per-device families: the measurement, the exporter's label for the device's
-/// source (which the bulk stats do not give: left empty), and each counter.
-/// A measurement, the exporter's label for its source, and its counters.
+/// source, and each counter under its family.
 type Devices = (
     &'static str,
     &'static str,
@@ -185,10 +149,9 @@ pub(super) fn write(
         .iter()
         .filter(|v| v.vm.latest.id.is_some() && connected.contains(&*v.vm.uri))
         .collect();
-    let host_label = |h: &HostStatus| h.host.as_deref().unwrap_or(&h.uri).to_owned();
     let up = hosts.iter().map(|h| {
         let up = h.connection == ConnectionState::Connected;
-        ([("host", host_label(h))], f64::from(u8::from(up)))
+        ([("host", host_name(h))], flag(up))
     });
     emit(encoder, &UP, up)?;
     let domains = hosts
@@ -196,30 +159,27 @@ pub(super) fn write(
         .filter(|h| connected.contains(h.uri.as_str()))
         .map(|h| {
             let n = shown.iter().filter(|v| *v.vm.uri == *h.uri).count();
-            ([("host", host_label(h))], n as f64)
+            ([("host", host_name(h))], n as f64)
         });
     emit(encoder, &DOMAINS, domains)?;
     let states = shown
         .iter()
-        .filter_map(|v| Some((domain_labels(v), state_code(v.vm.latest.state)?)));
+        .filter_map(|v| Some((v.labels("domain"), state_code(v.vm.latest.state)?)));
     emit(encoder, &STATE, states)?;
-    for (spec, field) in &INFO {
+    for field in &SEED {
         let samples = shown
             .iter()
-            .map(|v| (domain_labels(v), field(&v.vm.latest)));
-        emit(encoder, spec, samples)?;
+            .map(|v| (v.labels("domain"), (field.value)(&v.vm.latest)));
+        emit(encoder, &field.exporter, samples)?;
     }
     for (measurement, source, counters) in DEVICES {
         for (counter, spec) in counters {
             let samples = shown.iter().flat_map(|v| {
-                device_rows(v, measurement).filter_map(move |(device, row)| {
-                    let labels = [
-                        ("domain", &*v.vm.latest.name),
-                        (source, ""),
-                        ("target_device", device),
-                        ("uuid", &v.uuid),
-                        ("host", &v.vm.host),
-                    ];
+                device_rows(v, measurement).filter_map(move |row| {
+                    let device = row.key.as_ref()?.1.as_str();
+                    let [host, uuid, domain] = v.labels("domain");
+                    let source = (source, row.source.as_deref().unwrap_or_default());
+                    let labels = [host, uuid, domain, source, ("target_device", device)];
                     Some((labels, row.counter(counter)? as f64))
                 })
             });
@@ -229,26 +189,14 @@ pub(super) fn write(
     Ok(())
 }
 
-fn domain_labels<'a>(v: &'a Vm) -> [(&'static str, &'a str); 3] {
-    [
-        ("domain", &v.vm.latest.name),
-        ("uuid", &v.uuid),
-        ("host", &v.vm.host),
-    ]
-}
-
-/// The rows of one measurement, with the device each is of.
-fn device_rows<'a>(
-    v: &'a Vm,
-    measurement: &'a str,
-) -> impl Iterator<Item = (&'a str, &'a StatsRow)> {
+/// The rows of one measurement.
+fn device_rows<'a>(v: &'a Vm, measurement: &'a str) -> impl Iterator<Item = &'a StatsRow> {
     let rows = v.vm.stats.iter().flat_map(|s| &s.rows);
     rows.filter(move |r| r.measurement == measurement)
-        .filter_map(|r| Some((r.key.as_ref()?.1.as_str(), r)))
 }
 
 /// libvirt's `virDomainState` number, which the exporter reports.
-pub(super) fn state_code(state: VmState) -> Option<f64> {
+fn state_code(state: VmState) -> Option<f64> {
     let code = match state {
         VmState::NoState => 0,
         VmState::Running => 1,

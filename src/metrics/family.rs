@@ -9,6 +9,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Unit;
 
+use crate::actors::status::HostStatus;
 use crate::vms::VmSnapshot;
 
 /// What a family is: its name without unit or `_total`, which `prometheus-client` appends.
@@ -46,6 +47,30 @@ impl Spec<'static> {
             kind: MetricType::Counter,
         }
     }
+}
+
+/// An extended field's name in base units: its base, the unit's suffix, and the factor to it
+/// (`_ns` in seconds, `_kb` in bytes, `_per_sec` spelt out).
+pub(super) fn base_unit(field: &str) -> (&str, &'static str, f64) {
+    if let Some(base) = field.strip_suffix("_ns") {
+        (base, "_seconds", 1e-9)
+    } else if let Some(base) = field.strip_suffix("_kb") {
+        (base, "_bytes", 1024.0)
+    } else if let Some(base) = field.strip_suffix("_per_sec") {
+        (base, "_per_second", 1.0)
+    } else {
+        (field, "", 1.0)
+    }
+}
+
+/// A yes or no as a gauge's 1 or 0.
+pub(super) fn flag(yes: bool) -> f64 {
+    f64::from(u8::from(yes))
+}
+
+/// A host's `host` label: its name once connected, else its URI.
+pub(super) fn host_name(host: &HostStatus) -> &str {
+    host.host.as_deref().unwrap_or(&host.uri)
 }
 
 /// The label set of a family's one unlabelled sample.
@@ -97,4 +122,15 @@ fn emit_each<L: EncodeLabelSet, V>(
 pub(super) struct Vm<'a> {
     pub vm: &'a VmSnapshot,
     pub uuid: String,
+}
+
+impl Vm<'_> {
+    /// `host`, `uuid`, and the VM's name under `name` (the exporter's `domain`, else `name`).
+    pub fn labels(&self, name: &'static str) -> [(&'static str, &str); 3] {
+        [
+            ("host", &self.vm.host),
+            ("uuid", &self.uuid),
+            (name, &self.vm.latest.name),
+        ]
+    }
 }

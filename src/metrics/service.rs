@@ -6,7 +6,7 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{NO_LABELS, Spec, emit, emit_histograms};
+use super::family::{NO_LABELS, Spec, emit, emit_histograms, flag, host_name};
 use crate::actors::status::{ConnectionState, Durations, HostStatus, TelemetryStatus};
 
 type HostField = fn(&HostStatus) -> Option<f64>;
@@ -18,11 +18,7 @@ const HOSTS: [(Spec<'static>, HostField); 10] = [
             None,
             "1 while the host is connected.",
         ),
-        |h| {
-            Some(f64::from(u8::from(
-                h.connection == ConnectionState::Connected,
-            )))
-        },
+        |h| Some(flag(h.connection == ConnectionState::Connected)),
     ),
     (
         Spec::counter("vmtelemetry_collections", None, "Poll cycles completed."),
@@ -178,7 +174,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "1 while InfluxDB refuses the token.",
         ),
-        |s| f64::from(u8::from(s.writer.auth_failing)),
+        |s| flag(s.writer.auth_failing),
     ),
     (
         Spec::gauge(
@@ -203,17 +199,17 @@ const PANICS: Spec = Spec::counter(
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, status: &TelemetryStatus) -> fmt::Result {
     for (spec, field) in &HOSTS {
-        let samples = status.hosts.iter().filter_map(|h| {
-            let host = h.host.as_deref().unwrap_or(&h.uri);
-            Some(([("host", host), ("uri", h.uri.as_str())], field(h)?))
-        });
+        let samples = status
+            .hosts
+            .iter()
+            .filter_map(|h| Some((host_labels(h), field(h)?)));
         emit(encoder, spec, samples)?;
     }
     for (spec, durations) in &HOST_DURATIONS {
-        let samples = status.hosts.iter().map(|h| {
-            let host = h.host.as_deref().unwrap_or(&h.uri);
-            ([("host", host), ("uri", h.uri.as_str())], &durations(h).0)
-        });
+        let samples = status
+            .hosts
+            .iter()
+            .map(|h| (host_labels(h), &durations(h).0));
         emit_histograms(encoder, spec, samples)?;
     }
     for (spec, field) in &PIPELINE {
@@ -243,4 +239,8 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, status: &TelemetryStatus) -
     };
     emit(encoder, &RESTARTS, each(|a| a.1))?;
     emit(encoder, &PANICS, each(|a| a.2))
+}
+
+fn host_labels(h: &HostStatus) -> [(&'static str, &str); 2] {
+    [("host", host_name(h)), ("uri", h.uri.as_str())]
 }

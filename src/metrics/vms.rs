@@ -9,46 +9,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, Vm, emit};
+use super::family::{Spec, Vm, base_unit, emit, flag};
+use super::seed::SEED;
 use crate::extended::{self, DomainStatsSample};
-use crate::sample::{DomainSample, VmState};
-
-type Field = fn(&DomainSample) -> f64;
-
-const SEED: [(Spec, Field); 4] = [
-    (
-        Spec::counter(
-            "vmtelemetry_vm_cpu_time",
-            Some(Unit::Seconds),
-            "CPU time used by the VM (vm_metrics cputime_ns).",
-        ),
-        |d| d.cputime_ns as f64 / 1e9,
-    ),
-    (
-        Spec::gauge(
-            "vmtelemetry_vm_memory_max",
-            Some(Unit::Bytes),
-            "The VM's maximum memory (vm_metrics memory_max_kb).",
-        ),
-        |d| d.memory_max_kb as f64 * 1024.0,
-    ),
-    (
-        Spec::gauge(
-            "vmtelemetry_vm_memory_used",
-            Some(Unit::Bytes),
-            "The VM's memory (vm_metrics memory_used_kb).",
-        ),
-        |d| d.memory_used_kb as f64 * 1024.0,
-    ),
-    (
-        Spec::gauge(
-            "vmtelemetry_vm_cpus",
-            None,
-            "The VM's vCPUs (vm_metrics cpu_count).",
-        ),
-        |d| f64::from(d.cpu_count),
-    ),
-];
+use crate::sample::VmState;
 
 const INFO: Spec = Spec::gauge(
     "vmtelemetry_vm_info",
@@ -88,7 +52,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
             .id
             .map_or_else(|| "-".to_owned(), |id| id.to_string());
         let labels = (
-            labels(v),
+            v.labels("name"),
             [("vmid", vmid), ("state", latest.state.as_str().to_owned())],
         );
         (labels, 1.0)
@@ -96,32 +60,31 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
     emit(encoder, &INFO, info)?;
     let running = all.iter().map(|v| {
         (
-            labels(v),
-            f64::from(u8::from(v.vm.latest.state == VmState::Running)),
+            v.labels("name"),
+            flag(v.vm.latest.state == VmState::Running),
         )
     });
     emit(encoder, &RUNNING, running)?;
-    for (spec, field) in &SEED {
-        emit(
-            encoder,
-            spec,
-            all.iter().map(|v| (labels(v), field(&v.vm.latest))),
-        )?;
+    for field in &SEED {
+        let samples = all
+            .iter()
+            .map(|v| (v.labels("name"), (field.value)(&v.vm.latest)));
+        emit(encoder, &field.own, samples)?;
     }
     let age = |t: i64| now_ns.saturating_sub(t).max(0) as f64 / 1e9;
     emit(
         encoder,
         &AGE,
         all.iter()
-            .map(|v| (labels(v), age(v.vm.latest.timestamp_ns))),
+            .map(|v| (v.labels("name"), age(v.vm.latest.timestamp_ns))),
     )?;
     let stats_age = all
         .iter()
-        .filter_map(|v| Some((labels(v), age(v.vm.stats.as_ref()?.timestamp_ns))));
+        .filter_map(|v| Some((v.labels("name"), age(v.vm.stats.as_ref()?.timestamp_ns))));
     emit(encoder, &STATS_AGE, stats_age)?;
     let features = |f: fn(&crate::sample::MemoryFeatures) -> f64| {
         all.iter()
-            .filter_map(move |v| Some((labels(v), f(v.vm.features.as_ref()?))))
+            .filter_map(move |v| Some((v.labels("name"), f(v.vm.features.as_ref()?))))
     };
     emit(
         encoder,
@@ -144,18 +107,10 @@ struct Named {
 }
 
 impl Named {
-    /// `vmtelemetry_<measurement>_<field>`, `_ns` in seconds, `_kb` in bytes, `_per_sec` spelt
-    /// out; levels (memory, a disk's size) are gauges, the other counters counters.
+    /// `vmtelemetry_<measurement>_<field>` in base units; levels (memory, a disk's size) are
+    /// gauges, the other counters counters.
     fn new(measurement: &str, field: &str, integer: bool) -> Self {
-        let (base, suffix, scale) = if let Some(base) = field.strip_suffix("_ns") {
-            (base, "_seconds", 1e-9)
-        } else if let Some(base) = field.strip_suffix("_kb") {
-            (base, "_bytes", 1024.0)
-        } else if let Some(base) = field.strip_suffix("_per_sec") {
-            (base, "_per_second", 1.0)
-        } else {
-            (field, "", 1.0)
-        };
+        let (base, suffix, scale) = base_unit(field);
         let level = measurement == extended::VM_MEMORY
             && !matches!(field, "swap_in_kb" | "swap_out_kb" | "major_faults")
             || field.ends_with("capacity_bytes")
@@ -193,7 +148,7 @@ fn write_extended(
         stats.flat_map(move |s| {
             values(s, measurement, field).map(move |(key, value)| {
                 let key = key.map_or([].as_slice(), std::slice::from_ref);
-                ((labels(v), key), value * named.scale)
+                ((v.labels("name"), key), value * named.scale)
             })
         })
     });
@@ -215,12 +170,4 @@ fn values<'a>(
             };
             Some((row.key.as_ref(), value))
         })
-}
-
-fn labels<'a>(v: &'a Vm) -> [(&'static str, &'a str); 3] {
-    [
-        ("host", &v.vm.host),
-        ("uuid", &v.uuid),
-        ("name", &v.vm.latest.name),
-    ]
 }

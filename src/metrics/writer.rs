@@ -8,7 +8,7 @@ use prometheus_client::metrics::MetricType;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::family::{NO_LABELS, Spec, emit, emit_histograms};
+use super::family::{NO_LABELS, Spec, emit, emit_histograms, flag};
 use crate::actors::status::{SpoolState, WriterStatus};
 
 const FAILURES: Spec = Spec::counter(
@@ -55,7 +55,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, writer: &WriterStatus) -> f
     let states = [SpoolState::Ok, SpoolState::Full, SpoolState::Failing].map(|state| {
         let name = serde_json::to_value(state).unwrap_or_default();
         let name = name.as_str().unwrap_or_default().to_owned();
-        ([("state", name)], f64::from(u8::from(spool.state == state)))
+        ([("state", name)], flag(spool.state == state))
     });
     emit(encoder, &STATE, states)?;
     // Every figure of `SpoolStatus` under its own name: the status's field docs say what each is.

@@ -1,8 +1,11 @@
 //! Operations on the actors. Needs `Authorization: Bearer <admin_token>` (the scheme in any
 //! case); without a configured token the endpoints are disabled.
 
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -39,6 +42,23 @@ impl AdminToken {
     }
 }
 
+/// A request that carried the admin token: the admin endpoints take one, so none of them runs
+/// without the check.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Admin, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = match request.app_data::<web::Data<AdminToken>>() {
+            Some(token) => token.check(request),
+            None => Err(ApiError::AdminDisabled),
+        };
+        ready(checked.map(|()| Admin))
+    }
+}
+
 /// The credentials of `Bearer <token>`: the scheme in any case, then one or more spaces or tabs.
 fn bearer_credentials(value: &str) -> Option<&str> {
     let (scheme, credentials) = value.trim().split_once([' ', '\t'])?;
@@ -70,11 +90,9 @@ pub struct RestartAccepted {
     )
 )]
 pub async fn list_actors(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+    _admin: Admin,
     pipeline: web::Data<Pipeline>,
 ) -> Result<HttpResponse, ApiError> {
-    token.check(&request)?;
     let actors = pipeline.supervisor.send(ListActors).await?;
     Ok(HttpResponse::Ok().json(ActorList { actors }))
 }
@@ -93,12 +111,10 @@ pub async fn list_actors(
     )
 )]
 pub async fn restart_actor(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+    _admin: Admin,
     pipeline: web::Data<Pipeline>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    token.check(&request)?;
     let name = name.into_inner();
     pipeline
         .supervisor

@@ -49,8 +49,6 @@ pub enum ApiError {
     /// A Host name not configured: what a DNS-rebinding page would send.
     #[error("this service does not answer for Host `{0}`: add the name to allowed_hosts")]
     HostNotAllowed(String),
-    #[error("the metrics could not be encoded")]
-    Metrics(std::fmt::Error),
 }
 
 /// The shape of every error body, for the OpenAPI document.
@@ -96,7 +94,6 @@ impl ApiError {
             ApiError::Influx(QueryError::BadReply(_)) => "influx_bad_reply",
             ApiError::NoInflux => "influx_not_configured",
             ApiError::HostNotAllowed(_) => "host_not_allowed",
-            ApiError::Metrics(_) => "metrics_unencodable",
         }
     }
 }
@@ -122,7 +119,6 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_GATEWAY
             }
             ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::Metrics(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

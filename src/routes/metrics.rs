@@ -6,14 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::ApiError;
 use crate::actors::Pipeline;
 use crate::actors::messages::{GetTelemetryStatus, SnapshotVms};
-use crate::metrics::{Format, HttpMetrics, Scrape};
+use crate::metrics::{Format, HttpMetrics, Scrape, scrape_body};
 
 /// How long the actors may take to hand over their values: a scrape never waits on libvirt.
 const ACTORS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prometheus text (OpenMetrics when `Accept` asks for it): every VM under
 /// prometheus-libvirt-exporter's names and the service's own `vmtelemetry_*` families, from
-/// the actors' latest values.
+/// the actors' latest values. Sent as it is encoded, gzipped (by `Compress`) when the client
+/// accepts it, as Prometheus does.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -49,8 +50,8 @@ pub async fn metrics(
         status,
         now_ns,
     };
-    let body = scrape.encode(format, &http).map_err(ApiError::Metrics)?;
+    let body = scrape_body(scrape, format, http.get_ref().clone());
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
-        .body(body))
+        .streaming(body))
 }

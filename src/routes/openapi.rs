@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::history::history,
         super::insights::fleet_insights,
         super::insights::vm_insights,
+        super::recommendations::recommendations,
         super::metrics::metrics,
         super::admin::list_actors,
         super::admin::restart_actor,

@@ -412,6 +412,7 @@ mod tests {
                 .map(|device| StatsRow {
                     measurement: VM_DISK,
                     key: Some(("device", device.into())),
+                    source: None,
                     counters: vec![("read_bytes", bytes)],
                 })
                 .to_vec(),
@@ -532,6 +533,7 @@ mod tests {
                 rows: vec![StatsRow {
                     measurement: "vm_disk",
                     key: Some(("device", "vda".into())),
+                    source: None,
                     counters: vec![("read_bytes", 1)],
                 }],
             })

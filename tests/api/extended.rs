@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestDomain, TestNode, collecting, spawn_collecting, wait_for};
-use crate::support::guest::Guest;
+use crate::helpers::{
+    Influx, QEMU_SYSTEM, TestDomain, TestNode, collecting, collecting_from, spawn_collecting,
+    wait_for,
+};
+use crate::support::guest::{Guest, only_guests};
 
 const ALL_GROUPS: &str = "cpu_total,balloon,vcpu,interface,block";
 const RATES: [&str; 9] = [
@@ -24,14 +27,6 @@ const RATES: [&str; 9] = [
 
 fn num(row: &BTreeMap<String, Value>, field: &str) -> Option<f64> {
     row.get(field).and_then(Value::as_f64)
-}
-
-async fn rows_of(influx: &Influx, measurement: &str, name: &str) -> Vec<BTreeMap<String, Value>> {
-    influx
-        .rows(&format!(
-            "SELECT * FROM \"{measurement}\" WHERE \"name\" = '{name}' ORDER BY time"
-        ))
-        .await
 }
 
 async fn measurements(influx: &Influx) -> BTreeSet<String> {
@@ -56,27 +51,16 @@ fn no_negative_rate(rows: &[BTreeMap<String, Value>]) {
 #[actix_web::test]
 async fn a_real_guests_disk_and_network_land_with_growing_counters_and_sane_rates() {
     let guest = Guest::start("disk,net");
-    let influx = Influx::new_database().await;
-    // Only this guest: other tests' guests may come and go meanwhile.
-    let app = spawn_collecting(
-        "qemu:///system",
-        &influx,
-        &[
-            ("VMTELEMETRY_POLL_INTERVAL", "1"),
-            ("VMTELEMETRY_STATS_INTERVAL", "1"),
-            ("VMTELEMETRY_STATS_GROUPS", ALL_GROUPS),
-            ("VMTELEMETRY_HOST_METRICS", "true"),
-            ("VMTELEMETRY_DOMAIN_INCLUDE", &guest.name),
-        ],
-    )
-    .await;
+    let mut env = only_guests(&guest.name, "1", ALL_GROUPS);
+    env.push(("VMTELEMETRY_HOST_METRICS", "true"));
+    let (app, influx) = collecting_from(QEMU_SYSTEM, &env).await;
     let name = guest.name.clone();
     let (disk, net) = wait_for(
         "growing disk and network counters with rates",
         Duration::from_secs(60),
         || async {
-            let disk = rows_of(&influx, "vm_disk", &name).await;
-            let net = rows_of(&influx, "vm_net", &name).await;
+            let disk = influx.rows_of("vm_disk", &name).await;
+            let net = influx.rows_of("vm_net", &name).await;
             let grew = |rows: &[BTreeMap<String, Value>], counter: &str, rate: &str| {
                 let first = rows.first().and_then(|r| num(r, counter))?;
                 let last = rows.last().and_then(|r| num(r, counter))?;
@@ -117,8 +101,8 @@ async fn a_real_guests_disk_and_network_land_with_growing_counters_and_sane_rate
 
     // CPU and memory come along, with the same tags as vm_metrics.
     let (cpu, memory) = wait_for("vm_cpu and vm_memory", Duration::from_secs(30), || async {
-        let cpu = rows_of(&influx, "vm_cpu", &name).await;
-        let memory = rows_of(&influx, "vm_memory", &name).await;
+        let cpu = influx.rows_of("vm_cpu", &name).await;
+        let memory = influx.rows_of("vm_memory", &name).await;
         let usage = cpu.iter().any(|r| num(r, "cpu_usage_percent").is_some());
         let used = memory.iter().any(|r| num(r, "used_percent").is_some());
         (usage && used).then_some((cpu, memory))
@@ -139,7 +123,7 @@ async fn a_real_guests_disk_and_network_land_with_growing_counters_and_sane_rate
             "{row:?}"
         );
     }
-    let metrics = rows_of(&influx, "vm_metrics", &name).await;
+    let metrics = influx.rows_of("vm_metrics", &name).await;
     assert_eq!(metrics[0]["uuid"], disk[0]["uuid"]);
     assert_eq!(metrics[0]["host"], disk[0]["host"]);
 
@@ -174,21 +158,11 @@ async fn a_real_guests_disk_and_network_land_with_growing_counters_and_sane_rate
 async fn a_guest_power_cycled_between_cycles_gives_no_negative_rate() {
     let guest = Guest::start("disk,net");
     let name = guest.name.clone();
-    let influx = Influx::new_database().await;
-    let _app = spawn_collecting(
-        "qemu:///system",
-        &influx,
-        &[
-            // Longer than the power cycle takes, so that cycles likely see the guest on both sides.
-            ("VMTELEMETRY_POLL_INTERVAL", "2"),
-            ("VMTELEMETRY_STATS_INTERVAL", "2"),
-            ("VMTELEMETRY_STATS_GROUPS", "cpu_total,block,interface"),
-            ("VMTELEMETRY_DOMAIN_INCLUDE", &name),
-        ],
-    )
-    .await;
+    // Longer than the power cycle takes, so that cycles likely see the guest on both sides.
+    let env = only_guests(&name, "2", "cpu_total,block,interface");
+    let (_app, influx) = collecting_from(QEMU_SYSTEM, &env).await;
     let written_before = wait_for("disk counters grow", Duration::from_secs(60), || async {
-        let disk = rows_of(&influx, "vm_disk", &name).await;
+        let disk = influx.rows_of("vm_disk", &name).await;
         let last = disk.last().and_then(|r| num(r, "write_bytes"))?;
         (disk.len() >= 3 && last > 0.0).then_some(last)
     })
@@ -205,13 +179,13 @@ async fn a_guest_power_cycled_between_cycles_gives_no_negative_rate() {
         "samples after the power cycle",
         Duration::from_secs(90),
         || async {
-            let disk = rows_of(&influx, "vm_disk", &name).await;
+            let disk = influx.rows_of("vm_disk", &name).await;
             let reset = disk
                 .iter()
                 .position(|r| num(r, "write_bytes").is_some_and(|w| w < written_before))?;
             (disk.len() >= reset + 3).then_some(())?;
-            let net = rows_of(&influx, "vm_net", &name).await;
-            let cpu = rows_of(&influx, "vm_cpu", &name).await;
+            let net = influx.rows_of("vm_net", &name).await;
+            let cpu = influx.rows_of("vm_cpu", &name).await;
             Some((disk, net, cpu))
         },
     )
@@ -350,18 +324,13 @@ async fn stats_groups_choose_the_extended_measurements_and_nothing_else() {
     let guest = Guest::start("disk,net");
     let net_only = Influx::new_database().await;
     let none = Influx::new_database().await;
-    let common = [
-        ("VMTELEMETRY_POLL_INTERVAL", "1"),
-        ("VMTELEMETRY_STATS_INTERVAL", "1"),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", guest.name.as_str()),
-    ];
-    let net = [&common[..], &[("VMTELEMETRY_STATS_GROUPS", "interface")]].concat();
-    let _a = spawn_collecting("qemu:///system", &net_only, &net).await;
-    let _b = spawn_collecting("qemu:///system", &none, &common).await;
+    let net = only_guests(&guest.name, "1", "interface");
+    let _a = spawn_collecting(QEMU_SYSTEM, &net_only, &net).await;
+    let _b = spawn_collecting(QEMU_SYSTEM, &none, &only_guests(&guest.name, "1", "")).await;
     let name = guest.name.clone();
     wait_for("vm_net rows", Duration::from_secs(60), || async {
-        let net = rows_of(&net_only, "vm_net", &name).await;
-        let metrics = rows_of(&none, "vm_metrics", &name).await;
+        let net = net_only.rows_of("vm_net", &name).await;
+        let metrics = none.rows_of("vm_metrics", &name).await;
         (net.len() >= 3 && metrics.len() >= 3).then_some(())
     })
     .await;

@@ -8,16 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, TestApp, spawn_collecting, wait_for};
-use crate::support::guest::{Guest, virsh};
+use crate::helpers::{Influx, QEMU_SYSTEM, TestApp, spawn_collecting, wait_for};
+use crate::support::guest::{Guest, only_guests, virsh};
 use crate::support::valgrind::{LeakSummary, assert_no_leak, example_binary, run_under_valgrind};
 
 const MIB: u64 = 1 << 20;
 /// A mountpoint with a comma, an equals sign and a non-ASCII letter, which tags must escape.
 const MOUNT: &str = "/data,x=é";
 
-/// The service on qemu:///system, `groups` every poll of `poll_sec`, of the domains `names` only
-/// (other tests' guests come and go meanwhile).
+/// The service on qemu:///system, `groups` every poll of `poll_sec`, of the domains `names` only.
 async fn collect(
     influx: &Influx,
     poll_sec: u32,
@@ -26,20 +25,9 @@ async fn collect(
     more: &[(&str, &str)],
 ) -> TestApp {
     let (poll, names) = (poll_sec.to_string(), names.join(","));
-    let mut env = vec![
-        ("VMTELEMETRY_POLL_INTERVAL", poll.as_str()),
-        ("VMTELEMETRY_STATS_INTERVAL", poll.as_str()),
-        ("VMTELEMETRY_STATS_GROUPS", groups),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", names.as_str()),
-    ];
+    let mut env = only_guests(&names, &poll, groups);
     env.extend_from_slice(more);
-    spawn_collecting("qemu:///system", influx, &env).await
-}
-
-/// `SELECT * FROM measurement WHERE name = vm`, in time order.
-async fn rows_of(influx: &Influx, measurement: &str, vm: &str) -> Vec<BTreeMap<String, Value>> {
-    let q = format!("SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' ORDER BY time");
-    influx.rows(&q).await
+    spawn_collecting(QEMU_SYSTEM, influx, &env).await
 }
 
 fn int(row: &BTreeMap<String, Value>, field: &str) -> u64 {
@@ -105,7 +93,7 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
         "the fill in used_bytes",
         Duration::from_secs(60),
         || async {
-            let rows = rows_of(&influx, "vm_guest_fs", &name).await;
+            let rows = influx.rows_of("vm_guest_fs", &name).await;
             let last = rows.last()?.clone();
             (int(&last, "used_bytes") >= used_before + fill_mib * MIB).then_some(last)
         },
@@ -131,8 +119,8 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
     );
 
     // Once, however many cycles asked: it has not changed.
-    let info = rows_of(&influx, "vm_guest_info", &name).await;
-    let cycles = rows_of(&influx, "vm_guest_fs", &name).await.len();
+    let info = influx.rows_of("vm_guest_info", &name).await;
+    let cycles = influx.rows_of("vm_guest_fs", &name).await.len();
     assert!(cycles >= 5, "{cycles} vm_guest_fs points");
     assert_eq!(info.len(), 1, "{info:?}");
     let info = &info[0];

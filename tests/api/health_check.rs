@@ -1,4 +1,4 @@
-use crate::helpers::{Influx, TestApp, assert_error, spawn_app, spawn_collecting};
+use crate::helpers::{TestApp, assert_error, collecting_from, spawn_app};
 use serde_json::json;
 
 const UNREACHABLE_HOST: &str = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
@@ -17,10 +17,14 @@ async fn health_answers_while_nothing_is_connected() {
 }
 
 #[actix_web::test]
-async fn not_ready_without_a_connected_host() {
+async fn not_ready_without_a_connected_host_and_unknown_paths_are_a_json_404() {
     let app = unconnected_app().await;
-    let answer = app.get("/ready").await;
-    assert_error(&answer, 503, "not_ready", "0 of 1 hosts connected");
+    for (path, status, code, named) in [
+        ("/ready", 503, "not_ready", "0 of 1 hosts connected"),
+        ("/api/nothing-here", 404, "not_found", "/api/nothing-here"),
+    ] {
+        assert_error(&app.get(path).await, status, code, named);
+    }
 }
 
 #[actix_web::test]
@@ -49,8 +53,7 @@ async fn not_ready_while_writes_fail() {
 
 #[actix_web::test]
 async fn ready_when_a_host_is_connected_and_writes_succeed() {
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting("test:///default", &influx, &[]).await;
+    let (app, _influx) = collecting_from("test:///default", &[]).await;
     crate::helpers::wait_for("readiness", std::time::Duration::from_secs(10), || async {
         let status = app.status().await;
         let written = status["total_metrics_written"].as_u64()? > 0;
@@ -58,13 +61,6 @@ async fn ready_when_a_host_is_connected_and_writes_succeed() {
         (written && code == 200).then_some(())
     })
     .await;
-}
-
-#[actix_web::test]
-async fn unknown_paths_are_a_json_404() {
-    let app = unconnected_app().await;
-    let answer = app.get("/api/nothing-here").await;
-    assert_error(&answer, 404, "not_found", "/api/nothing-here");
 }
 
 #[actix_web::test]

@@ -55,6 +55,17 @@ pub async fn spawn_collecting(uri: &str, influx: &Influx, env: &[(&str, &str)]) 
     spawn_app(&[&target, env].concat()).await
 }
 
+/// libvirt's system connection: the real guests of `support::guest`.
+pub const QEMU_SYSTEM: &str = "qemu:///system";
+
+/// A fresh database, with the application collecting `uri` into it (`env` over the test
+/// settings).
+pub async fn collecting_from(uri: &str, env: &[(&str, &str)]) -> (TestApp, Influx) {
+    let influx = Influx::new_database().await;
+    let app = spawn_collecting(uri, &influx, env).await;
+    (app, influx)
+}
+
 /// A test-driver node of `domains` and a fresh database, with the application collecting the one
 /// into the other (`env` over the test settings). Keep the node: dropping it removes its file.
 pub async fn collecting(
@@ -62,8 +73,7 @@ pub async fn collecting(
     env: &[(&str, &str)],
 ) -> (TestApp, Influx, TestNode) {
     let node = TestNode::new(domains);
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting(&node.uri, &influx, env).await;
+    let (app, influx) = collecting_from(&node.uri, env).await;
     (app, influx, node)
 }
 
@@ -181,6 +191,24 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The status once no line waits in the queue and `accounted` holds of the lines the
+    /// features produced so far and of the status (`None`: a figure it needs is not there yet):
+    /// checked between cycles, when no line is on its way to the writer.
+    pub async fn status_when_settled(
+        &self,
+        what: &str,
+        timeout: Duration,
+        accounted: impl Fn(u64, &Value) -> Option<bool>,
+    ) -> Value {
+        self.status_when(what, timeout, |status| {
+            let produced = status["features"]["lines_produced"].as_u64()?;
+            Some(status["queue_depth"] == json!(0) && accounted(produced, status)?)
+        })
+        .await
+    }
+}
+
 /// Asserts an error answer as the API promises it: the HTTP `status`, the stable `code`, and a
 /// message that names `named`.
 #[track_caller]
@@ -287,6 +315,12 @@ impl Influx {
             }
         }
         rows
+    }
+
+    /// The rows of `measurement` whose `name` tag is `vm`, in time order.
+    pub async fn rows_of(&self, measurement: &str, vm: &str) -> Vec<BTreeMap<String, Value>> {
+        let q = format!("SELECT * FROM \"{measurement}\" WHERE \"name\" = '{vm}' ORDER BY time");
+        self.rows(&q).await
     }
 
     /// The `host_metrics` rows (one per cycle, in the batch of its `vm_metrics` lines) once at

@@ -12,13 +12,18 @@ use crate::helpers::{
 
 const INJECTION: &str = "x' OR '1'='1";
 
-/// A node with a VM named like an injection next to an ordinary one, collected into InfluxDB.
+/// The VMs of every test here: one named like an injection next to an ordinary one.
+fn domains() -> [TestDomain; 2] {
+    [TestDomain::new(INJECTION, 1, 1), victim()]
+}
+
+fn victim() -> TestDomain {
+    TestDomain::new("victim", 1, 2)
+}
+
+/// The node of `domains()`, collected into InfluxDB.
 async fn collected() -> (TestApp, Influx, TestNode) {
-    let domains = [
-        TestDomain::new(INJECTION, 1, 1),
-        TestDomain::new("victim", 1, 2),
-    ];
-    let (app, influx, node) = collecting(&domains, &[]).await;
+    let (app, influx, node) = collecting(&domains(), &[]).await;
     // A few cycles.
     influx.features_stored(6).await;
     (app, influx, node)
@@ -37,6 +42,30 @@ async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
     let (code, body) = app.get(&path).await;
     assert_eq!(code, 200, "{path}: {body}");
     body
+}
+
+/// The victim's history of `fields` (its memory and state among them), and its points: at least
+/// three, each with the victim's memory, its state and a time in UTC.
+async fn victims_points(app: &TestApp, fields: &str) -> (Value, Vec<Value>) {
+    let body = history(app, &[("vm", "victim"), ("fields", fields)]).await;
+    let points = body["points"].as_array().unwrap().clone();
+    assert!(points.len() >= 3, "{body}");
+    for point in &points {
+        assert_eq!(point["memory_used_kb"], json!(victim().current_memory_kib));
+        assert_eq!(point["state"], json!("running"));
+        assert!(point["time"].as_str().unwrap().ends_with("+00:00"));
+    }
+    (body, points)
+}
+
+/// The points of the victim's history in hour buckets, with `param` (its fields or its
+/// measurement): the last hour falls in one or two of them, whatever the number of samples.
+async fn hourly(app: &TestApp, param: (&str, &str)) -> Vec<Value> {
+    let body = history(app, &[("vm", "victim"), param, ("every", "1h")]).await;
+    assert_eq!(body["every"], json!(3600));
+    let points = body["points"].as_array().unwrap();
+    assert!((1..=2).contains(&points.len()), "{body}");
+    points.clone()
 }
 
 /// Asserts that the VM named `INJECTION` gets its own history, and that names no VM has, each
@@ -65,22 +94,14 @@ async fn assert_own_history_only(app: &TestApp) {
 #[actix_web::test]
 async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
     let (app, influx, _node) = collected().await;
-    let victim = TestDomain::new("victim", 1, 2);
-    let by_name = history(
-        &app,
-        &[
-            ("vm", "victim"),
-            ("fields", "memory_used_kb,cputime_ns,state"),
-        ],
-    )
-    .await;
+    let victim = victim();
+    let (by_name, points) = victims_points(&app, "memory_used_kb,cputime_ns,state").await;
     assert_eq!(by_name["vm"], json!(victim.uuid));
     assert_eq!(by_name["measurement"], json!("vm_metrics"));
     assert_eq!(
         by_name["fields"],
         json!(["memory_used_kb", "cputime_ns", "state"])
     );
-    let points = by_name["points"].as_array().unwrap();
     let stored = influx
         .rows(&format!(
             "SELECT * FROM vm_metrics WHERE \"uuid\" = '{}'",
@@ -93,11 +114,8 @@ async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
         points.len(),
         stored.len()
     );
-    for point in points {
-        assert_eq!(point["memory_used_kb"], json!(victim.current_memory_kib));
-        assert_eq!(point["state"], json!("running"));
+    for point in &points {
         assert!(point["cputime_ns"].is_u64());
-        assert!(point["time"].as_str().unwrap().ends_with("+00:00"));
         assert!(
             point.get("cpu_count").is_none(),
             "only the fields asked for"
@@ -119,7 +137,7 @@ async fn history_of_a_vm_by_name_or_uuid_with_chosen_fields() {
 #[actix_web::test]
 async fn every_averages_per_bucket_and_keeps_the_counters_last_value() {
     let (app, influx, _node) = collected().await;
-    let victim = TestDomain::new("victim", 1, 2);
+    let victim = victim();
     let stored = influx
         .rows(&format!(
             "SELECT max(cputime_ns) FROM vm_metrics WHERE \"uuid\" = '{}'",
@@ -127,20 +145,8 @@ async fn every_averages_per_bucket_and_keeps_the_counters_last_value() {
         ))
         .await;
     let latest_cputime = stored[0]["max"].as_u64().unwrap();
-    let body = history(
-        &app,
-        &[
-            ("vm", "victim"),
-            ("fields", "memory_used_kb,cputime_ns"),
-            ("every", "1h"),
-        ],
-    )
-    .await;
-    assert_eq!(body["every"], json!(3600));
-    let points = body["points"].as_array().unwrap();
-    // The last hour falls in one or two hour buckets, whatever the number of samples.
-    assert!((1..=2).contains(&points.len()), "{body}");
-    for point in points {
+    let points = hourly(&app, ("fields", "memory_used_kb,cputime_ns")).await;
+    for point in &points {
         assert_eq!(
             point["memory_used_kb"].as_f64(),
             Some(victim.current_memory_kib as f64)
@@ -271,10 +277,7 @@ mod influxdb3 {
 
     async fn collected_v3() -> (TestApp, InfluxDb3StandIn, TestNode) {
         let standin = InfluxDb3StandIn::start(Some("t0ken")).await;
-        let node = TestNode::new(&[
-            TestDomain::new(INJECTION, 1, 1),
-            TestDomain::new("victim", 1, 2),
-        ]);
+        let node = TestNode::new(&domains());
         let token = [("INFLUX_TOKEN", "t0ken")];
         let app = spawn_writing_to(&node.uri, &standin.url, "v3", &token).await;
         wait_for("a few cycles stored", Duration::from_secs(15), || async {
@@ -287,19 +290,8 @@ mod influxdb3 {
     #[actix_web::test]
     async fn history_runs_as_sql_with_bound_parameters() {
         let (app, standin, _node) = collected_v3().await;
-        let victim = TestDomain::new("victim", 1, 2);
-        let body = history(
-            &app,
-            &[("vm", "victim"), ("fields", "memory_used_kb,state")],
-        )
-        .await;
-        let points = body["points"].as_array().unwrap();
-        assert!(points.len() >= 3, "{body}");
-        for point in points {
-            assert_eq!(point["memory_used_kb"], json!(victim.current_memory_kib));
-            assert_eq!(point["state"], json!("running"));
-            assert!(point["time"].as_str().unwrap().ends_with("+00:00"));
-        }
+        let victim = victim();
+        victims_points(&app, "memory_used_kb,state").await;
         let queries = standin.queries();
         let query = queries.last().unwrap();
         assert_eq!(query.path, "/api/v3/query_sql");
@@ -314,17 +306,7 @@ mod influxdb3 {
     #[actix_web::test]
     async fn every_downsamples_with_date_bin() {
         let (app, _standin, _node) = collected_v3().await;
-        let body = history(
-            &app,
-            &[
-                ("vm", "victim"),
-                ("measurement", "vm_features"),
-                ("every", "1h"),
-            ],
-        )
-        .await;
-        let points = body["points"].as_array().unwrap();
-        assert!((1..=2).contains(&points.len()), "{body}");
+        let points = hourly(&app, ("measurement", "vm_features")).await;
         assert_eq!(points[0]["memory_rate_kb_per_sec"].as_f64(), Some(0.0));
     }
 

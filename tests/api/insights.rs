@@ -1,7 +1,8 @@
 //! Insights through the whole pipeline: the API learning then trained for every VM of a
 //! test-driver node, the three measurements in the real InfluxDB with their field types, CPU
 //! saturation named from the driver's own CPU time, every signal of a real guest read from its
-//! extended samples, and the actor restarted like the others.
+//! extended samples, and the actor restarted like the others; in `snapshots`, the models kept
+//! across restarts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::helpers::{
     Influx, TestApp, TestDomain, assert_error, collecting, spawn_app, spawn_collecting, wait_for,
 };
 use crate::support::guest::Guest;
+
+mod snapshots;
 
 const TOKEN: &str = "insights-adm1n-t0ken-8c1f0e6b2d7a9354";
 
@@ -229,7 +232,8 @@ async fn filters_unknown_vms_a_restart_and_insights_off_answer_as_documented() {
         "nope",
     );
 
-    // Listed and restartable like every actor; a restart starts every VM learning again.
+    // Listed and restartable like every actor; a restart before the first snapshot (saved every
+    // `insights_snapshot_interval`, 5 minutes) starts every VM learning again.
     wait_for("a trained model", Duration::from_secs(20), || async {
         let status = app.status().await;
         (status["insights"]["vms_trained"] == json!(1)).then_some(())

@@ -6,23 +6,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Influx, spawn_collecting, wait_for};
+use crate::helpers::{QEMU_SYSTEM, collecting_from, wait_for};
 use crate::support::browser::{host_row, in_browser, open};
-use crate::support::guest::Guest;
-use crate::support::service::ServiceProcess;
-use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
+use crate::support::guest::{Guest, only_guests};
+use crate::support::task_limit::{ShortHanded, assert_short_handed, lift_and_see_threads_again};
 
 #[actix_web::test]
 async fn a_real_guest_s_cpu_time_grows_and_it_vanishes_cleanly_when_destroyed() {
     let name = format!("vmt-test-guest-{}", std::process::id());
     let guest = Guest::firmware(&name);
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting(
-        "qemu:///system",
-        &influx,
-        &[("VMTELEMETRY_POLL_INTERVAL", "0.5")],
-    )
-    .await;
+    let (app, influx) = collecting_from(QEMU_SYSTEM, &[("VMTELEMETRY_POLL_INTERVAL", "0.5")]).await;
     let query = format!(
         "SELECT cputime_ns, state, cpu_count, memory_max_kb FROM vm_metrics WHERE \"name\" = '{name}'"
     );
@@ -78,20 +71,10 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     );
     let stopped_guest = Guest::firmware_with_disk(&stopped_name);
     let _live_guest = Guest::firmware_with_disk(&live_name);
-    let influx = Influx::new_database().await;
     let include = format!("{stopped_name},{live_name}");
-    let app = spawn_collecting(
-        "qemu:///system",
-        &influx,
-        &[
-            ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-            ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
-            ("VMTELEMETRY_STATS_GROUPS", "block"),
-            ("VMTELEMETRY_LIBVIRT_TIMEOUT", "3"),
-            ("VMTELEMETRY_DOMAIN_INCLUDE", &include),
-        ],
-    )
-    .await;
+    let mut env = only_guests(&include, "0.5", "block");
+    env.push(("VMTELEMETRY_LIBVIRT_TIMEOUT", "3"));
+    let (app, influx) = collecting_from(QEMU_SYSTEM, &env).await;
     let count = |measurement: &'static str, field: &'static str, name: String| {
         let influx = &influx;
         async move {
@@ -189,20 +172,9 @@ async fn with_no_thread_to_spare_a_guests_disk_is_read_on_its_hosts_own_thread()
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("sock");
     let uri = format!("qemu+unix:///system?socket={}", socket.display());
-    let influx = Influx::new_database().await;
-    // Declared first, dropped last: after the service has gone.
-    let cgroup = PidsCgroup::new();
-    let service = ServiceProcess::start(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_INTERVAL", "0.5"),
-        ("VMTELEMETRY_STATS_GROUPS", "block"),
-        ("VMTELEMETRY_DOMAIN_INCLUDE", &name),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ]);
-    cgroup.adopt(service.pid());
     // One thread more: the one a host's connection attempt starts to own the connection.
-    cgroup.allow_more(1);
+    let limited = ShortHanded::collecting(&uri, 1, &only_guests(&name, "0.5", "block")).await;
+    let (service, influx) = (&limited.service, &limited.influx);
     std::os::unix::fs::symlink("/run/libvirt/libvirt-sock-ro", &socket).unwrap();
 
     let query = format!("SELECT capacity_bytes FROM vm_disk WHERE \"name\" = '{name}'");
@@ -218,10 +190,10 @@ async fn with_no_thread_to_spare_a_guests_disk_is_read_on_its_hosts_own_thread()
     assert_eq!(host["stats_errors"], json!(0), "{host}");
     assert_eq!(host["stats_calls_left_behind"], json!(0), "{host}");
     // Read on the host's own thread: the crew could start none.
-    assert_short_handed(&service, &uri);
+    assert_short_handed(service, &uri);
 
     // Threads again once they can be started, and the disk still read.
-    lift_and_see_threads_again(&cgroup, &service, &uri).await;
+    lift_and_see_threads_again(&limited.cgroup, service, &uri).await;
     let before = disk_rows().await;
     wait_for("more of the disk", Duration::from_secs(30), || async {
         (disk_rows().await >= before + 2).then_some(())

@@ -13,13 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
-use crate::helpers::{
-    Influx, TestApp, TestDomain, TestNode, spawn_app, spawn_collecting, wait_for,
-};
+use crate::helpers::{Influx, TestApp, TestDomain, TestNode, collecting_from, spawn_app, wait_for};
 use crate::support::browser::{host_row, in_browser, open};
 use crate::support::libvirtd::PrivateLibvirtd;
 use crate::support::service::ServiceProcess;
-use crate::support::task_limit::{PidsCgroup, assert_short_handed, lift_and_see_threads_again};
+use crate::support::task_limit::{ShortHanded, assert_short_handed, lift_and_see_threads_again};
 
 fn host<'a>(status: &'a Value, uri: &str) -> &'a Value {
     status["hosts"]
@@ -78,8 +76,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
     let mut daemon = PrivateLibvirtd::start(false);
     let node = TestNode::new(&[TestDomain::new("restart-a", 1, 1)]);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting(&uri, &influx, &[]).await;
+    let (app, _influx) = collecting_from(&uri, &[]).await;
     connected_and_collecting(&app, &uri).await;
 
     daemon.stop();
@@ -121,10 +118,8 @@ async fn a_small_hosts_second_connection_dropped_by_libvirtd_costs_no_domain_and
         .collect();
     let node = TestNode::new(&domains);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting(
+    let (app, influx) = collecting_from(
         &uri,
-        &influx,
         &[
             ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
             ("VMTELEMETRY_HOST_METRICS", "true"),
@@ -401,17 +396,9 @@ async fn with_no_thread_to_spare_a_host_backs_off_then_reads_every_domain_over_o
     let dir = tempfile::tempdir().unwrap();
     let node_path = dir.path().join("node.xml");
     let uri = format!("test+unix://{}", node_path.display());
-    let influx = Influx::new_database().await;
-    // Declared first, dropped last: after the service has gone.
-    let cgroup = PidsCgroup::new();
-    let service = ServiceProcess::start(&[
-        ("VMTELEMETRY_LIBVIRT_URI", &uri),
-        ("VMTELEMETRY_POLL_INTERVAL", "0.2"),
-        ("VMTELEMETRY_INFLUX_DB", &influx.db),
-    ]);
-    cgroup.adopt(service.pid());
     // Not even the host's own thread: it backs off as from a failed connection.
-    cgroup.allow_more(0);
+    let limited = ShortHanded::collecting(&uri, 0, &[("VMTELEMETRY_POLL_INTERVAL", "0.2")]).await;
+    let (service, cgroup, influx) = (&limited.service, &limited.cgroup, &limited.influx);
     let refused = wait_for(
         "the host's thread to be refused",
         Duration::from_secs(20),
@@ -479,10 +466,10 @@ async fn with_no_thread_to_spare_a_host_backs_off_then_reads_every_domain_over_o
         .await;
     assert_eq!(rows.len(), 12, "{rows:?}");
     // All of it on the host's own thread: no helper thread could be started.
-    assert_short_handed(&service, &uri);
+    assert_short_handed(service, &uri);
 
     // Threads again once they can be started.
-    lift_and_see_threads_again(&cgroup, &service, &uri).await;
+    lift_and_see_threads_again(cgroup, service, &uri).await;
     let status = service.status().expect("the service answers");
     let host = host(&status, &uri);
     assert_eq!(host["vms_monitored"], json!(12), "{host}");
@@ -545,12 +532,10 @@ async fn libvirts_event_loop_runs_only_for_remote_hosts_and_idles_in_poll() {
 async fn keepalive_frees_a_call_stuck_on_a_frozen_remote_daemon() {
     let daemon = PrivateLibvirtd::start(true);
     let uri = format!("test+tcp://127.0.0.1:{}/default", daemon.tcp_port.unwrap());
-    let influx = Influx::new_database().await;
     // Pings 1 s apart, 3 unanswered: the call ends ≈ 4 s into the freeze, not 25 s or more as
     // with the defaults (5 s × 5).
-    let app = spawn_collecting(
+    let (app, _influx) = collecting_from(
         &uri,
-        &influx,
         &[
             ("VMTELEMETRY_LIBVIRT_TIMEOUT", "1"),
             ("VMTELEMETRY_LIBVIRT_KEEPALIVE_INTERVAL", "1"),
@@ -645,8 +630,7 @@ async fn domains_that_vanish_between_listing_and_reading_are_no_error() {
     let daemon = PrivateLibvirtd::start(false);
     let uri = format!("test+unix:///default?socket={}", daemon.socket().display());
     let churn = Churn::start(uri.clone());
-    let influx = Influx::new_database().await;
-    let app = spawn_collecting(&uri, &influx, &[("VMTELEMETRY_POLL_INTERVAL", "0.02")]).await;
+    let (app, _influx) = collecting_from(&uri, &[("VMTELEMETRY_POLL_INTERVAL", "0.02")]).await;
     let what = "domains vanishing mid-cycle";
     let host = host_when(&app, &uri, what, Duration::from_secs(30), |host| {
         count(&host["domains_vanished"]) >= 3

@@ -45,6 +45,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/telemetry/history",
             "/api/telemetry/insights",
             "/api/telemetry/insights/{vm_id}",
+            "/api/telemetry/recommendations",
             "/api/telemetry/stats/{vm_id}",
             "/api/telemetry/status",
             "/api/telemetry/summary",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Influx, spawn_collecting, wait_for};
+use crate::helpers::{QEMU_SYSTEM, collecting_from, wait_for};
 use crate::support::guest::{Guest, MEMORY_KIB, virsh};
 
 fn counter(stats: &BTreeMap<String, String>, key: &str) -> u64 {
@@ -74,13 +74,7 @@ fn close(actual: f64, expected: f64) -> bool {
 async fn a_known_memory_change_shows_in_vm_features() {
     // Memory churn only: a busy emulated CPU would slow everyone else's tests.
     let guest = Guest::start("mem");
-    let influx = Influx::new_database().await;
-    let _app = spawn_collecting(
-        "qemu:///system",
-        &influx,
-        &[("VMTELEMETRY_POLL_INTERVAL", "1")],
-    )
-    .await;
+    let (_app, influx) = collecting_from(QEMU_SYSTEM, &[("VMTELEMETRY_POLL_INTERVAL", "1")]).await;
     let name = guest.name.clone();
     let metrics_query =
         format!("SELECT memory_used_kb FROM vm_metrics WHERE \"name\" = '{name}' ORDER BY time");

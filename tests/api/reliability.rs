@@ -100,9 +100,7 @@ async fn replay(spool: &str, influx: &OwnInfluxd, db: &str) {
 
 #[actix_web::test]
 async fn what_the_service_accepted_survives_kill_9_while_influxdb_is_down() {
-    let mut influxd = OwnInfluxd::start();
-    let influx = Influx::new_database_at(&influxd.url).await;
-    influxd.kill();
+    let (mut influxd, influx) = OwnInfluxd::down_with_database().await;
     let spool = tempfile::tempdir().unwrap();
     let spool_dir = spool.path().to_str().unwrap();
     let node = TestNode::new(&domains(100));

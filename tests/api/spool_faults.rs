@@ -99,6 +99,20 @@ fn fast_env<'a>(
     env
 }
 
+/// The service spooling onto `tmpfs` the fast cycles of `vms` VMs, for the test's own InfluxDB,
+/// down until resumed (`env` over that). Keep the node: dropping it removes its file.
+async fn spooling_while_down(
+    tmpfs: &Tmpfs,
+    vms: u32,
+    env: &[(&str, &str)],
+) -> (ServiceProcess, OwnInfluxd, Influx, TestNode) {
+    let (influxd, influx) = OwnInfluxd::down_with_database().await;
+    let node = TestNode::new(&domains(vms));
+    let mut settings = fast_env(&node, &influxd, &influx.db, tmpfs.path());
+    settings.extend_from_slice(env);
+    (ServiceProcess::start(&settings), influxd, influx, node)
+}
+
 /// Distinct points InfluxDB holds (a point written twice is one point).
 async fn stored_points(influx: &Influx) -> u64 {
     let mut points = 0;
@@ -156,17 +170,12 @@ fn get(service: &ServiceProcess, path: &str) -> (u16, Value) {
 #[actix_web::test]
 async fn a_spool_filling_its_disk_drops_its_oldest_lines_and_takes_more_once_it_grows() {
     let tmpfs = Tmpfs::mount("4m");
-    let mut influxd = OwnInfluxd::start();
-    let influx = Influx::new_database_at(&influxd.url).await;
-    influxd.kill();
-    let node = TestNode::new(&domains(300));
-    let mut env = fast_env(&node, &influxd, &influx.db, tmpfs.path());
     // Its own cap far above the disk's: only the disk bounds it.
-    env.extend([
+    let cap = [
         ("VMTELEMETRY_SPOOL_MAX_BYTES", "1073741824"),
         ("VMTELEMETRY_SPOOL_MIN_FREE_BYTES", "1048576"),
-    ]);
-    let service = ServiceProcess::start(&env);
+    ];
+    let (service, mut influxd, influx, _node) = spooling_while_down(&tmpfs, 300, &cap).await;
 
     let full = wait_for("the spool full", Duration::from_secs(30), || async {
         let status = service.status()?;
@@ -202,18 +211,13 @@ async fn a_spool_filling_its_disk_drops_its_oldest_lines_and_takes_more_once_it_
 async fn a_disk_full_from_the_start_holds_lines_in_memory_until_there_is_room() {
     let tmpfs = Tmpfs::mount("1m");
     let filler = tmpfs.fill();
-    let mut influxd = OwnInfluxd::start();
-    let influx = Influx::new_database_at(&influxd.url).await;
-    influxd.kill();
-    let node = TestNode::new(&domains(50));
-    let mut env = fast_env(&node, &influxd, &influx.db, tmpfs.path());
-    env.extend([
+    let memory = [
         ("VMTELEMETRY_MAX_QUEUE", "500"),
         ("VMTELEMETRY_BATCH_MAX_LINES", "500"),
         ("VMTELEMETRY_SPOOL_MIN_FREE_BYTES", "0"),
-    ]);
+    ];
     // It starts: the directory is fine, only its disk is full.
-    let service = ServiceProcess::start(&env);
+    let (service, mut influxd, influx, _node) = spooling_while_down(&tmpfs, 50, &memory).await;
 
     let failing = wait_for("memory full", Duration::from_secs(20), || async {
         let status = service.status()?;

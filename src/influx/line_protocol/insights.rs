@@ -117,6 +117,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::influx::line_protocol::measurements::tests::assert_fields;
 
     fn parsed(lines: &Lines) -> Vec<influxdb_line_protocol::ParsedLine<'_>> {
         let text = std::str::from_utf8(lines.as_bytes()).unwrap();
@@ -164,41 +165,30 @@ mod tests {
         let a = &parsed[0];
         assert_eq!(a.series.measurement.as_str(), "vm_anomalies");
         assert_eq!(a.tag_value("name").unwrap().as_str(), "web,1");
-        assert_eq!(
-            a.field_value("cpu_percent_score"),
-            Some(&FieldValue::F64(0.25))
+        assert_fields(
+            a,
+            &[
+                ("cpu_percent_score", Some(FieldValue::F64(0.25))),
+                ("disk_read_iops_score", Some(FieldValue::F64(1.0))),
+                ("anomalous_signals", Some(FieldValue::I64(1))),
+                ("peer_outlier_signals", Some(FieldValue::I64(0))),
+                ("anomaly_rate", Some(FieldValue::F64(0.5))),
+            ],
         );
-        assert_eq!(
-            a.field_value("disk_read_iops_score"),
-            Some(&FieldValue::F64(1.0))
-        );
-        assert_eq!(
-            a.field_value("anomalous_signals"),
-            Some(&FieldValue::I64(1))
-        );
-        assert_eq!(
-            a.field_value("peer_outlier_signals"),
-            Some(&FieldValue::I64(0))
-        );
-        assert_eq!(a.field_value("anomaly_rate"), Some(&FieldValue::F64(0.5)));
         let b = &parsed[1];
         assert_eq!(b.tag_value("kind").unwrap().as_str(), "cpu_saturated");
         assert_eq!(b.tag_value("VMID").unwrap().as_str(), "3");
         assert_eq!(b.field_value("held_sec"), Some(&FieldValue::F64(10.0)));
         let h = &parsed[2];
         assert_eq!(h.tag_value("host").unwrap().as_str(), "h 1");
-        assert_eq!(
-            h.field_value("vcpu_overcommit"),
-            Some(&FieldValue::F64(1.5))
-        );
-        assert_eq!(h.field_value("memory_overcommit"), None);
-        assert_eq!(
-            h.field_value("vms_cpu_saturated"),
-            Some(&FieldValue::I64(1))
-        );
-        assert_eq!(
-            h.field_value("vms_network_drops"),
-            Some(&FieldValue::I64(0))
+        assert_fields(
+            h,
+            &[
+                ("vcpu_overcommit", Some(FieldValue::F64(1.5))),
+                ("memory_overcommit", None),
+                ("vms_cpu_saturated", Some(FieldValue::I64(1))),
+                ("vms_network_drops", Some(FieldValue::I64(0))),
+            ],
         );
     }
 }

@@ -208,7 +208,7 @@ pub(super) mod tests {
 
     /// Asserts each field's value as InfluxDB's own parser reads it (`None`: left out).
     #[track_caller]
-    fn assert_fields(line: &ParsedLine, expected: &[(&str, Option<FieldValue>)]) {
+    pub fn assert_fields(line: &ParsedLine, expected: &[(&str, Option<FieldValue>)]) {
         for (name, value) in expected {
             assert_eq!(line.field_value(name), value.as_ref(), "{name}");
         }
@@ -336,6 +336,7 @@ pub(super) mod tests {
         let row = StatsRow {
             measurement: "vm_disk",
             key: Some(("device", "vda".into())),
+            source: None,
             counters: vec![
                 ("read_bytes", 4096),
                 ("write_bytes", 0),
@@ -367,6 +368,7 @@ pub(super) mod tests {
         let vcpu = StatsRow {
             measurement: "vm_cpu",
             key: Some(("vcpu", "1".into())),
+            source: None,
             counters: vec![("vcpu_time_ns", 5)],
         };
         let (_, line) = encoded(|l| stats_row(l, "kvm1", None, &sample, &vcpu, &[])).unwrap();
@@ -376,6 +378,7 @@ pub(super) mod tests {
         let empty = StatsRow {
             measurement: "vm_net",
             key: Some(("interface", "tap0".into())),
+            source: None,
             counters: vec![],
         };
         // A row without a field writes nothing, even after other lines.
@@ -390,6 +393,7 @@ pub(super) mod tests {
         let bad = StatsRow {
             measurement: "vm_net",
             key: Some(("interface", "tab\there".into())),
+            source: None,
             counters: vec![("rx_bytes", 1)],
         };
         assert!(matches!(

@@ -6,7 +6,8 @@
 //! (benches/README.md). The tests check every line with that crate's parser, InfluxDB 3's.
 //!
 //! Read top to bottom: `lines` (the batch), `escape` (what a tag value needs), `tags` (a VM's
-//! tags, escaped once), `line` (one line's writer), `measurements` (one function each), `insights` (the insights').
+//! tags, escaped once), `line` (one line's writer), `measurements` (one function each), `insights` (the insights'),
+//! `outlook` (forecasts and recommendations).
 
 mod escape;
 mod guest;
@@ -14,6 +15,7 @@ mod insights;
 mod line;
 mod lines;
 mod measurements;
+mod outlook;
 mod tags;
 
 pub use guest::{vm_guest_fs, vm_guest_info};
@@ -22,6 +24,7 @@ pub use insights::{
 };
 pub use lines::Lines;
 pub use measurements::{host_metrics, stats_row, vm_features, vm_metrics};
+pub use outlook::{ForecastLine, RecommendationLine, vm_forecast, vm_recommendation};
 pub use tags::VmTags;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -166,6 +166,7 @@ mod tests {
             let row = StatsRow {
                 measurement: "m",
                 key: Some((key, "x".into())),
+                source: None,
                 counters: vec![("c", 1)],
             };
             let (_, line) = encoded(|l| stats_row(l, &tags, &sample, &row, &[])).unwrap();

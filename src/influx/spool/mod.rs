@@ -21,10 +21,11 @@ use redb::Durability;
 use self::health::Health;
 use self::index::{Chunk, Index};
 pub use self::recovery::SpoolError;
-use self::recovery::{FILE_NAME, Recovered, open_error};
+use self::recovery::{FILE_NAME, OpenFailure, Recovered, open_error};
 pub use self::space::Limits;
 use self::space::Usage;
 use self::store::Store;
+pub use self::store::is_damage;
 use super::buffer::{Batch, BatchAge, LineBuffer};
 use super::line_protocol::Lines;
 use super::queue::WriteQueue;
@@ -101,14 +102,14 @@ impl Spool {
             Ok(store) => spool.start_with(store, &path)?,
             // Not the directory's fault: the spool starts in memory, and opens when there is room.
             Err(error) if store::is_full_disk(&error) => spool.fail(&error, Instant::now()),
-            Err(error) => return Err(open_error(&path, error.to_string())),
+            Err(error) => return Err(open_error(&path, error)),
         }
         Ok(spool)
     }
 
     fn start_with(&mut self, store: Store, path: &Path) -> Result<(), SpoolError> {
-        let chunks = store.load().map_err(|e| open_error(path, e.to_string()))?;
-        self.usage = store.usage().map_err(|e| open_error(path, e.to_string()))?;
+        let chunks = store.load().map_err(|e| open_error(path, e))?;
+        self.usage = store.usage().map_err(|e| open_error(path, e))?;
         self.index = Index::new(chunks);
         self.store = Some(store);
         if self.index.unsent() > 0 {
@@ -130,9 +131,9 @@ impl Spool {
 
     fn reopen(&mut self, now: Instant) {
         let opened = recovery::open(&self.dir, &mut self.recovered)
-            .map_err(|e| e.to_string())
-            .and_then(|store| store.load().map(|c| (store, c)).map_err(|e| e.to_string()));
-        let (store, chunks) = match opened {
+            .map_err(OpenFailure::from)
+            .and_then(|store| Ok((store.load()?, store)));
+        let (chunks, store) = match opened {
             Ok(opened) => opened,
             Err(error) => return self.fail(&error, now),
         };
@@ -375,7 +376,9 @@ impl LineBuffer for Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::influx::queue::tests::{behaves_like_a_buffer, lines, numbers};
+    use crate::influx::queue::tests::{
+        behaves_like_a_buffer, drops_its_oldest_lines_when_full, lines, numbers,
+    };
 
     const AGE: Duration = Duration::from_secs(1);
 
@@ -394,6 +397,13 @@ mod tests {
         Spool::open(dir, settings)
     }
 
+    /// A spool in `dir` of 1 MiB at most, in chunks of `chunk_lines`, holding `held`.
+    fn holding(dir: &Path, chunk_lines: usize, held: std::ops::Range<u32>) -> Spool {
+        let mut spool = spool_in(dir, 1 << 20, chunk_lines).unwrap();
+        spool.push(lines(held), Instant::now());
+        spool
+    }
+
     #[test]
     fn the_spool_is_a_buffer() {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -409,8 +419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = Instant::now();
         {
-            let mut spool = spool_in(dir.path(), 1 << 20, 4).unwrap();
-            spool.push(lines(0..10), now);
+            let mut spool = holding(dir.path(), 4, 0..10);
             assert_eq!(numbers(&spool.take_batch(6)), [0, 1, 2, 3, 4, 5]);
             assert_eq!(spool.batch_done(), 6);
             spool.push(lines(10..12), now);
@@ -421,9 +430,7 @@ mod tests {
         }
         // The lock died with the "process" in real life; here the forgotten handle still holds
         // it, so reopen through a copy of the files.
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(dir.path().join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
-        let mut spool = spool_in(copy.path(), 1 << 20, 4).unwrap();
+        let (_copy, mut spool) = reopened_after_a_crash(dir.path());
         assert_eq!(spool.depth(), 6);
         assert!(
             spool.batch_due(Instant::now(), 100),
@@ -434,8 +441,7 @@ mod tests {
 
     /// A spool in `dir` of lines 0–9, 0–5 written (their removal not yet durable).
     fn six_of_ten_written(dir: &Path) -> Spool {
-        let mut spool = spool_in(dir, 1 << 20, 4).unwrap();
-        spool.push(lines(0..10), Instant::now());
+        let mut spool = holding(dir, 4, 0..10);
         spool.take_batch(6);
         assert_eq!(spool.batch_done(), 6);
         spool
@@ -487,20 +493,8 @@ mod tests {
     #[test]
     fn a_full_spool_drops_its_oldest_lines_and_counts_them() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Instant::now();
         // Each line is 7 bytes ("m v=Ni\n" with one digit): 64 bytes hold 4 chunks of 2 lines.
-        let mut spool = spool_in(dir.path(), 64, 2).unwrap();
-        spool.push(lines(0..8), now);
-        assert_eq!(spool.dropped(), 0);
-        spool.push(lines(8..10), now);
-        assert_eq!(spool.dropped(), 2);
-        assert_eq!(spool.depth(), 8);
-        // The batch in flight is never dropped from under its request.
-        assert_eq!(numbers(&spool.take_batch(2)), [2, 3]);
-        spool.push(lines(0..2), now);
-        assert_eq!(spool.dropped(), 4);
-        assert_eq!(spool.batch_done(), 2);
-        assert_eq!(numbers(&spool.take_batch(100)), [6, 7, 8, 9, 0, 1]);
+        drops_its_oldest_lines_when_full(Box::new(spool_in(dir.path(), 64, 2).unwrap()));
     }
 
     #[test]
@@ -521,8 +515,7 @@ mod tests {
     fn a_failed_file_opens_again_and_takes_in_order_what_memory_held() {
         let dir = tempfile::tempdir().unwrap();
         let now = Instant::now();
-        let mut spool = spool_in(dir.path(), 1 << 20, 4).unwrap();
-        spool.push(lines(0..4), now);
+        let mut spool = holding(dir.path(), 4, 0..4);
         break_file(&mut spool, now);
         spool.push(lines(4..6), now);
         let status = spool.spool_status().unwrap();
@@ -543,8 +536,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = Instant::now();
         {
-            let mut spool = spool_in(dir.path(), 1 << 20, 4).unwrap();
-            spool.push(lines(0..6), now);
+            let mut spool = holding(dir.path(), 4, 0..6);
             assert_eq!(numbers(&spool.take_batch(4)), [0, 1, 2, 3]);
             break_file(&mut spool, now);
             assert_eq!(spool.batch_done(), 4);
@@ -563,8 +555,7 @@ mod tests {
     fn a_filesystem_without_room_drops_the_oldest_lines_first() {
         let dir = tempfile::tempdir().unwrap();
         let now = Instant::now();
-        let mut spool = spool_in(dir.path(), 1 << 20, 2).unwrap();
-        spool.push(lines(0..4), now);
+        let mut spool = holding(dir.path(), 2, 0..4);
         // Far more kept free than the disk has: no line fits any more.
         spool.limits.min_free = u64::MAX / 2;
         spool.push(lines(4..6), now);
@@ -581,10 +572,7 @@ mod tests {
     /// A spool file of lines 0–9 in `dir`, closed, of `len` bytes; `damage` done to it.
     fn damaged(damage: impl FnOnce(&Path, u64)) -> (tempfile::TempDir, Spool) {
         let dir = tempfile::tempdir().unwrap();
-        drop(
-            spool_in(dir.path(), 1 << 20, 4)
-                .map(|mut spool| spool.push(lines(0..10), Instant::now())),
-        );
+        drop(holding(dir.path(), 4, 0..10));
         let path = dir.path().join(FILE_NAME);
         damage(&path, std::fs::metadata(&path).unwrap().len());
         let spool = spool_in(dir.path(), 1 << 20, 4).expect("a damaged file never stops the start");

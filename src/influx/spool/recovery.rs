@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use redb::DatabaseError;
 
-use super::store::{self, Store};
+use super::store::{self, Store, StoreError};
 
 pub const FILE_NAME: &str = "spool.redb";
 const LOCK_NAME: &str = "spool.lock";
@@ -17,8 +17,21 @@ const LOCK_NAME: &str = "spool.lock";
 /// The directory itself is unusable: the service cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("cannot use {path}: {message}")]
-    Open { path: PathBuf, message: String },
+    #[error("cannot use {path}: {source}")]
+    Open { path: PathBuf, source: OpenFailure },
+}
+
+/// Why the directory or its file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenFailure {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another vmtelemetry is using this spool")]
+    Locked,
 }
 
 /// What opening the file found, over the spool's life.
@@ -35,11 +48,11 @@ pub struct Recovered {
 /// Creates `dir` and takes its lock, held for the spool's lifetime: two instances never share a
 /// spool.
 pub fn lock(dir: &Path) -> Result<File, SpoolError> {
-    std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
     let lock_path = dir.join(LOCK_NAME);
-    let lock = File::create(&lock_path).map_err(|e| open_error(&lock_path, e.to_string()))?;
+    let lock = File::create(&lock_path).map_err(|e| open_error(&lock_path, e))?;
     lock.try_lock()
-        .map_err(|_| open_error(dir, "another vmtelemetry is using this spool".into()))?;
+        .map_err(|_| open_error(dir, OpenFailure::Locked))?;
     Ok(lock)
 }
 
@@ -97,9 +110,9 @@ fn aside_path(path: &Path) -> PathBuf {
     aside
 }
 
-pub fn open_error(path: &Path, message: String) -> SpoolError {
+pub fn open_error(path: &Path, failure: impl Into<OpenFailure>) -> SpoolError {
     SpoolError::Open {
         path: path.to_owned(),
-        message,
+        source: failure.into(),
     }
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The most disk a byte of lines takes in the file: redb's pages, its allocator's rounding and
-/// the pages a commit frees only for later ones (1.1 to 1.7 measured, benches/README.md).
+/// the pages a commit frees only for later ones (benches/README.md).
 const DISK_PER_LINE_BYTE: u64 = 2;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

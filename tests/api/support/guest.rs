@@ -43,6 +43,8 @@ pub struct GuestOptions {
     agent_channel: bool,
     /// The disk's I/O operations per second once booted, at most (`virsh blkdeviotune`).
     disk_iops: Option<u32>,
+    /// The host bridge its NIC is plugged into, instead of a bare tap.
+    bridge: Option<String>,
 }
 
 impl GuestOptions {
@@ -69,6 +71,12 @@ impl GuestOptions {
         self.arg("vmt.agent", 1)
     }
 
+    /// Its NIC on the host bridge `bridge` (which must exist).
+    pub fn bridge(mut self, bridge: &str) -> Self {
+        self.bridge = Some(bridge.to_owned());
+        self
+    }
+
     /// Boots the guest and waits for its init's marker line.
     pub fn start(self) -> Guest {
         Guest::boot(&self)
@@ -88,6 +96,7 @@ impl Guest {
             host_cpu: None,
             agent_channel: false,
             disk_iops: None,
+            bridge: None,
         }
     }
 
@@ -111,6 +120,10 @@ impl Guest {
             true => AGENT_CHANNEL,
             false => "",
         };
+        let (nic, source) = match &options.bridge {
+            Some(bridge) => ("bridge", format!("<source bridge='{bridge}'/>")),
+            None => ("ethernet", String::new()),
+        };
         let cmdline = std::iter::once(format!("vmt.work={}", options.work))
             .chain(options.args.iter().cloned())
             .collect::<Vec<_>>()
@@ -127,7 +140,7 @@ impl Guest {
              <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>\
              <on_crash>destroy</on_crash>\
              <devices><controller type='usb' model='none'/>{disk}\
-             <interface type='ethernet'><target dev='{tap}'/><model type='virtio'/></interface>\
+             <interface type='{nic}'>{source}<target dev='{tap}'/><model type='virtio'/></interface>\
              <serial type='file'><source path='{console}'/><target port='0'/></serial>\
              <memballoon model='virtio'><stats period='1'/></memballoon>{channel}\
              </devices></domain>",
@@ -371,6 +384,21 @@ fn signal(signal: &str, pid: &str) {
 
 /// A `virsh` command on qemu:///system that must succeed; bounded, so a stuck libvirtd fails the
 /// test instead of hanging it.
+/// Settings that collect only the guests `names` (comma-separated; other tests' guests come and
+/// go meanwhile), a cycle every `interval` seconds, each with the stats groups `groups`.
+pub fn only_guests<'a>(
+    names: &'a str,
+    interval: &'a str,
+    groups: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("VMTELEMETRY_POLL_INTERVAL", interval),
+        ("VMTELEMETRY_STATS_INTERVAL", interval),
+        ("VMTELEMETRY_STATS_GROUPS", groups),
+        ("VMTELEMETRY_DOMAIN_INCLUDE", names),
+    ]
+}
+
 pub fn virsh(args: &[&str]) -> Output {
     run(Command::new("timeout")
         .args(["60", "virsh", "-c", "qemu:///system"])

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::DiesWithTest;
+use crate::helpers::Influx;
 
 pub struct OwnInfluxd {
     pub url: String,
@@ -47,6 +48,14 @@ impl OwnInfluxd {
         };
         influxd.resume();
         influxd
+    }
+
+    /// One with a fresh database, then stopped: writes to it fail until `resume`.
+    pub async fn down_with_database() -> (Self, Influx) {
+        let mut influxd = OwnInfluxd::start();
+        let influx = Influx::new_database_at(&influxd.url).await;
+        influxd.kill();
+        (influxd, influx)
     }
 
     /// Starts the server again on the same port and data.

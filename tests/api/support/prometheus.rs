@@ -2,6 +2,7 @@
 //! free loopback port, killed when dropped; and a parser for the text they exchange.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
 use super::DiesWithTest;
@@ -65,6 +66,32 @@ pub fn prometheus(target: &str) -> Served {
             format!("--web.listen-address={address}"),
         ]
     })
+}
+
+/// Fails unless `promtool check metrics` (Prometheus's own parser and linter) takes `text`
+/// without a word.
+pub fn assert_promtool_clean(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/install-deps.sh installs it)");
+    let mut stdin = promtool.stdin.take().unwrap();
+    // Written beside the reads: promtool may answer before it has read a large text whole.
+    let text = text.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let checked = promtool.wait_with_output().unwrap();
+    let lint = String::from_utf8_lossy(&checked.stdout) + String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && lint.trim().is_empty(),
+        "promtool: {lint}"
+    );
+    writer
+        .join()
+        .unwrap()
+        .expect("promtool read the whole text");
 }
 
 /// The body of a GET of `url`, which must answer 200, and its content type.
@@ -138,6 +165,13 @@ fn parse_line(line: &str) -> Option<Sample> {
 pub async fn scrape(client: &awc::Client, address: &str) -> Vec<Sample> {
     let url = format!("{address}/metrics");
     parse(&get_text(client, &url, "text/plain").await.0)
+}
+
+/// The sample of `samples` with the name of `like` and all its labels (and maybe more).
+pub fn matching<'a>(samples: &'a [Sample], like: &Sample) -> Option<&'a Sample> {
+    samples.iter().find(|s| {
+        s.name == like.name && like.labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+    })
 }
 
 /// The value of the sample `name` whose labels include `labels`, if one is in `samples`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::service::ServiceProcess;
-use crate::helpers::wait_for;
+use crate::helpers::{Influx, wait_for};
 
 /// A pids cgroup of the test's own, what a unit's `TasksMax` is to a service: v1's `pids`
 /// hierarchy, or v2's. Removed when dropped, once its processes are gone.
@@ -66,6 +66,36 @@ impl Drop for PidsCgroup {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The service as a process collecting one URI into a fresh database, in a pids cgroup of its
+/// own.
+pub struct ShortHanded {
+    /// Declared first, dropped first: its cgroup is removed once it has gone.
+    pub service: ServiceProcess,
+    pub cgroup: PidsCgroup,
+    pub influx: Influx,
+}
+
+impl ShortHanded {
+    /// Starts the service collecting `uri` (`env` over that), allowed `more` threads beyond
+    /// those it has once started.
+    pub async fn collecting(uri: &str, more: u32, env: &[(&str, &str)]) -> Self {
+        let influx = Influx::new_database().await;
+        let cgroup = PidsCgroup::new();
+        let target = [
+            ("VMTELEMETRY_LIBVIRT_URI", uri),
+            ("VMTELEMETRY_INFLUX_DB", &influx.db),
+        ];
+        let service = ServiceProcess::start(&[&target, env].concat());
+        cgroup.adopt(service.pid());
+        cgroup.allow_more(more);
+        ShortHanded {
+            service,
+            cgroup,
+            influx,
         }
     }
 }

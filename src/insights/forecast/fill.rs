@@ -1,0 +1,43 @@
+//! How full a VM's bounded resources are, read from its extended sample: guest memory in use
+//! against what the guest has (`vm_memory`: `available_kb` less `usable_kb`, else `unused_kb`),
+//! and each disk's `allocation_bytes` against its `capacity_bytes` (`vm_disk`).
+
+use crate::extended::{DomainStatsSample, VM_DISK, VM_MEMORY};
+
+/// (used, capacity), both in bytes.
+pub type Level = (f64, f64);
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fill {
+    pub memory: Option<Level>,
+    /// Per disk: its `device`, and its level.
+    pub disks: Vec<(Box<str>, Level)>,
+}
+
+impl Fill {
+    pub fn from_stats(stats: &DomainStatsSample) -> Self {
+        let mut fill = Fill::default();
+        for row in &stats.rows {
+            if row.measurement == VM_MEMORY {
+                let available = row.counter("available_kb").filter(|a| *a > 0);
+                let free = row.counter("usable_kb").or(row.counter("unused_kb"));
+                if let (Some(available), Some(free)) = (available, free) {
+                    let used = available.saturating_sub(free);
+                    fill.memory = Some((used as f64 * 1024.0, available as f64 * 1024.0));
+                }
+            }
+            if row.measurement == VM_DISK
+                && let Some((_, device)) = &row.key
+                && let (Some(used), Some(capacity)) = (
+                    row.counter("allocation_bytes"),
+                    row.counter("capacity_bytes"),
+                )
+                && capacity > 0
+            {
+                fill.disks
+                    .push((device.as_str().into(), (used as f64, capacity as f64)));
+            }
+        }
+        fill
+    }
+}

@@ -1,0 +1,71 @@
+//! Time-to-exhaustion forecasts: per VM, its guest memory and each disk; per host, the memory
+//! its running VMs are given against the host's. `trend` fits and judges one resource, `fill`
+//! reads how full a VM's resources are from its extended sample.
+
+pub mod fill;
+pub mod trend;
+
+use serde::{Deserialize, Serialize};
+
+use trend::{Outlook, Trend};
+
+/// One resource's trend and its latest verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// `memory`, `disk:<device>`, or a host's `committed_memory`.
+    pub name: Box<str>,
+    pub trend: Trend,
+    #[serde(skip)]
+    pub last: Option<Outlook>,
+}
+
+/// The resources of one VM or host, by name: one created when first seen, dropped when no
+/// longer reported (a disk detached).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Forecasts {
+    pub resources: Vec<Resource>,
+}
+
+/// What the trends are tuned with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastSettings {
+    /// Seconds for a point's weight to halve.
+    pub half_life: f64,
+    /// Seconds: a time to full beyond it is no forecast.
+    pub horizon: f64,
+}
+
+impl Forecasts {
+    /// One cycle's levels (name, (used, capacity)) at `t_ns`.
+    pub fn observe<'a>(
+        &mut self,
+        t_ns: i64,
+        levels: impl Iterator<Item = (&'a str, (f64, f64))>,
+        settings: &ForecastSettings,
+    ) {
+        let mut seen = Vec::new();
+        for (name, (used, capacity)) in levels {
+            let i = match self.resources.iter().position(|r| &*r.name == name) {
+                Some(i) => i,
+                None => {
+                    self.resources.push(Resource {
+                        name: name.into(),
+                        ..Resource::default()
+                    });
+                    self.resources.len() - 1
+                }
+            };
+            let resource = &mut self.resources[i];
+            resource
+                .trend
+                .observe(t_ns, used, capacity, settings.half_life);
+            resource.last = Some(resource.trend.evaluate(capacity, settings.horizon));
+            seen.push(i);
+        }
+        let mut i = 0;
+        self.resources.retain(|_| {
+            i += 1;
+            seen.contains(&(i - 1))
+        });
+    }
+}

@@ -1,0 +1,174 @@
+//! `vmtelemetry replay`: the same forecasts and recommendations over history already in
+//! InfluxDB, so an operator sees last month's on the first day and the methods can be judged on
+//! long series. Reads a span in chunks (`history`), feeds every VM's readings in time order to
+//! the outlook, then prints a table (`table`) or JSON.
+
+mod history;
+mod table;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::configuration::{AppConfig, InfluxApi};
+use crate::influx::TargetError;
+use crate::influx::query::{QueryError, QueryTarget};
+use crate::influx::tls::{HttpClients, TlsError};
+use crate::insights::outlook::Outlook;
+use crate::insights::rightsizing::summary::{
+    Recommendations, RecommendationsQuery, SortBy, recommendations,
+};
+
+pub use table::table;
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayArgs {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Only this `host` tag.
+    pub host: Option<String>,
+    /// Only the VMs whose name matches, `*` matching any run of characters.
+    pub name: Option<String>,
+    /// The span read per query.
+    pub chunk: Duration,
+    /// VMs shown (all of them in JSON).
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("replay needs influx_url")]
+    NoInflux,
+    #[error(
+        "replay reads InfluxQL (influx_api = \"v1\" or \"v2\"); InfluxDB 3's SQL is not read yet"
+    )]
+    Sql,
+    #[error("the end ({end}) is not after the start ({start})")]
+    EmptySpan {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    #[error("`{0}` is neither RFC 3339, `now` nor like `-30d`: {1}")]
+    Instant(String, String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("{0}")]
+    Query(#[from] QueryError),
+}
+
+impl ReplayError {
+    /// 2: what was asked cannot be done; 1: InfluxDB failed it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReplayError::Query(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// `now`, RFC 3339, or a duration before `now` like `-30d`.
+pub fn instant(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ReplayError> {
+    let bad = |why: String| ReplayError::Instant(text.to_owned(), why);
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = text.strip_prefix('-') {
+        let ago = humantime::parse_duration(ago).map_err(|e| bad(e.to_string()))?;
+        return chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| now.checked_sub_signed(ago))
+            .ok_or_else(|| bad("too far back".into()));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Reads the span chunk by chunk (a progress bar on a terminal), and returns every VM's
+/// recommendation and forecasts as the service would have had them at the span's end.
+pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendations, ReplayError> {
+    if args.end <= args.start {
+        return Err(ReplayError::EmptySpan {
+            start: args.start,
+            end: args.end,
+        });
+    }
+    let target = QueryTarget::new(&config.writer)?.ok_or(ReplayError::NoInflux)?;
+    if target.api() == InfluxApi::V3 {
+        return Err(ReplayError::Sql);
+    }
+    let https = (config.writer.influx_url.as_ref()).is_some_and(|url| url.scheme() == "https");
+    let client = HttpClients::new(https, config.writer.ca_file.as_deref())?.client();
+    let chunk = chrono::Duration::from_std(args.chunk).unwrap_or(chrono::Duration::days(1));
+    let chunks = ((args.end - args.start).num_seconds() / chunk.num_seconds().max(1) + 1) as u64;
+    let progress = match std::io::stderr().is_terminal() {
+        true => indicatif::ProgressBar::new(chunks),
+        false => indicatif::ProgressBar::hidden(),
+    };
+    let mut outlook = Outlook::default();
+    let forecast = config.outlook.forecast;
+    let mut from = args.start;
+    while from < args.end {
+        let to = (from + chunk).min(args.end);
+        let params = json!({
+            "start": from.timestamp_nanos_opt(),
+            "end": to.timestamp_nanos_opt(),
+        });
+        let answer = history::read(&target, &client, &params).await?;
+        let keep = |host: &str, name: &str| {
+            args.host.as_deref().is_none_or(|h| h == host)
+                && args.name.as_deref().is_none_or(|p| glob(p, name))
+        };
+        for vm in history::vms(&answer, keep)? {
+            let host: Arc<str> = vm.host;
+            for reading in &vm.readings {
+                outlook.observe_vm(&host, reading, &forecast);
+            }
+        }
+        progress.inc(1);
+        from = to;
+    }
+    progress.finish_and_clear();
+    let query = RecommendationsQuery {
+        host: None,
+        sort: Some(SortBy::ReclaimableVcpus),
+        limit: Some(args.limit),
+    };
+    Ok(recommendations(&outlook, &query))
+}
+
+/// `*` matches any run of characters; everything else itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_match_runs_of_any_characters() {
+        assert!(glob("web-*", "web-1"));
+        assert!(glob("*", ""));
+        assert!(glob("*-db-*", "eu-db-7"));
+        assert!(glob("é*ü", "éaü"));
+        assert!(!glob("web-*", "db-1"));
+        assert!(!glob("web", "web-1"));
+    }
+}
