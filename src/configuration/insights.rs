@@ -166,6 +166,7 @@ mod tests {
         assert_eq!(insights.window.as_secs(), 900);
         assert_eq!(insights.detector.learning_samples, 60);
         assert_eq!(insights.thresholds.cpu_saturated_percent, 90.0);
+        assert_eq!(insights.thresholds.memory_used_percent, 90.0);
         assert_eq!(insights.thresholds.condition_cycles, 3);
         assert_eq!(insights.max_gap.as_secs(), 60);
         // A slow cadence raises the gap rather than making every sample one.

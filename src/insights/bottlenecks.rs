@@ -11,7 +11,7 @@ pub const CONDITIONS: usize = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
-    /// CPU use near all of its vCPUs' capacity.
+    /// Its vCPUs busy (running, or waiting for a host CPU) near all of their time.
     CpuSaturated,
     /// Its vCPUs wait for a host CPU (steal) beyond a share of their time.
     CpuContention,
@@ -69,7 +69,7 @@ impl Thresholds {
         Thresholds {
             cpu_saturated_percent: 90.0,
             cpu_steal_percent: 10.0,
-            memory_used_percent: 95.0,
+            memory_used_percent: 90.0,
             swap_kb_per_sec: 256.0,
             major_faults_per_sec: 50.0,
             disk_latency_ms: 50.0,
@@ -102,7 +102,7 @@ fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
     let reaches =
         |signal: Signal, threshold: f64| at_least(signal.name(), values.get(signal), threshold);
     match condition {
-        Condition::CpuSaturated => reaches(Signal::CpuPercent, t.cpu_saturated_percent),
+        Condition::CpuSaturated => cpu_busy(values, t.cpu_saturated_percent),
         Condition::CpuContention => reaches(Signal::CpuStealPercent, t.cpu_steal_percent),
         Condition::MemoryPressure => strongest([
             reaches(Signal::SwapInKbPerSec, t.swap_kb_per_sec),
@@ -128,6 +128,22 @@ fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
             None => Rule::Unknown,
         },
         Condition::NetworkDrops => reaches(Signal::NetDropsPerSec, t.net_drops_per_sec),
+    }
+}
+
+/// The evidence of a saturation reached only with steal: `cpu_percent` + `cpu_steal_percent`.
+pub const CPU_BUSY: &str = "cpu_busy_percent";
+
+/// Use, or use plus steal where the cycle has it: a vCPU waiting for a host CPU is busy as its
+/// guest sees it, so a guest busy on a contended core is saturated though it gets less than it
+/// asks for.
+fn cpu_busy(values: &Values, threshold: f64) -> Rule {
+    let used = values.get(Signal::CpuPercent);
+    match (used, values.get(Signal::CpuStealPercent)) {
+        (Some(used), Some(steal)) if used < threshold && steal > 0.0 => {
+            at_least(CPU_BUSY, Some(used + steal), threshold)
+        }
+        _ => at_least(Signal::CpuPercent.name(), used, threshold),
     }
 }
 
@@ -281,6 +297,47 @@ mod tests {
         assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 5.0);
         b.update(&values(&[(Signal::CpuPercent, 20.0)]), 20, &thresholds());
         assert!(names(&b).is_empty());
+    }
+
+    #[test]
+    fn a_vcpu_busy_on_a_contended_core_is_saturated_by_use_and_steal() {
+        let mut b = Bottlenecks::default();
+        let contended = values(&[(Signal::CpuPercent, 72.0), (Signal::CpuStealPercent, 25.0)]);
+        for t in 0..3 {
+            b.update(&contended, t, &thresholds());
+        }
+        let active: Vec<Active> = b.active(&thresholds()).collect();
+        assert_eq!(
+            active
+                .iter()
+                .map(|a| a.condition.name())
+                .collect::<Vec<_>>(),
+            ["cpu_saturated", "cpu_contention"]
+        );
+        assert_eq!(
+            active[0].evidence,
+            Evidence {
+                signal: CPU_BUSY,
+                value: 97.0,
+                threshold: 90.0
+            }
+        );
+        // Use is the evidence when it reaches the threshold alone; a light VM waiting is no
+        // saturation, only contention.
+        b.update(
+            &values(&[(Signal::CpuPercent, 95.0), (Signal::CpuStealPercent, 3.0)]),
+            3,
+            &thresholds(),
+        );
+        assert_eq!(
+            b.active(&thresholds()).next().unwrap().evidence.signal,
+            "cpu_percent"
+        );
+        let light = values(&[(Signal::CpuPercent, 20.0), (Signal::CpuStealPercent, 30.0)]);
+        for t in 4..7 {
+            b.update(&light, t, &thresholds());
+        }
+        assert_eq!(names(&b), ["cpu_contention"]);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct ConditionView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EvidenceView {
-    /// The signal the value is of (`disk_errors_per_sec` for disk errors).
+    /// The signal the value is of (`disk_errors_per_sec` for disk errors, `cpu_busy_percent`:
+    /// `cpu_percent` + `cpu_steal_percent` for a saturation reached only with steal).
     pub signal: String,
     pub value: f64,
     pub threshold: f64,

@@ -19,6 +19,7 @@ mod history;
 mod http_face;
 mod influx_v3;
 mod insights;
+mod insights_truth;
 mod kvm_guest;
 mod libvirt_faults;
 mod line_protocol;

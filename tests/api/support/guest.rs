@@ -41,6 +41,8 @@ pub struct GuestOptions {
     host_cpu: Option<u32>,
     /// A virtio-serial channel `org.qemu.guest_agent.0`, for `vmt.agent=1`'s qemu-ga.
     agent_channel: bool,
+    /// The disk's I/O operations per second once booted, at most (`virsh blkdeviotune`).
+    disk_iops: Option<u32>,
     /// The host bridge its NIC is plugged into, instead of a bare tap.
     bridge: Option<String>,
 }
@@ -53,6 +55,13 @@ impl GuestOptions {
 
     pub fn pin_vcpu(mut self, host_cpu: u32) -> Self {
         self.host_cpu = Some(host_cpu);
+        self
+    }
+
+    /// A disk that serves at most `iops` reads and writes a second once the guest is up (its
+    /// boot would wait on them): requests beyond queue.
+    pub fn disk_iops(mut self, iops: u32) -> Self {
+        self.disk_iops = Some(iops);
         self
     }
 
@@ -86,6 +95,7 @@ impl Guest {
             args: Vec::new(),
             host_cpu: None,
             agent_channel: false,
+            disk_iops: None,
             bridge: None,
         }
     }
@@ -141,6 +151,17 @@ impl Guest {
         );
         let guest = Guest::create(name, xml, dir, Some(tap), Some(console));
         guest.wait_up();
+        if let Some(iops) = options.disk_iops {
+            let iops = iops.to_string();
+            virsh(&[
+                "blkdeviotune",
+                &guest.name,
+                "vda",
+                "--total-iops-sec",
+                &iops,
+                "--live",
+            ]);
+        }
         guest
     }
 

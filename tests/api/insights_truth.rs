@@ -1,0 +1,457 @@
+//! The insights name each known truth of the test guests (tests/guest/init) within a few cycles
+//! of its onset, in the API and in InfluxDB, and raise nothing while a guest is kept steady. Five
+//! guests boot together: a CPU burst and a half-busy neighbour pinned to host CPU 1 (the burst's
+//! onset contends the neighbour), a memory leak that fills its guest, a disk storm on a disk of
+//! `STORM_IOPS` and a guest running every steady workload, the last three on CPU 0. The service
+//! scores them every second and learns for `LEARNING` cycles: every model is trained in the idle
+//! phase before the onsets, and that phase is steady for every guest.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::helpers::{Influx, TestApp, spawn_collecting};
+use crate::support::guest::Guest;
+
+/// Onset, from each guest's boot: the five boot over up to half a minute, then learn.
+const AFTER: u64 = 50;
+const LEARNING: &str = "15";
+/// The storm's disk serves this many operations a second: its queue is its latency.
+const STORM_IOPS: u32 = 10;
+/// "Within a few cycles" (1 s each): the condition's 3 cycles, the smoothing's and sampling's lag.
+const MAX_DELAY: Duration = Duration::from_secs(6);
+const POLL: Duration = Duration::from_millis(500);
+
+const SETTINGS: [(&str, &str); 8] = [
+    ("VMTELEMETRY_INSIGHTS", "true"),
+    ("VMTELEMETRY_INSIGHTS_LEARNING_SAMPLES", LEARNING),
+    ("VMTELEMETRY_INSIGHTS_WINDOW", "60"),
+    ("VMTELEMETRY_POLL_INTERVAL", "1"),
+    ("VMTELEMETRY_STATS_INTERVAL", "1"),
+    ("VMTELEMETRY_BATCH_MAX_SEC", "1"),
+    ("VMTELEMETRY_HOST_METRICS", "true"),
+    (
+        "VMTELEMETRY_STATS_GROUPS",
+        "cpu_total,balloon,vcpu,interface,block",
+    ),
+];
+
+/// What the API said of one guest at one poll.
+struct Seen {
+    at: Instant,
+    trained: bool,
+    anomalous: Vec<String>,
+    conditions: Vec<String>,
+}
+
+/// When a console line first showed: between the last poll without it and the first with it.
+#[derive(Clone, Copy)]
+struct Marked {
+    before: Instant,
+    before_ns: i64,
+    shown: Instant,
+}
+
+/// A guest, the truth it carries (none: kept steady) and what was seen of it.
+struct Watched<'a> {
+    guest: &'a Guest,
+    truth: Option<Truth<'a>>,
+    seen: Vec<Seen>,
+    /// Wall time of its first trained poll.
+    trained_ns: Option<i64>,
+}
+
+struct Truth<'a> {
+    /// Whose console marks the onset: its own, or the busy neighbour's.
+    marker_of: &'a Guest,
+    onset: &'static str,
+    /// The condition holds from the line starting so (the leak's guest full), else the onset.
+    condition_from: Option<&'static str>,
+    /// Any of these is anomalous after the onset.
+    signals: &'static [&'static str],
+    condition: &'static str,
+    marks: BTreeMap<&'static str, Marked>,
+}
+
+fn now_ns() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_nanos()).unwrap()
+}
+
+impl Truth<'_> {
+    fn lines(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.onset).chain(self.condition_from)
+    }
+
+    fn mark(&mut self, last_poll: (Instant, i64)) {
+        let console = self.marker_of.console_text();
+        for line in self.lines().collect::<Vec<_>>() {
+            if !self.marks.contains_key(line) && console.lines().any(|l| l.starts_with(line)) {
+                let (before, before_ns) = last_poll;
+                let shown = Instant::now();
+                self.marks.insert(
+                    line,
+                    Marked {
+                        before,
+                        before_ns,
+                        shown,
+                    },
+                );
+            }
+        }
+    }
+
+    fn onset(&self) -> Option<Marked> {
+        self.marks.get(self.onset).copied()
+    }
+
+    fn condition_from(&self) -> Option<Marked> {
+        self.marks
+            .get(self.condition_from.unwrap_or(self.onset))
+            .copied()
+    }
+}
+
+impl Watched<'_> {
+    async fn poll(&mut self, app: &TestApp, last_poll: (Instant, i64)) {
+        if let Some(truth) = &mut self.truth {
+            truth.mark(last_poll);
+        }
+        let (status, vm) = app
+            .get(&format!("/api/telemetry/insights/{}", self.guest.name))
+            .await;
+        if status != 200 {
+            return;
+        }
+        let names = |list: &Value, key: Option<&str>| -> Vec<String> {
+            let list = list.as_array().map(Vec::as_slice).unwrap_or_default();
+            list.iter()
+                .filter_map(|v| key.map_or(v, |k| &v[k]).as_str().map(str::to_owned))
+                .collect()
+        };
+        let trained = vm["model"] == "trained";
+        if trained && self.trained_ns.is_none() {
+            self.trained_ns = Some(now_ns());
+        }
+        self.seen.push(Seen {
+            at: Instant::now(),
+            trained,
+            anomalous: names(&vm["anomalous_signals"], None),
+            conditions: names(&vm["conditions"], Some("kind")),
+        });
+    }
+
+    /// Its signals and condition both seen after the onset, or no truth to see.
+    fn detected(&self) -> bool {
+        self.truth.as_ref().is_none_or(|truth| {
+            self.first(truth.onset(), |s| is_any(&s.anomalous, truth.signals))
+                .is_some()
+                && self
+                    .first(truth.condition_from(), |s| {
+                        s.conditions.iter().any(|c| c == truth.condition)
+                    })
+                    .is_some()
+        })
+    }
+
+    /// The first poll after `mark` where `holds`, and how long after the last poll before it.
+    fn first(&self, mark: Option<Marked>, holds: impl Fn(&Seen) -> bool) -> Option<Duration> {
+        let mark = mark?;
+        let seen = self.seen.iter().find(|s| s.at > mark.shown && holds(s))?;
+        Some(seen.at - mark.before)
+    }
+
+    /// The polls of its steady phase: trained, and before its onset if it has one.
+    fn steady(&self) -> impl Iterator<Item = &Seen> {
+        let end = self.truth.as_ref().and_then(Truth::onset).map(|m| m.before);
+        self.seen
+            .iter()
+            .filter(move |s| s.trained && end.is_none_or(|end| s.at < end))
+    }
+}
+
+fn is_any(names: &[String], wanted: &[&str]) -> bool {
+    names.iter().any(|n| wanted.contains(&n.as_str()))
+}
+
+fn boot() -> [Guest; 5] {
+    assert!(
+        std::thread::available_parallelism().map_or(0, usize::from) >= 2,
+        "the contended pair needs host CPU 1 to itself, the others CPU 0"
+    );
+    let options = [
+        Guest::options("burst")
+            .arg("vmt.after", AFTER)
+            .arg("vmt.duty", 99)
+            .pin_vcpu(1),
+        // Busy half of every second from boot on: its share of CPU 1 is contested at the onset.
+        Guest::options("burst")
+            .arg("vmt.after", 0)
+            .arg("vmt.duty", 50)
+            .pin_vcpu(1),
+        // 8 MiB a second until 8 MiB are left available: the guest's memory nearly full (its kernel
+        // killed for memory with 4.8 MiB still counted available).
+        Guest::options("leak")
+            .arg("vmt.after", AFTER)
+            .arg("vmt.leak", 8)
+            .arg("vmt.leakcap", 512)
+            .arg("vmt.leakleave", 8)
+            .pin_vcpu(0),
+        Guest::options("storm")
+            .arg("vmt.after", AFTER)
+            .disk_iops(STORM_IOPS)
+            .pin_vcpu(0),
+        Guest::options("cpu,mem,disk,net").pin_vcpu(0),
+    ];
+    std::thread::scope(|scope| {
+        options
+            .map(|options| scope.spawn(move || options.start()))
+            .map(|handle| handle.join().expect("a guest booted"))
+    })
+}
+
+#[actix_web::test]
+async fn each_workload_is_named_within_a_few_cycles_of_its_onset_and_steady_guests_raise_nothing() {
+    let guests = boot();
+    let [burst, neighbour, leak, storm, steady] = &guests;
+    let influx = Influx::new_database().await;
+    let names = guests.iter().map(|g| g.name.as_str()).collect::<Vec<_>>();
+    let include = names.join(",");
+    let domains = [("VMTELEMETRY_DOMAIN_INCLUDE", include.as_str())];
+    let app = spawn_collecting(
+        "qemu:///system",
+        &influx,
+        &[&SETTINGS[..], &domains].concat(),
+    )
+    .await;
+    let truth = |marker_of, work, signals, condition| {
+        Some(Truth {
+            marker_of,
+            onset: onset_line(work),
+            condition_from: None,
+            signals,
+            condition,
+            marks: BTreeMap::new(),
+        })
+    };
+    let mut watched = [
+        (
+            burst,
+            truth(burst, "burst", &["cpu_percent"][..], "cpu_saturated"),
+        ),
+        (
+            neighbour,
+            truth(burst, "burst", &["cpu_steal_percent"][..], "cpu_contention"),
+        ),
+        (
+            leak,
+            truth(
+                leak,
+                "leak",
+                &["memory_used_percent"][..],
+                "memory_pressure",
+            )
+            .map(|t| Truth {
+                condition_from: Some("VMT-GUEST-LEAK-FULL"),
+                ..t
+            }),
+        ),
+        (
+            storm,
+            truth(
+                storm,
+                "storm",
+                &["disk_write_latency_ms", "disk_write_iops"][..],
+                "disk_latency",
+            ),
+        ),
+        (steady, None),
+    ]
+    .map(|(guest, truth)| Watched {
+        guest,
+        truth,
+        seen: Vec::new(),
+        trained_ns: None,
+    });
+    watch(&app, &mut watched).await;
+    eprintln!("{}", report(&watched));
+    for w in &watched {
+        check_api(w);
+    }
+    check_influx(&influx, &watched).await;
+}
+
+fn onset_line(work: &str) -> &'static str {
+    match work {
+        "burst" => "VMT-GUEST-ONSET burst",
+        "leak" => "VMT-GUEST-ONSET leak",
+        _ => "VMT-GUEST-ONSET storm",
+    }
+}
+
+/// Polls every guest until every truth is named and the steady guest has been watched as long,
+/// or fails after a deadline with the consoles.
+async fn watch(app: &TestApp, watched: &mut [Watched<'_>]) {
+    let deadline = Instant::now() + Duration::from_secs(AFTER + 120);
+    let mut last_poll = (Instant::now(), now_ns());
+    let mut done_at = None;
+    loop {
+        let this_poll = (Instant::now(), now_ns());
+        for w in watched.iter_mut() {
+            w.poll(app, last_poll).await;
+        }
+        last_poll = this_poll;
+        if watched.iter().all(Watched::detected) {
+            // A few more cycles of the steady guest beside the named ones.
+            let done = *done_at.get_or_insert(Instant::now());
+            if done.elapsed() >= MAX_DELAY {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every truth named in time; (trained, anomalous, conditions) since the first \
+             poll:\n{}",
+            report(watched),
+        );
+        actix_rt::time::sleep(POLL).await;
+    }
+}
+
+/// Each guest's timeline (what it raised, whenever that changed, and its truth's lines), in
+/// seconds from the first poll: for a failure's message.
+fn report(watched: &[Watched]) -> String {
+    let start = watched[0].seen.first().map_or_else(Instant::now, |s| s.at);
+    let secs = |at: Instant| at.saturating_duration_since(start).as_secs_f64();
+    let timeline = |w: &Watched| {
+        let mut lines: Vec<(f64, String)> = Vec::new();
+        let mut last = None;
+        for s in &w.seen {
+            let now = (s.trained, &s.anomalous, &s.conditions);
+            if last != Some(now) {
+                lines.push((secs(s.at), format!("{now:?}")));
+                last = Some(now);
+            }
+        }
+        for (line, mark) in w.truth.iter().flat_map(|t| &t.marks) {
+            lines.push((secs(mark.shown), format!("{line:?}")));
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let lines: Vec<String> = lines.iter().map(|(t, l)| format!("  {t:.1} {l}")).collect();
+        let role = w.truth.as_ref().map_or("steady", |t| t.condition);
+        format!("{} ({role}):\n{}", w.guest.name, lines.join("\n"))
+    };
+    watched.iter().map(timeline).collect::<Vec<_>>().join("\n")
+}
+
+fn check_api(w: &Watched) {
+    let name = &w.guest.name;
+    let steady: Vec<&Seen> = w.steady().collect();
+    assert!(steady.len() >= 6, "{name}: {} steady polls", steady.len());
+    for s in &steady {
+        assert!(
+            s.anomalous.is_empty() && s.conditions.is_empty(),
+            "{name} raised {:?} {:?} while steady",
+            s.anomalous,
+            s.conditions
+        );
+    }
+    let Some(truth) = &w.truth else {
+        eprintln!("steady: {} polls, nothing raised", steady.len());
+        return;
+    };
+    let onset = truth.onset().expect("onset seen");
+    assert!(
+        w.seen.iter().any(|s| s.trained && s.at < onset.before),
+        "{name}: the onset came before its model was trained: AFTER too short"
+    );
+    let signal = w.first(Some(onset), |s| is_any(&s.anomalous, truth.signals));
+    let from = truth.condition_from().expect("the condition's line seen");
+    let condition = w.first(Some(from), |s| {
+        s.conditions.iter().any(|c| c == truth.condition)
+    });
+    let (signal, condition) = (signal.unwrap(), condition.unwrap());
+    eprintln!(
+        "{}: {:?} anomalous {:.1} s after its onset, {} named {:.1} s after {}",
+        truth.condition,
+        truth.signals,
+        signal.as_secs_f64(),
+        truth.condition,
+        condition.as_secs_f64(),
+        truth.condition_from.unwrap_or("its onset"),
+    );
+    assert!(
+        signal <= MAX_DELAY,
+        "{name}: {:?} anomalous after {signal:?}",
+        truth.signals
+    );
+    assert!(
+        condition <= MAX_DELAY,
+        "{name}: {} named after {condition:?}",
+        truth.condition
+    );
+}
+
+/// The same in InfluxDB: steady phases with no anomalous signal-sample and no condition, each
+/// truth's signal scored anomalous and its condition written.
+async fn check_influx(influx: &Influx, watched: &[Watched<'_>]) {
+    let (mut scored, mut anomalous) = (0, 0);
+    for w in watched {
+        let name = &w.guest.name;
+        let trained = w.trained_ns.expect("trained");
+        let end = w.truth.as_ref().and_then(Truth::onset).map(|m| m.before_ns);
+        let steady = |t: i64| t >= trained && end.is_none_or(|end| t < end);
+        let rows = influx
+            .rows(&format!(
+                "SELECT * FROM vm_anomalies WHERE \"name\" = '{name}'"
+            ))
+            .await;
+        for row in rows.iter().filter(|r| steady(time(r))) {
+            scored += row
+                .iter()
+                .filter(|(k, v)| k.ends_with("_score") && v.is_number())
+                .count();
+            anomalous += row["anomalous_signals"].as_i64().unwrap();
+        }
+        let kinds = influx
+            .rows(&format!(
+                "SELECT * FROM vm_bottlenecks WHERE \"name\" = '{name}'"
+            ))
+            .await;
+        let steady_kinds: Vec<&Value> = kinds
+            .iter()
+            .filter(|r| steady(time(r)))
+            .map(|r| &r["kind"])
+            .collect();
+        assert!(
+            steady_kinds.is_empty(),
+            "{name} while steady: {steady_kinds:?}"
+        );
+        let Some(truth) = &w.truth else { continue };
+        let after = end.unwrap();
+        let flagged = rows.iter().any(|r| {
+            time(r) > after
+                && truth.signals.iter().any(|s| {
+                    let score = r.get(&format!("{s}_score")).and_then(Value::as_f64);
+                    score.is_some_and(|v| v >= 0.5)
+                })
+        });
+        assert!(
+            flagged,
+            "{name}: no {:?} score ≥ 0.5 in InfluxDB",
+            truth.signals
+        );
+        let named = kinds
+            .iter()
+            .any(|r| time(r) > after && r["kind"] == truth.condition);
+        assert!(named, "{name}: no {} in vm_bottlenecks", truth.condition);
+    }
+    eprintln!("steady phases in InfluxDB: {anomalous} anomalous of {scored} scored signal-samples");
+    assert!(scored >= 500, "too few steady signal-samples: {scored}");
+    assert_eq!(anomalous, 0, "anomalies in steady phases");
+}
+
+fn time(row: &BTreeMap<String, Value>) -> i64 {
+    row["time"].as_i64().expect("epoch ns")
+}
