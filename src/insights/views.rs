@@ -76,6 +76,8 @@ pub struct FleetInsights {
     pub vms_learning: usize,
     /// VMs per condition over the hosts shown, every condition named.
     pub conditions: BTreeMap<String, usize>,
+    /// VMs with a condition or an anomalous signal now: the first ones of `attention`.
+    pub needs_attention: usize,
     pub hosts: Vec<HostInsightsView>,
     /// Every VM, what needs attention first: the most conditions, then the most anomalous
     /// signals now, then the highest anomaly rate.
@@ -142,11 +144,16 @@ impl Insights {
         }
         let vms_trained = views.iter().map(|h| h.summary.vms_trained).sum();
         let vms = attention.len();
+        let needs_attention = attention
+            .iter()
+            .take_while(|v| !v.conditions.is_empty() || !v.anomalous_signals.is_empty())
+            .count();
         FleetInsights {
             vms,
             vms_trained,
             vms_learning: vms - vms_trained,
             conditions,
+            needs_attention,
             hosts: views,
             attention,
         }
