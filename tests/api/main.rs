@@ -6,6 +6,7 @@ mod bulk_stats;
 mod cli;
 mod dashboard;
 mod dashboard_fleet;
+mod dashboard_vm;
 mod extended;
 mod fuzz;
 mod guest_agent;
