@@ -14,6 +14,8 @@ import {
 } from "./util.js";
 
 let status = null; // the latest /api/telemetry/status
+// What the chosen host's history said last: shown unless the host is not configured at all.
+let historyNotice = ["loading", "Loading…"];
 let charts = null;
 let runHost = () => {};
 
@@ -185,8 +187,8 @@ export function selectHost(host) {
   filterTable(host);
   saveHash();
   bringIntoSight();
-  fillHostFacts();
   reloadHost();
+  fillHostFacts();
 }
 
 // Chosen from the collection table, further down: the pane is brought back in full.
@@ -197,7 +199,8 @@ function bringIntoSight() {
 
 // Shows "Loading…" and no points, then asks again at once.
 export function reloadHost() {
-  setHostNotice("loading", "Loading…");
+  historyNotice = ["loading", "Loading…"];
+  setHostNotice(...historyNotice);
   draw(ensureCharts(), {});
   runHost();
 }
@@ -218,8 +221,9 @@ function fillHostFacts() {
     if (status) setHostNotice("error", `No host named ${state.host} is configured.`);
     return;
   }
+  setHostNotice(...historyNotice);
   const insight = state.insights && state.insights.hosts.find((h) => h.uri === host.uri);
-  const ratio = (v) => (isNumber(v) ? `${v.toFixed(2)} per host unit` : "—");
+  const ratio = (v, unit) => (isNumber(v) ? `${v.toFixed(2)} ${unit}` : "—");
   const inConditions = insight
     ? Object.entries(insight.conditions).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${CONDITIONS[k] || k}`)
     : [];
@@ -231,8 +235,8 @@ function fillHostFacts() {
     ["Cycles / failed", `${integer.format(host.total_collections)} / ${integer.format(host.total_errors)}`],
     ["Last error", host.last_error || "—"],
     ["Stats calls", statsCalls(host)],
-    ["vCPU overcommit", insight ? ratio(insight.vcpu_overcommit) : "—"],
-    ["Memory overcommit", insight ? ratio(insight.memory_overcommit) : "—"],
+    ["vCPU overcommit", insight ? ratio(insight.vcpu_overcommit, "vCPUs per host CPU") : "—"],
+    ["Memory overcommit", insight ? ratio(insight.memory_overcommit, "× the host's memory") : "—"],
     ["VMs in a condition", inConditions.join(" · ") || (insight ? "none" : "—")],
   ]);
 }
@@ -255,8 +259,8 @@ export async function refreshHost() {
     notice = ["error", `No host history: ${error.message}`];
   }
   if (state.host !== host || $("#range").value !== rangeKey) return;
+  historyNotice = notice;
   fillHostFacts();
-  if (status && status.hosts.some((h) => h.host === host)) setHostNotice(...notice);
   draw(ensureCharts(), data);
 }
 

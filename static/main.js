@@ -47,8 +47,12 @@ function start() {
   wireVmView(poll(() => range().refreshMs, refreshVm));
   const runHost = poll(() => range().refreshMs, refreshHost);
   poll(() => SUMMARY_EVERY_MS, refreshSummary);
+  // The rest of the page asks once the table's first page is in: the first paint comes first.
+  let rest = startRest;
   const runVms = poll(() => VMS_EVERY_MS, async () => {
     if (await refreshVms()) runVms();
+    rest();
+    rest = () => {};
   });
   wireTable(runVms, selectVm);
   wireHosts(runHost, (host) => {
@@ -60,8 +64,6 @@ function start() {
   else if (wanted && wanted.host) selectHost(wanted.host);
   else showPanel("attention");
   wireAttentionTile();
-  poll(() => ATTENTION_EVERY_MS, refreshAttention);
-  poll(() => STATUS_EVERY_MS, refreshCollection);
   $("#range").addEventListener("change", () => {
     saveHash();
     if (state.selected) reload();
@@ -69,6 +71,11 @@ function start() {
   });
 
   restoreToken();
+}
+
+function startRest() {
+  poll(() => ATTENTION_EVERY_MS, refreshAttention);
+  poll(() => STATUS_EVERY_MS, refreshCollection);
   const runActors = poll(actorsEveryMs, refreshActors);
   wireActors(runActors, debounce(TOKEN_DEBOUNCE_MS, runActors));
 }
