@@ -32,7 +32,7 @@ fn path(params: &[(&str, &str)]) -> String {
 }
 
 /// The history that `params` ask for, asserting a 200.
-async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
+pub(crate) async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
     let path = path(params);
     let (code, body) = app.get(&path).await;
     assert_eq!(code, 200, "{path}: {body}");

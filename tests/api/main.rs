@@ -14,6 +14,7 @@ mod guest_truth;
 mod health_check;
 mod helpers;
 mod history;
+mod history_devices;
 mod http_face;
 mod influx_v3;
 mod insights;
