@@ -49,11 +49,10 @@ pub async fn fleet_insights(
     params: web::Query<FleetParams>,
 ) -> Result<HttpResponse, ApiError> {
     let FleetParams { host, limit: asked } = params.into_inner();
-    let asked = asked.as_deref().map(limit).transpose()?;
-    let mut fleet = actor(&pipeline)?.send(GetFleetInsights(host)).await?;
-    if let Some(n) = asked {
-        fleet.attention.truncate(n);
-    }
+    let limit = asked.as_deref().map(limit).transpose()?;
+    let fleet = actor(&pipeline)?
+        .send(GetFleetInsights { host, limit })
+        .await?;
     Ok(HttpResponse::Ok().json(fleet))
 }
 
