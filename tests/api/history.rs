@@ -24,7 +24,7 @@ async fn collected() -> (TestApp, Influx, TestNode) {
     (app, influx, node)
 }
 
-fn path(params: &[(&str, &str)]) -> String {
+pub(crate) fn path(params: &[(&str, &str)]) -> String {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
