@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates the dashboard's screenshots in docs/: the fleet view (docs/dashboard-fleet.png),
-# one VM's view beside the table (docs/dashboard-vm.png) and the same in the dark theme
-# (docs/dashboard-vm-dark.png). The debug binary collects two libvirt test-driver nodes (rack-a,
+# Regenerates the dashboard's screenshots in docs/: the fleet view with what needs attention
+# beside the table (docs/dashboard-fleet.png), one VM's view beside it, a CPU-saturated one with
+# its condition (docs/dashboard-vm.png) and the same in the dark theme
+# (docs/dashboard-vm-dark.png), and a host's panel (docs/dashboard-host.png). The debug binary collects two libvirt test-driver nodes (rack-a,
 # rack-b: SCREEN_VMS domains between them) and a third host that cannot be reached, writing to a
 # throwaway database of the InfluxDB at SCREEN_INFLUX_URL (the test environment's by default;
 # dropped afterwards) for SCREEN_WAIT seconds, then Debian's headless Chromium takes the shots.
@@ -87,7 +88,10 @@ shot() {
 }
 mkdir -p docs
 page="http://127.0.0.1:$port/"
-vm="#vm=5c7e0000-0000-4000-8000-000000000007&host=rack-a&range=15m&sort=memory_used_kb&order=desc"
+# Domain 8: one vCPU, running, so saturated (the test driver counts CPU time at the wall clock's
+# pace).
+vm="#vm=5c7e0000-0000-4000-8000-000000000008&host=rack-a&range=15m&sort=memory_used_kb&order=desc"
 shot docs/dashboard-fleet.png "$page"
 shot docs/dashboard-vm.png "$page$vm"
 shot docs/dashboard-vm-dark.png "$page$vm" --force-dark-mode --blink-settings=preferredColorScheme=0
+shot docs/dashboard-host.png "$page#hostview=rack-a&filter-host=rack-a&range=15m"

@@ -46,7 +46,11 @@ pub struct GetInsightsStatus;
 /// The fleet, or the hosts whose `host` tag is the one given.
 #[derive(Message)]
 #[rtype(result = "FleetInsights")]
-pub struct GetFleetInsights(pub Option<String>);
+pub struct GetFleetInsights {
+    pub host: Option<String>,
+    /// The most VMs in its `attention` list.
+    pub limit: Option<usize>,
+}
 
 /// Saves every VM's models now (the service stops); answered once they are on disk.
 #[derive(Message)]
@@ -233,10 +237,10 @@ impl Handler<GetFleetInsights> for InsightsActor {
 
     fn handle(
         &mut self,
-        GetFleetInsights(host): GetFleetInsights,
+        GetFleetInsights { host, limit }: GetFleetInsights,
         _: &mut Self::Context,
     ) -> Self::Result {
-        MessageResult(self.insights.fleet(host.as_deref()))
+        MessageResult(self.insights.fleet(host.as_deref(), limit))
     }
 }
 

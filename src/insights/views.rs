@@ -77,6 +77,8 @@ pub struct FleetInsights {
     pub vms_learning: usize,
     /// VMs per condition over the hosts shown, every condition named.
     pub conditions: BTreeMap<String, usize>,
+    /// VMs with a condition or an anomalous signal now: the first ones of `attention`.
+    pub needs_attention: usize,
     pub hosts: Vec<HostInsightsView>,
     /// Every VM, what needs attention first: the most conditions, then the most anomalous
     /// signals now, then the highest anomaly rate.
@@ -109,29 +111,40 @@ pub struct VmInsightsDetail {
 }
 
 impl Insights {
-    /// The fleet, or only the hosts whose `host` tag is `host`.
-    pub fn fleet(&self, host: Option<&str>) -> FleetInsights {
+    /// The fleet, or only the hosts whose `host` tag is `host`; `attention` holds the first
+    /// `limit` VMs (all without one): every VM is ranked, only those are built.
+    pub fn fleet(&self, host: Option<&str>, limit: Option<usize>) -> FleetInsights {
         let hosts: Vec<(&str, &HostInsights)> = self
             .hosts
             .iter()
             .filter(|(_, h)| host.is_none_or(|wanted| *h.host == *wanted))
             .map(|(uri, h)| (&**uri, h))
             .collect();
-        let mut attention: Vec<VmAttention> = hosts
+        let thresholds = &self.settings.thresholds;
+        let mut ranked: Vec<Ranked> = hosts
             .iter()
-            .flat_map(|(uri, h)| h.vms.values().map(|vm| self.attention(uri, h, vm)))
+            .flat_map(|(uri, h)| {
+                h.vms.values().map(move |vm| Ranked {
+                    conditions: vm.bottlenecks.active(thresholds).count(),
+                    anomalous: vm.last.anomalous_signals(),
+                    rate: vm.anomaly_rate().unwrap_or(0.0),
+                    uri,
+                    host: h,
+                    vm,
+                })
+            })
             .collect();
-        attention.sort_by(|a, b| {
-            let key = |v: &VmAttention| (v.conditions.len(), v.anomalous_signals.len());
-            key(b)
-                .cmp(&key(a))
-                .then(
-                    b.anomaly_rate
-                        .unwrap_or(0.0)
-                        .total_cmp(&a.anomaly_rate.unwrap_or(0.0)),
-                )
-                .then_with(|| (&a.host, &a.name, &a.uuid).cmp(&(&b.host, &b.name, &b.uuid)))
-        });
+        ranked.sort_by(Ranked::first_things_first);
+        let vms = ranked.len();
+        let needs_attention = ranked
+            .iter()
+            .take_while(|r| r.conditions > 0 || r.anomalous > 0)
+            .count();
+        let attention = ranked
+            .iter()
+            .take(limit.unwrap_or(vms))
+            .map(|r| self.attention(r.uri, r.host, r.vm))
+            .collect();
         let mut views: Vec<HostInsightsView> =
             hosts.iter().map(|(uri, h)| host_view(uri, h)).collect();
         views.sort_by(|a, b| (&a.host, &a.uri).cmp(&(&b.host, &b.uri)));
@@ -142,12 +155,12 @@ impl Insights {
             }
         }
         let vms_trained = views.iter().map(|h| h.summary.vms_trained).sum();
-        let vms = attention.len();
         FleetInsights {
             vms,
             vms_trained,
             vms_learning: vms - vms_trained,
             conditions,
+            needs_attention,
             hosts: views,
             attention,
         }
@@ -206,6 +219,30 @@ impl Insights {
             peer_outlier_signals: signals(vm.last.peer_outliers),
             anomaly_rate: vm.anomaly_rate(),
         }
+    }
+}
+
+/// A VM's place in the fleet's list, cheap to know for every VM.
+struct Ranked<'a> {
+    conditions: usize,
+    anomalous: u32,
+    rate: f64,
+    uri: &'a str,
+    host: &'a HostInsights,
+    vm: &'a VmInsights,
+}
+
+impl Ranked<'_> {
+    /// The most conditions, then the most anomalous signals now, then the highest anomaly rate;
+    /// ties by host, name and UUID.
+    fn first_things_first(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (b.conditions, b.anomalous)
+            .cmp(&(a.conditions, a.anomalous))
+            .then(b.rate.total_cmp(&a.rate))
+            .then_with(|| {
+                let key = |r: &Self| (&*r.host.host, &*r.vm.vm.name, r.vm.vm.uuid);
+                key(a).cmp(&key(b))
+            })
     }
 }
 

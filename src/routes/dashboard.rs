@@ -15,10 +15,72 @@ const INDEX: &[u8] = include_bytes!("../../static/index.html");
 
 /// `(path under /static/, content type, body)`.
 const ASSETS: &[(&str, &str, &[u8])] = &[
+    // The page's ES modules: main.js imports the others.
     (
-        "dashboard.js",
+        "main.js",
         JAVASCRIPT,
-        include_bytes!("../../static/dashboard.js"),
+        include_bytes!("../../static/main.js"),
+    ),
+    ("api.js", JAVASCRIPT, include_bytes!("../../static/api.js")),
+    (
+        "util.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/util.js"),
+    ),
+    (
+        "state.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/state.js"),
+    ),
+    (
+        "controls.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/controls.js"),
+    ),
+    (
+        "address.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/address.js"),
+    ),
+    (
+        "tiles.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/tiles.js"),
+    ),
+    (
+        "table.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/table.js"),
+    ),
+    (
+        "charts.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/charts.js"),
+    ),
+    (
+        "vmdata.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/vmdata.js"),
+    ),
+    (
+        "vmview.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/vmview.js"),
+    ),
+    (
+        "insights.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/insights.js"),
+    ),
+    (
+        "hosts.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/hosts.js"),
+    ),
+    (
+        "actors.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/actors.js"),
     ),
     (
         "dashboard.css",
@@ -110,9 +172,39 @@ mod tests {
         assert_eq!(referenced, 5, "{html}");
     }
 
+    /// Every `from "./x.js"` of every module is served, and every module served is imported.
+    #[test]
+    fn the_modules_import_only_served_modules_and_each_is_imported() {
+        let modules: Vec<&str> = ASSETS
+            .iter()
+            .filter(|(name, kind, _)| *kind == JAVASCRIPT && !name.starts_with("vendor/"))
+            .map(|(name, _, _)| *name)
+            .collect();
+        let mut imported = std::collections::BTreeSet::from(["main.js"]);
+        for (name, kind, body) in ASSETS {
+            if *kind != JAVASCRIPT || name.starts_with("vendor/") {
+                continue;
+            }
+            let text = std::str::from_utf8(body).unwrap();
+            for import in text.split(" from \"./").skip(1) {
+                let path = &import[..import.find('"').unwrap()];
+                assert!(
+                    modules.contains(&path),
+                    "{name} imports ./{path}, which is not served"
+                );
+                imported.insert(path);
+            }
+        }
+        assert_eq!(
+            imported.len(),
+            modules.len(),
+            "{modules:?} against {imported:?}"
+        );
+    }
+
     #[actix_web::test]
     async fn assets_have_their_content_type_and_unknown_paths_are_404_json() {
-        let response = asset(web::Path::from("dashboard.js".to_owned())).await;
+        let response = asset(web::Path::from("main.js".to_owned())).await;
         assert_eq!(response.status(), 200);
         assert_eq!(header_of(&response, header::CONTENT_TYPE), JAVASCRIPT);
         assert_eq!(header_of(&response, header::CACHE_CONTROL), "no-cache");

@@ -21,11 +21,12 @@ const DEFAULT_LIMIT: usize = 1000;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// The VM: UUID, or name (a name on several hosts needs `host`).
-    vm: String,
-    /// The `host` tag.
+    /// The VM: UUID, or name (a name on several hosts needs `host`); none for `host_metrics`.
+    vm: Option<String>,
+    /// The `host` tag; needed for `host_metrics`.
     host: Option<String>,
-    /// `vm_metrics` (default) or `vm_features`.
+    /// `vm_metrics` (default), `vm_features`, `vm_cpu`, `vm_disk`, `vm_net` (each point with
+    /// its `vcpu`, `device` or `interface`), `vm_anomalies`, or `host_metrics` (by `host`).
     measurement: Option<String>,
     /// Comma-separated fields of the measurement; default all of them.
     fields: Option<String>,
@@ -42,8 +43,10 @@ pub struct HistoryParams {
 
 #[derive(Serialize, ToSchema)]
 pub struct History {
-    /// What the VM was looked up by: its UUID when known live, else the name asked for.
-    pub vm: String,
+    /// What the VM was looked up by: its UUID when known live, else the name asked for; none
+    /// for a measurement of hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
     pub measurement: Measurement,
     pub fields: Vec<&'static str>,
     pub start: DateTime<Utc>,
@@ -87,7 +90,8 @@ pub async fn history(
 /// A history request with every parameter checked; its VM is still to be looked up.
 #[derive(Debug)]
 struct HistoryRequest {
-    vm: String,
+    /// None for a measurement of hosts, which then has `host`.
+    vm: Option<String>,
     host: Option<String>,
     measurement: Measurement,
     fields: Vec<&'static str>,
@@ -120,9 +124,7 @@ impl TryFrom<HistoryParams> for HistoryRequest {
             ));
         }
         let limit = params.limit.as_deref().map(limit).transpose()?;
-        if params.vm.is_empty() {
-            return Err(ApiError::bad_parameter("vm", "must not be empty"));
-        }
+        subject(measurement, params.vm.as_deref(), params.host.as_deref())?;
         Ok(HistoryRequest {
             vm: params.vm,
             host: params.host,
@@ -143,27 +145,16 @@ impl HistoryRequest {
         pipeline: &Pipeline,
         max_limit: usize,
     ) -> Result<HistoryQuery, ApiError> {
-        let lookup = LookupVm {
-            selector: self.vm.clone(),
-            host: self.host.clone(),
-        };
-        let (vm_tag, vm, host) = match pipeline.features.send(lookup).await? {
-            VmLookup::Found(detail) => (VmTag::Uuid, detail.vm.uuid, Some(detail.vm.host)),
-            VmLookup::Ambiguous(candidates) => {
-                return Err(ApiError::AmbiguousVm {
-                    selector: self.vm,
-                    candidates,
-                });
+        let (vm, host) = match self.vm {
+            Some(selector) => {
+                let (tag, vm, host) = lookup(pipeline, selector, self.host).await?;
+                (Some((tag, vm)), host)
             }
-            VmLookup::NotFound if looks_like_uuid(&self.vm) => {
-                (VmTag::Uuid, self.vm.to_ascii_lowercase(), self.host)
-            }
-            VmLookup::NotFound => (VmTag::Name, self.vm, self.host),
+            None => (None, self.host),
         };
         Ok(HistoryQuery {
             measurement: self.measurement,
             fields: self.fields,
-            vm_tag,
             vm,
             host,
             start: self.start,
@@ -174,10 +165,56 @@ impl HistoryRequest {
     }
 }
 
+/// The tag and value a VM is queried by, and its host if known.
+async fn lookup(
+    pipeline: &Pipeline,
+    selector: String,
+    host: Option<String>,
+) -> Result<(VmTag, String, Option<String>), ApiError> {
+    let lookup = LookupVm {
+        selector: selector.clone(),
+        host: host.clone(),
+    };
+    Ok(match pipeline.features.send(lookup).await? {
+        VmLookup::Found(detail) => (VmTag::Uuid, detail.vm.uuid, Some(detail.vm.host)),
+        VmLookup::Ambiguous(candidates) => {
+            return Err(ApiError::AmbiguousVm {
+                selector,
+                candidates,
+            });
+        }
+        VmLookup::NotFound if looks_like_uuid(&selector) => {
+            (VmTag::Uuid, selector.to_ascii_lowercase(), host)
+        }
+        VmLookup::NotFound => (VmTag::Name, selector, host),
+    })
+}
+
+/// A VM's measurement needs `vm`; a host's needs `host` and takes no `vm`.
+fn subject(measurement: Measurement, vm: Option<&str>, host: Option<&str>) -> Result<(), ApiError> {
+    let name = measurement.name();
+    match (measurement.is_per_host(), vm, host) {
+        (false, None, _) => Err(ApiError::bad_parameter(
+            "vm",
+            format!("is needed for {name}"),
+        )),
+        (false, Some(""), _) => Err(ApiError::bad_parameter("vm", "must not be empty")),
+        (true, Some(_), _) => Err(ApiError::bad_parameter(
+            "vm",
+            format!("{name} is per host: give `host` alone"),
+        )),
+        (true, None, None | Some("")) => Err(ApiError::bad_parameter(
+            "host",
+            format!("is needed for {name}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl History {
     fn of(query: HistoryQuery, points: Vec<serde_json::Map<String, Value>>) -> Self {
         History {
-            vm: query.vm,
+            vm: query.vm.map(|(_, vm)| vm),
             measurement: query.measurement,
             fields: query.fields,
             start: query.start,
@@ -194,9 +231,10 @@ fn measurement(name: Option<&str>) -> Result<Measurement, ApiError> {
         return Ok(Measurement::VmMetrics);
     };
     Measurement::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Measurement::ALL.iter().map(|m| m.name()).collect();
         ApiError::bad_parameter(
             "measurement",
-            format!("`{name}`: use vm_metrics or vm_features"),
+            format!("`{name}`: use one of {}", known.join(", ")),
         )
     })
 }
@@ -319,8 +357,14 @@ mod tests {
         assert_eq!(request.fields, Measurement::VmMetrics.fields());
         assert_eq!(request.end - request.start, chrono::Duration::hours(1));
         assert_eq!((request.every, request.limit), (None, DEFAULT_LIMIT));
+        let host = parse("measurement=host_metrics&host=h").unwrap();
+        assert_eq!((host.vm, host.host.as_deref()), (None, Some("h")));
         for (query, parameter) in [
             ("vm=", "vm"),
+            ("fields=state", "vm"),
+            ("measurement=host_metrics", "host"),
+            ("measurement=host_metrics&host=", "host"),
+            ("measurement=host_metrics&host=h&vm=a", "vm"),
             ("vm=a&measurement=x", "measurement"),
             ("vm=a&every=1m&fields=state", "fields"),
             ("vm=a&start=-1m&end=-2m", "start"),

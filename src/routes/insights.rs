@@ -4,6 +4,7 @@ use utoipa::IntoParams;
 
 use super::ApiError;
 use super::stats::find_vm;
+use super::vms::limit;
 use crate::actors::Pipeline;
 use crate::actors::insights::{GetFleetInsights, GetVmInsights, InsightsActor};
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
@@ -16,6 +17,17 @@ pub struct InsightsParams {
     host: Option<String>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FleetParams {
+    /// Only this host (the `host` tag).
+    host: Option<String>,
+    /// The most VMs in `attention`, 1 to 1000 (the first ones); default all of them. The
+    /// counts are over every VM either way.
+    limit: Option<String>,
+}
+
 fn actor(pipeline: &Pipeline) -> Result<&actix::Addr<InsightsActor>, ApiError> {
     pipeline.insights.as_ref().ok_or(ApiError::InsightsDisabled)
 }
@@ -25,19 +37,21 @@ fn actor(pipeline: &Pipeline) -> Result<&actix::Addr<InsightsActor>, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/telemetry/insights",
-    params(InsightsParams),
+    params(FleetParams),
     responses(
         (status = 200, body = FleetInsights),
-        (status = 400, body = super::error::ErrorBody, description = "an unknown parameter"),
+        (status = 400, body = super::error::ErrorBody, description = "an unknown or bad parameter, named"),
         (status = 404, body = super::error::ErrorBody, description = "insights are off (`insights = false`)"),
     )
 )]
 pub async fn fleet_insights(
     pipeline: web::Data<Pipeline>,
-    params: web::Query<InsightsParams>,
+    params: web::Query<FleetParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let FleetParams { host, limit: asked } = params.into_inner();
+    let limit = asked.as_deref().map(limit).transpose()?;
     let fleet = actor(&pipeline)?
-        .send(GetFleetInsights(params.into_inner().host))
+        .send(GetFleetInsights { host, limit })
         .await?;
     Ok(HttpResponse::Ok().json(fleet))
 }

@@ -84,7 +84,7 @@ impl TryFrom<VmsParams> for PageQuery {
     }
 }
 
-fn limit(text: &str) -> Result<usize, ApiError> {
+pub(super) fn limit(text: &str) -> Result<usize, ApiError> {
     match text.parse::<u64>() {
         Ok(n @ 1..) if n <= MAX_LIMIT as u64 => Ok(n as usize),
         _ => Err(ApiError::bad_parameter(

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod changes;
+mod devices;
 mod host;
 mod page;
 mod recent;
@@ -24,6 +25,7 @@ use crate::extended::{DomainStatsSample, StatsSample};
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
 pub use catalog::{Capacity, Catalog, Catalogs, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
+pub use devices::DeviceView;
 use host::HostVms;
 pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
@@ -92,6 +94,9 @@ pub struct RecentSample {
 pub struct VmDetail {
     pub vm: VmView,
     pub recent: Vec<RecentSample>,
+    /// From the latest extended sample (`block`, `interface`); empty without those groups.
+    pub disks: Vec<DeviceView>,
+    pub interfaces: Vec<DeviceView>,
 }
 
 #[derive(Debug)]
@@ -189,6 +194,8 @@ impl VmTable {
             [vm] => VmLookup::Found(Box::new(VmDetail {
                 vm: vm.view(),
                 recent: vm.recent_views(self.recent_capacity),
+                disks: devices::disks(vm.stats),
+                interfaces: devices::interfaces(vm.stats),
             })),
             several => {
                 let mut views: Vec<_> = several.iter().map(Listed::view).collect();

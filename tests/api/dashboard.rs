@@ -307,3 +307,101 @@ async fn actor(app: &TestApp, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no actor {name} in {body}"))
         .clone()
 }
+
+/// Six running VMs; the test driver counts CPU time at the wall clock's pace, so the two with one
+/// vCPU (domains 4 and 8: 1 + n % 4 vCPUs) run at 100 % of it and are CPU-saturated.
+#[actix_web::test]
+async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
+    let domains: Vec<TestDomain> = (4..10)
+        .map(|n| TestDomain::new(&format!("busy-{n}"), 1, n))
+        .collect();
+    let saturated: Vec<String> = domains
+        .iter()
+        .filter(|d| d.vcpus == 1)
+        .map(|d| d.uuid.clone())
+        .collect();
+    assert_eq!(saturated.len(), 2);
+    let env = [
+        ("VMTELEMETRY_INSIGHTS", "true"),
+        ("VMTELEMETRY_INSIGHTS_CONDITION_CYCLES", "2"),
+        ("VMTELEMETRY_HOST_METRICS", "true"),
+    ];
+    let (app, _influx, _node) = collecting(&domains, &env).await;
+    let fleet = wait_for("both conditions named", Duration::from_secs(20), || async {
+        let (_, fleet) = app.get("/api/telemetry/insights?limit=1").await;
+        (fleet["conditions"]["cpu_saturated"] == json!(2)).then_some(fleet)
+    })
+    .await;
+    // The first VM only, the counts over all.
+    assert_eq!(fleet["attention"].as_array().unwrap().len(), 1, "{fleet}");
+    assert!(fleet["needs_attention"].as_u64().unwrap() >= 2, "{fleet}");
+    let (code, refused) = app.get("/api/telemetry/insights?limit=0").await;
+    assert_eq!(code, 400, "{refused}");
+
+    let address = app.address.clone();
+    in_browser(move |tab| {
+        open(tab, &address);
+        let (value, detail) = tile(tab, "tile-attention", "warn");
+        assert!(value.ends_with(" of 6 VMs"), "{value}");
+        assert!(detail.contains("2 CPU saturated"), "{detail}");
+        let listed = wait_js(
+            tab,
+            "the saturated VMs listed beside the table",
+            "!document.querySelector('#attention-view').hidden &&
+             [...document.querySelectorAll('#attention-table tbody tr')]
+                 .filter(tr => tr.querySelector('td.conditions').textContent !== '—')
+                 .map(tr => [tr.dataset.uuid, tr.querySelector('td.conditions').textContent])",
+        );
+        let listed: Vec<(String, String)> = serde_json::from_value(listed).unwrap();
+        let mut uuids: Vec<&String> = listed.iter().map(|(uuid, _)| uuid).collect();
+        uuids.sort();
+        assert_eq!(uuids, saturated.iter().collect::<Vec<_>>(), "{listed:?}");
+        for (_, evidence) in &listed {
+            assert!(
+                evidence.starts_with("CPU saturated: cpu_percent ")
+                    && evidence.contains(" ≥ 90.0 for ")
+                    && evidence.contains("(since "),
+                "{evidence}"
+            );
+        }
+        let uuid = &listed[0].0;
+        tab.find_element(&format!("#attention-table tbody tr[data-uuid='{uuid}']"))
+            .unwrap()
+            .click()
+            .unwrap();
+        let shown = wait_js(
+            tab,
+            "the VM's condition over its charts, and its insights",
+            &format!(
+                "location.hash.includes('vm={uuid}') &&
+                 !document.querySelector('#vm-conditions').hidden &&
+                 !document.querySelector('#vm-insights').hidden &&
+                 [document.querySelector('#vm-conditions li[data-kind=\"cpu_saturated\"]').textContent,
+                  document.querySelector('#vm-model').textContent]"
+            ),
+        );
+        assert!(
+            shown[0].as_str().unwrap().starts_with("CPU saturated: cpu_percent "),
+            "{shown}"
+        );
+        assert!(shown[1].as_str().unwrap().contains("anomaly rate"), "{shown}");
+
+        // Its host: the VMs per condition and the overcommit from host_metrics.
+        tab.find_element("#hosts-table button.open-host")
+            .unwrap()
+            .click()
+            .unwrap();
+        let facts = wait_js(
+            tab,
+            "the host's insights",
+            "!document.querySelector('#host-view').hidden &&
+             (facts => facts['VMs in a condition'] !== '—' && facts)(Object.fromEntries(
+                 [...document.querySelectorAll('#host-facts div')]
+                     .map(d => [d.firstChild.textContent, d.lastChild.textContent])))",
+        );
+        assert_eq!(facts["VMs in a condition"], json!("2 CPU saturated"), "{facts}");
+        let overcommit = facts["vCPU overcommit"].as_str().unwrap();
+        assert!(overcommit.ends_with(" vCPUs per host CPU"), "{overcommit}");
+    })
+    .await;
+}

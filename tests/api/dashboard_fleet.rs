@@ -1,6 +1,7 @@
 //! The dashboard over a fleet of 10,000 test-driver domains in headless Chromium: the table
 //! sorted, paged and filtered by the API, the VM view beside it in sight, the address keeping
-//! the view, a vanished VM, and polls answered `304`.
+//! the view (and bad values in it ignored), polls answered `304`, the host's panel, and a VM the
+//! address names that no host lists.
 
 use std::time::Duration;
 
@@ -239,6 +240,9 @@ async fn ten_thousand_vms_sort_page_filter_and_open_beside_the_table() {
                      .some(e => e.name.includes(path) && e.responseStatus === 304))",
         );
 
+        host_panel(tab);
+        bad_addresses_are_ignored(tab, &address, &default);
+
         open(tab, "about:blank");
         open(tab, &format!("{address}/#vm={unknown}&host=big"));
         let gone = wait_js(tab, "the gone notice", "!document.querySelector('#vm-gone').hidden &&
@@ -250,4 +254,71 @@ async fn ten_thousand_vms_sort_page_filter_and_open_beside_the_table() {
         wait_rows(tab, "the table beside the notice", &default, "1–100 of 10,000");
     })
     .await;
+}
+
+/// The host's panel: its collection state beside the table, which shows its VMs; without
+/// InfluxDB its charts say why they are empty.
+fn host_panel(tab: &Tab) {
+    click(tab, "#hosts-table button.open-host[data-host='big']");
+    let facts = wait_js(
+        tab,
+        "the host's panel",
+        "!document.querySelector('#host-view').hidden &&
+         location.hash.includes('hostview=big') &&
+         document.querySelector('#filter-host').value === 'big' &&
+         !document.querySelector('#host-facts').hidden &&
+         !document.querySelector('#host-notice').hidden &&
+         document.querySelector('#host-notice').dataset.state === 'error' &&
+         Object.fromEntries([...document.querySelectorAll('#host-facts div')]
+             .map(d => [d.firstChild.textContent, d.lastChild.textContent]))",
+    );
+    assert_eq!(facts["Connection"], json!("connected"), "{facts}");
+    assert_eq!(facts["VMs"], json!("10,000"), "{facts}");
+    let rows = js(
+        tab,
+        "[...document.querySelectorAll('#vm-table tbody tr[data-uuid]')].every(tr => tr.dataset.host === 'big')",
+    );
+    assert_eq!(rows, json!(true));
+    let notice = js(tab, "document.querySelector('#host-notice').textContent");
+    assert!(
+        notice.as_str().unwrap().starts_with("No host history: "),
+        "{notice}"
+    );
+    // The address keeps the panel.
+    tab.reload(false, None)
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    wait_js(
+        tab,
+        "the host's panel after reloading",
+        "!document.querySelector('#host-view').hidden &&
+         document.querySelector('#vm-title').textContent === '— big' &&
+         !document.querySelector('#host-facts').hidden",
+    );
+}
+
+/// Nonsense in every parameter of the address: the page stands, with its defaults.
+fn bad_addresses_are_ignored(tab: &Tab, address: &str, default: &[String]) {
+    open(tab, "about:blank");
+    open(
+        tab,
+        &format!(
+            "{address}/#sort=password&order=sideways&offset=-7&range=1y&filter-state=%3Cb%3E\
+             &filter-name=&vm=&hostview=&limit=0&%E0%A4%A"
+        ),
+    );
+    wait_rows(
+        tab,
+        "the first page, as by default",
+        default,
+        "1–100 of 10,000",
+    );
+    assert_eq!(sort_state(tab), json!([["host", "ascending"]]));
+    let controls = js(
+        tab,
+        "[document.querySelector('#range').value, document.querySelector('#filter-state').value,
+          document.querySelector('#attention-view').hidden]",
+    );
+    assert_eq!(controls, json!(["15m", "", false]));
 }

@@ -29,7 +29,7 @@ async fn collected() -> (TestApp, Influx, TestNode) {
     (app, influx, node)
 }
 
-fn path(params: &[(&str, &str)]) -> String {
+pub(crate) fn path(params: &[(&str, &str)]) -> String {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
@@ -37,7 +37,7 @@ fn path(params: &[(&str, &str)]) -> String {
 }
 
 /// The history that `params` ask for, asserting a 200.
-async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
+pub(crate) async fn history(app: &TestApp, params: &[(&str, &str)]) -> Value {
     let path = path(params);
     let (code, body) = app.get(&path).await;
     assert_eq!(code, 200, "{path}: {body}");

@@ -42,7 +42,7 @@ async fn every_answer_carries_nosniff_and_no_referrer() {
     for (path, status) in [
         ("/api/telemetry/status", 200),
         ("/api/no-such-thing", 404),
-        ("/static/dashboard.js", 200),
+        ("/static/main.js", 200),
         ("/", 200),
     ] {
         let (code, headers, _) = get_as(&app, path, "127.0.0.1").await;
