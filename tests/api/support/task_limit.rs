@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -90,12 +90,28 @@ impl ShortHanded {
             ("VMTELEMETRY_INFLUX_DB", &influx.db),
         ];
         let service = ServiceProcess::start(&[&target, env].concat());
+        settled(&service);
         cgroup.adopt(service.pid());
         cgroup.allow_more(more);
         ShortHanded {
             service,
             cgroup,
             influx,
+        }
+    }
+}
+
+/// Waits until the service's threads have stayed the same for a second: a thread of its start
+/// still running when the limit is counted, and gone after, would leave room for one more.
+fn settled(service: &ServiceProcess) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut last, mut since) = (service.threads(), Instant::now());
+    while since.elapsed() < Duration::from_secs(1) {
+        assert!(Instant::now() < deadline, "threads never settled: {last:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        let now = service.threads();
+        if now != last {
+            (last, since) = (now, Instant::now());
         }
     }
 }
