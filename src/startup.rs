@@ -247,6 +247,10 @@ fn run(listener: TcpListener, shared: Shared, http: &HttpConfig) -> std::io::Res
             ))
             .service(postable("/api/admin/coordination/drain", routes::drain))
             .service(postable("/api/admin/coordination/resume", routes::resume))
+            .service(postable(
+                "/api/admin/coordination/hand-over",
+                routes::hand_over,
+            ))
             .default_service(web::to(not_found))
     })
     .on_connect(move |_, _| connections.accepted())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::crash::{CrashRecord, Crashable, guarded};
-use super::messages::{GetCoordinationStatus, Restart, SetDraining, StopCollecting};
+use super::messages::{GetCoordinationStatus, HandOver, Restart, SetDraining, StopCollecting};
 use crate::coordination::status::CoordinationStatus;
 use crate::coordination::{Replica, Timing};
 
@@ -122,6 +122,26 @@ impl Handler<SetDraining> for CoordinatorActor {
         let replica = self.replica.clone();
         let set = async move { replica.lock().await.set_draining(draining) };
         Box::pin(set.into_actor(self).map(|(), actor, _| actor.report()))
+    }
+}
+
+impl Handler<HandOver> for CoordinatorActor {
+    type Result = ResponseActFuture<Self, Option<CoordinationStatus>>;
+
+    fn handle(&mut self, HandOver(uri): HandOver, _: &mut Self::Context) -> Self::Result {
+        let replica = self.replica.clone();
+        let decline = async move {
+            let declined = replica.lock().await.decline(&uri);
+            if declined {
+                tracing::info!(host = %uri, "host handed over by the admin API");
+            }
+            declined
+        };
+        Box::pin(
+            decline
+                .into_actor(self)
+                .map(|ok, actor, _| ok.then(|| actor.report())),
+        )
     }
 }
 

@@ -122,3 +122,8 @@ pub struct GetCoordinationStatus;
 #[derive(Message)]
 #[rtype(result = "CoordinationStatus")]
 pub struct SetDraining(pub bool);
+
+/// Hand one host over and decline it until resumed; None when it is not this replica's.
+#[derive(Message)]
+#[rtype(result = "Option<CoordinationStatus>")]
+pub struct HandOver(pub String);

@@ -2,7 +2,7 @@
 //! keepalive, the membership key, one consistent read of members and owners, and the
 //! ownership keys taken and given up in transactions on the lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ impl EtcdError {
 pub struct MemberRecord {
     #[serde(default)]
     pub draining: bool,
+    /// Hosts handed over by hand: the assignment gives each to another member.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub declined: BTreeSet<String>,
 }
 
 /// An ownership key: the member holding a host, and its lease.
@@ -187,7 +190,7 @@ impl Etcd {
         })
     }
 
-    /// Rewrites this member's record (its draining flag), while the key is on `lease`.
+    /// Rewrites this member's record (its draining flag and declined hosts), while the key is on `lease`.
     pub async fn update_member(
         &mut self,
         name: &str,

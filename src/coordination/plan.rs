@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::etcd::Owner;
-use super::rendezvous::Assignment;
+use super::etcd::{Owner, View};
+use super::rendezvous::{Assignment, Declined};
 
 /// The hosts to act on, by URI.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -28,6 +28,23 @@ pub struct Holdings<'a> {
     pub running: &'a BTreeSet<String>,
     /// Stopped here, their key not given up yet: left alone until it is.
     pub releasing: &'a BTreeSet<String>,
+}
+
+/// The members the hosts are spread over: those not draining (all, if every one is); and the
+/// hosts each declines.
+pub fn spread_over(view: &View) -> (Vec<String>, Declined) {
+    let active: Vec<String> = (view.members.iter())
+        .filter(|(_, record)| !record.draining)
+        .map(|(name, _)| name.clone())
+        .collect();
+    let members = match active.is_empty() {
+        true => view.members.keys().cloned().collect(),
+        false => active,
+    };
+    let declined = (view.members.iter())
+        .map(|(name, record)| (name.clone(), record.declined.clone()))
+        .collect();
+    (members, declined)
 }
 
 pub fn plan<'h>(
@@ -78,7 +95,7 @@ mod tests {
         let hosts = ["h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7"];
         let members = vec!["a".to_owned(), "b".to_owned()];
         let mut assignment = Assignment::default();
-        assignment.update(hosts.iter().copied(), &members);
+        assignment.update(hosts.iter().copied(), &members, &Default::default());
         let mine: Vec<&str> = hosts
             .iter()
             .copied()
@@ -121,7 +138,7 @@ mod tests {
     fn a_key_already_on_this_lease_is_resumed_and_a_release_in_progress_waits() {
         let members = vec!["a".to_owned()];
         let mut assignment = Assignment::default();
-        assignment.update(["h0", "h1"].into_iter(), &members);
+        assignment.update(["h0", "h1"].into_iter(), &members, &Default::default());
         let owners = BTreeMap::from([
             ("h0".to_owned(), owner("a", 7)),
             ("h1".to_owned(), owner("a", 7)),

@@ -11,7 +11,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 
 use super::etcd::{Etcd, EtcdError, Lease, MemberRecord, View};
-use super::plan::{Holdings, plan};
+use super::plan::{Holdings, plan, spread_over};
 use super::rendezvous::Assignment;
 use super::status::{CoordinationState, CoordinationStatus, HostOwner, MemberView};
 use super::timing::Timing;
@@ -37,7 +37,8 @@ pub struct Replica {
     running: BTreeSet<String>,
     /// Stopped here; their key is given up (or, assigned here again, they resume) from then on.
     releasing: BTreeMap<String, Instant>,
-    draining: bool,
+    /// What this member says of itself on etcd: draining, hosts declined (set by the admin API).
+    record: MemberRecord,
     assignment: Assignment,
     status: Arc<Mutex<CoordinationStatus>>,
 }
@@ -67,7 +68,7 @@ impl Replica {
             stale_lease: None,
             running: BTreeSet::new(),
             releasing: BTreeMap::new(),
-            draining: false,
+            record: MemberRecord::default(),
             assignment: Assignment::default(),
             status: Arc::new(Mutex::new(status)),
         }
@@ -78,9 +79,34 @@ impl Replica {
         self.status.clone()
     }
 
+    /// Drains this replica, or ends the draining and takes back the hosts it declined.
     pub fn set_draining(&mut self, draining: bool) {
-        self.draining = draining;
-        self.edit_status(|status| status.draining = draining);
+        self.record.draining = draining;
+        if !draining {
+            self.record.declined.clear();
+        }
+        self.publish_record();
+    }
+
+    /// Hands `uri` over and declines it until resumed; false for a host that is not this
+    /// replica's (not configured, or collected by another member).
+    pub fn decline(&mut self, uri: &str) -> bool {
+        let known = self.hosts.iter().any(|h| h.uri == uri);
+        let here = self.running.contains(uri)
+            || self.releasing.contains_key(uri)
+            || self.record.declined.contains(uri)
+            || self.assignment.of(uri) == Some(self.config.member_name.as_str());
+        if known && here {
+            self.record.declined.insert(uri.to_owned());
+            self.publish_record();
+        }
+        known && here
+    }
+
+    fn publish_record(&self) {
+        let (draining, declined) = (self.record.draining, &self.record.declined);
+        let declined = declined.iter().cloned().collect();
+        self.edit_status(|status| (status.draining, status.declined) = (draining, declined));
     }
 
     fn edit_status(&self, edit: impl FnOnce(&mut CoordinationStatus)) {
@@ -146,11 +172,10 @@ impl Replica {
             etcd.revoke(stale).await?;
             self.stale_lease = None;
         }
-        let record = MemberRecord {
-            draining: self.draining,
-        };
         let name = &self.config.member_name;
-        let lease = etcd.join(name, self.config.member_ttl, &record).await?;
+        let lease = etcd
+            .join(name, self.config.member_ttl, &self.record)
+            .await?;
         tracing::info!(member = %name, lease = lease.id, "joined the fleet's members on etcd");
         self.lease = Some(lease);
         self.edit_status(|status| {
@@ -160,7 +185,7 @@ impl Replica {
         Ok(())
     }
 
-    /// Writes the draining flag when the admin API changed it.
+    /// Writes this member's record when the admin API changed it.
     async fn sync_member(
         &mut self,
         etcd: &mut Etcd,
@@ -168,13 +193,10 @@ impl Replica {
         view: &View,
     ) -> Result<(), EtcdError> {
         let written = view.members.get(&self.config.member_name);
-        if written.is_some_and(|record| record.draining == self.draining) {
+        if written == Some(&self.record) {
             return Ok(());
         }
-        let record = MemberRecord {
-            draining: self.draining,
-        };
-        etcd.update_member(&self.config.member_name, lease, &record)
+        etcd.update_member(&self.config.member_name, lease, &self.record)
             .await
     }
 
@@ -201,27 +223,15 @@ impl Replica {
         });
     }
 
-    /// The members the hosts are spread over: those not draining (all, if every one is).
-    fn active_members(&self, view: &View) -> Vec<String> {
-        let active: Vec<String> = (view.members.iter())
-            .filter(|(_, record)| !record.draining)
-            .map(|(name, _)| name.clone())
-            .collect();
-        match active.is_empty() {
-            true => view.members.keys().cloned().collect(),
-            false => active,
-        }
-    }
-
     async fn reconcile(
         &mut self,
         etcd: &mut Etcd,
         lease: i64,
         view: &View,
     ) -> Result<(), EtcdError> {
-        let members = self.active_members(view);
+        let (members, declined) = spread_over(view);
         let uris = self.hosts.iter().map(|h| h.uri.as_str());
-        if self.assignment.update(uris, &members) {
+        if self.assignment.update(uris, &members, &declined) {
             self.edit_status(|status| status.assignment_changed_at = Some(Utc::now()));
         }
         let releasing: BTreeSet<String> = self.releasing.keys().cloned().collect();
@@ -280,8 +290,8 @@ impl Replica {
             .collect();
         let mut back = Vec::new();
         for host in due {
-            if self.assignment.of(&host) == Some(self.config.member_name.as_str()) && !self.draining
-            {
+            let member = Some(self.config.member_name.as_str());
+            if self.assignment.of(&host) == member && !self.record.draining {
                 back.push(host.clone());
             } else {
                 etcd.release(&host, lease).await?;
@@ -347,6 +357,7 @@ impl Replica {
             .map(|(name, record)| MemberView {
                 name: name.clone(),
                 draining: record.draining,
+                declined: record.declined.iter().cloned().collect(),
                 hosts: (hosts.iter())
                     .filter(|h| h.owner.as_ref() == Some(name))
                     .map(|h| h.uri.clone())

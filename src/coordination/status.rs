@@ -14,13 +14,16 @@ pub struct CoordinationStatus {
     pub state: CoordinationState,
     /// Set by the admin API: this replica hands its hosts over and takes none.
     pub draining: bool,
+    /// Set by the admin API: hosts this replica hands over and declines until resumed.
+    pub declined: Vec<String>,
     /// The live members as this replica last read them, each with the hosts it holds.
     pub members: Vec<MemberView>,
     /// Every configured host, with the member holding it (none while it changes hands).
     pub hosts: Vec<HostOwner>,
     /// The hosts this replica collects.
     pub collecting: Vec<String>,
-    /// When the assignment of hosts to members last changed (a member joined, left or drained).
+    /// When the assignment of hosts to members last changed (a member joined, left, drained or
+    /// declined a host).
     pub assignment_changed_at: Option<DateTime<Utc>>,
     /// Since when etcd has not answered (none while it answers).
     pub etcd_unreachable_since: Option<DateTime<Utc>>,
@@ -50,6 +53,7 @@ pub enum CoordinationState {
 pub struct MemberView {
     pub name: String,
     pub draining: bool,
+    pub declined: Vec<String>,
     pub hosts: Vec<String>,
 }
 
@@ -69,6 +73,7 @@ impl CoordinationStatus {
             member,
             state: CoordinationState::Joining,
             draining: false,
+            declined: Vec::new(),
             members: Vec::new(),
             hosts: Vec::new(),
             collecting: Vec::new(),

@@ -7,15 +7,15 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use crate::actors::Pipeline;
 use crate::actors::actor_info::ActorInfo;
-use crate::actors::messages::{ListActors, RestartActor, SetDraining};
+use crate::actors::messages::{HandOver, ListActors, RestartActor, SetDraining};
 use crate::coordination::status::CoordinationStatus;
 
 pub struct AdminToken(pub Option<SecretString>);
@@ -150,7 +150,7 @@ pub async fn drain(
     set_draining(&request, &token, &pipeline, true).await
 }
 
-/// Ends the draining: this replica takes its share of the hosts again.
+/// Ends the draining and takes back the hosts handed over: this replica takes its share again.
 #[utoipa::path(
     post,
     path = "/api/admin/coordination/resume",
@@ -168,6 +168,42 @@ pub async fn resume(
     pipeline: web::Data<Pipeline>,
 ) -> Result<HttpResponse, ApiError> {
     set_draining(&request, &token, &pipeline, false).await
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct HandOverQuery {
+    /// The host's libvirt URI, as configured (URL-encoded).
+    host: String,
+}
+
+/// Hands one host over (`coordination = "etcd"`): this replica stops collecting it and declines
+/// it, so the rendezvous gives it to the next member, which takes it a poll interval after its
+/// last cycle here. `resume` takes it back.
+#[utoipa::path(
+    post,
+    path = "/api/admin/coordination/hand-over",
+    security(("admin_token" = [])),
+    params(HandOverQuery),
+    responses(
+        (status = 200, body = CoordinationStatus, description = "declined: the host moves at the next ticks"),
+        (status = 400, body = super::error::ErrorBody, description = "no `host` parameter"),
+        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
+        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        (status = 404, body = super::error::ErrorBody, description = "static shards, or a host this replica does not collect"),
+    )
+)]
+pub async fn hand_over(
+    request: HttpRequest,
+    token: web::Data<AdminToken>,
+    pipeline: web::Data<Pipeline>,
+) -> Result<HttpResponse, ApiError> {
+    token.check(&request)?;
+    let coordinator = (pipeline.coordinator.as_ref()).ok_or(ApiError::CoordinationStatic)?;
+    let query = web::Query::<HandOverQuery>::from_query(request.query_string())
+        .map_err(|error| ApiError::bad_parameter("host", error.to_string()))?;
+    let host = query.into_inner().host;
+    let status = coordinator.send(HandOver(host.clone())).await?;
+    Ok(HttpResponse::Ok().json(status.ok_or(ApiError::HostNotHere(host))?))
 }
 
 async fn set_draining(

@@ -36,6 +36,8 @@ pub enum ApiError {
     InsightsDisabled,
     #[error("hosts are shared by static shards: draining needs coordination = \"etcd\"")]
     CoordinationStatic,
+    #[error("host `{0}` is not collected by this replica: hand it over from the one collecting it")]
+    HostNotHere(String),
     #[error("the admin endpoints are disabled: no admin_token is configured")]
     AdminDisabled,
     #[error("a valid `Authorization: Bearer <admin token>` header is required")]
@@ -87,6 +89,7 @@ impl ApiError {
             ApiError::UnknownActor(_) => "unknown_actor",
             ApiError::InsightsDisabled => "insights_disabled",
             ApiError::CoordinationStatic => "coordination_static",
+            ApiError::HostNotHere(_) => "host_not_here",
             ApiError::AdminDisabled => "admin_disabled",
             ApiError::Unauthorized => "unauthorized",
             ApiError::ActorUnavailable(_) => "actor_unavailable",
@@ -109,7 +112,8 @@ impl ResponseError for ApiError {
             | ApiError::VmNotFound(_)
             | ApiError::UnknownActor(_)
             | ApiError::InsightsDisabled
-            | ApiError::CoordinationStatic => StatusCode::NOT_FOUND,
+            | ApiError::CoordinationStatic
+            | ApiError::HostNotHere(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AmbiguousVm { .. } => StatusCode::CONFLICT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,

@@ -19,7 +19,7 @@ mod summary;
 mod validators;
 mod vms;
 
-pub use admin::{AdminToken, drain, list_actors, restart_actor, resume};
+pub use admin::{AdminToken, drain, hand_over, list_actors, restart_actor, resume};
 pub use connections::ConnectionCount;
 pub use dashboard::{asset, index};
 pub use error::{ApiError, query_error};

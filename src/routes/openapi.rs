@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::restart_actor,
         super::admin::drain,
         super::admin::resume,
+        super::admin::hand_over,
     ),
     modifiers(&AdminSecurity)
 )]

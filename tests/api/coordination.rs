@@ -2,7 +2,8 @@
 //! test-driver hosts shared by three replicas, each collected by exactly one of them every cycle
 //! (checked in InfluxDB); a replica killed with SIGKILL has its hosts resumed by the others
 //! within TTL + one poll; restarted, the hosts rebalance without a cycle collected twice; drained
-//! by the admin API, it hands its hosts over; etcd down at start, or for longer than the TTL.
+//! by the admin API, it hands its hosts over, and one host handed over by hand moves alone; etcd
+//! down at start, or for longer than the TTL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -496,6 +497,97 @@ async fn a_replica_started_while_etcd_is_down_collects_nothing_until_it_joins() 
     .await;
 }
 
+/// `POST /api/admin/coordination/hand-over?host=<uri>` on `replica`.
+fn hand_over(replica: &ServiceProcess, host: &str, token: Option<&str>) -> (u16, Value) {
+    let encoded: String = url::form_urlencoded::byte_serialize(host.as_bytes()).collect();
+    let path = format!("/api/admin/coordination/hand-over?host={encoded}");
+    replica.request("POST", &path, token)
+}
+
+#[actix_web::test]
+async fn one_host_handed_over_by_hand_moves_to_the_other_replica_until_resumed() {
+    let fleet = Fleet::new(4, 1, 2000);
+    let influx = Influx::new_database().await;
+    let ttl = 6;
+    let settings = Replicas::new(&shared_etcd_url(), "hand-over", &fleet, &influx, ttl);
+    let replicas = [settings.start(0), settings.start(1)];
+    let both = [&replicas[0], &replicas[1]];
+    let shares = wait_shared("4 hosts shared by 2 replicas", &both, 4, 0).await;
+    let (from, to) = match shares[0].is_empty() {
+        true => (1, 0),
+        false => (0, 1),
+    };
+    let host = shares[from].first().unwrap().clone();
+
+    let (code, _) = hand_over(&replicas[from], &host, None);
+    assert_eq!(code, 401);
+    for (replica, uri) in [(from, "test:///nowhere.xml"), (to, host.as_str())] {
+        let answer = hand_over(&replicas[replica], uri, Some(ADMIN_TOKEN));
+        assert_error(&answer, 404, "host_not_here", uri);
+    }
+    let path = "/api/admin/coordination/hand-over";
+    let answer = replicas[from].request("POST", path, Some(ADMIN_TOKEN));
+    assert_error(&answer, 400, "invalid_parameter", "host");
+
+    // Handed over: the other replica collects it within TTL + one poll, the first does not.
+    let (code, body) = hand_over(&replicas[from], &host, Some(ADMIN_TOKEN));
+    assert_eq!((code, &body["declined"]), (200, &json!([host])), "{body}");
+    let moved = wait_for(
+        "the host collected by the other replica only",
+        Duration::from_secs(u64::from(ttl) + POLL_SEC as u64),
+        || async {
+            let shares = shared_out(&both, 4, 0)?;
+            (shares[to].contains(&host) && !shares[from].contains(&host)).then_some(shares)
+        },
+    )
+    .await;
+    let (moved_at, uuid) = (now_ns(), &fleet.vms[&host][0]);
+    wait_for("its VM written again", Duration::from_secs(10), || async {
+        let rows = rows_by_vm(&influx).await;
+        rows.get(uuid)?.iter().any(|t| *t > moved_at).then_some(())
+    })
+    .await;
+    for (n, share) in moved.iter().enumerate() {
+        let expected: BTreeSet<String> = match n == to {
+            true => shares[to].iter().chain([&host]).cloned().collect(),
+            false => shares[from]
+                .iter()
+                .filter(|h| **h != host)
+                .cloned()
+                .collect(),
+        };
+        assert_eq!(share, &expected, "only the host handed over moved");
+    }
+    let status = replicas[to].status().unwrap();
+    let members = status["coordination"]["members"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let declining = members.iter().find(|m| m["declined"] == json!([host]));
+    assert_eq!(
+        declining.map(|m| &m["name"]),
+        Some(&json!(format!("replica-{from}")))
+    );
+
+    // Resumed: the declined host comes back, the assignment is the rendezvous's again.
+    let (code, body) =
+        replicas[from].request("POST", "/api/admin/coordination/resume", Some(ADMIN_TOKEN));
+    assert_eq!((code, &body["declined"]), (200, &json!([])), "{body}");
+    wait_for(
+        "the rendezvous assignment back",
+        Duration::from_secs(20),
+        || async { (shared_out(&both, 4, 0)? == shares).then_some(()) },
+    )
+    .await;
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    let rows = rows_by_vm(&influx).await;
+    assert_eq!(rows.len(), 4, "every VM written");
+    assert_no_cycle_twice(&rows);
+    let now = now_ns();
+    let every_hold = both.iter().flat_map(|r| holds(&r.logged(), now)).collect();
+    assert_held_by_one_at_a_time(every_hold);
+}
+
 #[actix_web::test]
 async fn static_shards_have_no_coordination_to_drain() {
     let app = spawn_app(&[
@@ -507,6 +599,7 @@ async fn static_shards_have_no_coordination_to_drain() {
     for path in [
         "/api/admin/coordination/drain",
         "/api/admin/coordination/resume",
+        "/api/admin/coordination/hand-over",
     ] {
         let answer = app.request("POST", path, Some(ADMIN_TOKEN)).await;
         let answer = (answer.status, answer.body);

@@ -43,6 +43,7 @@ async fn the_document_lists_every_endpoint_and_its_parameters_are_the_handlers()
             "/api/admin/actors",
             "/api/admin/actors/{name}/restart",
             "/api/admin/coordination/drain",
+            "/api/admin/coordination/hand-over",
             "/api/admin/coordination/resume",
             "/api/telemetry/history",
             "/api/telemetry/insights",
