@@ -17,6 +17,7 @@ use crate::insights::outlook_lines::due_lines;
 use crate::insights::rightsizing::summary::{
     Recommendations, RecommendationsQuery, recommendations,
 };
+use crate::insights::scrape::InsightsScrape;
 use crate::insights::snapshot::Snapshots;
 use crate::insights::store::SnapshotError;
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
@@ -56,6 +57,11 @@ pub struct GetFleetInsights {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SaveSnapshot;
+
+/// What `/metrics` shows of every host and VM.
+#[derive(Message)]
+#[rtype(result = "InsightsScrape")]
+pub struct GetInsightsScrape;
 
 /// One VM, by its host's URI and its UUID.
 #[derive(Message)]
@@ -249,6 +255,14 @@ impl Handler<GetVmInsights> for InsightsActor {
 
     fn handle(&mut self, query: GetVmInsights, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.insights.vm(&query.uri, &query.uuid))
+    }
+}
+
+impl Handler<GetInsightsScrape> for InsightsActor {
+    type Result = MessageResult<GetInsightsScrape>;
+
+    fn handle(&mut self, _: GetInsightsScrape, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.insights.scrape())
     }
 }
 

@@ -52,7 +52,7 @@ const MAX_KVM_NAMES: usize = 512;
 const MAX_KVM_NAME_LEN: usize = 64;
 
 /// The integer fields of `vm_perf`. `vm_kvm`'s are the kernel's and `vm_dirtyrate`'s a rate
-/// and a period, so neither is a `/metrics` counter.
+/// and a period: `/metrics` gives those the VMs have, as gauges (`metrics::vms`).
 pub(super) fn field_types() -> impl Iterator<Item = (&'static str, &'static str, bool)> {
     PERF_EVENTS.iter().map(|event| (VM_PERF, *event, true))
 }

@@ -20,6 +20,7 @@ pub mod outlook;
 pub mod outlook_lines;
 pub mod peers;
 pub mod rightsizing;
+pub mod scrape;
 pub mod settings;
 pub mod signals;
 pub mod snapshot;

@@ -50,14 +50,19 @@ impl Spec<'static> {
 }
 
 /// An extended field's name in base units: its base, the unit's suffix, and the factor to it
-/// (`_ns` in seconds, `_kb` in bytes, `_per_sec` spelt out).
+/// (`_ns` in seconds, `_kb` in bytes, `_mib_per_sec` in bytes per second, `_per_sec` and `_sec`
+/// spelt out).
 pub(super) fn base_unit(field: &str) -> (&str, &'static str, f64) {
     if let Some(base) = field.strip_suffix("_ns") {
         (base, "_seconds", 1e-9)
     } else if let Some(base) = field.strip_suffix("_kb") {
         (base, "_bytes", 1024.0)
+    } else if let Some(base) = field.strip_suffix("_mib_per_sec") {
+        (base, "_bytes_per_second", 1024.0 * 1024.0)
     } else if let Some(base) = field.strip_suffix("_per_sec") {
         (base, "_per_second", 1.0)
+    } else if let Some(base) = field.strip_suffix("_sec") {
+        (base, "_seconds", 1.0)
     } else {
         (field, "", 1.0)
     }

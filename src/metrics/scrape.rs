@@ -9,8 +9,9 @@ use prometheus_client::registry::Registry;
 
 use super::family::Vm;
 use super::http::HttpMetrics;
-use super::{exporter, process, service, vms, writer};
+use super::{exporter, insights, process, service, vms, writer};
 use crate::actors::status::{ConnectionState, TelemetryStatus};
+use crate::insights::scrape::InsightsScrape;
 use crate::vms::VmSnapshot;
 
 /// What a scrape shows, copied from the actors when it came.
@@ -18,6 +19,8 @@ use crate::vms::VmSnapshot;
 pub struct Scrape {
     pub vms: Vec<VmSnapshot>,
     pub status: TelemetryStatus,
+    /// None when `insights = false`.
+    pub insights: Option<InsightsScrape>,
     /// When the copies were made, in nanoseconds since the Unix epoch: the samples' ages.
     pub now_ns: i64,
 }
@@ -85,6 +88,9 @@ impl Collector for Scrape {
             .collect();
         exporter::write(&mut encoder, &all, &self.status.hosts, &connected)?;
         vms::write(&mut encoder, &all, self.now_ns)?;
+        if let Some(scrape) = &self.insights {
+            insights::write(&mut encoder, scrape)?;
+        }
         service::write(&mut encoder, &self.status)?;
         writer::write(&mut encoder, &self.status.writer)
     }
@@ -100,6 +106,9 @@ mod tests {
     use super::*;
     use crate::actors::status::{FeatureStatus, SpoolStatus, WriterStatus};
     use crate::extended::{self, DomainStatsSample, StatsRow};
+    use crate::insights::bottlenecks::Condition;
+    use crate::insights::host::HostSummary;
+    use crate::insights::scrape::{HostScrape, VmScrape};
     use crate::metrics::scrape_body;
     use crate::sample::{DomainSample, VmState};
 
@@ -139,6 +148,27 @@ mod tests {
             } else {
                 derived[at].push((field, 0.5));
             }
+        }
+        for (measurement, key, counters) in [
+            (extended::VM_KVM, None, vec![("remote_tlb_flush", 7)]),
+            (
+                extended::VM_KVM,
+                Some(("vcpu", "0".to_owned())),
+                vec![("exits", 7), ("halt_wait_ns", 7)],
+            ),
+            (
+                extended::VM_DIRTYRATE,
+                None,
+                vec![("dirty_rate_mib_per_sec", 7), ("calc_period_sec", 1)],
+            ),
+        ] {
+            rows.push(StatsRow {
+                measurement,
+                key,
+                source: None,
+                counters,
+            });
+            derived.push(Vec::new());
         }
         let latest = DomainSample {
             id: Some(1),
@@ -187,8 +217,33 @@ mod tests {
         Scrape {
             vms: (1..=vms).map(vm).collect(),
             status,
+            insights: Some(insights(vms)),
             now_ns: 2,
         }
+    }
+
+    /// One host of `vms` such VMs, each trained, with one signal scored and one condition held.
+    fn insights(vms: u128) -> InsightsScrape {
+        let vm = |n| VmScrape {
+            uuid: Uuid::from_u128(n).to_string(),
+            name: AWKWARD.into(),
+            trained: true,
+            anomalous_signals: 1,
+            anomaly_rate: Some(0.25),
+            scores: std::array::from_fn(|i| (i == 0).then_some(0.5)),
+            held: vec![(Condition::CpuSaturated, 30.0)],
+        };
+        let summary = HostSummary {
+            vms: vms as usize,
+            anomaly_rate: Some(0.25),
+            ..HostSummary::default()
+        };
+        let host = HostScrape {
+            host: "h".into(),
+            summary,
+            vms: (1..=vms).map(vm).collect(),
+        };
+        InsightsScrape { hosts: vec![host] }
     }
 
     /// Every family name and unit passes Prometheus's own linter (Debian's `prometheus`), and its
@@ -208,6 +263,17 @@ mod tests {
             "vmtelemetry_spool_free_bytes 0",
             "name=\"a \\\"b\\\" \\\\ ☃\\nnext\"",
             "vmtelemetry_vm_disk_write_time_seconds_total{",
+            "vmtelemetry_vm_kvm_remote_tlb_flush{",
+            "vmtelemetry_vm_kvm_halt_wait_seconds{",
+            "vmtelemetry_vm_kvm_exits{",
+            "vmtelemetry_vm_dirtyrate_dirty_rate_bytes_per_second{",
+            "vmtelemetry_vm_dirtyrate_calc_period_seconds{",
+            "vmtelemetry_vm_model_trained{",
+            "signal=\"cpu_percent\"} 0.5",
+            "vmtelemetry_vm_bottleneck_held_seconds{",
+            "kind=\"cpu_saturated\"} 30.0",
+            "vmtelemetry_host_insights_anomaly_rate{host=\"h\"} 0.25",
+            "vmtelemetry_host_insights_vms_in_condition{host=\"h\",kind=\"network_drops\"} 0",
         ] {
             assert!(text.contains(family), "{family} in {text}");
         }

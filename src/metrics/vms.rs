@@ -1,8 +1,9 @@
 //! The service's own VM families, `vmtelemetry_vm_*`, labelled `host`, `uuid` and `name`: every
 //! VM of every host, the seed's fields, the extended counters and the rates derived from them
-//! (as gauges), in base units. `vmtelemetry_vm_sample_age_seconds` grows while a host is down:
+//! (as gauges), `vm_kvm`'s and `vm_dirtyrate`'s fields (as gauges), in base units. `vmtelemetry_vm_sample_age_seconds` grows while a host is down:
 //! its VMs are kept with their last values, and their age says so.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
@@ -96,7 +97,26 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
         let named = Named::new(measurement, field, integer);
         write_extended(encoder, &named, measurement, field, all)?;
     }
+    for (measurement, field) in newer_fields(all) {
+        let named = Named::new(measurement, field, false);
+        write_extended(encoder, &named, measurement, field, all)?;
+    }
     Ok(())
+}
+
+/// The fields of `vm_kvm` (named by the host's kernel) and `vm_dirtyrate` the VMs have, as
+/// gauges: a `vm_kvm` field may be a cumulative, an instant or a peak value.
+fn newer_fields(all: &[Vm]) -> BTreeSet<(&'static str, &'static str)> {
+    let rows = all
+        .iter()
+        .flat_map(|v| v.vm.stats.iter().flat_map(|s| &s.rows));
+    rows.filter(|r| matches!(r.measurement, extended::VM_KVM | extended::VM_DIRTYRATE))
+        .flat_map(|r| {
+            r.counters
+                .iter()
+                .map(move |(field, _)| (r.measurement, *field))
+        })
+        .collect()
 }
 
 /// An extended field under a Prometheus name, in base units.

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::ApiError;
 use crate::actors::Pipeline;
+use crate::actors::insights::GetInsightsScrape;
 use crate::actors::messages::{GetTelemetryStatus, SnapshotVms};
 use crate::metrics::{Format, HttpMetrics, Scrape, scrape_body};
 
@@ -38,6 +39,15 @@ pub async fn metrics(
         .send(SnapshotVms)
         .timeout(ACTORS_TIMEOUT)
         .await?;
+    let insights = match &pipeline.insights {
+        Some(actor) => Some(
+            actor
+                .send(GetInsightsScrape)
+                .timeout(ACTORS_TIMEOUT)
+                .await?,
+        ),
+        None => None,
+    };
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
     let accept = request
         .headers()
@@ -48,6 +58,7 @@ pub async fn metrics(
     let scrape = Scrape {
         vms,
         status,
+        insights,
         now_ns,
     };
     let body = scrape_body(scrape, format, http.get_ref().clone());

@@ -27,7 +27,7 @@ fn domains() -> Vec<TestDomain> {
         .collect()
 }
 
-const SETTINGS: [(&str, &str); 6] = [
+pub(crate) const SETTINGS: [(&str, &str); 6] = [
     ("VMTELEMETRY_INSIGHTS", "true"),
     ("VMTELEMETRY_INSIGHTS_LEARNING_SAMPLES", "15"),
     ("VMTELEMETRY_INSIGHTS_MAX_GAP", "10"),

@@ -28,6 +28,7 @@ mod line_protocol;
 mod metrics;
 mod metrics_guest;
 mod metrics_health;
+mod metrics_insights;
 mod multi_host;
 mod no_influx;
 mod openapi;
