@@ -26,16 +26,16 @@ fn domains() -> Vec<TestDomain> {
     domains
 }
 
-/// A scrape once every VM of `domains()` is in it.
+/// A scrape once every VM of `domains()` is in it, and every active one (all but the one shut
+/// off) in the exporter's families, which show only hosts whose status says connected.
 async fn scrape_when_complete(app: &TestApp) -> Vec<Sample> {
     let url = format!("{}/metrics", app.address);
     wait_for("every VM in /metrics", Duration::from_secs(20), || async {
         let samples = parse(&get_text(&app.client, &url, "text/plain").await.0);
-        let vms = samples
-            .iter()
-            .filter(|s| s.name == "vmtelemetry_vm_info")
-            .count();
-        (vms == domains().len()).then_some(samples)
+        let count = |name: &str| samples.iter().filter(|s| s.name == name).count();
+        let vms = count("vmtelemetry_vm_info");
+        let active = count("libvirt_domain_info_virtual_cpus");
+        (vms == domains().len() && active == domains().len() - 1).then_some(samples)
     })
     .await
 }
