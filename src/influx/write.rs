@@ -22,6 +22,8 @@ use crate::configuration::{InfluxApi, WriterConfig, redacted_url};
 pub struct WriteTarget {
     api: InfluxApi,
     url: Url,
+    /// `url` as it may be shown: `***@` where `influx_url` has credentials.
+    shown: Url,
     /// `POST /api/v3/configure/database`, when the writer may create the database.
     create_database: Option<Url>,
     database: String,
@@ -96,18 +98,21 @@ impl WriteTarget {
         url.query_pairs_mut()
             .append_pair(database_param, &config.influx_db)
             .append_pair("precision", precision);
+        let shown = redacted_url(&url);
         let create_database = match (config.influx_api, config.create_database) {
-            (InfluxApi::V3, true) => {
-                Some(super::endpoint(influx_url, "api/v3/configure/database")?)
-            }
+            (InfluxApi::V3, true) => Some(super::without_userinfo(super::endpoint(
+                influx_url,
+                "api/v3/configure/database",
+            )?)),
             _ => None,
         };
         Ok(Some(WriteTarget {
             api: config.influx_api,
-            url,
+            url: super::without_userinfo(url),
+            shown,
             create_database,
             database: config.influx_db.clone(),
-            authorization: super::bearer(config.influx_token.as_ref())?,
+            authorization: super::authorization(influx_url, config.influx_token.as_ref())?,
             timeout: config.request_timeout,
             gzip: config.gzip,
         }))
@@ -115,7 +120,7 @@ impl WriteTarget {
 
     /// The write URL as it may be shown: without the password of `influx_url`.
     pub fn url(&self) -> Url {
-        redacted_url(&self.url)
+        self.shown.clone()
     }
 
     pub fn creates_database(&self) -> bool {

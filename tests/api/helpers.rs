@@ -269,10 +269,20 @@ impl Influx {
 
     /// A fresh database on the InfluxDB 1.x at `url`.
     pub async fn new_database_at(url: &str) -> Self {
+        Self::new_database_with(url, awc::Client::default()).await
+    }
+
+    /// As `new_database_at`, asking as `user` (an InfluxDB 1.x with `auth-enabled`).
+    pub async fn new_database_as(url: &str, user: &str, password: &str) -> Self {
+        let client = awc::Client::builder().basic_auth(user, Some(password)).finish();
+        Self::new_database_with(url, client).await
+    }
+
+    async fn new_database_with(url: &str, client: awc::Client) -> Self {
         let influx = Influx {
             db: unique("vmt"),
             url: url.to_owned(),
-            client: awc::Client::default(),
+            client,
         };
         influx
             .query_raw(&format!("CREATE DATABASE \"{}\"", influx.db), None)

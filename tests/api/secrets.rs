@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cli::start_with;
-use crate::helpers::{TestDomain, TestNode, spawn_app, wait_for};
+use crate::helpers::{Influx, TestDomain, TestNode, spawn_app, spawn_collecting, wait_for};
+use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
 const TOKEN: &str = "secrets-t0ken-9b7e2c4f10a86d3e5f21";
@@ -76,6 +77,55 @@ async fn the_userinfo_of_influx_url_shows_nowhere() {
         "{stderr}"
     );
     assert!(!stderr.contains("pw-s3cret"), "{stderr}");
+}
+
+/// InfluxDB 1.x's user, and `influx_url` carrying it (the password percent-encoded).
+const INFLUX_USER: &str = "vmt";
+const INFLUX_PASSWORD: &str = "p@ss:wörd";
+
+fn with_userinfo(url: &str, password: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.set_username(INFLUX_USER).unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+#[actix_web::test]
+async fn the_user_and_password_of_influx_url_reach_influxdb() {
+    let influxd = OwnInfluxd::start_with_auth();
+    let q = format!(
+        "CREATE USER \"{INFLUX_USER}\" WITH PASSWORD '{INFLUX_PASSWORD}' WITH ALL PRIVILEGES"
+    );
+    let created = awc::Client::default()
+        .post(format!("{}/query", influxd.url))
+        .send_form(&[("q", q.as_str())])
+        .await
+        .expect("influxd answers");
+    assert!(created.status().is_success(), "{:?}", created.status());
+    let influx = Influx::new_database_as(&influxd.url, INFLUX_USER, INFLUX_PASSWORD).await;
+    let node = TestNode::new(&[TestDomain::new("guarded", 1, 1)]);
+    let url = with_userinfo(&influxd.url, INFLUX_PASSWORD);
+    let app = spawn_collecting(&node.uri, &influx, &[("VMTELEMETRY_INFLUX_URL", &url)]).await;
+
+    // Written, and read back by the history, as that user.
+    influx.features_stored(2).await;
+    let (code, history) = app.get("/api/telemetry/history?vm=guarded").await;
+    assert_eq!(code, 200, "{history}");
+    assert!(
+        !history["points"].as_array().unwrap().is_empty(),
+        "{history}"
+    );
+
+    // A wrong password is InfluxDB's refusal, said as such.
+    let wrong = with_userinfo(&influxd.url, "not-it");
+    let refused = spawn_collecting(&node.uri, &influx, &[("VMTELEMETRY_INFLUX_URL", &wrong)]).await;
+    refused
+        .status_when(
+            "the writer's refused credentials",
+            Duration::from_secs(20),
+            |status| status["writer"]["auth_failing"].as_bool(),
+        )
+        .await;
 }
 
 /// The Kubernetes Secret's admin token, as shipped.

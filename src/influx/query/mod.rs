@@ -83,9 +83,9 @@ impl QueryTarget {
         };
         Ok(Some(QueryTarget {
             api: config.influx_api,
-            url: super::endpoint(influx_url, path)?,
+            url: super::without_userinfo(super::endpoint(influx_url, path)?),
             db: config.influx_db.clone(),
-            authorization: super::bearer(config.influx_token.as_ref())?,
+            authorization: super::authorization(influx_url, config.influx_token.as_ref())?,
             timeout: config.request_timeout,
         }))
     }

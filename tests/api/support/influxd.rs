@@ -25,6 +25,15 @@ pub fn free_port() -> u16 {
 
 impl OwnInfluxd {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// One that asks for credentials (`auth-enabled`): its first user is created without them.
+    pub fn start_with_auth() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(auth: bool) -> Self {
         let dir = tempfile::tempdir().expect("a directory");
         let (http, rpc) = (free_port(), free_port());
         let data = dir.path().display().to_string();
@@ -35,7 +44,7 @@ impl OwnInfluxd {
                 "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
                  [meta]\n  dir = \"{data}/meta\"\n\
                  [data]\n  dir = \"{data}/data\"\n  wal-dir = \"{data}/wal\"\n  query-log-enabled = false\n\
-                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
+                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n  auth-enabled = {auth}\n\
                  [monitor]\n  store-enabled = false\n[subscriber]\n  enabled = false\n"
             ),
         )
