@@ -94,7 +94,8 @@ impl ActorInfo {
     }
 }
 
-/// The two counters every status keeps under the same names.
+/// The two counters every status keeps under the same names, and the last error of those that
+/// keep one.
 macro_rules! counters {
     () => {
         fn restarts(&self) -> u64 {
@@ -107,16 +108,19 @@ macro_rules! counters {
             self.panics = panics;
         }
     };
+    (and last_error) => {
+        counters!();
+        fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
+            (self.last_error.clone(), self.last_error_time)
+        }
+    };
 }
 
 impl ActorStatus for HostStatus {
     const KIND: ActorKind = ActorKind::Host;
-    counters!();
+    counters!(and last_error);
     fn failing(&self) -> bool {
         self.connection == ConnectionState::Disconnected
-    }
-    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
-        (self.last_error.clone(), self.last_error_time)
     }
 }
 
@@ -132,23 +136,17 @@ impl ActorStatus for InsightsStatus {
 
 impl ActorStatus for CoordinationStatus {
     const KIND: ActorKind = ActorKind::Coordinator;
-    counters!();
+    counters!(and last_error);
     fn failing(&self) -> bool {
         self.trouble().is_some()
-    }
-    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
-        (self.last_error.clone(), self.last_error_time)
     }
 }
 
 impl ActorStatus for WriterStatus {
     const KIND: ActorKind = ActorKind::Writer;
-    counters!();
+    counters!(and last_error);
     fn failing(&self) -> bool {
         self.trouble().is_some()
-    }
-    fn last_error(&self) -> (Option<String>, Option<DateTime<Utc>>) {
-        (self.last_error.clone(), self.last_error_time)
     }
     fn queue_depth(&self) -> Option<usize> {
         Some(self.queue_depth)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Settings;
 use super::error::{ConfigError, invalid};
 use super::hosts::HostConfig;
-use super::values::{PositiveSecs, whole_number_in};
+use super::values::{PositiveSecs, seconds_in, whole_number_in};
 use super::writer::SpoolConfig;
 use crate::insights::InsightsSettings;
 use crate::insights::bottlenecks::Thresholds;
@@ -132,20 +132,6 @@ fn positive(key: &'static str, value: f64, max: f64) -> Result<f64, ConfigError>
         key,
         format!("must be a number above 0 and at most {max}, got {value}"),
     ))
-}
-
-fn seconds_in(
-    key: &'static str,
-    seconds: f64,
-    (low, high): (f64, f64),
-) -> Result<Duration, ConfigError> {
-    if !(low..=high).contains(&seconds) {
-        return Err(invalid(
-            key,
-            format!("must be {low} to {high} seconds, got {seconds}"),
-        ));
-    }
-    Ok(PositiveSecs::parse(key, seconds, low)?.into())
 }
 
 #[cfg(test)]

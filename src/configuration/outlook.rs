@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::Settings;
 use super::error::{ConfigError, invalid};
+use super::values::seconds_in;
 use crate::insights::forecast::ForecastSettings;
 use crate::insights::outlook::OutlookSettings;
 
@@ -41,20 +42,6 @@ pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
 
 fn seconds(key: &'static str, value: f64) -> Result<Duration, ConfigError> {
     seconds_in(key, value, SECONDS)
-}
-
-fn seconds_in(
-    key: &'static str,
-    value: f64,
-    (low, high): (f64, f64),
-) -> Result<Duration, ConfigError> {
-    if !(low..=high).contains(&value) {
-        return Err(invalid(
-            key,
-            format!("must be {low} to {high} seconds, got {value}"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 #[cfg(test)]

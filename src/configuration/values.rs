@@ -50,6 +50,21 @@ impl From<PositiveSecs> for Duration {
     }
 }
 
+/// Seconds from `low` to `high` (above zero, and finite).
+pub(super) fn seconds_in(
+    key: &'static str,
+    seconds: f64,
+    (low, high): (f64, f64),
+) -> Result<Duration, ConfigError> {
+    if !(low..=high).contains(&seconds) {
+        return Err(invalid(
+            key,
+            format!("must be {low} to {high} seconds, got {seconds}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 pub(super) fn whole_number_in<T>(
     key: &'static str,
     value: i64,

@@ -103,6 +103,17 @@ where
 }
 
 /// etcd's answer for a lease it no longer has.
+/// Puts `key` on `lease` only if no one has created it: a member name or a host ownership taken.
+fn create_on(key: String, value: impl Into<Vec<u8>>, lease: i64) -> Txn {
+    Txn::new()
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(
+            key,
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+}
+
 fn lease_gone(error: EtcdError) -> EtcdError {
     let gone = match &error {
         EtcdError::Client(etcd_client::Error::GRpcStatus(status)) => {
@@ -169,14 +180,7 @@ impl Etcd {
         let id = within(self.timeout, grant).await?.id();
         let key = self.member_key(name);
         let value = serde_json::to_vec(record).unwrap_or_default();
-        let create = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key,
-                value,
-                Some(PutOptions::new().with_lease(id)),
-            )]);
-        let created = within(self.timeout, self.client.txn(create)).await;
+        let created = within(self.timeout, self.client.txn(create_on(key, value, id))).await;
         if !created.as_ref().is_ok_and(|answer| answer.succeeded()) {
             let _ = self.revoke(id).await;
             created?;
@@ -301,16 +305,11 @@ impl Etcd {
     /// Takes `host`'s ownership key on `lease` if nobody holds it; whether it did.
     pub async fn take(&mut self, host: &str, member: &str, lease: i64) -> Result<bool, EtcdError> {
         let key = self.owner_key(host);
-        let take = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key,
-                member,
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-        Ok(within(self.timeout, self.client.txn(take))
-            .await?
-            .succeeded())
+        Ok(
+            within(self.timeout, self.client.txn(create_on(key, member, lease)))
+                .await?
+                .succeeded(),
+        )
     }
 
     /// Gives `host`'s ownership key up, if it is still on `lease`.

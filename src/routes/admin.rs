@@ -3,6 +3,7 @@
 
 use std::future::{Ready, ready};
 
+use actix::Addr;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
@@ -13,8 +14,10 @@ use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::error::AdminRefused;
 use crate::actors::Pipeline;
 use crate::actors::actor_info::ActorInfo;
+use crate::actors::coordinator::CoordinatorActor;
 use crate::actors::messages::{HandOver, ListActors, RestartActor, SetDraining};
 use crate::coordination::status::CoordinationStatus;
 
@@ -86,8 +89,7 @@ pub struct RestartAccepted {
     security(("admin_token" = [])),
     responses(
         (status = 200, body = ActorList),
-        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
-        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        AdminRefused,
     )
 )]
 pub async fn list_actors(
@@ -106,8 +108,7 @@ pub async fn list_actors(
     params(("name" = String, Path, description = "e.g. `writer`, `features`, `host:qemu:///system` (URL-encoded)")),
     responses(
         (status = 202, body = RestartAccepted),
-        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
-        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        AdminRefused,
         (status = 404, body = super::error::ErrorBody, description = "no such actor"),
     )
 )]
@@ -137,17 +138,12 @@ pub async fn restart_actor(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = CoordinationStatus, description = "draining: the hosts move at the next ticks"),
-        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
-        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        AdminRefused,
         (status = 404, body = super::error::ErrorBody, description = "static shards: nothing to drain"),
     )
 )]
-pub async fn drain(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
-    pipeline: web::Data<Pipeline>,
-) -> Result<HttpResponse, ApiError> {
-    set_draining(&request, &token, &pipeline, true).await
+pub async fn drain(_admin: Admin, pipeline: web::Data<Pipeline>) -> Result<HttpResponse, ApiError> {
+    set_draining(&pipeline, true).await
 }
 
 /// Ends the draining and takes back the hosts handed over: this replica takes its share again.
@@ -157,17 +153,15 @@ pub async fn drain(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = CoordinationStatus),
-        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
-        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        AdminRefused,
         (status = 404, body = super::error::ErrorBody, description = "static shards: nothing to resume"),
     )
 )]
 pub async fn resume(
-    request: HttpRequest,
-    token: web::Data<AdminToken>,
+    _admin: Admin,
     pipeline: web::Data<Pipeline>,
 ) -> Result<HttpResponse, ApiError> {
-    set_draining(&request, &token, &pipeline, false).await
+    set_draining(&pipeline, false).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -187,18 +181,17 @@ pub struct HandOverQuery {
     responses(
         (status = 200, body = CoordinationStatus, description = "declined: the host moves at the next ticks"),
         (status = 400, body = super::error::ErrorBody, description = "no `host` parameter"),
-        (status = 401, body = super::error::ErrorBody, description = "missing or wrong token"),
-        (status = 403, body = super::error::ErrorBody, description = "no admin_token configured"),
+        AdminRefused,
         (status = 404, body = super::error::ErrorBody, description = "static shards, or a host this replica does not collect"),
     )
 )]
 pub async fn hand_over(
+    _admin: Admin,
     request: HttpRequest,
-    token: web::Data<AdminToken>,
     pipeline: web::Data<Pipeline>,
 ) -> Result<HttpResponse, ApiError> {
-    token.check(&request)?;
-    let coordinator = (pipeline.coordinator.as_ref()).ok_or(ApiError::CoordinationStatic)?;
+    let coordinator = coordinator(&pipeline)?;
+    // Parsed after the check of the shards, not by an extractor before it.
     let query = web::Query::<HandOverQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::bad_parameter("host", error.to_string()))?;
     let host = query.into_inner().host;
@@ -206,19 +199,13 @@ pub async fn hand_over(
     Ok(HttpResponse::Ok().json(status.ok_or(ApiError::HostNotHere(host))?))
 }
 
-async fn set_draining(
-    request: &HttpRequest,
-    token: &AdminToken,
-    pipeline: &Pipeline,
-    draining: bool,
-) -> Result<HttpResponse, ApiError> {
-    token.check(request)?;
-    let coordinator = pipeline
-        .coordinator
-        .as_ref()
-        .ok_or(ApiError::CoordinationStatic)?;
-    let status = coordinator.send(SetDraining(draining)).await?;
+async fn set_draining(pipeline: &Pipeline, draining: bool) -> Result<HttpResponse, ApiError> {
+    let status = coordinator(pipeline)?.send(SetDraining(draining)).await?;
     Ok(HttpResponse::Ok().json(status))
+}
+
+fn coordinator(pipeline: &Pipeline) -> Result<&Addr<CoordinatorActor>, ApiError> {
+    (pipeline.coordinator.as_ref()).ok_or(ApiError::CoordinationStatic)
 }
 
 #[cfg(test)]

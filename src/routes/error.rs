@@ -1,12 +1,15 @@
 //! Every API error, its HTTP status and its JSON body `{"error":{"code":…,"message":…}}`, in one
 //! place.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ALLOW, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::influx::query::QueryError;
 use crate::vms::VmView;
@@ -69,6 +72,52 @@ pub struct ErrorDetail {
     /// With `ambiguous_vm`: the VMs the name or VMID matched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<VmView>>,
+}
+
+/// Error responses that several endpoints document alike, each written once: an endpoint
+/// lists the type among its `responses(...)`.
+macro_rules! error_responses {
+    ($($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? })*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                error_bodies(&[$(($status, $description)),+])
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    /// Every admin endpoint's refusals.
+    AdminRefused {
+        "401" => "missing or wrong token",
+        "403" => "no admin_token configured",
+    }
+    /// The endpoints that only the insights actor answers.
+    InsightsOff { "404" => "insights are off (`insights = false`)" }
+    /// The endpoints that look a VM up by UUID, name or VMID.
+    VmAmbiguous {
+        "409" => "the name or VMID is on several hosts: the body lists the candidates",
+    }
+}
+
+fn error_bodies(responses: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    let body = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build()
+    };
+    let response = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", body())
+            .build()
+    };
+    (responses.iter())
+        .map(|(status, description)| (status.to_string(), response(description).into()))
+        .collect()
 }
 
 impl ApiError {

@@ -3,6 +3,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ApiError;
+use super::error::{InsightsOff, VmAmbiguous};
 use super::stats::find_vm;
 use super::vms::limit;
 use crate::actors::Pipeline;
@@ -28,7 +29,8 @@ pub struct FleetParams {
     limit: Option<String>,
 }
 
-fn actor(pipeline: &Pipeline) -> Result<&actix::Addr<InsightsActor>, ApiError> {
+/// The insights actor, when insights are on.
+pub(super) fn actor(pipeline: &Pipeline) -> Result<&actix::Addr<InsightsActor>, ApiError> {
     pipeline.insights.as_ref().ok_or(ApiError::InsightsDisabled)
 }
 
@@ -41,7 +43,7 @@ fn actor(pipeline: &Pipeline) -> Result<&actix::Addr<InsightsActor>, ApiError> {
     responses(
         (status = 200, body = FleetInsights),
         (status = 400, body = super::error::ErrorBody, description = "an unknown or bad parameter, named"),
-        (status = 404, body = super::error::ErrorBody, description = "insights are off (`insights = false`)"),
+        InsightsOff,
     )
 )]
 pub async fn fleet_insights(
@@ -70,7 +72,7 @@ pub async fn fleet_insights(
         (status = 200, body = VmInsightsDetail),
         (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody, description = "no such VM, or insights are off"),
-        (status = 409, body = super::error::ErrorBody, description = "the name or VMID is on several hosts: the body lists the candidates"),
+        VmAmbiguous,
     )
 )]
 pub async fn vm_insights(

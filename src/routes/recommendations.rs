@@ -1,6 +1,8 @@
 use actix_web::{HttpResponse, web};
 
 use super::ApiError;
+use super::error::InsightsOff;
+use super::insights::actor;
 use crate::actors::Pipeline;
 use crate::actors::insights::GetRecommendations;
 use crate::insights::rightsizing::summary::{Recommendations, RecommendationsQuery};
@@ -17,18 +19,14 @@ use crate::insights::rightsizing::summary::{Recommendations, RecommendationsQuer
     responses(
         (status = 200, body = Recommendations),
         (status = 400, body = super::error::ErrorBody, description = "an unknown or invalid parameter"),
-        (status = 404, body = super::error::ErrorBody, description = "insights are off (`insights = false`)"),
+        InsightsOff,
     )
 )]
 pub async fn recommendations(
     pipeline: web::Data<Pipeline>,
     query: web::Query<RecommendationsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = pipeline
-        .insights
-        .as_ref()
-        .ok_or(ApiError::InsightsDisabled)?;
-    let recommendations = actor
+    let recommendations = actor(&pipeline)?
         .send(GetRecommendations(query.into_inner()))
         .await?
         .ok_or(ApiError::InsightsDisabled)?;

@@ -3,6 +3,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ApiError;
+use super::error::VmAmbiguous;
 use crate::actors::Pipeline;
 use crate::actors::messages::LookupVm;
 use crate::vms::{VmDetail, VmLookup};
@@ -27,7 +28,7 @@ pub struct StatsParams {
         (status = 200, body = VmDetail),
         (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody, description = "no such VM"),
-        (status = 409, body = super::error::ErrorBody, description = "the name or VMID is on several hosts: the body lists the candidates"),
+        VmAmbiguous,
     )
 )]
 pub async fn vm_stats(

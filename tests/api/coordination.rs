@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestDomain, TestNode, assert_error, spawn_app, wait_for};
-use crate::support::browser::{in_browser, open, panel_status};
+use crate::support::browser::dashboard_panel;
 use crate::support::etcd::{OwnEtcd, shared_etcd_url};
 use crate::support::service::ServiceProcess;
 
@@ -462,17 +462,11 @@ async fn a_replica_started_while_etcd_is_down_collects_nothing_until_it_joins() 
         "{body}"
     );
     // The dashboard says so too.
-    let address = replica.address.clone();
-    in_browser(move |tab| {
-        open(tab, &address);
-        let shown = panel_status(tab, "coordination-status", "joining");
-        assert!(
-            shown.starts_with("Coordination: not a member yet")
-                && shown.contains("collecting 0 of 2"),
-            "{shown}"
-        );
-    })
-    .await;
+    let shown = dashboard_panel(&replica.address, "coordination-status", "joining").await;
+    assert!(
+        shown.starts_with("Coordination: not a member yet") && shown.contains("collecting 0 of 2"),
+        "{shown}"
+    );
     // A few ticks more: still nothing collected.
     actix_rt::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
     assert!(rows_by_vm(&influx).await.is_empty());

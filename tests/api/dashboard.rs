@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, collecting, spawn_app_with_file, wait_for};
 use crate::support::browser::{
-    PAGE_TIMEOUT, admin_status, host_row, in_browser, js, open, tile, wait_js, writer_status,
+    PAGE_TIMEOUT, admin_status, click, host_row, in_browser, js, open, tile, wait_js, writer_status,
 };
 
 const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
@@ -120,10 +120,10 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             ),
         );
 
-        tab.find_element(&format!("#vm-table tbody tr[data-uuid='{awkward_uuid}']"))
-            .unwrap()
-            .click()
-            .unwrap();
+        click(
+            tab,
+            &format!("#vm-table tbody tr[data-uuid='{awkward_uuid}']"),
+        );
         let title = wait_js(
             tab,
             "the VM title",
@@ -165,10 +165,7 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
             ),
         );
         assert_eq!(before, json!(restarts_before.to_string()));
-        tab.find_element("button.restart[data-actor=\"features\"]")
-            .unwrap()
-            .click()
-            .unwrap();
+        click(tab, "button.restart[data-actor=\"features\"]");
         let message = wait_js(
             tab,
             "the restart to be accepted",
@@ -365,10 +362,7 @@ async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
             );
         }
         let uuid = &listed[0].0;
-        tab.find_element(&format!("#attention-table tbody tr[data-uuid='{uuid}']"))
-            .unwrap()
-            .click()
-            .unwrap();
+        click(tab, &format!("#attention-table tbody tr[data-uuid='{uuid}']"));
         let shown = wait_js(
             tab,
             "the VM's condition over its charts, and its insights",
@@ -387,10 +381,7 @@ async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
         assert!(shown[1].as_str().unwrap().contains("anomaly rate"), "{shown}");
 
         // Its host: the VMs per condition and the overcommit from host_metrics.
-        tab.find_element("#hosts-table button.open-host")
-            .unwrap()
-            .click()
-            .unwrap();
+        click(tab, "#hosts-table button.open-host");
         let facts = wait_js(
             tab,
             "the host's insights",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app_with_file, wait_for};
-use crate::support::browser::{Tab, in_browser, js, open, wait_js};
+use crate::support::browser::{Tab, click, in_browser, js, open, wait_js};
 
 const VMS: u32 = 10_000;
 const PAGE: usize = 100;
@@ -72,10 +72,6 @@ fn wait_rows(tab: &Tab, what: &str, expected: &[String], range: &str) {
              document.querySelector('#page-range').textContent === {range}"
         ),
     );
-}
-
-fn click(tab: &Tab, selector: &str) {
-    tab.find_element(selector).unwrap().click().unwrap();
 }
 
 fn sort_state(tab: &Tab) -> Value {

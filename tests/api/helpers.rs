@@ -223,6 +223,13 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, named: &str)
     );
 }
 
+/// The string `key` of each item of the JSON array `items`, in order.
+#[track_caller]
+pub fn each_str<'a>(items: &'a Value, key: &str) -> Vec<&'a str> {
+    let items = items.as_array().expect("an array").iter();
+    items.map(|item| item[key].as_str().unwrap()).collect()
+}
+
 /// Polls `check` until it returns `Some`, or fails the test after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

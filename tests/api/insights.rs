@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Influx, TestApp, TestDomain, assert_error, collecting, spawn_app, spawn_collecting, wait_for,
+    Influx, TestApp, TestDomain, assert_error, collecting, each_str, spawn_app, spawn_collecting,
+    wait_for,
 };
 use crate::support::guest::Guest;
 
@@ -43,12 +44,7 @@ async fn fleet(app: &TestApp, query: &str) -> Value {
 }
 
 fn names(vms: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> = vms
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vm| vm["name"].as_str().unwrap())
-        .collect();
+    let mut names = each_str(vms, "name");
     names.sort();
     names
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestDomain, assert_error, collecting, spawn_app, wait_for};
+use crate::helpers::{TestDomain, assert_error, collecting, each_str, spawn_app, wait_for};
 
 /// Three running VMs and one shut off (not committed).
 fn domains() -> Vec<TestDomain> {
@@ -96,13 +96,11 @@ async fn every_vm_is_listed_learning_and_the_hosts_committed_memory_is_forecast(
     let (_, by_name) = app
         .get("/api/telemetry/recommendations?sort=name&limit=2")
         .await;
-    let names: Vec<&str> = by_name["vms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vm| vm["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["rs-1", "rs-2"], "{by_name}");
+    assert_eq!(
+        each_str(&by_name["vms"], "name"),
+        ["rs-1", "rs-2"],
+        "{by_name}"
+    );
     for query in ["sort=biggest", "limit=-1", "colour=red"] {
         let path = format!("/api/telemetry/recommendations?{query}");
         assert_eq!(app.get(&path).await.0, 400, "{query}");

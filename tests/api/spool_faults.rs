@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Influx, TestNode, wait_for};
 use crate::reliability::{domains, one_cycle_env};
-use crate::support::browser::{in_browser, open, panel_status};
+use crate::support::browser::dashboard_panel;
 use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
@@ -240,16 +240,11 @@ async fn a_disk_full_from_the_start_holds_lines_in_memory_until_there_is_room() 
     );
 
     // The dashboard says so too.
-    let address = service.address.clone();
-    in_browser(move |tab| {
-        open(tab, &address);
-        let shown = panel_status(tab, "spool-status", "failing");
-        assert!(
-            shown.starts_with("Spool failing: ") && shown.contains("lines held in memory"),
-            "{shown}"
-        );
-    })
-    .await;
+    let shown = dashboard_panel(&service.address, "spool-status", "failing").await;
+    assert!(
+        shown.starts_with("Spool failing: ") && shown.contains("lines held in memory"),
+        "{shown}"
+    );
 
     std::fs::remove_file(filler).unwrap();
     wait_for("the spool open again", Duration::from_secs(40), || async {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDomain, assert_error};
+use crate::helpers::{TestApp, TestDomain, assert_error, each_str};
 use crate::vms::two_host_app;
 
 /// The VM that `path` finds, asserting a 200.
@@ -58,12 +58,7 @@ async fn a_name_or_vmid_on_two_hosts_is_a_409_listing_candidates_unless_host_set
     for selector in ["web", "1"] {
         let answer = app.get(&format!("/api/telemetry/stats/{selector}")).await;
         assert_error(&answer, 409, "ambiguous_vm", "?host=");
-        let hosts: Vec<&str> = answer.1["error"]["candidates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["host"].as_str().unwrap())
-            .collect();
+        let hosts = each_str(&answer.1["error"]["candidates"], "host");
         assert_eq!(hosts, ["alpha", "beta"], "{selector}");
         let vm = found(&app, &format!("/api/telemetry/stats/{selector}?host=beta")).await;
         let web = TestDomain::new("web", 1, 4);

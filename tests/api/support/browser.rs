@@ -15,9 +15,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Generous: two Chromiums and the other tests share two cores.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs `steps` against a fresh Chromium, off the actix thread; a failed step fails the test
-/// with its own message.
-pub async fn in_browser(steps: impl FnOnce(&Tab) + Send + 'static) {
+/// Runs `steps` against a fresh Chromium, off the actix thread, and returns what they return; a
+/// failed step fails the test with its own message.
+pub async fn in_browser<T: Send + 'static>(steps: impl FnOnce(&Tab) -> T + Send + 'static) -> T {
     let outcome = actix_web::rt::task::spawn_blocking(move || {
         assert!(
             Path::new(CHROMIUM).exists(),
@@ -49,12 +49,10 @@ pub async fn in_browser(steps: impl FnOnce(&Tab) + Send + 'static) {
         .expect("Chromium starts");
         let tab = browser.new_tab().expect("a tab");
         tab.set_default_timeout(PAGE_TIMEOUT);
-        steps(&tab);
+        steps(&tab)
     })
     .await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    outcome.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// `expression`'s value, through JSON: `undefined` is null, an exception a string
@@ -91,6 +89,11 @@ pub fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Clicks the element `selector` finds.
+pub fn click(tab: &Tab, selector: &str) {
+    tab.find_element(selector).unwrap().click().unwrap();
 }
 
 /// Loads the page at `address`.
@@ -135,6 +138,17 @@ pub fn writer_status(tab: &Tab, state: &str) -> String {
 #[track_caller]
 pub fn admin_status(tab: &Tab, state: &str) -> String {
     panel_status(tab, "admin-status", state)
+}
+
+/// The dashboard at `address`, in a browser of its own: the text of the element `id`, once its
+/// `data-state` is `state`.
+pub async fn dashboard_panel(address: &str, id: &'static str, state: &'static str) -> String {
+    let address = address.to_owned();
+    in_browser(move |tab| {
+        open(tab, &address);
+        panel_status(tab, id, state)
+    })
+    .await
 }
 
 /// The text of the element `id`, once its `data-state` is `state`.
