@@ -5,11 +5,13 @@
 # the survivors' status shows every host collected again is taken (takeover), and so is, in
 # InfluxDB, each of the dead replica's VMs' gap between its last row before the kill and its first
 # after; the replica is then restarted and the hosts rebalance. Prints one line per kill and the
-# median and maximum of both.
+# median and maximum of both; first, what the replicas ask of etcd at steady state over
+# FAILOVER_LOAD_SEC (range reads, transactions and bytes sent to clients, from etcd's /metrics).
 # Usage: benches/failover.sh   (as root; uses the servers of scripts/test-env.sh, starting them
 # if needed, and stops only what it started)
 # Environment: VMT_BIN (default target/debug/vmtelemetry, built when missing), FAILOVER_KILLS (5),
-# FAILOVER_HOSTS (12), FAILOVER_VMS (5), FAILOVER_TTL (3 s), FAILOVER_POLL (1 s).
+# FAILOVER_HOSTS (12), FAILOVER_VMS (5), FAILOVER_TTL (3 s), FAILOVER_POLL (1 s),
+# FAILOVER_LOAD_SEC (10 s).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +24,7 @@ HOSTS=${FAILOVER_HOSTS:-12}
 VMS=${FAILOVER_VMS:-5}
 TTL=${FAILOVER_TTL:-3}
 POLL=${FAILOVER_POLL:-1}
+LOAD_SEC=${FAILOVER_LOAD_SEC:-10}
 BIN=${VMT_BIN:-target/debug/vmtelemetry}
 INFLUX=${VMT_TEST_INFLUX_URL:-http://127.0.0.1:18086}
 work=$(mktemp -d /var/tmp/vmtelemetry-failover.XXXXXX)
@@ -72,7 +75,7 @@ db=failover_$$
 curl -sf -o /dev/null -XPOST "$INFLUX/query" --data-urlencode "q=CREATE DATABASE $db"
 
 # The measurement loop: replicas as processes, statuses over HTTP, rows from InfluxDB.
-export WORK=$work INFLUX DB=$db HOSTS VMS KILLS POLL TTL BIN ETCD="http://127.0.0.1:$etcd_port"
+export WORK=$work INFLUX DB=$db HOSTS VMS KILLS POLL TTL LOAD_SEC BIN ETCD="http://127.0.0.1:$etcd_port"
 URIS=$(IFS=,; echo "${uris[*]}")
 export URIS
 python3 - <<'PY'
@@ -150,6 +153,22 @@ def rows():
     return {s["tags"]["uuid"]: sorted(v[0] for v in s["values"]) for s in series}
 
 
+def etcd_counters():
+    """etcd's counters of range reads, transactions and bytes sent to its clients."""
+    with urllib.request.urlopen(f"{env['ETCD']}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    counts = {"ranges": 0.0, "txns": 0.0, "sent": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == "etcd_mvcc_range_total":
+            counts["ranges"] += float(value)
+        elif name == "etcd_network_client_grpc_sent_bytes_total":
+            counts["sent"] += float(value)
+        elif name.startswith("grpc_server_handled_total") and 'grpc_method="Txn"' in name:
+            counts["txns"] += float(value)
+    return counts
+
+
 def uuids_of(uri):
     h = int(uri.rsplit("node-", 1)[1].split(".")[0])
     return [f"fa110000-0000-4000-8000-{h * vms + d:012x}" for d in range(vms)]
@@ -159,6 +178,15 @@ for n in range(3):
     start(n)
 takeovers, all_gaps = [], []
 print(f"{hosts} hosts x {vms} VMs, 3 replicas, TTL {env['TTL']} s, poll {env['POLL']} s")
+wait([0, 1, 2], 3)
+load_sec = float(env["LOAD_SEC"])
+before, t0 = etcd_counters(), time.time()
+time.sleep(load_sec)
+after, t1 = etcd_counters(), time.time()
+rate = {k: (after[k] - before[k]) / (t1 - t0) for k in after}
+print(f"etcd at steady state over {t1 - t0:.1f} s: {rate['ranges']:.1f} range reads/s, "
+      f"{rate['txns']:.1f} transactions/s, {rate['sent'] / 1000:.1f} kB/s sent to clients")
+print()
 print("| kill | replica | its hosts | takeover (s) | gap per VM: median / max (s) |")
 print("|---|---|---|---|---|")
 for k in range(kills):

@@ -31,6 +31,9 @@ PKGS=(
     # coordination = "etcd": the real etcd of the failover tests (tests/api/coordination.rs),
     # and protoc, which the etcd-client crate needs to build
     etcd-server protobuf-compiler
+    # the CAs and certificates of the TLS tests (tests/api/support/certs.rs); ca-certificates
+    # pulls it in today, named so that it stays
+    openssl
 )
 
 missing=()

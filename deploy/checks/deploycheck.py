@@ -547,6 +547,62 @@ def check_compose(image: Image) -> None:
             "8080 on 127.0.0.1 only, mounts the libvirt sockets, only real keys", collector_wiring)
 
 
+def check_compose_central(image: Image) -> None:
+    """Profile `central`, checked on paper: no container engine runs here, and its images
+    (quay.io's etcd, Docker Hub's influxdb:3-core and rust) come from registries not reached."""
+    compose = load_compose()
+    services = compose.doc["services"]
+    shipped = image.source_of(image.cmd[image.cmd.index("--config") + 1]).read_text()
+
+    def central() -> list[str]:
+        p = []
+        profile = {n: s for n, s in services.items() if "central" in s.get("profiles", [])}
+        image_name = services[compose.collector].get("image")
+        replicas = [n for n, s in profile.items() if s.get("image") == image_name]
+        if len(replicas) != 1:
+            return [f"profile central has {len(replicas)} services of {image_name}, expected 1"]
+        name, service = replicas[0], profile[replicas[0]]
+        env = {**image.env, **compose_env(service)}
+        if effective("coordination", env, shipped) != "etcd":
+            p.append(f"{name}: coordination is not etcd")
+        if int(effective("shard_count", env, shipped)) != 1:
+            p.append(f"{name}: shard_count is not 1 (etcd spreads the hosts)")
+        if PREFIX + "MEMBER_NAME" in env:
+            p.append(f"{name}: one member_name for every replica (leave <hostname>-<pid>)")
+        count = service.get("deploy", {}).get("replicas")
+        if not isinstance(count, int) or count < 1:
+            p.append(f"{name}: deploy.replicas {count!r} is not the one number to scale by")
+        for clash in ("ports", "container_name", "hostname"):
+            if clash in service:
+                p.append(f"{name}: {clash} would be the same for every replica")
+        if not any(m.target == "/var/lib/vmtelemetry" and not m.source
+                   for m in compose_mounts(service)):
+            p.append(f"{name}: /var/lib/vmtelemetry is not an anonymous volume per replica")
+        endpoints = str(effective("etcd_endpoints", env, shipped) or "").split(",")
+        for url in filter(None, endpoints):
+            parts = urllib.parse.urlsplit(url)
+            etcd = profile.get(parts.hostname or "")
+            if etcd is None:
+                p.append(f"{name}: etcd endpoint {url} names no service of the profile")
+                continue
+            listen = cli_options(etcd.get("command") or []).get("--listen-client-urls", "")
+            if not listen.endswith(f":{parts.port}"):
+                p.append(f"{name}: etcd endpoint {url}, {parts.hostname} listens on {listen!r}")
+            if not etcd.get("healthcheck"):
+                p.append(f"service {parts.hostname} has no healthcheck")
+            condition = service.get("depends_on", {}).get(parts.hostname, {}).get("condition")
+            if condition != "service_healthy":
+                p.append(f"{name}: starts before {parts.hostname} is healthy")
+        if not effective("hosts", env, shipped):
+            p.append(f"{name}: no hosts")
+        p += env_problems(f"service {name}", list(compose_env(service)))
+        return p
+
+    guarded("docker-compose.yml profile central: replicas of the collector's image on the "
+            "profile's etcd (healthy first), scaled by deploy.replicas alone, nothing per-replica "
+            "shared (name, port, state volume)", central)
+
+
 # --------------------------------------------------------------------------------- kubernetes
 
 
@@ -931,6 +987,7 @@ def static() -> None:
         return
     check_dockerfile(image)
     check_compose(image)
+    check_compose_central(image)
     check_daemonset(image)
     check_statefulset(image)
     check_kustomizations()

@@ -17,6 +17,7 @@ use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded
 use super::messages::{GetHostStatus, HostCollected, Retire, StopCollecting};
 use super::status::{ConnectionState, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
+use crate::coordination::CollectDeadline;
 use crate::extended::StatsSample;
 use crate::guest::{GuestAgents, GuestCycle};
 use crate::libvirt::cadence::{Cadence, Due};
@@ -44,6 +45,9 @@ pub struct HostActor {
     stopped: bool,
     /// Its host went to another replica: it stops for good, and is not restarted.
     retired: bool,
+    /// With etcd: no cycle starts past it (the lease may have ended); `paused` once said so.
+    deadline: Option<CollectDeadline>,
+    paused: bool,
     /// Bulk stats calls left behind, of every worker this actor had, still in libvirt.
     stats_calls_left_behind: Arc<AtomicUsize>,
     features: Recipient<HostCollected>,
@@ -81,6 +85,8 @@ impl HostActor {
             cadence,
             stopped: false,
             retired: false,
+            deadline: None,
+            paused: false,
             stats_calls_left_behind: Arc::default(),
             features,
             status,
@@ -88,9 +94,25 @@ impl HostActor {
         }
     }
 
+    /// Collects only while `deadline` allows it (coordination on etcd).
+    pub fn with_deadline(mut self, deadline: Option<CollectDeadline>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Whether the lease this replica collects under may have ended: no cycle then.
+    fn past_deadline(&mut self) -> bool {
+        let past = (self.deadline.as_ref()).is_some_and(|d| !d.allows(Instant::now()));
+        if past && !self.paused {
+            tracing::warn!(uri = %self.host.uri, "lease not renewed in time: no cycle until it is");
+        }
+        self.paused = past;
+        past
+    }
+
     fn collect(&mut self, ctx: &mut Context<Self>) {
         // A cycle still running when the next is due is not doubled up.
-        if self.cycle_running || self.stopped {
+        if self.cycle_running || self.stopped || self.past_deadline() {
             return;
         }
         if self.abandoned.as_ref().is_some_and(Abandoned::has_ended) {

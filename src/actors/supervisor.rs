@@ -22,7 +22,7 @@ use super::messages::{
 use super::status::TelemetryStatus;
 use super::writer::WriterActor;
 use crate::configuration::{AppConfig, CollectionConfig, HostConfig};
-use crate::coordination::{HostControl, Replica, Timing};
+use crate::coordination::{CollectDeadline, HostControl, Replica, Timing};
 use crate::influx::buffer::LineBuffer;
 use crate::influx::tls::HttpClients;
 use crate::influx::write::WriteTarget;
@@ -58,6 +58,8 @@ struct HostFactory {
     libvirt_timeout: Duration,
     collection: CollectionConfig,
     features: Recipient<HostCollected>,
+    /// With etcd: shared with the coordinator, which moves it on.
+    deadline: Option<CollectDeadline>,
 }
 
 impl HostFactory {
@@ -65,8 +67,10 @@ impl HostFactory {
         let name = format!("host:{}", host.uri);
         let (poll_interval, libvirt_timeout) = (self.poll_interval, self.libvirt_timeout);
         let (collection, features) = (self.collection.clone(), self.features.clone());
+        let deadline = self.deadline.clone();
         let addr = Supervisor::start(move |_| {
             HostActor::new(host, poll_interval, libvirt_timeout, collection, features)
+                .with_deadline(deadline.clone())
         });
         (name, addr)
     }
@@ -148,11 +152,12 @@ impl TelemetrySupervisor {
             libvirt_timeout: config.libvirt_timeout,
             collection: config.collection.clone(),
             features: features.clone().recipient(),
+            deadline: (config.coordination.etcd()).map(|_| CollectDeadline::default()),
         };
         let mut coordinator = None;
         let supervisor = TelemetrySupervisor::create(|ctx| {
             // With etcd the coordinator starts each host once it owns it; else every host now.
-            coordinator = start_coordinator(config, ctx);
+            coordinator = start_coordinator(config, ctx, host_factory.deadline.clone());
             let hosts = match coordinator {
                 Some(_) => Vec::new(),
                 None => (config.hosts.iter())
@@ -220,11 +225,13 @@ impl TelemetrySupervisor {
 fn start_coordinator(
     config: &AppConfig,
     ctx: &mut Context<TelemetrySupervisor>,
+    deadline: Option<CollectDeadline>,
 ) -> Option<Addr<CoordinatorActor>> {
-    let etcd = config.coordination.etcd()?;
+    let (etcd, deadline) = (config.coordination.etcd()?, deadline?);
     let control = HostControl {
         start: ctx.address().recipient(),
         stop: ctx.address().recipient(),
+        deadline,
     };
     let timing = Timing::new(config.poll_interval, etcd.member_ttl);
     let replica = Replica::new(etcd.clone(), config.hosts.clone(), control, timing);

@@ -1,75 +1,20 @@
 //! The few etcd calls coordination makes, each bounded by a timeout: the lease and its
-//! keepalive, the membership key, one consistent read of members and owners, and the
-//! ownership keys taken and given up in transactions on the lease.
+//! keepalive, the membership key, one consistent read of members and owners and the watch from
+//! there, and the ownership keys taken and given up in transactions on the lease.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
     LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse,
+    TxnResponse, WatchOptions,
 };
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 
+pub use super::error::EtcdError;
+use super::view::{MemberRecord, View, Watched};
 use crate::configuration::EtcdConfig;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EtcdError {
-    #[error("etcd did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("etcd: {0}")]
-    Client(#[from] etcd_client::Error),
-    #[error("this replica's lease is gone (expired or revoked)")]
-    LeaseGone,
-    #[error(
-        "member name `{0}` is held by another live replica (or by this one's previous run, \
-         until its lease expires)"
-    )]
-    NameTaken(String),
-}
-
-impl EtcdError {
-    /// etcd did not answer at all (as opposed to refusing what was asked).
-    pub fn unreachable(&self) -> bool {
-        use etcd_client::Error::{GRpcStatus, TransportError};
-        match self {
-            EtcdError::Timeout(_) | EtcdError::Client(TransportError(_)) => true,
-            EtcdError::Client(GRpcStatus(status)) => matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-            ),
-            _ => false,
-        }
-    }
-}
-
-/// A member's record under `members/<name>`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MemberRecord {
-    #[serde(default)]
-    pub draining: bool,
-    /// Hosts handed over by hand: the assignment gives each to another member.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub declined: BTreeSet<String>,
-}
-
-/// An ownership key: the member holding a host, and its lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub member: String,
-    pub lease: i64,
-}
-
-/// Members and owners, read together at one revision.
-#[derive(Debug, Default)]
-pub struct View {
-    /// By name.
-    pub members: BTreeMap<String, MemberRecord>,
-    /// By host URI.
-    pub owners: BTreeMap<String, Owner>,
-}
 
 /// The client, with the keys under this fleet's prefix.
 #[derive(Clone)]
@@ -103,17 +48,6 @@ where
 }
 
 /// etcd's answer for a lease it no longer has.
-/// Puts `key` on `lease` only if no one has created it: a member name or a host ownership taken.
-fn create_on(key: String, value: impl Into<Vec<u8>>, lease: i64) -> Txn {
-    Txn::new()
-        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(
-            key,
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        )])
-}
-
 fn lease_gone(error: EtcdError) -> EtcdError {
     let gone = match &error {
         EtcdError::Client(etcd_client::Error::GRpcStatus(status)) => {
@@ -125,6 +59,22 @@ fn lease_gone(error: EtcdError) -> EtcdError {
         _ => false,
     };
     if gone { EtcdError::LeaseGone } else { error }
+}
+
+/// Puts `value` at `key` on `lease`, if no one holds the key.
+fn create_on_lease(key: String, value: impl Into<Vec<u8>>, lease: i64) -> Txn {
+    Txn::new()
+        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(
+            key,
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+}
+
+/// The store's revision when etcd answered: that of a transaction's write, if it wrote.
+fn revision(answer: &TxnResponse) -> i64 {
+    answer.header().map_or(0, |header| header.revision())
 }
 
 fn options(config: &EtcdConfig, timeout: Duration) -> ConnectOptions {
@@ -180,7 +130,8 @@ impl Etcd {
         let id = within(self.timeout, grant).await?.id();
         let key = self.member_key(name);
         let value = serde_json::to_vec(record).unwrap_or_default();
-        let created = within(self.timeout, self.client.txn(create_on(key, value, id))).await;
+        let create = create_on_lease(key, value, id);
+        let created = within(self.timeout, self.client.txn(create)).await;
         if !created.as_ref().is_ok_and(|answer| answer.succeeded()) {
             let _ = self.revoke(id).await;
             created?;
@@ -194,13 +145,14 @@ impl Etcd {
         })
     }
 
-    /// Rewrites this member's record (its draining flag and declined hosts), while the key is on `lease`.
+    /// Rewrites this member's record (its draining flag and declined hosts), while the key is on
+    /// `lease`; the revision it did it at.
     pub async fn update_member(
         &mut self,
         name: &str,
         lease: i64,
         record: &MemberRecord,
-    ) -> Result<(), EtcdError> {
+    ) -> Result<i64, EtcdError> {
         let key = self.member_key(name);
         let value = serde_json::to_vec(record).unwrap_or_default();
         let update = Txn::new()
@@ -210,11 +162,9 @@ impl Etcd {
                 value,
                 Some(PutOptions::new().with_lease(lease)),
             )]);
-        match within(self.timeout, self.client.txn(update))
-            .await?
-            .succeeded()
-        {
-            true => Ok(()),
+        let answer = within(self.timeout, self.client.txn(update)).await?;
+        match answer.succeeded() {
+            true => Ok(revision(&answer)),
             false => Err(EtcdError::LeaseGone),
         }
     }
@@ -263,62 +213,54 @@ impl Etcd {
         }
     }
 
-    /// Members and owners at one revision.
-    pub async fn read(&mut self) -> Result<View, EtcdError> {
+    /// Members and owners read at one revision, and watched from the next.
+    pub async fn watch(&mut self) -> Result<Watched, EtcdError> {
         let (members, owners) = (self.member_key(""), self.owner_key(""));
         let read = Txn::new().and_then([
-            TxnOp::get(members.clone(), Some(GetOptions::new().with_prefix())),
-            TxnOp::get(owners.clone(), Some(GetOptions::new().with_prefix())),
+            TxnOp::get(members, Some(GetOptions::new().with_prefix())),
+            TxnOp::get(owners, Some(GetOptions::new().with_prefix())),
         ]);
         let answer = within(self.timeout, self.client.txn(read)).await?;
+        let revision = revision(&answer);
         let mut view = View::default();
-        for (n, response) in answer.op_responses().into_iter().enumerate() {
+        for response in answer.op_responses() {
             let TxnOpResponse::Get(get) = response else {
                 continue;
             };
             for kv in get.kvs() {
                 let key = String::from_utf8_lossy(kv.key());
-                let value = String::from_utf8_lossy(kv.value());
-                if n == 0 {
-                    let name = key
-                        .strip_prefix(members.as_str())
-                        .unwrap_or(key.as_ref())
-                        .to_owned();
-                    let record = serde_json::from_str(&value).unwrap_or_default();
-                    view.members.insert(name, record);
-                } else {
-                    let host = key
-                        .strip_prefix(owners.as_str())
-                        .unwrap_or(key.as_ref())
-                        .to_owned();
-                    let owner = Owner {
-                        member: value.into_owned(),
-                        lease: kv.lease(),
-                    };
-                    view.owners.insert(host, owner);
+                if let Some(rest) = key.strip_prefix(self.prefix.as_str()) {
+                    view.apply(rest, Some(kv));
                 }
             }
         }
-        Ok(view)
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let watch = self.client.watch(self.prefix.as_str(), Some(options));
+        let stream = within(self.timeout, watch).await?;
+        Ok(Watched::new(view, self.prefix.clone(), stream, revision))
     }
 
-    /// Takes `host`'s ownership key on `lease` if nobody holds it; whether it did.
-    pub async fn take(&mut self, host: &str, member: &str, lease: i64) -> Result<bool, EtcdError> {
-        let key = self.owner_key(host);
-        Ok(
-            within(self.timeout, self.client.txn(create_on(key, member, lease)))
-                .await?
-                .succeeded(),
-        )
+    /// Takes `host`'s ownership key on `lease` if nobody holds it; the revision it did it at.
+    pub async fn take(
+        &mut self,
+        host: &str,
+        member: &str,
+        lease: i64,
+    ) -> Result<Option<i64>, EtcdError> {
+        let take = create_on_lease(self.owner_key(host), member, lease);
+        let answer = within(self.timeout, self.client.txn(take)).await?;
+        Ok(answer.succeeded().then(|| revision(&answer)))
     }
 
-    /// Gives `host`'s ownership key up, if it is still on `lease`.
-    pub async fn release(&mut self, host: &str, lease: i64) -> Result<(), EtcdError> {
+    /// Gives `host`'s ownership key up, if it is still on `lease`; the revision it did it at.
+    pub async fn release(&mut self, host: &str, lease: i64) -> Result<Option<i64>, EtcdError> {
         let key = self.owner_key(host);
         let release = Txn::new()
             .when([Compare::lease(key.clone(), CompareOp::Equal, lease)])
             .and_then([TxnOp::delete(key, None)]);
-        within(self.timeout, self.client.txn(release)).await?;
-        Ok(())
+        let answer = within(self.timeout, self.client.txn(release)).await?;
+        Ok(answer.succeeded().then(|| revision(&answer)))
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::etcd::{Owner, View};
 use super::rendezvous::{Assignment, Declined};
+use super::view::{Owner, View};
 
 /// The hosts to act on, by URI.
 #[derive(Debug, Default, PartialEq, Eq)]

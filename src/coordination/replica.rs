@@ -6,23 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix::Recipient;
 use chrono::Utc;
-use futures_util::future::join_all;
 
-use super::etcd::{Etcd, EtcdError, Lease, MemberRecord, View};
+use super::control::HostControl;
+use super::etcd::{Etcd, EtcdError, Lease};
+use super::follow::Follower;
 use super::plan::{Holdings, plan, spread_over};
 use super::rendezvous::Assignment;
 use super::status::{CoordinationState, CoordinationStatus, HostOwner, MemberView};
 use super::timing::Timing;
-use crate::actors::messages::{StartHost, StopHost};
+use super::view::{MemberRecord, View};
 use crate::configuration::{EtcdConfig, HostConfig};
-
-/// Where the host actors are started and stopped: the supervisor.
-pub struct HostControl {
-    pub start: Recipient<StartHost>,
-    pub stop: Recipient<StopHost>,
-}
 
 pub struct Replica {
     config: EtcdConfig,
@@ -34,6 +28,8 @@ pub struct Replica {
     /// A lease given up while etcd was unreachable: revoked first thing on joining again, so that
     /// the keys it holds (etcd renews every lease when it restarts) go at once.
     stale_lease: Option<i64>,
+    /// The members and owners, kept up by a watch.
+    follower: Follower,
     running: BTreeSet<String>,
     /// Stopped here; their key is given up (or, assigned here again, they resume) from then on.
     releasing: BTreeMap<String, Instant>,
@@ -66,6 +62,7 @@ impl Replica {
             etcd: None,
             lease: None,
             stale_lease: None,
+            follower: Follower::default(),
             running: BTreeSet::new(),
             releasing: BTreeMap::new(),
             record: MemberRecord::default(),
@@ -157,14 +154,25 @@ impl Replica {
             return self.join(etcd).await;
         };
         let renewed = etcd.keep_alive(lease).await;
-        let id = lease.id;
+        let (id, expires) = (lease.id, lease.expires);
         if let Err(EtcdError::LeaseGone) = renewed {
             self.lose("etcd let the lease expire").await;
         }
         renewed?;
-        let view = etcd.read().await?;
-        self.sync_member(etcd, id, &view).await?;
-        self.reconcile(etcd, id, &view).await
+        self.control.deadline.extend(expires, self.timing.margin);
+        let timeout = self.timing.request_timeout;
+        let (watched, full) = self.follower.take(etcd, timeout).await?;
+        if full {
+            self.edit_status(|status| status.full_reads += 1);
+        }
+        let result = self.act_on(etcd, id, &watched.view).await;
+        self.follower.keep(watched);
+        result
+    }
+
+    async fn act_on(&mut self, etcd: &mut Etcd, lease: i64, view: &View) -> Result<(), EtcdError> {
+        self.sync_member(etcd, lease, view).await?;
+        self.reconcile(etcd, lease, view).await
     }
 
     async fn join(&mut self, etcd: &mut Etcd) -> Result<(), EtcdError> {
@@ -177,7 +185,11 @@ impl Replica {
             .join(name, self.config.member_ttl, &self.record)
             .await?;
         tracing::info!(member = %name, lease = lease.id, "joined the fleet's members on etcd");
+        self.control
+            .deadline
+            .extend(lease.expires, self.timing.margin);
         self.lease = Some(lease);
+        self.follower.forget();
         self.edit_status(|status| {
             status.state = CoordinationState::Member;
             status.last_error = None;
@@ -196,13 +208,15 @@ impl Replica {
         if written == Some(&self.record) {
             return Ok(());
         }
-        etcd.update_member(&self.config.member_name, lease, &self.record)
-            .await
+        let revision = (etcd.update_member(&self.config.member_name, lease, &self.record)).await?;
+        self.follower.wrote(Some(revision));
+        Ok(())
     }
 
     /// Stops every host at once, without giving their keys up (they go with the lease), and
     /// leaves the members until etcd answers again.
     async fn lose(&mut self, why: &str) {
+        self.control.deadline.revoke();
         let hosts: Vec<String> = std::mem::take(&mut self.running).into_iter().collect();
         self.stop_hosts(&hosts).await;
         self.releasing.clear();
@@ -211,6 +225,7 @@ impl Replica {
         }
         // A new client when it joins again: the old one's connections failed for a whole TTL.
         self.etcd = None;
+        self.follower.forget();
         tracing::error!(
             member = %self.config.member_name,
             hosts = hosts.len(),
@@ -252,7 +267,9 @@ impl Replica {
         starting.extend(plan.resume);
         let mut took = 0;
         for host in plan.take {
-            if etcd.take(&host, &self.config.member_name, lease).await? {
+            let taken = etcd.take(&host, &self.config.member_name, lease).await?;
+            if taken.is_some() {
+                self.follower.wrote(taken);
                 starting.push(host);
                 took += 1;
             }
@@ -294,7 +311,8 @@ impl Replica {
             if self.assignment.of(&host) == member && !self.record.draining {
                 back.push(host.clone());
             } else {
-                etcd.release(&host, lease).await?;
+                let released = etcd.release(&host, lease).await?;
+                self.follower.wrote(released);
                 self.edit_status(|status| status.hosts_released += 1);
             }
             self.releasing.remove(&host);
@@ -304,34 +322,18 @@ impl Replica {
 
     /// Stops the host actors of `hosts`; the time of each one's last cycle.
     async fn stop_hosts(&mut self, hosts: &[String]) -> Vec<Option<chrono::DateTime<Utc>>> {
-        let stops = hosts
-            .iter()
-            .map(|uri| self.control.stop.send(StopHost(uri.clone())));
-        let last_cycles = join_all(stops).await;
+        let last_cycles = self.control.stop_all(hosts).await;
         for host in hosts {
             self.running.remove(host);
         }
         last_cycles
-            .into_iter()
-            .map(|reply| reply.ok().flatten())
-            .collect()
     }
 
     async fn start_hosts(&mut self, uris: &[String]) {
-        for uri in uris {
-            let Some(host) = self.hosts.iter().find(|h| &h.uri == uri) else {
-                continue;
-            };
-            if self
-                .control
-                .start
-                .send(StartHost(host.clone()))
-                .await
-                .is_ok()
-            {
-                self.running.insert(uri.clone());
-            }
-        }
+        let hosts = (self.hosts.iter())
+            .filter(|h| uris.contains(&h.uri))
+            .collect();
+        self.running.extend(self.control.start_all(hosts).await);
         if !uris.is_empty() {
             tracing::info!(hosts = ?uris, member = %self.config.member_name, "collecting");
         }

@@ -33,6 +33,9 @@ pub struct CoordinationStatus {
     pub hosts_taken: u64,
     pub hosts_released: u64,
     pub leases_lost: u64,
+    /// Full reads of the members and owners: on joining, and when the watch keeping them up
+    /// ended (etcd restarted or compacted its history); between those, a tick reads the changes.
+    pub full_reads: u64,
     pub restarts: u64,
     pub panics: u64,
 }
@@ -84,6 +87,7 @@ impl CoordinationStatus {
             hosts_taken: 0,
             hosts_released: 0,
             leases_lost: 0,
+            full_reads: 0,
             restarts: 0,
             panics: 0,
         }

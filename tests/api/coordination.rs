@@ -19,14 +19,14 @@ const POLL_SEC: f64 = 1.0;
 const ADMIN_TOKEN: &str = "coordination-test-token-0123456789abcdef";
 
 /// Test-driver hosts of a few running domains each, every domain's UUID its own.
-struct Fleet {
+pub struct Fleet {
     nodes: Vec<TestNode>,
     /// The UUIDs of each host's domains, by URI.
     vms: BTreeMap<String, Vec<String>>,
 }
 
 impl Fleet {
-    fn new(hosts: u32, per_host: u32, first: u32) -> Self {
+    pub fn new(hosts: u32, per_host: u32, first: u32) -> Self {
         let mut vms = BTreeMap::new();
         let nodes = (0..hosts)
             .map(|h| {
@@ -44,19 +44,19 @@ impl Fleet {
         Fleet { nodes, vms }
     }
 
-    fn uris(&self) -> String {
+    pub fn uris(&self) -> String {
         let uris: Vec<&str> = self.nodes.iter().map(|n| n.uri.as_str()).collect();
         uris.join(",")
     }
 }
 
 /// What every replica of a test is started with; `ttl` in whole seconds.
-struct Replicas {
-    env: Vec<(String, String)>,
+pub struct Replicas {
+    pub env: Vec<(String, String)>,
 }
 
 impl Replicas {
-    fn new(etcd: &str, test: &str, fleet: &Fleet, influx: &Influx, ttl: u32) -> Self {
+    pub fn new(etcd: &str, test: &str, fleet: &Fleet, influx: &Influx, ttl: u32) -> Self {
         let prefix = format!("/vmt-test-{}-{}-{test}/", std::process::id(), now_ns());
         let env = [
             ("VMTELEMETRY_HOSTS", fleet.uris()),
@@ -77,7 +77,7 @@ impl Replicas {
     }
 
     /// Replica `n`, named `replica-<n>` (a restart takes the same name, as a StatefulSet's pod).
-    fn start(&self, n: usize) -> ServiceProcess {
+    pub fn start(&self, n: usize) -> ServiceProcess {
         let name = format!("replica-{n}");
         let mut env: Vec<(&str, &str)> = self
             .env
@@ -128,7 +128,7 @@ fn shared_out(
     (total == hosts && all.len() == hosts && busy_ok).then_some(shares)
 }
 
-async fn wait_shared(
+pub async fn wait_shared(
     what: &str,
     replicas: &[&ServiceProcess],
     hosts: usize,
@@ -328,6 +328,13 @@ async fn three_replicas_collect_thirty_hosts_once_each_cycle_and_survive_a_kill(
         3,
         "{restarted}"
     );
+    // Members and owners are watched, not read every tick: one full read at joining (a second
+    // if a watch broke), however many ticks and moves.
+    for replica in &replicas {
+        let status = replica.status().unwrap();
+        let full_reads = status["coordination"]["full_reads"].as_u64().unwrap();
+        assert!((1..=2).contains(&full_reads), "{status}");
+    }
 }
 
 #[actix_web::test]
@@ -491,6 +498,21 @@ async fn a_replica_started_while_etcd_is_down_collects_nothing_until_it_joins() 
     .await;
 }
 
+/// The replica's status once it has recorded an error (etcd refused it).
+pub async fn refused_status(replica: &ServiceProcess) -> Value {
+    wait_for(
+        "the refusal in the status",
+        Duration::from_secs(15),
+        || async {
+            let status = replica.status()?;
+            status["coordination"]["last_error"]
+                .is_string()
+                .then_some(status)
+        },
+    )
+    .await
+}
+
 /// `POST /api/admin/coordination/hand-over?host=<uri>` on `replica`.
 fn hand_over(replica: &ServiceProcess, host: &str, token: Option<&str>) -> (u16, Value) {
     let encoded: String = url::form_urlencoded::byte_serialize(host.as_bytes()).collect();
@@ -635,17 +657,7 @@ async fn a_replica_authenticates_to_etcd_with_its_user_and_says_when_it_cannot()
         .env
         .push(("VMTELEMETRY_ETCD_PASSWORD".into(), "wrong".into()));
     let refused = settings.start(1);
-    let status = wait_for(
-        "the refusal in the status",
-        Duration::from_secs(15),
-        || async {
-            let status = refused.status()?;
-            status["coordination"]["last_error"]
-                .is_string()
-                .then_some(status)
-        },
-    )
-    .await;
+    let status = refused_status(&refused).await;
     let coordination = &status["coordination"];
     assert_eq!(coordination["state"], json!("joining"), "{status}");
     let error = coordination["last_error"].as_str().unwrap();

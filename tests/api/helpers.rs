@@ -281,7 +281,9 @@ impl Influx {
 
     /// As `new_database_at`, asking as `user` (an InfluxDB 1.x with `auth-enabled`).
     pub async fn new_database_as(url: &str, user: &str, password: &str) -> Self {
-        let client = awc::Client::builder().basic_auth(user, Some(password)).finish();
+        let client = awc::Client::builder()
+            .basic_auth(user, Some(password))
+            .finish();
         Self::new_database_with(url, client).await
     }
 

@@ -5,6 +5,8 @@ mod admin;
 mod bulk_stats;
 mod cli;
 mod coordination;
+mod coordination_stall;
+mod coordination_tls;
 mod dashboard;
 mod dashboard_fleet;
 mod dashboard_vm;

@@ -11,74 +11,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_writing_to, wait_for};
+use crate::support::DiesWithTest;
+use crate::support::certs::certificates;
 use crate::support::service::ServiceProcess;
-use crate::support::{DiesWithTest, run};
-
-fn openssl(args: &[&str], dir: &Path) {
-    run(Command::new("openssl").args(args).current_dir(dir));
-}
-
-/// A CA, and a certificate it signed for localhost and 127.0.0.1.
-fn certificates(dir: &Path) {
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=vmtelemetry test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-        dir,
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-        dir,
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-        dir,
-    );
-}
 
 const HTTPS_SERVER: &str = r#"
 import http.server, ssl, sys

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DiesWithTest, run};
+use super::{DiesWithTest, run, signal};
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
@@ -112,7 +112,7 @@ impl PrivateLibvirtd {
     /// As `systemctl stop libvirtd` would: SIGTERM, then wait for the exit.
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("libvirtd runs");
-        signal(&child, "TERM");
+        signal(child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
@@ -148,11 +148,11 @@ impl PrivateLibvirtd {
 
     /// SIGSTOP: its sockets stay open and accept connections, but nothing answers.
     pub fn freeze(&self) {
-        signal(self.child.as_ref().unwrap(), "STOP");
+        signal(self.child.as_ref().unwrap().id(), "STOP");
     }
 
     pub fn thaw(&self) {
-        signal(self.child.as_ref().unwrap(), "CONT");
+        signal(self.child.as_ref().unwrap().id(), "CONT");
     }
 }
 
@@ -163,12 +163,4 @@ impl Drop for PrivateLibvirtd {
             let _ = child.wait();
         }
     }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {}", child.id());
 }

@@ -5,6 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod browser;
+pub mod certs;
 pub mod etcd;
 pub mod guest;
 pub mod influxd;
@@ -29,6 +30,12 @@ pub fn run(command: &mut Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Sends the signal `name` (`STOP`, `CONT`) to the process `pid`.
+#[track_caller]
+pub fn signal(pid: u32, name: &str) {
+    run(Command::new("kill").args([&format!("-{name}"), &pid.to_string()]));
 }
 
 /// For the servers a test starts: a test killed outright (SIGKILL, a CI timeout) runs no `Drop`,
@@ -87,6 +94,11 @@ impl OwnServer {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Sends it the signal `name`.
+    pub fn signal(&self, name: &str) {
+        signal(self.child.as_ref().expect("started").id(), name);
     }
 
     /// Kills the server (SIGKILL: no goodbye).
