@@ -498,16 +498,16 @@ async fn a_replica_started_while_etcd_is_down_collects_nothing_until_it_joins() 
     .await;
 }
 
-/// The replica's status once it has recorded an error (etcd refused it).
-pub async fn refused_status(replica: &ServiceProcess) -> Value {
+/// The replica's status once it has recorded `why` as its error (etcd refused it).
+pub async fn refused_status(replica: &ServiceProcess, why: &str) -> Value {
+    // Under load etcd's answer may come after the client's timeout first: wait for the refusal.
     wait_for(
-        "the refusal in the status",
-        Duration::from_secs(15),
+        &format!("the refusal `{why}` in the status"),
+        Duration::from_secs(30),
         || async {
             let status = replica.status()?;
-            status["coordination"]["last_error"]
-                .is_string()
-                .then_some(status)
+            let error = status["coordination"]["last_error"].as_str()?;
+            error.contains(why).then_some(status)
         },
     )
     .await
@@ -657,7 +657,7 @@ async fn a_replica_authenticates_to_etcd_with_its_user_and_says_when_it_cannot()
         .env
         .push(("VMTELEMETRY_ETCD_PASSWORD".into(), "wrong".into()));
     let refused = settings.start(1);
-    let status = refused_status(&refused).await;
+    let status = refused_status(&refused, "authentication failed").await;
     let coordination = &status["coordination"];
     assert_eq!(coordination["state"], json!("joining"), "{status}");
     let error = coordination["last_error"].as_str().unwrap();

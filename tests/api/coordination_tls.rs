@@ -43,7 +43,7 @@ async fn a_replica_joins_etcd_over_tls_with_its_certificate_and_says_why_when_re
         // etcd's alert or the connection it closed, as the handshake's timing has it.
         (&no_certificate, "etcd: "),
     ] {
-        let status = refused_status(replica).await;
+        let status = refused_status(replica, why).await;
         let coordination = &status["coordination"];
         assert_eq!(coordination["state"], json!("joining"), "{status}");
         assert_eq!(coordination["panics"], json!(0), "{status}");
