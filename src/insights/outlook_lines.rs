@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::encode::EncodedInsights;
-use super::forecast::Forecasts;
+use super::forecast::Resource;
 use super::outlook::{HostOutlook, OutlookSettings};
 use super::rightsizing::recommend::recommend;
 use crate::influx::line_protocol::{
@@ -18,6 +18,7 @@ pub fn due_lines(
     tags: &mut VmTags,
 ) -> EncodedInsights {
     let mut encoded = EncodedInsights::default();
+    let clock = settings.clock;
     let now = host.timestamp_ns;
     let due = |last: Option<i64>, every: std::time::Duration| {
         let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
@@ -28,7 +29,8 @@ pub fn due_lines(
     if forecasts {
         host.written.forecasts_ns = Some(now);
         let lines = &mut encoded.lines;
-        encoded.unencodable += forecast_lines(lines, None, &host.host, &host.committed, now);
+        let committed = host.committed.resources.iter();
+        encoded.unencodable += forecast_lines(lines, None, &host.host, committed, now);
     }
     if recommendations {
         host.written.recommendations_ns = Some(now);
@@ -47,10 +49,10 @@ pub fn due_lines(
         if forecasts {
             let lines = &mut encoded.lines;
             encoded.unencodable +=
-                forecast_lines(lines, Some(tags), &host.host, &vm.forecasts, now);
+                forecast_lines(lines, Some(tags), &host.host, vm.resources(), now);
         }
         let recommendation = recommendations
-            .then(|| recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb))
+            .then(|| recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock))
             .flatten();
         if let Some(r) = recommendation {
             let line = RecommendationLine {
@@ -71,16 +73,16 @@ pub fn due_lines(
     encoded
 }
 
-/// The lines of `forecasts`' resources; returns how many could not be encoded.
-fn forecast_lines(
+/// The lines of `resources`; returns how many could not be encoded.
+fn forecast_lines<'a>(
     lines: &mut Lines,
     tags: Option<&VmTags>,
     host: &str,
-    forecasts: &Forecasts,
+    resources: impl Iterator<Item = &'a Resource>,
     now: i64,
 ) -> u64 {
     let mut failed = 0;
-    for resource in &forecasts.resources {
+    for resource in resources {
         let Some(outlook) = &resource.last else {
             continue;
         };

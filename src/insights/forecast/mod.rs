@@ -1,6 +1,7 @@
-//! Time-to-exhaustion forecasts: per VM, its guest memory and each disk; per host, the memory
-//! its running VMs are given against the host's. `trend` fits and judges one resource, `fill`
-//! reads how full a VM's resources are from its extended sample.
+//! Time-to-exhaustion forecasts: per VM, its guest memory, each disk and each guest filesystem;
+//! per host, the memory its running VMs are given against the host's. `trend` fits and judges
+//! one resource, `fill` reads how full a VM's resources are from its extended sample and its
+//! guest agent's answer.
 
 pub mod fill;
 pub mod trend;
@@ -12,7 +13,7 @@ use trend::{Outlook, Trend};
 /// One resource's trend and its latest verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
-    /// `memory`, `disk:<device>`, or a host's `committed_memory`.
+    /// `memory`, `disk:<device>`, `fs:<mountpoint>`, or a host's `committed_memory`.
     pub name: Box<str>,
     pub trend: Trend,
     #[serde(skip)]

@@ -8,6 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::recommend::{Class, Recommendation, recommend};
+use super::vm::VpaClock;
+use crate::insights::forecast::Resource;
 use crate::insights::forecast::trend::Outlook as Verdict;
 use crate::insights::outlook::{HostOutlook, Outlook, VmOutlook};
 
@@ -49,7 +51,7 @@ pub struct VmRecommendation {
 /// One resource's forecast.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Forecast {
-    /// `memory`, `disk:<device>` or `committed_memory`.
+    /// `memory`, `disk:<device>`, `fs:<mountpoint>` or `committed_memory`.
     pub resource: String,
     /// Bytes.
     pub used: f64,
@@ -92,8 +94,8 @@ pub struct Recommendations {
     pub vms: Vec<VmRecommendation>,
 }
 
-pub fn forecasts(vm: &crate::insights::forecast::Forecasts) -> Vec<Forecast> {
-    let with = |r: &crate::insights::forecast::Resource, v: &Verdict| Forecast {
+pub fn forecasts<'a>(resources: impl Iterator<Item = &'a Resource>) -> Vec<Forecast> {
+    let with = |r: &Resource, v: &Verdict| Forecast {
         resource: r.name.to_string(),
         used: v.used,
         capacity: v.capacity,
@@ -102,21 +104,25 @@ pub fn forecasts(vm: &crate::insights::forecast::Forecasts) -> Vec<Forecast> {
         seconds_to_full_lower: v.to_full.map(|f| f.lower),
         seconds_to_full_upper: v.to_full.and_then(|f| f.upper),
     };
-    let resources = vm.resources.iter();
     resources
         .filter_map(|r| Some(with(r, r.last.as_ref()?)))
         .collect()
 }
 
-pub fn vm_recommendation(host: &HostOutlook, uuid: u128, vm: &VmOutlook) -> VmRecommendation {
+pub fn vm_recommendation(
+    host: &HostOutlook,
+    uuid: u128,
+    vm: &VmOutlook,
+    clock: VpaClock,
+) -> VmRecommendation {
     VmRecommendation {
         host: host.host.to_string(),
         uuid: Uuid::from_u128(uuid).to_string(),
         name: vm.name.to_string(),
         cpu_count: vm.cpu_count,
         memory_max_kb: vm.memory_max_kb,
-        recommendation: recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb),
-        forecasts: forecasts(&vm.forecasts),
+        recommendation: recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock),
+        forecasts: forecasts(vm.resources()),
     }
 }
 
@@ -155,7 +161,11 @@ impl Totals {
 }
 
 /// The present VMs of the hosts asked for, their totals and the fleet's.
-pub fn recommendations(outlook: &Outlook, query: &RecommendationsQuery) -> Recommendations {
+pub fn recommendations(
+    outlook: &Outlook,
+    query: &RecommendationsQuery,
+    clock: VpaClock,
+) -> Recommendations {
     let mut all = Recommendations {
         fleet: Totals::default(),
         hosts: Vec::new(),
@@ -165,7 +175,7 @@ pub fn recommendations(outlook: &Outlook, query: &RecommendationsQuery) -> Recom
     for host in hosts.filter(|h| query.host.as_deref().is_none_or(|q| *h.host == *q)) {
         let mut totals = Totals::default();
         for (uuid, vm) in host.vms.iter().filter(|(_, vm)| vm.present) {
-            let vm = vm_recommendation(host, *uuid, vm);
+            let vm = vm_recommendation(host, *uuid, vm, clock);
             totals.add(&vm);
             all.vms.push(vm);
         }
@@ -173,7 +183,7 @@ pub fn recommendations(outlook: &Outlook, query: &RecommendationsQuery) -> Recom
         all.hosts.push(HostRecommendations {
             host: host.host.to_string(),
             totals,
-            forecasts: forecasts(&host.committed),
+            forecasts: forecasts(host.committed.resources.iter()),
         });
     }
     all.hosts.sort_by(|a, b| a.host.cmp(&b.host));
