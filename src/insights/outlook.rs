@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::forecast::{ForecastSettings, Forecasts, Resource};
+use super::forecast::{ForecastSettings, Forecasts};
 use super::host::HostCycle;
 use super::rightsizing::vm::{VmRightsizing, VpaClock};
 use super::signals::VmReading;
@@ -60,11 +60,9 @@ pub struct VmOutlook {
     pub cpu_count: u32,
     pub memory_max_kb: u64,
     pub rightsizing: VmRightsizing,
-    /// Its memory and disks, from its extended samples.
+    /// Its memory and disks, from its extended samples, and its guest's filesystems, from its
+    /// agent's answers.
     pub forecasts: Forecasts,
-    /// Its guest's filesystems, from its agent's answers (a state saved before has none).
-    #[serde(default)]
-    pub filesystems: Forecasts,
     /// In the host's last cycle.
     #[serde(skip)]
     pub present: bool,
@@ -100,8 +98,8 @@ impl Outlook {
         for guest in &cycle.guests {
             if let Some(vm) = host.vms.get_mut(&guest.uuid.as_u128()) {
                 let levels = guest.filesystems.iter().map(|(n, l)| (&**n, *l));
-                vm.filesystems
-                    .observe(guest.timestamp_ns, levels, &settings.forecast);
+                vm.forecasts
+                    .observe_filesystems(guest.timestamp_ns, levels, &settings.forecast);
             }
         }
         let now = cycle.timestamp_ns;
@@ -130,14 +128,6 @@ impl Outlook {
 }
 
 impl VmOutlook {
-    /// Every resource forecast: memory, disks, then filesystems.
-    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        self.forecasts
-            .resources
-            .iter()
-            .chain(&self.filesystems.resources)
-    }
-
     fn observe(&mut self, reading: &VmReading, settings: &OutlookSettings) {
         let vm = &reading.vm;
         self.name.clone_from(&vm.name);
@@ -182,6 +172,7 @@ mod tests {
     use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
     use crate::guest::{GuestFs, GuestInfo, GuestSample};
     use crate::influx::line_protocol::VmTags;
+    use crate::insights::forecast::Resource;
     use crate::insights::forecast::fill::GuestFill;
     use crate::insights::outlook_lines::due_lines;
     use crate::insights::rightsizing::recommend::{Class, recommend};
@@ -348,9 +339,9 @@ mod tests {
         }
         let host = outlook.hosts.get_mut("test:///default").unwrap();
         let vm = &host.vms[&1];
-        let names: Vec<&str> = vm.resources().map(|r| &*r.name).collect();
+        let names: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
         assert_eq!(names, ["memory", "disk:vda", "fs:/", "fs:/var"]);
-        let [root, var] = [0, 1].map(|i| vm.filesystems.resources[i].last.unwrap());
+        let [root, var] = [2, 3].map(|i| vm.forecasts.resources[i].last.unwrap());
         assert_eq!(root.to_full, None, "steady");
         // 1 GiB − (100 + 599) MiB at 1 MiB a minute.
         let truth = (1024.0 - 699.0) * 60.0;
@@ -378,13 +369,13 @@ mod tests {
         cycle.guests.push(last);
         outlook.observe(&cycle, &settings);
         let vm = &outlook.hosts["test:///default"].vms[&1];
-        let names: Vec<&str> = vm.resources().map(|r| &*r.name).collect();
+        let names: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
         assert_eq!(names, ["memory", "disk:vda", "fs:/"]);
     }
 
     /// No forecast negative or infinite, no interval upside down.
     fn sane(vm: &VmOutlook) {
-        for outlook in vm.resources().filter_map(|r| r.last) {
+        for outlook in vm.forecasts.resources.iter().filter_map(|r| r.last) {
             assert!(outlook.growth_per_hour.is_finite(), "{outlook:?}");
             if let Some(f) = outlook.to_full {
                 assert!(f.seconds.is_finite() && f.seconds >= 0.0, "{outlook:?}");

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::encode::EncodedInsights;
-use super::forecast::Resource;
+use super::forecast::Forecasts;
 use super::outlook::{HostOutlook, OutlookSettings};
 use super::rightsizing::recommend::recommend;
 use crate::influx::line_protocol::{
@@ -29,8 +29,7 @@ pub fn due_lines(
     if forecasts {
         host.written.forecasts_ns = Some(now);
         let lines = &mut encoded.lines;
-        let committed = host.committed.resources.iter();
-        encoded.unencodable += forecast_lines(lines, None, &host.host, committed, now);
+        encoded.unencodable += forecast_lines(lines, None, &host.host, &host.committed, now);
     }
     if recommendations {
         host.written.recommendations_ns = Some(now);
@@ -49,7 +48,7 @@ pub fn due_lines(
         if forecasts {
             let lines = &mut encoded.lines;
             encoded.unencodable +=
-                forecast_lines(lines, Some(tags), &host.host, vm.resources(), now);
+                forecast_lines(lines, Some(tags), &host.host, &vm.forecasts, now);
         }
         let recommendation = recommendations
             .then(|| recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock))
@@ -73,16 +72,16 @@ pub fn due_lines(
     encoded
 }
 
-/// The lines of `resources`; returns how many could not be encoded.
-fn forecast_lines<'a>(
+/// The lines of `forecasts`' resources; returns how many could not be encoded.
+fn forecast_lines(
     lines: &mut Lines,
     tags: Option<&VmTags>,
     host: &str,
-    resources: impl Iterator<Item = &'a Resource>,
+    forecasts: &Forecasts,
     now: i64,
 ) -> u64 {
     let mut failed = 0;
-    for resource in resources {
+    for resource in &forecasts.resources {
         let Some(outlook) = &resource.last else {
             continue;
         };

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::recommend::{Class, Recommendation, recommend};
 use super::vm::VpaClock;
-use crate::insights::forecast::Resource;
 use crate::insights::forecast::trend::Outlook as Verdict;
 use crate::insights::outlook::{HostOutlook, Outlook, VmOutlook};
 
@@ -94,8 +93,8 @@ pub struct Recommendations {
     pub vms: Vec<VmRecommendation>,
 }
 
-pub fn forecasts<'a>(resources: impl Iterator<Item = &'a Resource>) -> Vec<Forecast> {
-    let with = |r: &Resource, v: &Verdict| Forecast {
+pub fn forecasts(vm: &crate::insights::forecast::Forecasts) -> Vec<Forecast> {
+    let with = |r: &crate::insights::forecast::Resource, v: &Verdict| Forecast {
         resource: r.name.to_string(),
         used: v.used,
         capacity: v.capacity,
@@ -104,6 +103,7 @@ pub fn forecasts<'a>(resources: impl Iterator<Item = &'a Resource>) -> Vec<Forec
         seconds_to_full_lower: v.to_full.map(|f| f.lower),
         seconds_to_full_upper: v.to_full.and_then(|f| f.upper),
     };
+    let resources = vm.resources.iter();
     resources
         .filter_map(|r| Some(with(r, r.last.as_ref()?)))
         .collect()
@@ -122,7 +122,7 @@ pub fn vm_recommendation(
         cpu_count: vm.cpu_count,
         memory_max_kb: vm.memory_max_kb,
         recommendation: recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock),
-        forecasts: forecasts(vm.resources()),
+        forecasts: forecasts(&vm.forecasts),
     }
 }
 
@@ -183,7 +183,7 @@ pub fn recommendations(
         all.hosts.push(HostRecommendations {
             host: host.host.to_string(),
             totals,
-            forecasts: forecasts(host.committed.resources.iter()),
+            forecasts: forecasts(&host.committed),
         });
     }
     all.hosts.sort_by(|a, b| a.host.cmp(&b.host));
