@@ -17,8 +17,14 @@
 #  3. A 1,000-domain test-driver host (benches/node_xml.sh), seed only: the service's CPU per
 #     cycle with insights on and off, per VM-signal, its resident memory, and the shipped
 #     detector's anomalies per 1,000 VM-signal-samples on these steady VMs (from InfluxDB).
-# Usage: benches/insights.sh [--short]   (as root, after scripts/test-env.sh up: libvirtd and
-# the InfluxDB at VMT_TEST_INFLUX_URL; stops every process and guest it starts itself)
+#  4. Forecasts: a 160 MiB guest leaking 1 MiB a second until it has no memory left (as
+#     tests/api/forecast_guest.rs boots it), its memory in use read once a second (the balloon's
+#     available less usable, as the service reads it); examples/forecast_eval.rs forecasts the
+#     time left at 25 / 50 / 75 % of the way with the shipped trend, predict_linear's least
+#     squares and Holt's double exponential smoothing on the same readings, and prints a table.
+# Usage: benches/insights.sh [--short | --forecast]   (as root, after scripts/test-env.sh up:
+# libvirtd and the InfluxDB at VMT_TEST_INFLUX_URL; stops every process and guest it starts
+# itself). --forecast runs part 4 alone, on a debug build (its figures do not depend on speed).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +34,10 @@ cd "$here/.."
 # shellcheck source=benches/node_xml.sh
 . benches/node_xml.sh
 
-if [[ ${1:-} == --short ]]; then
+profile=release
+if [[ ${1:-} == --forecast ]]; then
+    profile=debug
+elif [[ ${1:-} == --short ]]; then
     AFTER=70 LEARNING=15 WATCH=45 CYCLES=30
 else
     AFTER=300 LEARNING=60 WATCH=120 CYCLES=120
@@ -56,8 +65,12 @@ trap cleanup EXIT
 
 ((EUID == 0)) || die "run as root"
 load_cargo_env || die "cargo not found"
-log "building the release binary and the replay"
-cargo build --release --quiet --bin vmtelemetry --example insights_eval
+log "building the $profile binary and the replays"
+if [[ $profile == release ]]; then
+    cargo build --release --quiet --bin vmtelemetry --example insights_eval --example forecast_eval
+else
+    cargo build --quiet --example forecast_eval
+fi
 bash tests/guest/build-guest.sh "$state/guest" >/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -157,6 +170,34 @@ EOF
     target/release/examples/insights_eval "$work/recording.jsonl" "$work/onsets.json" "$LEARNING"
 }
 
+# Part 4: the leak recorded until the guest runs out, then the methods compared on it.
+forecast_leak() {
+    local g=vmt-bench-ins-fleak
+    local console="$work/$g/console.log" out="$work/leak.txt"
+    boot $g 0 "vmt.work=leak vmt.after=10 vmt.leak=1 vmt.leakcap=400"
+    local start=$EPOCHREALTIME t previous=0 onset="" exhausted="" last="" stats
+    local deadline=$((SECONDS + 300))
+    until [[ -n $exhausted ]]; do
+        ((SECONDS < deadline)) || die "$g never ran out (console: $console)"
+        t=$(awk -v a="$EPOCHREALTIME" -v b="$start" 'BEGIN { printf "%.3f", a - b }')
+        stats=$(virsh -c qemu:///system domstats --balloon $g |
+            awk -F= '/balloon.available=/ { a = $2 } /balloon.usable=/ { u = $2 }
+                END { if (a && u != "") printf "%d %d", (a - u) * 1024, a * 1024 }')
+        # A new reading only when the balloon's stats (every second) changed.
+        [[ -n $stats && $stats != "$last" ]] && echo "$t $stats" >>"$out" && last=$stats
+        # The onset no earlier than the poll before its line showed; the exhaustion at the
+        # poll that saw it.
+        [[ -z $onset ]] && grep -q '^VMT-GUEST-ONSET leak' "$console" && onset=$previous
+        grep -qE 'VMT-GUEST-LEAK-FULL|Out of memory' "$console" && exhausted=$t
+        previous=$t
+        sleep 0.25
+    done
+    virsh -q -c qemu:///system destroy $g >/dev/null
+    guests=()
+    echo
+    "target/$profile/examples/forecast_eval" "$out" "$onset" "$exhausted"
+}
+
 # Netdata: is its ML anomaly detection built in and on? Prints what was found.
 netdata_ml() {
     if ! command -v netdata >/dev/null; then
@@ -234,8 +275,13 @@ thousand() {
     rows+=("| insights $mode | $cpu_us | $rss | $fp |")
 }
 
+if [[ $profile == debug ]]; then
+    forecast_leak
+    exit
+fi
 rows=()
 real_guests
+forecast_leak
 netdata_ml
 node_xml "$VMS" "$work/node.xml"
 thousand false

@@ -139,6 +139,7 @@ fn cycle(
             memory_total_kb: Some(512 << 20),
             timestamp_ns: vms[0].0.timestamp_ns,
             vms: readings,
+            guests: Vec::new(),
         };
         let (host, settings) = insights.observe(cycle);
         lines += black_box(encode_host(host, settings, tags)).lines.len();

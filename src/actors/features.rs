@@ -18,6 +18,7 @@ use crate::guest::{GuestCycle, InfoLog};
 use crate::influx::encode::{Encoded, Skipped, encode_changes};
 use crate::influx::line_protocol::VmTags;
 use crate::insights::HostCycle;
+use crate::insights::forecast::fill::GuestFill;
 use crate::insights::signals::VmReading;
 use crate::sample::HostSample;
 use crate::telemetry::LogThrottle;
@@ -84,6 +85,11 @@ impl FeatureActor {
             memory_total_kb: sample.node.as_ref().and_then(|n| n.memory_total_kb),
             timestamp_ns: cycle_time(&sample),
             vms: Vec::with_capacity(sample.domains.len()),
+            guests: guest
+                .iter()
+                .flat_map(|g| &g.samples)
+                .map(GuestFill::from_sample)
+                .collect(),
         });
         let changes = self.vms.record(sample, stats);
         self.catalogs.advance();

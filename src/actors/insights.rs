@@ -164,8 +164,8 @@ impl Handler<GetRecommendations> for InsightsActor {
     type Result = MessageResult<GetRecommendations>;
 
     fn handle(&mut self, query: GetRecommendations, _: &mut Self::Context) -> Self::Result {
-        let outlook = self.outlook.as_ref().map(|(outlook, _)| outlook);
-        MessageResult(outlook.map(|outlook| recommendations(outlook, &query.0)))
+        let outlook = self.outlook.as_ref();
+        MessageResult(outlook.map(|(outlook, s)| recommendations(outlook, &query.0, s.clock)))
     }
 }
 

@@ -113,6 +113,7 @@ pub struct Settings {
     pub insights_recommend_every: f64,
     pub insights_forecast_half_life: f64,
     pub insights_forecast_horizon_days: f64,
+    pub insights_recommend_sample_interval: f64,
     pub insights_snapshot_interval: f64,
 }
 

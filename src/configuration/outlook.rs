@@ -1,5 +1,5 @@
-//! The outlook's keys (`insights_forecast_*`, `insights_recommend_every`): how often its lines
-//! are written and how the forecasts' trends are fitted, each checked with its key.
+//! The outlook's keys (`insights_forecast_*`, `insights_recommend_*`): how often its lines are
+//! written, how the forecasts' trends are fitted and VPA's clock, each checked with its key.
 
 use std::time::Duration;
 
@@ -8,11 +8,14 @@ use super::error::{ConfigError, invalid};
 use super::values::seconds_in;
 use crate::insights::forecast::ForecastSettings;
 use crate::insights::outlook::OutlookSettings;
+use crate::insights::rightsizing::vm::VpaClock;
 
 /// A cadence from a minute to a week.
 const SECONDS: (f64, f64) = (60.0, 604_800.0);
 /// A half-life from a second (a test's leak fills a guest in minutes) to a week.
 const HALF_LIFE: (f64, f64) = (1.0, 604_800.0);
+/// VPA's minute, or shorter for a test.
+const SAMPLE_INTERVAL: (f64, f64) = (1.0, 60.0);
 
 pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
     let horizon_days = settings.insights_forecast_horizon_days;
@@ -31,6 +34,14 @@ pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
             )?
             .as_secs_f64(),
             horizon: horizon_days * 86_400.0,
+        },
+        clock: VpaClock {
+            minute_ns: seconds_in(
+                "insights_recommend_sample_interval",
+                settings.insights_recommend_sample_interval,
+                SAMPLE_INTERVAL,
+            )?
+            .as_nanos() as i64,
         },
         forecast_every: seconds("insights_forecast_every", settings.insights_forecast_every)?,
         recommend_every: seconds(
@@ -61,12 +72,15 @@ mod tests {
         assert_eq!(defaults.recommend_every, Duration::from_secs(3600));
         assert_eq!(defaults.forecast.half_life, 21_600.0);
         assert_eq!(defaults.forecast.horizon, 365.0 * 86_400.0);
+        assert_eq!(defaults.clock, VpaClock::default());
         for (key, value) in [
             ("INSIGHTS_FORECAST_EVERY", "59"),
             ("INSIGHTS_RECOMMEND_EVERY", "604801"),
             ("INSIGHTS_FORECAST_HALF_LIFE", "0"),
             ("INSIGHTS_FORECAST_HORIZON_DAYS", "0.5"),
             ("INSIGHTS_FORECAST_HORIZON_DAYS", "NaN"),
+            ("INSIGHTS_RECOMMEND_SAMPLE_INTERVAL", "61"),
+            ("INSIGHTS_RECOMMEND_SAMPLE_INTERVAL", "0.5"),
         ] {
             let error = load(&[(&format!("VMTELEMETRY_{key}"), value)]).unwrap_err();
             let named = key.to_lowercase();

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::bottlenecks::CONDITIONS;
+use super::forecast::fill::GuestFill;
 use super::peers;
 use super::settings::InsightsSettings;
 use super::signals::{Signal, VmReading};
@@ -28,6 +29,8 @@ pub struct HostCycle {
     pub timestamp_ns: i64,
     /// Every VM of the cycle: a VM not in it is forgotten, with its models.
     pub vms: Vec<VmReading>,
+    /// The guest agents' filesystems, when the cycle carried the guest lane's answers.
+    pub guests: Vec<GuestFill>,
 }
 
 pub struct HostInsights {

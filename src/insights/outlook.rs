@@ -9,18 +9,20 @@ use std::time::Duration;
 
 use super::forecast::{ForecastSettings, Forecasts};
 use super::host::HostCycle;
-use super::rightsizing::vm::{DAY_NS, VmRightsizing};
+use super::rightsizing::vm::{VmRightsizing, VpaClock};
 use super::signals::VmReading;
 use serde::{Deserialize, Serialize};
 
-/// A VM not seen for longer than this is forgotten (VPA: 8 memory aggregation intervals).
-pub const FORGET_AFTER_NS: i64 = 8 * DAY_NS;
+/// A VM not seen for longer than this many days is forgotten (VPA: 8 memory aggregation
+/// intervals).
+pub const FORGET_AFTER_DAYS: i64 = 8;
 /// A host's committed memory: what its running VMs are given.
 pub const COMMITTED_MEMORY: &str = "committed_memory";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutlookSettings {
     pub forecast: ForecastSettings,
+    pub clock: VpaClock,
     /// How often `vm_forecasts` and `vm_recommendations` are written.
     pub forecast_every: Duration,
     pub recommend_every: Duration,
@@ -58,6 +60,8 @@ pub struct VmOutlook {
     pub cpu_count: u32,
     pub memory_max_kb: u64,
     pub rightsizing: VmRightsizing,
+    /// Its memory and disks, from its extended samples, and its guest's filesystems, from its
+    /// agent's answers.
     pub forecasts: Forecasts,
     /// In the host's last cycle.
     #[serde(skip)]
@@ -86,14 +90,22 @@ impl Outlook {
         let mut committed_kb = 0u64;
         for reading in &cycle.vms {
             let vm = host.vms.entry(reading.vm.uuid.as_u128()).or_default();
-            vm.observe(reading, &settings.forecast);
+            vm.observe(reading, settings);
             if reading.running() {
                 committed_kb = committed_kb.saturating_add(reading.vm.memory_max_kb);
             }
         }
+        for guest in &cycle.guests {
+            if let Some(vm) = host.vms.get_mut(&guest.uuid.as_u128()) {
+                let levels = guest.filesystems.iter().map(|(n, l)| (&**n, *l));
+                vm.forecasts
+                    .observe_filesystems(guest.timestamp_ns, levels, &settings.forecast);
+            }
+        }
         let now = cycle.timestamp_ns;
+        let forget_after = FORGET_AFTER_DAYS.saturating_mul(settings.clock.day_ns());
         host.vms.retain(|_, vm| {
-            vm.present || now.saturating_sub(vm.rightsizing.last_seen_ns()) < FORGET_AFTER_NS
+            vm.present || now.saturating_sub(vm.rightsizing.last_seen_ns()) < forget_after
         });
         if let Some(total_kb) = cycle.memory_total_kb.filter(|kb| *kb > 0) {
             let level = (committed_kb as f64 * 1024.0, total_kb as f64 * 1024.0);
@@ -106,12 +118,7 @@ impl Outlook {
 impl Outlook {
     /// One VM's reading on its own, as the replay reads history: VM by VM, not cycle by cycle
     /// (a host's committed memory is not followed).
-    pub fn observe_vm(
-        &mut self,
-        host: &Arc<str>,
-        reading: &VmReading,
-        settings: &ForecastSettings,
-    ) {
+    pub fn observe_vm(&mut self, host: &Arc<str>, reading: &VmReading, settings: &OutlookSettings) {
         let outlook = self.hosts.entry(Arc::clone(host)).or_default();
         outlook.host = Arc::clone(host);
         outlook.timestamp_ns = outlook.timestamp_ns.max(reading.vm.timestamp_ns);
@@ -121,7 +128,7 @@ impl Outlook {
 }
 
 impl VmOutlook {
-    fn observe(&mut self, reading: &VmReading, settings: &ForecastSettings) {
+    fn observe(&mut self, reading: &VmReading, settings: &OutlookSettings) {
         let vm = &reading.vm;
         self.name.clone_from(&vm.name);
         (self.id, self.cpu_count, self.memory_max_kb) = (vm.id, vm.cpu_count, vm.memory_max_kb);
@@ -129,13 +136,16 @@ impl VmOutlook {
         if !reading.running() {
             return;
         }
-        self.rightsizing.observe_cpu(vm.timestamp_ns, vm.cputime_ns);
+        let clock = settings.clock;
+        self.rightsizing
+            .observe_cpu(vm.timestamp_ns, vm.cputime_ns, clock);
         let Some(extended) = &reading.extended else {
             return;
         };
         let fill = &extended.fill;
         if let Some((used, _)) = fill.memory {
-            self.rightsizing.observe_memory(extended.timestamp_ns, used);
+            self.rightsizing
+                .observe_memory(extended.timestamp_ns, used, clock);
         }
         let disks: Vec<(String, (f64, f64))> = fill
             .disks
@@ -147,7 +157,7 @@ impl VmOutlook {
         self.forecasts.observe(
             extended.timestamp_ns,
             memory.into_iter().chain(disks),
-            settings,
+            &settings.forecast,
         );
     }
 }
@@ -160,8 +170,14 @@ mod tests {
 
     use super::*;
     use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
+    use crate::guest::{GuestFs, GuestInfo, GuestSample};
+    use crate::influx::line_protocol::VmTags;
     use crate::insights::forecast::Resource;
+    use crate::insights::forecast::fill::GuestFill;
+    use crate::insights::outlook_lines::due_lines;
     use crate::insights::rightsizing::recommend::{Class, recommend};
+    use crate::insights::rightsizing::summary::recommendations;
+    use crate::insights::rightsizing::vm::DAY_NS;
     use crate::insights::signals::ExtendedReading;
     use crate::sample::{DomainSample, VmState};
 
@@ -175,6 +191,7 @@ mod tests {
                 half_life: 21_600.0,
                 horizon: 365.0 * 86_400.0,
             },
+            clock: VpaClock::default(),
             forecast_every: Duration::from_secs(300),
             recommend_every: Duration::from_secs(3600),
         }
@@ -237,6 +254,7 @@ mod tests {
             memory_total_kb: Some(4 << 20),
             timestamp_ns: t,
             vms,
+            guests: Vec::new(),
         }
     }
 
@@ -248,7 +266,13 @@ mod tests {
         }
         let host = &outlook.hosts["test:///default"];
         let vm = &host.vms[&1];
-        let r = recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb).unwrap();
+        let r = recommend(
+            &vm.rightsizing,
+            vm.cpu_count,
+            vm.memory_max_kb,
+            settings.clock,
+        )
+        .unwrap();
         assert_eq!((r.cpu.target, r.class), (1, Class::OverProvisioned));
         let resources: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
         assert_eq!(resources, ["memory", "disk:vda"]);
@@ -274,6 +298,136 @@ mod tests {
         );
     }
 
+    /// The agent's answer at minute `i`: `/var` filling 1 MiB a minute from 100 MiB of 1 GiB,
+    /// `/` steady, and an empty filesystem of no size.
+    fn guest_fs(i: i64) -> GuestFill {
+        let fs = |mountpoint: &str, used_bytes: u64, total_bytes: u64| GuestFs {
+            mountpoint: mountpoint.into(),
+            fstype: "ext4".into(),
+            device: "vda1".into(),
+            total_bytes,
+            used_bytes,
+        };
+        GuestFill::from_sample(&GuestSample {
+            uuid: Uuid::from_u128(1),
+            name: "vm".into(),
+            id: Some(1),
+            timestamp_ns: T0 + i * MINUTE,
+            filesystems: vec![
+                fs("/", 500 * MIB, 2 << 30),
+                fs("/var", (100 + i as u64) * MIB, 1 << 30),
+                fs("/proc", 0, 0),
+            ],
+            info: GuestInfo::default(),
+            rejected: 0,
+        })
+    }
+
+    #[test]
+    fn guest_filesystems_are_forecast_at_the_agents_cadence_and_written_and_served() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        // Cycles every 10 s, the agent's answers every minute; one for an unknown VM, ignored.
+        for i in 0..6 * 600 {
+            let mut cycle = cycle(T0 + i * MINUTE / 6, vec![reading(i / 6)]);
+            if i % 6 == 0 {
+                cycle.guests.push(guest_fs(i / 6));
+                let mut stranger = guest_fs(i / 6);
+                stranger.uuid = Uuid::from_u128(2);
+                cycle.guests.push(stranger);
+            }
+            outlook.observe(&cycle, &settings);
+        }
+        let host = outlook.hosts.get_mut("test:///default").unwrap();
+        let vm = &host.vms[&1];
+        let names: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["memory", "disk:vda", "fs:/", "fs:/var"]);
+        let [root, var] = [2, 3].map(|i| vm.forecasts.resources[i].last.unwrap());
+        assert_eq!(root.to_full, None, "steady");
+        // 1 GiB − (100 + 599) MiB at 1 MiB a minute.
+        let truth = (1024.0 - 699.0) * 60.0;
+        let full = var.to_full.unwrap();
+        assert!(
+            (full.seconds / truth - 1.0).abs() < 0.01,
+            "{full:?} vs {truth}"
+        );
+        assert!((var.growth_per_hour / (60.0 * MIB as f64) - 1.0).abs() < 0.01);
+        let served = recommendations(&outlook, &Default::default(), settings.clock);
+        let var = served.vms[0]
+            .forecasts
+            .iter()
+            .find(|f| f.resource == "fs:/var");
+        assert_eq!(var.unwrap().seconds_to_full, Some(full.seconds));
+        let host = outlook.hosts.get_mut("test:///default").unwrap();
+        let lines = due_lines(host, &settings, &mut VmTags::default()).lines;
+        let text = String::from_utf8(lines.as_bytes().to_vec()).unwrap();
+        let var_line = text.lines().find(|l| l.contains("resource=fs:/var"));
+        assert!(var_line.is_some_and(|l| l.contains("growing=1i")), "{text}");
+        // `/var` unmounted: its forecast goes; the rest stay.
+        let mut last = guest_fs(600);
+        last.filesystems.retain(|(name, _)| &**name != "fs:/var");
+        let mut cycle = cycle(T0 + 600 * MINUTE, vec![reading(600)]);
+        cycle.guests.push(last);
+        outlook.observe(&cycle, &settings);
+        let vm = &outlook.hosts["test:///default"].vms[&1];
+        let names: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["memory", "disk:vda", "fs:/"]);
+    }
+
+    /// No forecast negative or infinite, no interval upside down.
+    fn sane(vm: &VmOutlook) {
+        for outlook in vm.forecasts.resources.iter().filter_map(|r| r.last) {
+            assert!(outlook.growth_per_hour.is_finite(), "{outlook:?}");
+            if let Some(f) = outlook.to_full {
+                assert!(f.seconds.is_finite() && f.seconds >= 0.0, "{outlook:?}");
+                assert!(0.0 <= f.lower && f.lower <= f.seconds, "{outlook:?}");
+                assert!(f.upper.is_none_or(|u| u.is_finite() && u >= f.seconds));
+            }
+        }
+    }
+
+    #[test]
+    fn hot_plug_setmem_a_reboot_and_a_clock_step_give_sane_outlooks() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        let vm = |outlook: &Outlook| outlook.hosts["test:///default"].vms[&1].clone();
+        let step = |outlook: &mut Outlook, i: i64, change: &dyn Fn(&mut VmReading)| {
+            let mut r = reading(i);
+            change(&mut r);
+            outlook.observe(&cycle(r.vm.timestamp_ns, vec![r]), &settings);
+            sane(&vm(outlook));
+        };
+        for i in 0..1440 {
+            step(&mut outlook, i, &|_| ());
+        }
+        // vCPUs hot-plugged 4 → 8 and memory set 1 GiB → 512 MiB (balloon and maximum).
+        let resized = |r: &mut VmReading| {
+            r.vm.cpu_count = 8;
+            r.vm.memory_max_kb = 512 << 10;
+            let memory = &mut r.extended.as_mut().unwrap().fill.memory;
+            *memory = Some((300.0 * MIB as f64, 512.0 * MIB as f64));
+        };
+        for i in 1440..1500 {
+            step(&mut outlook, i, &resized);
+        }
+        let r = recommend(&vm(&outlook).rightsizing, 8, 512 << 10, settings.clock).unwrap();
+        assert_eq!((r.cpu.current, r.cpu.target, r.cpu.reclaimable), (8, 1, 7));
+        assert_eq!(r.memory.unwrap().current, 512);
+        // Memory set below what the guest uses: nothing negative.
+        let squeezed = |r: &mut VmReading| {
+            resized(r);
+            r.extended.as_mut().unwrap().fill.memory = Some((300.0 * MIB as f64, 200e6));
+        };
+        (1500..1510).for_each(|i| step(&mut outlook, i, &squeezed));
+        // A reboot (CPU time back to zero) and the clock stepping back an hour.
+        let reboot = |r: &mut VmReading| {
+            resized(r);
+            r.vm.cputime_ns = 0;
+        };
+        step(&mut outlook, 1510, &reboot);
+        (1450..1460).for_each(|i| step(&mut outlook, i, &resized));
+        let after = recommend(&vm(&outlook).rightsizing, 8, 512 << 10, settings.clock);
+        assert_eq!(after.map(|r| r.cpu.target), Some(1));
+    }
+
     #[test]
     fn the_state_survives_its_json_and_a_damaged_one_starts_afresh() {
         let (mut outlook, settings) = (Outlook::default(), settings());
@@ -292,7 +446,7 @@ mod tests {
             a.forecasts.resources[1].trend,
             b.forecasts.resources[1].trend
         );
-        assert!(recommend(&b.rightsizing, 4, 1 << 20).is_some());
+        assert!(recommend(&b.rightsizing, 4, 1 << 20, settings.clock).is_some());
         eprintln!("outlook JSON: {} bytes for one VM", json.len());
         assert!(Outlook::from_json(b"{\"hosts\": 7}").hosts.is_empty());
     }
@@ -312,7 +466,7 @@ mod tests {
         outlook.observe(&cycle(T0 + DAY_NS, Vec::new()), &settings);
         assert_eq!(gone(&outlook), Some(false));
         outlook.observe(
-            &cycle(T0 + FORGET_AFTER_NS + 2 * MINUTE, Vec::new()),
+            &cycle(T0 + FORGET_AFTER_DAYS * DAY_NS + 2 * MINUTE, Vec::new()),
             &settings,
         );
         assert_eq!(gone(&outlook), None);

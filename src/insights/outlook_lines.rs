@@ -18,6 +18,7 @@ pub fn due_lines(
     tags: &mut VmTags,
 ) -> EncodedInsights {
     let mut encoded = EncodedInsights::default();
+    let clock = settings.clock;
     let now = host.timestamp_ns;
     let due = |last: Option<i64>, every: std::time::Duration| {
         let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
@@ -50,7 +51,7 @@ pub fn due_lines(
                 forecast_lines(lines, Some(tags), &host.host, &vm.forecasts, now);
         }
         let recommendation = recommendations
-            .then(|| recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb))
+            .then(|| recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock))
             .flatten();
         if let Some(r) = recommendation {
             let line = RecommendationLine {

@@ -139,6 +139,7 @@ pub fn cycle(t: i64, vms: Vec<VmReading>) -> HostCycle {
         memory_total_kb: Some(4 << 20),
         timestamp_ns: t,
         vms,
+        guests: Vec::new(),
     }
 }
 

@@ -112,7 +112,7 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
         false => indicatif::ProgressBar::hidden(),
     };
     let mut outlook = Outlook::default();
-    let forecast = config.outlook.forecast;
+    let settings = &config.outlook;
     let mut from = args.start;
     while from < args.end {
         let to = (from + chunk).min(args.end);
@@ -128,7 +128,7 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
         for vm in history::vms(&answer, keep)? {
             let host: Arc<str> = vm.host;
             for reading in &vm.readings {
-                outlook.observe_vm(&host, reading, &forecast);
+                outlook.observe_vm(&host, reading, settings);
             }
         }
         progress.inc(1);
@@ -140,7 +140,7 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
         sort: Some(SortBy::ReclaimableVcpus),
         limit: Some(args.limit),
     };
-    Ok(recommendations(&outlook, &query))
+    Ok(recommendations(&outlook, &query, settings.clock))
 }
 
 /// `*` matches any run of characters; everything else itself.

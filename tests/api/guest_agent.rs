@@ -1,6 +1,7 @@
 //! The `guest` group on real booted guests (tests/guest: qemu-ga on a virtio-serial channel, an
 //! ext2 filesystem on the virtio disk): their filesystems and identity land in InfluxDB as the
-//! guest sees them, and an agent that stops answering costs only its own guest rows: its calls
+//! guest sees them, each filesystem is forecast (`fs:<mountpoint>` in the API and in
+//! `vm_forecasts`), and an agent that stops answering costs only its own guest rows: its calls
 //! run beside the host's cycles, which go on every poll.
 
 use std::collections::BTreeMap;
@@ -33,7 +34,9 @@ async fn collect(
     spawn_collecting(QEMU_SYSTEM, influx, &env).await
 }
 
-fn int(row: &BTreeMap<String, Value>, field: &str) -> u64 {
+type Row = BTreeMap<String, Value>;
+
+fn int(row: &Row, field: &str) -> u64 {
     row[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} in {row:?}"))
@@ -68,7 +71,11 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
         .arg("vmt.hostname", "vmt-agent,guest")
         .start();
     let influx = Influx::new_database().await;
-    let app = collect(&influx, "1", "guest", &[&guest.name], &[]).await;
+    let outlook = [
+        ("VMTELEMETRY_INSIGHTS", "true"),
+        ("VMTELEMETRY_INSIGHTS_FORECAST_EVERY", "60"),
+    ];
+    let app = collect(&influx, "1", "guest", &[&guest.name], &outlook).await;
     let name = guest.name.clone();
     let before = influx
         .rows_when(
@@ -109,6 +116,29 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
         int(&filled, "used_bytes").to_string(),
         agent_fs(&guest)["used-bytes"]
     );
+    // Its forecast follows it, against its size.
+    let resource = format!("fs:{MOUNT}");
+    let forecast = wait_for(
+        "the fill in the forecast",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = app.get("/api/telemetry/recommendations").await;
+            let vm = body["vms"]
+                .as_array()?
+                .iter()
+                .find(|vm| vm["name"] == *name)?;
+            let forecasts = vm["forecasts"].as_array()?;
+            let forecast = forecasts.iter().find(|f| f["resource"] == *resource)?;
+            (forecast["used"].as_f64()? >= (used_before + fill_mib * MIB) as f64)
+                .then(|| forecast.clone())
+        },
+    )
+    .await;
+    assert_eq!(
+        forecast["capacity"].as_f64(),
+        Some(total as f64),
+        "{forecast}"
+    );
 
     let types = influx.field_types("vm_guest_fs").await;
     let expected = [
@@ -148,6 +178,12 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
     let few = agent_calls_under_valgrind(&example, &guest.name, 10);
     let many = agent_calls_under_valgrind(&example, &guest.name, 60);
     assert_no_leak(&few, &many, 50);
+
+    // A minute after the first write (before the agent answered): the filesystem's `vm_forecasts`.
+    let q = format!("SELECT * FROM vm_forecasts WHERE \"resource\" = '{resource}'");
+    let rows = first_rows(&influx, "its vm_forecasts line", 70, &q).await;
+    assert_eq!(rows[0]["capacity"].as_f64(), Some(total as f64), "{rows:?}");
+    assert_eq!(rows[0]["name"], json!(name), "{rows:?}");
 }
 
 fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSummary {
@@ -162,6 +198,12 @@ fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSu
     assert!(params >= cycles * 10, "{stdout}");
     assert!(stdout.ends_with("unknown type refused: true\n"), "{stdout}");
     summary
+}
+
+/// The rows of `q` once there are any, within `seconds`.
+async fn first_rows(influx: &Influx, what: &str, seconds: u64, q: &str) -> Vec<Row> {
+    let timeout = Duration::from_secs(seconds);
+    influx.rows_when(what, timeout, q, |r| !r.is_empty()).await
 }
 
 /// Points of `measurement` of `vm` stamped after `since` (ns).
@@ -198,14 +240,7 @@ async fn a_silent_or_absent_agent_costs_only_its_own_guest_rows_within_the_timeo
         "SELECT * FROM vm_guest_fs WHERE \"name\" = '{}'",
         silent.name
     );
-    influx
-        .rows_when(
-            "the second agent's rows",
-            Duration::from_secs(30),
-            &q,
-            |r| !r.is_empty(),
-        )
-        .await;
+    first_rows(&influx, "the second agent's rows", 30, &q).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     while !silent.console_text().contains("VMT-GUEST-AGENT-STOPPED") {
         assert!(Instant::now() < deadline, "{}", silent.console_text());

@@ -38,6 +38,7 @@ mod real_guest;
 mod recommendations;
 mod reliability;
 mod replay;
+mod rightsizing_guest;
 mod secrets;
 mod spool_faults;
 mod status;

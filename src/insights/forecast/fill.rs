@@ -1,8 +1,12 @@
 //! How full a VM's bounded resources are, read from its extended sample: guest memory in use
 //! against what the guest has (`vm_memory`: `available_kb` less `usable_kb`, else `unused_kb`),
-//! and each disk's `allocation_bytes` against its `capacity_bytes` (`vm_disk`).
+//! and each disk's `allocation_bytes` against its `capacity_bytes` (`vm_disk`); and from its
+//! guest agent's answer, each filesystem's used bytes against its size (`vm_guest_fs`).
+
+use uuid::Uuid;
 
 use crate::extended::{DomainStatsSample, VM_DISK, VM_MEMORY};
+use crate::guest::GuestSample;
 
 /// (used, capacity), both in bytes.
 pub type Level = (f64, f64);
@@ -39,5 +43,34 @@ impl Fill {
             }
         }
         fill
+    }
+}
+
+/// A guest's filesystems as its agent last told them, at the guest lane's own cadence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestFill {
+    pub uuid: Uuid,
+    pub timestamp_ns: i64,
+    /// Per filesystem: `fs:<mountpoint>`, and its level.
+    pub filesystems: Vec<(Box<str>, Level)>,
+}
+
+impl GuestFill {
+    /// Filesystems of no size are left out: nothing can fill them.
+    pub fn from_sample(sample: &GuestSample) -> Self {
+        let filesystems = sample
+            .filesystems
+            .iter()
+            .filter(|fs| fs.total_bytes > 0)
+            .map(|fs| {
+                let level = (fs.used_bytes as f64, fs.total_bytes as f64);
+                (format!("fs:{}", fs.mountpoint).into(), level)
+            })
+            .collect();
+        GuestFill {
+            uuid: sample.uuid,
+            timestamp_ns: sample.timestamp_ns,
+            filesystems,
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! Time-to-exhaustion forecasts: per VM, its guest memory and each disk; per host, the memory
-//! its running VMs are given against the host's. `trend` fits and judges one resource, `fill`
-//! reads how full a VM's resources are from its extended sample.
+//! Time-to-exhaustion forecasts: per VM, its guest memory, each disk and each guest filesystem;
+//! per host, the memory its running VMs are given against the host's. `trend` fits and judges
+//! one resource, `fill` reads how full a VM's resources are from its extended sample and its
+//! guest agent's answer.
 
 pub mod fill;
 pub mod trend;
@@ -12,7 +13,7 @@ use trend::{Outlook, Trend};
 /// One resource's trend and its latest verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
-    /// `memory`, `disk:<device>`, or a host's `committed_memory`.
+    /// `memory`, `disk:<device>`, `fs:<mountpoint>`, or a host's `committed_memory`.
     pub name: Box<str>,
     pub trend: Trend,
     #[serde(skip)]
@@ -20,7 +21,7 @@ pub struct Resource {
 }
 
 /// The resources of one VM or host, by name: one created when first seen, dropped when no
-/// longer reported (a disk detached).
+/// longer reported by its source (a disk detached, a filesystem unmounted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Forecasts {
     pub resources: Vec<Resource>,
@@ -35,13 +36,37 @@ pub struct ForecastSettings {
     pub horizon: f64,
 }
 
+/// Guest filesystems' names start with it: their source (the guest agent) has its own cadence.
+const FILESYSTEM: &str = "fs:";
+
 impl Forecasts {
-    /// One cycle's levels (name, (used, capacity)) at `t_ns`.
+    /// One cycle's levels (name, (used, capacity)) at `t_ns`: memory and disks, or a host's.
     pub fn observe<'a>(
         &mut self,
         t_ns: i64,
         levels: impl Iterator<Item = (&'a str, (f64, f64))>,
         settings: &ForecastSettings,
+    ) {
+        self.observe_source(t_ns, levels, settings, |name| !name.starts_with(FILESYSTEM));
+    }
+
+    /// A guest agent's answer: its filesystems' levels, named `fs:<mountpoint>`.
+    pub fn observe_filesystems<'a>(
+        &mut self,
+        t_ns: i64,
+        levels: impl Iterator<Item = (&'a str, (f64, f64))>,
+        settings: &ForecastSettings,
+    ) {
+        self.observe_source(t_ns, levels, settings, |name| name.starts_with(FILESYSTEM));
+    }
+
+    /// Levels from one source: its resources not among them are dropped, others' kept.
+    fn observe_source<'a>(
+        &mut self,
+        t_ns: i64,
+        levels: impl Iterator<Item = (&'a str, (f64, f64))>,
+        settings: &ForecastSettings,
+        from_source: fn(&str) -> bool,
     ) {
         let mut seen = Vec::new();
         for (name, (used, capacity)) in levels {
@@ -63,9 +88,9 @@ impl Forecasts {
             seen.push(i);
         }
         let mut i = 0;
-        self.resources.retain(|_| {
+        self.resources.retain(|r| {
             i += 1;
-            seen.contains(&(i - 1))
+            seen.contains(&(i - 1)) || !from_source(&r.name)
         });
     }
 }

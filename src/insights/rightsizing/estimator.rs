@@ -16,6 +16,8 @@ pub const MIN_MILLICORES: i64 = 25;
 pub const MIN_MEMORY_BYTES: i64 = 250 * 1024 * 1024;
 /// VPA's `MaxResourceAmount`.
 const MAX_AMOUNT: i64 = 100_000_000_000_000;
+/// VPA's confidence counts samples at one a minute.
+pub const MINUTES_PER_DAY: f64 = 24.0 * 60.0;
 
 /// Lower bound, target and upper bound of one resource: millicores or bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -28,6 +30,8 @@ pub struct Estimate {
 /// How much history a VM's histograms hold, as VPA measures it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct History {
+    /// How long VPA's day is (shorter only in tests).
+    pub day_ns: i64,
     pub first_sample_ns: i64,
     pub last_sample_ns: i64,
     pub samples: u64,
@@ -36,9 +40,8 @@ pub struct History {
 impl History {
     /// In days: the shorter of the span sampled and the samples at one a minute.
     pub fn confidence(&self) -> f64 {
-        const DAY_NS: f64 = 86_400e9;
-        let span = (self.last_sample_ns - self.first_sample_ns) as f64 / DAY_NS;
-        let samples = self.samples as f64 / (24.0 * 60.0);
+        let span = (self.last_sample_ns - self.first_sample_ns) as f64 / self.day_ns as f64;
+        let samples = self.samples as f64 / MINUTES_PER_DAY;
         span.min(samples)
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::estimator::Estimate;
-use super::vm::VmRightsizing;
+use super::vm::{VmRightsizing, VpaClock};
 
 const MIB: i64 = 1024 * 1024;
 
@@ -97,9 +97,10 @@ pub fn recommend(
     state: &VmRightsizing,
     cpu_count: u32,
     memory_max_kb: u64,
+    clock: VpaClock,
 ) -> Option<Recommendation> {
-    let cpu_millicores = state.cpu_estimate()?;
-    let memory_bytes = state.memory_estimate();
+    let cpu_millicores = state.cpu_estimate(clock)?;
+    let memory_bytes = state.memory_estimate(clock);
     let cpu = Sizing::new(cpu_millicores, 1000, u64::from(cpu_count));
     let memory = memory_bytes.map(|e| Sizing::new(e, MIB, memory_max_kb / 1024));
     let classes = [Some(cpu.class), memory.map(|m| m.class)];
@@ -110,7 +111,7 @@ pub fn recommend(
     } else {
         Class::RightSized
     };
-    let history = state.history();
+    let history = state.history(clock);
     Some(Recommendation {
         class,
         cpu,
@@ -129,23 +130,45 @@ mod tests {
 
     const T0: i64 = 20_000 * DAY_NS;
     const MINUTE: i64 = 60_000_000_000;
+    const VPA: VpaClock = VpaClock { minute_ns: MINUTE };
 
     /// A day of one CPU sample a minute at `cores`, and a memory peak of `memory_mb`.
     fn day_at(cores: f64, memory_mb: f64) -> VmRightsizing {
+        day_on(VPA, cores, memory_mb)
+    }
+
+    /// The same on `clock`.
+    fn day_on(clock: VpaClock, cores: f64, memory_mb: f64) -> VmRightsizing {
         let mut state = VmRightsizing::default();
         let mut cputime = 0u64;
-        state.observe_cpu(T0, 0);
+        state.observe_cpu(T0, 0, clock);
         for i in 1..=1440 {
-            cputime += (cores * 60e9) as u64;
-            state.observe_cpu(T0 + i * MINUTE, cputime);
+            cputime += (cores * clock.minute_ns as f64) as u64;
+            state.observe_cpu(T0 + i * clock.minute_ns, cputime, clock);
         }
-        state.observe_memory(T0, memory_mb * 1e6);
+        state.observe_memory(T0, memory_mb * 1e6, clock);
         state
     }
 
     #[test]
+    fn a_shortened_clock_sees_in_minutes_what_vpa_sees_in_a_day() {
+        let seconds = VpaClock {
+            minute_ns: 1_000_000_000,
+        };
+        let fast = recommend(&day_on(seconds, 0.5, 300.0), 4, 1 << 20, seconds).unwrap();
+        let vpa = recommend(&day_at(0.5, 300.0), 4, 1 << 20, VPA).unwrap();
+        assert_eq!((fast.cpu, fast.memory), (vpa.cpu, vpa.memory));
+        assert_eq!(fast.confidence_days, vpa.confidence_days);
+        // Its history is told in real hours: 1,439 s.
+        assert!((fast.history_hours - 1439.0 / 3600.0).abs() < 1e-9);
+        // The same samples read on VPA's clock: a 24-minute history, far less confident.
+        let unsure = recommend(&day_on(seconds, 0.5, 300.0), 4, 1 << 20, VPA).unwrap();
+        assert!(unsure.confidence_days < vpa.confidence_days / 50.0);
+    }
+
+    #[test]
     fn an_idle_vm_with_4_vcpus_and_1_gib_is_over_provisioned() {
-        let r = recommend(&day_at(0.0, 100.0), 4, 1 << 20).unwrap();
+        let r = recommend(&day_at(0.0, 100.0), 4, 1 << 20, VPA).unwrap();
         // 25 m and 250 MiB (the minimums) round to 1 vCPU and 250 MiB, all three bounds.
         assert_eq!((r.cpu.lower, r.cpu.target, r.cpu.upper), (1, 1, 1));
         assert_eq!(r.cpu.class, Class::OverProvisioned);
@@ -161,15 +184,15 @@ mod tests {
     fn half_a_vcpu_of_four_gets_one_and_a_busy_single_vcpu_needs_two() {
         // 0.5 core: 587 m target (see vm.rs), upper 1174 m → 2 vCPUs: 4 is over, 2 is right.
         let half = day_at(0.5, 300.0);
-        let r = recommend(&half, 4, 1 << 20).unwrap();
+        let r = recommend(&half, 4, 1 << 20, VPA).unwrap();
         assert_eq!((r.cpu.target, r.cpu.upper, r.cpu.reclaimable), (1, 2, 3));
         assert_eq!(r.cpu.class, Class::OverProvisioned);
         assert_eq!(
-            recommend(&half, 2, 1 << 20).unwrap().cpu.class,
+            recommend(&half, 2, 1 << 20, VPA).unwrap().cpu.class,
             Class::RightSized
         );
         // A whole core busy: the lower bound, 1165 m, needs 2 vCPUs: under-provisioned.
-        let busy = recommend(&day_at(1.0, 300.0), 1, 1 << 20).unwrap();
+        let busy = recommend(&day_at(1.0, 300.0), 1, 1 << 20, VPA).unwrap();
         assert_eq!((busy.cpu.lower, busy.cpu.target), (2, 2));
         assert_eq!(busy.cpu.reclaimable, -1);
         assert_eq!(busy.class, Class::UnderProvisioned);
@@ -177,12 +200,12 @@ mod tests {
 
     #[test]
     fn no_recommendation_before_history_and_none_for_memory_without_balloon() {
-        assert_eq!(recommend(&VmRightsizing::default(), 2, 1 << 20), None);
+        assert_eq!(recommend(&VmRightsizing::default(), 2, 1 << 20, VPA), None);
         let mut no_memory = VmRightsizing::default();
-        no_memory.observe_cpu(T0, 0);
-        no_memory.observe_cpu(T0 + MINUTE, 60_000_000_000);
-        no_memory.observe_cpu(T0 + 2 * MINUTE, 120_000_000_000);
-        let r = recommend(&no_memory, 0, 0).unwrap();
+        no_memory.observe_cpu(T0, 0, VPA);
+        no_memory.observe_cpu(T0 + MINUTE, 60_000_000_000, VPA);
+        no_memory.observe_cpu(T0 + 2 * MINUTE, 120_000_000_000, VPA);
+        let r = recommend(&no_memory, 0, 0, VPA).unwrap();
         assert_eq!(r.memory, None);
         // No vCPU at all (a VM being defined): under, never a division by zero.
         assert_eq!(r.cpu.class, Class::UnderProvisioned);

@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::recommend::{Class, Recommendation, recommend};
+use super::vm::VpaClock;
 use crate::insights::forecast::trend::Outlook as Verdict;
 use crate::insights::outlook::{HostOutlook, Outlook, VmOutlook};
 
@@ -49,7 +50,7 @@ pub struct VmRecommendation {
 /// One resource's forecast.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Forecast {
-    /// `memory`, `disk:<device>` or `committed_memory`.
+    /// `memory`, `disk:<device>`, `fs:<mountpoint>` or `committed_memory`.
     pub resource: String,
     /// Bytes.
     pub used: f64,
@@ -108,14 +109,19 @@ pub fn forecasts(vm: &crate::insights::forecast::Forecasts) -> Vec<Forecast> {
         .collect()
 }
 
-pub fn vm_recommendation(host: &HostOutlook, uuid: u128, vm: &VmOutlook) -> VmRecommendation {
+pub fn vm_recommendation(
+    host: &HostOutlook,
+    uuid: u128,
+    vm: &VmOutlook,
+    clock: VpaClock,
+) -> VmRecommendation {
     VmRecommendation {
         host: host.host.to_string(),
         uuid: Uuid::from_u128(uuid).to_string(),
         name: vm.name.to_string(),
         cpu_count: vm.cpu_count,
         memory_max_kb: vm.memory_max_kb,
-        recommendation: recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb),
+        recommendation: recommend(&vm.rightsizing, vm.cpu_count, vm.memory_max_kb, clock),
         forecasts: forecasts(&vm.forecasts),
     }
 }
@@ -155,7 +161,11 @@ impl Totals {
 }
 
 /// The present VMs of the hosts asked for, their totals and the fleet's.
-pub fn recommendations(outlook: &Outlook, query: &RecommendationsQuery) -> Recommendations {
+pub fn recommendations(
+    outlook: &Outlook,
+    query: &RecommendationsQuery,
+    clock: VpaClock,
+) -> Recommendations {
     let mut all = Recommendations {
         fleet: Totals::default(),
         hosts: Vec::new(),
@@ -165,7 +175,7 @@ pub fn recommendations(outlook: &Outlook, query: &RecommendationsQuery) -> Recom
     for host in hosts.filter(|h| query.host.as_deref().is_none_or(|q| *h.host == *q)) {
         let mut totals = Totals::default();
         for (uuid, vm) in host.vms.iter().filter(|(_, vm)| vm.present) {
-            let vm = vm_recommendation(host, *uuid, vm);
+            let vm = vm_recommendation(host, *uuid, vm, clock);
             totals.add(&vm);
             all.vms.push(vm);
         }

@@ -45,6 +45,8 @@ pub struct GuestOptions {
     disk_iops: Option<u32>,
     /// The host bridge its NIC is plugged into, instead of a bare tap.
     bridge: Option<String>,
+    vcpus: u32,
+    memory_kib: u64,
 }
 
 impl GuestOptions {
@@ -69,6 +71,18 @@ impl GuestOptions {
     pub fn guest_agent(mut self) -> Self {
         self.agent_channel = true;
         self.arg("vmt.agent", 1)
+    }
+
+    /// `vcpus` vCPUs (idle ones cost TCG little) instead of one.
+    pub fn vcpus(mut self, vcpus: u32) -> Self {
+        self.vcpus = vcpus;
+        self
+    }
+
+    /// `mib` MiB of memory instead of `MEMORY_KIB` (QEMU allocates only what the guest touches).
+    pub fn memory_mib(mut self, mib: u64) -> Self {
+        self.memory_kib = mib * 1024;
+        self
     }
 
     /// Its NIC on the host bridge `bridge` (which must exist).
@@ -97,6 +111,8 @@ impl Guest {
             agent_channel: false,
             disk_iops: None,
             bridge: None,
+            vcpus: 1,
+            memory_kib: MEMORY_KIB,
         }
     }
 
@@ -132,8 +148,8 @@ impl Guest {
         // created (and removed) by libvirt itself: no libvirt network, no iptables.
         let xml = format!(
             "<domain type='qemu'><name>{name}</name>\
-             <memory unit='KiB'>{MEMORY_KIB}</memory>\
-             <currentMemory unit='KiB'>{MEMORY_KIB}</currentMemory><vcpu>1</vcpu>{cputune}\
+             <memory unit='KiB'>{memory}</memory>\
+             <currentMemory unit='KiB'>{memory}</currentMemory><vcpu>{vcpus}</vcpu>{cputune}\
              <os><type arch='x86_64' machine='pc'>hvm</type>\
              <kernel>{kernel}</kernel><initrd>{initrd}</initrd>\
              <cmdline>console=ttyS0 edd=off {cmdline}</cmdline></os>\
@@ -148,6 +164,8 @@ impl Guest {
             initrd = initrd.display(),
             disk = disk_xml(&disk),
             console = console.display(),
+            memory = options.memory_kib,
+            vcpus = options.vcpus,
         );
         let guest = Guest::create(name, xml, dir, Some(tap), Some(console));
         guest.wait_up();
