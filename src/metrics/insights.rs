@@ -7,8 +7,8 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, emit, flag};
-use crate::insights::bottlenecks::Condition;
+use super::family::{Column, Spec, emit, emit_table, flag};
+use crate::insights::bottlenecks::{Condition, Evidence};
 use crate::insights::host::HostSummary;
 use crate::insights::scrape::{HostScrape, InsightsScrape, VmScrape};
 use crate::insights::signals::Signal;
@@ -22,6 +22,11 @@ const ANOMALOUS: Spec = Spec::gauge(
     "vmtelemetry_vm_anomalous_signals",
     None,
     "vm_anomalies anomalous_signals: the VM's signals scored anomalous in its last cycle.",
+);
+const PEER_OUTLIERS: Spec = Spec::gauge(
+    "vmtelemetry_vm_peer_outlier_signals",
+    None,
+    "vm_anomalies peer_outlier_signals: the VM's signals far from its peers' in its last cycle.",
 );
 const RATE: Spec = Spec::gauge(
     "vmtelemetry_vm_anomaly_rate",
@@ -39,9 +44,18 @@ const HELD: Spec = Spec::gauge(
     "vm_bottlenecks held_sec: how long each condition of the VM has held, while it holds.",
 );
 
-type HostField = fn(&HostSummary) -> Option<f64>;
+const VALUE: Spec = Spec::gauge(
+    "vmtelemetry_vm_bottleneck_value",
+    None,
+    "vm_bottlenecks value: the evidence's value of each condition of the VM, while it holds, labelled with vm_bottlenecks signal.",
+);
+const THRESHOLD: Spec = Spec::gauge(
+    "vmtelemetry_vm_bottleneck_threshold",
+    None,
+    "vm_bottlenecks threshold: the threshold the evidence reached, labelled with vm_bottlenecks signal.",
+);
 
-const HOSTS: [(Spec<'static>, HostField); 6] = [
+const HOSTS: [Column<HostSummary>; 6] = [
     (
         Spec::gauge("vmtelemetry_host_insights_vms", None, "host_insights vms."),
         |s| Some(s.vms as f64),
@@ -91,7 +105,7 @@ const HOSTS: [(Spec<'static>, HostField); 6] = [
 const IN_CONDITION: Spec = Spec::gauge(
     "vmtelemetry_host_insights_vms_in_condition",
     None,
-    "host_insights vms_<kind>: the host's VMs in each condition.",
+    "host_insights vms_cpu_saturated, vms_cpu_contention, vms_memory_pressure, vms_disk_latency, vms_disk_errors and vms_network_drops: the host's VMs in each condition (kind).",
 );
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) -> fmt::Result {
@@ -108,6 +122,8 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
     )?;
     let anomalous = vms().map(|(l, vm)| (l, f64::from(vm.anomalous_signals)));
     emit(encoder, &ANOMALOUS, anomalous)?;
+    let outliers = vms().map(|(l, vm)| (l, f64::from(vm.peer_outlier_signals)));
+    emit(encoder, &PEER_OUTLIERS, outliers)?;
     let rate = vms().filter_map(|(l, vm)| Some((l, vm.anomaly_rate?)));
     emit(encoder, &RATE, rate)?;
     let scores = vms().flat_map(|(l, vm)| {
@@ -117,16 +133,20 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
         })
     });
     emit(encoder, &SCORE, scores)?;
-    let held = vms().flat_map(|(l, vm)| {
-        (vm.held.iter()).map(move |(kind, sec)| ((l, [("kind", kind.name())]), *sec))
-    });
-    emit(encoder, &HELD, held)?;
-    for (spec, field) in &HOSTS {
-        let samples = hosts
-            .iter()
-            .filter_map(|h| Some(([("host", &*h.host)], field(&h.summary)?)));
-        emit(encoder, spec, samples)?;
-    }
+    let held = |value: fn(&Evidence, f64) -> f64| {
+        vms().flat_map(move |(l, vm)| {
+            (vm.held.iter()).map(move |(kind, evidence, sec)| {
+                let labels = [("kind", kind.name()), ("signal", evidence.signal)];
+                ((l, labels), value(evidence, *sec))
+            })
+        })
+    };
+    let without_signal = held(|_, sec| sec).map(|((l, [kind, _]), sec)| ((l, [kind]), sec));
+    emit(encoder, &HELD, without_signal)?;
+    emit(encoder, &VALUE, held(|e, _| e.value))?;
+    emit(encoder, &THRESHOLD, held(|e, _| e.threshold))?;
+    let summaries = || hosts.iter().map(|h| ([("host", &*h.host)], &h.summary));
+    emit_table(encoder, &HOSTS, summaries)?;
     let in_condition = hosts.iter().flat_map(|h| {
         (Condition::ALL.into_iter().zip(h.summary.vms_in)).map(move |(kind, n)| {
             let labels = [("host", &*h.host), ("kind", kind.name())];

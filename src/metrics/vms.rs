@@ -10,7 +10,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, Vm, base_unit, emit, flag};
+use super::family::{Named, Spec, Vm, age_seconds, emit, flag};
 use super::seed::SEED;
 use crate::extended::{self, DomainStatsSample};
 use crate::sample::VmState;
@@ -18,7 +18,7 @@ use crate::sample::VmState;
 const INFO: Spec = Spec::gauge(
     "vmtelemetry_vm_info",
     None,
-    "1 for every VM, with its VMID (- when not running) and state.",
+    "1 for every VM, with its VMID (- when not running) and vm_metrics state as labels.",
 );
 const RUNNING: Spec = Spec::gauge(
     "vmtelemetry_vm_running",
@@ -72,7 +72,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
             .map(|v| (v.labels("name"), (field.value)(&v.vm.latest)));
         emit(encoder, &field.own, samples)?;
     }
-    let age = |t: i64| now_ns.saturating_sub(t).max(0) as f64 / 1e9;
+    let age = |t: i64| age_seconds(now_ns, t);
     emit(
         encoder,
         &AGE,
@@ -94,11 +94,15 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
     )?;
     emit(encoder, &MEMORY_ANGLE, features(|f| f.memory_angle_deg))?;
     for (measurement, field, integer) in extended::field_types() {
-        let named = Named::new(measurement, field, integer);
+        let named = Named::new(
+            measurement,
+            field,
+            extended_kind(measurement, field, integer),
+        );
         write_extended(encoder, &named, measurement, field, all)?;
     }
     for (measurement, field) in newer_fields(all) {
-        let named = Named::new(measurement, field, false);
+        let named = Named::new(measurement, field, MetricType::Gauge);
         write_extended(encoder, &named, measurement, field, all)?;
     }
     Ok(())
@@ -119,33 +123,17 @@ fn newer_fields(all: &[Vm]) -> BTreeSet<(&'static str, &'static str)> {
         .collect()
 }
 
-/// An extended field under a Prometheus name, in base units.
-struct Named {
-    name: String,
-    kind: MetricType,
-    scale: f64,
-}
-
-impl Named {
-    /// `vmtelemetry_<measurement>_<field>` in base units; levels (memory, a disk's size) are
-    /// gauges, the other counters counters.
-    fn new(measurement: &str, field: &str, integer: bool) -> Self {
-        let (base, suffix, scale) = base_unit(field);
-        let level = measurement == extended::VM_MEMORY
-            && !matches!(field, "swap_in_kb" | "swap_out_kb" | "major_faults")
-            || field.ends_with("capacity_bytes")
-            || field.ends_with("allocation_bytes")
-            || field.ends_with("physical_bytes");
-        let kind = if integer && !level {
-            MetricType::Counter
-        } else {
-            MetricType::Gauge
-        };
-        Named {
-            name: format!("vmtelemetry_{measurement}_{base}{suffix}"),
-            kind,
-            scale,
-        }
+/// Levels (memory, a disk's size) and derived values are gauges, the other counters counters.
+fn extended_kind(measurement: &str, field: &str, integer: bool) -> MetricType {
+    let level = measurement == extended::VM_MEMORY
+        && !matches!(field, "swap_in_kb" | "swap_out_kb" | "major_faults")
+        || field.ends_with("capacity_bytes")
+        || field.ends_with("allocation_bytes")
+        || field.ends_with("physical_bytes");
+    if integer && !level {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
     }
 }
 
@@ -156,13 +144,6 @@ fn write_extended(
     field: &str,
     all: &[Vm],
 ) -> fmt::Result {
-    let help = format!("{measurement} {field}, as written to InfluxDB (in base units).");
-    let spec = Spec {
-        name: &named.name,
-        help: &help,
-        unit: None,
-        kind: named.kind,
-    };
     let samples = all.iter().flat_map(|v| {
         let stats = v.vm.stats.iter();
         stats.flat_map(move |s| {
@@ -172,7 +153,7 @@ fn write_extended(
             })
         })
     });
-    emit(encoder, &spec, samples)
+    emit(encoder, &named.spec(), samples)
 }
 
 /// Each row of `measurement` giving `field`: its device (or vCPU) label, and the value.
