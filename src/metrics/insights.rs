@@ -13,26 +13,41 @@ use crate::insights::host::HostSummary;
 use crate::insights::scrape::{HostScrape, InsightsScrape, VmScrape};
 use crate::insights::signals::Signal;
 
-const TRAINED: Spec = Spec::gauge(
-    "vmtelemetry_vm_model_trained",
-    None,
-    "1 once at least one of the VM's signals has left learning, else 0.",
-);
-const ANOMALOUS: Spec = Spec::gauge(
-    "vmtelemetry_vm_anomalous_signals",
-    None,
-    "vm_anomalies anomalous_signals: the VM's signals scored anomalous in its last cycle.",
-);
-const PEER_OUTLIERS: Spec = Spec::gauge(
-    "vmtelemetry_vm_peer_outlier_signals",
-    None,
-    "vm_anomalies peer_outlier_signals: the VM's signals far from its peers' in its last cycle.",
-);
-const RATE: Spec = Spec::gauge(
-    "vmtelemetry_vm_anomaly_rate",
-    None,
-    "vm_anomalies anomaly_rate: the share of the VM's anomalous signal-samples over the window.",
-);
+const VMS: [Column<VmScrape>; 4] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_model_trained",
+            None,
+            "1 once at least one of the VM's signals has left learning, else 0.",
+        ),
+        |vm| Some(flag(vm.trained)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_anomalous_signals",
+            None,
+            "vm_anomalies anomalous_signals: the VM's signals scored anomalous in its last cycle.",
+        ),
+        |vm| Some(f64::from(vm.anomalous_signals)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_peer_outlier_signals",
+            None,
+            "vm_anomalies peer_outlier_signals: the VM's signals far from its peers' in its last cycle.",
+        ),
+        |vm| Some(f64::from(vm.peer_outlier_signals)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_anomaly_rate",
+            None,
+            "vm_anomalies anomaly_rate: the share of the VM's anomalous signal-samples over the window.",
+        ),
+        |vm| vm.anomaly_rate,
+    ),
+];
+
 const SCORE: Spec = Spec::gauge(
     "vmtelemetry_vm_anomaly_score",
     None,
@@ -115,17 +130,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
             .iter()
             .flat_map(|h| h.vms.iter().map(move |vm| (labels(h, vm), vm)))
     };
-    emit(
-        encoder,
-        &TRAINED,
-        vms().map(|(l, vm)| (l, flag(vm.trained))),
-    )?;
-    let anomalous = vms().map(|(l, vm)| (l, f64::from(vm.anomalous_signals)));
-    emit(encoder, &ANOMALOUS, anomalous)?;
-    let outliers = vms().map(|(l, vm)| (l, f64::from(vm.peer_outlier_signals)));
-    emit(encoder, &PEER_OUTLIERS, outliers)?;
-    let rate = vms().filter_map(|(l, vm)| Some((l, vm.anomaly_rate?)));
-    emit(encoder, &RATE, rate)?;
+    emit_table(encoder, &VMS, vms)?;
     let scores = vms().flat_map(|(l, vm)| {
         Signal::ALL.into_iter().filter_map(move |signal| {
             let score = vm.scores[signal as usize]?;

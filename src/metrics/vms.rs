@@ -11,7 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use super::family::{Named, Spec, Vm, age_seconds, emit, flag};
-use super::seed::SEED;
+use super::seed;
 use crate::extended::{self, DomainStatsSample};
 use crate::sample::VmState;
 
@@ -66,12 +66,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
         )
     });
     emit(encoder, &RUNNING, running)?;
-    for field in &SEED {
-        let samples = all
-            .iter()
-            .map(|v| (v.labels("name"), (field.value)(&v.vm.latest)));
-        emit(encoder, &field.own, samples)?;
-    }
+    seed::write(encoder, || all.iter(), "name", |f| &f.own)?;
     let age = |t: i64| age_seconds(now_ns, t);
     emit(
         encoder,
