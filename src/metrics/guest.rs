@@ -1,14 +1,13 @@
 //! The guest agents' answers (`guest` group), as each host's last round gave them: `vm_guest_fs`
 //! per filesystem (labelled by its `mountpoint`, `device` and `fstype`, one series each), and
 //! `vm_guest_info`, whose strings are the labels of one info gauge per VM. A VM whose agent fell
-//! silent has none; the age of an answer is `vmtelemetry_vm_guest_sample_age_seconds`.
+//! silent has none; the age of an answer is `vmtelemetry_vm_guest_sample_age_seconds` (`vms`).
 
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Unit;
 
-use super::family::{FieldOf, Spec, Vm, age_seconds, emit, emit_fields};
+use super::family::{FieldOf, Spec, Vm, emit, emit_fields};
 use crate::guest::{GuestFs, GuestInfo, VM_GUEST_FS, VM_GUEST_INFO};
 
 const INFO: Spec = Spec::gauge(
@@ -16,12 +15,6 @@ const INFO: Spec = Spec::gauge(
     None,
     "1 for every VM whose guest agent answered, with vm_guest_info os_id, os_version, kernel_release and hostname as labels (empty: not told).",
 );
-const AGE: Spec = Spec::gauge(
-    "vmtelemetry_vm_guest_sample_age",
-    Some(Unit::Seconds),
-    "Seconds since the VM's guest agent answered (vm_guest_fs, vm_guest_info).",
-);
-
 const FS: [FieldOf<GuestFs>; 3] = [
     ("total_bytes", |fs| Some(fs.total_bytes as f64)),
     ("used_bytes", |fs| Some(fs.used_bytes as f64)),
@@ -30,7 +23,7 @@ const FS: [FieldOf<GuestFs>; 3] = [
 
 const USERS: [FieldOf<GuestInfo>; 1] = [("users", |info| Some(info.users? as f64))];
 
-pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) -> fmt::Result {
+pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm]) -> fmt::Result {
     let answered = || {
         all.iter()
             .filter_map(|v| Some((v.labels("name"), v.vm.guest.as_deref()?)))
@@ -60,7 +53,5 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
     });
     emit(encoder, &INFO, info)?;
     let users = || answered().map(|(vm, guest)| (vm, &guest.info));
-    emit_fields(encoder, VM_GUEST_INFO, &USERS, users)?;
-    let age = answered().map(|(vm, guest)| (vm, age_seconds(now_ns, guest.timestamp_ns)));
-    emit(encoder, &AGE, age)
+    emit_fields(encoder, VM_GUEST_INFO, &USERS, users)
 }

@@ -90,7 +90,7 @@ impl Collector for Scrape {
             .collect();
         exporter::write(&mut encoder, &all, &self.status.hosts, &connected)?;
         vms::write(&mut encoder, &all, self.now_ns)?;
-        guest::write(&mut encoder, &all, self.now_ns)?;
+        guest::write(&mut encoder, &all)?;
         host::write(&mut encoder, &self.nodes, self.now_ns)?;
         if let Some(scrape) = &self.insights {
             insights::write(&mut encoder, scrape)?;

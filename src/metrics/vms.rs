@@ -10,41 +10,74 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::family::{Named, Spec, Vm, age_seconds, emit, flag};
+use super::family::{Column, Named, Spec, Vm, age_seconds, emit, emit_table, flag};
 use super::seed;
 use crate::extended::{self, DomainStatsSample};
 use crate::sample::VmState;
+use crate::vms::VmSnapshot;
 
 const INFO: Spec = Spec::gauge(
     "vmtelemetry_vm_info",
     None,
     "1 for every VM, with its VMID (- when not running) and vm_metrics state as labels.",
 );
-const RUNNING: Spec = Spec::gauge(
-    "vmtelemetry_vm_running",
-    None,
-    "1 for a running VM, else 0.",
-);
-const AGE: Spec = Spec::gauge(
-    "vmtelemetry_vm_sample_age",
-    Some(Unit::Seconds),
-    "Seconds since the VM was last read: it grows while its host cannot be read.",
-);
-const STATS_AGE: Spec = Spec::gauge(
-    "vmtelemetry_vm_stats_sample_age",
-    Some(Unit::Seconds),
-    "Seconds since the VM's extended groups were last read.",
-);
-const MEMORY_RATE: Spec = Spec::gauge(
-    "vmtelemetry_vm_memory_rate_bytes_per_second",
-    None,
-    "Change of the VM's memory per second between its two latest samples (vm_features memory_rate_kb_per_sec, in bytes).",
-);
-const MEMORY_ANGLE: Spec = Spec::gauge(
-    "vmtelemetry_vm_memory_angle_degrees",
-    None,
-    "vm_features memory_angle_deg.",
-);
+const VALUES: [Column<VmSnapshot>; 3] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_running",
+            None,
+            "1 for a running VM, else 0.",
+        ),
+        |vm| Some(flag(vm.latest.state == VmState::Running)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_memory_rate_bytes_per_second",
+            None,
+            "Change of the VM's memory per second between its two latest samples (vm_features memory_rate_kb_per_sec, in bytes).",
+        ),
+        |vm| Some(vm.features?.memory_rate_kb_per_sec * 1024.0),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_memory_angle_degrees",
+            None,
+            "vm_features memory_angle_deg.",
+        ),
+        |vm| Some(vm.features?.memory_angle_deg),
+    ),
+];
+
+/// An age family: its spec, and when the VM's sample it is the age of was read (None: never).
+type Age = (Spec<'static>, fn(&VmSnapshot) -> Option<i64>);
+
+/// The ages of a VM's samples: stale values are never taken for fresh.
+const AGES: [Age; 3] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM was last read: it grows while its host cannot be read.",
+        ),
+        |vm| Some(vm.latest.timestamp_ns),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_stats_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM's extended groups were last read.",
+        ),
+        |vm| Some(vm.stats.as_ref()?.timestamp_ns),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_guest_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM's guest agent answered (vm_guest_fs, vm_guest_info).",
+        ),
+        |vm| Some(vm.guest.as_ref()?.timestamp_ns),
+    ),
+];
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) -> fmt::Result {
     let info = all.iter().map(|v| {
@@ -59,35 +92,13 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
         (labels, 1.0)
     });
     emit(encoder, &INFO, info)?;
-    let running = all.iter().map(|v| {
-        (
-            v.labels("name"),
-            flag(v.vm.latest.state == VmState::Running),
-        )
-    });
-    emit(encoder, &RUNNING, running)?;
+    let vms = || all.iter().map(|v| (v.labels("name"), v.vm));
+    emit_table(encoder, &VALUES, vms)?;
     seed::write(encoder, || all.iter(), "name", |f| &f.own)?;
-    let age = |t: i64| age_seconds(now_ns, t);
-    emit(
-        encoder,
-        &AGE,
-        all.iter()
-            .map(|v| (v.labels("name"), age(v.vm.latest.timestamp_ns))),
-    )?;
-    let stats_age = all
-        .iter()
-        .filter_map(|v| Some((v.labels("name"), age(v.vm.stats.as_ref()?.timestamp_ns))));
-    emit(encoder, &STATS_AGE, stats_age)?;
-    let features = |f: fn(&crate::sample::MemoryFeatures) -> f64| {
-        all.iter()
-            .filter_map(move |v| Some((v.labels("name"), f(v.vm.features.as_ref()?))))
-    };
-    emit(
-        encoder,
-        &MEMORY_RATE,
-        features(|f| f.memory_rate_kb_per_sec * 1024.0),
-    )?;
-    emit(encoder, &MEMORY_ANGLE, features(|f| f.memory_angle_deg))?;
+    for (spec, read_at) in &AGES {
+        let ages = vms().filter_map(|(l, vm)| Some((l, age_seconds(now_ns, read_at(vm)?))));
+        emit(encoder, spec, ages)?;
+    }
     for (measurement, field, integer) in extended::field_types() {
         let named = Named::new(
             measurement,
