@@ -59,16 +59,25 @@ const HELD: Spec = Spec::gauge(
     "vm_bottlenecks held_sec: how long each condition of the VM has held, while it holds.",
 );
 
-const VALUE: Spec = Spec::gauge(
-    "vmtelemetry_vm_bottleneck_value",
-    None,
-    "vm_bottlenecks value: the evidence's value of each condition of the VM, while it holds, labelled with vm_bottlenecks signal.",
-);
-const THRESHOLD: Spec = Spec::gauge(
-    "vmtelemetry_vm_bottleneck_threshold",
-    None,
-    "vm_bottlenecks threshold: the threshold the evidence reached, labelled with vm_bottlenecks signal.",
-);
+/// A held condition's evidence, labelled with its signal.
+const EVIDENCE: [Column<Evidence>; 2] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_bottleneck_value",
+            None,
+            "vm_bottlenecks value: the evidence's value of each condition of the VM, while it holds, labelled with vm_bottlenecks signal.",
+        ),
+        |evidence| Some(evidence.value),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_bottleneck_threshold",
+            None,
+            "vm_bottlenecks threshold: the threshold the evidence reached, labelled with vm_bottlenecks signal.",
+        ),
+        |evidence| Some(evidence.threshold),
+    ),
+];
 
 const HOSTS: [Column<HostSummary>; 6] = [
     (
@@ -138,18 +147,19 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
         })
     });
     emit(encoder, &SCORE, scores)?;
-    let held = |value: fn(&Evidence, f64) -> f64| {
-        vms().flat_map(move |(l, vm)| {
-            (vm.held.iter()).map(move |(kind, evidence, sec)| {
-                let labels = [("kind", kind.name()), ("signal", evidence.signal)];
-                ((l, labels), value(evidence, *sec))
-            })
+    let held = || {
+        vms().flat_map(|(l, vm)| {
+            (vm.held.iter()).map(move |(kind, evidence, sec)| ((l, kind.name()), evidence, *sec))
         })
     };
-    let without_signal = held(|_, sec| sec).map(|((l, [kind, _]), sec)| ((l, [kind]), sec));
-    emit(encoder, &HELD, without_signal)?;
-    emit(encoder, &VALUE, held(|e, _| e.value))?;
-    emit(encoder, &THRESHOLD, held(|e, _| e.threshold))?;
+    let held_sec = held().map(|((l, kind), _, sec)| ((l, [("kind", kind)]), sec));
+    emit(encoder, &HELD, held_sec)?;
+    let evidence = || {
+        held().map(|((l, kind), evidence, _)| {
+            ((l, [("kind", kind), ("signal", evidence.signal)]), evidence)
+        })
+    };
+    emit_table(encoder, &EVIDENCE, evidence)?;
     let summaries = || hosts.iter().map(|h| ([("host", &*h.host)], &h.summary));
     emit_table(encoder, &HOSTS, summaries)?;
     let in_condition = hosts.iter().flat_map(|h| {
