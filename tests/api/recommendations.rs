@@ -95,17 +95,15 @@ async fn every_vm_is_listed_learning_and_the_hosts_committed_memory_is_forecast(
         ("host", host["host"].as_str().unwrap()),
         ("resource", "committed_memory"),
     ];
-    let value = |name: &str| value_of(&samples, name, &labels);
-    assert_eq!(
-        value("vmtelemetry_vm_forecasts_used"),
-        Some(committed as f64)
-    );
-    assert_eq!(
-        value("vmtelemetry_vm_forecasts_capacity"),
-        Some(total_kb * 1024.0)
-    );
-    assert_eq!(value("vmtelemetry_vm_forecasts_growing"), Some(0.0));
-    assert_eq!(value("vmtelemetry_vm_forecasts_seconds_to_full"), None);
+    for (field, expected) in [
+        ("used", Some(committed as f64)),
+        ("capacity", Some(total_kb * 1024.0)),
+        ("growing", Some(0.0)),
+        ("seconds_to_full", None),
+    ] {
+        let family = format!("vmtelemetry_vm_forecasts_{field}");
+        assert_eq!(value_of(&samples, &family, &labels), expected, "{family}");
+    }
     let classes = samples
         .iter()
         .filter(|s| s.name == "vmtelemetry_vm_recommendations_class");
