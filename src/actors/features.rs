@@ -94,8 +94,9 @@ impl FeatureActor {
         let changes = self.vms.record(sample, stats);
         self.catalogs.advance();
         let mut encoded = encode_changes(changes, &mut self.tags);
-        if let Some(guest) = &guest {
-            encoded.guests(&mut self.tags, &uri, guest, &mut self.guest_info);
+        if let Some(guest) = guest {
+            encoded.guests(&mut self.tags, &uri, &guest, &mut self.guest_info);
+            self.vms.record_guests(&uri, guest.samples);
         }
         let Encoded {
             lines,

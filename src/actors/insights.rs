@@ -262,7 +262,11 @@ impl Handler<GetInsightsScrape> for InsightsActor {
     type Result = MessageResult<GetInsightsScrape>;
 
     fn handle(&mut self, _: GetInsightsScrape, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.insights.scrape())
+        let mut scrape = self.insights.scrape();
+        if let Some((outlook, settings)) = &self.outlook {
+            scrape.outlook = outlook.scrape(settings.clock);
+        }
+        MessageResult(scrape)
     }
 }
 

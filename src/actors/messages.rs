@@ -12,7 +12,7 @@ use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use std::sync::Arc;
 
-use crate::vms::{Catalog, VmLookup, VmSnapshot};
+use crate::vms::{Catalog, TableSnapshot, VmLookup};
 
 use super::actor_info::{ActorInfo, UnknownActor};
 use super::status::{FeatureStatus, HostStatus, TelemetryStatus, WriterStatus};
@@ -56,7 +56,7 @@ pub struct GetCatalog;
 
 /// Every VM's latest values, for a scrape of `/metrics`.
 #[derive(Message)]
-#[rtype(result = "Vec<VmSnapshot>")]
+#[rtype(result = "TableSnapshot")]
 pub struct SnapshotVms;
 
 /// One VM by UUID, name or numeric VMID, optionally on one host.

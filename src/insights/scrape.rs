@@ -1,16 +1,46 @@
-//! What `/metrics` shows of the insights: per VM and per host, copied compactly (no evidence, no
-//! values) so that a scrape of 10,000 VMs holds the actor for a copy, not an encoding.
+//! What `/metrics` shows of the insights: per VM and per host, copied compactly (no signal
+//! values) so that a scrape of 10,000 VMs holds the actor for a copy, not an encoding. And the
+//! outlook's latest forecasts and recommendations (`vm_forecasts`, `vm_recommendations`).
 
 use std::sync::Arc;
 
-use super::bottlenecks::Condition;
+use uuid::Uuid;
+
+use super::bottlenecks::{Condition, Evidence};
 use super::fleet::Insights;
+use super::forecast::Forecasts;
+use super::forecast::trend::Outlook as ResourceOutlook;
 use super::host::HostSummary;
+use super::outlook::Outlook;
+use super::rightsizing::recommend::{Recommendation, recommend};
+use super::rightsizing::vm::VpaClock;
 use super::signals::SIGNALS;
 
 #[derive(Debug)]
 pub struct InsightsScrape {
     pub hosts: Vec<HostScrape>,
+    /// Empty when the outlook is not configured.
+    pub outlook: Vec<HostOutlookScrape>,
+}
+
+/// One host's outlook: its committed memory's forecast and its VMs'.
+#[derive(Debug)]
+pub struct HostOutlookScrape {
+    pub host: Arc<str>,
+    pub committed: Vec<ResourceScrape>,
+    pub vms: Vec<VmOutlookScrape>,
+}
+
+/// One resource's latest verdict (`memory`, `disk:<device>`, `committed_memory`).
+pub type ResourceScrape = (Box<str>, ResourceOutlook);
+
+#[derive(Debug)]
+pub struct VmOutlookScrape {
+    pub uuid: String,
+    pub name: String,
+    pub forecasts: Vec<ResourceScrape>,
+    /// None until the VM has two CPU samples a minute apart.
+    pub recommendation: Option<Recommendation>,
 }
 
 #[derive(Debug)]
@@ -27,11 +57,12 @@ pub struct VmScrape {
     pub name: String,
     pub trained: bool,
     pub anomalous_signals: u32,
+    pub peer_outlier_signals: u32,
     pub anomaly_rate: Option<f64>,
     /// The last cycle's score of each signal scored, in `Signal::ALL` order.
     pub scores: [Option<f32>; SIGNALS],
-    /// The conditions that hold, with their held time in seconds.
-    pub held: Vec<(Condition, f64)>,
+    /// The conditions that hold, with their evidence and held time in seconds.
+    pub held: Vec<(Condition, Evidence, f64)>,
 }
 
 impl Insights {
@@ -46,16 +77,48 @@ impl Insights {
                     name: vm.vm.name.to_string(),
                     trained: vm.trained(&self.settings),
                     anomalous_signals: vm.last.anomalous_signals(),
+                    peer_outlier_signals: vm.last.peer_outliers.count_ones(),
                     anomaly_rate: vm.anomaly_rate(),
                     scores: vm.last.scores,
                     held: (vm.bottlenecks.active(thresholds))
-                        .map(|active| (active.condition, active.held_sec))
+                        .map(|active| (active.condition, active.evidence, active.held_sec))
                         .collect(),
                 })
                 .collect(),
         });
         InsightsScrape {
             hosts: hosts.collect(),
+            outlook: Vec::new(),
         }
+    }
+}
+
+impl Outlook {
+    /// Every host's committed memory and every present VM's forecasts and recommendation, as
+    /// `vm_forecasts` and `vm_recommendations` would give them now.
+    pub fn scrape(&self, clock: VpaClock) -> Vec<HostOutlookScrape> {
+        let resources = |forecasts: &Forecasts| -> Vec<ResourceScrape> {
+            (forecasts.resources.iter())
+                .filter_map(|r| Some((r.name.clone(), r.last?)))
+                .collect()
+        };
+        let hosts = self.hosts.values().map(|host| HostOutlookScrape {
+            host: Arc::clone(&host.host),
+            committed: resources(&host.committed),
+            vms: (host.vms.iter().filter(|(_, vm)| vm.present))
+                .map(|(uuid, vm)| VmOutlookScrape {
+                    uuid: Uuid::from_u128(*uuid).to_string(),
+                    name: vm.name.to_string(),
+                    forecasts: resources(&vm.forecasts),
+                    recommendation: recommend(
+                        &vm.rightsizing,
+                        vm.cpu_count,
+                        vm.memory_max_kb,
+                        clock,
+                    ),
+                })
+                .collect(),
+        });
+        hosts.collect()
     }
 }

@@ -11,7 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use super::family::{Spec, Vm, emit, flag, host_name};
-use super::seed::SEED;
+use super::seed;
 use crate::actors::status::{ConnectionState, HostStatus};
 use crate::extended::{StatsRow, VM_DISK, VM_NET};
 use crate::sample::VmState;
@@ -166,12 +166,7 @@ pub(super) fn write(
         .iter()
         .filter_map(|v| Some((v.labels("domain"), state_code(v.vm.latest.state)?)));
     emit(encoder, &STATE, states)?;
-    for field in &SEED {
-        let samples = shown
-            .iter()
-            .map(|v| (v.labels("domain"), (field.value)(&v.vm.latest)));
-        emit(encoder, &field.exporter, samples)?;
-    }
+    seed::write(encoder, || shown.iter().copied(), "domain", |f| &f.exporter)?;
     for (measurement, source, counters) in DEVICES {
         for (counter, spec) in counters {
             let samples = shown.iter().flat_map(|v| {

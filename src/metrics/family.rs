@@ -49,16 +49,25 @@ impl Spec<'static> {
     }
 }
 
-/// An extended field's name in base units: its base, the unit's suffix, and the factor to it
-/// (`_ns` in seconds, `_kb` in bytes, `_mib_per_sec` in bytes per second, `_per_sec` and `_sec`
-/// spelt out).
+/// A field's name in base units: its base, the unit's suffix, and the factor to it (`_ns` in
+/// seconds, `_kb` and `_mib` in bytes, `_mib_per_sec` in bytes per second, `_per_sec` and `_sec`
+/// spelt out, `_hours` and `_days` in seconds, `_per_hour` per second).
 pub(super) fn base_unit(field: &str) -> (&str, &'static str, f64) {
-    if let Some(base) = field.strip_suffix("_ns") {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if let Some(base) = field.strip_suffix("_mib") {
+        (base, "_bytes", MIB)
+    } else if let Some(base) = field.strip_suffix("_hours") {
+        (base, "_seconds", 3600.0)
+    } else if let Some(base) = field.strip_suffix("_days") {
+        (base, "_seconds", 86_400.0)
+    } else if let Some(base) = field.strip_suffix("_per_hour") {
+        (base, "_per_second", 1.0 / 3600.0)
+    } else if let Some(base) = field.strip_suffix("_ns") {
         (base, "_seconds", 1e-9)
     } else if let Some(base) = field.strip_suffix("_kb") {
         (base, "_bytes", 1024.0)
     } else if let Some(base) = field.strip_suffix("_mib_per_sec") {
-        (base, "_bytes_per_second", 1024.0 * 1024.0)
+        (base, "_bytes_per_second", MIB)
     } else if let Some(base) = field.strip_suffix("_per_sec") {
         (base, "_per_second", 1.0)
     } else if let Some(base) = field.strip_suffix("_sec") {
@@ -66,6 +75,77 @@ pub(super) fn base_unit(field: &str) -> (&str, &'static str, f64) {
     } else {
         (field, "", 1.0)
     }
+}
+
+/// A family read off items of type `T`: its spec, and its value for one item (None: no sample).
+pub(super) type Column<T> = (Spec<'static>, fn(&T) -> Option<f64>);
+
+/// Writes every family of `table`, each with one sample per item of `items()` that has a value.
+pub(super) fn emit_table<'a, T: 'a, L: EncodeLabelSet, I: Iterator<Item = (L, &'a T)>>(
+    encoder: &mut DescriptorEncoder,
+    table: &[Column<T>],
+    items: impl Fn() -> I,
+) -> fmt::Result {
+    for (spec, value) in table {
+        let samples = items().filter_map(|(labels, item)| Some((labels, value(item)?)));
+        emit(encoder, spec, samples)?;
+    }
+    Ok(())
+}
+
+/// A measurement's field as a family: `vmtelemetry_<measurement>_<field>` in base units.
+pub(super) struct Named {
+    pub name: String,
+    pub help: String,
+    pub kind: MetricType,
+    /// The factor from the field's unit to the base unit.
+    pub scale: f64,
+}
+
+impl Named {
+    pub fn new(measurement: &str, field: &str, kind: MetricType) -> Self {
+        let (base, suffix, scale) = base_unit(field);
+        Named {
+            name: format!("vmtelemetry_{measurement}_{base}{suffix}"),
+            help: format!("{measurement} {field}, as written to InfluxDB (in base units)."),
+            kind,
+            scale,
+        }
+    }
+
+    pub fn spec(&self) -> Spec<'_> {
+        Spec {
+            name: &self.name,
+            help: &self.help,
+            unit: None,
+            kind: self.kind,
+        }
+    }
+}
+
+/// A measurement's field read off items of type `T` (None: no sample).
+pub(super) type FieldOf<T> = (&'static str, fn(&T) -> Option<f64>);
+
+/// Writes each of `measurement`'s `fields` as a gauge (`Named`), with one sample per item of
+/// `items()` that has a value.
+pub(super) fn emit_fields<'a, T: 'a, L: EncodeLabelSet, I: Iterator<Item = (L, &'a T)>>(
+    encoder: &mut DescriptorEncoder,
+    measurement: &str,
+    fields: &[FieldOf<T>],
+    items: impl Fn() -> I,
+) -> fmt::Result {
+    for (field, value) in fields {
+        let named = Named::new(measurement, field, MetricType::Gauge);
+        let samples =
+            items().filter_map(|(labels, item)| Some((labels, value(item)? * named.scale)));
+        emit(encoder, &named.spec(), samples)?;
+    }
+    Ok(())
+}
+
+/// Seconds from `t_ns` to `now_ns` (never below 0).
+pub(super) fn age_seconds(now_ns: i64, t_ns: i64) -> f64 {
+    now_ns.saturating_sub(t_ns).max(0) as f64 / 1e9
 }
 
 /// A yes or no as a gauge's 1 or 0.

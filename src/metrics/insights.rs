@@ -7,27 +7,47 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, emit, flag};
-use crate::insights::bottlenecks::Condition;
+use super::family::{Column, Spec, emit, emit_table, flag};
+use crate::insights::bottlenecks::{Condition, Evidence};
 use crate::insights::host::HostSummary;
 use crate::insights::scrape::{HostScrape, InsightsScrape, VmScrape};
 use crate::insights::signals::Signal;
 
-const TRAINED: Spec = Spec::gauge(
-    "vmtelemetry_vm_model_trained",
-    None,
-    "1 once at least one of the VM's signals has left learning, else 0.",
-);
-const ANOMALOUS: Spec = Spec::gauge(
-    "vmtelemetry_vm_anomalous_signals",
-    None,
-    "vm_anomalies anomalous_signals: the VM's signals scored anomalous in its last cycle.",
-);
-const RATE: Spec = Spec::gauge(
-    "vmtelemetry_vm_anomaly_rate",
-    None,
-    "vm_anomalies anomaly_rate: the share of the VM's anomalous signal-samples over the window.",
-);
+const VMS: [Column<VmScrape>; 4] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_model_trained",
+            None,
+            "1 once at least one of the VM's signals has left learning, else 0.",
+        ),
+        |vm| Some(flag(vm.trained)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_anomalous_signals",
+            None,
+            "vm_anomalies anomalous_signals: the VM's signals scored anomalous in its last cycle.",
+        ),
+        |vm| Some(f64::from(vm.anomalous_signals)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_peer_outlier_signals",
+            None,
+            "vm_anomalies peer_outlier_signals: the VM's signals far from its peers' in its last cycle.",
+        ),
+        |vm| Some(f64::from(vm.peer_outlier_signals)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_anomaly_rate",
+            None,
+            "vm_anomalies anomaly_rate: the share of the VM's anomalous signal-samples over the window.",
+        ),
+        |vm| vm.anomaly_rate,
+    ),
+];
+
 const SCORE: Spec = Spec::gauge(
     "vmtelemetry_vm_anomaly_score",
     None,
@@ -39,9 +59,27 @@ const HELD: Spec = Spec::gauge(
     "vm_bottlenecks held_sec: how long each condition of the VM has held, while it holds.",
 );
 
-type HostField = fn(&HostSummary) -> Option<f64>;
+/// A held condition's evidence, labelled with its signal.
+const EVIDENCE: [Column<Evidence>; 2] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_bottleneck_value",
+            None,
+            "vm_bottlenecks value: the evidence's value of each condition of the VM, while it holds, labelled with vm_bottlenecks signal.",
+        ),
+        |evidence| Some(evidence.value),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_bottleneck_threshold",
+            None,
+            "vm_bottlenecks threshold: the threshold the evidence reached, labelled with vm_bottlenecks signal.",
+        ),
+        |evidence| Some(evidence.threshold),
+    ),
+];
 
-const HOSTS: [(Spec<'static>, HostField); 6] = [
+const HOSTS: [Column<HostSummary>; 6] = [
     (
         Spec::gauge("vmtelemetry_host_insights_vms", None, "host_insights vms."),
         |s| Some(s.vms as f64),
@@ -91,7 +129,7 @@ const HOSTS: [(Spec<'static>, HostField); 6] = [
 const IN_CONDITION: Spec = Spec::gauge(
     "vmtelemetry_host_insights_vms_in_condition",
     None,
-    "host_insights vms_<kind>: the host's VMs in each condition.",
+    "host_insights vms_cpu_saturated, vms_cpu_contention, vms_memory_pressure, vms_disk_latency, vms_disk_errors and vms_network_drops: the host's VMs in each condition (kind).",
 );
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) -> fmt::Result {
@@ -101,15 +139,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
             .iter()
             .flat_map(|h| h.vms.iter().map(move |vm| (labels(h, vm), vm)))
     };
-    emit(
-        encoder,
-        &TRAINED,
-        vms().map(|(l, vm)| (l, flag(vm.trained))),
-    )?;
-    let anomalous = vms().map(|(l, vm)| (l, f64::from(vm.anomalous_signals)));
-    emit(encoder, &ANOMALOUS, anomalous)?;
-    let rate = vms().filter_map(|(l, vm)| Some((l, vm.anomaly_rate?)));
-    emit(encoder, &RATE, rate)?;
+    emit_table(encoder, &VMS, vms)?;
     let scores = vms().flat_map(|(l, vm)| {
         Signal::ALL.into_iter().filter_map(move |signal| {
             let score = vm.scores[signal as usize]?;
@@ -117,16 +147,21 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
         })
     });
     emit(encoder, &SCORE, scores)?;
-    let held = vms().flat_map(|(l, vm)| {
-        (vm.held.iter()).map(move |(kind, sec)| ((l, [("kind", kind.name())]), *sec))
-    });
-    emit(encoder, &HELD, held)?;
-    for (spec, field) in &HOSTS {
-        let samples = hosts
-            .iter()
-            .filter_map(|h| Some(([("host", &*h.host)], field(&h.summary)?)));
-        emit(encoder, spec, samples)?;
-    }
+    let held = || {
+        vms().flat_map(|(l, vm)| {
+            (vm.held.iter()).map(move |(kind, evidence, sec)| ((l, kind.name()), evidence, *sec))
+        })
+    };
+    let held_sec = held().map(|((l, kind), _, sec)| ((l, [("kind", kind)]), sec));
+    emit(encoder, &HELD, held_sec)?;
+    let evidence = || {
+        held().map(|((l, kind), evidence, _)| {
+            ((l, [("kind", kind), ("signal", evidence.signal)]), evidence)
+        })
+    };
+    emit_table(encoder, &EVIDENCE, evidence)?;
+    let summaries = || hosts.iter().map(|h| ([("host", &*h.host)], &h.summary));
+    emit_table(encoder, &HOSTS, summaries)?;
     let in_condition = hosts.iter().flat_map(|h| {
         (Condition::ALL.into_iter().zip(h.summary.vms_in)).map(move |(kind, n)| {
             let labels = [("host", &*h.host), ("kind", kind.name())];

@@ -6,13 +6,18 @@
 
 mod exporter;
 mod family;
+mod guest;
+mod host;
 mod http;
 mod insights;
+mod outlook;
 mod process;
 mod scrape;
 mod seed;
 mod service;
 mod stream;
+#[cfg(test)]
+mod testing;
 mod vms;
 mod writer;
 

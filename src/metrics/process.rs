@@ -7,26 +7,38 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{NO_LABELS, Spec, emit};
+use super::family::{Column, NO_LABELS, Spec, emit, emit_table};
 
 #[derive(Debug)]
 pub(super) struct Process;
 
-const CPU: Spec = Spec::counter(
-    "process_cpu",
-    Some(Unit::Seconds),
-    "Total user and system CPU time spent in seconds.",
-);
-const RESIDENT: Spec = Spec::gauge(
-    "process_resident_memory",
-    Some(Unit::Bytes),
-    "Resident memory size in bytes.",
-);
-const VIRTUAL: Spec = Spec::gauge(
-    "process_virtual_memory",
-    Some(Unit::Bytes),
-    "Virtual memory size in bytes.",
-);
+/// From `/proc/self/stat`.
+const STAT: [Column<Stat>; 3] = [
+    (
+        Spec::counter(
+            "process_cpu",
+            Some(Unit::Seconds),
+            "Total user and system CPU time spent in seconds.",
+        ),
+        |stat| Some(stat.cpu_seconds),
+    ),
+    (
+        Spec::gauge(
+            "process_resident_memory",
+            Some(Unit::Bytes),
+            "Resident memory size in bytes.",
+        ),
+        |stat| Some(stat.resident_bytes),
+    ),
+    (
+        Spec::gauge(
+            "process_virtual_memory",
+            Some(Unit::Bytes),
+            "Virtual memory size in bytes.",
+        ),
+        |stat| Some(stat.virtual_bytes),
+    ),
+];
 const FDS: Spec = Spec::gauge("process_open_fds", None, "Number of open file descriptors.");
 const MAX_FDS: Spec = Spec::gauge(
     "process_max_fds",
@@ -44,11 +56,8 @@ struct Stat {
 impl Collector for Process {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let one = |value: f64| [(NO_LABELS, value)];
-        if let Some(stat) = read_stat() {
-            emit(&mut encoder, &CPU, one(stat.cpu_seconds))?;
-            emit(&mut encoder, &RESIDENT, one(stat.resident_bytes))?;
-            emit(&mut encoder, &VIRTUAL, one(stat.virtual_bytes))?;
-        }
+        let stat = read_stat();
+        emit_table(&mut encoder, &STAT, || stat.iter().map(|s| (NO_LABELS, s)))?;
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             emit(&mut encoder, &FDS, one(fds.count() as f64))?;
         }

@@ -9,15 +9,17 @@ use prometheus_client::registry::Registry;
 
 use super::family::Vm;
 use super::http::HttpMetrics;
-use super::{exporter, insights, process, service, vms, writer};
+use super::{exporter, guest, host, insights, outlook, process, service, vms, writer};
 use crate::actors::status::{ConnectionState, TelemetryStatus};
 use crate::insights::scrape::InsightsScrape;
-use crate::vms::VmSnapshot;
+use crate::vms::{NodeSnapshot, VmSnapshot};
 
 /// What a scrape shows, copied from the actors when it came.
 #[derive(Debug)]
 pub struct Scrape {
     pub vms: Vec<VmSnapshot>,
+    /// Each host as its last cycle read it (`host_metrics`).
+    pub nodes: Vec<NodeSnapshot>,
     pub status: TelemetryStatus,
     /// None when `insights = false`.
     pub insights: Option<InsightsScrape>,
@@ -88,8 +90,11 @@ impl Collector for Scrape {
             .collect();
         exporter::write(&mut encoder, &all, &self.status.hosts, &connected)?;
         vms::write(&mut encoder, &all, self.now_ns)?;
+        guest::write(&mut encoder, &all)?;
+        host::write(&mut encoder, &self.nodes, self.now_ns)?;
         if let Some(scrape) = &self.insights {
             insights::write(&mut encoder, scrape)?;
+            outlook::write(&mut encoder, &scrape.outlook)?;
         }
         service::write(&mut encoder, &self.status)?;
         writer::write(&mut encoder, &self.status.writer)
@@ -101,150 +106,11 @@ mod tests {
     use std::process::Command;
 
     use futures_util::StreamExt;
-    use uuid::Uuid;
 
     use super::*;
-    use crate::actors::status::{FeatureStatus, SpoolStatus, WriterStatus};
-    use crate::extended::{self, DomainStatsSample, StatsRow};
-    use crate::insights::bottlenecks::Condition;
-    use crate::insights::host::HostSummary;
-    use crate::insights::scrape::{HostScrape, VmScrape};
+    use crate::extended;
     use crate::metrics::scrape_body;
-    use crate::sample::{DomainSample, VmState};
-
-    /// Every character a label value must carry escaped: quotes, backslashes, a newline (which
-    /// libvirt refuses in a domain's name, so only here), unicode.
-    const AWKWARD: &str = "a \"b\" \\ ☃\nnext";
-
-    /// A VM whose extended sample has every field, each row keyed as libvirt's are.
-    fn vm(n: u128) -> VmSnapshot {
-        let mut rows: Vec<StatsRow> = Vec::new();
-        let mut derived = Vec::new();
-        for (measurement, field, integer) in extended::field_types() {
-            let key = match measurement {
-                extended::VM_DISK => Some(("device", "vda".to_owned())),
-                extended::VM_NET => Some(("interface", "vnet0".to_owned())),
-                _ if field.starts_with("vcpu_") => Some(("vcpu", "0".to_owned())),
-                _ => None,
-            };
-            let at = match rows
-                .iter()
-                .position(|r| r.measurement == measurement && r.key == key)
-            {
-                Some(at) => at,
-                None => {
-                    rows.push(StatsRow {
-                        measurement,
-                        key,
-                        source: None,
-                        counters: Vec::new(),
-                    });
-                    derived.push(Vec::new());
-                    rows.len() - 1
-                }
-            };
-            if integer {
-                rows[at].counters.push((field, 7));
-            } else {
-                derived[at].push((field, 0.5));
-            }
-        }
-        for (measurement, key, counters) in [
-            (extended::VM_KVM, None, vec![("remote_tlb_flush", 7)]),
-            (
-                extended::VM_KVM,
-                Some(("vcpu", "0".to_owned())),
-                vec![("exits", 7), ("halt_wait_ns", 7)],
-            ),
-            (
-                extended::VM_DIRTYRATE,
-                None,
-                vec![("dirty_rate_mib_per_sec", 7), ("calc_period_sec", 1)],
-            ),
-        ] {
-            rows.push(StatsRow {
-                measurement,
-                key,
-                source: None,
-                counters,
-            });
-            derived.push(Vec::new());
-        }
-        let latest = DomainSample {
-            id: Some(1),
-            name: AWKWARD.into(),
-            uuid: Uuid::from_u128(n),
-            state: VmState::Running,
-            cpu_count: 2,
-            memory_max_kb: 4096,
-            memory_used_kb: 2048,
-            cputime_ns: 5_000_000_000,
-            timestamp_ns: 1,
-        };
-        let stats = DomainStatsSample {
-            uuid: latest.uuid,
-            name: latest.name.to_string(),
-            timestamp_ns: 1,
-            vcpus: Some(2),
-            rows,
-            derived,
-            carried: Vec::new(),
-        };
-        VmSnapshot {
-            uri: "test:///default".into(),
-            host: "h".into(),
-            latest,
-            features: None,
-            stats: Some(stats),
-        }
-    }
-
-    /// `vms` such VMs, and a writer with a spool and one write timed.
-    fn scrape(vms: u128) -> Scrape {
-        let writer = WriterStatus {
-            spool: Some(SpoolStatus::default()),
-            ..WriterStatus::default()
-        };
-        writer
-            .write_durations
-            .observe(std::time::Duration::from_millis(3));
-        let status = TelemetryStatus::new(
-            chrono::DateTime::UNIX_EPOCH,
-            Vec::new(),
-            FeatureStatus::default(),
-            writer,
-        );
-        Scrape {
-            vms: (1..=vms).map(vm).collect(),
-            status,
-            insights: Some(insights(vms)),
-            now_ns: 2,
-        }
-    }
-
-    /// One host of `vms` such VMs, each trained, with one signal scored and one condition held.
-    fn insights(vms: u128) -> InsightsScrape {
-        let vm = |n| VmScrape {
-            uuid: Uuid::from_u128(n).to_string(),
-            name: AWKWARD.into(),
-            trained: true,
-            anomalous_signals: 1,
-            anomaly_rate: Some(0.25),
-            scores: std::array::from_fn(|i| (i == 0).then_some(0.5)),
-            held: vec![(Condition::CpuSaturated, 30.0)],
-        };
-        let summary = HostSummary {
-            vms: vms as usize,
-            anomaly_rate: Some(0.25),
-            ..HostSummary::default()
-        };
-        let host = HostScrape {
-            host: "h".into(),
-            summary,
-            vms: (1..=vms).map(vm).collect(),
-        };
-        InsightsScrape { hosts: vec![host] }
-    }
+    use crate::metrics::testing::scrape;
 
     /// Every family name and unit passes Prometheus's own linter (Debian's `prometheus`), and its
     /// parser reads every awkward label value.
@@ -274,6 +140,13 @@ mod tests {
             "kind=\"cpu_saturated\"} 30.0",
             "vmtelemetry_host_insights_anomaly_rate{host=\"h\"} 0.25",
             "vmtelemetry_host_insights_vms_in_condition{host=\"h\",kind=\"network_drops\"} 0",
+            "mountpoint=\"a \\\"b\\\" \\\\ ☃\\nnext\",device=\"vda1\",fstype=\"ext4\"} 25.0",
+            "os_id=\"debian\",os_version=\"12\",kernel_release=\"6.1.0\",hostname=",
+            "vmtelemetry_host_metrics_memory_total_bytes{host=\"h\"} 1073741824.0",
+            "vmtelemetry_vm_forecasts_seconds_to_full_upper{host=\"h\",resource=\"committed_memory\"} 700.0",
+            "vmtelemetry_vm_forecasts_growth_per_second{host=\"h\",resource=\"memory\",uuid=",
+            "vmtelemetry_vm_recommendations_class{host=\"h\",uuid=",
+            "vmtelemetry_vm_recommendations_memory_current_bytes{host=\"h\",uuid=",
         ] {
             assert!(text.contains(family), "{family} in {text}");
         }
@@ -289,6 +162,56 @@ mod tests {
             out.status.success() && lint.trim().is_empty(),
             "promtool: {lint}"
         );
+    }
+
+    /// The words of `text`: runs of lower-case letters, digits and `_`.
+    fn words(text: &str) -> impl Iterator<Item = &str> {
+        let separator = |c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        text.split(separator).filter(|w| !w.is_empty())
+    }
+
+    /// The names between backticks in `cell`.
+    fn backticked(cell: &str) -> impl Iterator<Item = &str> {
+        cell.split('`').skip(1).step_by(2)
+    }
+
+    /// Every measurement of the README's table ("What it writes") has `vmtelemetry_` families
+    /// with samples: the help of one names it, and each of its fields is named by the help of one of those or
+    /// is a label value of one. A measurement or field added to the table fails here until
+    /// `/metrics` gives it.
+    #[test]
+    fn every_measurement_and_field_of_the_readme_table_is_in_a_scrape() {
+        let readme = include_str!("../../README.md");
+        let table = readme.split("\n## What it writes\n").nth(1).unwrap();
+        let table = table.split("\n## ").next().unwrap();
+        let mut text = String::new();
+        scrape(1)
+            .write(&mut text, Format::Prometheus, &HttpMetrics::default())
+            .unwrap();
+        // Each family's help, type and samples.
+        let families: Vec<&str> = text.split("# HELP ").collect();
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| `")).collect();
+        assert!(rows.len() >= 18, "{} rows", rows.len());
+        for row in rows {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let measurement = backticked(cells[0]).next().unwrap();
+            let own: Vec<&str> = (families.iter().copied())
+                .filter(|f| f.starts_with("vmtelemetry_") && f.lines().any(|l| !l.starts_with('#')))
+                .filter(|f| words(f.lines().next().unwrap()).any(|w| w == measurement))
+                .collect();
+            assert!(!own.is_empty(), "no family names {measurement}");
+            // Its fields are the host kernel's: the fixture's few are checked above.
+            if measurement == extended::VM_KVM {
+                continue;
+            }
+            let fields = backticked(cells[2]).filter(|f| words(f).eq([*f]));
+            for field in fields {
+                assert!(
+                    own.iter().any(|f| words(f).any(|w| w == field)),
+                    "{measurement} {field} is in no family naming {measurement}"
+                );
+            }
+        }
     }
 
     /// The body sent is the exposition, in chunks of about 64 KiB.

@@ -1,8 +1,11 @@
 //! The seed's per-VM values (`vm_metrics`), each under the exporter's name and the service's own.
 
+use std::fmt;
+
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::Spec;
+use super::family::{Spec, Vm, emit};
 use crate::sample::DomainSample;
 
 /// One of the seed's per-VM values: the exporter's family and the service's own (same kind and
@@ -67,3 +70,18 @@ pub(super) const SEED: [SeedField; 4] = [
         value: |d| f64::from(d.cpu_count),
     },
 ];
+
+/// Writes each seed value of `vms` under the family `family` picks (the exporter's or the
+/// service's), the VM's name under the label `name`.
+pub(super) fn write<'a, I: Iterator<Item = &'a Vm<'a>>>(
+    encoder: &mut DescriptorEncoder,
+    vms: impl Fn() -> I,
+    name: &'static str,
+    family: fn(&SeedField) -> &Spec<'static>,
+) -> fmt::Result {
+    for field in &SEED {
+        let samples = vms().map(|v| (v.labels(name), (field.value)(&v.vm.latest)));
+        emit(encoder, family(field), samples)?;
+    }
+    Ok(())
+}

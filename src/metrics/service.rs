@@ -6,12 +6,10 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
-use super::family::{NO_LABELS, Spec, emit, emit_histograms, flag, host_name};
+use super::family::{Column, NO_LABELS, Spec, emit, emit_histograms, emit_table, flag, host_name};
 use crate::actors::status::{ConnectionState, Durations, HostStatus, TelemetryStatus};
 
-type HostField = fn(&HostStatus) -> Option<f64>;
-
-const HOSTS: [(Spec<'static>, HostField); 10] = [
+const HOSTS: [Column<HostStatus>; 10] = [
     (
         Spec::gauge(
             "vmtelemetry_host_up",
@@ -105,16 +103,14 @@ const HOST_DURATIONS: [(Spec<'static>, HostDurations); 2] = [
     ),
 ];
 
-type Field = fn(&TelemetryStatus) -> f64;
-
-const PIPELINE: [(Spec<'static>, Field); 10] = [
+const PIPELINE: [Column<TelemetryStatus>; 10] = [
     (
         Spec::counter(
             "vmtelemetry_lines_produced",
             None,
             "Lines of line protocol encoded.",
         ),
-        |s| s.features.lines_produced as f64,
+        |s| Some(s.features.lines_produced as f64),
     ),
     (
         Spec::counter(
@@ -122,7 +118,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Lines that line protocol cannot carry, refused before the writer.",
         ),
-        |s| s.features.unencodable_lines as f64,
+        |s| Some(s.features.unencodable_lines as f64),
     ),
     (
         Spec::counter(
@@ -130,7 +126,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Lines InfluxDB accepted.",
         ),
-        |s| s.writer.total_metrics_written as f64,
+        |s| Some(s.writer.total_metrics_written as f64),
     ),
     (
         Spec::counter(
@@ -138,7 +134,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Lines lost because the buffer was full or could not keep them.",
         ),
-        |s| s.writer.dropped_lines as f64,
+        |s| Some(s.writer.dropped_lines as f64),
     ),
     (
         Spec::counter(
@@ -146,7 +142,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Lines InfluxDB refused as invalid.",
         ),
-        |s| s.writer.rejected_lines as f64,
+        |s| Some(s.writer.rejected_lines as f64),
     ),
     (
         Spec::gauge(
@@ -154,11 +150,11 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Lines held (spool or memory), the batch in flight included.",
         ),
-        |s| s.writer.queue_depth as f64,
+        |s| Some(s.writer.queue_depth as f64),
     ),
     (
         Spec::counter("vmtelemetry_write_retries", None, "Write requests retried."),
-        |s| s.writer.write_retries as f64,
+        |s| Some(s.writer.write_retries as f64),
     ),
     (
         Spec::counter(
@@ -166,7 +162,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "Write requests that failed, for any reason.",
         ),
-        |s| s.writer.failed_writes as f64,
+        |s| Some(s.writer.failed_writes as f64),
     ),
     (
         Spec::gauge(
@@ -174,7 +170,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             None,
             "1 while InfluxDB refuses the token.",
         ),
-        |s| flag(s.writer.auth_failing),
+        |s| Some(flag(s.writer.auth_failing)),
     ),
     (
         Spec::gauge(
@@ -182,7 +178,7 @@ const PIPELINE: [(Spec<'static>, Field); 10] = [
             Some(Unit::Seconds),
             "When the service started, in seconds since the Unix epoch.",
         ),
-        |s| s.started_at.timestamp_millis() as f64 / 1e3,
+        |s| Some(s.started_at.timestamp_millis() as f64 / 1e3),
     ),
 ];
 
@@ -198,13 +194,8 @@ const PANICS: Spec = Spec::counter(
 );
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, status: &TelemetryStatus) -> fmt::Result {
-    for (spec, field) in &HOSTS {
-        let samples = status
-            .hosts
-            .iter()
-            .filter_map(|h| Some((host_labels(h), field(h)?)));
-        emit(encoder, spec, samples)?;
-    }
+    let hosts = || status.hosts.iter().map(|h| (host_labels(h), h));
+    emit_table(encoder, &HOSTS, hosts)?;
     for (spec, durations) in &HOST_DURATIONS {
         let samples = status
             .hosts
@@ -212,9 +203,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, status: &TelemetryStatus) -
             .map(|h| (host_labels(h), &durations(h).0));
         emit_histograms(encoder, spec, samples)?;
     }
-    for (spec, field) in &PIPELINE {
-        emit(encoder, spec, [(NO_LABELS, field(status))])?;
-    }
+    emit_table(encoder, &PIPELINE, || std::iter::once((NO_LABELS, status)))?;
     let actors: Vec<(String, u64, u64)> = status
         .hosts
         .iter()

@@ -10,41 +10,74 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::family::{Spec, Vm, base_unit, emit, flag};
-use super::seed::SEED;
+use super::family::{Column, Named, Spec, Vm, age_seconds, emit, emit_table, flag};
+use super::seed;
 use crate::extended::{self, DomainStatsSample};
 use crate::sample::VmState;
+use crate::vms::VmSnapshot;
 
 const INFO: Spec = Spec::gauge(
     "vmtelemetry_vm_info",
     None,
-    "1 for every VM, with its VMID (- when not running) and state.",
+    "1 for every VM, with its VMID (- when not running) and vm_metrics state as labels.",
 );
-const RUNNING: Spec = Spec::gauge(
-    "vmtelemetry_vm_running",
-    None,
-    "1 for a running VM, else 0.",
-);
-const AGE: Spec = Spec::gauge(
-    "vmtelemetry_vm_sample_age",
-    Some(Unit::Seconds),
-    "Seconds since the VM was last read: it grows while its host cannot be read.",
-);
-const STATS_AGE: Spec = Spec::gauge(
-    "vmtelemetry_vm_stats_sample_age",
-    Some(Unit::Seconds),
-    "Seconds since the VM's extended groups were last read.",
-);
-const MEMORY_RATE: Spec = Spec::gauge(
-    "vmtelemetry_vm_memory_rate_bytes_per_second",
-    None,
-    "Change of the VM's memory per second between its two latest samples (vm_features memory_rate_kb_per_sec, in bytes).",
-);
-const MEMORY_ANGLE: Spec = Spec::gauge(
-    "vmtelemetry_vm_memory_angle_degrees",
-    None,
-    "vm_features memory_angle_deg.",
-);
+const VALUES: [Column<VmSnapshot>; 3] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_running",
+            None,
+            "1 for a running VM, else 0.",
+        ),
+        |vm| Some(flag(vm.latest.state == VmState::Running)),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_memory_rate_bytes_per_second",
+            None,
+            "Change of the VM's memory per second between its two latest samples (vm_features memory_rate_kb_per_sec, in bytes).",
+        ),
+        |vm| Some(vm.features?.memory_rate_kb_per_sec * 1024.0),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_memory_angle_degrees",
+            None,
+            "vm_features memory_angle_deg.",
+        ),
+        |vm| Some(vm.features?.memory_angle_deg),
+    ),
+];
+
+/// An age family: its spec, and when the VM's sample it is the age of was read (None: never).
+type Age = (Spec<'static>, fn(&VmSnapshot) -> Option<i64>);
+
+/// The ages of a VM's samples: stale values are never taken for fresh.
+const AGES: [Age; 3] = [
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM was last read: it grows while its host cannot be read.",
+        ),
+        |vm| Some(vm.latest.timestamp_ns),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_stats_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM's extended groups were last read.",
+        ),
+        |vm| Some(vm.stats.as_ref()?.timestamp_ns),
+    ),
+    (
+        Spec::gauge(
+            "vmtelemetry_vm_guest_sample_age",
+            Some(Unit::Seconds),
+            "Seconds since the VM's guest agent answered (vm_guest_fs, vm_guest_info).",
+        ),
+        |vm| Some(vm.guest.as_ref()?.timestamp_ns),
+    ),
+];
 
 pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) -> fmt::Result {
     let info = all.iter().map(|v| {
@@ -59,46 +92,23 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, all: &[Vm], now_ns: i64) ->
         (labels, 1.0)
     });
     emit(encoder, &INFO, info)?;
-    let running = all.iter().map(|v| {
-        (
-            v.labels("name"),
-            flag(v.vm.latest.state == VmState::Running),
-        )
-    });
-    emit(encoder, &RUNNING, running)?;
-    for field in &SEED {
-        let samples = all
-            .iter()
-            .map(|v| (v.labels("name"), (field.value)(&v.vm.latest)));
-        emit(encoder, &field.own, samples)?;
+    let vms = || all.iter().map(|v| (v.labels("name"), v.vm));
+    emit_table(encoder, &VALUES, vms)?;
+    seed::write(encoder, || all.iter(), "name", |f| &f.own)?;
+    for (spec, read_at) in &AGES {
+        let ages = vms().filter_map(|(l, vm)| Some((l, age_seconds(now_ns, read_at(vm)?))));
+        emit(encoder, spec, ages)?;
     }
-    let age = |t: i64| now_ns.saturating_sub(t).max(0) as f64 / 1e9;
-    emit(
-        encoder,
-        &AGE,
-        all.iter()
-            .map(|v| (v.labels("name"), age(v.vm.latest.timestamp_ns))),
-    )?;
-    let stats_age = all
-        .iter()
-        .filter_map(|v| Some((v.labels("name"), age(v.vm.stats.as_ref()?.timestamp_ns))));
-    emit(encoder, &STATS_AGE, stats_age)?;
-    let features = |f: fn(&crate::sample::MemoryFeatures) -> f64| {
-        all.iter()
-            .filter_map(move |v| Some((v.labels("name"), f(v.vm.features.as_ref()?))))
-    };
-    emit(
-        encoder,
-        &MEMORY_RATE,
-        features(|f| f.memory_rate_kb_per_sec * 1024.0),
-    )?;
-    emit(encoder, &MEMORY_ANGLE, features(|f| f.memory_angle_deg))?;
     for (measurement, field, integer) in extended::field_types() {
-        let named = Named::new(measurement, field, integer);
+        let named = Named::new(
+            measurement,
+            field,
+            extended_kind(measurement, field, integer),
+        );
         write_extended(encoder, &named, measurement, field, all)?;
     }
     for (measurement, field) in newer_fields(all) {
-        let named = Named::new(measurement, field, false);
+        let named = Named::new(measurement, field, MetricType::Gauge);
         write_extended(encoder, &named, measurement, field, all)?;
     }
     Ok(())
@@ -119,33 +129,17 @@ fn newer_fields(all: &[Vm]) -> BTreeSet<(&'static str, &'static str)> {
         .collect()
 }
 
-/// An extended field under a Prometheus name, in base units.
-struct Named {
-    name: String,
-    kind: MetricType,
-    scale: f64,
-}
-
-impl Named {
-    /// `vmtelemetry_<measurement>_<field>` in base units; levels (memory, a disk's size) are
-    /// gauges, the other counters counters.
-    fn new(measurement: &str, field: &str, integer: bool) -> Self {
-        let (base, suffix, scale) = base_unit(field);
-        let level = measurement == extended::VM_MEMORY
-            && !matches!(field, "swap_in_kb" | "swap_out_kb" | "major_faults")
-            || field.ends_with("capacity_bytes")
-            || field.ends_with("allocation_bytes")
-            || field.ends_with("physical_bytes");
-        let kind = if integer && !level {
-            MetricType::Counter
-        } else {
-            MetricType::Gauge
-        };
-        Named {
-            name: format!("vmtelemetry_{measurement}_{base}{suffix}"),
-            kind,
-            scale,
-        }
+/// Levels (memory, a disk's size) and derived values are gauges, the other counters counters.
+fn extended_kind(measurement: &str, field: &str, integer: bool) -> MetricType {
+    let level = measurement == extended::VM_MEMORY
+        && !matches!(field, "swap_in_kb" | "swap_out_kb" | "major_faults")
+        || field.ends_with("capacity_bytes")
+        || field.ends_with("allocation_bytes")
+        || field.ends_with("physical_bytes");
+    if integer && !level {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
     }
 }
 
@@ -156,13 +150,6 @@ fn write_extended(
     field: &str,
     all: &[Vm],
 ) -> fmt::Result {
-    let help = format!("{measurement} {field}, as written to InfluxDB (in base units).");
-    let spec = Spec {
-        name: &named.name,
-        help: &help,
-        unit: None,
-        kind: named.kind,
-    };
     let samples = all.iter().flat_map(|v| {
         let stats = v.vm.stats.iter();
         stats.flat_map(move |s| {
@@ -172,7 +159,7 @@ fn write_extended(
             })
         })
     });
-    emit(encoder, &spec, samples)
+    emit(encoder, &named.spec(), samples)
 }
 
 /// Each row of `measurement` giving `field`: its device (or vCPU) label, and the value.

@@ -34,7 +34,7 @@ pub async fn metrics(
         .send(GetTelemetryStatus)
         .timeout(ACTORS_TIMEOUT)
         .await??;
-    let vms = pipeline
+    let table = pipeline
         .features
         .send(SnapshotVms)
         .timeout(ACTORS_TIMEOUT)
@@ -56,7 +56,8 @@ pub async fn metrics(
         .unwrap_or_default();
     let format = Format::from_accept(accept);
     let scrape = Scrape {
-        vms,
+        vms: table.vms,
+        nodes: table.nodes,
         status,
         insights,
         now_ns,

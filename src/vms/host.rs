@@ -2,12 +2,15 @@
 //! samples and its last extended sample. Recording a cycle updates each VM's record and forgets
 //! the VMs the cycle no longer has.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::mem;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 use uuid::Uuid;
+
+use crate::guest::GuestSample;
 
 use super::recent::RecentSamples;
 use crate::extended::{self, DomainStatsSample, StatsSample};
@@ -22,6 +25,8 @@ pub(super) struct HostVms {
     pub listed: usize,
     /// The host itself, as its last cycle that read it saw it.
     pub node: Option<NodeSample>,
+    /// The answers of the last guest agent round, by VM: a VM whose agent fell silent has none.
+    pub guests: HashMap<Uuid, Arc<GuestSample>>,
     /// This host's cycles so far, wrapping: a record stamped with another was not in the last.
     cycle: u8,
     /// The feature actor restarted: the next cycle derives no features.
@@ -57,6 +62,7 @@ impl HostVms {
             vms: HashTable::new(),
             listed: 0,
             node: None,
+            guests: HashMap::new(),
             cycle: 0,
             forgotten: false,
             unencodable_logged: false,

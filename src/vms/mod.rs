@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::extended::{DomainStatsSample, StatsSample};
+use crate::guest::GuestSample;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
 pub use catalog::{Capacity, Catalog, Catalogs, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
@@ -30,7 +31,7 @@ use host::HostVms;
 pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
 use row::{ExtendedRates, VmRow};
-pub use snapshot::{LentVm, VmSnapshot};
+pub use snapshot::{LentVm, NodeSnapshot, TableSnapshot, VmSnapshot};
 
 pub struct VmTable {
     /// Per host URI, so two hosts never mix even when UUIDs or names repeat.
@@ -154,6 +155,15 @@ impl VmTable {
     pub fn forget_baselines(&mut self) {
         for host in self.hosts.values_mut() {
             host.forget_baselines();
+        }
+    }
+
+    /// Keeps the answers of host `uri`'s guest agent round `samples` (what `/metrics` shows),
+    /// in place of the last round's.
+    pub fn record_guests(&mut self, uri: &str, samples: Vec<GuestSample>) {
+        if let Some(host) = self.hosts.get_mut(uri) {
+            let answers = samples.into_iter().map(|s| (s.uuid, Arc::new(s)));
+            host.guests = answers.collect();
         }
     }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::VmTable;
 use crate::extended::DomainStatsSample;
-use crate::sample::{DomainSample, MemoryFeatures};
+use crate::guest::GuestSample;
+use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
 
 /// One VM as a scrape shows it.
 #[derive(Debug, Clone)]
@@ -19,11 +20,41 @@ pub struct VmSnapshot {
     pub features: Option<MemoryFeatures>,
     /// Its latest extended sample, with the rates derived for it.
     pub stats: Option<DomainStatsSample>,
+    /// Its guest agent's answer in the host's last guest round (`guest` group).
+    pub guest: Option<Arc<GuestSample>>,
+}
+
+/// A host as its last cycle that read it saw it (`host_metrics`).
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot {
+    /// The `host` tag.
+    pub host: Arc<str>,
+    pub node: NodeSample,
+}
+
+/// What a scrape shows of the table.
+#[derive(Debug, Default)]
+pub struct TableSnapshot {
+    pub vms: Vec<VmSnapshot>,
+    pub nodes: Vec<NodeSnapshot>,
 }
 
 impl VmTable {
-    /// Every VM with a seed sample, in no particular order.
-    pub fn snapshot(&self) -> Vec<VmSnapshot> {
+    /// Every VM with a seed sample and every host read, in no particular order.
+    pub fn snapshot(&self) -> TableSnapshot {
+        let nodes = self.hosts.values().filter_map(|host| {
+            Some(NodeSnapshot {
+                host: host.host.clone(),
+                node: host.node.clone()?,
+            })
+        });
+        TableSnapshot {
+            vms: self.vm_snapshots(),
+            nodes: nodes.collect(),
+        }
+    }
+
+    fn vm_snapshots(&self) -> Vec<VmSnapshot> {
         self.hosts
             .iter()
             .flat_map(|(uri, host)| {
@@ -35,6 +66,7 @@ impl VmTable {
                         latest: latest.clone(),
                         features: record.recent.latest_features(latest),
                         stats: record.stats.as_deref().cloned(),
+                        guest: host.guests.get(&latest.uuid).cloned(),
                     })
                 })
             })

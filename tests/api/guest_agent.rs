@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Influx, QEMU_SYSTEM, TestApp, spawn_collecting, wait_for};
 use crate::support::guest::{Guest, only_guests, virsh};
+use crate::support::prometheus::{scrape, value_of};
 use crate::support::valgrind::{LeakSummary, assert_no_leak, example_binary, run_under_valgrind};
 
 const MIB: u64 = 1 << 20;
@@ -172,6 +173,7 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
     assert_eq!(agents["answering"], json!(1), "{status}");
     assert_eq!(agents["silent"], json!(0), "{status}");
     assert_eq!(agents["absent"], json!(0), "{status}");
+    the_scrape_has_the_agents_answer(&app, &guest, total).await;
 
     // While a guest with an agent is up: the calls' wrapper frees everything libvirt allocates.
     let example = example_binary("guest_info_cycles");
@@ -184,6 +186,46 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
     let rows = first_rows(&influx, "its vm_forecasts line", 70, &q).await;
     assert_eq!(rows[0]["capacity"].as_f64(), Some(total as f64), "{rows:?}");
     assert_eq!(rows[0]["name"], json!(name), "{rows:?}");
+}
+
+/// `/metrics` gives the agent's last answer: the filesystem's sizes as the agent tells them now
+/// (the fill done, they no longer move), its identity as an info gauge's labels, a fresh age.
+async fn the_scrape_has_the_agents_answer(app: &TestApp, guest: &Guest, total: u64) {
+    let name = guest.name.as_str();
+    let fs = [
+        ("name", name),
+        ("mountpoint", MOUNT),
+        ("fstype", "ext2"),
+        ("device", "vda"),
+    ];
+    let samples = scrape(&app.client, &app.address).await;
+    let value = |family: &str, labels: &[(&str, &str)]| {
+        value_of(&samples, family, labels).unwrap_or_else(|| panic!("{family} {labels:?}"))
+    };
+    let truth = agent_fs(guest);
+    let total_bytes = value("vmtelemetry_vm_guest_fs_total_bytes", &fs);
+    assert_eq!(total_bytes, total as f64);
+    let used = value("vmtelemetry_vm_guest_fs_used_bytes", &fs);
+    assert_eq!(used.to_string(), truth["used-bytes"], "{truth:?}");
+    let percent = value("vmtelemetry_vm_guest_fs_used_percent", &fs);
+    assert!(
+        (percent - used / total_bytes * 100.0).abs() < 1e-9,
+        "{percent}"
+    );
+    let info = [
+        ("name", name),
+        ("os_id", "vmt-test-guest"),
+        ("os_version", "1"),
+        ("hostname", "vmt-agent,guest"),
+    ];
+    assert_eq!(value("vmtelemetry_vm_guest_info", &info), 1.0);
+    assert_eq!(
+        value("vmtelemetry_vm_guest_info_users", &[("name", name)]),
+        0.0
+    );
+    let age = value("vmtelemetry_vm_guest_sample_age_seconds", &[("name", name)]);
+    // The group runs every second.
+    assert!((0.0..10.0).contains(&age), "{age}");
 }
 
 fn agent_calls_under_valgrind(example: &Path, name: &str, cycles: u64) -> LeakSummary {

@@ -222,3 +222,16 @@ async fn a_scrape_of_10000_vms_has_every_vm_once_and_passes_promtool() {
         assert_eq!(uuids.into_iter().collect::<BTreeSet<_>>(), all, "{name}");
     }
 }
+
+/// `metrics_enabled = false`: `/metrics` is an unknown path (404, the API's error body), and the
+/// rest of the service answers as before.
+#[actix_web::test]
+async fn with_metrics_off_the_endpoint_is_not_served_and_the_rest_is() {
+    let off = spawn_app(&[("VMTELEMETRY_METRICS_ENABLED", "false")]).await;
+    let (status, body) = off.get("/metrics").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], json!("not_found"), "{body}");
+    assert_eq!(off.get("/health").await.0, 200);
+    let (status, _) = off.get("/api/telemetry/status").await;
+    assert_eq!(status, 200);
+}

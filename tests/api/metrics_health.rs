@@ -155,7 +155,7 @@ async fn a_host_that_goes_down_leaves_the_exporter_families_and_its_vms_age() {
     ]);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
     let influx = Influx::new_database().await;
-    let app = spawn_collecting(&uri, &influx, &[]).await;
+    let app = spawn_collecting(&uri, &influx, &[("VMTELEMETRY_HOST_METRICS", "true")]).await;
     let vcpus = "libvirt_domain_info_virtual_cpus";
     let up = scrape_when(&app, "both VMs in /metrics", Duration::from_secs(20), |s| {
         s.iter().filter(|s| s.name == vcpus).count() == 2
@@ -193,4 +193,11 @@ async fn a_host_that_goes_down_leaves_the_exporter_families_and_its_vms_age() {
             "{before:?} then {after:?}"
         );
     }
+    // The host's own figures (`host_metrics`) likewise.
+    let host_age =
+        |s: &[Sample]| value_of(s, "vmtelemetry_host_sample_age_seconds", &[("host", &host)]);
+    let (before, after) = (host_age(&down).unwrap(), host_age(&later).unwrap());
+    assert!(after - before >= 0.9, "{before} then {after}");
+    let domains = "vmtelemetry_host_metrics_domains";
+    assert_eq!(value_of(&up, domains, &[("host", &host)]), Some(2.0));
 }

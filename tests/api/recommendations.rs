@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestDomain, assert_error, collecting, each_str, spawn_app, wait_for};
+use crate::support::prometheus::{scrape, value_of};
 
 /// Three running VMs and one shut off (not committed).
 fn domains() -> Vec<TestDomain> {
@@ -87,6 +88,26 @@ async fn every_vm_is_listed_learning_and_the_hosts_committed_memory_is_forecast(
             "{types:?}"
         );
     }
+
+    // The same in /metrics, from the actor's state: no recommendation while every VM learns.
+    let samples = scrape(&app.client, &app.address).await;
+    let labels = [
+        ("host", host["host"].as_str().unwrap()),
+        ("resource", "committed_memory"),
+    ];
+    for (field, expected) in [
+        ("used", Some(committed as f64)),
+        ("capacity", Some(total_kb * 1024.0)),
+        ("growing", Some(0.0)),
+        ("seconds_to_full", None),
+    ] {
+        let family = format!("vmtelemetry_vm_forecasts_{field}");
+        assert_eq!(value_of(&samples, &family, &labels), expected, "{family}");
+    }
+    let classes = samples
+        .iter()
+        .filter(|s| s.name == "vmtelemetry_vm_recommendations_class");
+    assert_eq!(classes.count(), 0);
 
     // The query: another host's VMs, sorting by name, a bad sort, an unknown parameter.
     let (_, none) = app
