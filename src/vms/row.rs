@@ -17,6 +17,19 @@ pub struct VmRow {
     pub latest: DomainSample,
     pub features: Option<MemoryFeatures>,
     pub rates: ExtendedRates,
+    /// The CPU use between its latest seed samples, oldest first (see `VmView::cpu_trend`).
+    pub cpu_trend: Box<[Option<u8>]>,
+}
+
+/// Pairs of seed samples the trend covers: a minute at the default 5 s poll.
+pub const TREND_PAIRS: usize = 12;
+
+/// Whole percent, at most 100 (a sparkline's scale; the exact figure is in the history).
+pub fn trend_percents(trend: Vec<Option<f64>>) -> Box<[Option<u8>]> {
+    trend
+        .into_iter()
+        .map(|p| p.map(|p| p.round().clamp(0.0, 100.0) as u8))
+        .collect()
 }
 
 /// The latest extended sample's derived values, each summed over the VM's disks or interfaces;
@@ -81,6 +94,7 @@ impl VmRow {
             disk_write_bytes_per_sec: self.rates.disk_write_bytes_per_sec,
             net_rx_bytes_per_sec: self.rates.net_rx_bytes_per_sec,
             net_tx_bytes_per_sec: self.rates.net_tx_bytes_per_sec,
+            cpu_trend: self.cpu_trend.to_vec(),
         }
     }
 }
