@@ -3,6 +3,7 @@
 //! behind it, the forecast time until its memory is full is within ±15 % of the true one: the
 //! room left at the leak's true rate, measured from the guest's own memory in use between the
 //! onset and then (the nominal 1 MiB/s is slower by each write's time, more so on a busy host).
+//! Then, while it still leaks, the dashboard draws that forecast on the guest's memory chart.
 
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,7 @@ async fn a_leaking_guests_time_to_full_is_forecast_within_15_percent() {
             checked.push((used, forecast, (capacity - used) / rate));
         }
     }
+    crate::dashboard_outlook::forecast_line_is_drawn(&app, &guest.name).await;
     eprintln!("leak: (used, forecast s, true s) a quarter of the way in: {checked:?}");
     for (used, forecast, truth) in checked {
         assert!(

@@ -7,6 +7,7 @@ mod cli;
 mod coordination;
 mod dashboard;
 mod dashboard_fleet;
+mod dashboard_outlook;
 mod dashboard_vm;
 mod extended;
 mod forecast_guest;
