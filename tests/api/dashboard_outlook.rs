@@ -2,12 +2,15 @@
 //! CPU time is the wall clock: each uses one whole vCPU): every VM's CPU trend as tiny bars in
 //! the table, the right-sizing tile from the summary, the right-sizing table from its tile, sorted
 //! by the API by what can be reclaimed and by name, restored by the address, and a row opening
-//! its VM with its right-sizing in its insights panel. The forecast drawn on a leaking guest's
-//! memory chart: `forecast_line_is_drawn`, called by `forecast_guest.rs` on its guest.
+//! its VM with its right-sizing in its insights panel; the keyboard and the two themes. The
+//! forecast drawn on a leaking guest's memory chart: `forecast_line_is_drawn`, called by
+//! `forecast_guest.rs` on its guest.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use headless_chrome::protocol::cdp::Emulation::{MediaFeature, SetEmulatedMedia};
 
 use crate::helpers::{TestApp, TestDomain, collecting, wait_for};
 use crate::support::browser::{Tab, in_browser, js, open, tile, wait_js};
@@ -96,6 +99,7 @@ async fn the_cpu_trend_the_rightsizing_tile_and_its_table_sorted_and_restored() 
     );
     let address = app.address.clone();
     let mid = domains[2].uuid.clone();
+    let zeta = domains[0].uuid.clone();
     in_browser(move |tab| {
         open(tab, &address);
         // mid has 4 vCPUs: bars of 25 % (4 of 16 units), the figures in the cell's title.
@@ -177,8 +181,61 @@ async fn the_cpu_trend_the_rightsizing_tile_and_its_table_sorted_and_restored() 
              document.querySelector('#vm-outlook li')?.textContent === \
              'Right-sizing: learning (VPA needs CPU samples a minute apart)'",
         );
+        keyboard_and_themes(tab, &zeta);
     })
     .await;
+}
+
+/// Every header cell of the page's tables (not the charts' legends) scoped to its column and
+/// every sort a button; a row of the VM table takes the focus and Enter opens its VM; text at
+/// 4.5:1 contrast or more in the light theme and in the dark one, which follows the system's
+/// preference.
+fn keyboard_and_themes(tab: &Tab, uuid: &str) {
+    let headers = js(
+        tab,
+        "[...document.querySelectorAll('table:not(.u-legend) th')].every(th => th.scope === 'col') &&
+         [...document.querySelectorAll('th[data-sort]')].every(th => th.querySelector('button'))",
+    );
+    assert_eq!(headers, json!(true));
+    js(
+        tab,
+        &format!(
+            "(() => {{ const tr = document.querySelector('#vm-table tr[data-uuid=\"{uuid}\"]');
+                 tr.focus();
+                 tr.dispatchEvent(new KeyboardEvent('keydown', {{key: 'Enter', bubbles: true}})); }})()"
+        ),
+    );
+    wait_js(
+        tab,
+        "zeta's view opened by Enter",
+        "document.querySelector('#vm-title').textContent.startsWith('— zeta on ')",
+    );
+    // The contrast of the theme's text (WCAG's relative luminance) and its background colour.
+    let theme = "(() => {
+        const style = getComputedStyle(document.documentElement);
+        const rgb = (v) => [1, 3, 5].map(i => parseInt(style.getPropertyValue(v).trim().slice(i, i + 2), 16) / 255);
+        const lum = (v) => rgb(v).map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
+            .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+        const ratio = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+        return [getComputedStyle(document.documentElement).backgroundColor,
+                Math.min(ratio('--text', '--bg'), ratio('--muted', '--panel'), ratio('--muted', '--bg'),
+                         ratio('--accent', '--panel'), ratio('--bad', '--panel'))];
+    })()";
+    let light = js(tab, theme);
+    assert_eq!(light[0], json!("rgb(246, 247, 249)"), "{light}");
+    assert!(light[1].as_f64().unwrap() >= 4.5, "{light}");
+    let dark = MediaFeature {
+        name: "prefers-color-scheme".into(),
+        value: "dark".into(),
+    };
+    tab.call_method(SetEmulatedMedia {
+        media: None,
+        features: Some(vec![dark]),
+    })
+    .unwrap();
+    let dark = js(tab, theme);
+    assert_eq!(dark[0], json!("rgb(11, 18, 32)"), "{dark}");
+    assert!(dark[1].as_f64().unwrap() >= 4.5, "{dark}");
 }
 
 /// On the page of VM `name` (growing toward full memory now), its memory forecast: in its
