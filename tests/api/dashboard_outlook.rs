@@ -91,6 +91,16 @@ async fn the_cpu_trend_the_rightsizing_tile_and_its_table_sorted_and_restored() 
         (&Value::Null, &json!([])),
         "{insights}"
     );
+    // Each documented.
+    let (_, openapi) = app.get("/api/openapi.json").await;
+    let schemas = &openapi["components"]["schemas"];
+    assert!(schemas["Summary"]["properties"]["rightsizing"].is_object());
+    assert!(schemas["VmView"]["properties"]["cpu_trend"].is_object());
+    let answer = schemas["VmInsightsAnswer"].to_string();
+    assert!(
+        answer.contains("\"recommendation\"") && answer.contains("\"forecasts\""),
+        "{answer}"
+    );
     let by_reclaim = recommended(&app, "reclaimable_vcpus").await;
     let by_name = recommended(&app, "name").await;
     assert_ne!(
