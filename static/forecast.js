@@ -57,6 +57,16 @@ export function withForecast(data, forecast, scale, horizon, now = Date.now() / 
   ];
 }
 
+// Shows the last three series of `chart` (a forecast's), and their legend, only when there is
+// a forecast.
+export function showForecast(chart, shown) {
+  const rows = chart.root.querySelectorAll(".u-legend .u-series");
+  for (let i = chart.series.length - 3; i < chart.series.length; i += 1) {
+    if (chart.series[i].show !== shown) chart.setSeries(i, { show: shown });
+    if (rows[i]) rows[i].style.display = shown ? "" : "none";
+  }
+}
+
 // "memory: 62 % of 1.0 GiB, growing 12.0 MiB/h, full in 3 h 20 min (2 h 5 min – 5 h)"
 export function forecastText(forecast) {
   const share = forecast.capacity > 0 ? `${Math.round((forecast.used / forecast.capacity) * 100)} %` : "—";

@@ -7,7 +7,7 @@ import { api, historyUrl } from "./api.js";
 import {
   COLOURS, draw, fromZero, legend, line, makeCharts, memorySpec, percentRange,
 } from "./charts.js";
-import { forecastBands, forecastSeries, forecastText, withForecast } from "./forecast.js";
+import { forecastBands, forecastSeries, forecastText, showForecast, withForecast } from "./forecast.js";
 import { fillVmInsights, loadVmInsights } from "./insights.js";
 import { range, showPanel, state } from "./state.js";
 import { markAllSelected } from "./table.js";
@@ -126,7 +126,9 @@ export async function refreshVm() {
   fillVmInsights(insights);
   setNotice(...history.notice);
   $("#io-charts").hidden = !history.extended && !(detail && hasDevices(detail));
-  draw(ensureCharts(), forecastData(history, insights.body ? insights.body.forecasts : []), history.anomalies);
+  const forecasts = insights.body ? insights.body.forecasts : [];
+  draw(ensureCharts(), forecastData(history, forecasts), history.anomalies);
+  showForecast(charts.memory, forecasts.some((f) => f.resource === "memory"));
 }
 
 // The memory forecast on the memory chart; the disk filling first (a growing one before one

@@ -29,7 +29,7 @@ pub use devices::DeviceView;
 use host::HostVms;
 pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
-use row::{ExtendedRates, VmRow};
+use row::{CpuTrend, ExtendedRates, VmRow};
 pub use snapshot::{LentVm, VmSnapshot};
 
 pub struct VmTable {
@@ -231,7 +231,7 @@ impl Listed<'_> {
             latest: self.latest.clone(),
             features: self.recent.latest_features(self.latest),
             rates: ExtendedRates::of(self.stats),
-            cpu_trend: row::trend_percents(self.recent.cpu_trend(self.latest, row::TREND_PAIRS)),
+            cpu_trend: CpuTrend::of(&self.recent.cpu_trend(self.latest, row::TREND_PAIRS)),
         }
     }
 
