@@ -1,6 +1,8 @@
-"""Times the dashboard's first paint in a headless Chromium already listening for DevTools.
+"""Times the dashboard's first paint in a headless Chromium already listening for DevTools, then
+counts the bytes its steady refresh moves.
 
-Usage: dashboard_paint.py DEVTOOLS_URL PAGE_URL VMS RUNS (benches/dashboard_paint.sh runs it).
+Usage: dashboard_paint.py DEVTOOLS_URL PAGE_URL VMS RUNS STEADY_SECONDS (benches/dashboard_paint.sh
+runs it).
 The standard library only: a minimal WebSocket client (RFC 6455, text frames) for the protocol.
 """
 
@@ -89,6 +91,19 @@ class DevTools:
                     raise RuntimeError(f"{method}: {answer['error']}")
                 return answer["result"]
 
+    def events(self, seconds):
+        """Every message DevTools sends for `seconds`."""
+        deadline = time.monotonic() + seconds
+        received = []
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                received.append(self._receive())
+            except (socket.timeout, TimeoutError):
+                break
+        self.sock.settimeout(30)
+        return received
+
     def evaluate(self, expression):
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result["result"].get("value")
@@ -120,8 +135,25 @@ def one_load(tools, page):
     raise RuntimeError("the table was not filled within 30 s")
 
 
+# Seconds after a load before the steady refresh is counted: its first answers are in.
+SETTLE = 15
+
+
+def steady_bytes(tools, page, seconds):
+    """Bytes over the wire (headers and bodies as received) per 5 s while the page stays open
+    on the fleet view, after it settled; and the requests counted."""
+    tools.call("Network.enable")
+    tools.call("Page.navigate", url=page)
+    tools.events(SETTLE)
+    finished = [e["params"] for e in tools.events(seconds)
+                if e.get("method") == "Network.loadingFinished"]
+    total = sum(f["encodedDataLength"] for f in finished)
+    return total * 5 / seconds, len(finished)
+
+
 def main():
     devtools, page, vms, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    steady = int(sys.argv[5])
     tools = DevTools(page_target(devtools))
     tools.call("Page.enable")
     tools.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH % vms)
@@ -133,8 +165,13 @@ def main():
     print(f"| first contentful paint (ms) | {statistics.median(fcp):.0f} | {max(fcp):.0f} |")
     print(f"| tiles and first 100 VMs painted (ms) | {statistics.median(table):.0f} "
           f"| {max(table):.0f} |")
+    per_5s, requests = steady_bytes(tools, page, steady)
+    print(f"| steady refresh over {steady} s ({requests} requests), bytes per 5 s | "
+          f"{per_5s:.0f} | |")
     verdict = "met" if max(table) < 1000 else "NOT met"
     print(f"target: first paint with {vms} VMs < 1000 ms: worst {max(table):.0f} ms, {verdict}")
+    verdict = "met" if per_5s <= 50_000 else "NOT met"
+    print(f"target: steady refresh <= 50 KB per 5 s: {per_5s:.0f} bytes, {verdict}")
 
 
 if __name__ == "__main__":

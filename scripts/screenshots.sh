@@ -2,10 +2,12 @@
 # Regenerates the dashboard's screenshots in docs/: the fleet view with what needs attention
 # beside the table (docs/dashboard-fleet.png), one VM's view beside it, a CPU-saturated one with
 # its condition (docs/dashboard-vm.png) and the same in the dark theme
-# (docs/dashboard-vm-dark.png), and a host's panel (docs/dashboard-host.png). The debug binary collects two libvirt test-driver nodes (rack-a,
-# rack-b: SCREEN_VMS domains between them) and a third host that cannot be reached, writing to a
+# (docs/dashboard-vm-dark.png), a host's panel (docs/dashboard-host.png) and the right-sizing
+# table (docs/dashboard-rightsizing.png). The debug binary collects two libvirt test-driver nodes
+# (rack-a, rack-b: SCREEN_VMS domains between them) and a third host that cannot be reached, writing to a
 # throwaway database of the InfluxDB at SCREEN_INFLUX_URL (the test environment's by default;
-# dropped afterwards) for SCREEN_WAIT seconds, then Debian's headless Chromium takes the shots.
+# dropped afterwards) for SCREEN_WAIT seconds (long enough for right-sizing's first
+# recommendations: two of VPA's minute samples), then Debian's headless Chromium takes the shots.
 # Usage: scripts/screenshots.sh   (needs libvirtd and that InfluxDB running, as
 # scripts/test-env.sh up leaves them; stops every process it starts itself)
 set -euo pipefail
@@ -16,7 +18,7 @@ cd "$here/.."
 . scripts/lib.sh
 
 VMS=${SCREEN_VMS:-1000}
-WAIT=${SCREEN_WAIT:-40}
+WAIT=${SCREEN_WAIT:-150}
 influx=${SCREEN_INFLUX_URL:-http://127.0.0.1:18086}
 port=${SCREEN_PORT:-18390}
 db=vmtelemetry_screenshots
@@ -95,3 +97,4 @@ shot docs/dashboard-fleet.png "$page"
 shot docs/dashboard-vm.png "$page$vm"
 shot docs/dashboard-vm-dark.png "$page$vm" --force-dark-mode --blink-settings=preferredColorScheme=0
 shot docs/dashboard-host.png "$page#hostview=rack-a&filter-host=rack-a&range=15m"
+shot docs/dashboard-rightsizing.png "$page#view=rightsizing&filter-host=rack-b"

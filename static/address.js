@@ -15,6 +15,8 @@ export function saveHash() {
     params.set("host", state.selected.host);
   } else if (state.host !== null) {
     params.set("hostview", state.host);
+  } else if (state.rightsizing) {
+    params.set("view", "rightsizing");
   }
   params.set("range", $("#range").value);
   for (const [id, key] of FILTERS) {
@@ -27,7 +29,7 @@ export function saveHash() {
 }
 
 // Sets the controls and state from the address; returns what the pane beside the table
-// should show: {vm} or {host}, or null.
+// should show: {vm}, {host} or {rightsizing}, or null.
 export function loadHash() {
   let params;
   try {
@@ -48,5 +50,6 @@ export function loadHash() {
   const uuid = params.get("vm");
   if (uuid) return { vm: { uuid, host: params.get("host") || "", name: uuid } };
   const hostView = params.get("hostview");
-  return hostView ? { host: hostView } : null;
+  if (hostView) return { host: hostView };
+  return params.get("view") === "rightsizing" ? { rightsizing: true } : null;
 }

@@ -24,8 +24,10 @@ const legendTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
 export function legend(format) {
   return (chart, value, seriesIndex, index) => {
     if (index !== null && index !== undefined) return format(value, false);
+    // The latest value a series has: one padded with nulls for a forecast after it has none.
     const values = chart.data[seriesIndex] || [];
-    return format(values.length ? values[values.length - 1] : null, true);
+    const latest = values.findLast((v) => v !== null && v !== undefined);
+    return format(latest === undefined ? null : latest, true);
   };
 }
 
@@ -72,7 +74,7 @@ export const fromZero = (chart, min, max) => [0, isNumber(max) && max > 0 ? max 
 
 export const percentRange = (chart, min, max) => [0, isNumber(max) && max > 100 ? max * 1.05 : 100];
 
-// `spec`: { series, yAxis (a tick's text), yRange, yIncrements }.
+// `spec`: { series, yAxis (a tick's text), yRange, yIncrements, bands }.
 function makeChart(element, spec) {
   const options = {
     width: chartWidth(element),
@@ -84,6 +86,7 @@ function makeChart(element, spec) {
     plugins: [anomalyBands],
   };
   if (spec.yIncrements) options.axes[1].incrs = spec.yIncrements;
+  if (spec.bands) options.bands = spec.bands;
   const chart = new uPlot(options, [[], ...spec.series.map(() => [])], element);
   chart.anomalies = [];
   return chart;

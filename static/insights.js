@@ -1,10 +1,13 @@
 // What the insights say: the fleet's "needs attention" tile and list, and one VM's conditions
-// with their evidence, its model (trained or learning) and each signal's score.
+// with their evidence, its model (trained or learning), each signal's score, its right-sizing
+// and its forecasts.
 
 import { api } from "./api.js";
+import { forecastText } from "./forecast.js";
+import { CLASSES } from "./rightsizing.js";
 import { fillTile } from "./tiles.js";
 import { state } from "./state.js";
-import { $, clock, duration, fillTable, integer, isNumber, setStatus, setText, syncRows, newRow } from "./util.js";
+import { $, chooseRows, clock, duration, fillTable, integer, isNumber, setStatus, setText, syncRows, newRow } from "./util.js";
 
 // The first VMs of the fleet's list shown; the tile counts them all.
 const ATTENTION_SHOWN = 20;
@@ -103,18 +106,7 @@ function fillAttentionRow(tr, vm) {
 
 // `choose(vm)`: a VM of the list was chosen, by click or keyboard.
 export function wireAttention(choose) {
-  const tbody = $("#attention-table tbody");
-  const chooseRow = (event) => {
-    const tr = event.target.closest("tr[data-uuid]");
-    if (tr) choose({ uuid: tr.dataset.uuid, host: tr.dataset.host, name: tr.cells[0].textContent });
-  };
-  tbody.addEventListener("click", chooseRow);
-  tbody.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      chooseRow(event);
-    }
-  });
+  chooseRows($("#attention-table tbody"), choose);
 }
 
 // ---------------------------------------------------------------- one VM
@@ -149,6 +141,27 @@ export function fillVmInsights({ body, off, error }) {
   else setStatus(model, body.model, modelText(body));
   fillTable($("#signals-table"), ["Signal", "Value", "Score", "Own past", "Peers"], body ? signalRows(body) : []);
   $("#signals-table").hidden = !body;
+  const outlook = body ? [recommendationText(body.recommendation), ...body.forecasts.map(forecastText)] : [];
+  const items = $("#vm-outlook");
+  items.replaceChildren(...outlook.map((text) => {
+    const item = document.createElement("li");
+    item.textContent = text;
+    return item;
+  }));
+  items.hidden = outlook.length === 0;
+}
+
+// "Right-sizing: over-provisioned · vCPUs 4 → 1 (1..2), 3 reclaimable · memory … · 2.5 h of history"
+function recommendationText(r) {
+  if (!r) return "Right-sizing: learning (VPA needs CPU samples a minute apart)";
+  const part = (name, s, unit) => {
+    const back = s.reclaimable < 0 ? `needs ${integer.format(-s.reclaimable)} more` : `${integer.format(s.reclaimable)} reclaimable`;
+    return `${name} ${integer.format(s.current)} → ${integer.format(s.target)}${unit} (${integer.format(s.lower)}..${integer.format(s.upper)}), ${back}`;
+  };
+  const parts = [`Right-sizing: ${CLASSES[r.class] || r.class}`, part("vCPUs", r.cpu, "")];
+  if (r.memory) parts.push(part("memory", r.memory, " MiB"));
+  parts.push(`${r.history_hours.toFixed(1)} h of history`);
+  return parts.join(" · ");
 }
 
 function modelText(body) {

@@ -8,6 +8,7 @@ import { poll } from "./api.js";
 import { syncHostOptions } from "./controls.js";
 import { refreshCollection, refreshHost, reloadHost, selectHost, wireHosts } from "./hosts.js";
 import { refreshAttention, wireAttention } from "./insights.js";
+import { openRightsizing, refreshRightsizing, wireRightsizing } from "./rightsizing.js";
 import { range, showPanel, state } from "./state.js";
 import { filterByHost, markAllSelected, refreshVms, showSort, wireTable } from "./table.js";
 import { buildTiles, refreshSummary } from "./tiles.js";
@@ -19,18 +20,15 @@ const SUMMARY_EVERY_MS = 2000;
 const STATUS_EVERY_MS = 2000;
 // The insights change once a cycle (5 s by default); the list is the first VMs only.
 const ATTENTION_EVERY_MS = 5000;
+// Recommendations change slowly (VPA's minute samples).
+const RIGHTSIZING_EVERY_MS = 10000;
 const TOKEN_DEBOUNCE_MS = 250;
 
-// The tile opens the list, by click or keyboard.
-function wireAttentionTile() {
-  const tile = $("#tile-attention");
+// A tile that opens its pane beside the table, by click or keyboard.
+function wireTile(id, open) {
+  const tile = $(`#${id}`);
   tile.tabIndex = 0;
   tile.setAttribute("role", "button");
-  const open = () => {
-    showPanel("attention");
-    markAllSelected();
-    saveHash();
-  };
   tile.addEventListener("click", open);
   tile.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
@@ -60,10 +58,21 @@ function start() {
     filterByHost(host, runVms);
   });
   wireAttention(selectVm);
+  const runRightsizing = poll(() => RIGHTSIZING_EVERY_MS, refreshRightsizing);
+  wireRightsizing(runRightsizing, selectVm);
   if (wanted && wanted.vm) selectVm(wanted.vm);
   else if (wanted && wanted.host) selectHost(wanted.host);
+  else if (wanted && wanted.rightsizing) openRightsizing(runRightsizing);
   else showPanel("attention");
-  wireAttentionTile();
+  wireTile("tile-attention", () => {
+    showPanel("attention");
+    markAllSelected();
+    saveHash();
+  });
+  wireTile("tile-rightsizing", () => {
+    openRightsizing(runRightsizing);
+    markAllSelected();
+  });
   $("#range").addEventListener("change", () => {
     saveHash();
     if (state.selected) reload();

@@ -1,5 +1,5 @@
 // The VM table: sorted, filtered and paged by the API (so it holds at 10,000 VMs), each row
-// with inline bars of its CPU and memory share.
+// with its CPU's recent trend as tiny bars and its memory's share as a thin bar.
 
 import { saveHash } from "./address.js";
 import { apiValidated } from "./api.js";
@@ -13,6 +13,10 @@ import {
 const NAME_DEBOUNCE_MS = 250;
 // Text columns start A to Z, figures from the largest.
 const TEXT_COLUMNS = new Set(["host", "name", "state"]);
+// The trend's bars (the API gives up to 12: a minute at the default 5 s poll), 2 units wide
+// with a gap of 1, 0 to 100 % as 0 to 16 units high.
+const TREND_BARS = 12;
+const SVG = "http://www.w3.org/2000/svg";
 
 function vmQuery() {
   const params = new URLSearchParams();
@@ -79,12 +83,38 @@ function fillBar(cell, text, share) {
   cell.lastChild.style.setProperty("--share", String(Math.max(0, Math.min(1, share))));
 }
 
+// A figure with its recent trend beside it: tiny bars, the latest on the right.
+function withTrend(cell) {
+  const text = document.createElement("span");
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "trend");
+  svg.setAttribute("viewBox", `0 0 ${TREND_BARS * 3 - 1} 16`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("aria-hidden", "true");
+  svg.append(document.createElementNS(SVG, "path"));
+  cell.append(text, svg);
+}
+
+// `trend`: whole percents, oldest first, null where a pair of samples gave none.
+function fillTrend(cell, text, trend) {
+  setText(cell.firstChild, text);
+  const bars = (trend || []).slice(-TREND_BARS);
+  const from = TREND_BARS - bars.length;
+  const d = bars
+    .map((v, i) => (isNumber(v) ? `M${(from + i) * 3} 16h2v-${Math.max(0.5, (v * 16) / 100)}h-2z` : ""))
+    .join("");
+  cell.lastChild.firstChild.setAttribute("d", d);
+  cell.title = bars.length > 0
+    ? `CPU over its last ${bars.length} samples: ${bars.map((v) => (isNumber(v) ? `${v} %` : "—")).join(", ")}`
+    : "";
+}
+
 function newVmRow(vm) {
   const tr = newRow(VM_CELLS, 2);
   tr.dataset.uuid = vm.uuid;
   tr.dataset.host = vm.host;
   tr.tabIndex = 0;
-  withBar(tr.cells[4]);
+  withTrend(tr.cells[4]);
   withBar(tr.cells[5]);
   return tr;
 }
@@ -98,7 +128,7 @@ function fillVmRow(tr, vm) {
   badge.dataset.state = vm.state;
   setText(badge, vm.state);
   setText(cpus, isNumber(vm.cpu_count) ? String(vm.cpu_count) : "—");
-  fillBar(cpu, fixed(vm.cpu_usage_percent, 1), isNumber(vm.cpu_usage_percent) ? vm.cpu_usage_percent / 100 : 0);
+  fillTrend(cpu, fixed(vm.cpu_usage_percent, 1), vm.cpu_trend);
   fillBar(
     memory,
     `${humanKiB(vm.memory_used_kb)} / ${humanKiB(vm.memory_max_kb)}`,

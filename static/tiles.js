@@ -1,5 +1,5 @@
-// The fleet's tiles: hosts, VMs by state, vCPUs and memory against the hosts', the writer, and
-// what needs attention (filled by insights.js).
+// The fleet's tiles: hosts, VMs by state, vCPUs and memory against the hosts', the writer, what
+// right-sizing would reclaim, and what needs attention (filled by insights.js).
 
 import { apiValidated } from "./api.js";
 import { $, humanKiB, integer, isNumber, percent, setText } from "./util.js";
@@ -11,6 +11,7 @@ const TILES = [
   ["tile-vcpus", "vCPUs allocated"],
   ["tile-memory", "Memory allocated"],
   ["tile-writer", "InfluxDB writer"],
+  ["tile-rightsizing", "Right-sizing would reclaim"],
 ];
 
 export function buildTiles() {
@@ -46,7 +47,8 @@ export async function refreshSummary() {
   }
 }
 
-function renderSummary({ hosts, vms, capacity, writer }) {
+function renderSummary({ hosts, vms, capacity, writer, rightsizing }) {
+  fillRightsizingTile(rightsizing);
   const hostsKind = hosts.failing > 0 ? "bad" : hosts.connected < hosts.total ? "warn" : "ok";
   fillTile(
     "tile-hosts",
@@ -75,4 +77,30 @@ function renderSummary({ hosts, vms, capacity, writer }) {
   const dropped = writer.dropped_lines > 0 ? `${integer.format(writer.dropped_lines)} lines dropped` : "no line dropped";
   if (writer.healthy) fillTile("tile-writer", writer.dropped_lines > 0 ? "warn" : "ok", "healthy", dropped);
   else fillTile("tile-writer", "bad", "failing", `${writer.trouble} · ${dropped}`);
+}
+
+const gib = (value) => `${value.toFixed(1)} GiB`;
+
+// The summary's `rightsizing` (null with insights off).
+function fillRightsizingTile(totals) {
+  if (!totals) {
+    fillTile("tile-rightsizing", "ok", "—", "Insights are off (insights = false).");
+    return;
+  }
+  const learning = totals.vms - totals.vms_recommended;
+  if (totals.vms_recommended === 0) {
+    fillTile("tile-rightsizing", "ok", "—", `no recommendation yet: ${integer.format(learning)} VMs learning`);
+    return;
+  }
+  const needs = totals.under_provisioned > 0
+    ? `${integer.format(totals.under_provisioned)} VMs need more (${integer.format(totals.vcpus_needed)} vCPUs, ${gib(totals.memory_needed_gib)})`
+    : "no VM needs more";
+  const parts = [`${integer.format(totals.over_provisioned)} over-provisioned`, needs];
+  if (learning > 0) parts.push(`${integer.format(learning)} learning`);
+  fillTile(
+    "tile-rightsizing",
+    totals.under_provisioned > 0 ? "warn" : "ok",
+    `${integer.format(totals.reclaimable_vcpus)} vCPUs · ${gib(totals.reclaimable_memory_gib)}`,
+    parts.join(" · "),
+  );
 }

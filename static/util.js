@@ -77,12 +77,14 @@ export function milliseconds(seconds) {
   return isNumber(seconds) ? `${(seconds * 1000).toFixed(1)} ms` : "—";
 }
 
-// "3 min", "2 h 5 min": how long a condition has held.
+// "3 min", "2 h 5 min", "3 d 4 h": how long a condition has held, or until a disk is full.
 export function duration(seconds) {
   if (!isNumber(seconds)) return "—";
   if (seconds < 60) return `${Math.round(seconds)} s`;
   const minutes = Math.round(seconds / 60);
-  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 24 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
 // Seconds since the epoch. Date.parse keeps milliseconds only; the nanoseconds of an RFC 3339
@@ -147,6 +149,22 @@ export function fillTable(table, headers, rows) {
   });
   table.tHead.replaceChildren(head);
   table.tBodies[0].replaceChildren(...body);
+}
+
+// Rows of VMs (first cell: the name; `data-uuid`, `data-host`) chosen by click, Enter or space:
+// `choose({uuid, host, name})`.
+export function chooseRows(tbody, choose) {
+  const chooseRow = (event) => {
+    const tr = event.target.closest("tr[data-uuid]");
+    if (tr) choose({ uuid: tr.dataset.uuid, host: tr.dataset.host, name: tr.cells[0].textContent });
+  };
+  tbody.addEventListener("click", chooseRow);
+  tbody.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      chooseRow(event);
+    }
+  });
 }
 
 // A term and its value in a <div> each: one cell of the grid.

@@ -93,6 +93,12 @@ function steal(points) {
   return [times, times.map((t) => shares.get(t).reduce((a, b) => a + b, 0) / shares.get(t).length)];
 }
 
+// One disk's allocation and capacity over time (bytes), for its forecast's chart.
+export function diskFill(points, device) {
+  const mine = points.filter((p) => p.device === device).sort((a, b) => time(a) - time(b));
+  return [mine.map(time), mine.map((p) => value(p, "allocation_bytes")), mine.map((p) => value(p, "capacity_bytes"))];
+}
+
 // The extended charts: disk and network rates summed over the devices, and steal.
 export function extendedData(disk, net, cpu) {
   return {

@@ -1,17 +1,19 @@
 // One VM beside the table: its figures, conditions, charts (seed and extended, its anomalies
-// marked), disks and interfaces, and its insights; a notice when it is gone.
+// marked, its forecasts drawn on), disks and interfaces, and its insights; a notice when it is
+// gone.
 
 import { saveHash } from "./address.js";
 import { api, historyUrl } from "./api.js";
 import {
-  COLOURS, draw, fromZero, line, makeCharts, memorySpec, percentRange,
+  COLOURS, draw, fromZero, legend, line, makeCharts, memorySpec, percentRange,
 } from "./charts.js";
+import { forecastBands, forecastSeries, forecastText, showForecast, withForecast } from "./forecast.js";
 import { fillVmInsights, loadVmInsights } from "./insights.js";
 import { range, showPanel, state } from "./state.js";
 import { markAllSelected } from "./table.js";
-import { SCORE_FIELDS, anomalyTimes, extendedData, seedData } from "./vmdata.js";
+import { SCORE_FIELDS, anomalyTimes, diskFill, extendedData, seedData } from "./vmdata.js";
 import {
-  $, fillFactList, fillTable, humanBytes, humanKiB, humanRate, integer, isNumber, setText,
+  $, exactKiB, fillFactList, fillTable, humanBytes, humanKiB, humanRate, integer, isNumber, setText,
 } from "./util.js";
 
 const GONE = "gone";
@@ -26,7 +28,7 @@ function ensureCharts() {
   if (charts) return charts;
   charts = makeCharts($("#vm-view"), {
     cpu: { series: [line("CPU", COLOURS.cpu, percentText)], yAxis: (v) => `${v} %`, yRange: percentRange },
-    memory: memorySpec("used", "max"),
+    memory: withForecastSpec(memorySpec("used", "max"), exactKiB),
     rate: { series: [line("rate", COLOURS.rate, (v) => (isNumber(v) ? `${v.toFixed(1)} KiB/s` : "—"))], yAxis: (v) => `${v}` },
     disk: {
       series: [line("read", COLOURS.read, rateText), line("write", COLOURS.write, rateText)],
@@ -39,9 +41,23 @@ function ensureCharts() {
       yRange: fromZero,
     },
     steal: { series: [line("steal", COLOURS.steal, percentText)], yAxis: (v) => `${v} %`, yRange: fromZero },
+    fill: withForecastSpec({
+      series: [
+        line("allocated", COLOURS.memory, humanBytes, { fill: "rgba(37, 99, 235, 0.12)" }),
+        line("capacity", COLOURS.max, humanBytes, { width: 1, dash: [6, 4], points: { show: false } }),
+      ],
+      yAxis: humanBytes,
+      yRange: fromZero,
+    }, humanBytes),
   });
   window.vmtCharts = charts; // for the browser test and the console
   return charts;
+}
+
+// A chart's spec with a forecast's three series after its own, and its interval's band.
+function withForecastSpec(spec, format) {
+  const series = [...spec.series, ...forecastSeries(legend(format))];
+  return { ...spec, series, bands: forecastBands(series.length + 1) };
 }
 
 export function setNotice(kind, text, detail) {
@@ -65,7 +81,9 @@ export function selectVm(vm) {
   // The page scrolled past the table's top: the view beside it is brought back in full.
   const detail = $("#detail").getBoundingClientRect();
   if (detail.top < 0 || detail.bottom > window.innerHeight) $("#detail").scrollIntoView({ block: "nearest" });
-  for (const id of ["#vm-facts", "#vm-conditions", "#io-charts", "#vm-devices", "#vm-insights"]) $(id).hidden = true;
+  for (const id of ["#vm-facts", "#vm-conditions", "#io-charts", "#fill-figure", "#vm-devices", "#vm-insights"]) {
+    $(id).hidden = true;
+  }
   $("#charts").hidden = false;
   reload();
 }
@@ -108,7 +126,27 @@ export async function refreshVm() {
   fillVmInsights(insights);
   setNotice(...history.notice);
   $("#io-charts").hidden = !history.extended && !(detail && hasDevices(detail));
-  draw(ensureCharts(), history.data, history.anomalies);
+  const forecasts = insights.body ? insights.body.forecasts : [];
+  draw(ensureCharts(), forecastData(history, forecasts), history.anomalies);
+  showForecast(charts.memory, forecasts.some((f) => f.resource === "memory"));
+}
+
+// The memory forecast on the memory chart; the disk filling first (a growing one before one
+// not growing) on its own chart, shown only for a VM with a disk forecast.
+function forecastData(history, forecasts) {
+  const horizon = range().seconds;
+  const memory = forecasts.find((f) => f.resource === "memory");
+  const disks = forecasts
+    .filter((f) => f.resource.startsWith("disk:"))
+    .sort((a, b) => (a.seconds_to_full ?? Infinity) - (b.seconds_to_full ?? Infinity));
+  const disk = disks[0];
+  setText($("#forecast-memory"), memory ? ` · forecast ${forecastText(memory)}` : "");
+  setText($("#forecast-disk"), disk ? ` · ${forecastText(disk)}` : "");
+  $("#fill-figure").hidden = !disk;
+  const data = { ...history.data };
+  if (data.memory) data.memory = withForecast(data.memory, memory, 1024, horizon);
+  if (disk) data.fill = withForecast(diskFill(history.disk || [], disk.resource.slice(5)), disk, 1, horizon);
+  return data;
 }
 
 function hasDevices(detail) {
@@ -123,7 +161,7 @@ async function fetchHistory(vm, rangeSpec, every) {
   const asked = [
     ["vm_metrics", "memory_used_kb,memory_max_kb,cputime_ns,cpu_count"],
     ["vm_features", "memory_rate_kb_per_sec"],
-    ["vm_disk", "read_bytes_per_sec,write_bytes_per_sec"],
+    ["vm_disk", "read_bytes_per_sec,write_bytes_per_sec,allocation_bytes,capacity_bytes"],
     ["vm_net", "rx_bytes_per_sec,tx_bytes_per_sec"],
     ["vm_cpu", "vcpu_delay_ns"],
     ["vm_anomalies", SCORE_FIELDS.join(",")],
@@ -141,6 +179,7 @@ async function loadHistory(vm, rangeSpec, detail) {
     const empty = metrics.length === 0;
     return {
       data: { ...seedData(metrics, features), ...extendedData(disk, net, cpu) },
+      disk,
       anomalies: anomalyTimes(anomalies),
       extended: disk.length + net.length + cpu.length > 0,
       notice: empty ? ["empty", "No sample of this VM in InfluxDB for this range yet."] : ["", ""],
@@ -176,7 +215,7 @@ function showGone(vm) {
   notice.hidden = vm === null;
   if (vm === null) return;
   setText(notice, `This VM is gone: ${vm.host} no longer lists ${vm.uuid}. Choose another VM in the table.`);
-  for (const id of ["#vm-facts", "#vm-conditions", "#charts", "#io-charts", "#vm-devices", "#vm-insights"]) {
+  for (const id of ["#vm-facts", "#vm-conditions", "#charts", "#io-charts", "#fill-figure", "#vm-devices", "#vm-insights"]) {
     $(id).hidden = true;
   }
   setNotice("", "");

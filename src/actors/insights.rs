@@ -15,7 +15,8 @@ use crate::insights::encode::encode_host;
 use crate::insights::outlook::{Outlook, OutlookSettings};
 use crate::insights::outlook_lines::due_lines;
 use crate::insights::rightsizing::summary::{
-    Recommendations, RecommendationsQuery, recommendations,
+    Recommendations, RecommendationsQuery, SortBy, Totals, VmRecommendation, recommendations,
+    vm_recommendation,
 };
 use crate::insights::scrape::InsightsScrape;
 use crate::insights::snapshot::Snapshots;
@@ -33,6 +34,9 @@ pub struct InsightsActor {
     outlook: Option<(Outlook, OutlookSettings)>,
     /// None without a spool directory.
     snapshots: Option<Snapshots>,
+    /// The fleet's right-sizing totals for the summary, and the cycle count they were added at:
+    /// added up at most once a cycle however often the summary is asked.
+    fleet_totals: Option<(u64, Totals)>,
 }
 
 /// One host's cycle, from the feature actor.
@@ -83,6 +87,7 @@ impl InsightsActor {
             crashes: CrashRecord::default(),
             outlook: None,
             snapshots,
+            fleet_totals: None,
         };
         if let Some(snapshots) = &mut actor.snapshots {
             snapshots.load_into(&mut actor.insights);
@@ -169,6 +174,63 @@ impl Handler<GetRecommendations> for InsightsActor {
     }
 }
 
+/// The fleet's right-sizing totals (the summary's tile); None when the outlook is not
+/// configured.
+#[derive(Message)]
+#[rtype(result = "Option<Totals>")]
+pub struct GetRightsizingTotals;
+
+impl Handler<GetRightsizingTotals> for InsightsActor {
+    type Result = MessageResult<GetRightsizingTotals>;
+
+    fn handle(&mut self, _: GetRightsizingTotals, _: &mut Self::Context) -> Self::Result {
+        let Some((outlook, settings)) = &self.outlook else {
+            return MessageResult(None);
+        };
+        let cycles = self.status.cycles;
+        if let Some((at, totals)) = &self.fleet_totals
+            && *at == cycles
+        {
+            return MessageResult(Some(totals.clone()));
+        }
+        let query = RecommendationsQuery {
+            sort: Some(SortBy::Name),
+            limit: Some(0),
+            ..RecommendationsQuery::default()
+        };
+        let totals = recommendations(outlook, &query, settings.clock).fleet;
+        self.fleet_totals = Some((cycles, totals.clone()));
+        MessageResult(Some(totals))
+    }
+}
+
+/// One VM's recommendation and forecasts, by its host's URI and its UUID; None when the outlook
+/// is not configured or does not know the VM yet.
+#[derive(Message)]
+#[rtype(result = "Option<VmRecommendation>")]
+pub struct GetVmOutlook {
+    pub uri: String,
+    pub uuid: Uuid,
+}
+
+impl Handler<GetVmOutlook> for InsightsActor {
+    type Result = MessageResult<GetVmOutlook>;
+
+    fn handle(&mut self, query: GetVmOutlook, _: &mut Self::Context) -> Self::Result {
+        let found = self.outlook.as_ref().and_then(|(outlook, settings)| {
+            let host = outlook.hosts.get(query.uri.as_str())?;
+            let vm = host.vms.get(&query.uuid.as_u128())?;
+            Some(vm_recommendation(
+                host,
+                query.uuid.as_u128(),
+                vm,
+                settings.clock,
+            ))
+        });
+        MessageResult(found)
+    }
+}
+
 impl Actor for InsightsActor {
     type Context = Context<Self>;
 
@@ -215,6 +277,7 @@ impl Supervised for InsightsActor {
         }
         (self.status.vms_tracked, self.status.vms_trained) = (0, 0);
         self.status.vms_learning = 0;
+        self.fleet_totals = None;
         self.status.restarts += 1;
     }
 }

@@ -78,6 +78,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/hosts.js"),
     ),
     (
+        "forecast.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/forecast.js"),
+    ),
+    (
+        "rightsizing.js",
+        JAVASCRIPT,
+        include_bytes!("../../static/rightsizing.js"),
+    ),
+    (
         "actors.js",
         JAVASCRIPT,
         include_bytes!("../../static/actors.js"),

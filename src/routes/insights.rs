@@ -1,14 +1,28 @@
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use super::error::{InsightsOff, VmAmbiguous};
 use super::stats::find_vm;
 use super::vms::limit;
 use crate::actors::Pipeline;
-use crate::actors::insights::{GetFleetInsights, GetVmInsights, InsightsActor};
+use crate::actors::insights::{GetFleetInsights, GetVmInsights, GetVmOutlook, InsightsActor};
+use crate::insights::rightsizing::recommend::Recommendation;
+use crate::insights::rightsizing::summary::Forecast;
 use crate::insights::views::{FleetInsights, VmInsightsDetail};
+
+/// One VM's insights, with its right-sizing and forecasts (as `/api/telemetry/recommendations`
+/// gives them).
+#[derive(Serialize, ToSchema)]
+pub struct VmInsightsAnswer {
+    #[serde(flatten)]
+    pub insights: VmInsightsDetail,
+    /// None while it is learning (VPA needs CPU samples a minute apart).
+    pub recommendation: Option<Recommendation>,
+    /// Each bounded resource's time to full (`memory`, `disk:<device>`), with its 80 % interval.
+    pub forecasts: Vec<Forecast>,
+}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -60,7 +74,8 @@ pub async fn fleet_insights(
 
 /// One VM's insights: every signal's value, score (against the VM's own past) and whether it
 /// departs from its peers, its anomaly rate over the window, its conditions with their
-/// evidence, and whether its model is trained or still learning.
+/// evidence, and whether its model is trained or still learning; its right-sizing
+/// recommendation and its forecasts.
 #[utoipa::path(
     get,
     path = "/api/telemetry/insights/{vm_id}",
@@ -69,7 +84,7 @@ pub async fn fleet_insights(
         InsightsParams,
     ),
     responses(
-        (status = 200, body = VmInsightsDetail),
+        (status = 200, body = VmInsightsAnswer),
         (status = 400, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody, description = "no such VM, or insights are off"),
         VmAmbiguous,
@@ -89,11 +104,22 @@ pub async fn vm_insights(
         .uuid
         .parse()
         .map_err(|_| ApiError::VmNotFound(selector.clone()))?;
+    let outlook = GetVmOutlook {
+        uri: vm.uri.clone(),
+        uuid,
+    };
     let query = GetVmInsights { uri: vm.uri, uuid };
     // Listed by the feature actor, not yet by the insights actor: its first cycle is on its way.
     let detail: VmInsightsDetail = insights
         .send(query)
         .await?
         .ok_or(ApiError::VmNotFound(selector))?;
-    Ok(HttpResponse::Ok().json(detail))
+    let outlook = insights.send(outlook).await?;
+    let (recommendation, forecasts) =
+        outlook.map_or((None, Vec::new()), |vm| (vm.recommendation, vm.forecasts));
+    Ok(HttpResponse::Ok().json(VmInsightsAnswer {
+        insights: detail,
+        recommendation,
+        forecasts,
+    }))
 }

@@ -1,6 +1,6 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use actix_web::http::header::EntityTag;
+use actix_web::http::header::{ContentType, EntityTag};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -9,12 +9,14 @@ use super::ApiError;
 use super::validators::{fresh, matches, not_modified};
 use super::vms::catalog;
 use crate::actors::Pipeline;
+use crate::actors::insights::GetRightsizingTotals;
 use crate::actors::messages::GetTelemetryStatus;
 use crate::actors::status::{ConnectionState, HostStatus, WriterStatus};
+use crate::insights::rightsizing::summary::Totals;
 use crate::vms::{Capacity, Fleet};
 
 /// The fleet view's tiles in one small answer.
-#[derive(Hash, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Summary {
     pub hosts: HostsSummary,
     /// The VMs, by state; their vCPUs and memory, allocated whatever their state.
@@ -22,9 +24,13 @@ pub struct Summary {
     /// The hosts' own CPUs and memory, to set the allocation against.
     pub capacity: Capacity,
     pub writer: WriterSummary,
+    /// What right-sizing would reclaim over the fleet (the vCPUs and GiB of the
+    /// over-provisioned VMs) and what the under-provisioned ones need, as
+    /// `/api/telemetry/recommendations`' `fleet`; none with `insights = false`.
+    pub rightsizing: Option<Totals>,
 }
 
-#[derive(Hash, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct HostsSummary {
     pub total: usize,
     pub connected: usize,
@@ -32,7 +38,7 @@ pub struct HostsSummary {
     pub failing: usize,
 }
 
-#[derive(Hash, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct WriterSummary {
     /// Neither InfluxDB nor the spool failing.
     pub healthy: bool,
@@ -69,7 +75,8 @@ impl WriterSummary {
 }
 
 /// Hosts connected and failing, VMs by state, the fleet's vCPUs and memory against the hosts'
-/// (`capacity`, from `host_metrics`: zero hosts reporting without it), and the writer's health.
+/// (`capacity`, from `host_metrics`: zero hosts reporting without it), the writer's health, and
+/// what right-sizing would reclaim (`rightsizing`).
 /// A weak `ETag` follows its content: with it in `If-None-Match`, an unchanged summary is a
 /// `304`.
 #[utoipa::path(
@@ -87,17 +94,24 @@ pub async fn summary(
 ) -> Result<HttpResponse, ApiError> {
     let status = pipeline.supervisor.send(GetTelemetryStatus).await??;
     let catalog = catalog(&pipeline).await?;
+    let rightsizing = match &pipeline.insights {
+        Some(insights) => insights.send(GetRightsizingTotals).await?,
+        None => None,
+    };
     let summary = Summary {
         hosts: HostsSummary::of(&status.hosts),
         vms: catalog.fleet.clone(),
         capacity: catalog.capacity.clone(),
         writer: WriterSummary::of(&status.writer),
+        rightsizing,
     };
+    // Serialised once: its bytes are what the ETag follows.
+    let body = serde_json::to_vec(&summary).expect("plain data");
     let mut hasher = DefaultHasher::new();
-    summary.hash(&mut hasher);
+    body.hash(&mut hasher);
     let etag = EntityTag::new_weak(format!("summary-{:016x}", hasher.finish()));
     if matches(&request, &etag) {
         return Ok(not_modified(etag));
     }
-    Ok(fresh(etag).json(summary))
+    Ok(fresh(etag).content_type(ContentType::json()).body(body))
 }

@@ -9,7 +9,9 @@ use super::ApiError;
 use super::validators::{fresh, matches, not_modified};
 use crate::actors::Pipeline;
 use crate::actors::messages::GetCatalog;
-use crate::vms::{Catalog, Order, PageQuery, SortColumn, VmFilter, VmView};
+use crate::vms::{
+    Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter, VmView,
+};
 
 /// The most VMs one page holds (≈ 0.5 MB of JSON); without `limit` the list is whole.
 pub const MAX_LIMIT: usize = 1000;
@@ -131,15 +133,15 @@ pub async fn list_vms(
     let catalog = catalog(&pipeline).await?;
     let etag = etag(catalog.epoch, catalog.generation);
     let mut response = fresh(etag);
+    response
+        .insert_header(ContentType::json())
+        .insert_header((VARY, "accept-encoding"));
     if accepts_gzip(&request) {
         // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
-        response
-            .insert_header(ContentType::json())
-            .insert_header(ContentEncoding::Gzip)
-            .insert_header((VARY, "accept-encoding"));
-        return Ok(response.body(catalog.gzipped(&query)));
+        response.insert_header(ContentEncoding::Gzip);
+        return Ok(response.body(catalog.answer(&query, AnswerEncoding::Gzip)));
     }
-    Ok(response.json(catalog.page(&query)))
+    Ok(response.body(catalog.answer(&query, AnswerEncoding::Identity)))
 }
 
 /// The catalog of the table's current generation: the one already built, else the feature

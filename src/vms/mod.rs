@@ -24,13 +24,13 @@ use uuid::Uuid;
 use crate::extended::{DomainStatsSample, StatsSample};
 use crate::guest::GuestSample;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
-pub use catalog::{Capacity, Catalog, Catalogs, Fleet};
+pub use catalog::{Capacity, Catalog, Catalogs, Encoding, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 pub use devices::DeviceView;
 use host::HostVms;
 pub use page::{Order, PageQuery, SortColumn, VmFilter};
 use recent::{RecentSamples, Recorded};
-use row::{ExtendedRates, VmRow};
+use row::{CpuTrend, ExtendedRates, VmRow};
 pub use snapshot::{LentVm, NodeSnapshot, TableSnapshot, VmSnapshot};
 
 pub struct VmTable {
@@ -76,6 +76,10 @@ pub struct VmView {
     /// Summed over the VM's interfaces (`interface`).
     pub net_rx_bytes_per_sec: Option<f64>,
     pub net_tx_bytes_per_sec: Option<f64>,
+    /// CPU use between the VM's latest seed samples (up to 12 pairs, oldest first, the last
+    /// ending at `timestamp`): Δ`cputime_ns` / (Δt × vCPUs) in whole percent, at most 100; null
+    /// across a restart. From the samples held in memory, for the table's trend bars.
+    pub cpu_trend: Vec<Option<u8>>,
 }
 
 /// A recent sample held in memory, oldest first.
@@ -237,6 +241,7 @@ impl Listed<'_> {
             latest: self.latest.clone(),
             features: self.recent.latest_features(self.latest),
             rates: ExtendedRates::of(self.stats),
+            cpu_trend: CpuTrend::of(&self.recent.cpu_trend(self.latest, row::TREND_PAIRS)),
         }
     }
 

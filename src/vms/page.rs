@@ -1,5 +1,5 @@
 //! What a list request asks of the catalog: filters, a sort column and order, and a page. Every
-//! column of `VmView` sorts; a VM without a value in it comes last in either order, and VMs
+//! column of `VmView` but the CPU trend sorts; a VM without a value in it comes last in either order, and VMs
 //! with equal values keep the default order (host, name, UUID), so pages never overlap.
 
 use std::cmp::Ordering;

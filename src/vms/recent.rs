@@ -51,6 +51,15 @@ impl Recorded {
         }
     }
 
+    /// Its CPU use since `before`, in percent of its vCPUs: Δ`cputime_ns` / (Δt × vCPUs); none
+    /// across a restart (CPU time going back) or without time passing.
+    fn cpu_percent_after(&self, before: &Recorded) -> Option<f64> {
+        let elapsed = self.timestamp_ns.checked_sub(before.timestamp_ns)?;
+        let used = self.cputime_ns.checked_sub(before.cputime_ns)?;
+        (elapsed > 0 && self.cpu_count > 0)
+            .then(|| used as f64 / (elapsed as f64 * f64::from(self.cpu_count)) * 100.0)
+    }
+
     fn memory(&self) -> (i64, u64) {
         (self.timestamp_ns, self.memory_used_kb)
     }
@@ -264,6 +273,23 @@ impl RecentSamples {
         shown
     }
 
+    /// The CPU use between each of the latest `pairs` pairs of samples (fewer for a VM with
+    /// fewer samples), oldest first, ending with the latest's: only those entries are decoded.
+    pub fn cpu_trend(&self, latest: &DomainSample, pairs: usize) -> Vec<Option<f64>> {
+        let starts: Vec<usize> = self.entry_starts().collect();
+        let mut after = Recorded::new(latest, self.latest_derived);
+        let mut trend = Vec::with_capacity(pairs.min(starts.len()));
+        for &start in starts.iter().rev().take(pairs) {
+            let Some((before, _)) = decode(&after, &self.deltas[start..]) else {
+                break;
+            };
+            trend.push(after.cpu_percent_after(&before));
+            after = before;
+        }
+        trend.reverse();
+        trend
+    }
+
     fn entry_starts(&self) -> impl Iterator<Item = usize> + '_ {
         let mut at = 0;
         std::iter::from_fn(move || {
@@ -355,5 +381,45 @@ mod tests {
         assert!(shown.iter().all(|(_, features)| features.is_some()));
         assert_eq!(samples.deltas.len(), 60 * TYPICAL_ENTRY);
         assert_eq!(samples.deltas.capacity(), 60 * TYPICAL_ENTRY);
+    }
+    /// The trend is Δ`cputime_ns` / (Δt × vCPUs) between each pair of the latest samples, none
+    /// across a restart, and only the latest pairs asked for.
+    #[test]
+    fn the_cpu_trend_is_each_pairs_share_of_the_vcpus_and_none_across_a_restart() {
+        let sample = |i: i64, cputime_ns: u64| DomainSample {
+            id: Some(1),
+            name: "vm".into(),
+            uuid: uuid::Uuid::from_u128(1),
+            state: VmState::Running,
+            cpu_count: 4,
+            memory_max_kb: 1 << 20,
+            memory_used_kb: 1 << 19,
+            cputime_ns,
+            timestamp_ns: i * 5_000_000_000,
+        };
+        // 1, 2, 3 then 4 busy vCPUs of 4 over 5 s; then a restart (CPU time from 0), then 2.
+        let cputimes = [0, 5, 15, 30, 50, 1, 11].map(|s: u64| s * 1_000_000_000);
+        let mut samples = RecentSamples::new(60, 0);
+        for i in 1..cputimes.len() {
+            let (previous, latest) = (
+                sample(i as i64 - 1, cputimes[i - 1]),
+                sample(i as i64, cputimes[i]),
+            );
+            samples.push(&previous, &latest, true, 60);
+        }
+        let latest = sample(6, cputimes[6]);
+        assert_eq!(
+            samples.cpu_trend(&latest, 12),
+            [
+                Some(25.0),
+                Some(50.0),
+                Some(75.0),
+                Some(100.0),
+                None,
+                Some(50.0)
+            ]
+        );
+        assert_eq!(samples.cpu_trend(&latest, 2), [None, Some(50.0)]);
+        assert!(RecentSamples::new(60, 0).cpu_trend(&latest, 12).is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! A real guest's page in headless Chromium: its disks and interfaces, its disk, network and
 //! steal charts from the extended measurements in the real InfluxDB, its CPU burst marked as an
-//! anomaly on the CPU chart, its host's panel with `host_metrics` charts, and the "gone" notice
-//! when the guest is destroyed while its page is open.
+//! anomaly on the CPU chart, its disk's fill with its forecast, its host's panel with
+//! `host_metrics` charts, and the "gone" notice when the guest is destroyed while its page is
+//! open.
 
 use std::time::Duration;
 
@@ -73,6 +74,16 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
     )
     .await;
 
+    // Its disk's forecast (a sparse image: not growing), which its page draws.
+    let (_, insights) = app.get(&format!("/api/telemetry/insights/{uuid}")).await;
+    let forecasts = insights["forecasts"].as_array().expect("forecasts");
+    assert!(
+        forecasts
+            .iter()
+            .any(|f| f["resource"] == json!(format!("disk:{}", disks[0]))),
+        "{insights}"
+    );
+
     let address = app.address.clone();
     in_browser(move |tab| {
         open(tab, &format!("{address}/#hostview={host}"));
@@ -113,13 +124,23 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
         assert!(marks.as_u64().unwrap() >= 1, "{marks}");
         let model = js(tab, "document.querySelector('#vm-model').dataset.state");
         assert_eq!(model, json!("trained"));
+        // Its disk's allocation against its capacity, and its forecast from now on.
+        let fill = wait_js(
+            tab,
+            "the disk's fill chart with its forecast",
+            "!document.querySelector('#fill-figure').hidden &&
+             vmtCharts.fill.data[2].some(v => v > 0) && vmtCharts.fill.data[3].some(v => v !== null) &&
+             document.querySelector('#forecast-disk').textContent",
+        );
+        assert!(fill.as_str().unwrap().contains(" · disk:"), "{fill}");
 
         drop(guest);
         let gone = wait_js(
             tab,
             "the gone notice",
             "!document.querySelector('#vm-gone').hidden && document.querySelector('#charts').hidden &&
-             document.querySelector('#vm-devices').hidden && document.querySelector('#vm-gone').textContent",
+             document.querySelector('#vm-devices').hidden && document.querySelector('#fill-figure').hidden &&
+             document.querySelector('#vm-gone').textContent",
         );
         assert_eq!(
             gone,

@@ -3,6 +3,7 @@
 //! behind it, the forecast time until its memory is full is within ±15 % of the true one: the
 //! room left at the leak's true rate, measured from the guest's own memory in use between the
 //! onset and then (the nominal 1 MiB/s is slower by each write's time, more so on a busy host).
+//! While it still leaks, the dashboard draws that forecast on the guest's memory chart.
 //! Then the leak goes on until the guest has no memory left (the kernel's OOM killer, or its own
 //! `MemAvailable` at nothing): it ran out no later than forecast a quarter of the way in, and
 //! the forecast's line, followed from there to the level where it ran out, came within ±15 % of
@@ -102,6 +103,7 @@ async fn a_leaking_guests_time_to_full_is_forecast_within_15_percent() {
             checked.push((at, used, forecast, (capacity - used) / rate, growth));
         }
     }
+    crate::dashboard_outlook::forecast_line_is_drawn(&app, &guest.name).await;
     let figures: Vec<_> = checked.iter().map(|(_, u, f, t, _)| (u, f, t)).collect();
     eprintln!("leak: (used, forecast s, true s) a quarter of the way in: {figures:?}");
     for (_, used, forecast, truth, _) in &checked {

@@ -9,6 +9,7 @@ mod coordination_stall;
 mod coordination_tls;
 mod dashboard;
 mod dashboard_fleet;
+mod dashboard_outlook;
 mod dashboard_vm;
 mod extended;
 mod forecast_guest;

@@ -22,11 +22,14 @@ pub enum Measurement {
 
 /// The rates derived from the extended counters, and the one counter a chart needs (steal).
 const VM_CPU_FIELDS: [&str; 2] = ["cpu_usage_percent", VCPU_DELAY_NS];
-const VM_DISK_FIELDS: [&str; 4] = [
+/// And the two a disk's fill (its forecast's chart) needs.
+const VM_DISK_FIELDS: [&str; 6] = [
     "read_bytes_per_sec",
     "write_bytes_per_sec",
     "read_iops",
     "write_iops",
+    "allocation_bytes",
+    "capacity_bytes",
 ];
 const VM_NET_FIELDS: [&str; 4] = [
     "rx_bytes_per_sec",
