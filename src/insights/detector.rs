@@ -355,6 +355,23 @@ mod tests {
     }
 
     #[test]
+    fn just_trained_a_lasting_departure_stays_anomalous_rather_than_widening_the_spread() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..31).map(|i| noise(i, 5.0, 3.0)));
+        let step = run(&mut model, (31..41).map(|i| noise(i, 30.0, 3.0)));
+        let anomalous = |v: &Verdict| {
+            matches!(
+                v,
+                Verdict::Scored {
+                    anomalous: true,
+                    ..
+                }
+            )
+        };
+        assert!(step[1..].iter().all(anomalous), "{step:?}");
+    }
+
+    #[test]
     fn a_short_burst_is_flagged_and_the_signal_calms_down_after_it() {
         let mut model = SignalModel::default();
         run(&mut model, (0..300).map(|i| noise(i, 5.0, 1.0)));
