@@ -205,6 +205,27 @@ check_libvirt() {
     }
 }
 
+# guests_first on|off: libvirt's VMs' cgroup (its `machine` partition) weighted as 16 busy
+# processes rather than one, or back to the default weight. The real-guest tests measure what
+# their own workloads cause (insights_truth: a steady guest raises nothing, a neighbour's steal
+# comes from the burst on its core): on a runner busy with other work (builds, other tests), all
+# the guests' vCPUs together would otherwise weigh as one of its processes and every guest look
+# contended. Not more: the service under test, beside them, must not starve either.
+guests_first() {
+    local shares=1024 weight=100
+    [[ $1 == off ]] || shares=16384 weight=1600
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl set-property --runtime machine.slice CPUWeight=$weight
+        elif [[ -d /sys/fs/cgroup/machine ]]; then
+            echo $weight >/sys/fs/cgroup/machine/cpu.weight
+        fi
+    elif [[ -d /sys/fs/cgroup/cpu ]]; then
+        mkdir -p /sys/fs/cgroup/cpu/machine
+        echo $shares >/sys/fs/cgroup/cpu/machine/cpu.shares
+    fi
+}
+
 up() {
     ((EUID == 0)) || die "run as root: libvirtd for qemu:///system runs as root"
     mkdir -p "$STATE" "$PIDDIR"
@@ -225,11 +246,13 @@ up() {
     ensure_influxd
     ensure_etcd
     check_libvirt
+    guests_first on
     log "up: state in $STATE; VMT_TEST_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT VMT_TEST_ETCD_URL=http://127.0.0.1:$ETCD_PORT"
 }
 
 down() {
     local pid doms
+    guests_first off
     if pid=$(recorded libvirtd "$LIBVIRTD"); then
         # QEMU processes outlive libvirtd; say so rather than kill what the tests left.
         doms=$(timeout 10 virsh -c qemu:///system list --name 2>/dev/null | sed '/^$/d' | paste -sd' ' || true)

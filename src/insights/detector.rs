@@ -1,12 +1,17 @@
 //! One signal of one VM against its own past, in 24 bytes and a few dozen floating-point
 //! operations a cycle: the value is smoothed (an EMA), and two robust z-scores are taken against
 //! exponentially weighted means and variances: of the smoothed level (a shift or a burst) and of
-//! its difference from the cycle before (a sudden change, as Netdata's differenced values). The
-//! score is the larger z mapped into [0, 1]; the sample is anomalous at `threshold` and above.
+//! its difference from the cycle before (a sudden change, as Netdata's differenced values). A
+//! cycle's departure is the larger z, on the side of the normal it lies; the score holds the
+//! smaller of this cycle's and the last one's when both lie on the same side, else none (as
+//! Netdata asks all its models to agree), mapped into [0, 1]; anomalous from 0.5, at `threshold`.
+//! So one odd cycle and its rebound (a periodic job's write landing a second late: a cycle
+//! without, the next with two) are no anomaly, and a departure that lasts is, one cycle later.
 //!
 //! Robust: the spread never falls below the signal's floor (nor 5 % of its level), and what
-//! updates the means is clipped to `threshold` spreads, so an anomaly teaches the model little
-//! while a lasting new level is learned over about `baseline_samples` cycles.
+//! updates the means is clipped to `threshold` spreads (the variances: `SPREAD_CLIP`), so an
+//! anomaly teaches the model little while a lasting new level is learned over about
+//! `baseline_samples` cycles.
 
 /// Values beyond this (never a real rate) count as this: the state stays finite in f32.
 const LIMIT: f64 = 1e30;
@@ -14,6 +19,12 @@ const LIMIT: f64 = 1e30;
 const SMOOTHING: f64 = 0.5;
 /// The spread never falls below this share of the level: 5 % of a busy signal is noise.
 const RELATIVE_FLOOR: f64 = 0.05;
+/// Once trained, what a sample adds to a variance is clipped to this many spreads (its mean's
+/// share to `threshold` spreads): a lasting departure moves the mean, to become the new normal,
+/// rather than widening the spread at once (each cycle of it would, and hide it within cycles).
+const SPREAD_CLIP: f64 = 2.0;
+/// The last departure is kept in sixteenths of the threshold (up to ≈ 8 thresholds).
+const STEPS: f64 = 16.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectorSettings {
@@ -47,11 +58,23 @@ pub struct SignalModel {
     change_mean: f32,
     change_var: f32,
     samples: u16,
+    run: Run,
+    /// The last scored sample's departure, in `STEPS` of the threshold, rounded down: > 0 above
+    /// the normal, < 0 below it, 0 none (or a new run).
+    last: i8,
+}
+
+/// Where the model's run of samples stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum Run {
+    /// The next value starts a new run (its difference would span a gap).
+    #[default]
+    Interrupted,
+    /// As interrupted, and the level learned is stale (a gap longer than the window): the next run
+    /// starts from the value it meets, keeping what was learned of the spread.
+    Stale,
     /// `smoothed` holds the previous sample of an unbroken run.
-    continuous: bool,
-    /// The level learned is stale (a gap longer than the window): the next run starts from the
-    /// value it meets, keeping what was learned of the spread.
-    stale: bool,
+    Continuous,
 }
 
 /// What a snapshot keeps of a model: its level's and its change's means and variances, and its
@@ -65,19 +88,22 @@ impl SignalModel {
 
     /// The smoothed level, once it has one: what peers are compared on.
     pub fn level(&self) -> Option<f64> {
-        self.continuous.then_some(f64::from(self.smoothed))
+        (self.run == Run::Continuous).then_some(f64::from(self.smoothed))
     }
 
     /// A gap: the next value starts a new run, unscored, its difference spanning nothing.
     pub fn interrupt(&mut self) {
-        self.continuous = false;
+        if self.run == Run::Continuous {
+            self.run = Run::Interrupted;
+        }
+        self.last = 0;
     }
 
     /// A gap long enough to make the level stale: as `interrupt`, and the level is not held
     /// against the next value (a VM back after a day at another level is not an anomaly).
     pub fn interrupt_stale(&mut self) {
         self.interrupt();
-        self.stale = true;
+        self.run = Run::Stale;
     }
 
     pub fn parts(&self) -> ModelParts {
@@ -118,7 +144,7 @@ impl SignalModel {
         }
         let value = value.clamp(-LIMIT, LIMIT);
         let trained = self.trained(settings);
-        if !self.continuous {
+        if self.run != Run::Continuous {
             self.restart(value);
             return Some(if trained {
                 Verdict::Resumed
@@ -145,22 +171,36 @@ impl SignalModel {
         if !trained {
             return Some(Verdict::Learning);
         }
+        // The side: the level's when it departs most or beyond the threshold (a level far off
+        // while it falls back is still off), else the change's.
+        let side = match z_level >= z_change.min(settings.threshold) {
+            true => smoothed - level.mean,
+            false => change - delta.mean,
+        };
         let z = z_level.max(z_change);
+        let last = f64::from(self.last) / STEPS * settings.threshold;
+        let held = match side * last > 0.0 {
+            true => z.min(last.abs()),
+            false => 0.0,
+        };
+        self.last = (z / settings.threshold * STEPS)
+            .floor()
+            .min(127.0)
+            .copysign(side) as i8;
         Some(Verdict::Scored {
-            score: score(z, settings.threshold),
-            anomalous: z >= settings.threshold,
+            score: score(held, settings.threshold),
+            anomalous: held >= settings.threshold,
         })
     }
 
     /// A run starts at `value`: the level keeps what it learned (unless stale), the differences
     /// start afresh.
     fn restart(&mut self, value: f64) {
-        if self.samples == 0 || self.stale {
+        if self.samples == 0 || self.run == Run::Stale {
             self.level_mean = value as f32;
         }
         self.smoothed = value as f32;
-        self.continuous = true;
-        self.stale = false;
+        self.run = Run::Continuous;
         self.samples = self.samples.saturating_add(1);
     }
 }
@@ -200,18 +240,19 @@ impl Moments {
         if z.is_nan() { 0.0 } else { z }
     }
 
-    /// The moments with `x` added at `weight`, `x` first clipped to `clip` spreads of the mean.
+    /// The moments with `x` added at `weight`, `x` first clipped to `clip` spreads of the mean
+    /// for the mean, to `SPREAD_CLIP` for the variance.
     fn update(self, x: f64, weight: f64, clip: Option<f64>, floor: f64) -> (f32, f32) {
-        let x = match clip {
-            Some(k) => {
-                let reach = k * self.spread(floor);
-                x.clamp(self.mean - reach, self.mean + reach)
-            }
-            None => x,
+        let within = |k: f64| {
+            let reach = k * self.spread(floor);
+            x.clamp(self.mean - reach, self.mean + reach) - self.mean
         };
-        let delta = x - self.mean;
+        let (delta, spread_delta) = match clip {
+            Some(k) => (within(k), within(SPREAD_CLIP.min(k))),
+            None => (x - self.mean, x - self.mean),
+        };
         let mean = self.mean + weight * delta;
-        let var = (1.0 - weight) * (self.var + weight * delta * delta);
+        let var = (1.0 - weight) * (self.var + weight * spread_delta * spread_delta);
         (finite_f32(mean), finite_f32(var))
     }
 }
@@ -292,13 +333,42 @@ mod tests {
         let mut model = SignalModel::default();
         run(&mut model, (0..200).map(|i| noise(i, 10.0, 2.0)));
         let step = run(&mut model, (200..1400).map(|i| noise(i, 80.0, 2.0)));
+        // Anomalous once it lasts: from its second cycle.
         assert!(
-            matches!(step[0], Verdict::Scored { anomalous: true, score } if score > 0.9),
+            matches!(
+                step[0],
+                Verdict::Scored {
+                    anomalous: false,
+                    ..
+                }
+            ),
             "{:?}",
             step[0]
         );
+        assert!(
+            matches!(step[1], Verdict::Scored { anomalous: true, score } if score > 0.9),
+            "{:?}",
+            step[1]
+        );
         // Learned after a while: the last few hundred samples are normal again.
         assert!(max_score(&step[900..]) < 0.5, "{}", max_score(&step[900..]));
+    }
+
+    #[test]
+    fn just_trained_a_lasting_departure_stays_anomalous_rather_than_widening_the_spread() {
+        let mut model = SignalModel::default();
+        run(&mut model, (0..31).map(|i| noise(i, 5.0, 3.0)));
+        let step = run(&mut model, (31..41).map(|i| noise(i, 30.0, 3.0)));
+        let anomalous = |v: &Verdict| {
+            matches!(
+                v,
+                Verdict::Scored {
+                    anomalous: true,
+                    ..
+                }
+            )
+        };
+        assert!(step[1..].iter().all(anomalous), "{step:?}");
     }
 
     #[test]
@@ -306,7 +376,14 @@ mod tests {
         let mut model = SignalModel::default();
         run(&mut model, (0..300).map(|i| noise(i, 5.0, 1.0)));
         let burst = run(&mut model, [95.0, 97.0, 96.0]);
-        assert!(burst.iter().all(|v| matches!(
+        assert!(matches!(
+            burst[0],
+            Verdict::Scored {
+                anomalous: false,
+                ..
+            }
+        ));
+        assert!(burst[1..].iter().all(|v| matches!(
             v,
             Verdict::Scored {
                 anomalous: true,
@@ -316,6 +393,39 @@ mod tests {
         let after = run(&mut model, (303..600).map(|i| noise(i, 5.0, 1.0)));
         let late = &after[20..];
         assert!(max_score(late) < 0.5, "{}", max_score(late));
+    }
+
+    #[test]
+    fn one_odd_cycle_and_its_rebound_are_no_anomaly_a_lasting_departure_is() {
+        // A job writing 256 KiB every second, its spread the disk rate's floor (16 KiB/s).
+        let trained = || {
+            let mut model = SignalModel::default();
+            for i in 0..100 {
+                model.observe(noise(i, 256.0, 2.0), 16.0, &SETTINGS);
+            }
+            model
+        };
+        // (score ≥ 0.5, anomalous) per cycle.
+        let verdicts = |model: &mut SignalModel, values: &[f64]| -> Vec<(bool, bool)> {
+            let verdict = |value| match model.observe(value, 16.0, &SETTINGS) {
+                Some(Verdict::Scored { score, anomalous }) => (score >= 0.5, anomalous),
+                other => panic!("{other:?}"),
+            };
+            values.iter().copied().map(verdict).collect()
+        };
+        // Its write a second late: a cycle without, the next with two, each alone beyond the
+        // threshold (below, then above).
+        let late = verdicts(&mut trained(), &[0.0, 512.0, 256.0, 256.0]);
+        assert_eq!(late, [(false, false); 4]);
+        // Stopped: anomalous from the second cycle on.
+        let stopped = verdicts(&mut trained(), &[0.0, 0.0, 0.0]);
+        assert_eq!(stopped, [(false, false), (true, true), (true, true)]);
+        // A gap between two departing cycles breaks the run.
+        let mut model = trained();
+        verdicts(&mut model, &[0.0]);
+        model.interrupt();
+        assert_eq!(model.observe(0.0, 16.0, &SETTINGS), Some(Verdict::Resumed));
+        assert_eq!(verdicts(&mut model, &[0.0]), [(false, false)]);
     }
 
     #[test]
@@ -348,7 +458,7 @@ mod tests {
         let verdicts = run(&mut short, (0..3).map(|i| noise(i, 80.0, 2.0)));
         assert!(
             matches!(
-                verdicts[1],
+                verdicts[2],
                 Verdict::Scored {
                     anomalous: true,
                     ..

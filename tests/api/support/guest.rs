@@ -3,6 +3,8 @@
 //! firmware-only one that boots nothing and needs no kernel.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -19,6 +21,8 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// libvirt picks the host end's socket path itself.
 const AGENT_CHANNEL: &str = "<channel type='unix'>\
      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
+/// The virtio-serial port on which `vmt.after=go` waits for its "go" (tests/guest/init).
+const GO_CHANNEL: &str = "vmt.go";
 /// The prefix of booted guests' names, by which orphans are found.
 const BOOTED_PREFIX: &str = "vmt-real-guest-";
 
@@ -28,6 +32,9 @@ pub struct Guest {
     tap: Option<String>,
     /// A booted guest's serial console log.
     console: Option<PathBuf>,
+    /// The host end of its `vmt.go` port, connected once booted (the guest then waits without
+    /// polling).
+    go: Option<UnixStream>,
     /// Disk, console log and domain XML; removed after the destroy.
     dir: tempfile::TempDir,
 }
@@ -41,6 +48,8 @@ pub struct GuestOptions {
     host_cpu: Option<u32>,
     /// A virtio-serial channel `org.qemu.guest_agent.0`, for `vmt.agent=1`'s qemu-ga.
     agent_channel: bool,
+    /// A virtio-serial channel `vmt.go`, for `vmt.after=go`.
+    go_channel: bool,
     /// The disk's I/O operations per second once booted, at most (`virsh blkdeviotune`).
     disk_iops: Option<u32>,
     /// The host bridge its NIC is plugged into, instead of a bare tap.
@@ -85,6 +94,12 @@ impl GuestOptions {
         self
     }
 
+    /// Its workloads' onset at `Guest::go` rather than a number of seconds after boot.
+    pub fn onset_on_go(mut self) -> Self {
+        self.go_channel = true;
+        self.arg("vmt.after", "go")
+    }
+
     /// Its NIC on the host bridge `bridge` (which must exist).
     pub fn bridge(mut self, bridge: &str) -> Self {
         self.bridge = Some(bridge.to_owned());
@@ -109,6 +124,7 @@ impl Guest {
             args: Vec::new(),
             host_cpu: None,
             agent_channel: false,
+            go_channel: false,
             disk_iops: None,
             bridge: None,
             vcpus: 1,
@@ -132,10 +148,18 @@ impl Guest {
             .host_cpu
             .map(|cpu| format!("<cputune><vcpupin vcpu='0' cpuset='{cpu}'/></cputune>"))
             .unwrap_or_default();
-        let channel = match options.agent_channel {
-            true => AGENT_CHANNEL,
-            false => "",
+        let go_socket = dir.path().join("go.sock");
+        let mut channel = match options.agent_channel {
+            true => AGENT_CHANNEL.to_owned(),
+            false => String::new(),
         };
+        if options.go_channel {
+            channel += &format!(
+                "<channel type='unix'><source mode='bind' path='{}'/>\
+                 <target type='virtio' name='{GO_CHANNEL}'/></channel>",
+                go_socket.display()
+            );
+        }
         let (nic, source) = match &options.bridge {
             Some(bridge) => ("bridge", format!("<source bridge='{bridge}'/>")),
             None => ("ethernet", String::new()),
@@ -167,8 +191,12 @@ impl Guest {
             memory = options.memory_kib,
             vcpus = options.vcpus,
         );
-        let guest = Guest::create(name, xml, dir, Some(tap), Some(console));
+        let mut guest = Guest::create(name, xml, dir, Some(tap), Some(console));
         guest.wait_up();
+        if options.go_channel {
+            let stream = UnixStream::connect(&go_socket);
+            guest.go = Some(stream.unwrap_or_else(|e| panic!("{}: {e}", go_socket.display())));
+        }
         if let Some(iops) = options.disk_iops {
             let iops = iops.to_string();
             virsh(&[
@@ -228,8 +256,16 @@ impl Guest {
             name,
             tap,
             console,
+            go: None,
             dir,
         }
+    }
+
+    /// Starts the workloads of a guest booted `onset_on_go`: its init prints their onset lines.
+    pub fn go(&self) {
+        let mut port = self.go.as_ref().expect("a guest booted onset_on_go");
+        port.write_all(b"go\n")
+            .expect("go written to the guest's port");
     }
 
     pub fn tap(&self) -> &str {
@@ -291,7 +327,9 @@ impl Guest {
         let deadline = Instant::now() + BOOT_TIMEOUT;
         loop {
             let text = self.console_text();
-            if let Some(line) = text.lines().find(|l| l.starts_with(MARKER)) {
+            // Whole lines only: the serial console writes one a character at a time.
+            let mut whole = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+            if let Some(line) = whole.find(|l| l.starts_with(MARKER)) {
                 assert!(!text.contains("VMT-GUEST-ERROR"), "{text}");
                 assert!(
                     line.contains("disk=yes"),
