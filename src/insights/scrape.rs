@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::bottlenecks::Condition;
 use super::fleet::Insights;
 use super::host::HostSummary;
-use super::signals::SIGNALS;
+use super::signals::Scores;
 
 #[derive(Debug)]
 pub struct InsightsScrape {
@@ -29,7 +29,7 @@ pub struct VmScrape {
     pub anomalous_signals: u32,
     pub anomaly_rate: Option<f64>,
     /// The last cycle's score of each signal scored, in `Signal::ALL` order.
-    pub scores: [Option<f32>; SIGNALS],
+    pub scores: Scores,
     /// The conditions that hold, with their held time in seconds.
     pub held: Vec<(Condition, f64)>,
 }

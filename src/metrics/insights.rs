@@ -112,7 +112,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
     emit(encoder, &RATE, rate)?;
     let scores = vms().flat_map(|(l, vm)| {
         Signal::ALL.into_iter().filter_map(move |signal| {
-            let score = vm.scores[signal as usize]?;
+            let score = vm.scores.get(signal)?;
             Some(((l, [("signal", signal.name())]), f64::from(score)))
         })
     });

@@ -109,6 +109,7 @@ mod tests {
     use crate::insights::bottlenecks::Condition;
     use crate::insights::host::HostSummary;
     use crate::insights::scrape::{HostScrape, VmScrape};
+    use crate::insights::signals::{Scores, Signal};
     use crate::metrics::scrape_body;
     use crate::sample::{DomainSample, VmState};
 
@@ -224,13 +225,15 @@ mod tests {
 
     /// One host of `vms` such VMs, each trained, with one signal scored and one condition held.
     fn insights(vms: u128) -> InsightsScrape {
+        let mut scores = Scores::default();
+        scores.set(Signal::CpuPercent, 0.5);
         let vm = |n| VmScrape {
             uuid: Uuid::from_u128(n).to_string(),
             name: AWKWARD.into(),
             trained: true,
             anomalous_signals: 1,
             anomaly_rate: Some(0.25),
-            scores: std::array::from_fn(|i| (i == 0).then_some(0.5)),
+            scores,
             held: vec![(Condition::CpuSaturated, 30.0)],
         };
         let summary = HostSummary {
