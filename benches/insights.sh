@@ -17,6 +17,8 @@
 #  3. A 1,000-domain test-driver host (benches/node_xml.sh), seed only: the service's CPU per
 #     cycle with insights on and off, per VM-signal, its resident memory, and the shipped
 #     detector's anomalies per 1,000 VM-signal-samples on these steady VMs (from InfluxDB).
+#  4. benches/outlook.sh: the forecasts' and right-sizing's state per VM at 10,000 VMs, and the
+#     replay's speed over a day of 5-second history of 100 VMs.
 # Usage: benches/insights.sh [--short]   (as root, after scripts/test-env.sh up: libvirtd and
 # the InfluxDB at VMT_TEST_INFLUX_URL; stops every process and guest it starts itself)
 set -euo pipefail
@@ -250,3 +252,7 @@ echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 awk -v on="$on_us" -v off="$off_us" -v n=$((VMS * signals)) \
     'BEGIN { printf "\nInsights on minus off: %.3f µs per VM-signal per cycle (the whole service: readings, analysis, lines)\n", (on - off) / n }'
+
+# 4. The forecasts' and right-sizing's state per VM and the replay's speed (issue #27).
+echo
+bash benches/outlook.sh
