@@ -3,10 +3,11 @@
 # the dashboard open in Debian's headless Chromium on one VM's page (polling the table, tiles,
 # insights, status and the VM's history, every 2 to 5 s), a benchmark, not a test. The debug
 # binary (larger than the release one: the figures are an upper bound; the difference is what
-# the dashboard costs) collecting one libvirt test-driver node every 5 s, insights on (the
-# default), its writes going nowhere. Each phase: BENCH_SETTLE s to settle, then VmRSS read every
-# 2 s for BENCH_SECONDS s. Prints a Markdown table: median and peak of each phase, and the change.
-# Usage: benches/dashboard_memory.sh   (needs libvirtd running, as scripts/test-env.sh up leaves
+# the dashboard costs), or the release one with BENCH_RELEASE=1, collecting one libvirt
+# test-driver node every 5 s, insights on (the default), its writes going nowhere. Each phase:
+# BENCH_SETTLE s to settle, then VmRSS read every 2 s for BENCH_SECONDS s. Prints a Markdown
+# table: median and peak of each phase, and the change.
+# Usage: [BENCH_RELEASE=1] benches/dashboard_memory.sh   (needs libvirtd running, as scripts/test-env.sh up leaves
 # it; stops every process it starts itself)
 set -euo pipefail
 
@@ -48,7 +49,7 @@ read -r open_median open_peak < <(phase)
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB (%.1f MB)", k / 1024, k * 1.024 / 1000 }'; }
 echo
-echo "| $VMS VMs, insights on, debug build | median | peak |"
+echo "| $VMS VMs, insights on, $([[ ${BENCH_RELEASE:-} == 1 ]] && echo release || echo debug) build | median | peak |"
 echo "|---|---|---|"
 echo "| no dashboard | $(mib "$alone_median") | $(mib "$alone_peak") |"
 echo "| the dashboard open, refreshing | $(mib "$open_median") | $(mib "$open_peak") |"

@@ -17,21 +17,27 @@ trap dashboard_cleanup EXIT
 
 command -v chromium >/dev/null || die "chromium is missing: scripts/install-deps.sh installs it"
 
-# dashboard_service VMS PORT WORK: the debug binary (built first) collecting one libvirt
+# dashboard_service VMS PORT WORK: the debug binary (the release one with BENCH_RELEASE=1; built
+# first) collecting one libvirt
 # test-driver node of VMS domains (benches/node_xml.sh, in WORK) with its writes going nowhere,
 # listening on 127.0.0.1:PORT; returns once it lists every VM. Sets service_pid and adds it to
 # pids.
 dashboard_service() { # dashboard_service VMS PORT WORK
-    local vms=$1 port=$2 work=$3 count=0
+    local vms=$1 port=$2 work=$3 count=0 profile=debug
     load_cargo_env || die "cargo not found"
-    cargo build --quiet
+    if [[ ${BENCH_RELEASE:-} == 1 ]]; then
+        cargo build --release --quiet --bin vmtelemetry
+        profile=release
+    else
+        cargo build --quiet
+    fi
     # shellcheck source=benches/node_xml.sh
     . benches/node_xml.sh
     node_xml "$vms" "$work/node.xml"
     env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" VMTELEMETRY_LIBVIRT_TIMEOUT=60 \
         VMTELEMETRY_INFLUX_URL=http://127.0.0.1:9 VMTELEMETRY_SPOOL_DIR="" \
         VMTELEMETRY_LISTEN="127.0.0.1:$port" RUST_LOG=error \
-        target/debug/vmtelemetry >>"$work/service.log" 2>&1 &
+        "target/$profile/vmtelemetry" >>"$work/service.log" 2>&1 &
     service_pid=$!
     pids+=("$service_pid")
     log "waiting for the service to list $vms VMs"

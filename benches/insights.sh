@@ -22,6 +22,8 @@
 #     available less usable, as the service reads it); examples/forecast_eval.rs forecasts the
 #     time left at 25 / 50 / 75 % of the way with the shipped trend, predict_linear's least
 #     squares and Holt's double exponential smoothing on the same readings, and prints a table.
+#  5. benches/outlook.sh: the forecasts' and right-sizing's state per VM at 10,000 VMs, and the
+#     replay's speed over a day of 5-second history of 100 VMs.
 # Usage: benches/insights.sh [--short | --forecast]   (as root, after scripts/test-env.sh up:
 # libvirtd and the InfluxDB at VMT_TEST_INFLUX_URL; stops every process and guest it starts
 # itself). --forecast runs part 4 alone, on a debug build (its figures do not depend on speed).
@@ -296,3 +298,7 @@ echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 awk -v on="$on_us" -v off="$off_us" -v n=$((VMS * signals)) \
     'BEGIN { printf "\nInsights on minus off: %.3f µs per VM-signal per cycle (the whole service: readings, analysis, lines)\n", (on - off) / n }'
+
+# 5. The forecasts' and right-sizing's state per VM and the replay's speed (issue #27).
+echo
+bash benches/outlook.sh

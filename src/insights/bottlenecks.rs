@@ -191,10 +191,10 @@ pub struct Active {
     pub held_sec: f64,
 }
 
-/// Every condition of one VM.
+/// Every condition of one VM; boxed only while one of its rules holds, as most VMs have none.
 #[derive(Debug, Clone, Default)]
 pub struct Bottlenecks {
-    streaks: [Streak; CONDITIONS],
+    streaks: Option<Box<[Streak; CONDITIONS]>>,
     now_ns: i64,
 }
 
@@ -202,9 +202,11 @@ impl Bottlenecks {
     /// Applies every rule to the cycle's values at `now_ns`.
     pub fn update(&mut self, values: &Values, now_ns: i64, thresholds: &Thresholds) {
         self.now_ns = now_ns;
-        for (condition, streak) in Condition::ALL.into_iter().zip(&mut self.streaks) {
+        for condition in Condition::ALL {
             match rule(condition, values, thresholds) {
                 Rule::Holds(evidence) => {
+                    let streaks = self.streaks.get_or_insert_with(Default::default);
+                    let streak = &mut streaks[condition as usize];
                     // A clock stepped back before its start: it holds since now.
                     if streak.cycles == 0 || streak.since_ns > now_ns {
                         streak.since_ns = now_ns;
@@ -212,23 +214,33 @@ impl Bottlenecks {
                     streak.cycles = streak.cycles.saturating_add(1);
                     streak.evidence = Some(evidence);
                 }
-                Rule::Clear => *streak = Streak::default(),
+                Rule::Clear => {
+                    if let Some(streaks) = &mut self.streaks {
+                        streaks[condition as usize] = Streak::default();
+                    }
+                }
                 Rule::Unknown => {}
             }
+        }
+        if let Some(streaks) = &self.streaks
+            && streaks.iter().all(|streak| streak.cycles == 0)
+        {
+            self.streaks = None;
         }
     }
 
     /// Forgets every streak: a stopped VM has no condition.
     pub fn clear(&mut self) {
-        self.streaks = Default::default();
+        self.streaks = None;
     }
 
     /// The conditions that hold now, in `Condition::ALL` order.
     pub fn active(&self, thresholds: &Thresholds) -> impl Iterator<Item = Active> + '_ {
         let required = thresholds.condition_cycles.max(1);
+        let streaks = self.streaks.as_deref().into_iter().flatten();
         Condition::ALL
             .into_iter()
-            .zip(&self.streaks)
+            .zip(streaks)
             .filter_map(move |(condition, streak)| {
                 let needed = match condition {
                     Condition::DiskErrors => 1,
@@ -257,7 +269,7 @@ mod tests {
     fn values(pairs: &[(Signal, f64)]) -> Values {
         let mut values = Values::default();
         for (signal, value) in pairs {
-            values.signals[*signal as usize] = Some(*value);
+            values.set(*signal, Some(*value));
         }
         values
     }

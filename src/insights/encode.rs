@@ -68,7 +68,7 @@ fn encode_vm(
         let mut scores = [("", 0.0); SIGNALS];
         let mut n = 0;
         for signal in Signal::ALL {
-            if let Some(score) = vm.last.scores[signal as usize] {
+            if let Some(score) = vm.last.scores.get(signal) {
                 scores[n] = (signal.score_field(), f64::from(score));
                 n += 1;
             }

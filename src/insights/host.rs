@@ -225,7 +225,7 @@ mod tests {
         // Still trained and scored throughout: a gap is not a reason to learn again.
         let vm = &host.vms[&Uuid::from_u128(1)];
         assert!(vm.trained(&settings));
-        assert!(vm.last.scores[Signal::CpuPercent as usize].is_some());
+        assert!(vm.last.scores.get(Signal::CpuPercent).is_some());
     }
 
     #[test]

@@ -37,8 +37,9 @@ pub struct Outlook {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostOutlook {
     pub host: Arc<str>,
-    /// By UUID (as a number: `uuid` is built without serde).
-    pub vms: HashMap<u128, VmOutlook>,
+    /// By UUID (as a number: `uuid` is built without serde); boxed, so the table's spare
+    /// capacity costs a pointer a slot, not a whole VM's state.
+    pub vms: HashMap<u128, Box<VmOutlook>>,
     /// Its committed memory's forecast.
     pub committed: Forecasts,
     pub timestamp_ns: i64,

@@ -14,7 +14,7 @@ use super::host::HostSummary;
 use super::outlook::Outlook;
 use super::rightsizing::recommend::{Recommendation, recommend};
 use super::rightsizing::vm::VpaClock;
-use super::signals::SIGNALS;
+use super::signals::Scores;
 
 #[derive(Debug)]
 pub struct InsightsScrape {
@@ -60,7 +60,7 @@ pub struct VmScrape {
     pub peer_outlier_signals: u32,
     pub anomaly_rate: Option<f64>,
     /// The last cycle's score of each signal scored, in `Signal::ALL` order.
-    pub scores: [Option<f32>; SIGNALS],
+    pub scores: Scores,
     /// The conditions that hold, with their evidence and held time in seconds.
     pub held: Vec<(Condition, Evidence, f64)>,
 }

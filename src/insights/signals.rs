@@ -84,10 +84,11 @@ impl Signal {
     }
 }
 
-/// One cycle's values: `signals[s as usize]` for signal `s`, None when absent.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One cycle's values: `signals[s as usize]` for signal `s`, NaN when absent (a value kept is
+/// always finite; half the size of `Option<f64>`, for every VM of a large fleet).
+#[derive(Debug, Clone)]
 pub struct Values {
-    pub signals: [Option<f64>; SIGNALS],
+    pub(super) signals: [f64; SIGNALS],
     /// Not scored (any error is a condition), only for the `disk_errors` rule.
     pub disk_errors_per_sec: Option<f64>,
     /// The guest's own `used_percent`, only: the seed's `memory_used_kb` is the balloon's size,
@@ -95,13 +96,49 @@ pub struct Values {
     pub guest_memory_used_percent: Option<f64>,
 }
 
+impl Default for Values {
+    fn default() -> Self {
+        Values {
+            signals: [f64::NAN; SIGNALS],
+            disk_errors_per_sec: None,
+            guest_memory_used_percent: None,
+        }
+    }
+}
+
 impl Values {
     pub fn get(&self, signal: Signal) -> Option<f64> {
-        self.signals[signal as usize]
+        Some(self.signals[signal as usize]).filter(|v| v.is_finite())
     }
 
-    fn set(&mut self, signal: Signal, value: Option<f64>) {
-        self.signals[signal as usize] = value.filter(|v| v.is_finite());
+    pub fn set(&mut self, signal: Signal, value: Option<f64>) {
+        self.signals[signal as usize] = value.filter(|v| v.is_finite()).unwrap_or(f64::NAN);
+    }
+}
+
+/// One cycle's score of each signal, NaN when not scored (a score is always in [0, 1]): half
+/// the size of `Option<f32>`s, for every VM of a large fleet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores([f32; SIGNALS]);
+
+impl Default for Scores {
+    fn default() -> Self {
+        Scores([f32::NAN; SIGNALS])
+    }
+}
+
+impl Scores {
+    pub fn get(&self, signal: Signal) -> Option<f32> {
+        Some(self.0[signal as usize]).filter(|s| !s.is_nan())
+    }
+
+    pub fn set(&mut self, signal: Signal, score: f32) {
+        self.0[signal as usize] = score;
+    }
+
+    /// The scores given, in `Signal::ALL` order.
+    pub fn given(&self) -> impl Iterator<Item = f32> + '_ {
+        self.0.iter().copied().filter(|s| !s.is_nan())
     }
 }
 
@@ -223,7 +260,8 @@ impl VmReading {
 #[derive(Debug, Clone, Default)]
 pub struct Baseline {
     seed: Option<(i64, u64)>,
-    extended: Option<ExtendedReading>,
+    /// Boxed: most of a large fleet's VMs may have no extended samples.
+    extended: Option<Box<ExtendedReading>>,
 }
 
 /// A cycle's values, and whether a gap (longer than `max_gap`, or a clock stepping back) broke
@@ -274,7 +312,7 @@ impl Baseline {
         let Some(current) = &reading.extended else {
             return extracted;
         };
-        match &self.extended {
+        match self.extended.as_deref_mut() {
             // The same extended sample as last cycle's: nothing new to derive.
             Some(previous) if previous.timestamp_ns == current.timestamp_ns => {}
             Some(previous) => {
@@ -284,9 +322,9 @@ impl Baseline {
                 } else {
                     extracted.extended_gap = true;
                 }
-                self.extended = Some(current.clone());
+                previous.clone_from(current);
             }
-            None => self.extended = Some(current.clone()),
+            None => self.extended = Some(Box::new(current.clone())),
         }
         extracted
     }

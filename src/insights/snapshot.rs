@@ -185,8 +185,8 @@ mod tests {
                     vm.vm.name,
                     vm.vm.timestamp_ns / SEC
                 );
-                let scores = vm.last.scores.iter().flatten();
-                assert!(scores.copied().all(|s| (0.0..=1.0).contains(&s)));
+                let mut scores = vm.last.scores.given();
+                assert!(scores.all(|s| (0.0..=1.0).contains(&s)));
             }
         }
     }
@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(insights.counts(), (2, 2));
         // Scored again from its second cycle on: nothing learned anew.
         let vm = &insights.hosts[URI].vms[&Uuid::from_u128(1)];
-        assert!(vm.last.scores[Signal::CpuPercent as usize].is_some());
+        assert!(vm.last.scores.get(Signal::CpuPercent).is_some());
         assert_eq!(vm.last.learning, 0);
         // What waits for a host not seen yet is saved again.
         let mut waiting = Insights::new(settings());

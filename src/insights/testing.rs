@@ -146,8 +146,8 @@ pub fn cycle(t: i64, vms: Vec<VmReading>) -> HostCycle {
 /// Every score of every VM is in [0, 1]; returns the anomalous signals of VM `n`.
 pub fn check(host: &HostInsights, n: u128) -> Vec<Signal> {
     for vm in host.vms.values() {
-        for score in vm.last.scores.iter().flatten() {
-            assert!((0.0..=1.0).contains(score), "{score}");
+        for score in vm.last.scores.given() {
+            assert!((0.0..=1.0).contains(&score), "{score}");
         }
     }
     let vm = &host.vms[&Uuid::from_u128(n)];

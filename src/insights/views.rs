@@ -178,7 +178,7 @@ impl Insights {
                 signal,
                 value: last.values.get(signal),
                 model: model_state(vm.model(signal).trained(&self.settings.detector)),
-                score: last.scores[signal as usize].map(f64::from),
+                score: last.scores.get(signal).map(f64::from),
                 anomalous: CycleResult::has(last.anomalous, signal),
                 peer_outlier: CycleResult::has(last.peer_outliers, signal),
             })

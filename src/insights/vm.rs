@@ -5,7 +5,7 @@
 use super::bottlenecks::Bottlenecks;
 use super::detector::{SignalModel, Verdict};
 use super::settings::InsightsSettings;
-use super::signals::{Baseline, SIGNALS, Signal, Values, VmReading};
+use super::signals::{Baseline, SIGNALS, Scores, Signal, Values, VmReading};
 use super::window::AnomalyWindow;
 use crate::sample::{DomainSample, VmState};
 
@@ -33,7 +33,7 @@ pub struct Learned {
 pub struct CycleResult {
     pub values: Values,
     /// The scores of the trained signals.
-    pub scores: [Option<f32>; SIGNALS],
+    pub scores: Scores,
     pub learning: u16,
     pub anomalous: u16,
     pub peer_outliers: u16,
@@ -100,7 +100,7 @@ impl VmInsights {
                 Some(Verdict::Learning) => self.last.learning |= bit,
                 Some(Verdict::Scored { score, anomalous }) => {
                     scored += 1;
-                    self.last.scores[signal as usize] = Some(score as f32);
+                    self.last.scores.set(signal, score as f32);
                     if anomalous {
                         self.last.anomalous |= bit;
                     }

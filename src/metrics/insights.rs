@@ -142,7 +142,7 @@ pub(super) fn write(encoder: &mut DescriptorEncoder, insights: &InsightsScrape) 
     emit_table(encoder, &VMS, vms)?;
     let scores = vms().flat_map(|(l, vm)| {
         Signal::ALL.into_iter().filter_map(move |signal| {
-            let score = vm.scores[signal as usize]?;
+            let score = vm.scores.get(signal)?;
             Some(((l, [("signal", signal.name())]), f64::from(score)))
         })
     });

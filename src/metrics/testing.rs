@@ -17,6 +17,7 @@ use crate::insights::rightsizing::vm::{VmRightsizing, VpaClock};
 use crate::insights::scrape::{
     HostOutlookScrape, HostScrape, InsightsScrape, VmOutlookScrape, VmScrape,
 };
+use crate::insights::signals::{Scores, Signal};
 use crate::sample::{DomainSample, MemoryFeatures, NodeSample, VmState};
 use crate::vms::{NodeSnapshot, VmSnapshot};
 
@@ -194,6 +195,10 @@ fn insights(vms: u128) -> InsightsScrape {
         value: 97.0,
         threshold: 90.0,
     };
+    let mut scores = Scores::default();
+    for signal in Signal::ALL {
+        scores.set(signal, 0.5);
+    }
     let vm = |n| VmScrape {
         uuid: Uuid::from_u128(n).to_string(),
         name: AWKWARD.into(),
@@ -201,7 +206,7 @@ fn insights(vms: u128) -> InsightsScrape {
         anomalous_signals: 1,
         peer_outlier_signals: 1,
         anomaly_rate: Some(0.25),
-        scores: [Some(0.5); _],
+        scores,
         held: vec![(Condition::CpuSaturated, evidence, 30.0)],
     };
     let summary = HostSummary {
