@@ -2,8 +2,8 @@
 //! second on one vCPU (tests/guest's `burst` at a 50 % duty cycle from boot: half a core), one
 //! idle with 1 GiB. VPA's minute is shortened to a second (`insights_recommend_sample_interval`:
 //! its day, half-life and confidence follow), so 40 samples weigh what 40 minutes do for a VPA:
-//! the busy one gets 1 vCPU, the idle one is over-provisioned by 3 vCPUs, in the API and in
-//! InfluxDB's `vm_recommendations`.
+//! the busy one gets 1 vCPU, the idle one is over-provisioned by 3 vCPUs, in the API, in
+//! `/metrics` and in InfluxDB's `vm_recommendations`.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Influx, QEMU_SYSTEM, spawn_collecting, wait_for};
 use crate::support::guest::{Guest, only_guests};
+use crate::support::prometheus::{scrape, value_of};
 
 /// VPA's minute, in seconds: a poll's.
 const SAMPLE_INTERVAL: &str = "1";
@@ -73,6 +74,24 @@ async fn half_a_vcpu_of_four_gets_one_and_an_idle_guest_is_over_provisioned() {
     let totals = &body["hosts"][0]["totals"];
     assert!(totals["reclaimable_vcpus"].as_u64() >= Some(3), "{totals}");
     assert!(totals["over_provisioned"].as_u64() >= Some(1), "{totals}");
+
+    // The same in /metrics, computed as the scrape comes.
+    let samples = scrape(&app.client, &app.address).await;
+    let family = |field| format!("vmtelemetry_vm_recommendations_{field}");
+    let of = |name: &str| [("name", name.to_owned())];
+    for (guest, field, expected) in [
+        (&busy, "cpu_target", 1.0),
+        (&busy, "cpu_current", 4.0),
+        (&idle, "cpu_target", 1.0),
+        (&idle, "reclaimable_vcpus", 3.0),
+    ] {
+        let labels = of(&guest.name);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let value = value_of(&samples, &family(field), &labels);
+        assert_eq!(value, Some(expected), "{} {field}", guest.name);
+    }
+    let over = [("name", idle.name.as_str()), ("class", "over_provisioned")];
+    assert_eq!(value_of(&samples, &family("class"), &over), Some(1.0));
 
     // The same in InfluxDB: the lines written a minute after the first (which had none).
     for (guest, class) in [(&busy, None), (&idle, Some("over_provisioned"))] {
