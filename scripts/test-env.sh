@@ -206,23 +206,49 @@ check_libvirt() {
 }
 
 # guests_first on|off: libvirt's VMs' cgroup (its `machine` partition) weighted as 16 busy
-# processes rather than one, or back to the default weight. The real-guest tests measure what
-# their own workloads cause (insights_truth: a steady guest raises nothing, a neighbour's steal
-# comes from the burst on its core): on a runner busy with other work (builds, other tests), all
-# the guests' vCPUs together would otherwise weigh as one of its processes and every guest look
-# contended. Not more: the service under test, beside them, must not starve either.
+# processes rather than one, or back to the weight it had before `on`. The real-guest tests
+# measure what their own workloads cause (insights_truth: a steady guest raises nothing, a
+# neighbour's steal comes from the burst on its core): on a runner busy with other work (builds,
+# other tests), all the guests' vCPUs together would otherwise weigh as one of its processes and
+# every guest look contended. Not more: the service under test, beside them, must not starve.
+WEIGHT_SAVED="$STATE/machine-cpu-weight"
 guests_first() {
-    local shares=1024 weight=100
-    [[ $1 == off ]] || shares=16384 weight=1600
+    local shares=16384 weight=1600
+    if [[ $1 == off ]]; then
+        [[ -f $WEIGHT_SAVED ]] || return 0
+        shares=$(<"$WEIGHT_SAVED") weight=$shares
+        rm -f "$WEIGHT_SAVED"
+    elif [[ ! -f $WEIGHT_SAVED ]]; then
+        machine_weight >"$WEIGHT_SAVED"
+    fi
     if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
         if [[ -d /run/systemd/system ]]; then
-            systemctl set-property --runtime machine.slice CPUWeight=$weight
+            # Not a number: it was not set (an empty value unsets it again).
+            [[ $weight =~ ^[0-9]+$ ]] || weight=
+            systemctl set-property --runtime machine.slice "CPUWeight=$weight"
         elif [[ -d /sys/fs/cgroup/machine ]]; then
-            echo $weight >/sys/fs/cgroup/machine/cpu.weight
+            echo "$weight" >/sys/fs/cgroup/machine/cpu.weight
         fi
     elif [[ -d /sys/fs/cgroup/cpu ]]; then
         mkdir -p /sys/fs/cgroup/cpu/machine
-        echo $shares >/sys/fs/cgroup/cpu/machine/cpu.shares
+        echo "$shares" >/sys/fs/cgroup/cpu/machine/cpu.shares
+    fi
+}
+
+# The machine partition's CPU weight now, in the unit guests_first writes.
+machine_weight() {
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        if [[ -d /run/systemd/system ]]; then
+            systemctl show -P CPUWeight machine.slice
+        elif [[ -f /sys/fs/cgroup/machine/cpu.weight ]]; then
+            cat /sys/fs/cgroup/machine/cpu.weight
+        else
+            echo 100
+        fi
+    elif [[ -f /sys/fs/cgroup/cpu/machine/cpu.shares ]]; then
+        cat /sys/fs/cgroup/cpu/machine/cpu.shares
+    else
+        echo 1024
     fi
 }
 
