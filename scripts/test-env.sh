@@ -158,6 +158,9 @@ ensure_influxd() {
         if influx_ping "$INFLUX_PORT"; then
             die "something that test-env did not start answers on 127.0.0.1:$INFLUX_PORT; stop it or set VMT_TEST_INFLUX_PORT"
         fi
+        # Every database in it is a finished test's scratch: a server that opened them all
+        # again would run out of file descriptors after a few hundred runs.
+        rm -rf "$STATE/influxdb"
         write_influx_conf "$INFLUX_CONF" "$STATE/influxdb" "$INFLUX_PORT" "$INFLUX_RPC_PORT"
         pid=$(start_influxd "$INFLUX_CONF" "$STATE/influxd.run.pid" "$INFLUX_LOG")
         record influxd "$pid"

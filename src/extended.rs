@@ -312,6 +312,14 @@ pub fn rate(previous: u64, current: u64, dt_ns: i64) -> Option<f64> {
     Some((current - previous) as f64 / (dt_ns as f64 / 1e9))
 }
 
+/// The share of its memory a guest has in use, from a `vm_memory` row: what it has
+/// (`available_kb`) less what it could still use (`usable_kb`, else `unused_kb`).
+pub fn used_percent(row: &StatsRow) -> Option<f64> {
+    let available = row.counter("available_kb").filter(|a| *a > 0)?;
+    let free = row.counter("usable_kb").or(row.counter("unused_kb"))?;
+    Some(available.saturating_sub(free) as f64 / available as f64 * 100.0)
+}
+
 /// The derived (float) fields of each row of `current`, in the same order as its rows.
 /// `vcpus_fallback`: the vCPU count from `vm_metrics`, when the vcpu group is off.
 pub fn derive(
@@ -339,13 +347,10 @@ pub fn derive(
                     derived.push(("cpu_usage_percent", per_sec / 1e9 / vcpus as f64 * 100.0));
                 }
             }
-            if row.measurement == VM_MEMORY {
-                let available = row.counter("available_kb").filter(|a| *a > 0);
-                let free = row.counter("usable_kb").or(row.counter("unused_kb"));
-                if let (Some(available), Some(free)) = (available, free) {
-                    let used = available.saturating_sub(free) as f64;
-                    derived.push(("used_percent", used / available as f64 * 100.0));
-                }
+            if row.measurement == VM_MEMORY
+                && let Some(percent) = used_percent(row)
+            {
+                derived.push(("used_percent", percent));
             }
             if let Some(before) = before {
                 for (measurement, counter, rate_field) in RATES {

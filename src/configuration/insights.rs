@@ -13,6 +13,7 @@ use crate::insights::InsightsSettings;
 use crate::insights::bottlenecks::Thresholds;
 use crate::insights::detector::DetectorSettings;
 use crate::insights::settings::SnapshotSettings;
+use crate::insights::signals::Source;
 use crate::insights::store::FILE_NAME;
 
 /// A window shorter than a second has no room for its buckets; a day is plenty. The same bounds
@@ -29,6 +30,7 @@ pub fn insights(
     }
     let window = seconds_in("insights_window", settings.insights_window, WINDOW_SECONDS)?;
     let max_gap = max_gap(settings)?;
+    let source_gaps = Source::ALL.map(|source| source_gap(settings, source, max_gap));
     let learning_samples = whole_number_in(
         "insights_learning_samples",
         settings.insights_learning_samples,
@@ -47,6 +49,7 @@ pub fn insights(
         },
         window,
         max_gap,
+        source_gaps,
         peer_min_vms: whole_number_in(
             "insights_peer_min_vms",
             settings.insights_peer_min_vms,
@@ -123,6 +126,14 @@ fn max_gap(settings: &Settings) -> Result<Duration, ConfigError> {
     Ok(configured.max(cadence))
 }
 
+/// A source's gap spans at least `GAP_CYCLES` of its group's own interval, where
+/// `stats_group_intervals` names a slower one (that key's bounds are checked with the collection's).
+fn source_gap(settings: &Settings, source: Source, max_gap: Duration) -> Duration {
+    let interval = settings.stats_group_intervals.get(source.group());
+    let cadence = interval.and_then(|s| Duration::try_from_secs_f64(s * GAP_CYCLES).ok());
+    cadence.map_or(max_gap, |cadence| cadence.max(max_gap))
+}
+
 /// A finite number above zero and at most `max`.
 fn positive(key: &'static str, value: f64, max: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && value > 0.0 && value <= max {
@@ -159,6 +170,15 @@ mod tests {
         let slow = [("VMTELEMETRY_POLL_INTERVAL".to_owned(), "3600".to_owned())];
         let slow = load_with_env(None, slow).unwrap().insights.unwrap();
         assert_eq!(slow.max_gap.as_secs(), 9000);
+        assert_eq!(insights.source_gaps.map(|g| g.as_secs()), [60; 4]);
+        // A group of a slower cadence of its own: its rows' gap only.
+        let balloon = [(
+            "VMTELEMETRY_STATS_GROUP_INTERVALS__BALLOON".to_owned(),
+            "300".to_owned(),
+        )];
+        let balloon = load_with_env(None, balloon).unwrap().insights.unwrap();
+        assert_eq!(balloon.max_gap.as_secs(), 60);
+        assert_eq!(balloon.source_gaps.map(|g| g.as_secs()), [60, 60, 60, 750]);
         let snapshots = insights.snapshots.expect("beside the default spool");
         assert_eq!(snapshots.interval.as_secs(), 300);
         assert!(

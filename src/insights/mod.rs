@@ -10,6 +10,7 @@
 //! Apart, the outlook (`outlook`, `outlook_lines`): `forecast` (time to full) and
 //! `rightsizing` (VPA's recommender).
 
+pub mod baseline;
 pub mod bottlenecks;
 pub mod detector;
 pub mod encode;

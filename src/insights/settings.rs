@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::baseline::{Gap, MaxGaps};
 use super::bottlenecks::Thresholds;
 use super::detector::DetectorSettings;
+use super::signals::SOURCES_OF_ROWS;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InsightsSettings {
@@ -14,6 +16,9 @@ pub struct InsightsSettings {
     pub window: Duration,
     /// The longest interval a rate or a difference may span: beyond it a signal resumes unscored.
     pub max_gap: Duration,
+    /// The same for each source's rows (`Source::ALL` order), where its group's cadence is
+    /// slower: at least `max_gap`.
+    pub source_gaps: [Duration; SOURCES_OF_ROWS],
     /// Peers are compared on a signal only when at least this many VMs of the host have it.
     pub peer_min_vms: usize,
     pub thresholds: Thresholds,
@@ -32,8 +37,11 @@ pub struct SnapshotSettings {
 }
 
 impl InsightsSettings {
-    pub fn max_gap_ns(&self) -> i64 {
-        nanos(self.max_gap)
+    pub fn max_gaps(&self) -> MaxGaps {
+        MaxGaps {
+            seed: Gap(nanos(self.max_gap)),
+            sources: self.source_gaps.map(|gap| Gap(nanos(gap))),
+        }
     }
 
     pub fn window_ns(&self) -> i64 {

@@ -1,11 +1,13 @@
 //! Each VM's signals for one cycle. The feature actor hands over what it already holds (the seed
-//! sample, the memory rate, the latest extended sample's counters summed over devices); the
-//! rates come from the VM's previous reading, which its insights record keeps. A signal the VM
-//! does not have (no balloon, no disk) is absent, and so is a rate across a reset counter, a clock
-//! that went back or a gap longer than `max_gap`.
+//! sample, the memory rate, the latest extended sample's counters summed over devices, with the
+//! rows of groups not read this time as last read); the rates come from the VM's previous
+//! reading, which its insights record keeps (`baseline`). A signal the VM does not have (no
+//! balloon, no disk) is absent.
 
 use super::forecast::fill::Fill;
-use crate::extended::{DomainStatsSample, VM_CPU, VM_DISK, VM_MEMORY, VM_NET, rate};
+use crate::extended::{
+    DomainStatsSample, StatsRow, VM_CPU, VM_DISK, VM_MEMORY, VM_NET, used_percent,
+};
 use crate::influx::schema::vm_anomalies::SCORES;
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
 use serde::Serialize;
@@ -61,9 +63,16 @@ impl Signal {
         &field[..field.len() - "_score".len()]
     }
 
-    /// Read from every seed sample (the others from the extended samples, at their own pace).
-    pub fn from_seed(self) -> bool {
-        matches!(self, CpuPercent | MemoryUsedPercent | MemoryRateKbPerSec)
+    /// The rows it is read from; none: from every seed sample.
+    pub fn source(self) -> Option<Source> {
+        match self {
+            CpuPercent | MemoryUsedPercent | MemoryRateKbPerSec => None,
+            DiskReadBytesPerSec | DiskWriteBytesPerSec | DiskReadIops | DiskWriteIops
+            | DiskReadLatencyMs | DiskWriteLatencyMs => Some(Source::Disks),
+            NetRxBytesPerSec | NetTxBytesPerSec | NetDropsPerSec => Some(Source::Interfaces),
+            CpuStealPercent => Some(Source::Vcpus),
+            SwapInKbPerSec | SwapOutKbPerSec | MajorFaultsPerSec => Some(Source::Memory),
+        }
     }
 
     /// The smallest spread that counts, in the signal's unit: below it a change is noise, however
@@ -181,12 +190,69 @@ const SOURCES: [(Counter, &str, &str); 15] = [
     (Counter::MajorFaults, VM_MEMORY, "major_faults"),
 ];
 
-/// What an extended sample tells the signals.
+/// The kinds of rows the counters come from, each the rows of one stats group, which may have
+/// a cadence of its own (`stats_group_intervals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Disks,
+    Interfaces,
+    Vcpus,
+    Memory,
+}
+pub const SOURCES_OF_ROWS: usize = 4;
+
+impl Source {
+    pub const ALL: [Source; SOURCES_OF_ROWS] = [
+        Source::Disks,
+        Source::Interfaces,
+        Source::Vcpus,
+        Source::Memory,
+    ];
+
+    /// The stats group whose rows these are.
+    pub fn group(self) -> &'static str {
+        match self {
+            Source::Disks => "block",
+            Source::Interfaces => "interface",
+            Source::Vcpus => "vcpu",
+            Source::Memory => "balloon",
+        }
+    }
+
+    /// The source of a row: its measurement, and the tag that tells its rows apart.
+    fn of(row: &StatsRow) -> Option<Source> {
+        match (row.measurement, row.key.as_ref().map(|(tag, _)| *tag)) {
+            (VM_DISK, Some(_)) => Some(Source::Disks),
+            (VM_NET, Some(_)) => Some(Source::Interfaces),
+            (VM_CPU, Some(_)) => Some(Source::Vcpus),
+            (VM_MEMORY, None) => Some(Source::Memory),
+            _ => None,
+        }
+    }
+}
+
+impl Counter {
+    pub(super) fn source(self) -> Source {
+        use Counter::*;
+        match self {
+            ReadBytes | WriteBytes | ReadRequests | WriteRequests | ReadTimeNs | WriteTimeNs
+            | DiskErrors => Source::Disks,
+            RxBytes | TxBytes | Drops => Source::Interfaces,
+            VcpuDelayNs => Source::Vcpus,
+            SwapInKb | SwapOutKb | MajorFaults => Source::Memory,
+        }
+    }
+}
+
+/// What an extended sample tells the signals: the rows read this time, and those of the groups
+/// not read this time as last read (carried by the VM table, with when).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtendedReading {
     pub timestamp_ns: i64,
+    /// When each source's rows were read; 0: never.
+    pub(super) read_at: [i64; SOURCES_OF_ROWS],
     /// The guest's own view (`vm_memory.used_percent`), where the balloon gives it.
-    pub guest_used_percent: Option<f64>,
+    guest_used_percent: Option<f64>,
     pub vcpus: Option<u64>,
     counters: [Option<u64>; COUNTERS],
     /// How full its memory and disks are: what the forecasts follow.
@@ -196,7 +262,17 @@ pub struct ExtendedReading {
 impl ExtendedReading {
     pub fn from_stats(stats: &DomainStatsSample) -> Self {
         let mut counters = [None; COUNTERS];
-        for row in &stats.rows {
+        let mut read_at = [0; SOURCES_OF_ROWS];
+        let mut guest_used_percent = None;
+        let this_time = stats.rows.iter().map(|row| (stats.timestamp_ns, row));
+        let carried = stats.carried.iter().map(|(at, row)| (*at, row));
+        for (at, row) in this_time.chain(carried) {
+            if let Some(source) = Source::of(row) {
+                read_at[source as usize] = at;
+            }
+            if row.measurement == VM_MEMORY {
+                guest_used_percent = used_percent(row).or(guest_used_percent);
+            }
             for (counter, measurement, field) in SOURCES {
                 if row.measurement != measurement {
                     continue;
@@ -207,14 +283,9 @@ impl ExtendedReading {
                 }
             }
         }
-        let guest_used_percent = stats
-            .derived
-            .iter()
-            .flatten()
-            .find(|(field, _)| *field == "used_percent")
-            .map(|(_, value)| *value);
         ExtendedReading {
             timestamp_ns: stats.timestamp_ns,
+            read_at,
             guest_used_percent,
             vcpus: stats.vcpus,
             counters,
@@ -222,7 +293,13 @@ impl ExtendedReading {
         }
     }
 
-    fn counter(&self, counter: Counter) -> Option<u64> {
+    /// The guest's own view of its memory in use, and whether it was read this time.
+    pub fn guest_used_percent(&self) -> Option<(f64, bool)> {
+        let fresh = self.read_at[Source::Memory as usize] == self.timestamp_ns;
+        self.guest_used_percent.map(|percent| (percent, fresh))
+    }
+
+    pub(super) fn counter(&self, counter: Counter) -> Option<u64> {
         self.counters[counter as usize]
     }
 }
@@ -254,124 +331,4 @@ impl VmReading {
     pub fn running(&self) -> bool {
         self.vm.state == VmState::Running
     }
-}
-
-/// What the next rates derive from: the VM's previous reading.
-#[derive(Debug, Clone, Default)]
-pub struct Baseline {
-    seed: Option<(i64, u64)>,
-    /// Boxed: most of a large fleet's VMs may have no extended samples.
-    extended: Option<Box<ExtendedReading>>,
-}
-
-/// A cycle's values, and whether a gap (longer than `max_gap`, or a clock stepping back) broke
-/// the seed's or the extended samples' run: a model then starts its differences afresh.
-pub struct Extracted {
-    pub values: Values,
-    pub seed_gap: bool,
-    pub extended_gap: bool,
-}
-
-impl Baseline {
-    /// Forgets the previous reading: no rate spans what comes next (a stopped or paused VM).
-    pub fn forget(&mut self) {
-        *self = Baseline::default();
-    }
-
-    /// The values of `reading`, then makes it the baseline. `max_gap_ns`: the longest interval a
-    /// rate may span.
-    pub fn extract(&mut self, reading: &VmReading, max_gap_ns: i64) -> Extracted {
-        let mut values = Values::default();
-        let within = |dt: i64| dt > 0 && dt <= max_gap_ns;
-        let seed_dt = self
-            .seed
-            .map(|(previous, _)| reading.vm.timestamp_ns.saturating_sub(previous));
-        let continuous = seed_dt.is_some_and(within);
-        if let (Some((_, cputime)), Some(dt)) = (self.seed, seed_dt)
-            && continuous
-            && reading.vm.cpu_count > 0
-        {
-            let percent = rate(cputime, reading.vm.cputime_ns, dt)
-                .map(|ns| ns / 1e9 / f64::from(reading.vm.cpu_count) * 100.0);
-            values.set(CpuPercent, percent);
-        }
-        let memory_percent = reading.extended.as_ref().and_then(|e| e.guest_used_percent);
-        let from_seed = (reading.vm.memory_max_kb > 0)
-            .then(|| reading.vm.memory_used_kb as f64 / reading.vm.memory_max_kb as f64 * 100.0);
-        values.set(MemoryUsedPercent, memory_percent.or(from_seed));
-        values.guest_memory_used_percent = memory_percent.filter(|p| p.is_finite());
-        if continuous {
-            values.set(MemoryRateKbPerSec, reading.memory_rate_kb_per_sec);
-        }
-        self.seed = Some((reading.vm.timestamp_ns, reading.vm.cputime_ns));
-        let mut extracted = Extracted {
-            values,
-            seed_gap: seed_dt.is_some() && !continuous,
-            extended_gap: false,
-        };
-        let Some(current) = &reading.extended else {
-            return extracted;
-        };
-        match self.extended.as_deref_mut() {
-            // The same extended sample as last cycle's: nothing new to derive.
-            Some(previous) if previous.timestamp_ns == current.timestamp_ns => {}
-            Some(previous) => {
-                let dt = current.timestamp_ns.saturating_sub(previous.timestamp_ns);
-                if within(dt) {
-                    extended_rates(&mut extracted.values, previous, current, dt);
-                } else {
-                    extracted.extended_gap = true;
-                }
-                previous.clone_from(current);
-            }
-            None => self.extended = Some(Box::new(current.clone())),
-        }
-        extracted
-    }
-}
-
-/// The signals that need two extended samples `dt_ns` apart.
-fn extended_rates(values: &mut Values, a: &ExtendedReading, b: &ExtendedReading, dt_ns: i64) {
-    let per_sec = |counter| rate(a.counter(counter)?, b.counter(counter)?, dt_ns);
-    let delta = |counter| b.counter(counter)?.checked_sub(a.counter(counter)?);
-    for (signal, counter) in [
-        (DiskReadBytesPerSec, Counter::ReadBytes),
-        (DiskWriteBytesPerSec, Counter::WriteBytes),
-        (DiskReadIops, Counter::ReadRequests),
-        (DiskWriteIops, Counter::WriteRequests),
-        (NetRxBytesPerSec, Counter::RxBytes),
-        (NetTxBytesPerSec, Counter::TxBytes),
-        (NetDropsPerSec, Counter::Drops),
-        (SwapInKbPerSec, Counter::SwapInKb),
-        (SwapOutKbPerSec, Counter::SwapOutKb),
-        (MajorFaultsPerSec, Counter::MajorFaults),
-    ] {
-        values.set(signal, per_sec(counter));
-    }
-    // Milliseconds per operation; no operation, no latency to speak of.
-    for (signal, time, requests) in [
-        (
-            DiskReadLatencyMs,
-            Counter::ReadTimeNs,
-            Counter::ReadRequests,
-        ),
-        (
-            DiskWriteLatencyMs,
-            Counter::WriteTimeNs,
-            Counter::WriteRequests,
-        ),
-    ] {
-        let latency = match (delta(time), delta(requests)) {
-            (Some(ns), Some(ops)) if ops > 0 => Some(ns as f64 / ops as f64 / 1e6),
-            (Some(_), Some(0)) => Some(0.0),
-            _ => None,
-        };
-        values.set(signal, latency);
-    }
-    // The share of each vCPU's time spent waiting for a host CPU.
-    let vcpus = b.vcpus.filter(|n| *n > 0);
-    if let (Some(delay), Some(vcpus)) = (per_sec(Counter::VcpuDelayNs), vcpus) {
-        values.set(CpuStealPercent, Some(delay / 1e9 / vcpus as f64 * 100.0));
-    }
-    values.disk_errors_per_sec = per_sec(Counter::DiskErrors);
 }

@@ -9,7 +9,7 @@ use super::InsightsSettings;
 use super::bottlenecks::Thresholds;
 use super::detector::DetectorSettings;
 use super::host::{HostCycle, HostInsights};
-use super::signals::{Signal, VmReading};
+use super::signals::{SOURCES_OF_ROWS, Signal, VmReading};
 use crate::extended::{DomainStatsSample, StatsRow, VM_CPU, VM_DISK, VM_MEMORY, VM_NET};
 use crate::sample::{DomainSample, MemoryFeatures, VmState};
 
@@ -25,6 +25,7 @@ pub fn settings() -> InsightsSettings {
         },
         window: Duration::from_secs(900),
         max_gap: Duration::from_secs(60),
+        source_gaps: [Duration::from_secs(60); SOURCES_OF_ROWS],
         peer_min_vms: 5,
         thresholds: Thresholds::defaults(),
         snapshots: None,

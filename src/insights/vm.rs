@@ -2,10 +2,11 @@
 //! model per signal, its anomaly window) and its conditions, all in one record that goes when the
 //! VM goes.
 
+use super::baseline::Baseline;
 use super::bottlenecks::Bottlenecks;
 use super::detector::{SignalModel, Verdict};
 use super::settings::InsightsSettings;
-use super::signals::{Baseline, SIGNALS, Scores, Signal, Values, VmReading};
+use super::signals::{SIGNALS, Scores, Signal, Values, VmReading};
 use super::window::AnomalyWindow;
 use crate::sample::{DomainSample, VmState};
 
@@ -81,15 +82,11 @@ impl VmInsights {
             models.iter_mut().for_each(SignalModel::interrupt_stale);
             self.bottlenecks.clear();
         }
-        let extracted = self.baseline.extract(reading, settings.max_gap_ns());
+        let extracted = self.baseline.extract(reading, &settings.max_gaps());
         let mut scored = 0;
         for signal in Signal::ALL {
             let model = &mut models[signal as usize];
-            let gap = match signal.from_seed() {
-                true => extracted.seed_gap,
-                false => extracted.extended_gap,
-            };
-            if gap {
+            if extracted.gap(signal) {
                 model.interrupt();
             }
             let Some(value) = extracted.values.get(signal) else {

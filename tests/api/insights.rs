@@ -355,4 +355,40 @@ async fn a_real_guests_signals_come_from_its_extended_samples_and_are_scored() {
         fields.values().all(|t| t == "float" || t == "integer"),
         "{fields:?}"
     );
+    balloon_at_its_own_cadence(&guest, &influx, &settings).await;
+}
+
+/// The same guest, its balloon read every third cycle: its memory signals come from those reads
+/// only, the rates over their own span, and between them the guest's memory in use is absent,
+/// never the seed's measure (the balloon's size: 100 % of this guest).
+async fn balloon_at_its_own_cadence(guest: &Guest, influx: &Influx, settings: &[(&str, &str)]) {
+    let slow = [("VMTELEMETRY_STATS_GROUP_INTERVALS__BALLOON", "3")];
+    let app = spawn_collecting(
+        "qemu:///system",
+        influx,
+        &[&SETTINGS[..], settings, &slow].concat(),
+    )
+    .await;
+    let path = format!("/api/telemetry/insights/{}", guest.name);
+    let (mut memory, mut swap_rates) = (Vec::new(), 0);
+    // 30 s: ten balloon reads.
+    for polls in 0.. {
+        if memory.len() >= 4 && swap_rates >= 2 {
+            break;
+        }
+        let (_, vm) = app.get(&path).await;
+        let value = |name: &str| {
+            let signals = vm["signals"].as_array()?;
+            let signal = signals.iter().find(|s| s["signal"] == name)?;
+            signal["value"].as_f64()
+        };
+        memory.extend(value("memory_used_percent"));
+        swap_rates += usize::from(value("swap_in_kb_per_sec").is_some());
+        assert!(
+            polls < 100,
+            "memory {memory:?}, swap rates {swap_rates}: {vm}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(memory.iter().all(|m| *m < 99.0), "{memory:?}");
 }
