@@ -31,11 +31,7 @@ pub struct BottleneckLine {
 /// `vm_anomalies,<VM tags> <signal>_score=..,…,anomalous_signals=..i,peer_outlier_signals=..i,
 /// anomaly_rate=.. <ns>`; `tags` must be set for the VM.
 pub fn vm_anomalies(lines: &mut Lines, tags: &VmTags, a: &AnomalyLine) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_anomalies::MEASUREMENT);
-    if let Err(error) = tags.write(line.tags(), None) {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, vm_anomalies::MEASUREMENT, |t| tags.write(t, None))?;
     for (field, score) in a.scores {
         line.float(field, *score);
     }
@@ -57,11 +53,8 @@ pub fn vm_bottleneck(
     tags: &VmTags,
     b: &BottleneckLine,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_bottlenecks::MEASUREMENT);
-    if let Err(error) = tags.write(line.tags(), Some((vm_bottlenecks::KIND, b.kind))) {
-        line.abandon();
-        return Err(error);
-    }
+    let kind = Some((vm_bottlenecks::KIND, b.kind));
+    let mut line = LineWriter::tagged(lines, vm_bottlenecks::MEASUREMENT, |t| tags.write(t, kind))?;
     line.constant_string(vm_bottlenecks::SIGNAL, b.signal);
     line.float(vm_bottlenecks::VALUE, b.value);
     line.float(vm_bottlenecks::THRESHOLD, b.threshold);
@@ -79,11 +72,9 @@ pub fn host_insights(
     h: &HostSummary,
     timestamp_ns: i64,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, host_insights::MEASUREMENT);
-    if let Err(error) = tag_into(line.tags(), host_insights::HOST, host, &"-") {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, host_insights::MEASUREMENT, |t| {
+        tag_into(t, host_insights::HOST, host, &"-")
+    })?;
     let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     for (field, value) in [
         (host_insights::ANOMALY_RATE, h.anomaly_rate),
