@@ -309,9 +309,7 @@ async fn actor(app: &TestApp, name: &str) -> Value {
 /// vCPU (domains 4 and 8: 1 + n % 4 vCPUs) run at 100 % of it and are CPU-saturated.
 #[actix_web::test]
 async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
-    let domains: Vec<TestDomain> = (4..10)
-        .map(|n| TestDomain::new(&format!("busy-{n}"), 1, n))
-        .collect();
+    let domains = TestDomain::running("busy-", 4..10);
     let saturated: Vec<String> = domains
         .iter()
         .filter(|d| d.vcpus == 1)
