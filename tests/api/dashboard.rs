@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, collecting, spawn_app_with_file, wait_for};
 use crate::support::browser::{
-    PAGE_TIMEOUT, admin_status, click, host_row, in_browser, js, open, tile, wait_js, writer_status,
+    PAGE_TIMEOUT, admin_status, click, host_row, in_browser, js, open, rows_are, tile, wait_js,
+    writer_status,
 };
 
 const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
@@ -114,9 +115,9 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         wait_js(
             tab,
             "only the awkward VM after filtering by name",
-            &format!(
-                "[...document.querySelectorAll('#vm-table tbody tr[data-uuid]')]
-                   .map(tr => tr.dataset.uuid).join() === '{awkward_uuid}'"
+            &rows_are(
+                "#vm-table tbody tr[data-uuid]",
+                std::slice::from_ref(&awkward_uuid),
             ),
         );
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use headless_chrome::protocol::cdp::Emulation::{MediaFeature, SetEmulatedMedia};
 
 use crate::helpers::{TestApp, TestDomain, collecting, wait_for};
-use crate::support::browser::{Tab, in_browser, js, open, tile, wait_js};
+use crate::support::browser::{Tab, in_browser, js, open, rows_are, tile, wait_js};
 
 /// Names in another order than their UUIDs; 2, 3, 4 and 1 vCPUs.
 fn domains() -> Vec<TestDomain> {
@@ -40,13 +40,12 @@ async fn recommended(app: &TestApp, sort: &str) -> Vec<String> {
 /// `sorted` marked as the order.
 #[track_caller]
 fn wait_table(tab: &Tab, what: &str, expected: &[String], sorted: &str) {
-    let expected = serde_json::to_string(&expected.join(",")).unwrap();
+    let rows = rows_are("#rightsizing-table tbody tr", expected);
     wait_js(
         tab,
         what,
         &format!(
-            "[...document.querySelectorAll('#rightsizing-table tbody tr')]
-                 .map(tr => tr.dataset.uuid).join() === {expected} &&
+            "{rows} &&
              document.querySelector('#rightsizing-table th[aria-sort]').dataset.sort === '{sorted}'"
         ),
     );

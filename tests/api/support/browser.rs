@@ -91,6 +91,15 @@ pub fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
     }
 }
 
+/// A condition for `wait_js`: the table rows `rows` finds are exactly `expected` (their
+/// `data-uuid`s, in order).
+pub fn rows_are(rows: &str, expected: &[String]) -> String {
+    let expected = serde_json::to_string(&expected.join(",")).unwrap();
+    format!(
+        "[...document.querySelectorAll('{rows}')].map(tr => tr.dataset.uuid).join() === {expected}"
+    )
+}
+
 /// Clicks the element `selector` finds.
 pub fn click(tab: &Tab, selector: &str) {
     tab.find_element(selector).unwrap().click().unwrap();
