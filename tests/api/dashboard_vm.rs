@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, spawn_collecting, wait_for};
-use crate::support::browser::{in_browser, js, open, wait_js};
+use crate::support::browser::{js, on_page, open, wait_js};
 use crate::support::guest::Guest;
 
 /// The burst's onset, seconds after the guest's boot: the CPU model has learnt the idle level.
@@ -80,8 +80,7 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
     );
 
     let address = app.address.clone();
-    in_browser(move |tab| {
-        open(tab, &format!("{address}/#hostview={host}"));
+    on_page(format!("{address}/#hostview={host}"), move |tab| {
         let host_charts = wait_js(
             tab,
             "the host's host_metrics charts",

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, collecting_from, spawn_app, wait_for};
-use crate::support::browser::{host_row, in_browser, open};
+use crate::support::browser::{host_row, on_page};
 use crate::support::libvirtd::PrivateLibvirtd;
 use crate::support::service::ServiceProcess;
 use crate::support::task_limit::{ShortHanded, assert_short_handed, lift_and_see_threads_again};
@@ -366,9 +366,8 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         Vec::<String>::new()
     );
     // The dashboard shows the stuck host apart from the healthy one.
-    let (address, uri) = (service.address.clone(), hung.clone());
-    in_browser(move |tab| {
-        open(tab, &address);
+    let uri = hung.clone();
+    on_page(service.address.clone(), move |tab| {
         let row = host_row(tab, &uri, "row.state === 'stuck'");
         let connection = row["connection"].as_str().unwrap();
         assert!(
