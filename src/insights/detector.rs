@@ -285,6 +285,14 @@ mod tests {
             .collect()
     }
 
+    /// Whether a scored verdict is anomalous; None when not scored.
+    fn anomalous(verdict: &Verdict) -> Option<bool> {
+        match verdict {
+            Verdict::Scored { anomalous, .. } => Some(*anomalous),
+            _ => None,
+        }
+    }
+
     fn max_score(verdicts: &[Verdict]) -> f64 {
         verdicts
             .iter()
@@ -312,19 +320,8 @@ mod tests {
     fn a_steady_stream_stays_low() {
         let mut model = SignalModel::default();
         let verdicts = run(&mut model, (0..5000).map(|i| noise(i, 30.0, 3.0)));
-        let anomalous = verdicts
-            .iter()
-            .filter(|v| {
-                matches!(
-                    v,
-                    Verdict::Scored {
-                        anomalous: true,
-                        ..
-                    }
-                )
-            })
-            .count();
-        assert_eq!(anomalous, 0);
+        let flagged = verdicts.iter().filter(|v| anomalous(v) == Some(true));
+        assert_eq!(flagged.count(), 0);
         assert!(max_score(&verdicts[30..]) < 0.3, "{}", max_score(&verdicts));
     }
 
@@ -334,17 +331,7 @@ mod tests {
         run(&mut model, (0..200).map(|i| noise(i, 10.0, 2.0)));
         let step = run(&mut model, (200..1400).map(|i| noise(i, 80.0, 2.0)));
         // Anomalous once it lasts: from its second cycle.
-        assert!(
-            matches!(
-                step[0],
-                Verdict::Scored {
-                    anomalous: false,
-                    ..
-                }
-            ),
-            "{:?}",
-            step[0]
-        );
+        assert_eq!(anomalous(&step[0]), Some(false), "{:?}", step[0]);
         assert!(
             matches!(step[1], Verdict::Scored { anomalous: true, score } if score > 0.9),
             "{:?}",
@@ -359,16 +346,10 @@ mod tests {
         let mut model = SignalModel::default();
         run(&mut model, (0..31).map(|i| noise(i, 5.0, 3.0)));
         let step = run(&mut model, (31..41).map(|i| noise(i, 30.0, 3.0)));
-        let anomalous = |v: &Verdict| {
-            matches!(
-                v,
-                Verdict::Scored {
-                    anomalous: true,
-                    ..
-                }
-            )
-        };
-        assert!(step[1..].iter().all(anomalous), "{step:?}");
+        assert!(
+            step[1..].iter().all(|v| anomalous(v) == Some(true)),
+            "{step:?}"
+        );
     }
 
     #[test]
@@ -376,20 +357,8 @@ mod tests {
         let mut model = SignalModel::default();
         run(&mut model, (0..300).map(|i| noise(i, 5.0, 1.0)));
         let burst = run(&mut model, [95.0, 97.0, 96.0]);
-        assert!(matches!(
-            burst[0],
-            Verdict::Scored {
-                anomalous: false,
-                ..
-            }
-        ));
-        assert!(burst[1..].iter().all(|v| matches!(
-            v,
-            Verdict::Scored {
-                anomalous: true,
-                ..
-            }
-        )));
+        assert_eq!(anomalous(&burst[0]), Some(false));
+        assert!(burst[1..].iter().all(|v| anomalous(v) == Some(true)));
         let after = run(&mut model, (303..600).map(|i| noise(i, 5.0, 1.0)));
         let late = &after[20..];
         assert!(max_score(late) < 0.5, "{}", max_score(late));
@@ -456,16 +425,7 @@ mod tests {
         let mut short = trained();
         short.interrupt();
         let verdicts = run(&mut short, (0..3).map(|i| noise(i, 80.0, 2.0)));
-        assert!(
-            matches!(
-                verdicts[2],
-                Verdict::Scored {
-                    anomalous: true,
-                    ..
-                }
-            ),
-            "{verdicts:?}"
-        );
+        assert_eq!(anomalous(&verdicts[2]), Some(true), "{verdicts:?}");
     }
 
     #[test]

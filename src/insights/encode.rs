@@ -7,8 +7,8 @@ use super::settings::InsightsSettings;
 use super::signals::{SIGNALS, Signal};
 use super::vm::VmInsights;
 use crate::influx::line_protocol::{
-    AnomalyLine, BottleneckLine, EncodeError, HostInsightsLine, Lines, VmTags, host_insights,
-    vm_anomalies, vm_bottleneck,
+    AnomalyLine, BottleneckLine, EncodeError, Lines, VmTags, host_insights, vm_anomalies,
+    vm_bottleneck,
 };
 
 /// The lines, and how many could not be encoded (a VM whose name line protocol cannot carry).
@@ -29,19 +29,13 @@ pub fn encode_host(
             encoded.unencodable += lines;
         }
     }
-    let summary = &host.summary;
-    let line = HostInsightsLine {
-        host: &host.host,
-        anomaly_rate: summary.anomaly_rate,
-        vcpu_overcommit: summary.vcpu_overcommit,
-        memory_overcommit: summary.memory_overcommit,
-        vms: summary.vms,
-        vms_trained: summary.vms_trained,
-        vms_anomalous: summary.vms_anomalous,
-        vms_in: &summary.vms_in,
-        timestamp_ns: host.timestamp_ns,
-    };
-    if host_insights(&mut encoded.lines, &line).is_err() {
+    let written = host_insights(
+        &mut encoded.lines,
+        &host.host,
+        &host.summary,
+        host.timestamp_ns,
+    );
+    if written.is_err() {
         encoded.unencodable += 1;
     }
     encoded

@@ -117,11 +117,7 @@ async fn lists_every_actor_with_its_state() {
 
 #[actix_web::test]
 async fn restarting_the_writer_loses_no_queued_line() {
-    let node = TestNode::new(
-        &(0..5)
-            .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
-            .collect::<Vec<_>>(),
-    );
+    let node = TestNode::new(&TestDomain::running("vm", 0..5));
     let app = app_with_token(&node, "http://127.0.0.1:9").await;
     let status = wait_for("a queue", Duration::from_secs(10), || async {
         let status = app.status().await;

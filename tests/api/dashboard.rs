@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, collecting, spawn_app_with_file, wait_for};
 use crate::support::browser::{
-    PAGE_TIMEOUT, admin_status, click, host_row, in_browser, js, open, tile, wait_js, writer_status,
+    PAGE_TIMEOUT, admin_status, click, host_row, js, on_page, rows_are, tile, wait_js,
+    writer_status,
 };
 
 const ADMIN_TOKEN: &str = "dashboard-test-token-8d3f61c0b2a9e475";
@@ -50,10 +51,8 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
     let (code, vms) = app.get("/api/telemetry/vms").await;
     assert_eq!(code, 200, "{vms}");
     let host = vms["vms"][0]["host"].as_str().unwrap().to_owned();
-    let (address, uri, domains_count) = (app.address.clone(), node.uri.clone(), domains.len());
-    in_browser(move |tab| {
-        open(tab, &address);
-
+    let (uri, domains_count) = (node.uri.clone(), domains.len());
+    on_page(app.address.clone(), move |tab| {
         let rows = wait_js(
             tab,
             "a row per domain",
@@ -114,9 +113,9 @@ async fn dashboard_lists_vms_charts_their_history_and_restarts_an_actor() {
         wait_js(
             tab,
             "only the awkward VM after filtering by name",
-            &format!(
-                "[...document.querySelectorAll('#vm-table tbody tr[data-uuid]')]
-                   .map(tr => tr.dataset.uuid).join() === '{awkward_uuid}'"
+            &rows_are(
+                "#vm-table tbody tr[data-uuid]",
+                std::slice::from_ref(&awkward_uuid),
             ),
         );
 
@@ -233,9 +232,7 @@ async fn without_influxdb_a_host_or_an_admin_token_the_dashboard_says_so() {
     )
     .await;
 
-    let address = app.address.clone();
-    in_browser(move |tab| {
-        open(tab, &address);
+    on_page(app.address.clone(), move |tab| {
         let row = host_row(tab, unreachable, "row.state === 'disconnected'");
         let connection = row["connection"].as_str().unwrap();
         assert!(
@@ -309,9 +306,7 @@ async fn actor(app: &TestApp, name: &str) -> Value {
 /// vCPU (domains 4 and 8: 1 + n % 4 vCPUs) run at 100 % of it and are CPU-saturated.
 #[actix_web::test]
 async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
-    let domains: Vec<TestDomain> = (4..10)
-        .map(|n| TestDomain::new(&format!("busy-{n}"), 1, n))
-        .collect();
+    let domains = TestDomain::running("busy-", 4..10);
     let saturated: Vec<String> = domains
         .iter()
         .filter(|d| d.vcpus == 1)
@@ -335,9 +330,7 @@ async fn what_needs_attention_is_listed_beside_the_table_with_its_evidence() {
     let (code, refused) = app.get("/api/telemetry/insights?limit=0").await;
     assert_eq!(code, 400, "{refused}");
 
-    let address = app.address.clone();
-    in_browser(move |tab| {
-        open(tab, &address);
+    on_page(app.address.clone(), move |tab| {
         let (value, detail) = tile(tab, "tile-attention", "warn");
         assert!(value.ends_with(" of 6 VMs"), "{value}");
         assert!(detail.contains("2 CPU saturated"), "{detail}");

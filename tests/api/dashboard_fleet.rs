@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app_with_file, wait_for};
-use crate::support::browser::{Tab, click, in_browser, js, open, wait_js};
+use crate::support::browser::{Tab, click, in_browser, js, open, rows_are, wait_js};
 
 const VMS: u32 = 10_000;
 const PAGE: usize = 100;
@@ -61,16 +61,12 @@ fn thousands(n: usize) -> String {
 /// Waits until the table shows exactly `expected` (UUIDs, in order) and the pager `range`.
 #[track_caller]
 fn wait_rows(tab: &Tab, what: &str, expected: &[String], range: &str) {
-    let expected = serde_json::to_string(&expected.join(",")).unwrap();
+    let rows = rows_are("#vm-table tbody tr[data-uuid]", expected);
     let range = serde_json::to_string(range).unwrap();
     wait_js(
         tab,
         what,
-        &format!(
-            "[...document.querySelectorAll('#vm-table tbody tr[data-uuid]')]
-                 .map(tr => tr.dataset.uuid).join() === {expected} &&
-             document.querySelector('#page-range').textContent === {range}"
-        ),
+        &format!("{rows} && document.querySelector('#page-range').textContent === {range}"),
     );
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use headless_chrome::protocol::cdp::Emulation::{MediaFeature, SetEmulatedMedia};
 
 use crate::helpers::{TestApp, TestDomain, collecting, wait_for};
-use crate::support::browser::{Tab, in_browser, js, open, tile, wait_js};
+use crate::support::browser::{Tab, js, on_page, rows_are, tile, wait_js};
 
 /// Names in another order than their UUIDs; 2, 3, 4 and 1 vCPUs.
 fn domains() -> Vec<TestDomain> {
@@ -40,13 +40,12 @@ async fn recommended(app: &TestApp, sort: &str) -> Vec<String> {
 /// `sorted` marked as the order.
 #[track_caller]
 fn wait_table(tab: &Tab, what: &str, expected: &[String], sorted: &str) {
-    let expected = serde_json::to_string(&expected.join(",")).unwrap();
+    let rows = rows_are("#rightsizing-table tbody tr", expected);
     wait_js(
         tab,
         what,
         &format!(
-            "[...document.querySelectorAll('#rightsizing-table tbody tr')]
-                 .map(tr => tr.dataset.uuid).join() === {expected} &&
+            "{rows} &&
              document.querySelector('#rightsizing-table th[aria-sort]').dataset.sort === '{sorted}'"
         ),
     );
@@ -107,11 +106,9 @@ async fn the_cpu_trend_the_rightsizing_tile_and_its_table_sorted_and_restored() 
         by_reclaim, by_name,
         "the two orders must tell the sort apart"
     );
-    let address = app.address.clone();
     let mid = domains[2].uuid.clone();
     let zeta = domains[0].uuid.clone();
-    in_browser(move |tab| {
-        open(tab, &address);
+    on_page(app.address.clone(), move |tab| {
         // mid has 4 vCPUs: bars of 25 % (4 of 16 units), the figures in the cell's title.
         let bars = wait_js(
             tab,
@@ -264,8 +261,7 @@ pub async fn forecast_line_is_drawn(app: &TestApp, name: &str) {
         "{insights}"
     );
     let address = format!("{}/#vm={uuid}&host={host}", app.address);
-    in_browser(move |tab| {
-        open(tab, &address);
+    on_page(address, move |tab| {
         // Series 3 to 5 of the memory chart: the forecast and its interval's bounds, from now on.
         let drawn = wait_js(
             tab,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, spawn_collecting, wait_for};
-use crate::support::browser::{in_browser, js, open, wait_js};
+use crate::support::browser::{js, on_page, open, wait_js};
 use crate::support::guest::Guest;
 
 /// The burst's onset, seconds after the guest's boot: the CPU model has learnt the idle level.
@@ -63,16 +63,11 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
     let q = format!(
         "SELECT cpu_percent_score FROM vm_anomalies WHERE uuid = '{uuid}' AND cpu_percent_score >= 0.5"
     );
-    let anomalous = wait_for(
-        "the burst scored anomalous in InfluxDB",
-        Duration::from_secs(90),
-        || async {
-            let rows = influx.rows(&q).await;
-            let first = rows.first()?;
-            Some(first["time"].as_i64()? as f64 / 1e9)
-        },
-    )
-    .await;
+    let what = "the burst scored anomalous in InfluxDB";
+    let rows = influx
+        .rows_when(what, Duration::from_secs(90), &q, |rows| !rows.is_empty())
+        .await;
+    let anomalous = rows[0]["time"].as_i64().unwrap() as f64 / 1e9;
 
     // Its disk's forecast (a sparse image: not growing), which its page draws.
     let (_, insights) = app.get(&format!("/api/telemetry/insights/{uuid}")).await;
@@ -85,8 +80,7 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
     );
 
     let address = app.address.clone();
-    in_browser(move |tab| {
-        open(tab, &format!("{address}/#hostview={host}"));
+    on_page(format!("{address}/#hostview={host}"), move |tab| {
         let host_charts = wait_js(
             tab,
             "the host's host_metrics charts",

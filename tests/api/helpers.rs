@@ -424,6 +424,16 @@ impl Influx {
     }
 }
 
+// Here rather than in support/test_node.rs, which the libvirt unit tests include too.
+impl TestDomain {
+    /// A running domain `{prefix}{n}` for each `n`.
+    pub fn running(prefix: &str, ns: impl IntoIterator<Item = u32>) -> Vec<Self> {
+        ns.into_iter()
+            .map(|n| TestDomain::new(&format!("{prefix}{n}"), 1, n))
+            .collect()
+    }
+}
+
 /// A libvirt test-driver node file, opened through libvirtd as `test+unix:///PATH`.
 pub struct TestNode {
     _dir: tempfile::TempDir,

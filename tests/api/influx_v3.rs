@@ -133,9 +133,7 @@ async fn v2_writes_to_the_bucket_with_ns_precision() {
 #[actix_web::test]
 async fn batches_are_cut_at_batch_max_lines() {
     let standin = InfluxDb3StandIn::start(None).await;
-    let domains: Vec<_> = (0..3)
-        .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
-        .collect();
+    let domains = TestDomain::running("vm", 0..3);
     let node = TestNode::new(&domains);
     // Time never triggers a flush here: only size does.
     let size_only = [

@@ -22,10 +22,7 @@ const TOKEN: &str = "insights-adm1n-t0ken-8c1f0e6b2d7a9354";
 /// Six running VMs. The test driver counts CPU time at the wall clock's pace, so a VM with one
 /// vCPU runs at 100 % of it: domains 4 and 8 (1 + n % 4 vCPUs) are saturated, the others not.
 fn domains() -> Vec<TestDomain> {
-    [4, 5, 6, 7, 8, 9]
-        .into_iter()
-        .map(|n| TestDomain::new(&format!("ins-{n}"), 1, n))
-        .collect()
+    TestDomain::running("ins-", 4..=9)
 }
 
 pub(crate) const SETTINGS: [(&str, &str); 6] = [

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{QEMU_SYSTEM, collecting_from, wait_for};
-use crate::support::browser::{host_row, in_browser, open};
+use crate::support::browser::{host_row, on_page};
 use crate::support::guest::{Guest, only_guests};
 use crate::support::task_limit::{ShortHanded, assert_short_handed, lift_and_see_threads_again};
 
@@ -124,10 +124,8 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
     assert_eq!(host["stats_errors"], json!(1), "{host}");
     assert_eq!(host["stats_calls_left_behind"], json!(1), "{host}");
     // The dashboard shows it on the host's row.
-    let address = app.address.clone();
     let error = host["last_stats_error"].as_str().unwrap().to_owned();
-    in_browser(move |tab| {
-        open(tab, &address);
+    on_page(app.address.clone(), move |tab| {
         let row = host_row(
             tab,
             "qemu:///system",

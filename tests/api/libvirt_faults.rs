@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use vmtelemetry::libvirt::event_loop;
 
 use crate::helpers::{Influx, TestApp, TestDomain, TestNode, collecting_from, spawn_app, wait_for};
-use crate::support::browser::{host_row, in_browser, open};
+use crate::support::browser::{host_row, on_page};
 use crate::support::libvirtd::PrivateLibvirtd;
 use crate::support::service::ServiceProcess;
 use crate::support::task_limit::{ShortHanded, assert_short_handed, lift_and_see_threads_again};
@@ -113,9 +113,7 @@ async fn collection_resumes_by_itself_after_libvirtd_restarts() {
 async fn a_small_hosts_second_connection_dropped_by_libvirtd_costs_no_domain_and_is_replaced() {
     const N: usize = 6;
     let daemon = PrivateLibvirtd::start(false);
-    let domains: Vec<TestDomain> = (0..N as u32)
-        .map(|i| TestDomain::new(&format!("spread-{i}"), 1, i))
-        .collect();
+    let domains = TestDomain::running("spread-", 0..N as u32);
     let node = TestNode::new(&domains);
     let uri = format!("{}?socket={}", node.uri, daemon.socket().display());
     let (app, influx) = collecting_from(
@@ -368,9 +366,8 @@ async fn a_call_that_never_returns_costs_only_its_host_and_one_thread() {
         Vec::<String>::new()
     );
     // The dashboard shows the stuck host apart from the healthy one.
-    let (address, uri) = (service.address.clone(), hung.clone());
-    in_browser(move |tab| {
-        open(tab, &address);
+    let uri = hung.clone();
+    on_page(service.address.clone(), move |tab| {
         let row = host_row(tab, &uri, "row.state === 'stuck'");
         let connection = row["connection"].as_str().unwrap();
         assert!(
@@ -430,9 +427,7 @@ async fn with_no_thread_to_spare_a_host_backs_off_then_reads_every_domain_over_o
     // One thread more: the one a host's connection attempt starts to own the connection.
     cgroup.allow_more(1);
     // Enough domains for a seed cycle over two connections side by side (`seed_connections`).
-    let domains: Vec<TestDomain> = (1..=12)
-        .map(|n| TestDomain::new(&format!("spare-{n}"), 1, n))
-        .collect();
+    let domains = TestDomain::running("spare-", 1..=12);
     let node = TestNode::new(&domains);
     std::fs::copy(node.uri.strip_prefix("test+unix://").unwrap(), &node_path).unwrap();
 

@@ -14,10 +14,7 @@ use crate::support::prometheus::{Sample, assert_promtool_clean, get_text, parse,
 /// The test driver counts CPU time at the wall clock's pace: the 1-vCPU VMs (n % 4 == 0) are
 /// saturated, the others not. Insights on with short learning, as in tests/api/insights.rs.
 fn domains() -> Vec<TestDomain> {
-    [4, 5, 6, 8]
-        .into_iter()
-        .map(|n| TestDomain::new(&format!("mi-{n}"), 1, n))
-        .collect()
+    TestDomain::running("mi-", [4, 5, 6, 8])
 }
 
 /// The names of the insights' families begin so.

@@ -12,10 +12,7 @@ use crate::support::prometheus::{scrape, value_of};
 
 /// Three running VMs and one shut off (not committed).
 fn domains() -> Vec<TestDomain> {
-    let mut domains: Vec<TestDomain> = [1, 2, 3]
-        .into_iter()
-        .map(|n| TestDomain::new(&format!("rs-{n}"), 1, n))
-        .collect();
+    let mut domains = TestDomain::running("rs-", [1, 2, 3]);
     domains.push(TestDomain::new("rs-off", 5, 4));
     domains
 }

@@ -10,9 +10,7 @@ use crate::support::influxd::OwnInfluxd;
 use crate::support::service::ServiceProcess;
 
 pub fn domains(n: u32) -> Vec<TestDomain> {
-    (0..n)
-        .map(|i| TestDomain::new(&format!("vm-{i}"), 1, i))
-        .collect()
+    TestDomain::running("vm-", 0..n)
 }
 
 #[actix_web::test]
@@ -139,11 +137,7 @@ async fn sigterm_flushes_what_it_can_keeps_the_rest_and_exits_0() {
 
     // InfluxDB down: it gives up after shutdown_timeout, exits 0, and the next start delivers.
     influxd.kill();
-    let other = TestNode::new(
-        &(100..140)
-            .map(|i| TestDomain::new(&format!("vm-{i}"), 1, i))
-            .collect::<Vec<_>>(),
-    );
+    let other = TestNode::new(&TestDomain::running("vm-", 100..140));
     let service = ServiceProcess::start(&one_cycle_env(&other, &influxd, &influx.db, spool_dir));
     wait_for("the cycle accepted", Duration::from_secs(20), || async {
         (service.status()?["queue_depth"] == json!(40)).then_some(())

@@ -121,10 +121,7 @@ async fn the_extended_groups_ride_on_every_cycle_of_their_interval() {
 
 #[actix_web::test]
 async fn a_full_queue_drops_the_oldest_lines_and_counts_each() {
-    let domains: Vec<_> = (0..4)
-        .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
-        .collect();
-    let node = TestNode::new(&domains);
+    let node = TestNode::new(&TestDomain::running("vm", 0..4));
     let app = spawn_app(&[
         ("VMTELEMETRY_LIBVIRT_URI", &node.uri),
         ("VMTELEMETRY_INFLUX_URL", "http://127.0.0.1:9"),

@@ -18,9 +18,7 @@ async fn fleet(unreachable: &[&str], env: &[(&str, &str)]) -> (TestApp, Vec<Test
     let alpha = (1..=9)
         .map(|n| TestDomain::new(&format!("vm-{}", 20 - n), state(n), n))
         .collect();
-    let beta = (10..=12)
-        .map(|n| TestDomain::new(&format!("db-{n}"), 1, n))
-        .collect();
+    let beta = TestDomain::running("db-", 10..=12);
     hosts_app(vec![("alpha", alpha), ("beta", beta)], unreachable, env).await
 }
 

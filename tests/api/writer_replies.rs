@@ -158,11 +158,7 @@ async fn a_413_halves_the_batch_until_influxdb_takes_it() {
         }
     })
     .await;
-    let node = TestNode::new(
-        &(0..10)
-            .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
-            .collect::<Vec<_>>(),
-    );
+    let node = TestNode::new(&TestDomain::running("vm", 0..10));
     let app = one_cycle_to(&node, &url, "v3", &[("VMTELEMETRY_INFLUX_GZIP", "false")]).await;
     let within = Duration::from_secs(15);
     until_written(&app, 10, "the cycle written in small batches", within).await;
@@ -181,9 +177,7 @@ async fn an_all_or_nothing_refusal_costs_only_the_bad_line() {
         }
     })
     .await;
-    let mut domains: Vec<_> = (0..7)
-        .map(|n| TestDomain::new(&format!("vm{n}"), 1, n))
-        .collect();
+    let mut domains = TestDomain::running("vm", 0..7);
     domains.push(TestDomain::new("poison", 1, 99));
     let node = TestNode::new(&domains);
     let app = one_cycle_to(&node, &url, "v1", &[("VMTELEMETRY_INFLUX_GZIP", "false")]).await;

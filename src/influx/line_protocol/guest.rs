@@ -15,16 +15,12 @@ pub fn vm_guest_fs(
     sample: &GuestSample,
     fs: &GuestFs,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, VM_GUEST_FS);
     let extras = [
         ("device", fs.device.as_str()),
         ("fstype", fs.fstype.as_str()),
         ("mountpoint", fs.mountpoint.as_str()),
     ];
-    if let Err(error) = tags.write_sorted(line.tags(), &extras) {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, VM_GUEST_FS, |t| tags.write_sorted(t, &extras))?;
     for (field, value) in [
         ("total_bytes", fs.total_bytes),
         ("used_bytes", fs.used_bytes),
@@ -47,11 +43,7 @@ pub fn vm_guest_info(
     tags: &VmTags,
     sample: &GuestSample,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, VM_GUEST_INFO);
-    if let Err(error) = tags.write(line.tags(), None) {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, VM_GUEST_INFO, |t| tags.write(t, None))?;
     let info = &sample.info;
     for (field, value) in [
         ("os_id", &info.os_id),

@@ -6,6 +6,7 @@ use super::line::LineWriter;
 use super::lines::Lines;
 use super::tags::VmTags;
 use crate::influx::schema::{host_insights, vm_anomalies, vm_bottlenecks};
+use crate::insights::host::HostSummary;
 
 /// One VM's scores of one cycle.
 pub struct AnomalyLine<'a> {
@@ -27,28 +28,10 @@ pub struct BottleneckLine {
     pub timestamp_ns: i64,
 }
 
-/// One host's cycle.
-pub struct HostInsightsLine<'a> {
-    pub host: &'a str,
-    pub anomaly_rate: Option<f64>,
-    pub vcpu_overcommit: Option<f64>,
-    pub memory_overcommit: Option<f64>,
-    pub vms: usize,
-    pub vms_trained: usize,
-    pub vms_anomalous: usize,
-    /// In `host_insights::VMS_IN` order.
-    pub vms_in: &'a [usize],
-    pub timestamp_ns: i64,
-}
-
 /// `vm_anomalies,<VM tags> <signal>_score=..,…,anomalous_signals=..i,peer_outlier_signals=..i,
 /// anomaly_rate=.. <ns>`; `tags` must be set for the VM.
 pub fn vm_anomalies(lines: &mut Lines, tags: &VmTags, a: &AnomalyLine) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_anomalies::MEASUREMENT);
-    if let Err(error) = tags.write(line.tags(), None) {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, vm_anomalies::MEASUREMENT, |t| tags.write(t, None))?;
     for (field, score) in a.scores {
         line.float(field, *score);
     }
@@ -70,11 +53,8 @@ pub fn vm_bottleneck(
     tags: &VmTags,
     b: &BottleneckLine,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_bottlenecks::MEASUREMENT);
-    if let Err(error) = tags.write(line.tags(), Some((vm_bottlenecks::KIND, b.kind))) {
-        line.abandon();
-        return Err(error);
-    }
+    let kind = Some((vm_bottlenecks::KIND, b.kind));
+    let mut line = LineWriter::tagged(lines, vm_bottlenecks::MEASUREMENT, |t| tags.write(t, kind))?;
     line.constant_string(vm_bottlenecks::SIGNAL, b.signal);
     line.float(vm_bottlenecks::VALUE, b.value);
     line.float(vm_bottlenecks::THRESHOLD, b.threshold);
@@ -84,13 +64,17 @@ pub fn vm_bottleneck(
 }
 
 /// `host_insights,host=.. anomaly_rate=..,vcpu_overcommit=..,memory_overcommit=..,vms=..i,
-/// vms_trained=..i,vms_anomalous=..i,vms_<condition>=..i,… <ns>`
-pub fn host_insights(lines: &mut Lines, h: &HostInsightsLine) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, host_insights::MEASUREMENT);
-    if let Err(error) = tag_into(line.tags(), host_insights::HOST, h.host, &"-") {
-        line.abandon();
-        return Err(error);
-    }
+/// vms_trained=..i,vms_anomalous=..i,vms_<condition>=..i,… <ns>`: one host's cycle, `vms_in` in
+/// `host_insights::VMS_IN` order.
+pub fn host_insights(
+    lines: &mut Lines,
+    host: &str,
+    h: &HostSummary,
+    timestamp_ns: i64,
+) -> Result<(), EncodeError> {
+    let mut line = LineWriter::tagged(lines, host_insights::MEASUREMENT, |t| {
+        tag_into(t, host_insights::HOST, host, &"-")
+    })?;
     let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     for (field, value) in [
         (host_insights::ANOMALY_RATE, h.anomaly_rate),
@@ -105,9 +89,9 @@ pub fn host_insights(lines: &mut Lines, h: &HostInsightsLine) -> Result<(), Enco
     line.int(host_insights::VMS_TRAINED, int(h.vms_trained));
     line.int(host_insights::VMS_ANOMALOUS, int(h.vms_anomalous));
     for (field, count) in host_insights::VMS_IN.into_iter().zip(h.vms_in) {
-        line.int(field, int(*count));
+        line.int(field, int(count));
     }
-    line.finish(h.timestamp_ns);
+    line.finish(timestamp_ns);
     Ok(())
 }
 
@@ -148,18 +132,16 @@ mod tests {
             timestamp_ns: 7,
         };
         vm_bottleneck(&mut lines, &tags, &bottleneck).unwrap();
-        let host = HostInsightsLine {
-            host: "h 1",
+        let host = HostSummary {
             anomaly_rate: None,
             vcpu_overcommit: Some(1.5),
             memory_overcommit: None,
             vms: 2,
             vms_trained: 1,
             vms_anomalous: 1,
-            vms_in: &[1, 0, 0, 0, 0, 0],
-            timestamp_ns: 7,
+            vms_in: [1, 0, 0, 0, 0, 0],
         };
-        host_insights(&mut lines, &host).unwrap();
+        host_insights(&mut lines, "h 1", &host, 7).unwrap();
         let parsed = parsed(&lines);
         assert_eq!(parsed.len(), 3);
         let a = &parsed[0];

@@ -1,5 +1,6 @@
 //! One line appended to `Lines`: the measurement, then tags, then fields, then the timestamp.
 
+use super::EncodeError;
 use super::escape::plain;
 use super::lines::Lines;
 
@@ -13,22 +14,28 @@ pub(super) struct LineWriter<'a> {
 /// Every method is inlined into the line it writes, where its key and measurement are constants:
 /// their bytes are then stored at a known length rather than through a call to memcpy.
 impl<'a> LineWriter<'a> {
+    /// A line with the tags `write_tags` appends right after the measurement; none at all (and
+    /// `lines` as it was) when they cannot be carried.
     #[inline(always)]
-    pub(super) fn start(lines: &'a mut Lines, measurement: &'static str) -> Self {
+    pub(super) fn tagged(
+        lines: &'a mut Lines,
+        measurement: &'static str,
+        write_tags: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+    ) -> Result<Self, EncodeError> {
         let start = lines.bytes.len();
         lines.bytes.extend_from_slice(plain(measurement).as_bytes());
-        LineWriter {
+        let line = LineWriter {
             lines,
             start,
             fields: 0,
+        };
+        match write_tags(&mut line.lines.bytes) {
+            Ok(()) => Ok(line),
+            Err(error) => {
+                line.abandon();
+                Err(error)
+            }
         }
-    }
-
-    /// Where the tags go, right after the measurement and before any field.
-    #[inline(always)]
-    pub(super) fn tags(&mut self) -> &mut Vec<u8> {
-        debug_assert_eq!(self.fields, 0);
-        &mut self.lines.bytes
     }
 
     #[inline(always)]
@@ -106,7 +113,7 @@ impl<'a> LineWriter<'a> {
     }
 
     /// Leaves `lines` as it was.
-    pub(super) fn abandon(self) {
+    fn abandon(self) {
         self.lines.bytes.truncate(self.start);
     }
 }

@@ -9,23 +9,6 @@ use crate::extended::{DomainStatsSample, StatsRow};
 use crate::influx::schema;
 use crate::sample::{DomainSample, MemoryFeatures, NodeSample};
 
-/// A line with a VM's tags and the row's own tag if any (`device`, `interface`, `vcpu`).
-fn vm_line<'a>(
-    lines: &'a mut Lines,
-    measurement: &'static str,
-    tags: &VmTags,
-    extra: Option<(&'static str, &str)>,
-) -> Result<LineWriter<'a>, EncodeError> {
-    let mut line = LineWriter::start(lines, measurement);
-    match tags.write(line.tags(), extra) {
-        Ok(()) => Ok(line),
-        Err(error) => {
-            line.abandon();
-            Err(error)
-        }
-    }
-}
-
 /// `vm_metrics,VMID=..,host=..,name=..,uuid=.. state="..",cpu_count=..i,memory_max_kb=..i,memory_used_kb=..i,cputime_ns=..i <ns>`
 /// `tags` must be set for `domain`.
 pub fn vm_metrics(
@@ -43,7 +26,9 @@ pub fn vm_metrics(
     let memory_max_kb = integer(schema::vm_metrics::MEMORY_MAX_KB, domain.memory_max_kb)?;
     let memory_used_kb = integer(schema::vm_metrics::MEMORY_USED_KB, domain.memory_used_kb)?;
     let cputime_ns = integer(schema::vm_metrics::CPUTIME_NS, domain.cputime_ns)?;
-    let mut line = vm_line(lines, schema::vm_metrics::MEASUREMENT, tags, None)?;
+    let mut line = LineWriter::tagged(lines, schema::vm_metrics::MEASUREMENT, |t| {
+        tags.write(t, None)
+    })?;
     line.constant_string(schema::vm_metrics::STATE, domain.state.as_str());
     line.int(schema::vm_metrics::CPU_COUNT, i64::from(domain.cpu_count));
     line.int(schema::vm_metrics::MEMORY_MAX_KB, memory_max_kb);
@@ -60,7 +45,9 @@ pub fn vm_features(
     domain: &DomainSample,
     features: &MemoryFeatures,
 ) -> Result<(), EncodeError> {
-    let mut line = vm_line(lines, schema::vm_features::MEASUREMENT, tags, None)?;
+    let mut line = LineWriter::tagged(lines, schema::vm_features::MEASUREMENT, |t| {
+        tags.write(t, None)
+    })?;
     line.float(
         schema::vm_features::MEMORY_RATE_KB_PER_SEC,
         features.memory_rate_kb_per_sec,
@@ -85,7 +72,8 @@ pub fn stats_row(
     derived: &[(&'static str, f64)],
 ) -> Result<bool, EncodeError> {
     let extra = row.key.as_ref().map(|(k, v)| (*k, v.as_str()));
-    let mut line = vm_line(lines, row.measurement, tags, extra)?;
+    // The row's own tag if any (`device`, `interface`, `vcpu`).
+    let mut line = LineWriter::tagged(lines, row.measurement, |t| tags.write(t, extra))?;
     for (field, value) in &row.counters {
         if let Ok(value) = i64::try_from(*value) {
             line.int(field, value);
@@ -100,11 +88,9 @@ pub fn stats_row(
 /// `host_metrics,host=.. cpus=..i,memory_total_kb=..i,memory_free_kb=..i,domains=..i,
 /// domains_running=..i,…,collection_duration_sec=.. <ns>`
 pub fn host_metrics(lines: &mut Lines, host: &str, node: &NodeSample) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, schema::host_metrics::MEASUREMENT);
-    if let Err(error) = tag_into(line.tags(), schema::host_metrics::HOST, host, &"-") {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, schema::host_metrics::MEASUREMENT, |t| {
+        tag_into(t, schema::host_metrics::HOST, host, &"-")
+    })?;
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     if let Some(cpus) = node.cpus {
         line.int(schema::host_metrics::CPUS, cpus.into());

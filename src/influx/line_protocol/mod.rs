@@ -19,9 +19,7 @@ mod outlook;
 mod tags;
 
 pub use guest::{vm_guest_fs, vm_guest_info};
-pub use insights::{
-    AnomalyLine, BottleneckLine, HostInsightsLine, host_insights, vm_anomalies, vm_bottleneck,
-};
+pub use insights::{AnomalyLine, BottleneckLine, host_insights, vm_anomalies, vm_bottleneck};
 pub use lines::Lines;
 pub use measurements::{host_metrics, stats_row, vm_features, vm_metrics};
 pub use outlook::{ForecastLine, RecommendationLine, vm_forecast, vm_recommendation};

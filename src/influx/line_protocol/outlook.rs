@@ -38,16 +38,11 @@ pub fn vm_forecast(
     host: &str,
     f: &ForecastLine,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_forecasts::MEASUREMENT);
-    let tagged = match tags {
-        Some(tags) => tags.write(line.tags(), Some((vm_forecasts::RESOURCE, f.resource))),
-        None => tag_into(line.tags(), vm_forecasts::HOST, host, &"-")
-            .and_then(|()| tag_into(line.tags(), vm_forecasts::RESOURCE, f.resource, &"-")),
-    };
-    if let Err(error) = tagged {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, vm_forecasts::MEASUREMENT, |t| match tags {
+        Some(tags) => tags.write(t, Some((vm_forecasts::RESOURCE, f.resource))),
+        None => tag_into(t, vm_forecasts::HOST, host, &"-")
+            .and_then(|()| tag_into(t, vm_forecasts::RESOURCE, f.resource, &"-")),
+    })?;
     line.float(vm_forecasts::USED, f.used);
     line.float(vm_forecasts::CAPACITY, f.capacity);
     line.float(vm_forecasts::GROWTH_PER_HOUR, f.growth_per_hour);
@@ -70,11 +65,9 @@ pub fn vm_recommendation(
     tags: &VmTags,
     r: &RecommendationLine,
 ) -> Result<(), EncodeError> {
-    let mut line = LineWriter::start(lines, vm_recommendations::MEASUREMENT);
-    if let Err(error) = tags.write(line.tags(), None) {
-        line.abandon();
-        return Err(error);
-    }
+    let mut line = LineWriter::tagged(lines, vm_recommendations::MEASUREMENT, |t| {
+        tags.write(t, None)
+    })?;
     let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     line.constant_string(vm_recommendations::CLASS, r.class);
     for (field, value) in vm_recommendations::CPU.into_iter().zip(r.cpu) {

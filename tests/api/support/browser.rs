@@ -55,6 +55,18 @@ pub async fn in_browser<T: Send + 'static>(steps: impl FnOnce(&Tab) -> T + Send 
     outcome.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
+/// `in_browser`, with the page at `address` loaded first.
+pub async fn on_page<T: Send + 'static>(
+    address: String,
+    steps: impl FnOnce(&Tab) -> T + Send + 'static,
+) -> T {
+    in_browser(move |tab| {
+        open(tab, &address);
+        steps(tab)
+    })
+    .await
+}
+
 /// `expression`'s value, through JSON: `undefined` is null, an exception a string
 /// `exception: …`.
 pub fn js(tab: &Tab, expression: &str) -> Value {
@@ -89,6 +101,15 @@ pub fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A condition for `wait_js`: the table rows `rows` finds are exactly `expected` (their
+/// `data-uuid`s, in order).
+pub fn rows_are(rows: &str, expected: &[String]) -> String {
+    let expected = serde_json::to_string(&expected.join(",")).unwrap();
+    format!(
+        "[...document.querySelectorAll('{rows}')].map(tr => tr.dataset.uuid).join() === {expected}"
+    )
 }
 
 /// Clicks the element `selector` finds.
@@ -143,12 +164,7 @@ pub fn admin_status(tab: &Tab, state: &str) -> String {
 /// The dashboard at `address`, in a browser of its own: the text of the element `id`, once its
 /// `data-state` is `state`.
 pub async fn dashboard_panel(address: &str, id: &'static str, state: &'static str) -> String {
-    let address = address.to_owned();
-    in_browser(move |tab| {
-        open(tab, &address);
-        panel_status(tab, id, state)
-    })
-    .await
+    on_page(address.to_owned(), move |tab| panel_status(tab, id, state)).await
 }
 
 /// The text of the element `id`, once its `data-state` is `state`.
