@@ -84,6 +84,10 @@ impl StatsGroups {
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
 }
 
 impl BitOr for StatsGroups {
@@ -181,6 +185,22 @@ impl DomainStats {
         match self.get(field)? {
             StatValue::String(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl DomainStats {
+    /// A record of the domain `uuid` (named `vm`) with these parameters.
+    pub fn of(uuid: u128, params: &[(&str, StatValue)]) -> Self {
+        DomainStats {
+            uuid: Some(Uuid::from_u128(uuid)),
+            name: "vm".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            skipped: 0,
         }
     }
 }
@@ -612,5 +632,9 @@ mod tests {
         assert!(!g.contains(StatsGroups::BLOCK));
         assert!(StatsGroups::ALL.contains(g | StatsGroups::DIRTYRATE | StatsGroups::VM));
         assert!(StatsGroups::empty().is_empty());
+        assert_eq!(
+            g.without(StatsGroups::STATE | StatsGroups::BLOCK),
+            StatsGroups::CPU_TOTAL
+        );
     }
 }

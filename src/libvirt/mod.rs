@@ -1,6 +1,7 @@
 //! Reading domains from libvirt. Every call here blocks, so it runs on a worker thread of its own
 //! (`worker`), never on an actix arbiter.
 
+mod block_stats;
 mod bridges;
 pub mod bulk_stats;
 pub mod cadence;
