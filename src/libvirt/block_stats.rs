@@ -140,23 +140,34 @@ pub fn read_domain(
 ) -> Result<DomainStats, LibvirtError> {
     let uuid = domain.uuid().map_err(|e| LibvirtError::call(CALL, e))?;
     let name = domain.name().map_err(|e| LibvirtError::call(CALL, e))?;
-    let mark = |on: bool| {
-        let mut set = outstanding.lock().unwrap_or_else(PoisonError::into_inner);
-        if on {
-            set.insert(uuid)
-        } else {
-            set.remove(&uuid)
-        }
+    let read = {
+        let _mark = Mark::new(outstanding, uuid);
+        read_disks(domain, disks, heartbeat)
     };
-    mark(true);
-    let read = read_disks(domain, disks, heartbeat);
-    mark(false);
     Ok(DomainStats {
         uuid: Some(uuid),
         name,
         params: read?,
         skipped: 0,
     })
+}
+
+/// A domain marked outstanding until this drops, however its calls end.
+struct Mark<'a>(&'a Outstanding, Uuid);
+
+impl<'a> Mark<'a> {
+    fn new(outstanding: &'a Outstanding, uuid: Uuid) -> Self {
+        let mut set = outstanding.lock().unwrap_or_else(PoisonError::into_inner);
+        set.insert(uuid);
+        Mark(outstanding, uuid)
+    }
+}
+
+impl Drop for Mark<'_> {
+    fn drop(&mut self) {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        set.remove(&self.1);
+    }
 }
 
 fn read_disks(

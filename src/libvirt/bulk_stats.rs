@@ -4,9 +4,9 @@
 //! `virt` 0.5 wraps this call as `Connect::all_domain_stats`, but hands back raw record pointers
 //! and frees only the outer array, so every call leaks the records, their typed parameters and
 //! their domain references. This module calls `virt::sys` itself, copies everything into owned
-//! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`,
-//! which decodes its parameters with `decode_param`, and `dirty_rate`'s one call, it is the only
-//! place in the crate with `unsafe`; each block says why it is sound.
+//! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`
+//! and `block_stats`, which decode their parameters with `decode_param`, and `dirty_rate`'s one
+//! call, it is the only place in the crate with `unsafe`; each block says why it is sound.
 
 use std::ffi::{CStr, c_char};
 use std::ops::{BitOr, BitOrAssign};
