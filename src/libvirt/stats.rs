@@ -108,7 +108,7 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
         .collect();
     let parts = side_by_side(crew, jobs, patience, heartbeat);
     // Domains no thread took (all of them held): not read this cycle.
-    let untaken = std::mem::take(&mut *lock(&queue)).len();
+    let mut untaken = std::mem::take(&mut *lock(&queue)).len();
     let mut sink = std::mem::take(&mut *lock(&sink));
     let mut dismissed = Vec::new();
     for (index, part) in parts.into_iter().enumerate() {
@@ -118,7 +118,7 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
                 dismissed.push(index);
                 LibvirtError::StatsLeftBehind {
                     timeout: patience,
-                    domains: sink.in_flight[index] + untaken,
+                    domains: sink.in_flight[index] + std::mem::take(&mut untaken),
                 }
             }
             Some(Err(Failed::Panicked)) => thread_failed("the thread reading it panicked"),
