@@ -693,7 +693,11 @@ fn run_path(
 
 /// The interface group of `doms` in one bulk call and their disks' counters one by one, in
 /// the order asked.
-fn disk_counters(setup: &Setup, doms: &[Domain], bulk_first: bool) -> Result<(usize, usize), String> {
+fn disk_counters(
+    setup: &Setup,
+    doms: &[Domain],
+    bulk_first: bool,
+) -> Result<(usize, usize), String> {
     let bulk = || {
         bulk_stats::list_domain_stats(doms, StatsGroups::INTERFACE, NOWAIT)
             .map(|stats| count(&stats).1)
