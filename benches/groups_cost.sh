@@ -6,9 +6,13 @@
 # perf events enabled) and the kernel guest of tests/guest (TCG) with qemu-ga on its channel and
 # an ext2 filesystem. The service (release build; built if missing) collects them with every group
 # on (cpu_total, balloon, vcpu, interface, block, vm, perf, dirtyrate, guest), polling every 5 s
-# (the default), two ways, SECONDS each (default 300, the longest default cadence):
-#   every-poll: every group every poll (stats_group_intervals all 5 s);
-#   defaults:   the default cadences (guest 60 s, dirtyrate 300 s, the rest every 5 s).
+# (the default), SECONDS each (default 300, the longest default cadence), the modes MODES names
+# (default "every-poll defaults"):
+#   every-poll:     every group every poll (stats_group_intervals all 5 s, the disks' sizes too);
+#   defaults:       the default cadences (guest 60 s, dirtyrate and block_sizes 300 s, the rest
+#                   every 5 s);
+#   default-config: the default configuration as it is (config/default.toml's stats_groups and
+#                   cadences): what an operator who changes nothing pays.
 # No InfluxDB (influx_url = ""): the lines are counted as produced. CPU from /proc/PID/stat
 # (utime + stime) of the service, of libvirtd, and of the KVM guests' QEMU processes (the TCG
 # guest's QEMU runs its guest's code, which drowns what its monitor and agent cost). Prints a
@@ -21,6 +25,7 @@ cd "$here/.."
 . scripts/lib.sh
 seconds=${1:-300}
 guests=${GUESTS:-4}
+modes=${MODES:-every-poll defaults}
 port=${BENCH_API_PORT:-18381}
 work=$(mktemp -d /var/tmp/vmt-groups-cost.XXXXXX)
 names=()
@@ -93,8 +98,8 @@ produced() { status | python3 -c 'import json, sys; print(json.load(sys.stdin)["
 run() {
     local mode=$1
     shift
-    env "$@" VMTELEMETRY_LIBVIRT_URI=qemu:///system VMTELEMETRY_INFLUX_URL= \
-        VMTELEMETRY_STATS_GROUPS=cpu_total,balloon,vcpu,interface,block,vm,perf,dirtyrate,guest \
+    env VMTELEMETRY_STATS_GROUPS=cpu_total,balloon,vcpu,interface,block,vm,perf,dirtyrate,guest \
+        "$@" VMTELEMETRY_LIBVIRT_URI=qemu:///system VMTELEMETRY_INFLUX_URL= \
         VMTELEMETRY_DOMAIN_INCLUDE="$include" VMTELEMETRY_INSIGHTS=false \
         VMTELEMETRY_SPOOL_DIR= VMTELEMETRY_LISTEN="127.0.0.1:$port" RUST_LOG=warn "$bin" \
         >"$work/$mode.log" 2>&1 &
@@ -116,5 +121,15 @@ run() {
 
 echo "| $all guests, poll 5 s, ${seconds} s a mode ($(date -u +%F)) | service CPU s / guest / h | libvirtd CPU s / guest / h | both | QEMU CPU s / KVM guest / h | lines / guest / h |"
 echo "|---|---|---|---|---|---|"
-run every-poll VMTELEMETRY_STATS_GROUP_INTERVALS__GUEST=5 VMTELEMETRY_STATS_GROUP_INTERVALS__DIRTYRATE=5
-run defaults
+default_groups=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("config/default.toml", "rb"))["stats_groups"]))')
+for mode in $modes; do
+    case $mode in
+    every-poll)
+        run every-poll VMTELEMETRY_STATS_GROUP_INTERVALS__GUEST=5 VMTELEMETRY_STATS_GROUP_INTERVALS__DIRTYRATE=5 \
+            VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES=5
+        ;;
+    defaults) run defaults ;;
+    default-config) run "default configuration ($default_groups)" VMTELEMETRY_STATS_GROUPS="$default_groups" ;;
+    *) die "unknown mode $mode (every-poll, defaults, default-config)" ;;
+    esac
+done

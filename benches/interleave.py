@@ -8,6 +8,10 @@ libvirtd's CPU is split between the two by those windows (per-thread schedstat, 
 service's and the exporter's own CPU is each process's user + system time over all rounds (they
 idle while the other works). A round whose scrape overlapped a cycle of the service is counted.
 
+QEMU's CPU (when BENCH_QEMU_PIDS names the guests' QEMU processes, comma-separated) is split by
+the same windows, less its idle rate (BENCH_QEMU_IDLE_MS_PER_S, measured before) over each
+window's length: the CPU QEMU spends answering the calls.
+
 Usage: interleave.py STATUS_URL EXPORTER_URL METRICS_FILE SERVICE_PID LIBVIRTD_PID EXPORTER_PID
        POLL_SECONDS ROUNDS WITH_STATS(0|1)
 Prints one JSON object of figures (times in ms).
@@ -44,6 +48,10 @@ def threads_cpu_ms(pid):
     return total / 1e6
 
 
+def qemu_cpu_ms(pids):
+    return sum(threads_cpu_ms(pid) for pid in pids)
+
+
 def epoch(rfc3339):
     head, _, fraction = rfc3339.rstrip("Z").partition(".")
     seconds = datetime.fromisoformat(head + "+00:00").timestamp()
@@ -54,6 +62,8 @@ def main():
     status_url, exporter_url, metrics_file = sys.argv[1:4]
     service, libvirtd, exporter = (int(p) for p in sys.argv[4:7])
     poll, rounds, with_stats = float(sys.argv[7]), int(sys.argv[8]), sys.argv[9] == "1"
+    qemu = [int(p) for p in os.environ.get("BENCH_QEMU_PIDS", "").split(",") if p]
+    qemu_idle = float(os.environ.get("BENCH_QEMU_IDLE_MS_PER_S") or 0) / 1000  # per ms
 
     def host():
         with urllib.request.urlopen(status_url) as reply:
@@ -84,6 +94,7 @@ def main():
 
     service_walls, scrape_walls = [], []
     libvirtd_for_service = libvirtd_for_exporter = 0.0
+    qemu_for_service = qemu_for_exporter = 0.0
     overlaps = irregular = 0
     previous = None  # (counts, scrape window, libvirtd CPU after the scrape)
     service_cpu0 = exporter_cpu0 = None
@@ -99,11 +110,14 @@ def main():
             wall += h["last_stats_duration_sec"]
         cycle_start = cycle_end - wall
         libvirtd_before = threads_cpu_ms(libvirtd)
+        qemu_before, before_at = qemu_cpu_ms(qemu), time.time()
         if previous is not None:
-            before_counts, (scrape_start, scrape_end), libvirtd_after_scrape = previous
+            before_counts, (scrape_start, scrape_end), libvirtd_after_scrape, qemu_after = previous
             new = [a - b for a, b in zip(counts, before_counts)]
             cycles += new[0]
             libvirtd_for_service += libvirtd_before - libvirtd_after_scrape
+            qemu_for_service += qemu_before - qemu_after[0]
+            qemu_for_service -= qemu_idle * (before_at - qemu_after[1]) * 1000
             if new[0] == 1 and (not with_stats or new[1] == 1):
                 service_walls.append(wall * 1000)
             else:
@@ -112,12 +126,15 @@ def main():
                 overlaps += 1
         window = scrape()
         libvirtd_after = threads_cpu_ms(libvirtd)
+        qemu_after = (qemu_cpu_ms(qemu), time.time())
         if previous is None:
             service_cpu0, exporter_cpu0 = process_cpu_ms(service), process_cpu_ms(exporter)
         else:
             libvirtd_for_exporter += libvirtd_after - libvirtd_before
+            qemu_for_exporter += qemu_after[0] - qemu_before
+            qemu_for_exporter -= qemu_idle * (qemu_after[1] - before_at) * 1000
             scrape_walls.append((window[1] - window[0]) * 1000)
-        previous = (counts, window, libvirtd_after)
+        previous = (counts, window, libvirtd_after, qemu_after)
         # Half way between the next cycle's end and the one after: the next cycle starts one poll
         # after this one did.
         next_read = cycle_start + poll * 1.5
@@ -138,6 +155,8 @@ def main():
         "exporter_wall_ms": statistics.median(scrape_walls),
         "exporter_cpu_ms": exporter_cpu / scrapes,
         "exporter_libvirtd_cpu_ms": libvirtd_for_exporter / scrapes,
+        "service_qemu_cpu_ms": qemu_for_service / cycles if cycles else 0,
+        "exporter_qemu_cpu_ms": qemu_for_exporter / scrapes,
     }))
 
 

@@ -24,10 +24,17 @@
 # cycle and one scrape half way between two cycles (benches/interleave.py: libvirtd's CPU split
 # by the rounds' windows, walls as medians), so that a machine whose speed drifts slows both
 # alike; the service's poll is long enough for a scrape to fit between two of its cycles.
-# Then the service's resident memory with 10,000 test domains tracked, and line encoding
-# throughput (`cargo bench --bench encode`). Prints a Markdown table and one line per target.
+# On the real guests, the CPU their KVM guests' QEMU processes spend answering (their idle rate,
+# measured before, subtracted; the TCG kernel guest's QEMU runs its guest's code and is left
+# out) is a column of its own, in the targets counted with the service's and libvirtd's.
+# Then the service's resident memory with 10,000 test domains tracked, line encoding throughput
+# (`cargo bench --bench encode`), and what the default configuration costs per guest per hour
+# (benches/groups_cost.sh default-config, BENCH_COST_SECONDS long). Prints a Markdown table and
+# one line per target.
 # Usage: benches/libvirt.sh   (as root; starts libvirtd/influxd with scripts/test-env.sh up if
-# needed and leaves them running; stops every process it starts itself)
+# needed and leaves them running; stops every process it starts itself). BENCH_ONLY_GUESTS=1: the
+# real guests and the default configuration's cost only (no test-driver nodes, memory, encoding),
+# for a quick check.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +46,8 @@ cd "$here/.."
 # nodes (100, 1,000 and 5,000 domains: polls of 1, 2 and 8 s, ROUNDS / 5 rounds, 5 at 5,000).
 ROUNDS=${BENCH_ROUNDS:-50}
 KVM_GUESTS=${BENCH_KVM_GUESTS:-12}
+ONLY_GUESTS=${BENCH_ONLY_GUESTS:-}
+COST_SECONDS=${BENCH_COST_SECONDS:-300}
 # What the exporter reports besides the seed's fields (see above).
 FULL_GROUPS=block,interface
 influx_port=${BENCH_INFLUX_PORT:-18286}
@@ -209,6 +218,8 @@ measure_interleaved() {
     exp_wall=$(one '"%.1f" % d["exporter_wall_ms"]')
     exp_cpu=$(one '"%.1f" % d["exporter_cpu_ms"]')
     exp_libvirtd=$(one '"%.1f" % d["exporter_libvirtd_cpu_ms"]')
+    svc_qemu=$(one '"%.1f" % d["service_qemu_cpu_ms"]')
+    exp_qemu=$(one '"%.1f" % d["exporter_qemu_cpu_ms"]')
     interleave_note+=" $(one '"%d rounds, %d irregular, %d overlapping" % (d["rounds"], d["irregular_rounds"], d["overlapping_rounds"])');"
     end_service "$s0" "$s1" "$groups"
     exporter_reports
@@ -226,8 +237,10 @@ row() {
     ratio_cpu=$(awk -v s="$svc_total" -v sv="$svc_vms" -v e="$exp_total" -v ev="$exp_vms" \
         'BEGIN { if (s > 0 && sv > 0 && ev > 0) printf "%.1f×", (e / ev) / (s / sv); else print "n/a" }')
     ratio_wall=$(awk -v s="$svc_wall" -v e="$exp_wall" 'BEGIN { if (s > 0) printf "%.1f×", e / s; else print "n/a" }')
-    rows+=("| $1, $2 | $expected | $svc_wall | $svc_cpu | $svc_libvirtd | $svc_lines | $svc_reports | $exp_wall | $exp_cpu | $exp_libvirtd | $exp_reports | $ratio_wall | $ratio_cpu |")
-    result[$3]="$svc_wall $svc_total $svc_vms $exp_wall $exp_total $exp_vms $svc_errors $expected"
+    local qemu=""
+    [[ -z ${BENCH_QEMU_PIDS:-} ]] || qemu="$svc_qemu / $exp_qemu"
+    rows+=("| $1, $2 | $expected | $svc_wall | $svc_cpu | $svc_libvirtd | $svc_lines | $svc_reports | $exp_wall | $exp_cpu | $exp_libvirtd | $exp_reports | $ratio_wall | $ratio_cpu | $qemu |")
+    result[$3]="$svc_wall $svc_total $svc_vms $exp_wall $exp_total $exp_vms $svc_errors $expected $svc_qemu $exp_qemu"
 }
 
 # bench WORKLOAD KEY URI EXPECTED POLL ROUNDS [LABEL:MODE:GROUPS:HOST_METRICS...]: the service
@@ -248,12 +261,14 @@ bench() {
 }
 
 # First, while nothing else runs (later phases leave influxd busy absorbing their writes).
-log "line encoding (cargo bench --bench encode)"
-cargo bench --quiet --bench encode >"$work/encode.txt" 2>"$work/encode.err" || {
-    cat "$work/encode.err" >&2
-    die "cargo bench --bench encode failed"
-}
-encode_mps=$(sed -n 's/^encode vm_metrics + vm_features: .*, \([0-9.]*\) M lines\/s per CPU-second.*/\1/p' "$work/encode.txt")
+if [[ -z $ONLY_GUESTS ]]; then
+    log "line encoding (cargo bench --bench encode)"
+    cargo bench --quiet --bench encode >"$work/encode.txt" 2>"$work/encode.err" || {
+        cat "$work/encode.err" >&2
+        die "cargo bench --bench encode failed"
+    }
+    encode_mps=$(sed -n 's/^encode vm_metrics + vm_features: .*, \([0-9.]*\) M lines\/s per CPU-second.*/\1/p' "$work/encode.txt")
+fi
 
 idle0=$(ticks "$libvirtd_pid")
 sleep 5
@@ -261,7 +276,7 @@ idle=$(ms $(($(ticks "$libvirtd_pid") - idle0)) 5)
 log "libvirtd idle: $idle ms CPU per second (other clients included)"
 
 interleave_note=""
-for workload in 100:1 1000:2 5000:8; do
+for workload in $([[ -n $ONLY_GUESTS ]] || echo 100:1 1000:2 5000:8); do
     IFS=: read -r n poll <<<"$workload"
     node_xml "$n" "$work/node-$n.xml"
     rounds=$((ROUNDS / 5))
@@ -327,11 +342,31 @@ while ((SECONDS < settle_from + 120)); do
     ((high * 10 <= low * 11 + 20)) && break
 done
 log "guests settled after $((SECONDS - settle_from)) s: their QEMU took $(ms "${windows[-1]}" 2) ms CPU per second"
+# The KVM guests' QEMU (not the TCG kernel guest's: it runs its guest's code), and their idle
+# rate before anything asks them, from the schedulers' nanosecond counters.
+qemu_pids=()
+for g in "${guests[@]:0:KVM_GUESTS}"; do qemu_pids+=("$(cat "/run/libvirt/qemu/$g.pid")"); done
+BENCH_QEMU_PIDS=$(IFS=,; echo "${qemu_pids[*]}")
+qemu_ns() {
+    local p
+    for p in "${qemu_pids[@]}"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
+        awk '{ t += $1 } END { printf "%d", t }'
+}
+q0=$(qemu_ns)
+sleep 5
+BENCH_QEMU_IDLE_MS_PER_S=$(awk -v a="$q0" -v b="$(qemu_ns)" 'BEGIN { printf "%.2f", (b - a) / 1e6 / 5 }')
+export BENCH_QEMU_PIDS BENCH_QEMU_IDLE_MS_PER_S
+log "the KVM guests' QEMU idle: $BENCH_QEMU_IDLE_MS_PER_S ms CPU per second"
 on_host=$(virsh -q -c qemu:///system list --all --name | grep -c . || true)
 kvm_name="qemu:///system, $KVM_GUESTS $domain_type guests + 1 kernel guest (tcg), $on_host domains on the host"
 bench "$kvm_name" kvm qemu:///system "$on_host" 0.5 "$ROUNDS" "seed cycle + host_metrics:host::true"
 for g in "${guests[@]}"; do virsh -q -c qemu:///system destroy "$g" >/dev/null; done
 guests=()
+unset BENCH_QEMU_PIDS
+
+# What the default configuration costs the host, per guest and hour (benches/groups_cost.sh).
+log "the default configuration's cost per guest per hour ($COST_SECONDS s)"
+cost_row=$(MODES=default-config bash benches/groups_cost.sh "$COST_SECONDS" | tail -1)
 
 # rss PID: the median of 20 readings of PID's resident memory (KiB) over 5 s, so that a
 # reading does not fall by chance on a cycle's buffers.
@@ -343,52 +378,70 @@ rss() {
     done | median
 }
 
+if [[ -z $ONLY_GUESTS ]]; then
+    # rss_after URI CYCLES [NAME=VALUE...]: a service of URI polling every second, after CYCLES
+# cycles: its resident memory (rss_kib_now) and its status (rss_status) then; stopped.
+rss_after() {
+    local uri=$1 cycles=$2
+    shift 2
+    start_service "$uri" 1 "$@"
+    wait_collections "$cycles"
+    rss_status=$(status)
+    rss_kib_now=$(rss "$service_pid")
+    stop_service
+}
+
 # Resident memory with 10,000 VMs tracked.
-log "resident memory with 10,000 test domains"
-node_xml 10000 "$work/node-10000.xml"
-# Product defaults but a 1 s poll, so the ring of recent_samples (60) fills in minutes: read after
-# 2 cycles and at steady state, once every VM holds its full ring. The < 40 MB target is the
-# collection's own (insights off); the insights have theirs (≤ 64 MB, insights on, the default).
-start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INSIGHTS=false
-wait_collections 2
-rss_early_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
-wait_collections 65
-rss_vms=$(status | field 'd["vms_monitored"]')
-rss_kib=$(rss "$service_pid")
-stop_service
-start_service "test+unix://$work/node-10000.xml" 1
-wait_collections 65
-insights_kib=$(rss "$service_pid")
-stop_service
-# The same during an InfluxDB outage (nothing listens on port 1): every line goes to the spool,
-# which must keep its backlog on disk, not in memory.
-start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INSIGHTS=false VMTELEMETRY_INFLUX_URL=http://127.0.0.1:1
-wait_collections 65
-outage_spooled=$(status | field 'd["queue_depth"]')
-outage_kib=$(rss "$service_pid")
-stop_service
-# The floor: one VM (test:///default), what code and shared libraries take.
-start_service "test:///default" 1
-wait_collections 5
-floor_kib=$(rss "$service_pid")
-stop_service
+    log "resident memory with 10,000 test domains"
+    node_xml 10000 "$work/node-10000.xml"
+    # Product defaults but a 1 s poll, so the ring of recent_samples (60) fills in minutes: read after
+    # 2 cycles and at steady state, once every VM holds its full ring. The < 40 MB target is the
+    # collection's own (insights off); the insights have theirs (≤ 64 MB, insights on, the default).
+    start_service "test+unix://$work/node-10000.xml" 1 VMTELEMETRY_INSIGHTS=false
+    wait_collections 2
+    rss_early_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$service_pid/status")
+    wait_collections 65
+    rss_vms=$(status | field 'd["vms_monitored"]')
+    rss_kib=$(rss "$service_pid")
+    stop_service
+    rss_after "test+unix://$work/node-10000.xml" 65
+    insights_kib=$rss_kib_now
+    # The same during an InfluxDB outage (nothing listens on port 1): every line goes to the spool,
+    # which must keep its backlog on disk, not in memory.
+    rss_after "test+unix://$work/node-10000.xml" 65 VMTELEMETRY_INSIGHTS=false VMTELEMETRY_INFLUX_URL=http://127.0.0.1:1
+    outage_spooled=$(echo "$rss_status" | field 'd["queue_depth"]')
+    outage_kib=$rss_kib_now
+    # The floor: one VM (test:///default), what code and shared libraries take.
+    rss_after "test:///default" 5
+    floor_kib=$rss_kib_now
+fi
 
 
 printf '\n%s, %s cores, libvirt %s; rounds of one cycle and one scrape (%s); seed cycle = list + info per domain (host_metrics off, as the exporter reports nothing of the host; one row with it); full cycle = seed cycle + one bulk call of %s (what the exporter reports); exporter = one scrape.\n' \
     "$(date -u +%Y-%m-%d)" "$(nproc)" "$(virsh -c qemu:///system version 2>/dev/null | sed -n 's/^Using library: libvirt //p')" "${interleave_note# }" "$FULL_GROUPS"
 printf 'Times in ms. CPU = user + system, per cycle (service) or per scrape (exporter). Service wall = its own timing of its libvirt calls (median of the rounds). Reports = domains (with disk lines, with NIC lines). Ratios: exporter ÷ service; "CPU/domain" compares (own + libvirtd CPU) per domain reported. libvirtd idle: %s ms CPU/s.\n\n' "$idle"
-echo '| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio |'
-echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+echo "| workload | domains | service wall | service CPU | libvirtd CPU (service) | lines/cycle | service reports | exporter wall | exporter CPU | libvirtd CPU (exporter) | exporter reports | wall ratio | CPU/domain ratio | KVM guests' QEMU CPU, service / exporter |"
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 printf '%s\n' "${rows[@]}"
-printf '| resident memory, 10,000 test domains tracked, insights off (after 2 cycles / at steady state, 65 cycles, 60 recent samples each; median of 20 readings over 5 s) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
-    "$rss_vms" "$rss_early_kib" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN { print k / 1024 }')"
-printf '| resident memory, the same with insights on (the default; 65 cycles) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
-    "$rss_vms" "$insights_kib" "$(awk -v k="$insights_kib" 'BEGIN { print k / 1024 }')"
-printf '| resident memory, insights off, during an InfluxDB outage (65 cycles, %s lines spooled) | %s | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
-    "$outage_spooled" "$rss_vms" "$outage_kib" "$(awk -v k="$outage_kib" 'BEGIN { print k / 1024 }')"
-printf '| resident memory, 1 VM (test:///default): code and shared libraries | 1 | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
-    "$floor_kib" "$(awk -v k="$floor_kib" 'BEGIN { print k / 1024 }')"
-sed 's/^/    /' "$work/encode.txt"
+if [[ -n $ONLY_GUESTS ]]; then
+    echo
+else
+    printf '| resident memory, 10,000 test domains tracked, insights off (after 2 cycles / at steady state, 65 cycles, 60 recent samples each; median of 20 readings over 5 s) | %s | %s KiB / %s KiB (%.1f MiB) | | | | | | | | | | | |\n' \
+        "$rss_vms" "$rss_early_kib" "$rss_kib" "$(awk -v k="$rss_kib" 'BEGIN { print k / 1024 }')"
+    printf '| resident memory, the same with insights on (the default; 65 cycles) | %s | %s KiB (%.1f MiB) | | | | | | | | | | | |\n' \
+        "$rss_vms" "$insights_kib" "$(awk -v k="$insights_kib" 'BEGIN { print k / 1024 }')"
+    printf '| resident memory, insights off, during an InfluxDB outage (65 cycles, %s lines spooled) | %s | %s KiB (%.1f MiB) | | | | | | | | | | | |\n' \
+        "$outage_spooled" "$rss_vms" "$outage_kib" "$(awk -v k="$outage_kib" 'BEGIN { print k / 1024 }')"
+    printf '| resident memory, 1 VM (test:///default): code and shared libraries | 1 | %s KiB (%.1f MiB) | | | | | | | | | | |\n' \
+        "$floor_kib" "$(awk -v k="$floor_kib" 'BEGIN { print k / 1024 }')"
+    sed 's/^/    /' "$work/encode.txt"
+    echo
+fi
+echo "The default configuration, per guest per hour (benches/groups_cost.sh default-config, 4 KVM guests + the agent guest, poll 5 s, $COST_SECONDS s):"
+echo
+echo "| configuration | service CPU s / guest / h | libvirtd CPU s / guest / h | both | QEMU CPU s / KVM guest / h | lines / guest / h |"
+echo "|---|---|---|---|---|---|"
+echo "$cost_row"
 echo
 
 # Targets.
@@ -401,16 +454,22 @@ at_most() {
 }
 # mib KIB: "N.N MiB (N.N MB)".
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB (%.1f MB)", k / 1024, k * 1024 / 1e6 }'; }
-read -r kw _ kv _ _ _ _ kexp <<<"${result[kvm.seed]}"
+read -r kw _ kv _ _ _ _ kexp _ <<<"${result[kvm.seed]}"
 guests_label="$KVM_GUESTS real guests + the kernel guest"
 verdict=$(at_most "$kw" 5 "≤ 5 ms")
 [[ $kv == "$kexp" ]] || verdict="MISSED ${verdict#* }"
 echo "- target ${verdict%% *}: seed-fields cycle on $guests_label ${kw} ms wall ${verdict#* }, $kv/$kexp domains"
-read -r fw ft fv ew et ev ferr fexp <<<"${result[kvm.full]}"
+read -r fw ft fv ew et ev ferr fexp fq eq <<<"${result[kvm.full]}"
 verdict=$(at_most "$fw" "$(awk -v e="$ew" 'BEGIN { print e / 2 }')" "≤ ½ of the exporter's")
 echo "- target ${verdict%% *}: full cycle ($FULL_GROUPS) on $guests_label ${fw} ms wall vs the exporter's ${ew} ms ${verdict#* }; $fv/$fexp domains (exporter $ev); cycle errors: $ferr"
 verdict=$(at_most "$ft" "$(awk -v e="$et" 'BEGIN { print e / 2 }')" "≤ ½ of the exporter's")
 echo "- target ${verdict%% *}: full cycle ($FULL_GROUPS) on $guests_label ${ft} ms CPU (service + libvirtd) vs the exporter's ${et} ms ${verdict#* }"
+fh=$(awk -v a="$ft" -v b="$fq" 'BEGIN { printf "%.1f", a + b }')
+eh=$(awk -v a="$et" -v b="$eq" 'BEGIN { printf "%.1f", a + b }')
+verdict=$(at_most "$fh" "$(awk -v e="$eh" 'BEGIN { print e / 2 }')" "≤ ½ of the exporter's")
+echo "- target ${verdict%% *}: full cycle ($FULL_GROUPS) on $guests_label ${fh} ms CPU including the KVM guests' QEMU (${ft} + ${fq}) vs the exporter's ${eh} ms (${et} + ${eq}) ${verdict#* }"
+echo "- reported: the default configuration costs the host $(echo "$cost_row" | awk -F' [|] ' '{ printf "%s s of service + libvirtd CPU per guest per hour and %s s of QEMU CPU per KVM guest per hour", $4, $5 }')"
+if [[ -n $ONLY_GUESTS ]]; then exit 0; fi
 # per KEY: how many times less CPU per domain reported than the exporter.
 per() {
     local st sv et ev

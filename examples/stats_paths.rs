@@ -84,6 +84,14 @@ enum Path {
     /// list + info over k connections side by side, each listing its own domains and reading
     /// every k-th of them in UUID order.
     SeedConnections(usize),
+    /// The service's block counters between the sizes' cycles: per thread, a slice of the
+    /// domains, the interface group of it in one virDomainListGetStats call (NOWAIT) and
+    /// virDomainBlockStats per disk, the bulk call first or last; over one connection or k.
+    DiskCounters {
+        k: usize,
+        bulk_first: bool,
+        own_connections: bool,
+    },
     /// virNodeGetInfo + virNodeGetFreeMemory: what host_metrics asks of the host.
     Node,
     /// The service's full cycle against the exporter's fields: list + info, then list + bulk
@@ -473,6 +481,22 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
             },
         ));
     }
+    for (bulk_first, own_connections) in [(true, false), (false, false), (true, true)] {
+        let order = if bulk_first {
+            "bulk interface, then per disk"
+        } else {
+            "per disk, then bulk interface"
+        };
+        let conns = if own_connections { 4 } else { 1 };
+        paths.push((
+            format!("block counters: {order}, 4 threads, {conns} connection(s)"),
+            Path::DiskCounters {
+                k: 4,
+                bulk_first,
+                own_connections,
+            },
+        ));
+    }
     paths.push((
         "full cycle: list + info, then list + bulk block,interface NOWAIT, 4 threads".into(),
         Path::FullCycle {
@@ -597,6 +621,29 @@ fn run_path(
             }
             Ok(total)
         }
+        Path::DiskCounters {
+            k,
+            bulk_first,
+            own_connections,
+        } => {
+            let main = setup.domains(&setup.main)?;
+            let results: Vec<Result<(usize, usize), String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..k)
+                    .map(|i| {
+                        let listed = (!own_connections).then(|| slice(main.clone(), k, i));
+                        s.spawn(move || {
+                            let mine = match listed {
+                                Some(mine) => mine,
+                                None => slice(setup.domains(&setup.extra[i])?, k, i),
+                            };
+                            disk_counters(setup, &mine, bulk_first)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            sum(results)
+        }
         Path::SeedConnections(k) => {
             let results: Vec<Result<(usize, usize), String>> = std::thread::scope(|s| {
                 let handles: Vec<_> = setup.extra[..k]
@@ -642,6 +689,28 @@ fn run_path(
             Ok((domains, lines))
         }
     }
+}
+
+/// The interface group of `doms` in one bulk call and their disks' counters one by one, in
+/// the order asked.
+fn disk_counters(
+    setup: &Setup,
+    doms: &[Domain],
+    bulk_first: bool,
+) -> Result<(usize, usize), String> {
+    let bulk = || {
+        bulk_stats::list_domain_stats(doms, StatsGroups::INTERFACE, NOWAIT)
+            .map(|stats| count(&stats).1)
+            .map_err(|e| format!("list stats: {e}"))
+    };
+    let mut n = if bulk_first { bulk()? } else { 0 };
+    for d in doms {
+        n += per_domain(setup, d, &[Call::BlockStats])?;
+    }
+    if !bulk_first {
+        n += bulk()?;
+    }
+    Ok((doms.len(), n))
 }
 
 /// The values one domain's calls gave.

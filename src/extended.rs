@@ -7,6 +7,7 @@
 //! lower than before (a reboot, a device unplugged and plugged back) gives no rate for that pair.
 
 mod newer;
+mod sizes;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use crate::libvirt::bulk_stats::{DomainStats, StatsGroups};
 
 pub use newer::{VM_DIRTYRATE, VM_KVM, VM_PERF};
+pub use sizes::SIZE_FIELDS;
 
 /// The `stats_groups` names, as Telegraf's libvirt plugin spells them, and libvirt's groups.
 pub const GROUP_NAMES: [(&str, StatsGroups); 8] = [
@@ -62,8 +64,8 @@ pub struct DomainStatsSample {
     /// table records the sample after the one before, and read by the encoder and `/metrics`.
     pub derived: Vec<Vec<(&'static str, f64)>>,
     /// Rows of groups not read this time (they have cadences of their own), from the samples
-    /// before, with when they were read: the next rates of those groups derive from them. Never
-    /// written again.
+    /// before, with when they were read: the next rates of those groups derive from them; and
+    /// the sizes last read of each disk read without them. Never written again.
     pub carried: Vec<(i64, StatsRow)>,
 }
 
@@ -204,7 +206,7 @@ impl DomainStatsSample {
         measurement: &str,
         key: &Option<(&'static str, String)>,
     ) -> Option<(i64, &StatsRow)> {
-        let same = |r: &StatsRow| r.measurement == measurement && &r.key == key;
+        let same = |r: &StatsRow| r.measurement == measurement && &r.key == key && !r.sizes_only();
         match self.rows.iter().find(|r| same(r)) {
             Some(row) => Some((self.timestamp_ns, row)),
             None => self
@@ -224,10 +226,17 @@ impl DomainStatsSample {
         let read: HashSet<_> = self.rows.iter().map(kind).collect();
         let before = previous.rows.iter().map(|r| (previous.timestamp_ns, r));
         let carried = previous.carried.iter().map(|(at, r)| (*at, r));
+        let sizes: Vec<(i64, StatsRow)> = self
+            .rows
+            .iter()
+            .filter(|r| r.measurement == VM_DISK && r.counter(SIZE_FIELDS[0]).is_none())
+            .filter_map(|r| previous.sizes(&r.key))
+            .collect();
         self.carried = before
             .chain(carried)
             .filter(|(_, r)| !read.contains(&kind(r)))
             .map(|(at, r)| (at, r.clone()))
+            .chain(sizes)
             .collect();
     }
 }
@@ -375,15 +384,7 @@ mod tests {
     use crate::libvirt::bulk_stats::StatValue;
 
     fn stats(params: &[(&str, StatValue)]) -> DomainStats {
-        DomainStats {
-            uuid: Some(Uuid::from_u128(1)),
-            name: "vm".into(),
-            params: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            skipped: 0,
-        }
+        DomainStats::of(1, params)
     }
 
     fn guest(t_sec: i64, cpu_ns: u64, rd: u64, rx: u64) -> DomainStatsSample {
@@ -597,5 +598,52 @@ mod tests {
         let mut idle = partial(13, 0, 0, StatsGroups::empty());
         idle.carry(Some(&cycles[1]));
         assert!(idle.rows.is_empty() && idle.carried.len() == 2);
+    }
+
+    /// A disk `vda` at `t_sec`, its sizes read or not (the counters every time).
+    fn disk(t_sec: i64, rd: u64, sizes: Option<u64>) -> DomainStatsSample {
+        use StatValue::*;
+        let mut params = vec![
+            ("block.count", UInt(1)),
+            ("block.0.name", String("vda".into())),
+            ("block.0.rd.bytes", ULLong(rd)),
+            ("block.0.rd.reqs", ULLong(rd / 512)),
+        ];
+        if let Some(allocation) = sizes {
+            params.push(("block.0.capacity", ULLong(1 << 30)));
+            params.push(("block.0.allocation", ULLong(allocation)));
+        }
+        DomainStatsSample::from_bulk(&stats(&params), t_sec * 1_000_000_000, StatsGroups::BLOCK)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_disks_sizes_are_kept_until_read_again_and_never_in_its_written_rows() {
+        let vda = Some(("device", "vda".to_owned()));
+        let first = disk(0, 0, Some(4096));
+        let mut second = disk(1, 1024, None);
+        second.derived = derive(Some(&first), &second, None);
+        second.carry(Some(&first));
+        // Written: the counters alone, with their rates from the sample before.
+        assert_eq!(second.rows.len(), 1);
+        assert_eq!(second.rows[0].counter("capacity_bytes"), None);
+        assert_eq!(
+            second.derived[0],
+            [("read_bytes_per_sec", 1024.0), ("read_iops", 2.0)]
+        );
+        assert_eq!(second.disk_size(&vda, "capacity_bytes"), Some(1 << 30));
+        assert_eq!(second.disk_size(&vda, "allocation_bytes"), Some(4096));
+        // Kept on, and the rates still derive from the counters' row, not the sizes'.
+        let mut third = disk(2, 3072, None);
+        third.derived = derive(Some(&second), &third, None);
+        third.carry(Some(&second));
+        assert_eq!(third.derived[0][0], ("read_bytes_per_sec", 2048.0));
+        assert_eq!(third.disk_size(&vda, "allocation_bytes"), Some(4096));
+        // Read again: the new ones.
+        let mut fourth = disk(3, 3072, Some(8192));
+        fourth.carry(Some(&third));
+        assert_eq!(fourth.disk_size(&vda, "allocation_bytes"), Some(8192));
+        assert!(fourth.carried.is_empty(), "{:?}", fourth.carried);
+        assert_eq!(disk(0, 0, None).disk_size(&vda, "capacity_bytes"), None);
     }
 }

@@ -93,9 +93,11 @@ function steal(points) {
   return [times, times.map((t) => shares.get(t).reduce((a, b) => a + b, 0) / shares.get(t).length)];
 }
 
-// One disk's allocation and capacity over time (bytes), for its forecast's chart.
+// One disk's allocation and capacity over time (bytes), for its forecast's chart: the points
+// that read them (its sizes have a cadence of their own, its counters' points carry none).
 export function diskFill(points, device) {
-  const mine = points.filter((p) => p.device === device).sort((a, b) => time(a) - time(b));
+  const sized = (p) => p.device === device && isNumber(p.capacity_bytes);
+  const mine = points.filter(sized).sort((a, b) => time(a) - time(b));
   return [mine.map(time), mine.map((p) => value(p, "allocation_bytes")), mine.map((p) => value(p, "capacity_bytes"))];
 }
 

@@ -19,6 +19,8 @@ const MAX_KEEPALIVE_INTERVAL_SEC: i32 = 3600;
 const MAX_KEEPALIVE_COUNT: u32 = 100;
 /// The `stats_groups` name of the guest agent's group (not one of libvirt's bulk groups).
 pub const GUEST_GROUP: &str = "guest";
+/// The `stats_group_intervals` name of the disks' sizes, read with the block group's bulk call.
+pub const BLOCK_SIZES: &str = "block_sizes";
 /// Longer, and a silent agent would hold a libvirtd worker and a sampler thread for minutes.
 const MAX_GUEST_AGENT_TIMEOUT_SEC: i32 = 300;
 
@@ -30,8 +32,9 @@ pub struct CollectionConfig {
     pub stats_interval: Duration,
     /// The `guest` group: each running domain's guest agent.
     pub guest: bool,
-    /// Each group on (a bulk group alone, or the guest agents) with its interval:
-    /// `stats_group_intervals`' where it names one, else `stats_interval`.
+    /// Each group on (a bulk group alone, or the guest agents; the disks' sizes with the block
+    /// group) with its interval: `stats_group_intervals`' where it names one, else
+    /// `stats_interval`.
     pub intervals: Vec<(Part, Duration)>,
     /// The longest a guest agent may take to answer (`virDomainAgentSetResponseTimeout`).
     pub guest_agent_timeout_sec: i32,
@@ -167,6 +170,7 @@ fn stats_groups(names: &[String]) -> Result<(StatsGroups, bool), ConfigError> {
 fn part_named(name: &str) -> Option<Part> {
     match name {
         GUEST_GROUP => Some(Part::Guest),
+        BLOCK_SIZES => Some(Part::BlockSizes),
         _ => GROUP_NAMES
             .iter()
             .find(|(known, _)| *known == name)
@@ -186,7 +190,7 @@ fn group_intervals(table: &BTreeMap<String, f64>) -> Result<HashMap<Part, Durati
     let mut intervals = HashMap::new();
     for (name, seconds) in table {
         let Some(part) = part_named(name.trim()) else {
-            let known = known_groups();
+            let known = format!("{}, {BLOCK_SIZES}", known_groups());
             return Err(invalid(
                 key,
                 format!("unknown group `{name}` (expected some of {known})"),
@@ -214,7 +218,11 @@ fn intervals(
         .filter(|(_, group)| groups.contains(*group))
         .map(|(_, group)| Part::Bulk(*group));
     let guest = guest.then_some(Part::Guest);
+    let sizes = groups
+        .contains(StatsGroups::BLOCK)
+        .then_some(Part::BlockSizes);
     bulk.chain(guest)
+        .chain(sizes)
         .map(|part| (part, overrides.get(&part).copied().unwrap_or(default)))
         .collect()
 }

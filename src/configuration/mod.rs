@@ -631,8 +631,15 @@ mod tests {
         let secs = Duration::from_secs_f64;
         let config = load_with_env(None, env(&[])).unwrap();
         let c = &config.collection;
-        assert!(c.intervals.iter().all(|(_, every)| *every == secs(5.0)));
-        assert_eq!(c.intervals.len(), 5, "{:?}", c.intervals);
+        let (sizes, groups): (Vec<_>, Vec<_>) = c
+            .intervals
+            .iter()
+            .copied()
+            .partition(|(part, _)| *part == Part::BlockSizes);
+        assert!(groups.iter().all(|(_, every)| *every == secs(5.0)));
+        assert_eq!(groups.len(), 5, "{:?}", c.intervals);
+        // The disks' sizes every 5 minutes, with the block group's bulk call.
+        assert_eq!(sizes, [(Part::BlockSizes, secs(300.0))]);
         assert!(!c.read_write());
         let config = load_with_env(
             None,
@@ -644,6 +651,7 @@ mod tests {
                 ("VMTELEMETRY_STATS_INTERVAL", "2"),
                 ("VMTELEMETRY_STATS_GROUP_INTERVALS__BALLOON", "30"),
                 ("VMTELEMETRY_STATS_GROUP_INTERVALS__VM", "0.5"),
+                ("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES", "60"),
             ]),
         )
         .unwrap();
@@ -655,6 +663,7 @@ mod tests {
             // The defaults' own: the guest agents every minute, the dirty rate every 5.
             (Part::Bulk(StatsGroups::DIRTYRATE), secs(300.0)),
             (Part::Guest, secs(60.0)),
+            (Part::BlockSizes, secs(60.0)),
         ];
         assert_eq!(c.intervals, expected);
         assert!(c.read_write());
@@ -672,6 +681,12 @@ mod tests {
         let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__DISKS", "10")]);
         assert!(
             message.contains("stats_group_intervals") && message.contains("unknown group `disks`"),
+            "{message}"
+        );
+        assert!(message.contains(", block_sizes"), "{message}");
+        let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES", "0")]);
+        assert!(
+            message.contains("block_sizes: must be a positive"),
             "{message}"
         );
         let message = error_of(&[("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK", "often")]);

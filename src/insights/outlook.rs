@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::forecast::{ForecastSettings, Forecasts};
+use super::forecast::{DISK, ForecastSettings, Forecasts};
 use super::host::HostCycle;
 use super::rightsizing::vm::{VmRightsizing, VpaClock};
 use super::signals::VmReading;
@@ -151,15 +151,17 @@ impl VmOutlook {
         let disks: Vec<(String, (f64, f64))> = fill
             .disks
             .iter()
-            .map(|(device, level)| (format!("disk:{device}"), *level))
+            .map(|(device, level)| (format!("{DISK}{device}"), *level))
             .collect();
         let memory = fill.memory.map(|level| ("memory", level));
-        let disks = disks.iter().map(|(name, level)| (name.as_str(), *level));
-        self.forecasts.observe(
-            extended.timestamp_ns,
-            memory.into_iter().chain(disks),
-            &settings.forecast,
-        );
+        let levels = memory
+            .into_iter()
+            .chain(disks.iter().map(|(name, level)| (name.as_str(), *level)));
+        let (t_ns, forecast) = (extended.timestamp_ns, &settings.forecast);
+        match fill.disks_read {
+            true => self.forecasts.observe(t_ns, levels, forecast),
+            false => self.forecasts.observe_keeping_disks(t_ns, levels, forecast),
+        }
     }
 }
 
@@ -201,7 +203,19 @@ mod tests {
     /// Minute `i` of a 4-vCPU VM at half a core, 300 MiB in use of 1 GiB, its disk filling
     /// 1 MiB a minute from 1 GiB of 10.
     fn reading(i: i64) -> VmReading {
+        reading_sized(i, true)
+    }
+
+    /// The disk's sizes read or not (they have a cadence of their own: its counters then).
+    fn reading_sized(i: i64, sized: bool) -> VmReading {
         let t = T0 + i * MINUTE;
+        let disk = match sized {
+            true => vec![
+                ("capacity_bytes", 10 << 30),
+                ("allocation_bytes", (1 << 30) + i as u64 * MIB),
+            ],
+            false => vec![("read_bytes", i as u64)],
+        };
         let stats = DomainStatsSample {
             uuid: Uuid::from_u128(1),
             name: "vm".into(),
@@ -221,10 +235,7 @@ mod tests {
                     measurement: VM_DISK,
                     key: Some(("device", "vda".into())),
                     source: None,
-                    counters: vec![
-                        ("capacity_bytes", 10 << 30),
-                        ("allocation_bytes", (1 << 30) + i as u64 * MIB),
-                    ],
+                    counters: disk,
                 },
             ],
             derived: Vec::new(),
@@ -257,6 +268,26 @@ mod tests {
             vms,
             guests: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_disks_forecast_follows_its_sizes_cadence_and_outlives_the_cycles_between() {
+        let (mut outlook, settings) = (Outlook::default(), settings());
+        // Sizes every fifth cycle: the samples between keep the disk's trend as it was.
+        for i in 0..600 {
+            outlook.observe(
+                &cycle(T0 + i * MINUTE, vec![reading_sized(i, i % 5 == 0)]),
+                &settings,
+            );
+        }
+        let vm = &outlook.hosts["test:///default"].vms[&1];
+        let resources: Vec<&str> = vm.forecasts.resources.iter().map(|r| &*r.name).collect();
+        assert_eq!(resources, ["memory", "disk:vda"]);
+        let disk = vm.forecasts.resources[1].last.unwrap();
+        // 10 GiB − (1 GiB + 595 MiB) at 1 MiB a minute.
+        let truth = (10.0 * 1024.0 - 1024.0 - 595.0) * 60.0;
+        let seconds = disk.to_full.unwrap().seconds;
+        assert!((seconds / truth - 1.0).abs() < 0.02, "{seconds} vs {truth}");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! `virt` 0.5 wraps this call as `Connect::all_domain_stats`, but hands back raw record pointers
 //! and frees only the outer array, so every call leaks the records, their typed parameters and
 //! their domain references. This module calls `virt::sys` itself, copies everything into owned
-//! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`,
-//! which decodes its parameters with `decode_param`, and `dirty_rate`'s one call, it is the only
-//! place in the crate with `unsafe`; each block says why it is sound.
+//! Rust values and always frees the list with `virDomainStatsRecordListFree`. With `guest_info`
+//! and `block_stats`, which decode their parameters with `decode_param`, and `dirty_rate`'s one
+//! call, it is the only place in the crate with `unsafe`; each block says why it is sound.
 
 use std::ffi::{CStr, c_char};
 use std::ops::{BitOr, BitOrAssign};
@@ -83,6 +83,10 @@ impl StatsGroups {
 
     pub const fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
     }
 }
 
@@ -181,6 +185,22 @@ impl DomainStats {
         match self.get(field)? {
             StatValue::String(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl DomainStats {
+    /// A record of the domain `uuid` (named `vm`) with these parameters.
+    pub fn of(uuid: u128, params: &[(&str, StatValue)]) -> Self {
+        DomainStats {
+            uuid: Some(Uuid::from_u128(uuid)),
+            name: "vm".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            skipped: 0,
         }
     }
 }
@@ -612,5 +632,9 @@ mod tests {
         assert!(!g.contains(StatsGroups::BLOCK));
         assert!(StatsGroups::ALL.contains(g | StatsGroups::DIRTYRATE | StatsGroups::VM));
         assert!(StatsGroups::empty().is_empty());
+        assert_eq!(
+            g.without(StatsGroups::STATE | StatsGroups::BLOCK),
+            StatsGroups::CPU_TOTAL
+        );
     }
 }

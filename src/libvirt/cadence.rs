@@ -1,8 +1,9 @@
 //! Which parts of the extended collection a poll cycle carries. Each part comes every so many
 //! cycles (its interval in whole `poll_interval`s), counted from the first cycle, and the parts
 //! due in one cycle share its bulk calls. A part is anything with a cadence of its own: a bulk
-//! stats group, the guest agents, and the dirty-rate calculation's start; a subset of a group's
-//! fields could be one too, sharing its group's call.
+//! stats group, the guest agents, the dirty-rate calculation's start, and the disks' sizes (a
+//! subset of the block group's fields, read with its bulk call; the counters come every block
+//! cycle, disk by disk, when the sizes are not due).
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub enum Part {
     Bulk(StatsGroups),
     /// The guest agents (`guest`).
     Guest,
+    /// The disks' sizes (`block_sizes`): the block group in the bulk call, whose capacity,
+    /// allocation and physical size only it gives.
+    BlockSizes,
 }
 
 /// What one cycle carries.
@@ -29,6 +33,8 @@ pub struct Due {
     /// The bulk groups of its calls (the union of those due).
     pub groups: StatsGroups,
     pub guest: bool,
+    /// The block group comes by the bulk call, sizes and all; else its counters come disk by disk.
+    pub block_sizes: bool,
     /// Start a dirty-rate calculation on each running domain, after the bulk calls.
     pub dirty_rate_start: bool,
 }
@@ -105,6 +111,10 @@ impl Cadence {
                 }
                 Part::Bulk(group) => due.groups |= group,
                 Part::Guest => due.guest = true,
+                Part::BlockSizes => {
+                    due.groups |= StatsGroups::BLOCK;
+                    due.block_sizes = true;
+                }
             }
         }
         due
@@ -117,6 +127,7 @@ impl Cadence {
                 Part::Bulk(StatsGroups::DIRTYRATE) => due.dirty_rate_start,
                 Part::Bulk(group) => due.groups.contains(group),
                 Part::Guest => due.guest,
+                Part::BlockSizes => due.block_sizes,
             };
             if missed {
                 entry.to_go = 0;
@@ -229,5 +240,41 @@ mod tests {
             .collect();
         assert_eq!(balloon, [false, false, false, true]);
         assert!(!Due::default().has_stats());
+    }
+
+    #[test]
+    fn the_disks_sizes_come_at_their_own_cadence_with_the_block_group_in_its_bulk_call() {
+        let block = StatsGroups::BLOCK;
+        // Counters every 2 polls, sizes every 6, the interface every poll.
+        let parts = [
+            (Part::Bulk(block), MS(1000)),
+            (Part::BlockSizes, MS(3000)),
+            (Part::Bulk(StatsGroups::INTERFACE), MS(500)),
+        ];
+        let mut cadence = Cadence::new(&parts, MS(500));
+        let dues = run(&mut cadence, 13);
+        let sizes: Vec<usize> = (0..13).filter(|&i| dues[i].block_sizes).collect();
+        let blocks: Vec<usize> = (0..13)
+            .filter(|&i| dues[i].groups.contains(block))
+            .collect();
+        assert_eq!(sizes, [0, 6, 12]);
+        assert_eq!(blocks, [0, 2, 4, 6, 8, 10, 12]);
+        assert!(
+            dues.iter()
+                .all(|d| d.groups.contains(StatsGroups::INTERFACE))
+        );
+        // Due more often than the counters: a sizes cycle carries the block group too.
+        let parts = [(Part::Bulk(block), MS(1500)), (Part::BlockSizes, MS(1000))];
+        let dues = run(&mut Cadence::new(&parts, MS(500)), 4);
+        let groups: Vec<bool> = dues.iter().map(|d| d.groups.contains(block)).collect();
+        assert_eq!(groups, [true, false, true, true]);
+        // A failed sizes cycle's sizes come with the next one.
+        let parts = [(Part::Bulk(block), MS(500)), (Part::BlockSizes, MS(5000))];
+        let mut cadence = Cadence::new(&parts, MS(500));
+        let first = cadence.next_cycle();
+        assert!(first.block_sizes);
+        cadence.missed(first);
+        assert!(cadence.next_cycle().block_sizes);
+        assert!(!cadence.next_cycle().block_sizes);
     }
 }

@@ -1,6 +1,7 @@
 //! Reading domains from libvirt. Every call here blocks, so it runs on a worker thread of its own
 //! (`worker`), never on an actix arbiter.
 
+mod block_stats;
 mod bridges;
 pub mod bulk_stats;
 pub mod cadence;
@@ -72,8 +73,9 @@ pub enum LibvirtError {
     )]
     Stuck { timeout: Duration, for_secs: u64 },
     #[error(
-        "virDomainListGetStats gave no answer within {timeout:?} for {domains} domains (a guest \
-         whose QEMU does not answer its monitor?): left behind, their extended rows are missing \
+        "a stats call (virDomainListGetStats, or virDomainBlockStatsFlags of one domain) gave no \
+         answer within {timeout:?} for {domains} domains (a guest whose QEMU does not answer its \
+         monitor?): left behind, their extended rows are missing \
          from this cycle, and the next one is read over a new connection"
     )]
     StatsLeftBehind { timeout: Duration, domains: usize },

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use virt::connect::Connect;
 use virt::domain::Domain;
 
+use super::block_stats::DiskBook;
 use super::bridges::Bridges;
 use super::bulk_stats::StatsGroups;
 use super::cadence::Due;
@@ -47,6 +48,8 @@ pub struct Sampler {
     dirty_rates: HashSet<Uuid>,
     /// The bridges of the domains' NICs, read from their XML.
     bridges: Bridges,
+    /// The domains' disks, for the block counters read disk by disk between the sizes' cycles.
+    disks: DiskBook,
 }
 
 /// What a cycle's seed read, and the helpers it read over: those at `failed` could not list.
@@ -91,6 +94,7 @@ impl Sampler {
             guest_lane,
             dirty_rates: HashSet::new(),
             bridges: Bridges::default(),
+            disks: DiskBook::default(),
         }
     }
 
@@ -199,8 +203,12 @@ impl Sampler {
         // No group at all would ask libvirt for every one.
         let read = match groups.is_empty() {
             true => stats::StatsRead::default(),
-            false => stats::read(&mut self.crew, domains, groups, patience, &self.heartbeat),
+            false => {
+                let calls = self.calls(domains, groups, due);
+                stats::read(&mut self.crew, calls, patience, &self.heartbeat)
+            }
         };
+        self.disks.learn(&read.stats);
         let mut duration = started.elapsed();
         let uri = self.connector.uri().clone();
         let mut sample = stats::sample(&read.stats, uri, host, due.groups);
@@ -227,6 +235,44 @@ impl Sampler {
             sample,
             duration,
             failed,
+        }
+    }
+
+    /// The calls reading `groups` of `domains`: all in bulk calls when the disks' sizes are due
+    /// (or the block group is not); else the block counters of running domains whose disks are
+    /// known disk by disk, the bulk block group for the others but those still waiting on a call
+    /// of theirs, and the other groups in bulk.
+    fn calls(&mut self, domains: Vec<Domain>, groups: StatsGroups, due: Due) -> stats::Calls {
+        let outstanding = self.disks.outstanding();
+        let count = domains.len();
+        if !groups.contains(StatsGroups::BLOCK) || due.block_sizes {
+            return stats::Calls {
+                domains: count,
+                bulk: vec![(domains, groups)],
+                per_disk: Vec::new(),
+                outstanding,
+            };
+        }
+        let plan = self.disks.plan(domains);
+        if plan.per_disk.is_empty() && plan.waiting.is_empty() {
+            return stats::Calls {
+                domains: count,
+                bulk: vec![(plan.bulk, groups)],
+                per_disk: Vec::new(),
+                outstanding,
+            };
+        }
+        let mut others = plan.waiting;
+        others.extend(plan.per_disk.iter().map(|(domain, _)| domain.clone()));
+        let mut bulk = vec![(others, groups.without(StatsGroups::BLOCK))];
+        if !plan.bulk.is_empty() {
+            bulk.push((plan.bulk, groups));
+        }
+        stats::Calls {
+            domains: count,
+            bulk,
+            per_disk: plan.per_disk,
+            outstanding,
         }
     }
 

@@ -1,11 +1,15 @@
-//! The extended groups of a cycle's domains, in `virDomainListGetStats` calls side by side.
+//! The extended groups of a cycle's domains, in `virDomainListGetStats` calls side by side, and
+//! the block counters of those whose disks are known, disk by disk.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use uuid::Uuid;
 use virt::domain::Domain;
 
 use super::LibvirtError;
+use super::block_stats::{self, Disk, Outstanding};
 use super::bulk_stats::{self, DomainStats, StatsGroups, VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT};
 use super::clock::now_ns;
 use super::crew::{Crew, Failed, Outcome};
@@ -21,6 +25,7 @@ const STATS_DOMAINS_PER_THREAD: usize = 3;
 /// What the stats calls of one cycle read.
 #[derive(Default)]
 pub struct StatsRead {
+    /// One record per domain read (a domain's bulk record and its disk-by-disk one merged).
     pub stats: Vec<DomainStats>,
     /// The first call that failed or was left behind.
     pub failed: Option<LibvirtError>,
@@ -28,40 +33,162 @@ pub struct StatsRead {
     pub left_behind: bool,
 }
 
-/// The groups of `domains` (all of one connection), with NOWAIT: a domain whose job lock is held
-/// gives what it can rather than stalling the host's cycle. Read in `stats_threads` calls side by
-/// side, each on a thread of `crew`, even one call: the time goes into each guest's QEMU
-/// answering its monitor, guests answer side by side, and a QEMU that does not answer then holds
-/// that thread, not the host's.
+/// The calls of one cycle: bulk calls, each list of domains split over the threads, then the
+/// block counters of `per_disk`, disk by disk, from a queue the threads share.
+pub struct Calls {
+    /// The cycle's domains: how many threads.
+    pub domains: usize,
+    pub bulk: Vec<(Vec<Domain>, StatsGroups)>,
+    pub per_disk: Vec<(Domain, Arc<[Disk]>)>,
+    pub outstanding: Outstanding,
+}
+
+/// What the threads put together: a thread left behind still holds it, and adds what it reads
+/// once it returns to nobody.
+#[derive(Default)]
+struct Sink {
+    stats: Vec<DomainStats>,
+    failed: Option<LibvirtError>,
+    /// Per thread, the domains of its call in flight.
+    in_flight: Vec<usize>,
+}
+
+type Shared<T> = Arc<Mutex<T>>;
+
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `calls` (all of one connection), the bulk ones with NOWAIT: a domain whose job lock is held
+/// gives what it can rather than stalling the host's cycle. Read in `stats_threads` threads of
+/// `crew` side by side, even one: the time goes into each guest's QEMU answering its monitor,
+/// guests answer side by side, and a QEMU that does not answer then holds that thread, not the
+/// host's.
 ///
 /// A call that fails, or that is still running once none has answered for `patience` (its thread
-/// is dismissed: left behind), costs the domains it reads; the others are kept. A share no thread
-/// could be started for is read on this one.
-pub fn read(
-    crew: &mut Crew,
-    domains: Vec<Domain>,
-    groups: StatsGroups,
-    patience: Duration,
-    heartbeat: &Heartbeat,
-) -> StatsRead {
-    let threads = stats_threads(domains.len());
-    let shares = split(domains, threads);
-    let sizes: Vec<usize> = shares.iter().map(Vec::len).collect();
+/// is dismissed: left behind), costs the domains it reads; the others are kept. A thread that
+/// could not be started runs on this one.
+pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heartbeat) -> StatsRead {
+    let threads = stats_threads(calls.domains);
+    let mut shares: Vec<Vec<(Vec<Domain>, StatsGroups)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    // No group at all would ask libvirt for every one.
+    for (domains, groups) in calls.bulk.into_iter().filter(|(_, g)| !g.is_empty()) {
+        for (share, domains) in shares.iter_mut().zip(split(domains, threads)) {
+            share.push((domains, groups));
+        }
+    }
+    let queue: Shared<VecDeque<_>> = Arc::new(Mutex::new(calls.per_disk.into()));
+    let sink: Shared<Sink> = Arc::new(Mutex::new(Sink {
+        in_flight: vec![0; threads],
+        ..Sink::default()
+    }));
     let jobs: Vec<_> = shares
         .into_iter()
-        .map(|share| {
-            let heartbeat = heartbeat.clone();
-            move || read_share(&share, groups, &heartbeat)
+        .enumerate()
+        .map(|(thread, share)| {
+            let (heartbeat, queue, sink) = (heartbeat.clone(), queue.clone(), sink.clone());
+            let outstanding = calls.outstanding.clone();
+            move || {
+                for (domains, groups) in share {
+                    let read = in_flight(&sink, thread, domains.len(), || {
+                        read_share(&domains, groups, &heartbeat)
+                    });
+                    keep(&sink, read);
+                }
+                let next = || lock(&queue).pop_front();
+                while let Some((domain, disks)) = next() {
+                    let read = in_flight(&sink, thread, 1, || {
+                        read_disks(&domain, &disks, &heartbeat, &outstanding)
+                    });
+                    keep(&sink, read);
+                }
+            }
         })
         .collect();
     let parts = side_by_side(crew, jobs, patience, heartbeat);
-    let read = gather(parts, &sizes, patience);
-    crew.dismiss(&read.dismissed);
-    StatsRead {
-        stats: read.stats,
-        failed: read.failed,
-        left_behind: !read.dismissed.is_empty(),
+    // Domains no thread took (all of them held): not read this cycle.
+    let mut untaken = std::mem::take(&mut *lock(&queue)).len();
+    let mut sink = std::mem::take(&mut *lock(&sink));
+    let mut dismissed = Vec::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        let error = match part {
+            Some(Ok(())) | None => continue,
+            Some(Err(Failed::GaveUp)) => {
+                dismissed.push(index);
+                LibvirtError::StatsLeftBehind {
+                    timeout: patience,
+                    domains: sink.in_flight[index] + std::mem::take(&mut untaken),
+                }
+            }
+            Some(Err(Failed::Panicked)) => thread_failed("the thread reading it panicked"),
+            Some(Err(Failed::Lost)) => thread_failed("the thread reading it ended"),
+        };
+        sink.failed.get_or_insert(error);
     }
+    crew.dismiss(&dismissed);
+    StatsRead {
+        stats: merged(sink.stats),
+        failed: sink.failed,
+        left_behind: !dismissed.is_empty(),
+    }
+}
+
+/// `call`, with its `domains` counted as thread `thread`'s in flight while it runs.
+fn in_flight<T>(sink: &Mutex<Sink>, thread: usize, domains: usize, call: impl FnOnce() -> T) -> T {
+    let set = |domains| {
+        // Gone once the cycle has taken what was read: a thread left behind returns to nobody.
+        if let Some(slot) = lock(sink).in_flight.get_mut(thread) {
+            *slot = domains;
+        }
+    };
+    set(domains);
+    let read = call();
+    set(0);
+    read
+}
+
+fn keep(sink: &Mutex<Sink>, read: Result<Vec<DomainStats>, LibvirtError>) {
+    let mut sink = lock(sink);
+    match read {
+        Ok(stats) => sink.stats.extend(stats),
+        Err(error) => {
+            sink.failed.get_or_insert(error);
+        }
+    }
+}
+
+/// One domain's block counters disk by disk; if a disk's call fails (one unplugged, the domain
+/// stopped or gone since the list), its block group in the bulk call instead, which lists its
+/// disks as they are now.
+fn read_disks(
+    domain: &Domain,
+    disks: &[Disk],
+    heartbeat: &Heartbeat,
+    outstanding: &Outstanding,
+) -> Result<Vec<DomainStats>, LibvirtError> {
+    match block_stats::read_domain(domain, disks, heartbeat, outstanding) {
+        Ok(read) => Ok(vec![read]),
+        Err(_) => read_share(std::slice::from_ref(domain), StatsGroups::BLOCK, heartbeat),
+    }
+}
+
+/// One record per domain: the parameters of its records put together, in the order read.
+fn merged(stats: Vec<DomainStats>) -> Vec<DomainStats> {
+    let mut at: HashMap<Uuid, usize> = HashMap::with_capacity(stats.len());
+    let mut out: Vec<DomainStats> = Vec::with_capacity(stats.len());
+    for record in stats {
+        match record.uuid.and_then(|uuid| at.get(&uuid)) {
+            Some(&i) => out[i].params.extend(record.params),
+            None => {
+                if let Some(uuid) = record.uuid {
+                    at.insert(uuid, out.len());
+                }
+                out.push(record);
+            }
+        }
+    }
+    out
 }
 
 /// Each of `jobs` on a thread of `crew` (on this one, those no thread could be started for),
@@ -123,45 +250,6 @@ pub(super) fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
         .collect()
 }
 
-type Part = Result<Vec<DomainStats>, LibvirtError>;
-
-/// The calls' parts put together: what they read, the first failure, the calls given up on.
-struct Gathered {
-    stats: Vec<DomainStats>,
-    failed: Option<LibvirtError>,
-    dismissed: Vec<usize>,
-}
-
-/// `parts` of calls that read `sizes` domains each, in order.
-fn gather(parts: Vec<Option<Outcome<Part>>>, sizes: &[usize], patience: Duration) -> Gathered {
-    let mut gathered = Gathered {
-        stats: Vec::new(),
-        failed: None,
-        dismissed: Vec::new(),
-    };
-    for (index, part) in parts.into_iter().enumerate() {
-        let error = match part {
-            Some(Ok(Ok(part))) => {
-                gathered.stats.extend(part);
-                continue;
-            }
-            Some(Ok(Err(error))) => error,
-            Some(Err(Failed::GaveUp)) => {
-                gathered.dismissed.push(index);
-                LibvirtError::StatsLeftBehind {
-                    timeout: patience,
-                    domains: sizes[index],
-                }
-            }
-            Some(Err(Failed::Panicked)) => thread_failed("the thread reading it panicked"),
-            Some(Err(Failed::Lost)) => thread_failed("the thread reading it ended"),
-            None => continue,
-        };
-        gathered.failed.get_or_insert(error);
-    }
-    gathered
-}
-
 fn thread_failed(message: &str) -> LibvirtError {
     LibvirtError::Call {
         call: "virDomainListGetStats",
@@ -169,7 +257,11 @@ fn thread_failed(message: &str) -> LibvirtError {
     }
 }
 
-fn read_share(domains: &[Domain], groups: StatsGroups, heartbeat: &Heartbeat) -> Part {
+fn read_share(
+    domains: &[Domain],
+    groups: StatsGroups,
+    heartbeat: &Heartbeat,
+) -> Result<Vec<DomainStats>, LibvirtError> {
     let flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
     let stats = heartbeat.call(|| bulk_stats::list_domain_stats(domains, groups, flags));
     // libvirt's error is per thread: `stats` holds the one this thread's call set.

@@ -12,7 +12,7 @@ use prometheus_client::registry::Unit;
 
 use super::family::{Column, Named, Spec, Vm, age_seconds, emit, emit_table, flag};
 use super::seed;
-use crate::extended::{self, DomainStatsSample};
+use crate::extended::{self, DomainStatsSample, SIZE_FIELDS};
 use crate::sample::VmState;
 use crate::vms::VmSnapshot;
 
@@ -173,6 +173,8 @@ fn values<'a>(
         .filter_map(move |(row, derived)| {
             let value = match row.counter(field) {
                 Some(counter) => counter as f64,
+                // A disk's sizes come at their own cadence: the last read until the next.
+                None if SIZE_FIELDS.contains(&field) => stats.disk_size(&row.key, field)? as f64,
                 None => derived.iter().find(|(f, _)| *f == field)?.1,
             };
             Some((row.key.as_ref(), value))

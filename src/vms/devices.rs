@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::extended::{DomainStatsSample, VM_DISK, VM_NET};
+use crate::extended::{DomainStatsSample, SIZE_FIELDS, VM_DISK, VM_NET};
 
 /// One disk (`device`) or interface (`interface`) of a VM.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeviceView {
     /// libvirt's name for it: `vda`, `vnet3`.
     pub name: String,
-    /// The `vm_disk` or `vm_net` counters, as libvirt gave them.
+    /// The `vm_disk` or `vm_net` counters, as libvirt gave them; a disk's sizes as last read
+    /// (they have a cadence of their own).
     pub counters: BTreeMap<&'static str, u64>,
     /// The rates derived from the sample before (none on the VM's first extended sample).
     pub rates: BTreeMap<&'static str, f64>,
@@ -36,9 +37,17 @@ pub fn devices(stats: Option<&DomainStatsSample>, measurement: &str) -> Vec<Devi
         .filter(|(row, _)| row.measurement == measurement)
         .filter_map(|(row, derived)| {
             let (_, name) = row.key.as_ref()?;
+            let mut counters: BTreeMap<_, _> = row.counters.iter().copied().collect();
+            if row.measurement == VM_DISK {
+                for field in SIZE_FIELDS {
+                    if let Some(size) = stats.disk_size(&row.key, field) {
+                        counters.entry(field).or_insert(size);
+                    }
+                }
+            }
             Some(DeviceView {
                 name: name.clone(),
-                counters: row.counters.iter().copied().collect(),
+                counters,
                 rates: derived.into_iter().flatten().copied().collect(),
             })
         })

@@ -24,6 +24,8 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
         ("VMTELEMETRY_POLL_INTERVAL", "1"),
         ("VMTELEMETRY_STATS_INTERVAL", "1"),
         ("VMTELEMETRY_STATS_GROUPS", "cpu_total,vcpu,interface,block"),
+        // The disk's fill chart and forecast need a few readings of its sizes within the run.
+        ("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES", "3"),
         ("VMTELEMETRY_HOST_METRICS", "true"),
         ("VMTELEMETRY_INSIGHTS", "true"),
         ("VMTELEMETRY_INSIGHTS_LEARNING_SAMPLES", "5"),

@@ -82,7 +82,7 @@ async fn a_guest_whose_qemu_stops_answering_does_not_stop_its_host() {
             influx.rows(&query).await.len()
         }
     };
-    let disk_rows = |name: &str| count("vm_disk", "capacity_bytes", name.to_owned());
+    let disk_rows = |name: &str| count("vm_disk", "read_bytes", name.to_owned());
     let metric_rows = |name: &str| count("vm_metrics", "cputime_ns", name.to_owned());
     wait_for("both guests' disks", Duration::from_secs(30), || async {
         (disk_rows(&stopped_name).await > 0 && disk_rows(&live_name).await > 0).then_some(())
@@ -175,7 +175,7 @@ async fn with_no_thread_to_spare_a_guests_disk_is_read_on_its_hosts_own_thread()
     let (service, influx) = (&limited.service, &limited.influx);
     std::os::unix::fs::symlink("/run/libvirt/libvirt-sock-ro", &socket).unwrap();
 
-    let query = format!("SELECT capacity_bytes FROM vm_disk WHERE \"name\" = '{name}'");
+    let query = format!("SELECT read_bytes FROM vm_disk WHERE \"name\" = '{name}'");
     let disk_rows = || async { influx.rows(&query).await.len() };
     wait_for(
         "the guest's disk, read",

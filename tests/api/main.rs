@@ -11,6 +11,7 @@ mod dashboard;
 mod dashboard_fleet;
 mod dashboard_outlook;
 mod dashboard_vm;
+mod disk_cadence;
 mod extended;
 mod forecast_guest;
 mod fuzz;

@@ -16,11 +16,21 @@ pub struct Fill {
     pub memory: Option<Level>,
     /// Per disk: its `device`, and its level.
     pub disks: Vec<(Box<str>, Level)>,
+    /// Every disk row of the sample gave its sizes (they have a cadence of their own: a sample
+    /// without them tells nothing of the disks' levels, nor of a disk gone).
+    pub disks_read: bool,
 }
 
 impl Fill {
     pub fn from_stats(stats: &DomainStatsSample) -> Self {
-        let mut fill = Fill::default();
+        let mut fill = Fill {
+            disks_read: stats
+                .rows
+                .iter()
+                .filter(|row| row.measurement == VM_DISK)
+                .all(|row| row.counter("capacity_bytes").is_some()),
+            ..Fill::default()
+        };
         for row in &stats.rows {
             if row.measurement == VM_MEMORY {
                 let available = row.counter("available_kb").filter(|a| *a > 0);

@@ -38,6 +38,8 @@ pub struct ForecastSettings {
 
 /// Guest filesystems' names start with it: their source (the guest agent) has its own cadence.
 const FILESYSTEM: &str = "fs:";
+/// Disks' names start with it.
+pub const DISK: &str = "disk:";
 
 impl Forecasts {
     /// One cycle's levels (name, (used, capacity)) at `t_ns`: memory and disks, or a host's.
@@ -48,6 +50,19 @@ impl Forecasts {
         settings: &ForecastSettings,
     ) {
         self.observe_source(t_ns, levels, settings, |name| !name.starts_with(FILESYSTEM));
+    }
+
+    /// The same from a sample that read no disk's sizes (they have a cadence of their own):
+    /// its disks are kept as they were.
+    pub fn observe_keeping_disks<'a>(
+        &mut self,
+        t_ns: i64,
+        levels: impl Iterator<Item = (&'a str, (f64, f64))>,
+        settings: &ForecastSettings,
+    ) {
+        self.observe_source(t_ns, levels, settings, |name| {
+            !name.starts_with(FILESYSTEM) && !name.starts_with(DISK)
+        });
     }
 
     /// A guest agent's answer: its filesystems' levels, named `fs:<mountpoint>`.
