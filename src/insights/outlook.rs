@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::forecast::fill::GuestFill;
 use super::forecast::{ForecastSettings, Forecasts};
 use super::host::HostCycle;
 use super::rightsizing::vm::{VmRightsizing, VpaClock};
@@ -102,11 +103,7 @@ impl Outlook {
             }
         }
         for guest in &cycle.guests {
-            if let Some(vm) = host.vms.get_mut(&guest.uuid.as_u128()) {
-                let levels = guest.filesystems.iter().map(|(n, l)| (&**n, *l));
-                vm.forecasts
-                    .observe_filesystems(guest.timestamp_ns, levels, &settings.forecast);
-            }
+            host.observe_guest(guest, settings);
         }
         let now = cycle.timestamp_ns;
         let forget_after = FORGET_AFTER_DAYS.saturating_mul(settings.clock.day_ns());
@@ -130,6 +127,17 @@ impl Outlook {
         outlook.timestamp_ns = outlook.timestamp_ns.max(reading.vm.timestamp_ns);
         let vm = outlook.vms.entry(reading.vm.uuid.as_u128()).or_default();
         vm.observe(reading, settings);
+    }
+}
+
+impl HostOutlook {
+    /// A guest agent's answer: its VM's filesystems (none for a VM not yet seen).
+    pub fn observe_guest(&mut self, guest: &GuestFill, settings: &OutlookSettings) {
+        if let Some(vm) = self.vms.get_mut(&guest.uuid.as_u128()) {
+            let levels = guest.filesystems.iter().map(|(n, l)| (&**n, *l));
+            vm.forecasts
+                .observe_filesystems(guest.timestamp_ns, levels, &settings.forecast);
+        }
     }
 }
 
@@ -188,7 +196,6 @@ mod tests {
     use crate::guest::{GuestFs, GuestInfo, GuestSample};
     use crate::influx::line_protocol::VmTags;
     use crate::insights::forecast::Resource;
-    use crate::insights::forecast::fill::GuestFill;
     use crate::insights::outlook_lines::due_lines;
     use crate::insights::rightsizing::recommend::{Class, recommend};
     use crate::insights::rightsizing::summary::recommendations;

@@ -65,20 +65,31 @@ pub struct GuestFill {
 }
 
 impl GuestFill {
-    /// Filesystems of no size are left out: nothing can fill them.
     pub fn from_sample(sample: &GuestSample) -> Self {
-        let filesystems = sample
-            .filesystems
-            .iter()
-            .filter(|fs| fs.total_bytes > 0)
-            .map(|fs| {
-                let level = (fs.used_bytes as f64, fs.total_bytes as f64);
-                (format!("fs:{}", fs.mountpoint).into(), level)
+        let levels = (sample.filesystems.iter())
+            .map(|fs| (fs.mountpoint.as_str(), fs.used_bytes, fs.total_bytes));
+        Self::from_levels(sample.uuid, sample.timestamp_ns, levels)
+    }
+
+    /// From (mountpoint, used bytes, total bytes) of one answer; filesystems of no size are
+    /// left out: nothing can fill them.
+    pub fn from_levels<'a>(
+        uuid: Uuid,
+        timestamp_ns: i64,
+        levels: impl Iterator<Item = (&'a str, u64, u64)>,
+    ) -> Self {
+        let filesystems = levels
+            .filter(|(_, _, total)| *total > 0)
+            .map(|(mountpoint, used, total)| {
+                (
+                    format!("fs:{mountpoint}").into(),
+                    (used as f64, total as f64),
+                )
             })
             .collect();
         GuestFill {
-            uuid: sample.uuid,
-            timestamp_ns: sample.timestamp_ns,
+            uuid,
+            timestamp_ns,
             filesystems,
         }
     }
