@@ -17,11 +17,12 @@
 #  3. A 1,000-domain test-driver host (benches/node_xml.sh), seed only: the service's CPU per
 #     cycle with insights on and off, per VM-signal, its resident memory, and the shipped
 #     detector's anomalies per 1,000 VM-signal-samples on these steady VMs (from InfluxDB).
-#  4. Forecasts: a 160 MiB guest leaking 1 MiB a second until it has no memory left (as
-#     tests/api/forecast_guest.rs boots it), its memory in use read once a second (the balloon's
-#     available less usable, as the service reads it); examples/forecast_eval.rs forecasts the
-#     time left at 25 / 50 / 75 % of the way with the shipped trend, predict_linear's least
-#     squares and Holt's double exponential smoothing on the same readings, and prints a table.
+#  4. Forecasts: a 160 MiB guest leaking 1 MiB a second until it has no memory left, its
+#     memory in use read once a second (the balloon's available less usable, against available
+#     less the least usable beyond unused so far, as the service reads them);
+#     examples/forecast_eval.rs forecasts the time left at 25 / 50 / 75 % of the way with the
+#     shipped trend, predict_linear's least squares and Holt's double exponential smoothing on
+#     the same readings, and prints a table.
 #  5. benches/outlook.sh: the forecasts' and right-sizing's state per VM at 10,000 VMs, and the
 #     replay's speed over a day of 5-second history of 100 VMs.
 # Usage: benches/insights.sh [--short | --forecast]   (as root, after scripts/test-env.sh up:
@@ -177,14 +178,20 @@ forecast_leak() {
     local g=vmt-bench-ins-fleak
     local console="$work/$g/console.log" out="$work/leak.txt"
     boot $g 0 "vmt.work=leak vmt.after=10 vmt.leak=1 vmt.leakcap=400"
-    local start=$EPOCHREALTIME t previous=0 onset="" exhausted="" last="" stats
+    local start=$EPOCHREALTIME t previous=0 onset="" exhausted="" last="" stats held=""
     local deadline=$((SECONDS + 300))
     until [[ -n $exhausted ]]; do
         ((SECONDS < deadline)) || die "$g never ran out (console: $console)"
         t=$(awk -v a="$EPOCHREALTIME" -v b="$start" 'BEGIN { printf "%.3f", a - b }')
+        # Used and the capacity as the service reads them: available less usable, against
+        # available less the least usable beyond unused so far (held, KiB; the third word).
         stats=$(virsh -c qemu:///system domstats --balloon $g |
-            awk -F= '/balloon.available=/ { a = $2 } /balloon.usable=/ { u = $2 }
-                END { if (a && u != "") printf "%d %d", (a - u) * 1024, a * 1024 }')
+            awk -F= -v held="$held" '/balloon.available=/ { a = $2 } /balloon.usable=/ { u = $2 }
+                /balloon.unused=/ { f = $2 }
+                END { if (!a || u == "" || f == "") exit
+                      gap = u > f ? u - f : 0; if (held == "" || gap < held) held = gap
+                      printf "%d %d %d", (a - u) * 1024, (a - held) * 1024, held }')
+        [[ -n $stats ]] && held=${stats##* } && stats=${stats% *}
         # A new reading only when the balloon's stats (every second) changed.
         [[ -n $stats && $stats != "$last" ]] && echo "$t $stats" >>"$out" && last=$stats
         # The onset no earlier than the poll before its line showed; the exhaustion at the

@@ -3,8 +3,8 @@
 //! 75 % of that time, each method forecasts the time left from the points so far; two tables
 //! give each one's error against the time the guest really took: forecasting the time to full
 //! (what the service reports), and the time to the level where the guest ran out (known only
-//! afterwards: the guest's kernel kills with memory still counted available), which measures
-//! the method's extrapolation alone.
+//! afterwards: the kernel's last free pages are in no balloon figure), which measures the
+//! method's extrapolation alone.
 //!
 //!     forecast_eval RECORDING ONSET_SEC EXHAUSTED_SEC
 //!
@@ -92,7 +92,7 @@ fn main() {
     let (last, capacity) = points.last().map(|p| (p.1, p.2)).unwrap();
     println!(
         "Leak of {:.2} MiB/s from onset to exhaustion in {span:.0} s ({} readings); it ran out at \
-         {:.1} of {:.1} MiB ({:.1} MiB still counted available).",
+         {:.1} of {:.1} MiB ({:.1} MiB short of the capacity).",
         (last - points[0].1) / span / 1048576.0,
         points.len(),
         last / 1048576.0,

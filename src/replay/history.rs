@@ -1,5 +1,6 @@
 //! What the replay reads back from InfluxDB: each VM's `vm_metrics` points and its `vm_memory`
-//! and `vm_disk` points, turned into the readings the service's cycles hand the insights.
+//! and `vm_disk` points, turned into the readings the service's cycles hand the insights, and
+//! its `vm_guest_fs` points, into the guest agent's answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,17 +10,21 @@ use uuid::Uuid;
 
 use crate::extended::{DomainStatsSample, StatsRow, VM_DISK, VM_MEMORY};
 use crate::influx::query::{QueryError, QueryTarget};
+use crate::insights::forecast::fill::GuestFill;
 use crate::insights::signals::{ExtendedReading, VmReading};
 use crate::sample::{DomainSample, VmState};
 
-/// Three statements, one answer each: the seed's fields, the balloon's and the disks'.
+/// Four statements, one answer each: the seed's fields, the balloon's, the disks' and the guest
+/// filesystems'.
 const QUERY: &str = "\
 SELECT \"state\", \"cpu_count\", \"memory_max_kb\", \"cputime_ns\" FROM \"vm_metrics\" \
 WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"name\", \"VMID\"; \
 SELECT \"available_kb\", \"usable_kb\", \"unused_kb\" FROM \"vm_memory\" \
 WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\"; \
 SELECT \"allocation_bytes\", \"capacity_bytes\" FROM \"vm_disk\" \
-WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"device\"";
+WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"device\"; \
+SELECT \"used_bytes\", \"total_bytes\" FROM \"vm_guest_fs\" \
+WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"mountpoint\"";
 
 /// `QUERY` over `params` (`start`, `end` in nanoseconds): InfluxDB's whole JSON answer.
 pub async fn read(
@@ -37,10 +42,12 @@ pub async fn read(
     serde_json::from_slice(&body).map_err(|e| QueryError::BadReply(e.to_string()))
 }
 
-/// One VM's history in a span: its readings in time order, with its host.
+/// One VM's history in a span: its readings and its guest agent's answers, each in time order,
+/// with its host.
 pub struct VmHistory {
     pub host: Arc<str>,
     pub readings: Vec<VmReading>,
+    pub guests: Vec<GuestFill>,
 }
 
 type Key = (String, String);
@@ -102,18 +109,61 @@ pub fn vms(
             .or_insert_with(|| VmHistory {
                 host: host.as_str().into(),
                 readings: Vec::new(),
+                guests: Vec::new(),
             })
             .readings
             .push(reading);
     }
+    let mut filesystems = filesystems(&results[3]);
     for ((host, uuid), vm) in &mut vms {
         vm.readings.sort_by_key(|r| r.vm.timestamp_ns);
-        let Some(samples) = stats.remove(&(host.clone(), uuid.clone())) else {
-            continue;
-        };
-        attach(&mut vm.readings, samples);
+        let key = (host.clone(), uuid.clone());
+        if let Some(answers) = filesystems.remove(&key) {
+            vm.guests = guest_fills(vm.readings[0].vm.uuid, answers);
+        }
+        if let Some(samples) = stats.remove(&key) {
+            attach(&mut vm.readings, samples);
+        }
     }
     Ok(vms.into_values().collect())
+}
+
+/// A guest agent's answers by time: each filesystem's (mountpoint, used, total).
+type Answers = BTreeMap<i64, Vec<(String, u64, u64)>>;
+
+/// Per VM, its guest agent's answers.
+fn filesystems(result: &Value) -> HashMap<Key, Answers> {
+    let mut answers: HashMap<Key, Answers> = HashMap::new();
+    for (tags, row) in rows(result) {
+        let int = |field: &str| row.get(field).copied().and_then(Value::as_u64);
+        let (Some(t), Some(used), Some(total)) = (
+            row.get("time").copied().and_then(Value::as_i64),
+            int("used_bytes"),
+            int("total_bytes"),
+        ) else {
+            continue;
+        };
+        let key = (tag(tags, "host"), tag(tags, "uuid"));
+        let level = (tag(tags, "mountpoint"), used, total);
+        answers
+            .entry(key)
+            .or_default()
+            .entry(t)
+            .or_default()
+            .push(level);
+    }
+    answers
+}
+
+fn guest_fills(uuid: Uuid, answers: Answers) -> Vec<GuestFill> {
+    (answers.into_iter())
+        .map(|(t, levels)| {
+            let levels = levels
+                .iter()
+                .map(|(m, used, total)| (m.as_str(), *used, *total));
+            GuestFill::from_levels(uuid, t, levels)
+        })
+        .collect()
 }
 
 /// Gives each reading the latest extended sample at or before it.

@@ -7,7 +7,6 @@ mod history;
 mod table;
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +16,8 @@ use crate::configuration::{AppConfig, InfluxApi};
 use crate::influx::TargetError;
 use crate::influx::query::{QueryError, QueryTarget};
 use crate::influx::tls::{HttpClients, TlsError};
-use crate::insights::outlook::Outlook;
+use crate::insights::forecast::fill::GuestFill;
+use crate::insights::outlook::{Outlook, OutlookSettings};
 use crate::insights::rightsizing::summary::{
     Recommendations, RecommendationsQuery, SortBy, recommendations,
 };
@@ -126,10 +126,7 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
                 && args.name.as_deref().is_none_or(|p| glob(p, name))
         };
         for vm in history::vms(&answer, keep)? {
-            let host: Arc<str> = vm.host;
-            for reading in &vm.readings {
-                outlook.observe_vm(&host, reading, settings);
-            }
+            replay_vm(&mut outlook, &vm, settings);
         }
         progress.inc(1);
         from = to;
@@ -141,6 +138,25 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
         limit: Some(args.limit),
     };
     Ok(recommendations(&outlook, &query, settings.clock))
+}
+
+/// One VM's span: its readings and its guest agent's answers, merged in time order (an answer
+/// counts only once its VM was read, as in the service's cycles).
+fn replay_vm(outlook: &mut Outlook, vm: &history::VmHistory, settings: &OutlookSettings) {
+    let mut guests = vm.guests.iter().peekable();
+    for reading in &vm.readings {
+        while let Some(guest) = guests.next_if(|g| g.timestamp_ns < reading.vm.timestamp_ns) {
+            observe_guest(outlook, &vm.host, guest, settings);
+        }
+        outlook.observe_vm(&vm.host, reading, settings);
+    }
+    guests.for_each(|guest| observe_guest(outlook, &vm.host, guest, settings));
+}
+
+fn observe_guest(outlook: &mut Outlook, host: &str, guest: &GuestFill, settings: &OutlookSettings) {
+    if let Some(host) = outlook.hosts.get_mut(host) {
+        host.observe_guest(guest, settings);
+    }
 }
 
 /// `*` matches any run of characters; everything else itself.

@@ -1,7 +1,7 @@
 //! The `guest` group on real booted guests (tests/guest: qemu-ga on a virtio-serial channel, an
 //! ext2 filesystem on the virtio disk): their filesystems and identity land in InfluxDB as the
 //! guest sees them, each filesystem is forecast (`fs:<mountpoint>` in the API and in
-//! `vm_forecasts`), and an agent that stops answering costs only its own guest rows: its calls
+//! `vm_forecasts`, and by `vmtelemetry replay` from that history), and an agent that stops answering costs only its own guest rows: its calls
 //! run beside the host's cycles, which go on every poll.
 
 use std::collections::BTreeMap;
@@ -140,6 +140,7 @@ async fn a_guests_filesystem_lands_with_its_real_size_and_a_known_fill_moves_it(
         Some(total as f64),
         "{forecast}"
     );
+    crate::replay::forecasts_guest_filesystems_like_live(&app, &influx.db, &name).await;
 
     let types = influx.field_types("vm_guest_fs").await;
     let expected = [

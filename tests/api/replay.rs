@@ -1,14 +1,15 @@
 //! `vmtelemetry replay`, the real binary, over history the real service wrote to the real
 //! InfluxDB from a test-driver node: the same VMs as the live API, with what they have and the
 //! same resources forecast, filtered by host and name, as JSON and as a table; bad arguments
-//! exit 2.
+//! exit 2. And a real guest's filesystems, from the `vm_guest_fs` its agent's answers became
+//! (tests/api/guest_agent.rs' guest: no boot of its own).
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestDomain, collecting, wait_for};
+use crate::helpers::{TestApp, TestDomain, collecting, wait_for};
 use crate::support::DiesWithTest;
 use crate::support::settings::influx_url;
 
@@ -134,4 +135,36 @@ async fn replay_reads_back_what_the_service_saw() {
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
+}
+
+/// The replay of what the service `app` wrote to `db` forecasts the guest `name`'s filesystems
+/// (`fs:<mountpoint>`) as the live service does: the same ones, at the same levels.
+pub async fn forecasts_guest_filesystems_like_live(app: &TestApp, db: &str, name: &str) {
+    let filesystems = |body: &Value| -> Vec<(String, f64, f64)> {
+        let vm = body["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|vm| vm["name"] == name);
+        let forecasts = vm.map(|vm| vm["forecasts"].as_array().unwrap().clone());
+        (forecasts.unwrap_or_default().iter())
+            .filter(|f| f["resource"].as_str().unwrap().starts_with("fs:"))
+            .map(|f| {
+                let resource = f["resource"].as_str().unwrap().to_owned();
+                (
+                    resource,
+                    f["used"].as_f64().unwrap(),
+                    f["capacity"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (_, live) = app.get("/api/telemetry/recommendations").await;
+    let live = filesystems(&live);
+    assert!(!live.is_empty(), "no filesystem forecast live");
+    let args = ["--start", "-10m", "--json", "--name", name];
+    let (code, stdout, stderr) = replay(db, "v1", &args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let replayed: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(filesystems(&replayed), live, "{replayed}");
 }

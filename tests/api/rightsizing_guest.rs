@@ -3,13 +3,15 @@
 //! idle with 1 GiB. VPA's minute is shortened to a second (`insights_recommend_sample_interval`:
 //! its day, half-life and confidence follow), so 40 samples weigh what 40 minutes do for a VPA:
 //! the busy one gets 1 vCPU, the idle one is over-provisioned by 3 vCPUs, in the API, in
-//! `/metrics` and in InfluxDB's `vm_recommendations`.
+//! `/metrics` and in InfluxDB's `vm_recommendations`; the fleet's summary and the dashboard's
+//! right-sizing tile (headless Chromium) count those vCPUs reclaimable and the busy one short.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Influx, QEMU_SYSTEM, spawn_collecting, wait_for};
+use crate::helpers::{Influx, QEMU_SYSTEM, TestApp, spawn_collecting, wait_for};
+use crate::support::browser::{on_page, tile};
 use crate::support::guest::{Guest, only_guests};
 use crate::support::prometheus::{scrape, value_of};
 
@@ -74,6 +76,7 @@ async fn half_a_vcpu_of_four_gets_one_and_an_idle_guest_is_over_provisioned() {
     let totals = &body["hosts"][0]["totals"];
     assert!(totals["reclaimable_vcpus"].as_u64() >= Some(3), "{totals}");
     assert!(totals["over_provisioned"].as_u64() >= Some(1), "{totals}");
+    reclaimable_in_the_summary_and_its_tile(&app).await;
 
     // The same in /metrics, computed as the scrape comes.
     let samples = scrape(&app.client, &app.address).await;
@@ -113,4 +116,30 @@ async fn half_a_vcpu_of_four_gets_one_and_an_idle_guest_is_over_provisioned() {
             assert_eq!(row["memory_current_mib"], json!(1024), "{row:?}");
         }
     }
+}
+
+/// `GET /api/telemetry/summary`'s `rightsizing` and the dashboard's tile of it: the idle
+/// guest's 3 vCPUs (at least) reclaimable, and the busy guest's 160 MiB short of VPA's minimum
+/// (250 MB): it needs more, so the tile warns.
+async fn reclaimable_in_the_summary_and_its_tile(app: &TestApp) {
+    let (code, summary) = app.get("/api/telemetry/summary").await;
+    assert_eq!(code, 200, "{summary}");
+    let totals = &summary["rightsizing"];
+    assert!(totals["reclaimable_vcpus"].as_u64() >= Some(3), "{summary}");
+    assert!(totals["over_provisioned"].as_u64() >= Some(1), "{summary}");
+    assert_eq!(totals["under_provisioned"], json!(1), "{summary}");
+    assert!(
+        totals["memory_needed_gib"].as_f64() > Some(0.0),
+        "{summary}"
+    );
+    assert_eq!(totals["vms_recommended"], json!(2), "{summary}");
+    let shown = on_page(app.address.clone(), |tab| {
+        tile(tab, "tile-rightsizing", "warn")
+    });
+    let (value, detail) = shown.await;
+    // "3 vCPUs · 0.0 GiB", "1 over-provisioned · 1 VMs need more (0 vCPUs, 0.1 GiB)"
+    let vcpus: u64 = value.split(' ').next().unwrap().parse().expect(&value);
+    assert!(vcpus >= 3, "{value}");
+    assert!(!detail.starts_with("0 over"), "{detail}");
+    assert!(detail.contains("1 VMs need more"), "{detail}");
 }

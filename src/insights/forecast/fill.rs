@@ -1,5 +1,6 @@
 //! How full a VM's bounded resources are, read from its extended sample: guest memory in use
 //! against what the guest has (`vm_memory`: `available_kb` less `usable_kb`, else `unused_kb`),
+//! with the part of `usable_kb` beyond `unused_kb` (what the kernel counts it could reclaim),
 //! and each disk's `allocation_bytes` against its `capacity_bytes` (`vm_disk`); and from its
 //! guest agent's answer, each filesystem's used bytes against its size (`vm_guest_fs`).
 
@@ -14,6 +15,9 @@ pub type Level = (f64, f64);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fill {
     pub memory: Option<Level>,
+    /// Bytes of `usable_kb` beyond `unused_kb`: caches the guest's kernel counts available
+    /// although they are not free (none when it reports only one of them).
+    pub memory_reclaimable: Option<f64>,
     /// Per disk: its `device`, and its level.
     pub disks: Vec<(Box<str>, Level)>,
     /// Every disk row of the sample gave its sizes (they have a cadence of their own: a sample
@@ -34,7 +38,12 @@ impl Fill {
         for row in &stats.rows {
             if row.measurement == VM_MEMORY {
                 let available = row.counter("available_kb").filter(|a| *a > 0);
-                let free = row.counter("usable_kb").or(row.counter("unused_kb"));
+                let (usable, unused) = (row.counter("usable_kb"), row.counter("unused_kb"));
+                let free = usable.or(unused);
+                if let (Some(usable), Some(unused)) = (usable, unused) {
+                    let beyond = usable.saturating_sub(unused);
+                    fill.memory_reclaimable = Some(beyond as f64 * 1024.0);
+                }
                 if let (Some(available), Some(free)) = (available, free) {
                     let used = available.saturating_sub(free);
                     fill.memory = Some((used as f64 * 1024.0, available as f64 * 1024.0));
@@ -66,20 +75,31 @@ pub struct GuestFill {
 }
 
 impl GuestFill {
-    /// Filesystems of no size are left out: nothing can fill them.
     pub fn from_sample(sample: &GuestSample) -> Self {
-        let filesystems = sample
-            .filesystems
-            .iter()
-            .filter(|fs| fs.total_bytes > 0)
-            .map(|fs| {
-                let level = (fs.used_bytes as f64, fs.total_bytes as f64);
-                (format!("fs:{}", fs.mountpoint).into(), level)
+        let levels = (sample.filesystems.iter())
+            .map(|fs| (fs.mountpoint.as_str(), fs.used_bytes, fs.total_bytes));
+        Self::from_levels(sample.uuid, sample.timestamp_ns, levels)
+    }
+
+    /// From (mountpoint, used bytes, total bytes) of one answer; filesystems of no size are
+    /// left out: nothing can fill them.
+    pub fn from_levels<'a>(
+        uuid: Uuid,
+        timestamp_ns: i64,
+        levels: impl Iterator<Item = (&'a str, u64, u64)>,
+    ) -> Self {
+        let filesystems = levels
+            .filter(|(_, _, total)| *total > 0)
+            .map(|(mountpoint, used, total)| {
+                (
+                    format!("fs:{mountpoint}").into(),
+                    (used as f64, total as f64),
+                )
             })
             .collect();
         GuestFill {
-            uuid: sample.uuid,
-            timestamp_ns: sample.timestamp_ns,
+            uuid,
+            timestamp_ns,
             filesystems,
         }
     }
