@@ -1,4 +1,5 @@
-//! HTTP requests by route, method and status, counted by a middleware around every handler.
+//! HTTP requests by route, method and status, counted by a middleware around every handler; and
+//! whether the answers served once per cycle were serialised or reused.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::vms::Body;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request {
     /// The route's pattern (`/api/telemetry/stats/{vm_id}`), never the path: a bounded set.
@@ -20,11 +23,19 @@ struct Request {
 
 type Durations = Family<Request, Histogram, fn() -> Histogram>;
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Answer {
+    route: &'static str,
+    /// `serialised` for this request, or `reused` from an earlier one of the same cycle.
+    body: &'static str,
+}
+
 /// Shared by every HTTP worker: the families are counters behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct HttpMetrics {
     requests: Family<Request, Counter>,
     durations: Durations,
+    answers: Family<Answer, Counter>,
 }
 
 impl Default for HttpMetrics {
@@ -34,6 +45,7 @@ impl Default for HttpMetrics {
         HttpMetrics {
             requests: Family::default(),
             durations: Family::new_with_constructor(histogram),
+            answers: Family::default(),
         }
     }
 }
@@ -51,6 +63,21 @@ impl HttpMetrics {
             Unit::Seconds,
             self.durations.clone(),
         );
+        registry.register(
+            "vmtelemetry_http_answer_bodies",
+            "Answers of the routes serialised once per cycle, by whether their body was serialised \
+             for the request or reused from an earlier one of the same cycle",
+            self.answers.clone(),
+        );
+    }
+
+    /// Counts an answer of `route` by where its body came from.
+    pub fn answered(&self, route: &'static str, source: Body) {
+        let body = match source {
+            Body::Serialised => "serialised",
+            Body::Reused => "reused",
+        };
+        self.answers.get_or_create(&Answer { route, body }).inc();
     }
 }
 

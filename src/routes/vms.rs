@@ -9,9 +9,12 @@ use super::ApiError;
 use super::validators::{fresh, matches, not_modified};
 use crate::actors::Pipeline;
 use crate::actors::messages::GetCatalog;
+use crate::metrics::HttpMetrics;
 use crate::vms::{
     Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter, VmView,
 };
+
+const VMS_ROUTE: &str = "/api/telemetry/vms";
 
 /// The most VMs one page holds (≈ 0.5 MB of JSON); without `limit` the list is whole.
 pub const MAX_LIMIT: usize = 1000;
@@ -122,6 +125,7 @@ fn offset(text: &str) -> Result<usize, ApiError> {
 pub async fn list_vms(
     request: HttpRequest,
     pipeline: web::Data<Pipeline>,
+    http: web::Data<HttpMetrics>,
     params: web::Query<VmsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = PageQuery::try_from(params.into_inner())?;
@@ -136,12 +140,16 @@ pub async fn list_vms(
     response
         .insert_header(ContentType::json())
         .insert_header((VARY, "accept-encoding"));
-    if accepts_gzip(&request) {
-        // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
+    // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
+    let encoding = if accepts_gzip(&request) {
         response.insert_header(ContentEncoding::Gzip);
-        return Ok(response.body(catalog.answer(&query, AnswerEncoding::Gzip)));
-    }
-    Ok(response.body(catalog.answer(&query, AnswerEncoding::Identity)))
+        AnswerEncoding::Gzip
+    } else {
+        AnswerEncoding::Identity
+    };
+    let (body, source) = catalog.answer(&query, encoding);
+    http.answered(VMS_ROUTE, source);
+    Ok(response.body(body))
 }
 
 /// The catalog of the table's current generation: the one already built, else the feature

@@ -78,6 +78,15 @@ pub struct Catalog {
 const KEPT_ANSWERS: usize = 64;
 const KEPT_PLAIN_BYTES: usize = 1 << 20;
 
+/// Where an answer's body came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// Serialised for this request.
+    Serialised,
+    /// Serialised for an earlier request of the same generation.
+    Reused,
+}
+
 /// How an answer is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -196,12 +205,12 @@ impl Catalog {
     }
 
     /// The answer to `query` as JSON, gzipped or not: serialised once per generation for the
-    /// first queries asked.
-    pub fn answer(&self, query: &PageQuery, encoding: Encoding) -> Bytes {
+    /// first queries asked. Says whether this call serialised it.
+    pub fn answer(&self, query: &PageQuery, encoding: Encoding) -> (Bytes, Body) {
         let key = (query.clone(), encoding);
         let cached = |answers: &HashMap<_, Bytes>| answers.get(&key).cloned();
         if let Some(answer) = cached(&self.answers.lock().unwrap_or_else(|e| e.into_inner())) {
-            return answer;
+            return (answer, Body::Reused);
         }
         // Writing to memory cannot fail, nor can serialising these types.
         let answer = Bytes::from(match encoding {
@@ -217,6 +226,6 @@ impl Catalog {
         if answers.len() < KEPT_ANSWERS && small {
             answers.insert(key, answer.clone());
         }
-        answer
+        (answer, Body::Serialised)
     }
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::extended::{DomainStatsSample, StatsSample};
 use crate::guest::GuestSample;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
-pub use catalog::{Capacity, Catalog, Catalogs, Encoding, Fleet};
+pub use catalog::{Body, Capacity, Catalog, Catalogs, Encoding, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 pub use devices::DeviceView;
 use host::HostVms;

@@ -6,9 +6,11 @@ use std::io::Read;
 use std::time::Duration;
 
 use awc::http::header::HeaderMap;
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, assert_error, wait_for};
+use crate::support::prometheus::{scrape, value_of};
 use crate::vms::hosts_app;
 
 /// alpha: vm-19 … vm-11 (domains 1 to 9: running, shut off, paused in turn; the higher the
@@ -173,6 +175,53 @@ async fn answers_are_gzipped_when_the_client_accepts_it() {
         assert_eq!(json, plain.body, "{path}");
         assert!(gzip.body.len() < plain.body.len());
     }
+}
+
+/// The VM list's answers so far whose body was serialised for them, and those reused
+/// (`/metrics`).
+async fn answer_bodies(app: &TestApp) -> (f64, f64) {
+    let samples = scrape(&app.client, &app.address).await;
+    let count = |body| {
+        let labels = [("route", "/api/telemetry/vms"), ("body", body)];
+        value_of(&samples, "vmtelemetry_http_answer_bodies_total", &labels).unwrap_or(0.0)
+    };
+    (count("serialised"), count("reused"))
+}
+
+#[actix_web::test]
+async fn requests_of_one_cycle_share_one_serialised_answer() {
+    let (app, _nodes) = fleet(&[], &[("VMTELEMETRY_POLL_INTERVAL", "1")]).await;
+    let mut attempt = 0;
+    let (before, answers, after) =
+        wait_for("six answers of one cycle", Duration::from_secs(20), || {
+            attempt += 1;
+            let app = &app;
+            async move {
+                // A page not asked for before: its first answer in each encoding is serialised.
+                let path = format!("/api/telemetry/vms?sort=name&limit=2&offset={attempt}");
+                let before = answer_bodies(app).await;
+                let mut answers = Vec::new();
+                for encoding in ["identity", "gzip"] {
+                    let header = [("accept-encoding", encoding)];
+                    answers.push(raw(app, &path, &header).await);
+                    // Then two at once.
+                    answers.extend(join_all((0..2).map(|_| raw(app, &path, &header))).await);
+                }
+                let after = answer_bodies(app).await;
+                let etag = answers[0].header("etag");
+                let one_cycle = answers
+                    .iter()
+                    .all(|a| a.status == 200 && a.header("etag") == etag);
+                one_cycle.then_some((before, answers, after))
+            }
+        })
+        .await;
+    let (plain, gzip) = answers.split_at(3);
+    assert!(plain.iter().all(|a| a.body == plain[0].body));
+    assert!(gzip.iter().all(|a| a.body == gzip[0].body));
+    assert_ne!(plain[0].body, gzip[0].body);
+    // One body serialised per encoding; the four other answers reused it.
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2.0, 4.0));
 }
 
 #[actix_web::test]
