@@ -350,7 +350,7 @@ BENCH_QEMU_PIDS=$(IFS=,; echo "${qemu_pids[*]}")
 qemu_ns() {
     local p
     for p in "${qemu_pids[@]}"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
-        awk '{ t += $1 } END { printf "%d", t }'
+        awk '{ t += $1 } END { printf "%.0f", t }'
 }
 q0=$(qemu_ns)
 sleep 5
