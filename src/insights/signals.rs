@@ -267,8 +267,9 @@ impl ExtendedReading {
         let this_time = stats.rows.iter().map(|row| (stats.timestamp_ns, row));
         let carried = stats.carried.iter().map(|(at, row)| (*at, row));
         for (at, row) in this_time.chain(carried) {
+            // The latest of its rows: a disk's sizes are carried from their own older read.
             if let Some(source) = Source::of(row) {
-                read_at[source as usize] = at;
+                read_at[source as usize] = read_at[source as usize].max(at);
             }
             if row.measurement == VM_MEMORY {
                 guest_used_percent = used_percent(row).or(guest_used_percent);
