@@ -321,12 +321,18 @@ pub fn rate(previous: u64, current: u64, dt_ns: i64) -> Option<f64> {
     Some((current - previous) as f64 / (dt_ns as f64 / 1e9))
 }
 
-/// The share of its memory a guest has in use, from a `vm_memory` row: what it has
+/// A guest's memory in use and what it has, in KiB, from a `vm_memory` row: what it has
 /// (`available_kb`) less what it could still use (`usable_kb`, else `unused_kb`).
-pub fn used_percent(row: &StatsRow) -> Option<f64> {
+pub fn memory_in_use(row: &StatsRow) -> Option<(u64, u64)> {
     let available = row.counter("available_kb").filter(|a| *a > 0)?;
     let free = row.counter("usable_kb").or(row.counter("unused_kb"))?;
-    Some(available.saturating_sub(free) as f64 / available as f64 * 100.0)
+    Some((available.saturating_sub(free), available))
+}
+
+/// The share of its memory a guest has in use (`memory_in_use`), in percent.
+pub fn used_percent(row: &StatsRow) -> Option<f64> {
+    let (used, available) = memory_in_use(row)?;
+    Some(used as f64 / available as f64 * 100.0)
 }
 
 /// The derived (float) fields of each row of `current`, in the same order as its rows.

@@ -245,22 +245,18 @@ impl Sampler {
     fn calls(&mut self, domains: Vec<Domain>, groups: StatsGroups, due: Due) -> stats::Calls {
         let outstanding = self.disks.outstanding();
         let count = domains.len();
+        let all_bulk = |domains| stats::Calls {
+            domains: count,
+            bulk: vec![(domains, groups)],
+            per_disk: Vec::new(),
+            outstanding: Arc::clone(&outstanding),
+        };
         if !groups.contains(StatsGroups::BLOCK) || due.block_sizes {
-            return stats::Calls {
-                domains: count,
-                bulk: vec![(domains, groups)],
-                per_disk: Vec::new(),
-                outstanding,
-            };
+            return all_bulk(domains);
         }
         let plan = self.disks.plan(domains);
         if plan.per_disk.is_empty() && plan.waiting.is_empty() {
-            return stats::Calls {
-                domains: count,
-                bulk: vec![(plan.bulk, groups)],
-                per_disk: Vec::new(),
-                outstanding,
-            };
+            return all_bulk(plan.bulk);
         }
         let mut others = plan.waiting;
         others.extend(plan.per_disk.iter().map(|(domain, _)| domain.clone()));

@@ -78,6 +78,7 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
             share.push((domains, groups));
         }
     }
+    let disk_by_disk = !calls.per_disk.is_empty();
     let queue: Shared<VecDeque<_>> = Arc::new(Mutex::new(calls.per_disk.into()));
     let sink: Shared<Sink> = Arc::new(Mutex::new(Sink {
         in_flight: vec![0; threads],
@@ -128,7 +129,11 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
     }
     crew.dismiss(&dismissed);
     StatsRead {
-        stats: merged(sink.stats),
+        // Only a domain read disk by disk has two records.
+        stats: match disk_by_disk {
+            true => merged(sink.stats),
+            false => sink.stats,
+        },
         failed: sink.failed,
         left_behind: !dismissed.is_empty(),
     }

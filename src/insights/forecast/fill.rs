@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::extended::{DomainStatsSample, VM_DISK, VM_MEMORY};
+use crate::extended::{DomainStatsSample, VM_DISK, VM_MEMORY, memory_in_use};
 use crate::guest::GuestSample;
 
 /// (used, capacity), both in bytes.
@@ -37,15 +37,13 @@ impl Fill {
         };
         for row in &stats.rows {
             if row.measurement == VM_MEMORY {
-                let available = row.counter("available_kb").filter(|a| *a > 0);
-                let (usable, unused) = (row.counter("usable_kb"), row.counter("unused_kb"));
-                let free = usable.or(unused);
-                if let (Some(usable), Some(unused)) = (usable, unused) {
+                if let (Some(usable), Some(unused)) =
+                    (row.counter("usable_kb"), row.counter("unused_kb"))
+                {
                     let beyond = usable.saturating_sub(unused);
                     fill.memory_reclaimable = Some(beyond as f64 * 1024.0);
                 }
-                if let (Some(available), Some(free)) = (available, free) {
-                    let used = available.saturating_sub(free);
+                if let Some((used, available)) = memory_in_use(row) {
                     fill.memory = Some((used as f64 * 1024.0, available as f64 * 1024.0));
                 }
             }
