@@ -68,7 +68,8 @@ pub struct VmView {
     pub timestamp: DateTime<Utc>,
     pub memory_rate_kb_per_sec: Option<f64>,
     pub memory_angle_deg: Option<f64>,
-    /// From the latest extended sample (`stats_groups`): `cpu_total`'s usage over its vCPUs.
+    /// Its CPU use over its vCPUs: from the latest extended sample's `cpu_total`, or without it
+    /// from its latest two seed samples (Δ`cputime_ns` / (Δt × vCPUs)); null across a restart.
     pub cpu_usage_percent: Option<f64>,
     /// Summed over the VM's disks (`block`).
     pub disk_read_bytes_per_sec: Option<f64>,
@@ -235,13 +236,19 @@ impl VmTable {
 }
 impl Listed<'_> {
     fn row(&self) -> VmRow {
+        let trend = self.recent.cpu_trend(self.latest, row::TREND_PAIRS);
+        let mut rates = ExtendedRates::of(self.stats);
+        // Without `cpu_total`, the same figure from the seed's CPU time, read every cycle.
+        rates.cpu_usage_percent = rates
+            .cpu_usage_percent
+            .or_else(|| trend.last().copied().flatten());
         VmRow {
             host: self.host.clone(),
             uri: self.uri.clone(),
             latest: self.latest.clone(),
             features: self.recent.latest_features(self.latest),
-            rates: ExtendedRates::of(self.stats),
-            cpu_trend: CpuTrend::of(&self.recent.cpu_trend(self.latest, row::TREND_PAIRS)),
+            rates,
+            cpu_trend: CpuTrend::of(&trend),
         }
     }
 
@@ -427,50 +434,61 @@ mod tests {
 
     #[test]
     fn extended_rates_are_summed_over_devices_and_fleet_totals_add_up() {
-        use crate::extended::{DomainStatsSample, StatsRow, VM_DISK};
-        let mut table = VmTable::new(3);
-        let disks = |t: i64, bytes: u64| DomainStatsSample {
-            derived: Vec::new(),
-            carried: Vec::new(),
-            uuid: uuid("a"),
-            name: "x".into(),
-            timestamp_ns: t * 1_000_000_000,
-            vcpus: None,
-            rows: ["vda", "vdb"]
-                .map(|device| StatsRow {
-                    measurement: VM_DISK,
-                    key: Some(("device", device.into())),
-                    source: None,
-                    counters: vec![("read_bytes", bytes)],
-                })
-                .to_vec(),
+        use crate::extended::{DomainStatsSample, StatsRow, VM_CPU, VM_DISK};
+        let row = |measurement, device: Option<&str>, counter, value| StatsRow {
+            measurement,
+            key: device.map(|d| ("device", d.into())),
+            source: None,
+            counters: vec![(counter, value)],
         };
-        for (t, bytes) in [(0, 100), (2, 300)] {
-            let sample = HostSample {
-                uri: "u".into(),
-                host: "h".into(),
-                domains: vec![vm("a", "x", Some(1), t * 1_000_000_000, 10)],
-                node: None,
-            };
-            let stats = StatsSample {
-                uri: "u".into(),
-                host: "h".into(),
-                domains: vec![disks(t, bytes)],
-            };
-            let _ = table.record(sample, Some(stats));
+        // The seed's CPU time runs at half a vCPU; `cpu_total`'s, when read, at a quarter.
+        for (cpu_total, cpu_percent) in [(false, 50.0), (true, 25.0)] {
+            let mut table = VmTable::new(3);
+            for (t, bytes) in [(0, 100), (2, 300)] {
+                let mut rows = vec![
+                    row(VM_DISK, Some("vda"), "read_bytes", bytes),
+                    row(VM_DISK, Some("vdb"), "read_bytes", bytes),
+                ];
+                if cpu_total {
+                    rows.push(row(VM_CPU, None, "cpu_time_ns", t as u64 * 250_000_000));
+                }
+                let sample = HostSample {
+                    uri: "u".into(),
+                    host: "h".into(),
+                    domains: vec![DomainSample {
+                        cputime_ns: t as u64 * 500_000_000,
+                        ..vm("a", "x", Some(1), t * 1_000_000_000, 10)
+                    }],
+                    node: None,
+                };
+                let stats = StatsSample {
+                    uri: "u".into(),
+                    host: "h".into(),
+                    domains: vec![DomainStatsSample {
+                        derived: Vec::new(),
+                        carried: Vec::new(),
+                        uuid: uuid("a"),
+                        name: "x".into(),
+                        timestamp_ns: t * 1_000_000_000,
+                        vcpus: None,
+                        rows,
+                    }],
+                };
+                let _ = table.record(sample, Some(stats));
+            }
+            let catalog = table.catalog(0, 0);
+            let view = catalog.page(&PageQuery::default()).rows[0].view();
+            // (300 - 100) / 2 s on each of two disks.
+            assert_eq!(view.disk_read_bytes_per_sec, Some(200.0));
+            assert_eq!(view.net_rx_bytes_per_sec, None);
+            assert_eq!(view.cpu_usage_percent, Some(cpu_percent));
+            assert_eq!(catalog.fleet.vms, 1);
+            assert_eq!(catalog.fleet.by_state["running"], 1);
+            assert_eq!(
+                (catalog.fleet.vcpus, catalog.fleet.memory_max_kb),
+                (1, 4096)
+            );
         }
-        let catalog = table.catalog(0, 0);
-        let view = catalog.page(&PageQuery::default()).rows[0].view();
-        // (300 - 100) / 2 s on each of two disks.
-        assert_eq!(view.disk_read_bytes_per_sec, Some(200.0));
-        assert_eq!(view.net_rx_bytes_per_sec, None);
-        assert_eq!(view.cpu_usage_percent, None);
-        assert_eq!(catalog.fleet.vms, 1);
-        assert_eq!(catalog.fleet.by_state["running"], 1);
-        assert_eq!(
-            (catalog.fleet.vcpus, catalog.fleet.memory_max_kb),
-            (1, 4096)
-        );
     }
 
     #[test]
