@@ -6,6 +6,7 @@
 //! Counters are integers, exactly as libvirt gives them; everything derived is a float. A counter
 //! lower than before (a reboot, a device unplugged and plugged back) gives no rate for that pair.
 
+mod carried;
 mod newer;
 mod sizes;
 
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::libvirt::bulk_stats::{DomainStats, StatsGroups};
 
+pub use carried::Carried;
 pub use newer::{VM_DIRTYRATE, VM_KVM, VM_PERF};
 pub use sizes::SIZE_FIELDS;
 
@@ -66,7 +68,7 @@ pub struct DomainStatsSample {
     /// Rows of groups not read this time (they have cadences of their own), from the samples
     /// before, with when they were read: the next rates of those groups derive from them; and
     /// the sizes last read of each disk read without them. Never written again.
-    pub carried: Vec<(i64, StatsRow)>,
+    pub carried: Vec<Carried>,
 }
 
 /// Every (filtered) domain of one host from one stats cycle.
@@ -212,32 +214,9 @@ impl DomainStatsSample {
             None => self
                 .carried
                 .iter()
-                .find(|(_, r)| same(r))
-                .map(|(at, row)| (*at, row)),
+                .find(|c| same(&c.row))
+                .map(|c| (c.read_at, &c.row)),
         }
-    }
-
-    /// Keeps, from `previous` (the VM's sample before), the rows of the kinds this one did not
-    /// read (a kind: a measurement, and which tag tells its rows apart), for the rates of the
-    /// next sample that does.
-    pub fn carry(&mut self, previous: Option<&DomainStatsSample>) {
-        let Some(previous) = previous else { return };
-        let kind = |r: &StatsRow| (r.measurement, r.key.as_ref().map(|(tag, _)| *tag));
-        let read: HashSet<_> = self.rows.iter().map(kind).collect();
-        let before = previous.rows.iter().map(|r| (previous.timestamp_ns, r));
-        let carried = previous.carried.iter().map(|(at, r)| (*at, r));
-        let sizes: Vec<(i64, StatsRow)> = self
-            .rows
-            .iter()
-            .filter(|r| r.measurement == VM_DISK && r.counter(SIZE_FIELDS[0]).is_none())
-            .filter_map(|r| previous.sizes(&r.key))
-            .collect();
-        self.carried = before
-            .chain(carried)
-            .filter(|(_, r)| !read.contains(&kind(r)))
-            .map(|(at, r)| (at, r.clone()))
-            .chain(sizes)
-            .collect();
     }
 }
 
@@ -592,7 +571,7 @@ mod tests {
         assert_eq!(cycles[0].rows.len(), 1, "only the network was read");
         assert_eq!(rate(&cycles[0], VM_NET, "rx_bytes_per_sec"), Some(100.0));
         assert_eq!(cycles[0].carried.len(), 1);
-        assert_eq!(cycles[0].carried[0].0, 10_000_000_000);
+        assert_eq!(cycles[0].carried[0].read_at, 10_000_000_000);
         // (5096 - 1000) bytes over the 2 s since the disk was last read.
         assert_eq!(
             rate(&cycles[1], VM_DISK, "read_bytes_per_sec"),

@@ -19,7 +19,7 @@ impl DomainStatsSample {
             None => self
                 .carried
                 .iter()
-                .map(|(at, r)| (*at, r))
+                .map(|c| (c.read_at, &c.row))
                 .find(|(_, r)| sized(r))?,
         };
         let counters = row.counters.iter().filter(|(f, _)| SIZE_FIELDS.contains(f));

@@ -265,7 +265,7 @@ impl ExtendedReading {
         let mut read_at = [0; SOURCES_OF_ROWS];
         let mut guest_used_percent = None;
         let this_time = stats.rows.iter().map(|row| (stats.timestamp_ns, row));
-        let carried = stats.carried.iter().map(|(at, row)| (*at, row));
+        let carried = stats.carried.iter().map(|c| (c.read_at, &c.row));
         for (at, row) in this_time.chain(carried) {
             // The latest of its rows: a disk's sizes are carried from their own older read.
             if let Some(source) = Source::of(row) {

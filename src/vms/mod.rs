@@ -432,56 +432,78 @@ mod tests {
         assert_eq!(SortColumn::named("colour"), None);
     }
 
-    #[test]
-    fn extended_rates_are_summed_over_devices_and_fleet_totals_add_up() {
-        use crate::extended::{DomainStatsSample, StatsRow, VM_CPU, VM_DISK};
-        let row = |measurement, device: Option<&str>, counter, value| StatsRow {
+    fn counters(
+        measurement: &'static str,
+        device: Option<&str>,
+        counter: &'static str,
+        value: u64,
+    ) -> crate::extended::StatsRow {
+        crate::extended::StatsRow {
             measurement,
             key: device.map(|d| ("device", d.into())),
             source: None,
             counters: vec![(counter, value)],
+        }
+    }
+
+    /// A cycle of VM `a` at `t` s, its seed's CPU time at half a vCPU, and its extended `rows`.
+    fn stats_cycle(table: &mut VmTable, t: i64, rows: Vec<crate::extended::StatsRow>) {
+        let sample = HostSample {
+            uri: "u".into(),
+            host: "h".into(),
+            domains: vec![DomainSample {
+                cputime_ns: t as u64 * 500_000_000,
+                ..vm("a", "x", Some(1), t * 1_000_000_000, 10)
+            }],
+            node: None,
         };
+        let stats = StatsSample {
+            uri: "u".into(),
+            host: "h".into(),
+            domains: vec![crate::extended::DomainStatsSample {
+                derived: Vec::new(),
+                carried: Vec::new(),
+                uuid: uuid("a"),
+                name: "x".into(),
+                timestamp_ns: t * 1_000_000_000,
+                vcpus: None,
+                rows,
+            }],
+        };
+        let _ = table.record(sample, Some(stats));
+    }
+
+    fn first_view(table: &VmTable) -> VmView {
+        table.catalog(0, 0).page(&PageQuery::default()).rows[0].view()
+    }
+
+    #[test]
+    fn extended_rates_are_summed_over_devices_and_fleet_totals_add_up() {
+        use crate::extended::{VM_CPU, VM_DISK};
         // The seed's CPU time runs at half a vCPU; `cpu_total`'s, when read, at a quarter.
         for (cpu_total, cpu_percent) in [(false, 50.0), (true, 25.0)] {
             let mut table = VmTable::new(3);
             for (t, bytes) in [(0, 100), (2, 300)] {
                 let mut rows = vec![
-                    row(VM_DISK, Some("vda"), "read_bytes", bytes),
-                    row(VM_DISK, Some("vdb"), "read_bytes", bytes),
+                    counters(VM_DISK, Some("vda"), "read_bytes", bytes),
+                    counters(VM_DISK, Some("vdb"), "read_bytes", bytes),
                 ];
                 if cpu_total {
-                    rows.push(row(VM_CPU, None, "cpu_time_ns", t as u64 * 250_000_000));
+                    rows.push(counters(
+                        VM_CPU,
+                        None,
+                        "cpu_time_ns",
+                        t as u64 * 250_000_000,
+                    ));
                 }
-                let sample = HostSample {
-                    uri: "u".into(),
-                    host: "h".into(),
-                    domains: vec![DomainSample {
-                        cputime_ns: t as u64 * 500_000_000,
-                        ..vm("a", "x", Some(1), t * 1_000_000_000, 10)
-                    }],
-                    node: None,
-                };
-                let stats = StatsSample {
-                    uri: "u".into(),
-                    host: "h".into(),
-                    domains: vec![DomainStatsSample {
-                        derived: Vec::new(),
-                        carried: Vec::new(),
-                        uuid: uuid("a"),
-                        name: "x".into(),
-                        timestamp_ns: t * 1_000_000_000,
-                        vcpus: None,
-                        rows,
-                    }],
-                };
-                let _ = table.record(sample, Some(stats));
+                stats_cycle(&mut table, t, rows);
             }
-            let catalog = table.catalog(0, 0);
-            let view = catalog.page(&PageQuery::default()).rows[0].view();
+            let view = first_view(&table);
             // (300 - 100) / 2 s on each of two disks.
             assert_eq!(view.disk_read_bytes_per_sec, Some(200.0));
             assert_eq!(view.net_rx_bytes_per_sec, None);
             assert_eq!(view.cpu_usage_percent, Some(cpu_percent));
+            let catalog = table.catalog(0, 0);
             assert_eq!(catalog.fleet.vms, 1);
             assert_eq!(catalog.fleet.by_state["running"], 1);
             assert_eq!(
@@ -489,6 +511,28 @@ mod tests {
                 (1, 4096)
             );
         }
+    }
+
+    #[test]
+    fn a_group_at_its_own_cadence_keeps_its_last_rates_between_reads() {
+        use crate::extended::{VM_DISK, VM_NET};
+        let mut table = VmTable::new(3);
+        let disk = |bytes| counters(VM_DISK, Some("vda"), "read_bytes", bytes);
+        let net = |bytes| counters(VM_NET, None, "rx_bytes", bytes);
+        stats_cycle(&mut table, 0, vec![disk(0), net(0)]);
+        stats_cycle(&mut table, 2, vec![disk(200), net(1000)]);
+        // Only the disks read at 3 s and 4 s: the network's rate stays its last, 500 B/s.
+        for (t, bytes) in [(3, 500), (4, 600)] {
+            stats_cycle(&mut table, t, vec![disk(bytes)]);
+            let view = first_view(&table);
+            assert_eq!(view.net_rx_bytes_per_sec, Some(500.0), "at {t} s");
+        }
+        assert_eq!(first_view(&table).disk_read_bytes_per_sec, Some(100.0));
+        // Read again: (4000 - 1000) B over the 4 s since its last read.
+        stats_cycle(&mut table, 6, vec![net(4000)]);
+        let view = first_view(&table);
+        assert_eq!(view.net_rx_bytes_per_sec, Some(750.0));
+        assert_eq!(view.disk_read_bytes_per_sec, Some(100.0));
     }
 
     #[test]

@@ -55,8 +55,9 @@ impl CpuTrend {
     }
 }
 
-/// The latest extended sample's derived values, each summed over the VM's disks or interfaces;
-/// none without the stats groups, or before a VM's second extended sample.
+/// The latest derived values of each kind (a group read at its own cadence keeps those of its
+/// last read), each summed over the VM's disks or interfaces; none without the stats groups,
+/// or before a VM's second extended sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ExtendedRates {
     pub cpu_usage_percent: Option<f64>,
@@ -81,12 +82,15 @@ impl ExtendedRates {
     }
 }
 
-/// The sum of `field` over the rows of `measurement` that derived it; none if none did.
+/// The sum of `field` over the rows of `measurement` that derived it, read this time or
+/// carried (a kind is either); none if none did.
 fn total(stats: &DomainStatsSample, measurement: &str, field: &str) -> Option<f64> {
+    let carried = stats.carried.iter().map(|c| (&c.row, &c.derived));
     stats
         .rows
         .iter()
         .zip(&stats.derived)
+        .chain(carried)
         .filter(|(row, _)| row.measurement == measurement)
         .filter_map(|(_, derived)| derived.iter().find(|(f, _)| *f == field))
         .fold(None, |sum, (_, value)| Some(sum.unwrap_or(0.0) + value))
