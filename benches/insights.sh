@@ -184,13 +184,16 @@ forecast_leak() {
         ((SECONDS < deadline)) || die "$g never ran out (console: $console)"
         t=$(awk -v a="$EPOCHREALTIME" -v b="$start" 'BEGIN { printf "%.3f", a - b }')
         # Used and the capacity as the service reads them: available less usable, against
-        # available less the least usable beyond unused so far (held, KiB; the third word).
+        # available less its kernel's low watermark (src/insights/forecast/fill.rs) and less the
+        # least usable beyond unused so far (held, KiB; the third word).
         stats=$(virsh -c qemu:///system domstats --balloon $g |
             awk -F= -v held="$held" '/balloon.available=/ { a = $2 } /balloon.usable=/ { u = $2 }
                 /balloon.unused=/ { f = $2 }
                 END { if (!a || u == "" || f == "") exit
                       gap = u > f ? u - f : 0; if (held == "" || gap < held) held = gap
-                      printf "%d %d %d", (a - u) * 1024, (a - held) * 1024, held }')
+                      m = int(sqrt(16 * a)); m = m < 128 ? 128 : m > 262144 ? 262144 : m
+                      low = m + (int(m / 4) > int(a / 1000) ? int(m / 4) : int(a / 1000))
+                      printf "%d %d %d", (a - u) * 1024, (a - low - held) * 1024, held }')
         [[ -n $stats ]] && held=${stats##* } && stats=${stats% *}
         # A new reading only when the balloon's stats (every second) changed.
         [[ -n $stats && $stats != "$last" ]] && echo "$t $stats" >>"$out" && last=$stats

@@ -1,8 +1,9 @@
 //! How full a VM's bounded resources are, read from its extended sample: guest memory in use
-//! against what the guest has (`vm_memory`: `available_kb` less `usable_kb`, else `unused_kb`),
-//! with the part of `usable_kb` beyond `unused_kb` (what the kernel counts it could reclaim),
-//! and each disk's `allocation_bytes` against its `capacity_bytes` (`vm_disk`); and from its
-//! guest agent's answer, each filesystem's used bytes against its size (`vm_guest_fs`).
+//! (`vm_memory`: `available_kb` less `usable_kb`, else `unused_kb`) against what the guest has
+//! less the free memory its kernel keeps, with the part of `usable_kb` beyond `unused_kb` (what
+//! the kernel counts it could reclaim), and each disk's `allocation_bytes` against its
+//! `capacity_bytes` (`vm_disk`); and from its guest agent's answer, each filesystem's used bytes
+//! against its size (`vm_guest_fs`).
 
 use uuid::Uuid;
 
@@ -44,7 +45,8 @@ impl Fill {
                     fill.memory_reclaimable = Some(beyond as f64 * 1024.0);
                 }
                 if let Some((used, available)) = memory_in_use(row) {
-                    fill.memory = Some((used as f64 * 1024.0, available as f64 * 1024.0));
+                    let capacity = available.saturating_sub(kernel_reserve_kb(available));
+                    fill.memory = Some((used as f64 * 1024.0, capacity as f64 * 1024.0));
                 }
             }
             if row.measurement == VM_DISK
@@ -61,6 +63,13 @@ impl Fill {
         }
         fill
     }
+}
+
+/// The KiB a Linux guest of `total_kb` never fills: its kernel's low watermark (mm/page_alloc.c:
+/// min_free_kbytes = √(16 × KiB) within 128 KiB..256 MiB, low = min + max(min / 4, 0.1 %)).
+pub fn kernel_reserve_kb(total_kb: u64) -> u64 {
+    let min = total_kb.saturating_mul(16).isqrt().clamp(128, 262_144);
+    min + (min / 4).max(total_kb / 1000)
 }
 
 /// A guest's filesystems as its agent last told them, at the guest lane's own cadence.
@@ -99,6 +108,27 @@ impl GuestFill {
             uuid,
             timestamp_ns,
             filesystems,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_reserve_kb;
+
+    #[test]
+    fn a_guests_kernel_reserve_is_its_low_watermark() {
+        // min = √(16 × KiB) within 128..262,144; low = min + max(min / 4, KiB / 1000).
+        let cases = [
+            (512, 128 + 32),
+            // The test guest of 144 MiB: its zones' min summed to 1,236, low to 1,544.
+            (109_060, 1_320 + 330),
+            (1 << 20, 4_096 + 1_048),
+            (16 << 20, 16_384 + 16_777),
+            (4 << 30, 262_144 + 4_294_967),
+        ];
+        for (total_kb, reserve_kb) in cases {
+            assert_eq!(kernel_reserve_kb(total_kb), reserve_kb, "{total_kb} KiB");
         }
     }
 }
