@@ -11,9 +11,9 @@
 //! kernel kills with 7 MiB still counted available (`usable_kb`): 5 MiB of it the slab of its
 //! tmpfs files, which the service takes for held as the least `usable_kb` beyond `unused_kb` the
 //! guest ever showed, and 1.5 MiB its last free pages, which the service takes for the kernel's
-//! low watermark, reckoned from the guest's size (benches/README.md). The leak starts as soon as the service has read the guest's
-//! memory: a line with no flat stretch before it to fade is judged fairly a quarter of the way
-//! in, 20 s into a guest of 144 MiB.
+//! low watermark, reckoned from the guest's size (benches/README.md). The leak starts as soon
+//! as the service has read the guest's memory: a line with no flat stretch before it to fade is
+//! judged fairly a quarter of the way in, 20 s into a guest of 144 MiB.
 
 use std::time::{Duration, Instant};
 
