@@ -41,8 +41,8 @@ struct ReplayCli {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// The span read per query, like `6h`.
-    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    /// The span read per query, like `1h`: its answer is held whole (benches/README.md).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     chunk: std::time::Duration,
     /// VMs shown, the most to reclaim first.
     #[arg(long, default_value_t = 10_000)]
