@@ -315,6 +315,8 @@ impl Handler<WriteLines> for WriterActor {
             actor.buffer.push(lines, Instant::now());
             actor.status.dropped_lines = actor.buffer.dropped();
             actor.flush_if_due(ctx);
+            // A cycle's buffers are freed by now (its samples, its lines once stored).
+            crate::allocator::give_back_free_memory();
         });
     }
 }
