@@ -1,6 +1,7 @@
 //! vmtelemetry: watches the VMs of libvirt hosts and ships their telemetry to InfluxDB.
 
 pub mod actors;
+pub mod allocator;
 pub mod configuration;
 pub mod coordination;
 pub mod domain_filter;

@@ -24,6 +24,9 @@ const RETRY_MIN_DELAY: Duration = Duration::from_millis(500);
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 /// While stopping, a failed batch is tried again this soon.
 const DRAIN_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Freed memory is given back at most this often: once a cycle with one host, not once per host
+/// with many (each time ≈ 0.4 ms at 10,000 VMs).
+const GIVE_BACK_EVERY: Duration = Duration::from_millis(500);
 
 pub struct WriterActor {
     config: WriterConfig,
@@ -41,6 +44,7 @@ pub struct WriterActor {
     draining: bool,
     status: WriterStatus,
     crashes: CrashRecord,
+    given_back_at: Option<Instant>,
 }
 
 /// A failed batch waits until `at`; `backoff` yields the ceilings of later waits.
@@ -76,6 +80,7 @@ impl WriterActor {
             draining: false,
             status,
             crashes: CrashRecord::default(),
+            given_back_at: None,
         }
     }
 
@@ -312,9 +317,18 @@ impl Handler<WriteLines> for WriterActor {
             return;
         }
         guarded(self, ctx, |actor, ctx| {
-            actor.buffer.push(lines, Instant::now());
+            let now = Instant::now();
+            actor.buffer.push(lines, now);
             actor.status.dropped_lines = actor.buffer.dropped();
             actor.flush_if_due(ctx);
+            // A cycle's buffers are freed by now (its samples, its lines once stored).
+            if actor
+                .given_back_at
+                .is_none_or(|at| now.duration_since(at) >= GIVE_BACK_EVERY)
+            {
+                crate::allocator::give_back_free_memory();
+                actor.given_back_at = Some(now);
+            }
         });
     }
 }
