@@ -113,8 +113,9 @@ fn boot_all() -> [Guest; 4] {
         .arg("vmt.after", AFTER)
         .arg("vmt.duty", 95)
         .pin_vcpu(1);
-    // Lightly loaded: a short spin every second, so it asks for the core now and then.
-    let victim = Guest::options("cpu").pin_vcpu(1);
+    // Lightly loaded: a short spin every second, so it asks for the core now and then; long
+    // enough that waiting for it shows well above the wake-ups' own delay.
+    let victim = Guest::options("cpu").arg("vmt.spin", 12000).pin_vcpu(1);
     let leak = Guest::options("leak").arg("vmt.after", AFTER).pin_vcpu(0);
     let storm = Guest::options("storm").arg("vmt.after", AFTER).pin_vcpu(0);
     std::thread::scope(|scope| {
