@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Resident memory at the target's set-up with the dashboard open, a benchmark, not a test: the
+# memory step of benches/libvirt.sh (10,000 libvirt test-driver VMs, 1 s poll, insights off,
+# the spool on, writes to the InfluxDB 1.x that scripts/test-env.sh up leaves on 18086): the
+# median of 20 VmRSS readings over 5 s after 65 cycles, then again after 40 s with Debian's
+# headless Chromium on the dashboard, one VM chosen (its charts query InfluxDB). BENCH_RUNS (3)
+# runs of the release binary. Prints a Markdown table against the < 40 MB target.
+# Usage: benches/dashboard_rss.sh   (as root; stops every process it starts itself)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+# shellcheck source=benches/node_xml.sh
+. benches/node_xml.sh
+RUNS=${BENCH_RUNS:-3}
+port=${BENCH_API_PORT:-18394}
+influx=http://127.0.0.1:${VMT_TEST_INFLUX_PORT:-18086}
+work=$(mktemp -d /tmp/vmt-dashboard-rss.XXXXXX)
+pid="" browser=""
+cleanup() {
+    if [[ -n $browser ]]; then kill -KILL "$browser" 2>/dev/null || true; fi
+    if [[ -n $pid ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+load_cargo_env || die "cargo not found"
+cargo build --release --quiet --bin vmtelemetry
+node_xml 10000 "$work/node.xml"
+curl -sf -o /dev/null -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE bench_dashboard_rss"
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+rss() { for _ in $(seq 20); do awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; sleep 0.25; done | median; }
+collections() {
+    curl -sf "http://127.0.0.1:$port/api/telemetry/status" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["total_collections"])' 2>/dev/null ||
+        echo 0
+}
+echo "| run | without the dashboard (KiB) | with it open (KiB) | load |"
+echo "|---|---|---|---|"
+for i in $(seq "$RUNS"); do
+    rm -rf "$work/spool" "$work/chromium"
+    env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" VMTELEMETRY_POLL_INTERVAL=1 \
+        VMTELEMETRY_LIBVIRT_TIMEOUT=60 VMTELEMETRY_INFLUX_API=v1 VMTELEMETRY_INFLUX_URL="$influx" \
+        VMTELEMETRY_INFLUX_DB=bench_dashboard_rss VMTELEMETRY_SPOOL_DIR="$work/spool" \
+        VMTELEMETRY_LISTEN="127.0.0.1:$port" VMTELEMETRY_INSIGHTS=false RUST_LOG=warn \
+        target/release/vmtelemetry >>"$work/service.log" 2>&1 &
+    pid=$!
+    until [[ $(collections) -ge 65 ]]; do
+        kill -0 "$pid" 2>/dev/null || { cat "$work/service.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    without=$(rss)
+    chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$work/chromium" \
+        --remote-debugging-port=0 "http://127.0.0.1:$port/#vm=be7c0000-0000-4000-8000-000000000001" \
+        >/dev/null 2>&1 &
+    browser=$!
+    sleep 40
+    with=$(rss)
+    kill -TERM "$browser"
+    wait "$browser" 2>/dev/null || true
+    browser=""
+    kill -TERM "$pid"
+    wait "$pid" || true
+    pid=""
+    echo "| $i | $without | $with | $(cut -d' ' -f1 /proc/loadavg) |"
+done
