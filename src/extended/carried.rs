@@ -24,21 +24,18 @@ impl DomainStatsSample {
         let Some(previous) = previous else { return };
         let kind = |r: &StatsRow| (r.measurement, r.key.as_ref().map(|(tag, _)| *tag));
         let read: HashSet<_> = self.rows.iter().map(kind).collect();
-        let derived = previous
-            .derived
-            .iter()
-            .map(Some)
-            .chain(std::iter::repeat(None));
-        let before = previous
-            .rows
-            .iter()
-            .zip(derived)
+        let derived = (previous.derived.iter().map(Some)).chain(std::iter::repeat(None));
+        let before = (previous.rows.iter().zip(derived))
+            .filter(|(row, _)| !read.contains(&kind(row)))
             .map(|(row, derived)| Carried {
                 read_at: previous.timestamp_ns,
                 row: row.clone(),
                 derived: derived.cloned().unwrap_or_default(),
             });
-        let sizes: Vec<Carried> = self
+        let older = (previous.carried.iter())
+            .filter(|c| !read.contains(&kind(&c.row)))
+            .cloned();
+        let sizes = self
             .rows
             .iter()
             .filter(|r| r.measurement == VM_DISK && r.counter(SIZE_FIELDS[0]).is_none())
@@ -47,12 +44,8 @@ impl DomainStatsSample {
                 read_at,
                 row,
                 derived: Vec::new(),
-            })
-            .collect();
-        self.carried = before
-            .chain(previous.carried.iter().cloned())
-            .filter(|c| !read.contains(&kind(&c.row)))
-            .chain(sizes)
-            .collect();
+            });
+        // Only what is kept is cloned: most rows are read again every cycle.
+        self.carried = before.chain(older).chain(sizes).collect();
     }
 }
