@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDomain, TestNode, spawn_app_with_file, wait_for};
-use crate::support::browser::{Tab, click, in_browser, js, open, rows_are, wait_js};
+use crate::support::browser::{
+    Tab, click, in_browser, js, open, rows_are, wait_js, wait_js_showing,
+};
 
 const VMS: u32 = 10_000;
 const PAGE: usize = 100;
@@ -63,12 +65,24 @@ fn thousands(n: usize) -> String {
 fn wait_rows(tab: &Tab, what: &str, expected: &[String], range: &str) {
     let rows = rows_are("#vm-table tbody tr[data-uuid]", expected);
     let range = serde_json::to_string(range).unwrap();
-    wait_js(
+    wait_js_showing(
         tab,
         what,
         &format!("{rows} && document.querySelector('#page-range').textContent === {range}"),
+        TABLE_SHOWN,
     );
 }
+
+/// What the table shows, for a timeout's message.
+const TABLE_SHOWN: &str = "{
+    hash: location.hash,
+    range: document.querySelector('#page-range').textContent,
+    status: document.querySelector('#vms-status').textContent,
+    rows: (rows => [rows.length, rows.slice(0, 2), rows.slice(-1)])(
+        [...document.querySelectorAll('#vm-table tbody tr[data-uuid]')].map(tr => tr.dataset.uuid)),
+    asked: performance.getEntriesByType('resource').filter(e => e.name.includes('/vms?'))
+        .slice(-3).map(e => [e.name.split('?')[1], e.responseStatus, Math.round(e.duration)]),
+}";
 
 /// Waits for the first page of `domains` (UUID: vCPUs) by CPU %, highest first. A test domain's CPU time is
 /// the wall clock, so its CPU % is 100 over its vCPUs: the page holds the domains with the
@@ -81,7 +95,7 @@ fn wait_by_cpu(tab: &Tab, what: &str, domains: &Value, range: &str) {
     let set = js(tab, &format!("(window.vcpusOf = {domains}, true)"));
     assert_eq!(set, json!(true), "{what}");
     let range = serde_json::to_string(range).unwrap();
-    wait_js(
+    wait_js_showing(
         tab,
         what,
         &format!(
@@ -90,6 +104,7 @@ fn wait_by_cpu(tab: &Tab, what: &str, domains: &Value, range: &str) {
              && document.querySelector('#page-range').textContent === {range}",
             json!(classes)
         ),
+        TABLE_SHOWN,
     );
 }
 

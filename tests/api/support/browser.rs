@@ -86,6 +86,12 @@ pub fn js(tab: &Tab, expression: &str) -> Value {
 /// Polls `expression` until it is neither `false`, `null` nor an exception, and returns it.
 #[track_caller]
 pub fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
+    wait_js_showing(tab, what, expression, "null")
+}
+
+/// `wait_js`, telling on a timeout what `showing` (an expression) finds on the page then.
+#[track_caller]
+pub fn wait_js_showing(tab: &Tab, what: &str, expression: &str, showing: &str) -> Value {
     let deadline = Instant::now() + PAGE_TIMEOUT;
     loop {
         let value = js(tab, expression);
@@ -95,10 +101,12 @@ pub fn wait_js(tab: &Tab, what: &str, expression: &str) -> Value {
         if !(value.is_null() || value == json!(false) || failed) {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: last value {value}"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}: last value {value}; the page shows {}",
+                js(tab, showing)
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
