@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Influx, spawn_collecting, wait_for};
+use crate::helpers::{Influx, TestApp, spawn_collecting, wait_for};
 use crate::support::guest::{Guest, only_guests};
 use crate::support::prometheus::{get_text, parse};
 
@@ -20,15 +20,27 @@ const RATES: [&str; 4] = [
     "write_iops",
 ];
 
+/// A firmware guest with a disk, and the service reading only it every 0.5 s: `groups`, one of
+/// them (or the disks' sizes) at its own `(setting, interval)`.
+pub async fn disk_guest_read(
+    name: &str,
+    groups: &str,
+    own: (&str, &str),
+) -> (Guest, Influx, TestApp) {
+    let guest = Guest::firmware_with_disk(name);
+    let influx = Influx::new_database().await;
+    let mut env = only_guests(name, "0.5", groups);
+    env.push(own);
+    let app = spawn_collecting("qemu:///system", &influx, &env).await;
+    (guest, influx, app)
+}
+
 #[actix_web::test]
 async fn a_disks_counters_come_every_cycle_and_its_sizes_at_their_own_cadence() {
     let name = format!("vmt-disk-cadence-{}", std::process::id());
-    let _guest = Guest::firmware_with_disk(&name);
-    let influx = Influx::new_database().await;
     // Polls of 0.5 s, the block group every poll, its sizes every 4.
-    let mut env = only_guests(&name, "0.5", "block");
-    env.push(("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES", "2"));
-    let app = spawn_collecting("qemu:///system", &influx, &env).await;
+    let sizes = ("VMTELEMETRY_STATS_GROUP_INTERVALS__BLOCK_SIZES", "2");
+    let (_guest, influx, app) = disk_guest_read(&name, "block", sizes).await;
     let times = |and: &'static str| {
         let (influx, name) = (&influx, &name);
         async move {

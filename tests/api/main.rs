@@ -3,6 +3,7 @@
 
 mod admin;
 mod bulk_stats;
+mod carried_rates;
 mod cli;
 mod coordination;
 mod coordination_stall;
