@@ -6,8 +6,9 @@
 #     vm_memory, vm_disk: three points a VM-sample, written with the line protocol into a
 #     database of its own), VM-samples per second of the whole command, its peak resident
 #     memory, and the write's rate.
-# Usage: [BENCH_CHUNK=6h] benches/outlook.sh [DAYS] [VMS]   (defaults 1 and 100; BENCH_CHUNK is
-# the replay's --chunk; a month is DAYS=30: 155 M points to write, 24 minutes on this machine).
+# Usage: [BENCH_CHUNK=1h] benches/outlook.sh [DAYS] [VMS]   (defaults 1 and 100; BENCH_CHUNK is
+# the replay's --chunk, by default none: spans sized by the answers; a month is DAYS=30: 155 M
+# points to write, 24 minutes on this machine).
 # Needs the InfluxDB 1.x at VMT_TEST_INFLUX_URL (scripts/test-env.sh up); drops its database at
 # the end.
 set -euo pipefail
@@ -19,7 +20,7 @@ cd "$here/.."
 
 DAYS=${1:-1}
 VMS=${2:-100}
-CHUNK=${BENCH_CHUNK:-6h}
+CHUNK=${BENCH_CHUNK:-}
 STEP=5
 influx=${VMT_TEST_INFLUX_URL:-http://127.0.0.1:18086}
 db=bench_replay_$$
@@ -81,7 +82,7 @@ peak_kib=$(env VMTELEMETRY_INFLUX_URL="$influx" VMTELEMETRY_INFLUX_API=v1 VMTELE
 subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"), check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$work/replay.json" \
     target/release/vmtelemetry replay --start "$(date -u -d "@$start" +%FT%TZ)" \
-    --end "$(date -u -d "@$end" +%FT%TZ)" --json --limit "$VMS" --chunk "$CHUNK")
+    --end "$(date -u -d "@$end" +%FT%TZ)" --json --limit "$VMS" ${CHUNK:+--chunk "$CHUNK"})
 t1=$(date +%s.%N)
 vms_out=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["vms"]))' "$work/replay.json")
 ((vms_out == VMS)) || die "the replay gave $vms_out VMs of $VMS"
@@ -91,6 +92,7 @@ echo "| measure | figure |"
 echo "|---|---|"
 echo "| state per VM | ${state#outlook state } |"
 awk -v s="$samples" -v a="$t0" -v b="$t1" -v d="$DAYS" -v n="$VMS" -v p="$points" -v w="$write_rate" \
-    -v c="$CHUNK" -v m="$peak_kib" 'BEGIN {
-    printf "| replay of %d day(s) of 5-second history, %d VMs (%d VM-samples, %d points), %s chunks | %.1f s: %.0f VM-samples per second, peak resident memory %.0f MiB (writing it: %d points per second) |\n",
+    -v c="${CHUNK:+$CHUNK chunks}" -v m="$peak_kib" 'BEGIN {
+    if (c == "") c = "spans sized by the answers"
+    printf "| replay of %d day(s) of 5-second history, %d VMs (%d VM-samples, %d points), %s | %.1f s: %.0f VM-samples per second, peak resident memory %.0f MiB (writing it: %d points per second) |\n",
         d, n, s, p, c, b - a, s / (b - a), m / 1024, w }'

@@ -41,9 +41,10 @@ struct ReplayCli {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// The span read per query, like `1h`: its answer is held whole (benches/README.md).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    chunk: std::time::Duration,
+    /// The span read per query, like `1h`: its answer is held whole. By default each span is
+    /// sized from the answer before, to ≈ 10 MiB (benches/README.md).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    chunk: Option<std::time::Duration>,
     /// VMs shown, the most to reclaim first.
     #[arg(long, default_value_t = 10_000)]
     limit: usize,

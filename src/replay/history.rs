@@ -26,12 +26,13 @@ WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"device\"; \
 SELECT \"used_bytes\", \"total_bytes\" FROM \"vm_guest_fs\" \
 WHERE time >= $start AND time < $end GROUP BY \"host\", \"uuid\", \"mountpoint\"";
 
-/// `QUERY` over `params` (`start`, `end` in nanoseconds): InfluxDB's whole JSON answer.
+/// `QUERY` over `params` (`start`, `end` in nanoseconds): InfluxDB's whole JSON answer, and
+/// its size in bytes.
 pub async fn read(
     target: &QueryTarget,
     client: &awc::Client,
     params: &Value,
-) -> Result<Value, QueryError> {
+) -> Result<(Value, usize), QueryError> {
     let sent = target.request(client).send_form(&[
         ("db", target.db()),
         ("q", QUERY),
@@ -39,7 +40,8 @@ pub async fn read(
         ("params", &params.to_string()),
     ]);
     let body = target.exchange(sent).await?;
-    serde_json::from_slice(&body).map_err(|e| QueryError::BadReply(e.to_string()))
+    let answer = serde_json::from_slice(&body).map_err(|e| QueryError::BadReply(e.to_string()))?;
+    Ok((answer, body.len()))
 }
 
 /// One VM's history in a span: its readings and its guest agent's answers, each in time order,

@@ -3,6 +3,7 @@
 //! long series. Reads a span in chunks (`history`), feeds every VM's readings in time order to
 //! the outlook, then prints a table (`table`) or JSON.
 
+mod chunks;
 mod history;
 mod table;
 
@@ -21,6 +22,7 @@ use crate::insights::outlook::{Outlook, OutlookSettings};
 use crate::insights::rightsizing::summary::{
     Recommendations, RecommendationsQuery, SortBy, recommendations,
 };
+use chunks::Chunks;
 
 pub use table::table;
 
@@ -33,8 +35,8 @@ pub struct ReplayArgs {
     pub host: Option<String>,
     /// Only the VMs whose name matches, `*` matching any run of characters.
     pub name: Option<String>,
-    /// The span read per query.
-    pub chunk: Duration,
+    /// The span read per query; sized by the answers if none.
+    pub chunk: Option<Duration>,
     /// VMs shown (all of them in JSON).
     pub limit: usize,
 }
@@ -105,22 +107,21 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
     }
     let https = (config.writer.influx_url.as_ref()).is_some_and(|url| url.scheme() == "https");
     let client = HttpClients::new(https, config.writer.ca_file.as_deref())?.client();
-    let chunk = chrono::Duration::from_std(args.chunk).unwrap_or(chrono::Duration::days(1));
-    let chunks = ((args.end - args.start).num_seconds() / chunk.num_seconds().max(1) + 1) as u64;
+    let total = (args.end - args.start).num_seconds().max(1) as u64;
     let progress = match std::io::stderr().is_terminal() {
-        true => indicatif::ProgressBar::new(chunks),
+        true => indicatif::ProgressBar::new(total),
         false => indicatif::ProgressBar::hidden(),
     };
     let mut outlook = Outlook::default();
     let settings = &config.outlook;
-    let mut from = args.start;
-    while from < args.end {
-        let to = (from + chunk).min(args.end);
+    let mut chunks = Chunks::new(args.start, args.end, args.chunk);
+    while let Some((from, to)) = chunks.next_span() {
         let params = json!({
             "start": from.timestamp_nanos_opt(),
             "end": to.timestamp_nanos_opt(),
         });
-        let answer = history::read(&target, &client, &params).await?;
+        let (answer, bytes) = history::read(&target, &client, &params).await?;
+        chunks.answered(bytes);
         let keep = |host: &str, name: &str| {
             args.host.as_deref().is_none_or(|h| h == host)
                 && args.name.as_deref().is_none_or(|p| glob(p, name))
@@ -128,8 +129,7 @@ pub async fn run(config: &AppConfig, args: &ReplayArgs) -> Result<Recommendation
         for vm in history::vms(&answer, keep)? {
             replay_vm(&mut outlook, &vm, settings);
         }
-        progress.inc(1);
-        from = to;
+        progress.inc((to - from).num_seconds() as u64);
     }
     progress.finish_and_clear();
     let query = RecommendationsQuery {
