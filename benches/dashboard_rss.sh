@@ -3,8 +3,10 @@
 # memory step of benches/libvirt.sh (10,000 libvirt test-driver VMs, 1 s poll, insights off,
 # the spool on, writes to the InfluxDB 1.x that scripts/test-env.sh up leaves on 18086): the
 # median of 20 VmRSS readings over 5 s after 65 cycles, then again after 40 s with Debian's
-# headless Chromium on the dashboard, one VM chosen (its charts query InfluxDB). BENCH_RUNS (3)
-# runs of the release binary. Prints a Markdown table against the < 40 MB target.
+# headless Chromium on the dashboard, one VM chosen by the address a shared link gives (UUID and
+# host: its charts query InfluxDB). BENCH_RUNS (3) runs of the release binary, or of
+# DASHBOARD_RSS_BIN (another build, to compare). Prints a Markdown table against the < 40 MB
+# target.
 # Usage: benches/dashboard_rss.sh   (as root; stops every process it starts itself)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,8 +26,12 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-load_cargo_env || die "cargo not found"
-cargo build --release --quiet --bin vmtelemetry
+bin=${DASHBOARD_RSS_BIN:-}
+if [[ -z $bin ]]; then
+    load_cargo_env || die "cargo not found"
+    cargo build --release --quiet --bin vmtelemetry
+    bin=target/release/vmtelemetry
+fi
 node_xml 10000 "$work/node.xml"
 curl -sf -o /dev/null -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE bench_dashboard_rss"
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -35,6 +41,13 @@ collections() {
         python3 -c 'import json,sys; print(json.load(sys.stdin)["total_collections"])' 2>/dev/null ||
         echo 0
 }
+# The first VM's address as the dashboard writes it: without its host, the VM is not found.
+vm_address() {
+    curl -sf "http://127.0.0.1:$port/api/telemetry/vms?limit=1" | python3 -c '
+import json, sys, urllib.parse
+vm = json.load(sys.stdin)["vms"][0]
+print(urllib.parse.urlencode({"vm": vm["uuid"], "host": vm["host"]}))'
+}
 echo "| run | without the dashboard (KiB) | with it open (KiB) | load |"
 echo "|---|---|---|---|"
 for i in $(seq "$RUNS"); do
@@ -43,7 +56,7 @@ for i in $(seq "$RUNS"); do
         VMTELEMETRY_LIBVIRT_TIMEOUT=60 VMTELEMETRY_INFLUX_API=v1 VMTELEMETRY_INFLUX_URL="$influx" \
         VMTELEMETRY_INFLUX_DB=bench_dashboard_rss VMTELEMETRY_SPOOL_DIR="$work/spool" \
         VMTELEMETRY_LISTEN="127.0.0.1:$port" VMTELEMETRY_INSIGHTS=false RUST_LOG=warn \
-        target/release/vmtelemetry >>"$work/service.log" 2>&1 &
+        "$bin" >>"$work/service.log" 2>&1 &
     pid=$!
     until [[ $(collections) -ge 65 ]]; do
         kill -0 "$pid" 2>/dev/null || { cat "$work/service.log" >&2; exit 1; }
@@ -51,8 +64,7 @@ for i in $(seq "$RUNS"); do
     done
     without=$(rss)
     chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$work/chromium" \
-        --remote-debugging-port=0 "http://127.0.0.1:$port/#vm=be7c0000-0000-4000-8000-000000000001" \
-        >/dev/null 2>&1 &
+        --remote-debugging-port=0 "http://127.0.0.1:$port/#$(vm_address)" >/dev/null 2>&1 &
     browser=$!
     sleep 40
     with=$(rss)

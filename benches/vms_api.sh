@@ -18,7 +18,8 @@
 # Prints a Markdown table and one line per target: a page of 100 VMs >= 10,000 requests/s on 2
 # cores, <= 50 KB per 5 s of steady refresh. wrk runs on the same cores as the service.
 # Usage: benches/vms_api.sh   (as root; needs libvirtd running, as scripts/test-env.sh up leaves
-# it; stops every process it starts itself)
+# it; stops every process it starts itself). VMS_API_BIN=path/to/vmtelemetry measures that
+# binary instead of building this tree's (another build, to compare).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,9 +50,13 @@ trap cleanup EXIT
 if ! command -v wrk >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2
 fi
-load_cargo_env || die "cargo not found"
-log "building the release binary"
-cargo build --release --quiet
+bin=${VMS_API_BIN:-}
+if [[ -z $bin ]]; then
+    load_cargo_env || die "cargo not found"
+    log "building the release binary"
+    cargo build --release --quiet
+    bin=target/release/vmtelemetry
+fi
 
 python3 - "$VMS" >"$work/node.xml" <<'EOF'
 import sys
@@ -76,7 +81,7 @@ env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" \
     VMTELEMETRY_SPOOL_DIR="" \
     VMTELEMETRY_LISTEN="127.0.0.1:$api_port" \
     VMTELEMETRY_LOG_FORMAT=json RUST_LOG=error \
-    target/release/vmtelemetry >>"$work/service.log" 2>&1 &
+    "$bin" >>"$work/service.log" 2>&1 &
 service_pid=$!
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$service_pid/stat"; }

@@ -10,7 +10,8 @@ use actix::prelude::*;
 use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
 use super::insights::ObserveHost;
 use super::messages::{
-    ForgetHost, GetCatalog, GetFeatureStatus, HostCollected, LookupVm, SnapshotVms, WriteLines,
+    AnswerVms, ForgetHost, GetCatalog, GetFeatureStatus, HostCollected, LookupVm, SnapshotVms,
+    WriteLines,
 };
 use super::status::FeatureStatus;
 use crate::extended::StatsSample;
@@ -207,14 +208,31 @@ impl Handler<GetCatalog> for FeatureActor {
     type Result = MessageResult<GetCatalog>;
 
     fn handle(&mut self, _: GetCatalog, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.catalog())
+    }
+}
+
+impl Handler<AnswerVms> for FeatureActor {
+    type Result = MessageResult<AnswerVms>;
+
+    fn handle(&mut self, ask: AnswerVms, _: &mut Self::Context) -> Self::Result {
+        let catalog = self.catalog();
+        let (body, source) = self.vms.answer(&catalog, &ask.query, ask.encoding);
+        MessageResult((catalog, body, source))
+    }
+}
+
+impl FeatureActor {
+    /// The catalog of the table's current generation, built if not yet.
+    fn catalog(&self) -> Arc<Catalog> {
         // Requests that missed the same generation queue here: only the first builds it.
         if let Some(catalog) = self.catalogs.current() {
-            return MessageResult(catalog);
+            return catalog;
         }
         let generation = self.catalogs.generation();
         let catalog: Arc<Catalog> = Arc::new(self.vms.catalog(self.catalogs.epoch, generation));
         self.catalogs.publish(catalog.clone());
-        MessageResult(catalog)
+        catalog
     }
 }
 

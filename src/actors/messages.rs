@@ -12,7 +12,7 @@ use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use std::sync::Arc;
 
-use crate::vms::{Catalog, TableSnapshot, VmLookup};
+use crate::vms::{Body, Catalog, Encoding, PageQuery, TableSnapshot, VmLookup};
 
 use super::actor_info::{ActorInfo, UnknownActor};
 use super::status::{FeatureStatus, HostStatus, TelemetryStatus, WriterStatus};
@@ -53,6 +53,15 @@ pub struct GetTelemetryStatus;
 #[derive(Message)]
 #[rtype(result = "Arc<Catalog>")]
 pub struct GetCatalog;
+
+/// The answer to a VM list query that the catalog of the table's current generation lacks,
+/// serialised from the table, with that catalog.
+#[derive(Message)]
+#[rtype(result = "(Arc<Catalog>, bytes::Bytes, Body)")]
+pub struct AnswerVms {
+    pub query: PageQuery,
+    pub encoding: Encoding,
+}
 
 /// Every VM's latest values, for a scrape of `/metrics`.
 #[derive(Message)]

@@ -8,10 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::validators::{fresh, matches, not_modified};
 use crate::actors::Pipeline;
-use crate::actors::messages::GetCatalog;
+use crate::actors::messages::{AnswerVms, GetCatalog};
 use crate::metrics::HttpMetrics;
 use crate::vms::{
-    Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter, VmView,
+    Body, Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter, VmView,
 };
 
 const VMS_ROUTE: &str = "/api/telemetry/vms";
@@ -134,21 +134,34 @@ pub async fn list_vms(
     if matches(&request, &current) {
         return Ok(not_modified(current));
     }
-    let catalog = catalog(&pipeline).await?;
-    let etag = etag(catalog.epoch, catalog.generation);
-    let mut response = fresh(etag);
-    response
-        .insert_header(ContentType::json())
-        .insert_header((VARY, "accept-encoding"));
     // Gzipped here, once per cycle for the first queries asked, not by `Compress` each time.
-    let encoding = if accepts_gzip(&request) {
-        response.insert_header(ContentEncoding::Gzip);
+    let gzip = accepts_gzip(&request);
+    let encoding = if gzip {
         AnswerEncoding::Gzip
     } else {
         AnswerEncoding::Identity
     };
-    let (body, source) = catalog.answer(&query, encoding);
+    let cached = catalogs.current().and_then(|catalog| {
+        let body = catalog.cached(&query, encoding)?;
+        Some((catalog, body, Body::Reused))
+    });
+    let (catalog, body, source) = match cached {
+        Some(answer) => answer,
+        None => {
+            pipeline
+                .features
+                .send(AnswerVms { query, encoding })
+                .await?
+        }
+    };
     http.answered(VMS_ROUTE, source);
+    let mut response = fresh(etag(catalog.epoch, catalog.generation));
+    response
+        .insert_header(ContentType::json())
+        .insert_header((VARY, "accept-encoding"));
+    if gzip {
+        response.insert_header(ContentEncoding::Gzip);
+    }
     Ok(response.body(body))
 }
 

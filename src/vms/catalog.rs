@@ -1,7 +1,9 @@
-//! The VM list as the API serves it: copied out of the table once per cycle (the first request
-//! after a cycle asks the feature actor for it), then read by every request of that cycle on
-//! the HTTP workers: pages, sort orders (each sorted once, when first asked for), answers (each
-//! serialised once, and gzipped once), and the fleet's totals for the summary.
+//! The VM list as the API serves it, per cycle: the first request after a cycle asks the feature
+//! actor for the cycle's catalog, which holds the fleet's totals for the summary, the order of
+//! the table's VMs (the default one, and each column's, sorted when first asked for) and the
+//! answers (each serialised once, and gzipped once). The rows stay in the table, a page's
+//! derived when it is serialised: the feature actor answers a query the catalog lacks, and
+//! every later request of the cycle reads it on the HTTP workers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +15,9 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::VmTable;
-use super::page::{Order, Page, PageQuery, SortColumn};
-use super::row::VmRow;
+use super::page::{Page, PageQuery, SortColumn};
+use super::{Listed, VmTable};
+use crate::sample::DomainSample;
 
 /// What the feature actor and the HTTP workers share: which cycle the table is at, and the
 /// catalog last built.
@@ -64,10 +66,12 @@ impl Catalogs {
 pub struct Catalog {
     pub epoch: u64,
     pub generation: u64,
-    rows: Box<[VmRow]>,
+    /// Each VM's place in the table's listing at this generation, in the default order: a copy
+    /// of the table's rows would hold 240 bytes a VM (benches/README.md).
+    listing: Box<[u32]>,
     pub fleet: Fleet,
     pub capacity: Capacity,
-    /// Per column and order: indices into `rows`.
+    /// Per column and order: indices into `listing`.
     orders: Box<[OnceLock<Box<[u32]>>]>,
     /// The answers of the first `KEPT_ANSWERS` queries asked, plain and gzipped.
     answers: Mutex<HashMap<(PageQuery, Encoding), Bytes>>,
@@ -123,10 +127,14 @@ fn add(sum: &mut Option<u64>, value: Option<u64>) {
 }
 
 impl VmTable {
+    /// The catalog of the table as it is, which `page` and `answer` then read with it until
+    /// the table changes.
     pub fn catalog(&self, epoch: u64, generation: u64) -> Catalog {
-        let mut rows: Vec<VmRow> = self.listed().map(|vm| vm.row()).collect();
-        rows.sort_unstable_by(|a, b| {
-            (&a.host, &a.latest.name, a.latest.uuid).cmp(&(&b.host, &b.latest.name, b.latest.uuid))
+        let listed: Vec<Listed> = self.listed().collect();
+        let mut listing: Vec<u32> = (0..listed.len() as u32).collect();
+        listing.sort_unstable_by_key(|&i| {
+            let vm = &listed[i as usize];
+            (vm.host, &vm.latest.name, vm.latest.uuid)
         });
         let mut capacity = Capacity::default();
         for node in self.hosts.values().filter_map(|host| host.node.as_ref()) {
@@ -138,25 +146,87 @@ impl VmTable {
         Catalog {
             epoch,
             generation,
-            fleet: Fleet::of(&rows),
+            fleet: Fleet::of(listed.iter().map(|vm| vm.latest)),
             capacity,
-            rows: rows.into(),
+            listing: listing.into(),
             orders: (0..SortColumn::COUNT * 2)
                 .map(|_| OnceLock::new())
                 .collect(),
             answers: Mutex::default(),
         }
     }
+
+    /// The page `query` asks for, from `catalog`, which must be the table's as it is.
+    pub fn page<'t>(&'t self, catalog: &Catalog, query: &PageQuery) -> Page<'t> {
+        let listed: Vec<Listed> = self.listed().collect();
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let ordered: Box<dyn Iterator<Item = &Listed>> = match query.sort {
+            None => Box::new(catalog.listing.iter().map(|&i| &listed[i as usize])),
+            Some((column, order)) => {
+                let order = catalog.orders[column.slot(order)].get_or_init(|| {
+                    let rows = catalog.listing.iter().map(|&i| listed[i as usize].row());
+                    column.sorted(rows, order)
+                });
+                let vms = order.iter().map(|&i| catalog.listing[i as usize]);
+                Box::new(vms.map(|i| &listed[i as usize]))
+            }
+        };
+        if query.filter.is_empty() {
+            let rows = ordered.skip(query.offset).take(limit).map(Listed::row);
+            return Page {
+                rows: rows.collect(),
+                count: catalog.listing.len(),
+            };
+        }
+        let mut page = Page {
+            rows: Vec::new(),
+            count: 0,
+        };
+        for vm in ordered.filter(|vm| query.filter.matches(vm.host, vm.latest)) {
+            if page.count >= query.offset && page.rows.len() < limit {
+                page.rows.push(vm.row());
+            }
+            page.count += 1;
+        }
+        page
+    }
+
+    /// The answer to `query` as JSON, gzipped or not, from `catalog`, which must be the
+    /// table's as it is: serialised once per generation for the first queries asked. Says
+    /// whether this call serialised it.
+    pub fn answer(
+        &self,
+        catalog: &Catalog,
+        query: &PageQuery,
+        encoding: Encoding,
+    ) -> (Bytes, Body) {
+        if let Some(answer) = catalog.cached(query, encoding) {
+            return (answer, Body::Reused);
+        }
+        // Writing to memory cannot fail, nor can serialising these types.
+        let answer = Bytes::from(match encoding {
+            Encoding::Identity => serde_json::to_vec(&self.page(catalog, query)).expect("JSON"),
+            Encoding::Gzip => {
+                let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+                let page = self.page(catalog, query);
+                serde_json::to_writer(&mut encoder, &page).expect("JSON gzipped");
+                encoder.finish().expect("gzip into memory")
+            }
+        });
+        let mut answers = catalog.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let small = encoding == Encoding::Gzip || answer.len() <= KEPT_PLAIN_BYTES;
+        if answers.len() < KEPT_ANSWERS && small {
+            answers.insert((query.clone(), encoding), answer.clone());
+        }
+        (answer, Body::Serialised)
+    }
 }
 
 impl Fleet {
-    fn of(rows: &[VmRow]) -> Self {
-        let mut fleet = Fleet {
-            vms: rows.len(),
-            ..Fleet::default()
-        };
-        for row in rows {
-            let latest = &row.latest;
+    fn of<'a>(vms: impl Iterator<Item = &'a DomainSample>) -> Self {
+        let mut fleet = Fleet::default();
+        for latest in vms {
+            fleet.vms += 1;
             *fleet
                 .by_state
                 .entry(latest.state.as_str().to_owned())
@@ -170,62 +240,9 @@ impl Fleet {
 }
 
 impl Catalog {
-    pub fn page(&self, query: &PageQuery) -> Page<'_> {
-        let limit = query.limit.unwrap_or(usize::MAX);
-        let ordered: Box<dyn Iterator<Item = &VmRow>> = match query.sort {
-            None => Box::new(self.rows.iter()),
-            Some((column, order)) => Box::new(
-                self.order(column, order)
-                    .iter()
-                    .map(|&i| &self.rows[i as usize]),
-            ),
-        };
-        if query.filter.is_empty() {
-            let rows = ordered.skip(query.offset).take(limit).collect();
-            return Page {
-                rows,
-                count: self.rows.len(),
-            };
-        }
-        let mut page = Page {
-            rows: Vec::new(),
-            count: 0,
-        };
-        for row in ordered.filter(|row| query.filter.matches(row)) {
-            if page.count >= query.offset && page.rows.len() < limit {
-                page.rows.push(row);
-            }
-            page.count += 1;
-        }
-        page
-    }
-
-    fn order(&self, column: SortColumn, order: Order) -> &[u32] {
-        self.orders[column.slot(order)].get_or_init(|| column.sorted(&self.rows, order))
-    }
-
-    /// The answer to `query` as JSON, gzipped or not: serialised once per generation for the
-    /// first queries asked. Says whether this call serialised it.
-    pub fn answer(&self, query: &PageQuery, encoding: Encoding) -> (Bytes, Body) {
-        let key = (query.clone(), encoding);
-        let cached = |answers: &HashMap<_, Bytes>| answers.get(&key).cloned();
-        if let Some(answer) = cached(&self.answers.lock().unwrap_or_else(|e| e.into_inner())) {
-            return (answer, Body::Reused);
-        }
-        // Writing to memory cannot fail, nor can serialising these types.
-        let answer = Bytes::from(match encoding {
-            Encoding::Identity => serde_json::to_vec(&self.page(query)).expect("JSON"),
-            Encoding::Gzip => {
-                let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-                serde_json::to_writer(&mut encoder, &self.page(query)).expect("JSON gzipped");
-                encoder.finish().expect("gzip into memory")
-            }
-        });
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        let small = encoding == Encoding::Gzip || answer.len() <= KEPT_PLAIN_BYTES;
-        if answers.len() < KEPT_ANSWERS && small {
-            answers.insert(key, answer.clone());
-        }
-        (answer, Body::Serialised)
+    /// The answer to `query` if an earlier request of this generation asked it.
+    pub fn cached(&self, query: &PageQuery, encoding: Encoding) -> Option<Bytes> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers.get(&(query.clone(), encoding)).cloned()
     }
 }

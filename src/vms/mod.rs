@@ -234,8 +234,8 @@ impl VmTable {
         })
     }
 }
-impl Listed<'_> {
-    fn row(&self) -> VmRow {
+impl<'a> Listed<'a> {
+    fn row(&self) -> VmRow<'a> {
         let trend = self.recent.cpu_trend(self.latest, row::TREND_PAIRS);
         let mut rates = ExtendedRates::of(self.stats);
         // Without `cpu_total`, the same figure from the seed's CPU time, read every cycle.
@@ -243,9 +243,9 @@ impl Listed<'_> {
             .cpu_usage_percent
             .or_else(|| trend.last().copied().flatten());
         VmRow {
-            host: self.host.clone(),
-            uri: self.uri.clone(),
-            latest: self.latest.clone(),
+            host: self.host,
+            uri: self.uri,
+            latest: self.latest,
             features: self.recent.latest_features(self.latest),
             rates,
             cpu_trend: CpuTrend::of(&trend),
@@ -355,6 +355,10 @@ mod tests {
         table
     }
 
+    fn page<'t>(table: &'t VmTable, query: &PageQuery) -> page::Page<'t> {
+        table.page(&table.catalog(0, 0), query)
+    }
+
     fn uuids(page: page::Page) -> Vec<String> {
         page.rows
             .iter()
@@ -364,8 +368,8 @@ mod tests {
 
     #[test]
     fn lists_sorted_and_filtered() {
-        let catalog = table().catalog(0, 0);
-        let all = catalog.page(&PageQuery::default());
+        let table = table();
+        let all = page(&table, &PageQuery::default());
         assert_eq!(all.count, 3);
         assert_eq!(uuids(all), ["b", "a", "c"].map(|hex| uuid(hex).to_string()));
         let query = |filter| PageQuery {
@@ -376,13 +380,13 @@ mod tests {
             name: Some("we".into()),
             ..VmFilter::default()
         });
-        assert_eq!(catalog.page(&named).count, 2);
+        assert_eq!(page(&table, &named).count, 2);
         let stopped = query(VmFilter {
             host: Some("h1".into()),
             state: Some("stopped".into()),
             ..VmFilter::default()
         });
-        let stopped = catalog.page(&stopped);
+        let stopped = page(&table, &stopped);
         assert_eq!(stopped.count, 1);
         assert_eq!(stopped.rows[0].view().vmid, "-");
     }
@@ -408,7 +412,7 @@ mod tests {
                 limit,
                 ..PageQuery::default()
             };
-            uuids(catalog.page(&query))
+            uuids(table.page(&catalog, &query))
         };
         let id = |hex| uuid(hex).to_string();
         assert_eq!(
@@ -474,7 +478,7 @@ mod tests {
     }
 
     fn first_view(table: &VmTable) -> VmView {
-        table.catalog(0, 0).page(&PageQuery::default()).rows[0].view()
+        page(table, &PageQuery::default()).rows[0].view()
     }
 
     #[test]

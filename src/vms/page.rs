@@ -9,6 +9,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use uuid::Uuid;
 
 use super::row::VmRow;
+use crate::sample::DomainSample;
 
 /// Filters of the VM list; `name` matches a substring.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -23,16 +24,14 @@ impl VmFilter {
         self.host.is_none() && self.state.is_none() && self.name.is_none()
     }
 
-    pub fn matches(&self, row: &VmRow) -> bool {
-        self.host.as_deref().is_none_or(|h| h == &*row.host)
+    /// Whether the VM `latest` of host `host` matches.
+    pub fn matches(&self, host: &str, latest: &DomainSample) -> bool {
+        self.host.as_deref().is_none_or(|h| h == host)
             && self
                 .state
                 .as_deref()
-                .is_none_or(|s| s == row.latest.state.as_str())
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|n| row.latest.name.contains(n))
+                .is_none_or(|s| s == latest.state.as_str())
+            && self.name.as_deref().is_none_or(|n| latest.name.contains(n))
     }
 }
 
@@ -51,7 +50,7 @@ enum Key<'a> {
     Uuid(Uuid),
 }
 
-type KeyOf = fn(&VmRow) -> Option<Key<'_>>;
+type KeyOf = for<'r, 'a> fn(&'r VmRow<'a>) -> Option<Key<'a>>;
 
 fn int(value: impl Into<i128>) -> Option<Key<'static>> {
     Some(Key::Int(value.into()))
@@ -59,8 +58,8 @@ fn int(value: impl Into<i128>) -> Option<Key<'static>> {
 
 /// Every sortable column, named as the field of `VmView`.
 const COLUMNS: [(&str, KeyOf); 18] = [
-    ("host", |r| Some(Key::Text(&r.host))),
-    ("uri", |r| Some(Key::Text(&r.uri))),
+    ("host", |r| Some(Key::Text(r.host))),
+    ("uri", |r| Some(Key::Text(r.uri))),
     ("vmid", |r| r.latest.id.and_then(int)),
     ("name", |r| Some(Key::Text(&r.latest.name))),
     ("uuid", |r| Some(Key::Uuid(r.latest.uuid))),
@@ -116,10 +115,14 @@ impl SortColumn {
     }
 
     /// Indices of `rows` (in the default order) sorted by this column in `order`.
-    pub(super) fn sorted(self, rows: &[VmRow], order: Order) -> Box<[u32]> {
+    pub(super) fn sorted<'a>(
+        self,
+        rows: impl ExactSizeIterator<Item = VmRow<'a>>,
+        order: Order,
+    ) -> Box<[u32]> {
         let key = COLUMNS[self.0].1;
-        let keys: Vec<_> = rows.iter().map(key).collect();
         let mut indices: Vec<u32> = (0..rows.len() as u32).collect();
+        let keys: Vec<_> = rows.map(|row| key(&row)).collect();
         indices.sort_unstable_by(|&a, &b| {
             let by_key = match (&keys[a as usize], &keys[b as usize]) {
                 (Some(x), Some(y)) if order == Order::Asc => compare(x, y),
@@ -152,15 +155,15 @@ pub struct PageQuery {
 
 /// One page of the list, and how many VMs match in all.
 pub struct Page<'a> {
-    pub rows: Vec<&'a VmRow>,
+    pub rows: Vec<VmRow<'a>>,
     pub count: usize,
 }
 
 /// `{"vms": [VmView…], "count": n}`, each view made as it is written.
 impl Serialize for Page<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Views<'a>(&'a [&'a VmRow]);
-        impl Serialize for Views<'_> {
+        struct Views<'r, 'a>(&'r [VmRow<'a>]);
+        impl Serialize for Views<'_, '_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_seq(self.0.iter().map(|row| row.view()))
             }

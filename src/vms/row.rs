@@ -1,8 +1,6 @@
-//! One VM as the API lists it: its latest seed sample, its features and the rates of its latest
-//! extended sample, copied out of the table once per cycle (see `catalog`), and shown as a
-//! `VmView`.
-
-use std::sync::Arc;
+//! One VM as the API lists it: its latest seed sample, borrowed from the table, with its
+//! features and the rates of its latest extended sample, derived when a page or a sort order
+//! needs them (see `catalog`), and shown as a `VmView`.
 
 use chrono::DateTime;
 
@@ -11,10 +9,10 @@ use crate::extended::{DomainStatsSample, VM_CPU, VM_DISK, VM_NET};
 use crate::sample::{DomainSample, INACTIVE_VMID, MemoryFeatures};
 
 #[derive(Debug, Clone)]
-pub struct VmRow {
-    pub host: Arc<str>,
-    pub uri: Arc<str>,
-    pub latest: DomainSample,
+pub struct VmRow<'a> {
+    pub host: &'a str,
+    pub uri: &'a str,
+    pub latest: &'a DomainSample,
     pub features: Option<MemoryFeatures>,
     pub rates: ExtendedRates,
     /// The CPU use between its latest seed samples (see `VmView::cpu_trend`).
@@ -96,9 +94,9 @@ fn total(stats: &DomainStatsSample, measurement: &str, field: &str) -> Option<f6
         .fold(None, |sum, (_, value)| Some(sum.unwrap_or(0.0) + value))
 }
 
-impl VmRow {
+impl VmRow<'_> {
     pub fn view(&self) -> VmView {
-        let latest = &self.latest;
+        let latest = self.latest;
         let features = self.features;
         VmView {
             host: self.host.to_string(),
