@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, spawn_collecting, wait_for};
-use crate::support::browser::{js, on_page, open, wait_js};
+use crate::support::browser::{js, on_page, open, wait_js, wait_js_showing};
 use crate::support::guest::Guest;
 
 /// The burst's onset, seconds after the guest's boot: the CPU model has learnt the idle level.
@@ -96,7 +96,7 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
 
         open(tab, "about:blank");
         open(tab, &format!("{address}/#vm={uuid}&host={host}"));
-        let devices = wait_js(
+        let devices = wait_js_showing(
             tab,
             "its disks, interfaces and extended charts",
             "!document.querySelector('#vm-devices').hidden &&
@@ -106,6 +106,17 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
              [[...document.querySelectorAll('#disks-table tbody tr')].map(tr => tr.cells[0].textContent),
               [...document.querySelectorAll('#interfaces-table tbody tr')].map(tr => tr.cells[0].textContent),
               vmtCharts.steal.data[1].every(v => v >= 0)]",
+            "({
+                hash: location.hash,
+                title: document.querySelector('#vm-title').textContent,
+                notice: document.querySelector('#history-notice').textContent,
+                gone: !document.querySelector('#vm-gone').hidden,
+                hidden: ['#vm-devices', '#io-charts'].map(id => document.querySelector(id).hidden),
+                points: window.vmtCharts && Object.fromEntries(Object.entries(vmtCharts)
+                    .map(([k, c]) => [k, c.data[0].length])),
+                asked: performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))
+                    .slice(-8).map(e => [e.name.split('/api/telemetry/')[1], e.responseStatus, Math.round(e.duration)]),
+            })",
         );
         assert_eq!(devices, json!([disks, interfaces, true]));
 
