@@ -189,10 +189,61 @@ fn extended_rates(
         };
         values.set(signal, latency);
     }
-    // The share of each vCPU's time spent waiting for a host CPU.
+    // The share of each vCPU's time spent waiting for a host CPU, and running or waiting.
     let vcpus = b.vcpus.filter(|n| *n > 0);
+    let share = |ns_per_sec: f64, vcpus: u64| ns_per_sec / 1e9 / vcpus as f64 * 100.0;
     if let (Some(delay), Some(vcpus)) = (per_sec(Counter::VcpuDelayNs), vcpus) {
-        values.set(CpuStealPercent, Some(delay / 1e9 / vcpus as f64 * 100.0));
+        values.set(CpuStealPercent, Some(share(delay, vcpus)));
+    }
+    let (time, delay) = (per_sec(Counter::VcpuTimeNs), per_sec(Counter::VcpuDelayNs));
+    if let (Some(time), Some(delay), Some(vcpus)) = (time, delay, vcpus) {
+        values.vcpu_busy_percent = Some(share(time + delay, vcpus));
     }
     values.disk_errors_per_sec = per_sec(Counter::DiskErrors);
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::extended::{DomainStatsSample, StatsRow, VM_CPU};
+
+    const SEC: i64 = 1_000_000_000;
+
+    /// Two vCPUs' rows at `t` seconds, each with `time` and `delay` nanoseconds.
+    fn vcpus_at(t: i64, time: u64, delay: u64) -> ExtendedReading {
+        let row = |vcpu: &str| StatsRow {
+            measurement: VM_CPU,
+            key: Some(("vcpu", vcpu.into())),
+            source: None,
+            counters: vec![("vcpu_time_ns", time), ("vcpu_delay_ns", delay)],
+        };
+        ExtendedReading::from_stats(&DomainStatsSample {
+            uuid: Uuid::from_u128(1),
+            name: "vm-1".into(),
+            timestamp_ns: t * SEC,
+            vcpus: Some(2),
+            rows: vec![row("0"), row("1")],
+            derived: Vec::new(),
+            carried: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_vcpus_are_busy_for_their_running_and_waiting_time_over_their_rows_span() {
+        let (a, b) = (vcpus_at(10, 0, 0), vcpus_at(12, 1_500_000_000, 400_000_000));
+        let mut spans = [None; SOURCES_OF_ROWS];
+        spans[Source::Vcpus as usize] = Some(2 * SEC);
+        let mut values = Values::default();
+        extended_rates(&mut values, &a, &b, spans);
+        // Per vCPU over 2 s: 1.5 s running, 0.4 s waiting.
+        assert_eq!(values.get(CpuStealPercent), Some(20.0));
+        assert_eq!(values.vcpu_busy_percent, Some(95.0));
+        // Rows without a span (a gap): neither.
+        let mut values = Values::default();
+        extended_rates(&mut values, &a, &b, [None; SOURCES_OF_ROWS]);
+        assert_eq!(values.vcpu_busy_percent, None);
+        assert_eq!(values.get(CpuStealPercent), None);
+    }
 }

@@ -131,17 +131,22 @@ fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
     }
 }
 
-/// The evidence of a saturation reached only with steal: `cpu_percent` + `cpu_steal_percent`.
+/// The evidence of a saturation reached only with steal: its vCPUs' running and waiting time.
 pub const CPU_BUSY: &str = "cpu_busy_percent";
 
-/// Use, or use plus steal where the cycle has it: a vCPU waiting for a host CPU is busy as its
+/// Use, or its vCPUs' running and waiting time: a vCPU waiting for a host CPU is busy as its
 /// guest sees it, so a guest busy on a contended core is saturated though it gets less than it
-/// asks for.
+/// asks for. The vCPUs' times come from one call; without them, use plus steal, which are read
+/// apart: on a loaded host their spans can differ by half a second (`benches/README.md`).
 fn cpu_busy(values: &Values, threshold: f64) -> Rule {
     let used = values.get(Signal::CpuPercent);
-    match (used, values.get(Signal::CpuStealPercent)) {
-        (Some(used), Some(steal)) if used < threshold && steal > 0.0 => {
-            at_least(CPU_BUSY, Some(used + steal), threshold)
+    let busy = values.vcpu_busy_percent.or_else(|| {
+        let steal = values.get(Signal::CpuStealPercent).filter(|s| *s > 0.0)?;
+        Some(used? + steal)
+    });
+    match busy {
+        Some(busy) if used.is_none_or(|used| used < threshold) => {
+            at_least(CPU_BUSY, Some(busy), threshold)
         }
         _ => at_least(Signal::CpuPercent.name(), used, threshold),
     }
@@ -347,6 +352,33 @@ mod tests {
         );
         let light = values(&[(Signal::CpuPercent, 20.0), (Signal::CpuStealPercent, 30.0)]);
         for t in 4..7 {
+            b.update(&light, t, &thresholds());
+        }
+        assert_eq!(names(&b), ["cpu_contention"]);
+    }
+
+    #[test]
+    fn a_vcpus_running_and_waiting_time_read_together_outweighs_use_and_steal_read_apart() {
+        let mut b = Bottlenecks::default();
+        // The seed's use read late (its span longer than its counter's): 40 % + 25 % steal,
+        // while the vCPUs' own rows say busy 98 % of their time.
+        let skewed = Values {
+            vcpu_busy_percent: Some(98.0),
+            ..values(&[(Signal::CpuPercent, 40.0), (Signal::CpuStealPercent, 25.0)])
+        };
+        for t in 0..3 {
+            b.update(&skewed, t, &thresholds());
+        }
+        let active = b.active(&thresholds()).next().unwrap();
+        assert_eq!(active.condition, Condition::CpuSaturated);
+        assert_eq!(active.evidence.signal, CPU_BUSY);
+        assert_eq!(active.evidence.value, 98.0);
+        // A light VM waiting: its vCPUs' rows say half busy, whatever use and steal add to.
+        let light = Values {
+            vcpu_busy_percent: Some(50.0),
+            ..values(&[(Signal::CpuPercent, 75.0), (Signal::CpuStealPercent, 30.0)])
+        };
+        for t in 3..6 {
             b.update(&light, t, &thresholds());
         }
         assert_eq!(names(&b), ["cpu_contention"]);

@@ -103,6 +103,9 @@ pub struct Values {
     /// The guest's own `used_percent`, only: the seed's `memory_used_kb` is the balloon's size,
     /// often all of `memory_max_kb`, so it cannot tell guest memory nearly full.
     pub guest_memory_used_percent: Option<f64>,
+    /// Not scored, only for the `cpu_saturated` rule: the share of its vCPUs' time running or
+    /// waiting for a host CPU, both read in one call.
+    pub vcpu_busy_percent: Option<f64>,
 }
 
 impl Default for Values {
@@ -111,6 +114,7 @@ impl Default for Values {
             signals: [f64::NAN; SIGNALS],
             disk_errors_per_sec: None,
             guest_memory_used_percent: None,
+            vcpu_busy_percent: None,
         }
     }
 }
@@ -164,15 +168,16 @@ pub enum Counter {
     RxBytes,
     TxBytes,
     Drops,
+    VcpuTimeNs,
     VcpuDelayNs,
     SwapInKb,
     SwapOutKb,
     MajorFaults,
 }
-const COUNTERS: usize = 14;
+const COUNTERS: usize = 15;
 
 /// Where each counter comes from: (measurement, field).
-const SOURCES: [(Counter, &str, &str); 15] = [
+const SOURCES: [(Counter, &str, &str); 16] = [
     (Counter::ReadBytes, VM_DISK, "read_bytes"),
     (Counter::WriteBytes, VM_DISK, "write_bytes"),
     (Counter::ReadRequests, VM_DISK, "read_requests"),
@@ -184,6 +189,7 @@ const SOURCES: [(Counter, &str, &str); 15] = [
     (Counter::TxBytes, VM_NET, "tx_bytes"),
     (Counter::Drops, VM_NET, "rx_drops"),
     (Counter::Drops, VM_NET, "tx_drops"),
+    (Counter::VcpuTimeNs, VM_CPU, "vcpu_time_ns"),
     (Counter::VcpuDelayNs, VM_CPU, "vcpu_delay_ns"),
     (Counter::SwapInKb, VM_MEMORY, "swap_in_kb"),
     (Counter::SwapOutKb, VM_MEMORY, "swap_out_kb"),
@@ -238,7 +244,7 @@ impl Counter {
             ReadBytes | WriteBytes | ReadRequests | WriteRequests | ReadTimeNs | WriteTimeNs
             | DiskErrors => Source::Disks,
             RxBytes | TxBytes | Drops => Source::Interfaces,
-            VcpuDelayNs => Source::Vcpus,
+            VcpuTimeNs | VcpuDelayNs => Source::Vcpus,
             SwapInKb | SwapOutKb | MajorFaults => Source::Memory,
         }
     }

@@ -97,7 +97,7 @@ impl DiskBook {
     }
 
     /// The disks of each record that lists its block group's.
-    pub fn learn(&mut self, stats: &[DomainStats]) {
+    pub fn learn<'a>(&mut self, stats: impl IntoIterator<Item = &'a DomainStats>) {
         for record in stats {
             if let (Some(uuid), Some(disks)) = (record.uuid, disks_of(record)) {
                 self.disks.insert(uuid, disks.into());

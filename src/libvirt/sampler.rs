@@ -208,7 +208,7 @@ impl Sampler {
                 stats::read(&mut self.crew, calls, patience, &self.heartbeat)
             }
         };
-        self.disks.learn(&read.stats);
+        self.disks.learn(read.stats.iter().map(|read| &read.record));
         let mut duration = started.elapsed();
         let uri = self.connector.uri().clone();
         let mut sample = stats::sample(&read.stats, uri, host, due.groups);

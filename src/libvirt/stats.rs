@@ -26,7 +26,7 @@ const STATS_DOMAINS_PER_THREAD: usize = 3;
 #[derive(Default)]
 pub struct StatsRead {
     /// One record per domain read (a domain's bulk record and its disk-by-disk one merged).
-    pub stats: Vec<DomainStats>,
+    pub stats: Vec<Read>,
     /// The first call that failed or was left behind.
     pub failed: Option<LibvirtError>,
     /// A call was left behind: it still holds a request on the connection.
@@ -43,11 +43,21 @@ pub struct Calls {
     pub outstanding: Outstanding,
 }
 
+/// A domain's record, stamped when the call that read it returned: a call's records are not
+/// stamped when the cycle's last call returns, as the calls of a loaded host can take a second,
+/// and a rate over a span that does not match its counters is wrong by as much.
+pub struct Read {
+    pub at_ns: i64,
+    pub record: DomainStats,
+    /// Of a bulk call, not disk by disk.
+    bulk: bool,
+}
+
 /// What the threads put together: a thread left behind still holds it, and adds what it reads
 /// once it returns to nobody.
 #[derive(Default)]
 struct Sink {
-    stats: Vec<DomainStats>,
+    stats: Vec<Read>,
     failed: Option<LibvirtError>,
     /// Per thread, the domains of its call in flight.
     in_flight: Vec<usize>,
@@ -95,14 +105,14 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
                     let read = in_flight(&sink, thread, domains.len(), || {
                         read_share(&domains, groups, &heartbeat)
                     });
-                    keep(&sink, read);
+                    keep(&sink, read, true);
                 }
                 let next = || lock(&queue).pop_front();
                 while let Some((domain, disks)) = next() {
                     let read = in_flight(&sink, thread, 1, || {
                         read_disks(&domain, &disks, &heartbeat, &outstanding)
                     });
-                    keep(&sink, read);
+                    keep(&sink, read, false);
                 }
             }
         })
@@ -153,10 +163,15 @@ fn in_flight<T>(sink: &Mutex<Sink>, thread: usize, domains: usize, call: impl Fn
     read
 }
 
-fn keep(sink: &Mutex<Sink>, read: Result<Vec<DomainStats>, LibvirtError>) {
+fn keep(sink: &Mutex<Sink>, read: Result<Vec<DomainStats>, LibvirtError>, bulk: bool) {
+    let at_ns = now_ns();
     let mut sink = lock(sink);
     match read {
-        Ok(stats) => sink.stats.extend(stats),
+        Ok(stats) => sink.stats.extend(stats.into_iter().map(|record| Read {
+            at_ns,
+            record,
+            bulk,
+        })),
         Err(error) => {
             sink.failed.get_or_insert(error);
         }
@@ -178,18 +193,25 @@ fn read_disks(
     }
 }
 
-/// One record per domain: the parameters of its records put together, in the order read.
-fn merged(stats: Vec<DomainStats>) -> Vec<DomainStats> {
+/// One record per domain: the parameters of its records put together, in the order read,
+/// stamped as its bulk call's, whose counters (CPU, vCPUs, memory, interfaces) move fastest.
+fn merged(stats: Vec<Read>) -> Vec<Read> {
     let mut at: HashMap<Uuid, usize> = HashMap::with_capacity(stats.len());
-    let mut out: Vec<DomainStats> = Vec::with_capacity(stats.len());
-    for record in stats {
-        match record.uuid.and_then(|uuid| at.get(&uuid)) {
-            Some(&i) => out[i].params.extend(record.params),
+    let mut out: Vec<Read> = Vec::with_capacity(stats.len());
+    for read in stats {
+        match read.record.uuid.and_then(|uuid| at.get(&uuid)) {
+            Some(&i) => {
+                let kept = &mut out[i];
+                if read.bulk && !kept.bulk {
+                    (kept.at_ns, kept.bulk) = (read.at_ns, true);
+                }
+                kept.record.params.extend(read.record.params);
+            }
             None => {
-                if let Some(uuid) = record.uuid {
+                if let Some(uuid) = read.record.uuid {
                     at.insert(uuid, out.len());
                 }
-                out.push(record);
+                out.push(read);
             }
         }
     }
@@ -221,21 +243,15 @@ where
     parts
 }
 
-/// The rows of the `wanted` groups of the stats read, stamped now, of the domains `host` (at
-/// `uri`) has.
-pub fn sample(
-    stats: &[DomainStats],
-    uri: Arc<str>,
-    host: Arc<str>,
-    wanted: StatsGroups,
-) -> StatsSample {
-    let timestamp_ns = now_ns();
+/// The rows of the `wanted` groups of the stats read, each domain's stamped when read, of the
+/// domains `host` (at `uri`) has.
+pub fn sample(stats: &[Read], uri: Arc<str>, host: Arc<str>, wanted: StatsGroups) -> StatsSample {
     StatsSample {
         uri,
         host,
         domains: stats
             .iter()
-            .filter_map(|d| DomainStatsSample::from_bulk(d, timestamp_ns, wanted))
+            .filter_map(|read| DomainStatsSample::from_bulk(&read.record, read.at_ns, wanted))
             .collect(),
     }
 }
@@ -275,7 +291,31 @@ fn read_share(
 
 #[cfg(test)]
 mod tests {
-    use super::{split, stats_threads};
+    use std::sync::Mutex;
+
+    use super::bulk_stats::StatValue;
+    use super::{DomainStats, Read, Sink, keep, merged, split, stats_threads};
+
+    fn kept_apart(sink: &Mutex<Sink>, params: &[(&str, StatValue)], bulk: bool) {
+        keep(sink, Ok(vec![DomainStats::of(7, params)]), bulk);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_domain_is_stamped_when_its_bulk_call_returned_not_when_its_disks_did() {
+        let sink = Mutex::new(Sink::default());
+        // Its disks read by another thread before its bulk call returned, and after.
+        kept_apart(&sink, &[("block.0.rd.reqs", StatValue::ULLong(1))], false);
+        kept_apart(&sink, &[("cpu.time", StatValue::ULLong(2))], true);
+        kept_apart(&sink, &[("block.1.rd.reqs", StatValue::ULLong(3))], false);
+        let stats = std::mem::take(&mut sink.lock().unwrap().stats);
+        let bulk_at = stats[1].at_ns;
+        assert!(stats[0].at_ns < bulk_at && bulk_at < stats[2].at_ns);
+        let merged: Vec<Read> = merged(stats);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].at_ns, bulk_at);
+        assert_eq!(merged[0].record.params.len(), 3);
+    }
 
     #[test]
     fn thread_count_grows_with_domains_up_to_the_cap() {
