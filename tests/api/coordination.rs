@@ -134,10 +134,23 @@ pub async fn wait_shared(
     hosts: usize,
     busy: usize,
 ) -> Vec<BTreeSet<String>> {
-    wait_for(what, Duration::from_secs(40), || async {
-        shared_out(replicas, hosts, busy)
-    })
-    .await
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(shares) = shared_out(replicas, hosts, busy) {
+            return shares;
+        }
+        if Instant::now() >= deadline {
+            let states: Vec<Value> = replicas
+                .iter()
+                .map(|r| {
+                    r.status()
+                        .map_or(Value::Null, |s| s["coordination"].clone())
+                })
+                .collect();
+            panic!("timed out waiting for {what}; the replicas' coordination: {states:?}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every VM's `vm_metrics` timestamps (ns), in order, by UUID.
