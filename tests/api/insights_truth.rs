@@ -25,9 +25,10 @@ const STEADY: Duration = Duration::from_secs(15);
 const WATCH_DEADLINE: Duration = Duration::from_secs(180);
 /// The storm's disk serves this many operations a second: its queue is its latency.
 const STORM_IOPS: u32 = 10;
-/// "Within a few cycles" of the service (1 s each when on time): the condition's 3 cycles, the
-/// smoothing's and sampling's lag. Counted, not timed: on a loaded machine the cycles come late,
-/// and the detection is measured in them (its seconds are printed).
+/// "Within a few cycles": the VM's cycles from the onset (the go sent, or the last poll before
+/// its line) to the first point in InfluxDB that says it, at most: the condition's 3, the one the
+/// onset falls in, the guest's reading of the go, one to spare. Counted, not timed: on a loaded
+/// machine the cycles come late, and the detection is measured in them (its seconds printed).
 const MAX_CYCLES: u64 = 6;
 /// The steady guest is watched this much longer once every truth is named.
 const AFTER: Duration = Duration::from_secs(6);
@@ -468,10 +469,13 @@ fn check_api(w: &Watched, steady_until: Instant) {
     let condition = w.first(Some(from), |s| {
         s.conditions.iter().any(|c| c == truth.condition)
     });
-    let (signal, condition) = (signal.unwrap(), condition.unwrap());
+    let signal = signal.unwrap_or_else(|| panic!("{name}: {:?} never anomalous", truth.signals));
+    let condition = condition.unwrap_or_else(|| panic!("{name}: {} never named", truth.condition));
+    // As polled: up to a poll and the cycles around it later than it happened (timed in
+    // InfluxDB, below).
     eprintln!(
         "{}: {:?} anomalous {:.1} s ({} cycles) after its onset, {} named {:.1} s ({} cycles) \
-         after {}",
+         after {}, as polled",
         truth.condition,
         truth.signals,
         signal.wall.as_secs_f64(),
@@ -481,20 +485,10 @@ fn check_api(w: &Watched, steady_until: Instant) {
         condition.cycles,
         truth.condition_from.unwrap_or("its onset"),
     );
-    assert!(
-        signal.cycles <= MAX_CYCLES,
-        "{name}: {:?} anomalous after {signal:?}",
-        truth.signals
-    );
-    assert!(
-        condition.cycles <= MAX_CYCLES,
-        "{name}: {} named after {condition:?}",
-        truth.condition
-    );
 }
 
 /// The same in InfluxDB: steady phases with no anomalous signal-sample and no condition, each
-/// truth's signal scored anomalous and its condition written.
+/// truth's signal scored anomalous and its condition written within `MAX_CYCLES` of the VM.
 async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns: i64) {
     let (mut scored, mut anomalous) = (0, 0);
     for w in watched {
@@ -529,23 +523,45 @@ async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns:
             "{name} while steady: {steady_kinds:?}"
         );
         let Some(truth) = &w.truth else { continue };
-        let after = end.unwrap();
-        let flagged = rows.iter().any(|r| {
-            time(r) > after
-                && truth.signals.iter().any(|s| {
+        let onset_ns = end.unwrap();
+        let from_ns = truth.condition_from().expect("its line seen").before_ns;
+        let flagged_at = rows
+            .iter()
+            .filter(|r| time(r) > onset_ns)
+            .find(|r| {
+                truth.signals.iter().any(|s| {
                     let score = r.get(&format!("{s}_score")).and_then(Value::as_f64);
                     score.is_some_and(|v| v >= 0.5)
                 })
-        });
-        assert!(
-            flagged,
-            "{name}: no {:?} score ≥ 0.5 in InfluxDB",
-            truth.signals
-        );
-        let named = kinds
+            })
+            .map(time);
+        let flagged_at = flagged_at
+            .unwrap_or_else(|| panic!("{name}: no {:?} score ≥ 0.5 in InfluxDB", truth.signals));
+        let named_at = kinds
             .iter()
-            .any(|r| time(r) > after && r["kind"] == truth.condition);
-        assert!(named, "{name}: no {} in vm_bottlenecks", truth.condition);
+            .filter(|r| time(r) > from_ns && r["kind"] == truth.condition)
+            .map(time)
+            .min()
+            .unwrap_or_else(|| panic!("{name}: no {} in vm_bottlenecks", truth.condition));
+        // The VM's own cycles: a trained model writes one `vm_anomalies` point each.
+        let cycles = |from: i64, to: i64| {
+            let within = rows.iter().filter(|r| time(r) > from && time(r) <= to);
+            within.count() as u64
+        };
+        let (flagged, named) = (cycles(onset_ns, flagged_at), cycles(from_ns, named_at));
+        eprintln!(
+            "{name} in InfluxDB: {:?} anomalous in cycle {flagged} after its onset, {} named \
+             in cycle {named} after {}",
+            truth.signals,
+            truth.condition,
+            truth.condition_from.unwrap_or("its onset"),
+        );
+        assert!(
+            flagged <= MAX_CYCLES && named <= MAX_CYCLES,
+            "{name}: {:?} anomalous in cycle {flagged}, {} named in cycle {named}",
+            truth.signals,
+            truth.condition
+        );
     }
     eprintln!("steady phases in InfluxDB: {anomalous} anomalous of {scored} scored signal-samples");
     assert!(scored >= 500, "too few steady signal-samples: {scored}");
