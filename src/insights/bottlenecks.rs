@@ -131,7 +131,7 @@ fn rule(condition: Condition, values: &Values, t: &Thresholds) -> Rule {
     }
 }
 
-/// The evidence of a saturation reached only with steal: its vCPUs' running and waiting time.
+/// The evidence of a saturation its use alone does not show: its vCPUs' running and waiting time.
 pub const CPU_BUSY: &str = "cpu_busy_percent";
 
 /// Use, or its vCPUs' running and waiting time: a vCPU waiting for a host CPU is busy as its

@@ -34,7 +34,7 @@ pub struct ConditionView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EvidenceView {
     /// The signal the value is of (`disk_errors_per_sec` for disk errors, `cpu_busy_percent`
-    /// for a saturation reached only with steal: its vCPUs' running and waiting time, or
+    /// for a saturation its use alone does not show: its vCPUs' running and waiting time, or
     /// `cpu_percent` + `cpu_steal_percent` without the vCPUs' times).
     pub signal: String,
     pub value: f64,
