@@ -14,6 +14,7 @@ use crate::helpers::{Influx, TestDomain, TestNode, assert_error, spawn_app, wait
 use crate::support::browser::dashboard_panel;
 use crate::support::etcd::{OwnEtcd, shared_etcd_url};
 use crate::support::service::ServiceProcess;
+use vmtelemetry::coordination::rendezvous::owner;
 
 const POLL_SEC: f64 = 1.0;
 const ADMIN_TOKEN: &str = "coordination-test-token-0123456789abcdef";
@@ -42,6 +43,22 @@ impl Fleet {
             })
             .collect();
         Fleet { nodes, vms }
+    }
+
+    /// `hosts` hosts that the rendezvous spreads over replicas `replica-0..members`, each given
+    /// at least one: over random addresses (temporary files) it gives all of 6 hosts to one of
+    /// 2 members once in 32 fleets, by design.
+    pub fn spread(hosts: u32, per_host: u32, first: u32, members: usize) -> Self {
+        let names: Vec<String> = (0..members).map(|i| format!("replica-{i}")).collect();
+        let spread = |fleet: &Fleet| {
+            let owners: BTreeSet<&str> = (fleet.nodes.iter())
+                .filter_map(|node| owner(&node.uri, &names))
+                .collect();
+            owners.len() == members
+        };
+        std::iter::repeat_with(|| Fleet::new(hosts, per_host, first))
+            .find(spread)
+            .expect("an endless supply of fleets")
     }
 
     pub fn uris(&self) -> String {
@@ -353,7 +370,7 @@ async fn three_replicas_collect_thirty_hosts_once_each_cycle_and_survive_a_kill(
 #[actix_web::test]
 async fn a_drained_replica_hands_over_and_an_etcd_outage_stops_collection_before_the_lease_ends() {
     let mut etcd = OwnEtcd::start();
-    let fleet = Fleet::new(6, 2, 1000);
+    let fleet = Fleet::spread(6, 2, 1000, 2);
     let influx = Influx::new_database().await;
     let ttl = 6;
     let settings = Replicas::new(&etcd.url, "outage", &fleet, &influx, ttl);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Influx, spawn_collecting, wait_for};
-use crate::support::browser::{js, on_page, open, wait_js, wait_js_showing};
+use crate::support::browser::{on_page, open, wait_js, wait_js_showing};
 use crate::support::guest::Guest;
 
 /// The burst's onset, seconds after the guest's boot: the CPU model has learnt the idle level.
@@ -129,8 +129,13 @@ async fn a_real_guests_page_shows_its_devices_io_charts_anomalies_host_and_its_e
             ),
         );
         assert!(marks.as_u64().unwrap() >= 1, "{marks}");
-        let model = js(tab, "document.querySelector('#vm-model').dataset.state");
-        assert_eq!(model, json!("trained"));
+        // Waited for: a refresh whose insights request failed says so until the next one.
+        wait_js_showing(
+            tab,
+            "its model trained",
+            "document.querySelector('#vm-model').dataset.state === 'trained'",
+            "document.querySelector('#vm-model').textContent",
+        );
         // Its disk's allocation against its capacity, and its forecast from now on.
         let fill = wait_js(
             tab,
