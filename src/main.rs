@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vmtelemetry::configuration;
 use vmtelemetry::replay::{self, ReplayArgs};
 use vmtelemetry::startup::Application;
 use vmtelemetry::telemetry::{get_subscriber, init_subscriber};
+use vmtelemetry::{allocator, configuration};
 
 /// Watches libvirt's VMs and ships their telemetry to InfluxDB.
 #[derive(Parser)]
@@ -169,6 +169,21 @@ fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// Once start-up is over, the clean pages it touched go back to the system.
+async fn reclaim_after_start_up() {
+    actix_web::rt::time::sleep(allocator::START_UP).await;
+    let started = std::time::Instant::now();
+    match actix_web::web::block(allocator::reclaim_clean_pages).await {
+        Ok(Ok(advised_bytes)) => {
+            let took_ms = started.elapsed().as_millis();
+            tracing::info!(advised_bytes, took_ms, "start-up's clean pages given back");
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "cannot read this process's mappings"),
+        // Stopping: the blocking threads are gone.
+        Err(_) => {}
+    }
+}
+
 async fn run(open_files: std::io::Result<(u64, u64)>) -> ExitCode {
     let cli = Cli::parse();
     let config = match configuration::load(cli.config.as_deref()) {
@@ -193,6 +208,7 @@ async fn run(open_files: std::io::Result<(u64, u64)>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    actix_web::rt::spawn(reclaim_after_start_up());
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -217,8 +217,8 @@ impl Handler<AnswerVms> for FeatureActor {
 
     fn handle(&mut self, ask: AnswerVms, _: &mut Self::Context) -> Self::Result {
         let catalog = self.catalog();
-        let (body, source) = self.vms.answer(&catalog, &ask.query, ask.encoding);
-        MessageResult((catalog, body, source))
+        let answer = self.vms.answer(&catalog, &ask.query, ask.encoding);
+        MessageResult((catalog, answer))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::influx::line_protocol::Lines;
 use crate::sample::HostSample;
 use std::sync::Arc;
 
-use crate::vms::{Body, Catalog, Encoding, PageQuery, TableSnapshot, VmLookup};
+use crate::vms::{Answer, Catalog, Encoding, PageQuery, TableSnapshot, VmLookup};
 
 use super::actor_info::{ActorInfo, UnknownActor};
 use super::status::{FeatureStatus, HostStatus, TelemetryStatus, WriterStatus};
@@ -55,9 +55,9 @@ pub struct GetTelemetryStatus;
 pub struct GetCatalog;
 
 /// The answer to a VM list query that the catalog of the table's current generation lacks,
-/// serialised from the table, with that catalog.
+/// from the table, with that catalog.
 #[derive(Message)]
-#[rtype(result = "(Arc<Catalog>, bytes::Bytes, Body)")]
+#[rtype(result = "(Arc<Catalog>, Answer)")]
 pub struct AnswerVms {
     pub query: PageQuery,
     pub encoding: Encoding,

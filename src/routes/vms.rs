@@ -1,9 +1,12 @@
+use std::sync::Arc;
+
 use actix_web::http::header::{
     AcceptEncoding, ContentEncoding, ContentType, Encoding, EntityTag, Header, VARY,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use bytes::Bytes;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::ApiError;
 use super::validators::{fresh, matches, not_modified};
@@ -11,7 +14,8 @@ use crate::actors::Pipeline;
 use crate::actors::messages::{AnswerVms, GetCatalog};
 use crate::metrics::HttpMetrics;
 use crate::vms::{
-    Body, Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter, VmView,
+    Answer, Body, Catalog, Encoding as AnswerEncoding, Order, PageQuery, SortColumn, VmFilter,
+    VmList,
 };
 
 const VMS_ROUTE: &str = "/api/telemetry/vms";
@@ -39,13 +43,6 @@ pub struct VmsParams {
     limit: Option<String>,
     /// How many matching VMs to skip first; default 0. Past the end: an empty page.
     offset: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VmList {
-    pub vms: Vec<VmView>,
-    /// Every VM matching the filters, whatever the page.
-    pub count: usize,
 }
 
 impl TryFrom<VmsParams> for PageQuery {
@@ -147,12 +144,7 @@ pub async fn list_vms(
     });
     let (catalog, body, source) = match cached {
         Some(answer) => answer,
-        None => {
-            pipeline
-                .features
-                .send(AnswerVms { query, encoding })
-                .await?
-        }
+        None => answer(&pipeline, query, encoding).await?,
     };
     http.answered(VMS_ROUTE, source);
     let mut response = fresh(etag(catalog.epoch, catalog.generation));
@@ -165,9 +157,36 @@ pub async fn list_vms(
     Ok(response.body(body))
 }
 
+/// The answer the feature actor gives; the whole list plain is serialised here, on a blocking
+/// thread, so that a script polling it does not hold up the cycles.
+async fn answer(
+    pipeline: &Pipeline,
+    query: PageQuery,
+    encoding: AnswerEncoding,
+) -> Result<(Arc<Catalog>, Bytes, Body), ApiError> {
+    let ask = AnswerVms {
+        query: query.clone(),
+        encoding,
+    };
+    let (catalog, answer) = pipeline.features.send(ask).await?;
+    let body = match answer {
+        Answer::Body(body, source) => return Ok((catalog, body, source)),
+        Answer::Views(views) => web::block(move || serialise(&views))
+            .await
+            .map_err(|_| ApiError::NotReady("the service is stopping".to_owned()))?,
+    };
+    catalog.keep(&query, encoding, body.clone());
+    Ok((catalog, body, Body::Serialised))
+}
+
+fn serialise(views: &VmList) -> Bytes {
+    // Serialising these types into memory cannot fail.
+    Bytes::from(serde_json::to_vec(views).expect("JSON"))
+}
+
 /// The catalog of the table's current generation: the one already built, else the feature
 /// actor builds it.
-pub async fn catalog(pipeline: &Pipeline) -> Result<std::sync::Arc<Catalog>, ApiError> {
+pub async fn catalog(pipeline: &Pipeline) -> Result<Arc<Catalog>, ApiError> {
     match pipeline.catalogs.current() {
         Some(catalog) => Ok(catalog),
         None => Ok(pipeline.features.send(GetCatalog).await?),

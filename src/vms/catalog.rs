@@ -15,7 +15,7 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::page::{Page, PageQuery, SortColumn};
+use super::page::{Page, PageQuery, SortColumn, VmList};
 use super::{Listed, VmTable};
 use crate::sample::DomainSample;
 
@@ -89,6 +89,13 @@ pub enum Body {
     Serialised,
     /// Serialised for an earlier request of the same generation.
     Reused,
+}
+
+/// The feature actor's answer to a query its catalog lacks.
+pub enum Answer {
+    Body(Bytes, Body),
+    /// The whole list, plain, not serialised yet.
+    Views(VmList),
 }
 
 /// How an answer is sent.
@@ -192,33 +199,26 @@ impl VmTable {
     }
 
     /// The answer to `query` as JSON, gzipped or not, from `catalog`, which must be the
-    /// table's as it is: serialised once per generation for the first queries asked. Says
-    /// whether this call serialised it.
-    pub fn answer(
-        &self,
-        catalog: &Catalog,
-        query: &PageQuery,
-        encoding: Encoding,
-    ) -> (Bytes, Body) {
+    /// table's as it is: serialised once per generation for the first queries asked. The whole
+    /// list plain (megabytes at 10,000 VMs) is handed out as views instead, for the caller to
+    /// serialise off the feature actor.
+    pub fn answer(&self, catalog: &Catalog, query: &PageQuery, encoding: Encoding) -> Answer {
         if let Some(answer) = catalog.cached(query, encoding) {
-            return (answer, Body::Reused);
+            return Answer::Body(answer, Body::Reused);
         }
+        let page = self.page(catalog, query);
         // Writing to memory cannot fail, nor can serialising these types.
         let answer = Bytes::from(match encoding {
-            Encoding::Identity => serde_json::to_vec(&self.page(catalog, query)).expect("JSON"),
+            Encoding::Identity if query.limit.is_none() => return Answer::Views(page.views()),
+            Encoding::Identity => serde_json::to_vec(&page).expect("JSON"),
             Encoding::Gzip => {
                 let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-                let page = self.page(catalog, query);
                 serde_json::to_writer(&mut encoder, &page).expect("JSON gzipped");
                 encoder.finish().expect("gzip into memory")
             }
         });
-        let mut answers = catalog.answers.lock().unwrap_or_else(|e| e.into_inner());
-        let small = encoding == Encoding::Gzip || answer.len() <= KEPT_PLAIN_BYTES;
-        if answers.len() < KEPT_ANSWERS && small {
-            answers.insert((query.clone(), encoding), answer.clone());
-        }
-        (answer, Body::Serialised)
+        catalog.keep(query, encoding, answer.clone());
+        Answer::Body(answer, Body::Serialised)
     }
 }
 
@@ -244,5 +244,14 @@ impl Catalog {
     pub fn cached(&self, query: &PageQuery, encoding: Encoding) -> Option<Bytes> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         answers.get(&(query.clone(), encoding)).cloned()
+    }
+
+    /// Keeps `answer` for the generation's later requests, if among the first and small enough.
+    pub fn keep(&self, query: &PageQuery, encoding: Encoding, answer: Bytes) {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let small = encoding == Encoding::Gzip || answer.len() <= KEPT_PLAIN_BYTES;
+        if answers.len() < KEPT_ANSWERS && small {
+            answers.insert((query.clone(), encoding), answer);
+        }
     }
 }

@@ -24,11 +24,11 @@ use uuid::Uuid;
 use crate::extended::{DomainStatsSample, StatsSample};
 use crate::guest::GuestSample;
 use crate::sample::{DomainSample, HostSample, MemoryFeatures, VmState};
-pub use catalog::{Body, Capacity, Catalog, Catalogs, Encoding, Fleet};
+pub use catalog::{Answer, Body, Capacity, Catalog, Catalogs, Encoding, Fleet};
 pub use changes::{Changes, StatsChange, StatsChanges, VmChange, VmChanges};
 pub use devices::DeviceView;
 use host::HostVms;
-pub use page::{Order, PageQuery, SortColumn, VmFilter};
+pub use page::{Order, PageQuery, SortColumn, VmFilter, VmList};
 use recent::{RecentSamples, Recorded};
 use row::{CpuTrend, ExtendedRates, VmRow};
 pub use snapshot::{LentVm, NodeSnapshot, TableSnapshot, VmSnapshot};
@@ -389,6 +389,38 @@ mod tests {
         let stopped = page(&table, &stopped);
         assert_eq!(stopped.count, 1);
         assert_eq!(stopped.rows[0].view().vmid, "-");
+    }
+
+    #[test]
+    fn the_whole_list_plain_is_handed_out_as_views_and_pages_are_serialised_once() {
+        let table = table();
+        let catalog = table.catalog(0, 0);
+        let whole = PageQuery::default();
+        let Answer::Views(views) = table.answer(&catalog, &whole, Encoding::Identity) else {
+            panic!("the whole list plain is serialised by the caller");
+        };
+        let expected = serde_json::to_vec(&page(&table, &whole)).unwrap();
+        assert_eq!(serde_json::to_vec(&views).unwrap(), expected);
+        assert!(catalog.cached(&whole, Encoding::Identity).is_none());
+        let first = PageQuery {
+            limit: Some(2),
+            ..PageQuery::default()
+        };
+        for (encoding, source) in [
+            (Encoding::Gzip, Body::Serialised),
+            (Encoding::Gzip, Body::Reused),
+        ] {
+            let Answer::Body(_, answered) = table.answer(&catalog, &whole, encoding) else {
+                panic!("a gzipped answer is serialised by the actor");
+            };
+            assert_eq!(answered, source);
+        }
+        let Answer::Body(body, Body::Serialised) =
+            table.answer(&catalog, &first, Encoding::Identity)
+        else {
+            panic!("a page is serialised by the actor");
+        };
+        assert_eq!(catalog.cached(&first, Encoding::Identity), Some(body));
     }
 
     #[test]

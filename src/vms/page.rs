@@ -6,8 +6,10 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::VmView;
 use super::row::VmRow;
 use crate::sample::DomainSample;
 
@@ -157,6 +159,24 @@ pub struct PageQuery {
 pub struct Page<'a> {
     pub rows: Vec<VmRow<'a>>,
     pub count: usize,
+}
+
+/// A page as the API shows it, its views made: `Page` serialises the same, making each view as
+/// it is written.
+#[derive(Serialize, ToSchema)]
+pub struct VmList {
+    pub vms: Vec<VmView>,
+    /// Every VM matching the filters, whatever the page.
+    pub count: usize,
+}
+
+impl Page<'_> {
+    pub fn views(&self) -> VmList {
+        VmList {
+            vms: self.rows.iter().map(VmRow::view).collect(),
+            count: self.count,
+        }
+    }
 }
 
 /// `{"vms": [VmView…], "count": n}`, each view made as it is written.
