@@ -15,9 +15,10 @@ cd "$here/.."
 . scripts/lib.sh
 # shellcheck source=benches/node_xml.sh
 . benches/node_xml.sh
+# shellcheck source=benches/memory_step.sh
+. benches/memory_step.sh
 RUNS=${BENCH_RUNS:-3}
 port=${BENCH_API_PORT:-18394}
-influx=http://127.0.0.1:${VMT_TEST_INFLUX_PORT:-18086}
 work=$(mktemp -d /tmp/vmt-dashboard-rss.XXXXXX)
 pid="" browser=""
 cleanup() {
@@ -33,14 +34,6 @@ if [[ -z $bin ]]; then
     bin=target/release/vmtelemetry
 fi
 node_xml 10000 "$work/node.xml"
-curl -sf -o /dev/null -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE bench_dashboard_rss"
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-rss() { for _ in $(seq 20); do awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; sleep 0.25; done | median; }
-collections() {
-    curl -sf "http://127.0.0.1:$port/api/telemetry/status" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["total_collections"])' 2>/dev/null ||
-        echo 0
-}
 # The first VM's address as the dashboard writes it: without its host, the VM is not found.
 vm_address() {
     curl -sf "http://127.0.0.1:$port/api/telemetry/vms?limit=1" | python3 -c '
@@ -48,26 +41,18 @@ import json, sys, urllib.parse
 vm = json.load(sys.stdin)["vms"][0]
 print(urllib.parse.urlencode({"vm": vm["uuid"], "host": vm["host"]}))'
 }
+all_with=()
 echo "| run | without the dashboard (KiB) | with it open (KiB) | load |"
 echo "|---|---|---|---|"
 for i in $(seq "$RUNS"); do
-    rm -rf "$work/spool" "$work/chromium"
-    env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" VMTELEMETRY_POLL_INTERVAL=1 \
-        VMTELEMETRY_LIBVIRT_TIMEOUT=60 VMTELEMETRY_INFLUX_API=v1 VMTELEMETRY_INFLUX_URL="$influx" \
-        VMTELEMETRY_INFLUX_DB=bench_dashboard_rss VMTELEMETRY_SPOOL_DIR="$work/spool" \
-        VMTELEMETRY_LISTEN="127.0.0.1:$port" VMTELEMETRY_INSIGHTS=false RUST_LOG=warn \
-        "$bin" >>"$work/service.log" 2>&1 &
-    pid=$!
-    until [[ $(collections) -ge 65 ]]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$work/service.log" >&2; exit 1; }
-        sleep 0.5
-    done
-    without=$(rss)
+    rm -rf "$work/chromium"
+    memory_step_start "$bin" "$work/node.xml" bench_dashboard_rss "$port" "$work"
+    without=$(resident)
     chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$work/chromium" \
         --remote-debugging-port=0 "http://127.0.0.1:$port/#$(vm_address)" >/dev/null 2>&1 &
     browser=$!
     sleep 40
-    with=$(rss)
+    with=$(resident)
     kill -TERM "$browser"
     wait "$browser" 2>/dev/null || true
     browser=""
@@ -75,4 +60,8 @@ for i in $(seq "$RUNS"); do
     wait "$pid" || true
     pid=""
     echo "| $i | $without | $with | $(cut -d' ' -f1 /proc/loadavg) |"
+    all_with+=("$with")
 done
+target=39062 # 40,000,000 bytes
+met=$(printf '%s\n' "${all_with[@]}" | awk -v t=$target '$1 < t { n++ } END { print n + 0 }')
+echo "target: < $target KiB (40 MB) with the dashboard open: met in $met of $RUNS runs (median $(printf '%s\n' "${all_with[@]}" | median) KiB)"

@@ -13,45 +13,22 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here/.."
 # shellcheck source=benches/node_xml.sh
 . benches/node_xml.sh
+# shellcheck source=benches/memory_step.sh
+. benches/memory_step.sh
 
 a=$1 b=$2
 shift 2
 RUNS=${BENCH_RUNS:-3}
 api_port=${BENCH_API_PORT:-18393}
-influx=http://127.0.0.1:${VMT_TEST_INFLUX_PORT:-18086}
 work=$(mktemp -d /tmp/vmt-memory-ab.XXXXXX)
 pid=
 trap '[[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 node_xml 10000 "$work/node.xml"
-curl -sf -o /dev/null -XPOST "$influx/query" --data-urlencode "q=CREATE DATABASE bench_memory_ab"
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-collections() {
-    curl -sf "http://127.0.0.1:$api_port/api/telemetry/status" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["total_collections"])' 2>/dev/null ||
-        echo 0
-}
 
 # run BINARY [NAME=VALUE...]: sets rss, the median VmRSS (KiB) at steady state.
 run() {
-    local bin=$1
-    shift
-    rm -rf "$work/spool"
-    env VMTELEMETRY_LIBVIRT_URI="test+unix://$work/node.xml" VMTELEMETRY_POLL_INTERVAL=1 \
-        VMTELEMETRY_LIBVIRT_TIMEOUT=60 VMTELEMETRY_INFLUX_API=v1 VMTELEMETRY_INFLUX_URL="$influx" \
-        VMTELEMETRY_INFLUX_DB=bench_memory_ab VMTELEMETRY_SPOOL_DIR="$work/spool" \
-        VMTELEMETRY_LISTEN="127.0.0.1:$api_port" VMTELEMETRY_INSIGHTS=false RUST_LOG=warn "$@" \
-        "$bin" >>"$work/service.log" 2>&1 &
-    pid=$!
-    until [[ $(collections) -ge 65 ]]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$work/service.log" >&2; exit 1; }
-        sleep 0.5
-    done
-    rss=$(for _ in $(seq 20); do
-        awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
-        sleep 0.25
-    done | median)
+    memory_step_start "$1" "$work/node.xml" bench_memory_ab "$api_port" "$work" "${@:2}"
+    rss=$(resident)
     kill -TERM "$pid"
     wait "$pid" || true
     pid=
