@@ -58,7 +58,8 @@ pub struct Thresholds {
     pub major_faults_per_sec: f64,
     pub disk_latency_ms: f64,
     pub net_drops_per_sec: f64,
-    /// Cycles in a row a rule must hold before its condition is named (disk errors: one).
+    /// Cycles a rule must hold before its condition is named (disk errors: one); a single clear
+    /// cycle between them is forgiven.
     pub condition_cycles: u32,
 }
 
@@ -179,12 +180,14 @@ fn strongest<const N: usize>(rules: [Rule; N]) -> Rule {
     best
 }
 
-/// One condition of one VM: how many cycles in a row its rule has held, and since when.
+/// One condition of one VM: how many cycles its rule has held, and since when.
 #[derive(Debug, Clone, Copy, Default)]
 struct Streak {
     cycles: u32,
     since_ns: i64,
     evidence: Option<Evidence>,
+    /// The last cycle was clear: one is forgiven, the next ends the streak.
+    missed: bool,
 }
 
 /// A condition that holds, for the API and `vm_bottlenecks`.
@@ -218,10 +221,19 @@ impl Bottlenecks {
                     }
                     streak.cycles = streak.cycles.saturating_add(1);
                     streak.evidence = Some(evidence);
+                    streak.missed = false;
                 }
+                // One clear cycle between held ones neither restarts the count nor clears the
+                // condition: on a loaded host a single cycle's reading dips, and a condition
+                // flapping on and off tells an operator nothing.
                 Rule::Clear => {
                     if let Some(streaks) = &mut self.streaks {
-                        streaks[condition as usize] = Streak::default();
+                        let streak = &mut streaks[condition as usize];
+                        if streak.cycles > 0 && !streak.missed {
+                            streak.missed = true;
+                        } else {
+                            *streak = Streak::default();
+                        }
                     }
                 }
                 Rule::Unknown => {}
@@ -312,7 +324,35 @@ mod tests {
         b.update(&busy, -86_400_000_000_000, &thresholds());
         b.update(&busy, -86_395_000_000_000, &thresholds());
         assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 5.0);
-        b.update(&values(&[(Signal::CpuPercent, 20.0)]), 20, &thresholds());
+        // Two clear cycles in a row clear it (one is forgiven, below).
+        let idle = values(&[(Signal::CpuPercent, 20.0)]);
+        b.update(&idle, 20, &thresholds());
+        b.update(&idle, 21, &thresholds());
+        assert!(names(&b).is_empty());
+    }
+
+    #[test]
+    fn one_clear_cycle_is_forgiven_two_in_a_row_are_not() {
+        let mut b = Bottlenecks::default();
+        let (busy, idle) = (
+            values(&[(Signal::CpuPercent, 97.0)]),
+            values(&[(Signal::CpuPercent, 60.0)]),
+        );
+        // Held, a dip, held twice: three held cycles name it, since the first.
+        for (t, v) in [&busy, &idle, &busy].into_iter().enumerate() {
+            b.update(v, t as i64 * 1_000_000_000, &thresholds());
+        }
+        assert!(names(&b).is_empty());
+        b.update(&busy, 3_000_000_000, &thresholds());
+        assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 3.0);
+        // Named, one dip does not clear it; the second in a row does.
+        b.update(&idle, 4_000_000_000, &thresholds());
+        assert_eq!(names(&b), ["cpu_saturated"]);
+        b.update(&idle, 5_000_000_000, &thresholds());
+        assert!(names(&b).is_empty());
+        // And the count starts again: two held cycles are not enough.
+        b.update(&busy, 6_000_000_000, &thresholds());
+        b.update(&busy, 7_000_000_000, &thresholds());
         assert!(names(&b).is_empty());
     }
 
