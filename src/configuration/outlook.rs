@@ -16,6 +16,8 @@ const SECONDS: (f64, f64) = (60.0, 604_800.0);
 const HALF_LIFE: (f64, f64) = (1.0, 604_800.0);
 /// VPA's minute, or shorter for a test.
 const SAMPLE_INTERVAL: (f64, f64) = (1.0, 60.0);
+/// The recommendations' cadence: down to a shortened VPA minute, so a test's can follow it.
+const RECOMMEND_EVERY: (f64, f64) = (1.0, 604_800.0);
 
 pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
     let horizon_days = settings.insights_forecast_horizon_days;
@@ -44,9 +46,10 @@ pub fn outlook(settings: &Settings) -> Result<OutlookSettings, ConfigError> {
             .as_nanos() as i64,
         },
         forecast_every: seconds("insights_forecast_every", settings.insights_forecast_every)?,
-        recommend_every: seconds(
+        recommend_every: seconds_in(
             "insights_recommend_every",
             settings.insights_recommend_every,
+            RECOMMEND_EVERY,
         )?,
     })
 }
@@ -76,6 +79,7 @@ mod tests {
         for (key, value) in [
             ("INSIGHTS_FORECAST_EVERY", "59"),
             ("INSIGHTS_RECOMMEND_EVERY", "604801"),
+            ("INSIGHTS_RECOMMEND_EVERY", "0.5"),
             ("INSIGHTS_FORECAST_HALF_LIFE", "0"),
             ("INSIGHTS_FORECAST_HORIZON_DAYS", "0.5"),
             ("INSIGHTS_FORECAST_HORIZON_DAYS", "NaN"),

@@ -58,8 +58,7 @@ pub struct Thresholds {
     pub major_faults_per_sec: f64,
     pub disk_latency_ms: f64,
     pub net_drops_per_sec: f64,
-    /// Cycles a rule must hold before its condition is named (disk errors: one); a single clear
-    /// cycle between them is forgiven.
+    /// Cycles in a row a rule must hold before its condition is named (disk errors: one).
     pub condition_cycles: u32,
 }
 
@@ -180,13 +179,21 @@ fn strongest<const N: usize>(rules: [Rule; N]) -> Rule {
     best
 }
 
-/// One condition of one VM: how many cycles its rule has held, and since when.
+/// Cycles in a row `condition`'s rule must hold before it is named.
+fn needed(condition: Condition, thresholds: &Thresholds) -> u32 {
+    match condition {
+        Condition::DiskErrors => 1,
+        _ => thresholds.condition_cycles.max(1),
+    }
+}
+
+/// One condition of one VM: how many cycles in a row its rule has held, and since when.
 #[derive(Debug, Clone, Copy, Default)]
 struct Streak {
     cycles: u32,
     since_ns: i64,
     evidence: Option<Evidence>,
-    /// The last cycle was clear: one is forgiven, the next ends the streak.
+    /// Named, the last cycle was clear: one is forgiven, the next ends the streak.
     missed: bool,
 }
 
@@ -223,13 +230,12 @@ impl Bottlenecks {
                     streak.evidence = Some(evidence);
                     streak.missed = false;
                 }
-                // One clear cycle between held ones neither restarts the count nor clears the
-                // condition: on a loaded host a single cycle's reading dips, and a condition
-                // flapping on and off tells an operator nothing.
+                // A named condition outlasts one clear cycle: a value close to its threshold
+                // crosses it back and forth, and a condition flapping tells an operator nothing.
                 Rule::Clear => {
                     if let Some(streaks) = &mut self.streaks {
                         let streak = &mut streaks[condition as usize];
-                        if streak.cycles > 0 && !streak.missed {
+                        if streak.cycles >= needed(condition, thresholds) && !streak.missed {
                             streak.missed = true;
                         } else {
                             *streak = Streak::default();
@@ -253,17 +259,14 @@ impl Bottlenecks {
 
     /// The conditions that hold now, in `Condition::ALL` order.
     pub fn active(&self, thresholds: &Thresholds) -> impl Iterator<Item = Active> + '_ {
-        let required = thresholds.condition_cycles.max(1);
+        let needed = Condition::ALL.map(|condition| needed(condition, thresholds));
         let streaks = self.streaks.as_deref().into_iter().flatten();
         Condition::ALL
             .into_iter()
             .zip(streaks)
             .filter_map(move |(condition, streak)| {
-                let needed = match condition {
-                    Condition::DiskErrors => 1,
-                    _ => required,
-                };
-                let evidence = streak.evidence.filter(|_| streak.cycles >= needed)?;
+                let named = streak.cycles >= needed[condition as usize];
+                let evidence = streak.evidence.filter(|_| named)?;
                 let held_ns = self.now_ns.saturating_sub(streak.since_ns).max(0);
                 Some(Active {
                     condition,
@@ -324,7 +327,7 @@ mod tests {
         b.update(&busy, -86_400_000_000_000, &thresholds());
         b.update(&busy, -86_395_000_000_000, &thresholds());
         assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 5.0);
-        // Two clear cycles in a row clear it (one is forgiven, below).
+        // Two clear cycles in a row clear it (a named condition outlasts one, below).
         let idle = values(&[(Signal::CpuPercent, 20.0)]);
         b.update(&idle, 20, &thresholds());
         b.update(&idle, 21, &thresholds());
@@ -332,27 +335,32 @@ mod tests {
     }
 
     #[test]
-    fn one_clear_cycle_is_forgiven_two_in_a_row_are_not() {
+    fn a_named_condition_outlasts_one_clear_cycle_not_two() {
         let mut b = Bottlenecks::default();
         let (busy, idle) = (
             values(&[(Signal::CpuPercent, 97.0)]),
             values(&[(Signal::CpuPercent, 60.0)]),
         );
-        // Held, a dip, held twice: three held cycles name it, since the first.
-        for (t, v) in [&busy, &idle, &busy].into_iter().enumerate() {
-            b.update(v, t as i64 * 1_000_000_000, &thresholds());
+        let at = |t: i64| t * 1_000_000_000;
+        // Before it is named a dip restarts the count: held, a dip, held twice is not enough.
+        for (t, v) in [&busy, &idle, &busy, &busy].into_iter().enumerate() {
+            b.update(v, at(t as i64), &thresholds());
         }
         assert!(names(&b).is_empty());
-        b.update(&busy, 3_000_000_000, &thresholds());
-        assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 3.0);
-        // Named, one dip does not clear it; the second in a row does.
-        b.update(&idle, 4_000_000_000, &thresholds());
+        b.update(&busy, at(4), &thresholds());
+        assert_eq!(b.active(&thresholds()).next().unwrap().held_sec, 2.0);
+        // Named, one dip keeps it, with its evidence and its start; held again, on it goes.
+        b.update(&idle, at(5), &thresholds());
+        let kept = b.active(&thresholds()).next().unwrap();
+        assert_eq!((kept.evidence.value, kept.held_sec), (97.0, 3.0));
+        b.update(&busy, at(6), &thresholds());
+        b.update(&idle, at(7), &thresholds());
         assert_eq!(names(&b), ["cpu_saturated"]);
-        b.update(&idle, 5_000_000_000, &thresholds());
+        // The second clear cycle in a row clears it, and the count starts again.
+        b.update(&idle, at(8), &thresholds());
         assert!(names(&b).is_empty());
-        // And the count starts again: two held cycles are not enough.
-        b.update(&busy, 6_000_000_000, &thresholds());
-        b.update(&busy, 7_000_000_000, &thresholds());
+        b.update(&busy, at(9), &thresholds());
+        b.update(&busy, at(10), &thresholds());
         assert!(names(&b).is_empty());
     }
 

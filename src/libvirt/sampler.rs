@@ -50,6 +50,8 @@ pub struct Sampler {
     bridges: Bridges,
     /// The domains' disks, for the block counters read disk by disk between the sizes' cycles.
     disks: DiskBook,
+    /// The last bulk calls' time per domain: how many domains the next ones read each.
+    bulk_pace: Option<Duration>,
 }
 
 /// What a cycle's seed read, and the helpers it read over: those at `failed` could not list.
@@ -95,6 +97,7 @@ impl Sampler {
             dirty_rates: HashSet::new(),
             bridges: Bridges::default(),
             disks: DiskBook::default(),
+            bulk_pace: None,
         }
     }
 
@@ -208,6 +211,7 @@ impl Sampler {
                 stats::read(&mut self.crew, calls, patience, &self.heartbeat)
             }
         };
+        self.bulk_pace = read.pace.or(self.bulk_pace);
         self.disks.learn(read.stats.iter().map(|read| &read.record));
         let mut duration = started.elapsed();
         let uri = self.connector.uri().clone();
@@ -245,11 +249,13 @@ impl Sampler {
     fn calls(&mut self, domains: Vec<Domain>, groups: StatsGroups, due: Due) -> stats::Calls {
         let outstanding = self.disks.outstanding();
         let count = domains.len();
+        let pace = self.bulk_pace;
         let all_bulk = |domains| stats::Calls {
             domains: count,
             bulk: vec![(domains, groups)],
             per_disk: Vec::new(),
             outstanding: Arc::clone(&outstanding),
+            pace,
         };
         if !groups.contains(StatsGroups::BLOCK) || due.block_sizes {
             return all_bulk(domains);
@@ -269,6 +275,7 @@ impl Sampler {
             bulk,
             per_disk: plan.per_disk,
             outstanding,
+            pace,
         }
     }
 
@@ -298,11 +305,12 @@ mod tests {
     use super::Sampler;
     use crate::configuration::{CollectionConfig, HostConfig};
     use crate::domain_filter::DomainFilter;
+    use crate::libvirt::StatsCycle;
     use crate::libvirt::bulk_stats::StatsGroups;
     use crate::libvirt::cadence::Due;
     use crate::libvirt::heartbeat::Heartbeat;
     use crate::libvirt::seed;
-    use crate::libvirt::stats::stats_threads;
+    use crate::libvirt::stats::{STAMP_LAG, stats_threads};
     use crate::libvirt::test_node::{TestDomain, node_xml};
 
     /// A test-driver node of `n` domains, `vm-0`…, every third one shut off.
@@ -379,10 +387,36 @@ mod tests {
             );
             assert_eq!(&*cycle.sample.host, "node");
             // Open, one list for both the seed and the stats, an `info` per domain, the host's
-            // two calls, one bulk call per thread (counted even when it has nothing to do).
-            let calls = 2 + n as u64 + 2 + stats_threads(n) as u64;
+            // two calls, a bulk call per thread.
+            let calls = 2 + n as u64 + 2 + stats_threads(n).min(n) as u64;
             assert_eq!(heartbeat.beats(), calls, "{n} domains");
         }
+    }
+
+    #[test]
+    fn domains_slow_to_read_are_read_one_a_call_each_stamped_when_its_call_returned() {
+        let n = 5;
+        let file = node(n);
+        let uri = format!("test://{}", file.path().display());
+        let (mut sampler, heartbeat) = sampler(&uri, DomainFilter::default());
+        let stamps = |cycle: &StatsCycle| {
+            let domains = &cycle.sample.domains;
+            let mut stamps: Vec<i64> = domains.iter().map(|d| d.timestamp_ns).collect();
+            stamps.sort_unstable();
+            stamps.dedup();
+            stamps.len()
+        };
+        // The test driver reads a domain in microseconds: one call for the thread's five.
+        let fast = sampler.sample(full()).unwrap().stats.unwrap();
+        assert_eq!(stamps(&fast), 1);
+        assert!(sampler.bulk_pace.is_some_and(|pace| pace < STAMP_LAG));
+        // Read at a loaded host's pace, each domain has a call, and a stamp, of its own.
+        sampler.bulk_pace = Some(STAMP_LAG);
+        let before = heartbeat.beats();
+        let slow = sampler.sample(full()).unwrap().stats.unwrap();
+        assert_eq!(stamps(&slow), n);
+        // Is-alive check, one list, an `info` each, free memory, a bulk call each.
+        assert_eq!(heartbeat.beats() - before, 1 + 1 + n as u64 + 1 + n as u64);
     }
 
     /// `vm-0`…`vm-{n-1}`, sorted as names are.

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use virt::domain::Domain;
@@ -21,6 +21,10 @@ use crate::extended::{DomainStatsSample, StatsSample};
 const STATS_THREADS: usize = 4;
 /// A thread more only for at least this many more domains.
 const STATS_DOMAINS_PER_THREAD: usize = 3;
+/// How late a domain's stamp may be, at the last cycle's pace: a bulk call reads no more domains
+/// than take this long. A record is stamped when its call returns, so a domain read first is
+/// stamped after the others' reads, and its rates are off by as much over the cycle's span.
+pub(super) const STAMP_LAG: Duration = Duration::from_millis(10);
 
 /// What the stats calls of one cycle read.
 #[derive(Default)]
@@ -31,6 +35,8 @@ pub struct StatsRead {
     pub failed: Option<LibvirtError>,
     /// A call was left behind: it still holds a request on the connection.
     pub left_behind: bool,
+    /// The bulk calls' time per domain read, when one answered.
+    pub pace: Option<Duration>,
 }
 
 /// The calls of one cycle: bulk calls, each list of domains split over the threads, then the
@@ -41,6 +47,8 @@ pub struct Calls {
     pub bulk: Vec<(Vec<Domain>, StatsGroups)>,
     pub per_disk: Vec<(Domain, Arc<[Disk]>)>,
     pub outstanding: Outstanding,
+    /// The last cycle's `StatsRead::pace`: how many domains a bulk call reads.
+    pub pace: Option<Duration>,
 }
 
 /// A domain's record, stamped when the call that read it returned: a call's records are not
@@ -61,9 +69,39 @@ struct Sink {
     failed: Option<LibvirtError>,
     /// Per thread, the domains of its call in flight.
     in_flight: Vec<usize>,
+    /// The time of the bulk calls that answered, and the domains they read.
+    bulk_time: Duration,
+    bulk_domains: u32,
 }
 
 type Shared<T> = Arc<Mutex<T>>;
+
+/// One call of a cycle's: a bulk call of some domains, or one domain's disks.
+enum Job {
+    Bulk(Vec<Domain>, StatsGroups),
+    Disks(Domain, Arc<[Disk]>),
+}
+
+impl Job {
+    fn domains(&self) -> usize {
+        match self {
+            Job::Bulk(domains, _) => domains.len(),
+            Job::Disks(..) => 1,
+        }
+    }
+
+    /// What it read, and whether in bulk.
+    fn read(
+        &self,
+        heartbeat: &Heartbeat,
+        outstanding: &Outstanding,
+    ) -> (Result<Vec<DomainStats>, LibvirtError>, bool) {
+        match self {
+            Job::Bulk(domains, groups) => (read_share(domains, *groups, heartbeat), true),
+            Job::Disks(domain, disks) => (read_disks(domain, disks, heartbeat, outstanding), false),
+        }
+    }
+}
 
 fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
@@ -75,51 +113,59 @@ fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// guests answer side by side, and a QEMU that does not answer then holds that thread, not the
 /// host's.
 ///
+/// The bulk calls, cut to `call_size` domains, then the disks, from a queue the threads share.
+///
 /// A call that fails, or that is still running once none has answered for `patience` (its thread
 /// is dismissed: left behind), costs the domains it reads; the others are kept. A thread that
 /// could not be started runs on this one.
 pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heartbeat) -> StatsRead {
     let threads = stats_threads(calls.domains);
-    let mut shares: Vec<Vec<(Vec<Domain>, StatsGroups)>> =
-        (0..threads).map(|_| Vec::new()).collect();
+    let mut queue: VecDeque<Job> = VecDeque::new();
     // No group at all would ask libvirt for every one.
     for (domains, groups) in calls.bulk.into_iter().filter(|(_, g)| !g.is_empty()) {
-        for (share, domains) in shares.iter_mut().zip(split(domains, threads)) {
-            share.push((domains, groups));
+        let size = call_size(domains.len(), threads, calls.pace);
+        let mut domains = domains.into_iter().peekable();
+        while domains.peek().is_some() {
+            queue.push_back(Job::Bulk(domains.by_ref().take(size).collect(), groups));
         }
     }
     let disk_by_disk = !calls.per_disk.is_empty();
-    let queue: Shared<VecDeque<_>> = Arc::new(Mutex::new(calls.per_disk.into()));
+    queue.extend(
+        calls
+            .per_disk
+            .into_iter()
+            .map(|(d, disks)| Job::Disks(d, disks)),
+    );
+    let queue: Shared<VecDeque<Job>> = Arc::new(Mutex::new(queue));
     let sink: Shared<Sink> = Arc::new(Mutex::new(Sink {
         in_flight: vec![0; threads],
         ..Sink::default()
     }));
-    let jobs: Vec<_> = shares
-        .into_iter()
-        .enumerate()
-        .map(|(thread, share)| {
+    let jobs: Vec<_> = (0..threads)
+        .map(|thread| {
             let (heartbeat, queue, sink) = (heartbeat.clone(), queue.clone(), sink.clone());
             let outstanding = calls.outstanding.clone();
             move || {
-                for (domains, groups) in share {
-                    let read = in_flight(&sink, thread, domains.len(), || {
-                        read_share(&domains, groups, &heartbeat)
-                    });
-                    keep(&sink, read, true);
-                }
                 let next = || lock(&queue).pop_front();
-                while let Some((domain, disks)) = next() {
-                    let read = in_flight(&sink, thread, 1, || {
-                        read_disks(&domain, &disks, &heartbeat, &outstanding)
+                while let Some(job) = next() {
+                    let started = Instant::now();
+                    let (read, bulk) = in_flight(&sink, thread, job.domains(), || {
+                        job.read(&heartbeat, &outstanding)
                     });
-                    keep(&sink, read, false);
+                    if bulk && read.is_ok() {
+                        let mut sink = lock(&sink);
+                        sink.bulk_time += started.elapsed();
+                        sink.bulk_domains += job.domains() as u32;
+                    }
+                    keep(&sink, read, bulk);
                 }
             }
         })
         .collect();
     let parts = side_by_side(crew, jobs, patience, heartbeat);
     // Domains no thread took (all of them held): not read this cycle.
-    let mut untaken = std::mem::take(&mut *lock(&queue)).len();
+    let queue = std::mem::take(&mut *lock(&queue));
+    let mut untaken: usize = queue.iter().map(Job::domains).sum();
     let mut sink = std::mem::take(&mut *lock(&sink));
     let mut dismissed = Vec::new();
     for (index, part) in parts.into_iter().enumerate() {
@@ -146,6 +192,7 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
         },
         failed: sink.failed,
         left_behind: !dismissed.is_empty(),
+        pace: (sink.bulk_domains > 0).then(|| sink.bulk_time / sink.bulk_domains),
     }
 }
 
@@ -261,6 +308,15 @@ pub(super) fn stats_threads(domains: usize) -> usize {
     (domains / STATS_DOMAINS_PER_THREAD).clamp(1, STATS_THREADS)
 }
 
+/// How many of `domains` one bulk call reads in `threads` threads: a thread's share, or fewer
+/// when the last cycle's `pace` says they take longer than `STAMP_LAG`; at least one.
+fn call_size(domains: usize, threads: usize, pace: Option<Duration>) -> usize {
+    let share = domains.div_ceil(threads.max(1)).max(1);
+    let within = |pace: Duration| STAMP_LAG.as_nanos() / pace.as_nanos().max(1);
+    pace.map_or(share, |pace| within(pace).min(share as u128) as usize)
+        .max(1)
+}
+
 /// `items` in `parts` contiguous runs, as even as can be, in order (none empty, unless `items` is).
 pub(super) fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
     let parts = parts.clamp(1, items.len().max(1));
@@ -294,7 +350,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::bulk_stats::StatValue;
-    use super::{DomainStats, Read, Sink, keep, merged, split, stats_threads};
+    use std::time::Duration;
+
+    use super::{DomainStats, Read, Sink, call_size, keep, merged, split, stats_threads};
 
     fn kept_apart(sink: &Mutex<Sink>, params: &[(&str, StatValue)], bulk: bool) {
         keep(sink, Ok(vec![DomainStats::of(7, params)]), bulk);
@@ -324,6 +382,25 @@ mod tests {
             .map(stats_threads)
             .collect();
         assert_eq!(threads, [1, 1, 1, 2, 2, 3, 4, 4, 4]);
+    }
+
+    #[test]
+    fn a_call_reads_a_threads_share_or_fewer_when_they_were_slow_to_read() {
+        let ms = |ms: u64| Some(Duration::from_millis(ms));
+        let sizes: Vec<usize> = [
+            (13, 4, None),
+            (0, 1, None),
+            (13, 4, Some(Duration::from_micros(100))),
+            (1000, 4, Some(Duration::from_micros(100))),
+            (13, 4, ms(2)),
+            (13, 4, ms(10)),
+            (13, 4, ms(500)),
+            (5, 1, Some(Duration::ZERO)),
+        ]
+        .into_iter()
+        .map(|(domains, threads, pace)| call_size(domains, threads, pace))
+        .collect();
+        assert_eq!(sizes, [4, 1, 4, 100, 4, 1, 1, 5]);
     }
 
     #[test]

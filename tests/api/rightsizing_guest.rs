@@ -23,9 +23,9 @@ const SAMPLE_INTERVAL: &str = "1";
 /// millicores (a TCG guest's idle reads 60–95 on a loaded host; at 40 minutes, × 37, 93 was
 /// already too much).
 const CONFIDENCE_DAYS: f64 = 60.0 / 1440.0;
-/// How often the recommendations are written (the shortest allowed): the line checked is the
-/// first written on that confidence, a minute or two in.
-const RECOMMEND_EVERY: &str = "60";
+/// How often the recommendations are written: the line checked is the first written on that
+/// confidence.
+const RECOMMEND_EVERY: &str = "5";
 
 /// The guest `name`'s entry in `/api/telemetry/recommendations`.
 fn vm<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
@@ -111,7 +111,7 @@ async fn half_a_vcpu_of_four_gets_one_and_an_idle_guest_is_over_provisioned() {
             guest.name
         );
         let rows = influx
-            .rows_when("vm_recommendations", Duration::from_secs(70), &q, |rows| {
+            .rows_when("vm_recommendations", Duration::from_secs(30), &q, |rows| {
                 rows.iter().any(|row| confident(&row))
             })
             .await;
