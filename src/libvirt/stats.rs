@@ -69,7 +69,7 @@ struct Sink {
     failed: Option<LibvirtError>,
     /// Per thread, the domains of its call in flight.
     in_flight: Vec<usize>,
-    /// The time of the bulk calls that answered, and the domains they read.
+    /// The time of the bulk calls that answered, and the records they gave.
     bulk_time: Duration,
     bulk_domains: u32,
 }
@@ -90,15 +90,14 @@ impl Job {
         }
     }
 
-    /// What it read, and whether in bulk.
     fn read(
         &self,
         heartbeat: &Heartbeat,
         outstanding: &Outstanding,
-    ) -> (Result<Vec<DomainStats>, LibvirtError>, bool) {
+    ) -> Result<Vec<DomainStats>, LibvirtError> {
         match self {
-            Job::Bulk(domains, groups) => (read_share(domains, *groups, heartbeat), true),
-            Job::Disks(domain, disks) => (read_disks(domain, disks, heartbeat, outstanding), false),
+            Job::Bulk(domains, groups) => read_share(domains, *groups, heartbeat),
+            Job::Disks(domain, disks) => read_disks(domain, disks, heartbeat, outstanding),
         }
     }
 }
@@ -122,12 +121,18 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
     let threads = stats_threads(calls.domains);
     let mut queue: VecDeque<Job> = VecDeque::new();
     // No group at all would ask libvirt for every one.
-    for (domains, groups) in calls.bulk.into_iter().filter(|(_, g)| !g.is_empty()) {
+    let bulk = calls
+        .bulk
+        .into_iter()
+        .filter(|(d, g)| !d.is_empty() && !g.is_empty());
+    for (domains, groups) in bulk {
         let size = call_size(domains.len(), threads, calls.pace);
-        let mut domains = domains.into_iter().peekable();
-        while domains.peek().is_some() {
-            queue.push_back(Job::Bulk(domains.by_ref().take(size).collect(), groups));
-        }
+        let parts = domains.len().div_ceil(size);
+        queue.extend(
+            split(domains, parts)
+                .into_iter()
+                .map(|d| Job::Bulk(d, groups)),
+        );
     }
     let disk_by_disk = !calls.per_disk.is_empty();
     queue.extend(
@@ -149,14 +154,10 @@ pub fn read(crew: &mut Crew, calls: Calls, patience: Duration, heartbeat: &Heart
                 let next = || lock(&queue).pop_front();
                 while let Some(job) = next() {
                     let started = Instant::now();
-                    let (read, bulk) = in_flight(&sink, thread, job.domains(), || {
+                    let read = in_flight(&sink, thread, job.domains(), || {
                         job.read(&heartbeat, &outstanding)
                     });
-                    if bulk && read.is_ok() {
-                        let mut sink = lock(&sink);
-                        sink.bulk_time += started.elapsed();
-                        sink.bulk_domains += job.domains() as u32;
-                    }
+                    let bulk = matches!(job, Job::Bulk(..)).then(|| started.elapsed());
                     keep(&sink, read, bulk);
                 }
             }
@@ -210,15 +211,22 @@ fn in_flight<T>(sink: &Mutex<Sink>, thread: usize, domains: usize, call: impl Fn
     read
 }
 
-fn keep(sink: &Mutex<Sink>, read: Result<Vec<DomainStats>, LibvirtError>, bulk: bool) {
+/// What a call read, stamped now; `bulk`: how long it took, for a bulk call.
+fn keep(sink: &Mutex<Sink>, read: Result<Vec<DomainStats>, LibvirtError>, bulk: Option<Duration>) {
     let at_ns = now_ns();
     let mut sink = lock(sink);
     match read {
-        Ok(stats) => sink.stats.extend(stats.into_iter().map(|record| Read {
-            at_ns,
-            record,
-            bulk,
-        })),
+        Ok(stats) => {
+            if let Some(took) = bulk {
+                sink.bulk_time += took;
+                sink.bulk_domains += stats.len() as u32;
+            }
+            sink.stats.extend(stats.into_iter().map(|record| Read {
+                at_ns,
+                record,
+                bulk: bulk.is_some(),
+            }))
+        }
         Err(error) => {
             sink.failed.get_or_insert(error);
         }
@@ -355,7 +363,8 @@ mod tests {
     use super::{DomainStats, Read, Sink, call_size, keep, merged, split, stats_threads};
 
     fn kept_apart(sink: &Mutex<Sink>, params: &[(&str, StatValue)], bulk: bool) {
-        keep(sink, Ok(vec![DomainStats::of(7, params)]), bulk);
+        let took = bulk.then_some(Duration::ZERO);
+        keep(sink, Ok(vec![DomainStats::of(7, params)]), took);
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 
