@@ -15,6 +15,7 @@ use chrono::{TimeDelta, Utc};
 use super::backoff;
 use super::crash::{CrashRecord, Crashable, crash_fields, crash_handlers, guarded};
 use super::messages::{GetHostStatus, HostCollected, Retire, StopCollecting};
+use super::spacing::Spacing;
 use super::status::{ConnectionState, HostStatus};
 use crate::configuration::{CollectionConfig, HostConfig};
 use crate::coordination::CollectDeadline;
@@ -36,6 +37,9 @@ pub struct HostActor {
     /// After a failed cycle: no new connection before `at`.
     reconnect: Option<Reconnect>,
     cycle_running: bool,
+    /// A cycle starts at least half an interval after the last ended; a tick too soon waits.
+    spacing: Spacing,
+    deferred: Option<SpawnHandle>,
     /// Extended stats groups, their intervals, the domain filter.
     collection: CollectionConfig,
     /// Which groups each cycle carries: they ride on a cycle, so that they share its list of
@@ -81,6 +85,8 @@ impl HostActor {
             abandoned: None,
             reconnect: None,
             cycle_running: false,
+            spacing: Spacing::new(poll_interval),
+            deferred: None,
             collection,
             cadence,
             stopped: false,
@@ -113,6 +119,17 @@ impl HostActor {
     fn collect(&mut self, ctx: &mut Context<Self>) {
         // A cycle still running when the next is due is not doubled up.
         if self.cycle_running || self.stopped || self.past_deadline() {
+            return;
+        }
+        let wait = self.spacing.wait(Instant::now());
+        if !wait.is_zero() {
+            // Once, however many ticks come meanwhile.
+            if self.deferred.is_none() {
+                self.deferred = Some(ctx.run_later(wait, |actor, ctx| {
+                    actor.deferred = None;
+                    guarded(actor, ctx, Self::collect);
+                }));
+            }
             return;
         }
         if self.abandoned.as_ref().is_some_and(Abandoned::has_ended) {
@@ -158,6 +175,7 @@ impl HostActor {
         let cycle = worker.sample(self.libvirt_timeout, due);
         ctx.spawn(cycle.into_actor(self).map(move |result, actor, ctx| {
             actor.cycle_running = false;
+            actor.spacing.ended(Instant::now());
             guarded(actor, ctx, |actor, _| actor.finish_cycle(result, due));
         }));
     }
@@ -323,6 +341,8 @@ impl Supervised for HostActor {
         self.status.next_attempt_time = None;
         self.status.reconnect_backoff_sec = None;
         self.cycle_running = false;
+        // A restart cancels what the context had scheduled.
+        self.deferred = None;
         self.status.connection = ConnectionState::Connecting;
         self.status.restarts += 1;
     }

@@ -12,6 +12,7 @@ pub mod host;
 pub mod insights;
 pub mod messages;
 pub mod snapshot_status;
+pub mod spacing;
 pub mod spool_status;
 pub mod status;
 pub mod supervisor;

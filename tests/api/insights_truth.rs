@@ -33,6 +33,11 @@ const MAX_CYCLES: u64 = 6;
 /// The steady guest is watched this much longer once every truth is named.
 const AFTER: Duration = Duration::from_secs(6);
 const POLL: Duration = Duration::from_millis(500);
+/// The service's cycles come every second (`SETTINGS`); on this loaded host many come late, yet
+/// no two of a guest's records are less than half of that apart (a late record read again at
+/// once would make a rate of a fraction of the interval: the short spans that named conditions
+/// late or falsely).
+const MIN_SPAN_NS: i64 = 500_000_000;
 /// How long one of the service's answers may take on this loaded host.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -505,6 +510,7 @@ async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns:
     let (mut scored, mut anomalous) = (0, 0);
     for w in watched {
         let name = &w.guest.name;
+        check_spans(influx, name).await;
         let trained = w.trained_ns.expect("trained");
         let end = w.truth.as_ref().and_then(Truth::onset).map(|m| m.before_ns);
         let steady = |t: i64| t >= trained && t < steady_until_ns;
@@ -578,6 +584,24 @@ async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns:
     eprintln!("steady phases in InfluxDB: {anomalous} anomalous of {scored} scored signal-samples");
     assert!(scored >= 500, "too few steady signal-samples: {scored}");
     assert_eq!(anomalous, 0, "anomalies in steady phases");
+}
+
+/// The spans of a guest's rates: between its vCPU's records, one a cycle, in InfluxDB.
+async fn check_spans(influx: &Influx, name: &str) {
+    let rows = influx
+        .rows(&format!(
+            "SELECT vcpu_time_ns FROM vm_cpu WHERE \"name\" = '{name}' AND \"vcpu\" = '0'"
+        ))
+        .await;
+    let times: Vec<i64> = rows.iter().map(time).collect();
+    assert!(times.len() >= 30, "{name}: {} vm_cpu records", times.len());
+    let shortest = times.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    eprintln!("{name}: shortest span {:.2} s", shortest as f64 / 1e9);
+    assert!(
+        shortest >= MIN_SPAN_NS,
+        "{name}: records {:.2} s apart",
+        shortest as f64 / 1e9
+    );
 }
 
 fn time(row: &BTreeMap<String, Value>) -> i64 {
