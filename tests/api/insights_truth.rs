@@ -1,6 +1,7 @@
 //! The insights name each known truth of the test guests (tests/guest/init) within a few cycles
-//! of its onset, in the API and in InfluxDB, and raise nothing while a guest is kept steady. Five
-//! guests boot together: a CPU burst and a half-busy neighbour pinned to host CPU 1 (the burst's
+//! of its onset, in the API and in InfluxDB, and raise nothing while a guest is kept steady (but
+//! contention the kernel counts too: the host itself may be contended). Five guests boot
+//! together: a CPU burst weighted 4:1 and a half-busy neighbour pinned to host CPU 1 (the burst's
 //! onset contends the neighbour), a memory leak that fills its guest, a disk storm on a disk of
 //! `STORM_IOPS` and a guest running every steady workload, the last three on CPU 0. The service
 //! scores them every second and learns for `LEARNING` cycles. The onsets wait for the models:
@@ -42,14 +43,18 @@ const MIN_SPAN_NS: i64 = 500_000_000;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `cpu_contention`'s steal threshold here (10 % by default). Five TCG guests on two cores give
-/// even a steady guest real steal: 4-23 % a cycle measured in the steady phase (an idle guest's
-/// 7-14 %), 10 % or more three cycles in a row in half the runs. A core shared with the burst
-/// gives 29-45 %: the truth stands well above the host's own background.
-const STEAL_PERCENT: &str = "25";
+/// even a steady guest real steal: 4-23 % a cycle measured in the steady phase, 10 % or more
+/// three cycles in a row in half the runs. The burst, weighted 4:1, leaves its neighbour 65-73 %
+/// (benches/README.md, "insights_truth").
+const STEAL_PERCENT: f64 = 40.0;
+/// The host itself can be contended (a CI machine's own hypervisor, its other tenants): a steady
+/// guest may then really wait. Its `cpu_contention` is no false alarm where the kernel shows its
+/// vCPU waited at least half the threshold over the last `CONTENTION_WINDOW_NS` (the rule's three
+/// cycles and the poll's lag).
+const CONTENTION_WINDOW_NS: i64 = 4_000_000_000;
 
-const SETTINGS: [(&str, &str); 9] = [
+const SETTINGS: [(&str, &str); 8] = [
     ("VMTELEMETRY_INSIGHTS", "true"),
-    ("VMTELEMETRY_INSIGHTS_CPU_STEAL_PERCENT", STEAL_PERCENT),
     ("VMTELEMETRY_INSIGHTS_LEARNING_SAMPLES", LEARNING),
     ("VMTELEMETRY_INSIGHTS_WINDOW", "60"),
     ("VMTELEMETRY_POLL_INTERVAL", "1"),
@@ -72,6 +77,9 @@ struct Delay {
 /// What the API said of one guest at one poll.
 struct Seen {
     at: Instant,
+    at_ns: i64,
+    /// The kernel's count of its vCPU's waits for a host CPU, read after the answer.
+    waited_ns: u64,
     /// Host cycles the service had analysed, read after the answer: at least those behind it.
     cycle: u64,
     trained: bool,
@@ -203,6 +211,8 @@ impl Watched<'_> {
         }
         self.seen.push(Seen {
             at: Instant::now(),
+            at_ns: now_ns(),
+            waited_ns: self.guest.vcpu_wait_ns(),
             cycle,
             trained,
             anomalous: names(&vm["anomalous_signals"], None),
@@ -232,6 +242,24 @@ impl Watched<'_> {
             wall: seen.at - mark.before,
             cycles: seen.cycle - mark.before_cycle,
         })
+    }
+
+    /// Its vCPU's waits for a host CPU in the `CONTENTION_WINDOW_NS` before `at_ns`, as the kernel
+    /// counted them between two polls: the share of the time between them, in percent.
+    fn waited_percent(&self, at_ns: i64) -> Option<f64> {
+        let from = self
+            .seen
+            .iter()
+            .rfind(|s| s.at_ns <= at_ns - CONTENTION_WINDOW_NS)?;
+        let to = self.seen.iter().find(|s| s.at_ns >= at_ns)?;
+        let waited = to.waited_ns.checked_sub(from.waited_ns)? as f64;
+        Some(waited / (to.at_ns - from.at_ns) as f64 * 100.0)
+    }
+
+    /// A condition raised while steady, but true: contention the kernel saw too.
+    fn really_contended(&self, condition: &str, at_ns: i64) -> bool {
+        let waited = self.waited_percent(at_ns);
+        condition == "cpu_contention" && waited.is_some_and(|w| w >= STEAL_PERCENT / 2.0)
     }
 
     /// When its first trained poll came.
@@ -268,6 +296,7 @@ fn boot() -> [Guest; 5] {
         Guest::options("burst")
             .onset_on_go()
             .arg("vmt.duty", 99)
+            .cpu_shares(4096)
             .pin_vcpu(1),
         // Busy half of every 100 ms from boot on: its share of CPU 1 is contested at the onset,
         // evenly over any cycle's span (half of every second, a late cycle's short span could
@@ -290,7 +319,9 @@ fn boot() -> [Guest; 5] {
             .onset_on_go()
             .disk_iops(STORM_IOPS)
             .pin_vcpu(0),
-        Guest::options("cpu,mem,disk,net").pin_vcpu(0),
+        Guest::options("cpu,mem,disk,net")
+            .arg("vmt.spin", 1000)
+            .pin_vcpu(0),
     ];
     std::thread::scope(|scope| {
         options
@@ -306,11 +337,15 @@ async fn each_workload_is_named_within_a_few_cycles_of_its_onset_and_steady_gues
     let influx = Influx::new_database().await;
     let names = guests.iter().map(|g| g.name.as_str()).collect::<Vec<_>>();
     let include = names.join(",");
-    let domains = [("VMTELEMETRY_DOMAIN_INCLUDE", include.as_str())];
+    let steal = STEAL_PERCENT.to_string();
+    let per_test = [
+        ("VMTELEMETRY_DOMAIN_INCLUDE", include.as_str()),
+        ("VMTELEMETRY_INSIGHTS_CPU_STEAL_PERCENT", steal.as_str()),
+    ];
     let mut app = spawn_collecting(
         "qemu:///system",
         &influx,
-        &[&SETTINGS[..], &domains].concat(),
+        &[&SETTINGS[..], &per_test].concat(),
     )
     .await;
     // Five TCG guests on two cores: an answer once took longer than awc's 5 s (the timing is in
@@ -464,16 +499,9 @@ fn check_api(w: &Watched, steady_until: Instant) {
     let name = &w.guest.name;
     let steady: Vec<&Seen> = w.steady(steady_until).collect();
     assert!(steady.len() >= 6, "{name}: {} steady polls", steady.len());
-    for s in &steady {
-        assert!(
-            s.anomalous.is_empty() && s.conditions.is_empty(),
-            "{name} raised {:?} {:?} while steady",
-            s.anomalous,
-            s.conditions
-        );
-    }
+    check_steady(w, &steady);
     let Some(truth) = &w.truth else {
-        eprintln!("steady: {} polls, nothing raised", steady.len());
+        eprintln!("steady: {} polls, no false alarm", steady.len());
         return;
     };
     let onset = truth.onset().expect("onset seen");
@@ -502,6 +530,32 @@ fn check_api(w: &Watched, steady_until: Instant) {
         condition.cycles,
         truth.condition_from.unwrap_or("its onset"),
     );
+}
+
+/// Nothing raised while steady but contention the kernel saw too (said once per guest).
+fn check_steady(w: &Watched, steady: &[&Seen]) {
+    let name = &w.guest.name;
+    let mut contended = Vec::new();
+    for s in steady {
+        let real = |c: &String| w.really_contended(c, s.at_ns);
+        assert!(
+            s.anomalous.is_empty() && s.conditions.iter().all(real),
+            "{name} raised {:?} {:?} while steady (its vCPU waited {:.0?} %)",
+            s.anomalous,
+            s.conditions,
+            w.waited_percent(s.at_ns),
+        );
+        if !s.conditions.is_empty() {
+            contended.extend(w.waited_percent(s.at_ns).map(|p| p.round() as u32));
+        }
+    }
+    if let (Some(least), Some(most)) = (contended.iter().min(), contended.iter().max()) {
+        eprintln!(
+            "{name}: cpu_contention in {} steady polls, the kernel counting its vCPU waiting \
+             {least}-{most} % of the time: the host itself was contended",
+            contended.len(),
+        );
+    }
 }
 
 /// The same in InfluxDB: steady phases with no anomalous signal-sample and no condition, each
@@ -534,6 +588,11 @@ async fn check_influx(influx: &Influx, watched: &[Watched<'_>], steady_until_ns:
         let steady_kinds: Vec<&Value> = kinds
             .iter()
             .filter(|r| steady(time(r)))
+            .filter(|r| {
+                !r["kind"]
+                    .as_str()
+                    .is_some_and(|c| w.really_contended(c, time(r)))
+            })
             .map(|r| &r["kind"])
             .collect();
         assert!(

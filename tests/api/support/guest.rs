@@ -46,6 +46,8 @@ pub struct GuestOptions {
     args: Vec<String>,
     /// The host CPU its vCPU is pinned to (`<vcpupin>`).
     host_cpu: Option<u32>,
+    /// Its CPU weight against the other guests' 1024 (`<shares>`).
+    cpu_shares: Option<u32>,
     /// A virtio-serial channel `org.qemu.guest_agent.0`, for `vmt.agent=1`'s qemu-ga.
     agent_channel: bool,
     /// A virtio-serial channel `vmt.go`, for `vmt.after=go`.
@@ -66,6 +68,12 @@ impl GuestOptions {
 
     pub fn pin_vcpu(mut self, host_cpu: u32) -> Self {
         self.host_cpu = Some(host_cpu);
+        self
+    }
+
+    /// `shares` against the other guests' 1024 where they want the same host CPU.
+    pub fn cpu_shares(mut self, shares: u32) -> Self {
+        self.cpu_shares = Some(shares);
         self
     }
 
@@ -123,6 +131,7 @@ impl Guest {
             work: work.to_owned(),
             args: Vec::new(),
             host_cpu: None,
+            cpu_shares: None,
             agent_channel: false,
             go_channel: false,
             disk_iops: None,
@@ -144,10 +153,14 @@ impl Guest {
         let dir = guest_dir(BOOTED_PREFIX);
         let disk = raw_disk(&dir, 8 << 20);
         let console = dir.path().join("console.log");
-        let cputune = options
+        let shares = options.cpu_shares.map(|s| format!("<shares>{s}</shares>"));
+        let pin = options
             .host_cpu
-            .map(|cpu| format!("<cputune><vcpupin vcpu='0' cpuset='{cpu}'/></cputune>"))
-            .unwrap_or_default();
+            .map(|cpu| format!("<vcpupin vcpu='0' cpuset='{cpu}'/>"));
+        let cputune = match [shares, pin].into_iter().flatten().collect::<String>() {
+            tune if tune.is_empty() => tune,
+            tune => format!("<cputune>{tune}</cputune>"),
+        };
         let go_socket = dir.path().join("go.sock");
         let mut channel = match options.agent_channel {
             true => AGENT_CHANNEL.to_owned(),
@@ -289,11 +302,32 @@ impl Guest {
     /// Stops its QEMU process (SIGSTOP) until the returned guard drops: the guest still shows as
     /// running, but its monitor answers nothing, as a QEMU stuck on its storage does.
     pub fn stop_qemu(&self) -> StoppedQemu {
-        let pid_file = format!("/run/libvirt/qemu/{}.pid", self.name);
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let pid = pid.trim().to_owned();
+        let pid = self.qemu_pid();
         signal("-STOP", &pid);
         StoppedQemu { pid }
+    }
+
+    fn qemu_pid(&self) -> String {
+        let pid_file = format!("/run/libvirt/qemu/{}.pid", self.name);
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        pid.trim().to_owned()
+    }
+
+    /// How long its first vCPU's thread has waited for a host CPU, in nanoseconds: the kernel's
+    /// own count (`run_delay` in `/proc/PID/task/TID/schedstat`), read without libvirt.
+    pub fn vcpu_wait_ns(&self) -> u64 {
+        let tasks = Path::new("/proc").join(self.qemu_pid()).join("task");
+        let vcpu = std::fs::read_dir(&tasks)
+            .unwrap()
+            .map(|task| task.unwrap().path())
+            .find(|task| {
+                let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+                comm.starts_with("CPU 0/")
+            })
+            .unwrap_or_else(|| panic!("{}: no vCPU thread in {}", self.name, tasks.display()));
+        let schedstat = std::fs::read_to_string(vcpu.join("schedstat")).unwrap();
+        let waited = schedstat.split_whitespace().nth(1);
+        waited.and_then(|n| n.parse().ok()).expect("run_delay")
     }
 
     pub fn destroy(&self) {
