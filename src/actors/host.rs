@@ -116,6 +116,14 @@ impl HostActor {
         past
     }
 
+    /// A poll tick: counted when the last cycle keeps it from starting one on time.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.cycle_running || !self.spacing.wait(Instant::now()).is_zero() {
+            self.status.overrun_ticks += 1;
+        }
+        self.collect(ctx);
+    }
+
     fn collect(&mut self, ctx: &mut Context<Self>) {
         // A cycle still running when the next is due is not doubled up.
         if self.cycle_running || self.stopped || self.past_deadline() {
@@ -311,7 +319,7 @@ impl Actor for HostActor {
         self.crashes.wait_out(ctx);
         guarded(self, ctx, Self::collect);
         ctx.run_interval(self.poll_interval, |actor, ctx| {
-            guarded(actor, ctx, Self::collect);
+            guarded(actor, ctx, Self::tick);
         });
     }
 }

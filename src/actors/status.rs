@@ -41,6 +41,9 @@ pub struct HostStatus {
     pub stuck_call_since: Option<DateTime<Utc>>,
     /// Domains that were listed but gone by the time they were read (not errors).
     pub domains_vanished: u64,
+    /// Poll ticks that found the last cycle still running or ended less than half a
+    /// `poll_interval` before: this host's cycles come less often than `poll_interval` asks.
+    pub overrun_ticks: u64,
     /// Cycles that made the bulk stats calls (the extended groups), and those in which one
     /// failed or was left behind, costing the rows of the domains it reads (not counted in
     /// `total_errors`: the seed's fields do not depend on them).

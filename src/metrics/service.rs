@@ -9,7 +9,7 @@ use prometheus_client::registry::Unit;
 use super::family::{Column, NO_LABELS, Spec, emit, emit_histograms, emit_table, flag, host_name};
 use crate::actors::status::{ConnectionState, Durations, HostStatus, TelemetryStatus};
 
-const HOSTS: [Column<HostStatus>; 10] = [
+const HOSTS: [Column<HostStatus>; 11] = [
     (
         Spec::gauge(
             "vmtelemetry_host_up",
@@ -81,6 +81,14 @@ const HOSTS: [Column<HostStatus>; 10] = [
             "Domains listed but gone when read.",
         ),
         |h| Some(h.domains_vanished as f64),
+    ),
+    (
+        Spec::counter(
+            "vmtelemetry_overrun_ticks",
+            None,
+            "Poll ticks that found the last cycle running or just ended: cycles come less often.",
+        ),
+        |h| Some(h.overrun_ticks as f64),
     ),
 ];
 
