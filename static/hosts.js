@@ -66,9 +66,13 @@ function fillHostRow(tr, host) {
   setText(statsError, host.last_stats_error || "—");
 }
 
+// Its last cycle, and the ticks that found a cycle still running or just ended: a count that
+// grows says the poll interval is too short for this host.
 function lastCycle(host) {
   if (!host.last_collection_time) return "—";
-  return `${clock(host.last_collection_time)} · ${milliseconds(host.last_collection_duration_sec)}`;
+  const last = `${clock(host.last_collection_time)} · ${milliseconds(host.last_collection_duration_sec)}`;
+  if (!host.overrun_ticks) return last;
+  return `${last} · ${integer.format(host.overrun_ticks)} ticks late`;
 }
 
 // A host blocked in a call shows that first: no new connection is opened meanwhile.

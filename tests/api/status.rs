@@ -3,6 +3,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestDomain, TestNode, collecting, spawn_app};
+use crate::support::browser::{host_row, on_page};
+use crate::support::prometheus::{scrape, value_of};
 
 #[actix_web::test]
 async fn status_reports_the_seeds_statistics_and_each_host() {
@@ -92,6 +94,35 @@ async fn status_times_each_hosts_last_cycle_and_bulk_call() {
     }
     // Such cycles end long before the next tick: none is late.
     assert_eq!(host["overrun_ticks"], json!(0), "{host}");
+}
+
+#[actix_web::test]
+async fn ticks_that_find_the_last_cycle_running_or_just_ended_are_counted_and_shown() {
+    // 100 domains at the floor's 10 ms: every cycle outlasts its tick.
+    let domains = TestDomain::running("vm", 0..100);
+    let (app, _influx, node) = collecting(&domains, &[("VMTELEMETRY_POLL_INTERVAL", "0.01")]).await;
+    let status = app
+        .status_when("overrun ticks", Duration::from_secs(20), |status| {
+            let host = &status["hosts"][0];
+            Some(host["overrun_ticks"].as_u64()? >= 10 && host["total_collections"].as_u64()? >= 3)
+        })
+        .await;
+    let host = &status["hosts"][0];
+    assert_eq!(host["total_errors"], json!(0), "{host}");
+    let uri = [("uri", node.uri.as_str())];
+    let samples = scrape(&app.client, &app.address).await;
+    let scraped = value_of(&samples, "vmtelemetry_overrun_ticks_total", &uri);
+    let counted = host["overrun_ticks"].as_f64().unwrap();
+    assert!(
+        scraped.is_some_and(|s| s >= counted),
+        "{scraped:?} after {host}"
+    );
+    // The dashboard's collection table says so beside the host's last cycle.
+    let row = on_page(app.address.clone(), move |tab| {
+        host_row(tab, &node.uri, "/ticks late$/.test(row.cycle)")
+    })
+    .await;
+    assert_eq!(row["state"], json!("connected"), "{row}");
 }
 
 #[actix_web::test]
