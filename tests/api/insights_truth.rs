@@ -45,7 +45,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// `cpu_contention`'s steal threshold here (10 % by default). Five TCG guests on two cores give
 /// even a steady guest real steal: 4-23 % a cycle measured in the steady phase, 10 % or more
 /// three cycles in a row in half the runs. The burst, weighted 4:1, leaves its neighbour 65-73 %
-/// (benches/README.md, "insights_truth").
+/// (benches/README.md, "A contended host").
 const STEAL_PERCENT: f64 = 40.0;
 /// The host itself can be contended (a CI machine's own hypervisor, its other tenants): a steady
 /// guest may then really wait. Its `cpu_contention` is no false alarm where the kernel shows its
