@@ -463,6 +463,15 @@ fn candidates(exporter: bool) -> Vec<Candidate> {
                 groups: StatsGroups::empty(),
             },
         ));
+        // The floor of issue #33's target: the block counters alone, by their cheapest call.
+        paths.push((
+            format!("block counters alone: per disk, {k} threads"),
+            Path::PerDomain {
+                calls: vec![BlockStats],
+                k,
+                groups: StatsGroups::empty(),
+            },
+        ));
         paths.push((
             format!("per-domain block + bulk interface, {k} threads"),
             Path::PerDomain {
