@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks src/ against the codebase's size and shape rules: no import circle between files,
-no function over 80 lines, no file over 400 lines before its tests."""
+no function over 80 lines, no file over 400 lines before its tests; and the README's
+architecture section names every file (a folder's `mod.rs` by the folder)."""
 import glob
 import re
 import sys
@@ -131,6 +132,16 @@ for f in files:
             i = j + 1 if s else i + 1
         else:
             i += 1
+
+readme = open("README.md", encoding="utf-8").read()
+if "\n## Architecture\n" not in readme:
+    problems.append("README.md: no Architecture section")
+architecture = readme.split("\n## Architecture\n", 1)[-1].split("\n## ", 1)[0]
+for f in files:
+    parts = f.split("/")
+    name = parts[-2] + "/" if parts[-1] == "mod.rs" else parts[-1]
+    if name not in architecture:
+        problems.append(f"{f}: not named in README.md's Architecture section ({name})")
 
 for p in problems:
     print(p)
